@@ -1,0 +1,30 @@
+# Finds every third-party dependency (all from Debian 12 packages, see packaging/install-deps.sh).
+# Libraries that ship a CMake config are found with find_package; the pkg-config-only ones
+# (libpcap, libtins, libcap, c-ares) are wrapped as imported targets netprobe::<name>.
+find_package(PkgConfig REQUIRED)
+
+function(netprobe_pkg_target name module)
+  pkg_check_modules(${name} REQUIRED IMPORTED_TARGET GLOBAL ${module})
+  add_library(netprobe::${name} ALIAS PkgConfig::${name})
+endfunction()
+
+netprobe_pkg_target(pcap libpcap)
+netprobe_pkg_target(tins libtins)
+netprobe_pkg_target(cap libcap)
+netprobe_pkg_target(cares libcares)
+
+find_package(Threads REQUIRED)
+find_package(prometheus-cpp CONFIG REQUIRED)
+find_package(yaml-cpp CONFIG REQUIRED)
+find_package(CLI11 CONFIG REQUIRED)
+find_package(spdlog CONFIG REQUIRED)
+find_package(fmt CONFIG REQUIRED)
+find_package(nlohmann_json CONFIG REQUIRED)
+
+if(NETPROBE_BUILD_TESTS)
+  find_package(GTest CONFIG REQUIRED)
+  find_package(valijson CONFIG REQUIRED)
+endif()
+if(NETPROBE_BUILD_BENCH)
+  find_package(benchmark CONFIG REQUIRED)
+endif()

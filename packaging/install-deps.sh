@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs every build, run and test dependency of netprobe from Debian 12 packages.
+# Idempotent: does nothing (and needs no network) when everything is already installed.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config git
+  libpcap-dev libtins-dev prometheus-cpp-dev libyaml-cpp-dev libcap-dev libc-ares-dev
+  libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libvalijson-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # run-time and test tools: namespaces, loss injection, a real Prometheus, DNS, curl, ping, capabilities
+  iproute2 nftables prometheus dnsmasq-base curl iputils-ping libcap2-bin python3 procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO=sudo
+else
+  SUDO=
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,130 @@
+#pragma once
+// The probe interface. One implementation per probe type, each in its own file, listed explicitly in
+// registry.cpp (zmap's probe_modules are the model). The comments on each function are contracts.
+//
+// Life of a probe packet:
+//   control plane: make_template() builds the constant packet once with libtins (per target host x group);
+//   data plane:    craft() copies the template into a caller-owned buffer and patches source address,
+//                  source port, token and checksums (no allocation, no libtins, no exceptions);
+//   capture:       classify() (one function for all types, below) turns a captured IP packet into a
+//                  MatchKey and a verdict, or rejects it with a reason. It never throws, never allocates,
+//                  and reads only within the given bytes: captured packets are untrusted input.
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/net.h"
+
+namespace netprobe {
+
+// Where a probe's answer is expected. Built from our own outgoing probe and from the reply, so equal keys
+// mean "this reply answers this probe".
+struct MatchKey {
+  ProbeType type = ProbeType::kTcpSyn;
+  IpAddress target;         // probe destination (reply: its source; ICMP error: the quoted destination)
+  uint16_t local_port = 0;  // probe source port; 0 for ICMP echo
+  uint32_t token = 0;       // see the token layout below
+  friend bool operator==(const MatchKey&, const MatchKey&) = default;
+};
+
+// Token layout per type. Tokens are chosen by the engine (keyed hash of a per-run secret, the iteration
+// and the probe slot), masked to token_bits(); 0 is never used (the kernel rewrites an IPv4 IP-ID of 0).
+//   TCPsyn:          seq = token << kTcpSeqShift. A SYN-ACK acks seq+1, a RST-ACK to a SYN with P bytes of
+//                    payload acks seq+1+P; (ack-1) >> kTcpSeqShift recovers the token for any P < 2^shift
+//                    and the exact ack is then checked against the matched probe (tcp_ack_matches()).
+//   ICMPping:        echo id = token >> 16, echo seq = token & 0xffff.
+//   UDPunreachable:  IPv4 IP-ID (16 bits) / IPv6 flow label (20 bits), read back from the quoted header.
+inline constexpr int kTcpSeqShift = 14;
+int token_bits(ProbeType type, AddressFamily af);
+
+// Constant per (target host, group): compiled into the template.
+struct ProbeParams {
+  AddressFamily af = AddressFamily::kV4;
+  IpAddress src;               // default source; craft() may override it per packet (source subnets)
+  IpAddress dst;
+  uint16_t dst_port = 0;       // ignored by ICMPping
+  uint8_t dscp = 0;            // TOS / traffic class = dscp << 2
+  bool dont_fragment = true;   // IPv4 DF bit
+  uint16_t ip_payload_size = 0;  // L4 header + data; smaller than the bare L4 header means "bare header"
+  uint8_t ttl = 64;
+};
+
+// Patched into every packet.
+struct PacketFields {
+  IpAddress src;
+  uint16_t src_port = 0;  // ignored by ICMPping
+  uint32_t token = 0;
+};
+
+// A complete IP packet (from the IP header on) plus what craft() needs to patch it.
+struct PacketTemplate {
+  ProbeType type = ProbeType::kTcpSyn;
+  ProbeParams params;
+  std::vector<uint8_t> bytes;
+  size_t l4_offset = 0;         // where the L4 header starts
+  size_t l4_payload_size = 0;   // bytes after the L4 header
+};
+
+enum class Direction : uint8_t { kIncoming, kOutgoing };
+
+enum class Verdict : uint8_t {
+  kOwnProbe,   // one of our probes seen leaving; its capture timestamp is the send time
+  kAnswer,     // answers the probe under `key`: TCP SYN-ACK or RST-ACK, echo reply, UDP port unreachable
+  kIcmpError,  // an ICMP error quoting the probe under `key` that is not its expected answer
+  kReject,     // not ours or unusable; `reason` says why
+};
+
+enum class RejectReason : uint8_t {
+  kNone = 0,
+  kTruncated,         // shorter than its headers claim
+  kMalformed,         // impossible header values (bad version, IHL < 5, ...)
+  kNotAProbeProtocol, // not TCP, UDP, ICMP or ICMPv6
+  kNotAReply,         // our protocol but not a reply (e.g. a SYN arriving, an echo request, a plain RST)
+  kNotAProbe,         // outgoing but not one of our probe shapes
+  kQuoteTruncated,    // ICMP error whose quote is too short to identify the probe (< IP header + 8 bytes)
+  kQuoteNotAProbe,    // ICMP error quoting something that is not a probe of ours (wrong protocol/shape)
+  kCount
+};
+std::string_view to_string(RejectReason r);
+
+struct Classification {
+  Verdict verdict = Verdict::kReject;
+  RejectReason reason = RejectReason::kNone;
+  MatchKey key;
+  IpAddress local;          // our address: the reply's destination, or the probe's source
+  uint32_t tcp_ack = 0;     // TCP answers: the ack number, to check exactly against the probe
+  uint8_t tcp_flags = 0;    // TCP answers and own probes
+  uint8_t icmp_type = 0;    // kIcmpError and UDP kAnswer: the ICMP/ICMPv6 type and code
+  uint8_t icmp_code = 0;
+};
+
+class Probe {
+ public:
+  virtual ~Probe() = default;
+  virtual ProbeType type() const = 0;
+  // Builds the constant packet with libtins. Control plane: may allocate and throw on programmer error.
+  virtual PacketTemplate make_template(const ProbeParams& params) const = 0;
+  // Writes the packet for `fields` into `out` and returns its length, or 0 if `out` is too small.
+  // Copies the template, patches source address, source port and token, recomputes the checksums.
+  virtual size_t craft(const PacketTemplate& tmpl, const PacketFields& fields,
+                       std::span<uint8_t> out) const noexcept = 0;
+};
+
+// Classifies one captured IP packet (starting at the IPv4/IPv6 header) of any probe type.
+Classification classify(std::span<const uint8_t> ip_packet, Direction dir) noexcept;
+
+// TCP: true if `ack` (with `flags`) exactly answers a SYN with sequence `seq` carrying `payload` bytes:
+// SYN-ACK acks seq+1; RST-ACK acks seq+1 or seq+1+payload (netprobify accepts both).
+bool tcp_ack_matches(uint32_t seq, size_t payload, uint32_t ack, uint8_t flags) noexcept;
+
+// The probe implementations, one per type (registry.cpp).
+const Probe& probe_for(ProbeType type);
+
+// Kernel capture filter (pcap syntax) that passes our outgoing probes and every packet classify() could
+// accept as an answer or ICMP error for the given types, for both address families. IPv6 uses fixed
+// offsets after the 40-byte header (libpcap cannot index transport headers over IPv6).
+std::string capture_filter(std::span<const ProbeType> types);
+
+}  // namespace netprobe

@@ -1,0 +1,88 @@
+#pragma once
+// netprobify-compatible configuration as plain structs. Produced by load_config() (loader.h) after the
+// YAML has passed schema/netprobe-config.schema.json and the cross-field checks; every field here is
+// already defaulted, so the rest of the program never looks at YAML.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/net.h"
+
+namespace netprobe {
+
+enum class AlertLevel : uint8_t { kPaging, kPagingValidation, kSandbox, kNoAlert };
+std::string_view to_string(AlertLevel level);  // "paging", "paging_validation", "sandbox", "no_alert"
+
+struct GlobalConfig {
+  std::string probe_name;
+  int interval_s = 0;                 // required
+  double interval_packets_s = 0;      // gap between two packets of one target
+  int nb_proc = 1;                    // required
+  int verbose = 0;
+  std::string logging_level;          // CRITICAL/ERROR/WARNING/INFO/DEBUG/NOTSET
+  int prometheus_port = 0;            // required
+  std::string prometheus_address = "0.0.0.0";
+  int dns_update_interval_s = 0;      // 0 = re-resolve every iteration (netprobify's real behaviour)
+  int reload_conf_interval_s = 0;     // 0 = disabled
+  bool l3_raw_socket = false;         // accepted for compatibility; netprobe always uses L3 raw sockets
+  double timeout_s = 3600;            // per-worker bound on one iteration
+  std::vector<int> percentile{95, 50};
+  std::vector<std::string> disable_dynamic_inventories;
+  // netprobe extensions (not in netprobify's schema; all optional).
+  double max_packets_per_second = 0;  // global send cap; 0 = no cap (pacing still spreads packets)
+};
+
+struct GroupConfig {
+  std::string name;
+  std::optional<IpAddress> src_ipv4;  // `src_ipv4`, or the deprecated `src_ip`
+  std::optional<IpAddress> src_ipv6;
+  std::optional<IpNetwork> src_subnet_ipv4;
+  std::optional<IpNetwork> src_subnet_ipv6;
+  uint16_t src_port_a = 65000;
+  uint16_t src_port_z = 65001;
+  std::optional<int> ip_payload_size;  // used by ICMPping targets without their own size only
+  int dscp = 0;
+  bool permit_target_auto_register = true;
+};
+
+struct Threshold {
+  std::optional<double> latency;
+  std::optional<double> loss;
+};
+
+struct TargetConfig {
+  std::string name;
+  std::string description;            // defaults to the name; never exported (as netprobify)
+  ProbeType type = ProbeType::kTcpSyn;
+  std::string destination;            // IP literal, hostname, or subnet when is_subnet
+  std::optional<AddressFamily> address_family;  // explicit; else detected from the destination, else v4
+  bool dont_fragment = true;
+  bool is_subnet = false;
+  std::optional<uint16_t> dst_port;   // required for TCPsyn and UDPunreachable (checked at load)
+  int nb_packets = 1;                 // per group per iteration
+  std::optional<int> ip_payload_size; // L4 header + data
+  Threshold threshold;
+  AlertLevel alert_level = AlertLevel::kNoAlert;
+  std::optional<std::string> state;   // "in production" / "validation"; exported as "None" when unset
+  double timeout_s = 1;               // wait after the last packet
+  int dns_update_interval_s = 0;      // inherited from global when absent
+  bool auto_register_to_groups = true;
+  std::vector<std::string> register_to;
+  std::vector<std::string> exclude_from;
+  std::vector<std::string> groups;    // resolved association (sorted), see netprobify's rules
+  bool is_dynamic = false;            // from an inventory plug-in
+
+  AddressFamily family() const;       // address_family, else detected, else v4
+  std::string state_label() const { return state.value_or("None"); }
+};
+
+struct Config {
+  std::string source_path;
+  GlobalConfig global;
+  std::map<std::string, GroupConfig> groups;    // by name (sorted, stable)
+  std::map<std::string, TargetConfig> targets;  // by name
+};
+
+}  // namespace netprobe

@@ -1,0 +1,46 @@
+#pragma once
+// What one iteration measured for one (target, group): the unit the engine hands to the metrics.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/net.h"
+
+namespace netprobe {
+
+struct GroupMeasurement {
+  std::string target;        // target name (config key, or <plugin>_<hostname>)
+  std::string group;
+  ProbeType type = ProbeType::kTcpSyn;
+  AddressFamily af = AddressFamily::kV4;
+  std::string state = "None";
+  uint64_t sent = 0;         // probes accounted: answered + lost
+  uint64_t lost = 0;         // no answer before the deadline (ICMP errors count here too)
+  std::vector<double> rtts_s;  // RTTs of answered probes with RTT >= 0, in seconds, any order
+  uint64_t time_ooo = 0;     // answered with a negative RTT (counted as answered, excluded from rtts)
+  uint64_t late = 0;         // answers that arrived after their probe's deadline
+  uint64_t duplicates = 0;   // second and later answers to one probe
+  std::map<std::string, uint64_t> icmp_errors;  // ICMP errors quoting our probes, by "type/code" label
+};
+
+// Per-target events that netprobify exports without a group label.
+struct TargetEvents {
+  std::string target;
+  ProbeType type = ProbeType::kTcpSyn;
+  AddressFamily af = AddressFamily::kV4;
+  uint64_t match_ack_fail = 0;  // TCP answers whose ack maps to no probe exactly
+  uint64_t port_mismatch = 0;   // answers whose port differs from the matched probe's
+};
+
+struct IterationReport {
+  std::vector<GroupMeasurement> groups;
+  std::vector<TargetEvents> targets;
+  double duration_s = 0;
+  uint64_t capture_received = 0;  // pcap_stats deltas for this iteration
+  uint64_t capture_dropped = 0;
+  uint64_t capture_if_dropped = 0;
+  std::map<std::string, uint64_t> rejected;  // captured packets rejected, by reason
+};
+
+}  // namespace netprobe

@@ -1,0 +1,62 @@
+#pragma once
+// Plain value types shared by every part: address family, IP address, probe type.
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace netprobe {
+
+enum class AddressFamily : uint8_t { kV4 = 4, kV6 = 6 };
+
+// The three probe types, spelled as netprobify's `type:` values.
+enum class ProbeType : uint8_t { kTcpSyn = 0, kIcmpPing = 1, kUdpUnreachable = 2 };
+inline constexpr int kProbeTypeCount = 3;
+
+std::string_view to_string(ProbeType t);                  // "TCPsyn", "ICMPping", "UDPunreachable"
+std::optional<ProbeType> probe_type_from_string(std::string_view s);
+std::string_view to_string(AddressFamily af);             // "ipv4", "ipv6" (the metric label values)
+
+// An IPv4 or IPv6 address in network byte order. IPv4 uses the first 4 bytes; the rest are zero,
+// so that equality and hashing can look at all 16 bytes.
+struct IpAddress {
+  AddressFamily af = AddressFamily::kV4;
+  std::array<uint8_t, 16> bytes{};
+
+  static std::optional<IpAddress> parse(std::string_view text);  // literal only, no DNS
+  static IpAddress v4(uint32_t host_order);
+  static IpAddress from_bytes(AddressFamily af, const uint8_t* p);  // 4 or 16 bytes
+  size_t size() const { return af == AddressFamily::kV4 ? 4 : 16; }
+  uint32_t v4_host_order() const;
+  std::string to_string() const;
+  bool is_unspecified() const;
+  friend bool operator==(const IpAddress&, const IpAddress&) = default;
+};
+
+// A network in CIDR form (also accepts a plain address as a /32 or /128).
+struct IpNetwork {
+  IpAddress base;  // masked
+  int prefix = 0;
+
+  static std::optional<IpNetwork> parse(std::string_view text);
+  // Number of addresses in the network, saturated at 2^32.
+  uint64_t size() const;
+  // The i-th address of the network (0 = network address).
+  IpAddress at(uint64_t i) const;
+  std::string to_string() const;
+};
+
+}  // namespace netprobe
+
+template <>
+struct std::hash<netprobe::IpAddress> {
+  size_t operator()(const netprobe::IpAddress& a) const noexcept {
+    uint64_t x, y;
+    std::memcpy(&x, a.bytes.data(), 8);
+    std::memcpy(&y, a.bytes.data() + 8, 8);
+    return std::hash<uint64_t>()(x * 0x9E3779B97F4A7C15ULL ^ y ^ uint64_t(a.af));
+  }
+};
