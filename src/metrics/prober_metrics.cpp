@@ -1,0 +1,430 @@
+#include "metrics/prober_metrics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <set>
+
+#include <fmt/format.h>
+
+namespace netprobe {
+
+namespace {
+
+using prometheus::Counter;
+using prometheus::Gauge;
+using prometheus::Histogram;
+using prometheus::Labels;
+
+// Local spelling of the alert_level label: config/ declares to_string(AlertLevel) but this library must
+// not depend on config's implementation, only on its plain structs.
+std::string alert_level_label(AlertLevel level) {
+  switch (level) {
+    case AlertLevel::kPaging: return "paging";
+    case AlertLevel::kPagingValidation: return "paging_validation";
+    case AlertLevel::kSandbox: return "sandbox";
+    case AlertLevel::kNoAlert: return "no_alert";
+  }
+  return "no_alert";
+}
+
+std::string label_or_empty(const Labels& labels, const char* name) {
+  auto it = labels.find(name);
+  return it == labels.end() ? std::string() : it->second;
+}
+
+size_t type_index(ProbeType type) { return static_cast<size_t>(type); }
+
+}  // namespace
+
+double percentile_linear(std::vector<double>& values, int p) {
+  if (values.empty()) return 0;
+  if (!std::is_sorted(values.begin(), values.end())) std::sort(values.begin(), values.end());
+  // Same floating-point steps as netprobify's Python (k = (len-1) * (p/100)), so that the exported
+  // values are bit-for-bit what netprobify would have exported for the same samples.
+  const double k = static_cast<double>(values.size() - 1) * (static_cast<double>(p) / 100.0);
+  const double f = std::floor(k);
+  const double c = std::ceil(k);
+  if (f == c) return values[static_cast<size_t>(k)];
+  const double d0 = values[static_cast<size_t>(f)] * (c - k);
+  const double d1 = values[static_cast<size_t>(c)] * (k - f);
+  return d0 + d1;
+}
+
+std::string_view metric_prefix(ProbeType type) {
+  switch (type) {
+    case ProbeType::kTcpSyn: return "tcpsyn";
+    case ProbeType::kIcmpPing: return "icmp";
+    case ProbeType::kUdpUnreachable: return "udp_unreachable";
+  }
+  return "unknown";
+}
+
+const std::vector<double>& rtt_buckets() {
+  static const std::vector<double> buckets{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3,
+                                           25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1,    2.5,    5};
+  return buckets;
+}
+
+template <typename T>
+class ProberMetrics::SeriesSet : public ProberMetrics::SeriesSetBase {
+ public:
+  explicit SeriesSet(prometheus::Family<T>& family) : family_(family) {}
+
+  // The child with these labels, created (at 0) on first use. `args` are the constructor arguments
+  // (the bucket boundaries for a histogram).
+  template <typename... Args>
+  T& get(const Labels& labels, Args&&... args) {
+    auto it = children_.find(labels);
+    if (it != children_.end()) return *it->second;
+    T& child = family_.Add(labels, std::forward<Args>(args)...);
+    children_.emplace(labels, &child);
+    return child;
+  }
+
+  void remove_if(const std::function<bool(const Labels&)>& pred) override {
+    for (auto it = children_.begin(); it != children_.end();) {
+      if (pred(it->first)) {
+        family_.Remove(it->second);
+        it = children_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  // Set by the per-type families only: lets declare_target drop a target's series of another type.
+  std::optional<ProbeType> owner;
+
+ private:
+  prometheus::Family<T>& family_;
+  std::map<Labels, T*> children_;
+};
+
+struct ProberMetrics::TypeFamilies {
+  SeriesSet<Counter>* sent = nullptr;
+  SeriesSet<Counter>* loss = nullptr;
+  SeriesSet<Gauge>* loss_ratio = nullptr;
+  SeriesSet<Gauge>* round_trip = nullptr;
+  SeriesSet<Histogram>* rtt = nullptr;
+  SeriesSet<Counter>* icmp_errors = nullptr;
+  SeriesSet<Gauge>* match_ack_fail = nullptr;  // TCPsyn only
+  SeriesSet<Gauge>* port_mismatch = nullptr;   // TCPsyn and UDPunreachable only
+};
+
+ProberMetrics::ProberMetrics(std::shared_ptr<prometheus::Registry> registry, std::string probe_name,
+                             std::vector<int> percentiles, std::string version)
+    : registry_(std::move(registry)),
+      probe_name_(std::move(probe_name)),
+      percentiles_(std::move(percentiles)),
+      version_(std::move(version)) {
+  auto& reg = *registry_;
+  auto add = [this]<typename T>(prometheus::Family<T>& family, std::optional<ProbeType> owner = {}) {
+    auto set = std::make_unique<SeriesSet<T>>(family);
+    set->owner = owner;
+    auto* raw = set.get();
+    all_.push_back(std::move(set));
+    return raw;
+  };
+  auto gauge = [&](const std::string& name, const std::string& help, std::optional<ProbeType> owner = {}) {
+    return add(prometheus::BuildGauge().Name(name).Help(help).Register(reg), owner);
+  };
+  auto counter = [&](const std::string& name, const std::string& help, std::optional<ProbeType> owner = {}) {
+    return add(prometheus::BuildCounter().Name(name).Help(help).Register(reg), owner);
+  };
+
+  netprobe_info_ = gauge("netprobe_info", "netprobe version");
+  netprobify_info_ = gauge("netprobify_info", "Compatibility: netprobify's info gauge (scapy_version is \"none\")");
+
+  // prometheus-cpp renders a family name as given (it does not append _total as prometheus_client does),
+  // so counter families carry the _total suffix themselves to expose netprobify's exact series names.
+  for (ProbeType type : {ProbeType::kTcpSyn, ProbeType::kIcmpPing, ProbeType::kUdpUnreachable}) {
+    const std::string p(metric_prefix(type));
+    const std::string t(to_string(type));
+    auto tf = std::make_unique<TypeFamilies>();
+    tf->sent = counter(p + "_sent_total", t + " probes sent (answered + lost)", type);
+    tf->loss = counter(p + "_loss_total", t + " probes without an answer", type);
+    tf->loss_ratio = gauge(p + "_loss_ratio", t + " loss ratio of the last iteration", type);
+    tf->round_trip =
+        gauge(p + "_round_trip_seconds", t + " round-trip time percentile of the last iteration (0 without answer)",
+              type);
+    tf->rtt = add(prometheus::BuildHistogram()
+                      .Name(p + "_rtt_seconds")
+                      .Help(t + " round-trip time of every answered probe")
+                      .Register(reg),
+                  type);
+    tf->icmp_errors = counter(p + "_icmp_errors_total", t + " ICMP errors quoting our probes, by type/code", type);
+    if (type == ProbeType::kTcpSyn) {
+      tf->match_ack_fail =
+          gauge(p + "_match_ack_fail_count", "TCP answers whose ack matches no probe (gauge used as a counter)", type);
+    }
+    if (type != ProbeType::kIcmpPing) {
+      tf->port_mismatch =
+          gauge(p + "_port_mismatch_count", t + " answers whose port differs from the probe's (gauge used as a counter)",
+                type);
+    }
+    types_[type_index(type)] = std::move(tf);
+  }
+
+  threshold_ = gauge("threshold", "Configured alerting threshold of a target");
+  resolution_status_ = gauge("app_host_resolution_status", "1 after a resolution that changed the address, 0 on failure");
+  resolution_change_ = counter("app_host_resolution_change_total", "Changes of a target's resolved address");
+  time_ooo_ = counter("app_time_ooo_total", "Answers with a negative round-trip time");
+  iteration_time_ = gauge("app_iteration_time_seconds", "Wall time of the last iteration");
+  target_name_dup_ = counter("app_target_name_dup_total", "Duplicate target names");
+  process_timed_out_ = counter("app_process_timed_out_total", "Probing workers terminated for exceeding global.timeout");
+  reload_failed_status_ = gauge("app_reload_conf_failed_status", "1 when the last configuration reload failed");
+  late_ = counter("netprobe_late_replies_total", "Answers that arrived after their probe's deadline");
+  duplicates_ = counter("netprobe_duplicate_replies_total", "Second and later answers to one probe");
+  capture_received_ = counter("netprobe_capture_packets_received_total", "Packets received by the capture (pcap_stats)");
+  capture_dropped_ = counter("netprobe_capture_packets_dropped_total",
+                             "Packets dropped before the capture could read them (pcap_stats), by source");
+  capture_rejected_ = counter("netprobe_capture_rejected_total", "Captured packets rejected, by reason");
+
+  create_process_series();
+}
+
+ProberMetrics::~ProberMetrics() = default;
+
+Labels ProberMetrics::m5(const std::string& target, AddressFamily af, const std::string& state,
+                         const std::string& group) const {
+  return {{"probe_name", probe_name_},
+          {"destination", target},
+          {"address_family", std::string(to_string(af))},
+          {"state", state},
+          {"group", group}};
+}
+
+Labels ProberMetrics::a3(const std::string& target, AddressFamily af) const {
+  return {{"probe_name", probe_name_}, {"destination", target}, {"address_family", std::string(to_string(af))}};
+}
+
+void ProberMetrics::create_process_series() {
+  netprobe_info_->get({{"version", version_}}).Set(1);
+  netprobify_info_->get({{"version", version_}, {"scapy_version", "none"}}).Set(1);
+  const Labels pn{{"probe_name", probe_name_}};
+  reload_failed_status_->get(pn).Set(reload_failed_ ? 1 : 0);
+  process_timed_out_->get(pn);
+  capture_received_->get(pn);
+  capture_dropped_->get({{"probe_name", probe_name_}, {"source", "kernel"}});
+  capture_dropped_->get({{"probe_name", probe_name_}, {"source", "interface"}});
+}
+
+void ProberMetrics::remove_if(const std::function<bool(const Labels&)>& pred) {
+  for (auto& set : all_) set->remove_if(pred);
+}
+
+void ProberMetrics::record(const IterationReport& report) {
+  const auto& buckets = rtt_buckets();
+  std::vector<double> rtts;
+  std::vector<double> increments(buckets.size() + 1);
+  for (const GroupMeasurement& gm : report.groups) {
+    TypeFamilies& tf = *types_[type_index(gm.type)];
+    const Labels labels = m5(gm.target, gm.af, gm.state, gm.group);
+    tf.sent->get(labels).Increment(static_cast<double>(gm.sent));
+    tf.loss->get(labels).Increment(static_cast<double>(gm.lost));
+    tf.loss_ratio->get(labels).Set(gm.sent == 0 ? 0.0 : static_cast<double>(gm.lost) / static_cast<double>(gm.sent));
+
+    rtts = gm.rtts_s;
+    // The engine promises finite RTTs >= 0; a NaN would make the sort undefined, so enforce it here.
+    std::erase_if(rtts, [](double v) { return !(v >= 0) || std::isinf(v); });
+    std::sort(rtts.begin(), rtts.end());
+    for (int p : percentiles_) {
+      Labels with_p = labels;
+      with_p.emplace("percentile", std::to_string(p));
+      tf.round_trip->get(with_p).Set(percentile_linear(rtts, p));
+    }
+    // One pass over the sorted samples instead of one Observe() (and its bucket search) per sample.
+    std::fill(increments.begin(), increments.end(), 0.0);
+    double sum = 0;
+    size_t bucket = 0;
+    for (double rtt : rtts) {
+      while (bucket < buckets.size() && rtt > buckets[bucket]) ++bucket;
+      increments[bucket] += 1;
+      sum += rtt;
+    }
+    tf.rtt->get(labels, buckets).ObserveMultiple(increments, sum);
+
+    for (const auto& [icmp, count] : gm.icmp_errors) {
+      Labels with_icmp = labels;
+      with_icmp.emplace("icmp", icmp);
+      tf.icmp_errors->get(with_icmp).Increment(static_cast<double>(count));
+    }
+
+    const std::string af(to_string(gm.af));
+    time_ooo_->get({{"probe_name", probe_name_}, {"destination", gm.target}, {"address_family", af}, {"group", gm.group}})
+        .Increment(static_cast<double>(gm.time_ooo));
+    const Labels event_labels{{"probe_name", probe_name_},
+                              {"destination", gm.target},
+                              {"address_family", af},
+                              {"group", gm.group},
+                              {"type", std::string(to_string(gm.type))}};
+    late_->get(event_labels).Increment(static_cast<double>(gm.late));
+    duplicates_->get(event_labels).Increment(static_cast<double>(gm.duplicates));
+  }
+
+  for (const TargetEvents& te : report.targets) {
+    TypeFamilies& tf = *types_[type_index(te.type)];
+    const Labels labels = a3(te.target, te.af);
+    if (tf.match_ack_fail) tf.match_ack_fail->get(labels).Increment(static_cast<double>(te.match_ack_fail));
+    if (tf.port_mismatch) tf.port_mismatch->get(labels).Increment(static_cast<double>(te.port_mismatch));
+  }
+
+  const Labels pn{{"probe_name", probe_name_}};
+  capture_received_->get(pn).Increment(static_cast<double>(report.capture_received));
+  capture_dropped_->get({{"probe_name", probe_name_}, {"source", "kernel"}})
+      .Increment(static_cast<double>(report.capture_dropped));
+  capture_dropped_->get({{"probe_name", probe_name_}, {"source", "interface"}})
+      .Increment(static_cast<double>(report.capture_if_dropped));
+  for (const auto& [reason, count] : report.rejected) {
+    capture_rejected_->get({{"probe_name", probe_name_}, {"reason", reason}}).Increment(static_cast<double>(count));
+  }
+  iteration_time_->get(pn).Set(report.duration_s);
+}
+
+void ProberMetrics::create_target_series(const TargetConfig& target, AddressFamily af) {
+  TypeFamilies& tf = *types_[type_index(target.type)];
+  const std::string state = target.state_label();
+  const std::string af_label(to_string(af));
+  for (const std::string& group : target.groups) {
+    const Labels labels = m5(target.name, af, state, group);
+    tf.sent->get(labels);
+    tf.loss->get(labels);
+    tf.loss_ratio->get(labels);
+    for (int p : percentiles_) {
+      Labels with_p = labels;
+      with_p.emplace("percentile", std::to_string(p));
+      tf.round_trip->get(with_p);
+    }
+    tf.rtt->get(labels, rtt_buckets());
+    time_ooo_->get({{"probe_name", probe_name_}, {"destination", target.name}, {"address_family", af_label}, {"group", group}});
+    const Labels event_labels{{"probe_name", probe_name_},
+                              {"destination", target.name},
+                              {"address_family", af_label},
+                              {"group", group},
+                              {"type", std::string(to_string(target.type))}};
+    late_->get(event_labels);
+    duplicates_->get(event_labels);
+
+    auto set_threshold = [&](const char* kind, double value) {
+      threshold_
+          ->get({{"probe_name", probe_name_},
+                 {"destination", target.name},
+                 {"address_family", af_label},
+                 {"type", kind},
+                 {"state", state},
+                 {"alert_level", alert_level_label(target.alert_level)},
+                 {"group", group}})
+          .Set(value);
+    };
+    if (target.threshold.latency) set_threshold("latency", *target.threshold.latency);
+    if (target.threshold.loss) set_threshold("loss", *target.threshold.loss);
+  }
+  if (!target.groups.empty()) {
+    if (tf.match_ack_fail) tf.match_ack_fail->get(a3(target.name, af));
+    if (tf.port_mismatch) tf.port_mismatch->get(a3(target.name, af));
+  }
+}
+
+void ProberMetrics::declare_target(const TargetConfig& target, AddressFamily af) {
+  const std::string state = target.state_label();
+  const std::string af_label(to_string(af));
+  const std::string type_label(to_string(target.type));
+  const std::set<std::string> groups(target.groups.begin(), target.groups.end());
+  // Thresholds are always rebuilt (an alert_level or value change must not leave the old series behind);
+  // other series survive only if they still describe this target as configured now.
+  auto stale = [&](const Labels& labels) {
+    if (label_or_empty(labels, "destination") != target.name) return false;
+    if (labels.count("alert_level")) return true;
+    auto differs = [&](const char* name, const std::string& want) {
+      auto it = labels.find(name);
+      return it != labels.end() && it->second != want;
+    };
+    if (differs("address_family", af_label) || differs("state", state) || differs("type", type_label)) return true;
+    auto g = labels.find("group");
+    return g != labels.end() && !groups.count(g->second);
+  };
+  for (auto& set : all_) set->remove_if(stale);
+  // Series of the per-type families of another probe type (the target changed type).
+  for (size_t i = 0; i < types_.size(); ++i) {
+    if (i == type_index(target.type)) continue;
+    TypeFamilies& tf = *types_[i];
+    auto of_target = [&](const Labels& labels) { return label_or_empty(labels, "destination") == target.name; };
+    for (SeriesSetBase* set : std::initializer_list<SeriesSetBase*>{tf.sent, tf.loss, tf.loss_ratio, tf.round_trip,
+                                                                    tf.rtt, tf.icmp_errors, tf.match_ack_fail,
+                                                                    tf.port_mismatch}) {
+      if (set) set->remove_if(of_target);
+    }
+  }
+  create_target_series(target, af);
+  declared_.insert_or_assign(target.name, Declared{target, af});
+}
+
+void ProberMetrics::clear_target(const std::string& target) {
+  remove_if([&](const Labels& labels) { return label_or_empty(labels, "destination") == target; });
+  declared_.erase(target);
+}
+
+void ProberMetrics::clear_target_measurements(const std::string& target) {
+  auto of_target = [&](const Labels& labels) { return label_or_empty(labels, "destination") == target; };
+  for (auto& tf : types_) {
+    for (SeriesSetBase* set : std::initializer_list<SeriesSetBase*>{tf->sent, tf->loss, tf->loss_ratio, tf->round_trip,
+                                                                    tf->rtt, tf->icmp_errors, tf->match_ack_fail,
+                                                                    tf->port_mismatch}) {
+      if (set) set->remove_if(of_target);
+    }
+  }
+  time_ooo_->remove_if(of_target);
+  late_->remove_if(of_target);
+  duplicates_->remove_if(of_target);
+}
+
+void ProberMetrics::clear_group(const std::string& group) {
+  remove_if([&](const Labels& labels) {
+    auto it = labels.find("group");
+    return it != labels.end() && it->second == group;
+  });
+  for (auto& [name, declared] : declared_) std::erase(declared.config.groups, group);
+}
+
+void ProberMetrics::set_percentiles(std::vector<int> percentiles) {
+  std::set<std::string> keep;
+  for (int p : percentiles) keep.insert(std::to_string(p));
+  for (auto& tf : types_) {
+    tf->round_trip->remove_if([&](const Labels& labels) { return !keep.count(label_or_empty(labels, "percentile")); });
+  }
+  percentiles_ = std::move(percentiles);
+  for (const auto& [name, declared] : declared_) create_target_series(declared.config, declared.af);
+}
+
+void ProberMetrics::set_probe_name(std::string probe_name) {
+  if (probe_name == probe_name_) return;
+  remove_if([&](const Labels& labels) {
+    auto it = labels.find("probe_name");
+    return it != labels.end() && it->second == probe_name_;
+  });
+  probe_name_ = std::move(probe_name);
+  create_process_series();
+  for (const auto& [name, declared] : declared_) create_target_series(declared.config, declared.af);
+}
+
+void ProberMetrics::set_reload_failed(bool failed) {
+  reload_failed_ = failed;
+  reload_failed_status_->get({{"probe_name", probe_name_}}).Set(failed ? 1 : 0);
+}
+
+void ProberMetrics::inc_process_timed_out() { process_timed_out_->get({{"probe_name", probe_name_}}).Increment(); }
+
+void ProberMetrics::set_host_resolution_status(const std::string& target, AddressFamily af, int status) {
+  resolution_status_->get(a3(target, af)).Set(status);
+}
+
+void ProberMetrics::inc_host_resolution_change(const std::string& target, AddressFamily af) {
+  resolution_change_->get(a3(target, af)).Increment();
+}
+
+void ProberMetrics::inc_target_name_dup(const std::string& target_name) {
+  target_name_dup_->get({{"target_name", target_name}}).Increment();
+}
+
+}  // namespace netprobe

@@ -1,0 +1,228 @@
+// Exporter on 127.0.0.1:0 through a tiny blocking HTTP/1.0 client: the basic-auth accept/reject
+// matrix, the Content-Type Prometheus negotiates, and no metrics on any other path.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+
+#include "metrics/exporter.h"
+#include "metrics/process_collector.h"
+
+namespace netprobe {
+namespace {
+
+struct HttpResponse {
+  int status = 0;
+  std::string head;  // status line + headers
+  std::string body;
+  std::string header(const std::string& name) const {
+    // Case-insensitive search of "\r\nName: value".
+    std::string lower_head = head, lower_name = name;
+    for (auto& c : lower_head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (auto& c : lower_name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const size_t at = lower_head.find("\r\n" + lower_name + ":");
+    if (at == std::string::npos) return {};
+    size_t begin = at + 2 + name.size() + 1;
+    while (begin < head.size() && head[begin] == ' ') ++begin;
+    return head.substr(begin, head.find("\r\n", begin) - begin);
+  }
+};
+
+// One request, HTTP/1.0 so that the server closes the connection after the body; bounded by a 5 s
+// socket timeout in both directions.
+HttpResponse http_get(int port, const std::string& path, const std::string& extra_headers = "",
+                      const std::string& method = "GET") {
+  HttpResponse r;
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return r;
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return r;
+  }
+  const std::string request = method + " " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n" + extra_headers + "\r\n";
+  size_t sent = 0;
+  while (sent < request.size()) {
+    ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += static_cast<size_t>(n);
+  }
+  std::string raw;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    raw.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  const size_t end = raw.find("\r\n\r\n");
+  if (end == std::string::npos) return r;
+  r.head = raw.substr(0, end + 2);
+  r.body = raw.substr(end + 4);
+  if (r.head.size() > 12) r.status = std::atoi(r.head.c_str() + 9);
+  return r;
+}
+
+std::string basic(const std::string& base64_credentials) { return "Authorization: Basic " + base64_credentials + "\r\n"; }
+
+class metrics_Exporter : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    registry_ = std::make_shared<prometheus::Registry>();
+    prometheus::BuildCounter().Name("tcpsyn_sent_total").Help("h").Register(*registry_).Add({{"group", "g1"}}).Increment(3);
+    process_ = std::make_shared<ProcessCollector>();
+  }
+  int start(std::optional<BasicAuth> auth) {
+    auto exporter = Exporter::start("127.0.0.1", 0, std::move(auth), {registry_, process_});
+    EXPECT_TRUE(exporter.ok()) << (exporter.ok() ? "" : exporter.error().message);
+    if (!exporter.ok()) return -1;
+    exporter_ = std::move(exporter).value();
+    auto ports = exporter_->listening_ports();
+    EXPECT_EQ(ports.size(), 1u);
+    return ports.empty() ? -1 : ports[0];
+  }
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<ProcessCollector> process_;
+  std::unique_ptr<Exporter> exporter_;
+};
+
+TEST_F(metrics_Exporter, ServesMetricsWithVersionedContentType) {
+  const int port = start(std::nullopt);
+  ASSERT_GT(port, 0);
+  const auto r = http_get(port, "/metrics");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_NE(r.body.find("\ntcpsyn_sent_total{group=\"g1\"} 3\n"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("# TYPE process_cpu_seconds_total counter"), std::string::npos);
+  EXPECT_EQ(r.header("Content-Length"), std::to_string(r.body.size()));
+}
+
+TEST_F(metrics_Exporter, OtherPathsServeNoMetrics) {
+  const int port = start(std::nullopt);
+  ASSERT_GT(port, 0);
+  for (const char* path : {"/", "/metricsx", "/metrics/", "/metrics/x", "/foo", "/index.html"}) {
+    const auto r = http_get(port, path);
+    EXPECT_EQ(r.status, 404) << path;
+    EXPECT_EQ(r.body.find("tcpsyn_sent_total"), std::string::npos) << path;
+  }
+  EXPECT_EQ(http_get(port, "/metrics?x=1").status, 200);  // a query string is not another path
+}
+
+TEST_F(metrics_Exporter, HeadAndOtherMethods) {
+  const int port = start(std::nullopt);
+  ASSERT_GT(port, 0);
+  const auto head = http_get(port, "/metrics", "", "HEAD");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_TRUE(head.body.empty());
+  EXPECT_EQ(http_get(port, "/metrics", "", "POST").status, 405);
+}
+
+TEST_F(metrics_Exporter, BasicAuthMatrix) {
+  const int port = start(BasicAuth{"prom", "s3cret"});
+  ASSERT_GT(port, 0);
+  // base64("prom:s3cret") = cHJvbTpzM2NyZXQ=
+  const auto ok = http_get(port, "/metrics", basic("cHJvbTpzM2NyZXQ="));
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_NE(ok.body.find("tcpsyn_sent_total"), std::string::npos);
+  EXPECT_EQ(http_get(port, "/metrics", "Authorization: basic cHJvbTpzM2NyZXQ=\r\n").status, 200);  // scheme is case-insensitive
+
+  const auto none = http_get(port, "/metrics");
+  EXPECT_EQ(none.status, 401);
+  EXPECT_EQ(none.header("WWW-Authenticate").rfind("Basic ", 0), 0u) << none.head;
+  EXPECT_EQ(none.body.find("tcpsyn_sent_total"), std::string::npos);
+
+  struct Case {
+    const char* description;
+    std::string headers;
+  };
+  const std::vector<Case> rejected = {
+      {"wrong user (bob:s3cret)", basic("Ym9iOnMzY3JldA==")},
+      {"wrong password (prom:wrong)", basic("cHJvbTp3cm9uZw==")},
+      {"password prefix (prom:s3cre)", basic("cHJvbTpzM2NyZQ==")},
+      {"password with a suffix (prom:s3cret1)", basic("cHJvbTpzM2NyZXQx")},
+      {"empty credentials (:)", basic("Og==")},
+      {"no colon (proms3cret)", basic("cHJvbXMzY3JldA==")},
+      {"not base64", basic("!!!!")},
+      {"bearer scheme", "Authorization: Bearer cHJvbTpzM2NyZXQ=\r\n"},
+      {"scheme only", "Authorization: Basic\r\n"},
+  };
+  for (const auto& c : rejected) {
+    const auto r = http_get(port, "/metrics", c.headers);
+    EXPECT_EQ(r.status, 401) << c.description;
+    EXPECT_FALSE(r.header("WWW-Authenticate").empty()) << c.description;
+    EXPECT_EQ(r.body.find("tcpsyn_sent_total"), std::string::npos) << c.description;
+  }
+  // Another path with valid credentials is still not metrics.
+  EXPECT_EQ(http_get(port, "/", basic("cHJvbTpzM2NyZXQ=")).status, 404);
+}
+
+TEST_F(metrics_Exporter, PortInUseIsAnError) {
+  const int port = start(std::nullopt);
+  ASSERT_GT(port, 0);
+  auto second = Exporter::start("127.0.0.1", port, std::nullopt, {registry_});
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.error().message.find(std::to_string(port)), std::string::npos) << second.error().message;
+}
+
+TEST_F(metrics_Exporter, BadAddressIsAnError) {
+  EXPECT_FALSE(Exporter::start("not an address", 0, std::nullopt, {registry_}).ok());
+  EXPECT_FALSE(Exporter::start("192.0.2.1", 0, std::nullopt, {registry_}).ok());  // not a local address
+  EXPECT_FALSE(Exporter::start("127.0.0.1", 70000, std::nullopt, {registry_}).ok());
+}
+
+TEST_F(metrics_Exporter, ExpiredCollectablesAreSkipped) {
+  auto extra = std::make_shared<prometheus::Registry>();
+  prometheus::BuildGauge().Name("gone_gauge").Help("h").Register(*extra).Add({}).Set(1);
+  auto exporter = Exporter::start("127.0.0.1", 0, std::nullopt, {registry_, extra});
+  ASSERT_TRUE(exporter.ok());
+  const int port = (*exporter)->listening_ports().at(0);
+  EXPECT_NE(http_get(port, "/metrics").body.find("gone_gauge"), std::string::npos);
+  extra.reset();
+  const auto r = http_get(port, "/metrics");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.find("gone_gauge"), std::string::npos);
+}
+
+TEST(metrics_BasicAuthFromEnv, BothNeitherOrOne) {
+  std::string error = "stale";
+  auto both = basic_auth_from_env("u", "p", &error);
+  ASSERT_TRUE(both);
+  EXPECT_EQ(both->user, "u");
+  EXPECT_EQ(both->password, "p");
+  EXPECT_TRUE(error.empty());
+
+  EXPECT_FALSE(basic_auth_from_env(nullptr, nullptr, &error));
+  EXPECT_TRUE(error.empty());
+
+  EXPECT_FALSE(basic_auth_from_env("u", nullptr, &error));
+  EXPECT_NE(error.find("PROM_PASSWORD"), std::string::npos) << error;
+  EXPECT_FALSE(basic_auth_from_env(nullptr, "p", &error));
+  EXPECT_NE(error.find("PROM_USER"), std::string::npos) << error;
+  EXPECT_FALSE(basic_auth_from_env("", "p", &error));  // set but empty counts as missing
+  EXPECT_NE(error.find("PROM_USER"), std::string::npos) << error;
+}
+
+TEST(metrics_ConstantTimeEqual, Table) {
+  EXPECT_TRUE(constant_time_equal("", ""));
+  EXPECT_TRUE(constant_time_equal("secret", "secret"));
+  EXPECT_FALSE(constant_time_equal("secret", "secreT"));
+  EXPECT_FALSE(constant_time_equal("secret", "secre"));
+  EXPECT_FALSE(constant_time_equal("", "x"));
+  EXPECT_FALSE(constant_time_equal(std::string_view("a\0", 2), "a"));  // a NUL pad is not equality
+}
+
+}  // namespace
+}  // namespace netprobe

@@ -1,0 +1,356 @@
+// ProberMetrics rendered with prometheus-cpp's TextSerializer: the exact series lines netprobify's
+// dashboards query (names, label sets, values), and the clearing rules of reference §3.
+// Suites of this folder are named metrics_* so that `ctest -R metrics` selects them.
+#include <gtest/gtest.h>
+
+#include <set>
+#include <sstream>
+#include <string>
+
+#include <prometheus/text_serializer.h>
+
+#include "metrics/prober_metrics.h"
+
+namespace netprobe {
+namespace {
+
+// Every sample line of the exposition (comments dropped), as a set: prometheus-cpp's order of children
+// within a family is an implementation detail.
+std::set<std::string> render(prometheus::Registry& registry) {
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, registry.Collect());
+  std::set<std::string> lines;
+  std::istringstream in(out.str());
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line[0] != '#') lines.insert(line);
+  }
+  return lines;
+}
+
+std::string render_text(prometheus::Registry& registry) {
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, registry.Collect());
+  return out.str();
+}
+
+// Lines whose metric name (up to '{' or ' ') is `name`.
+std::set<std::string> series_of(const std::set<std::string>& lines, const std::string& name) {
+  std::set<std::string> out;
+  for (const auto& l : lines) {
+    if (l.compare(0, name.size(), name) == 0 && (l[name.size()] == '{' || l[name.size()] == ' ')) out.insert(l);
+  }
+  return out;
+}
+
+bool has_line_containing(const std::set<std::string>& lines, const std::string& needle) {
+  for (const auto& l : lines) {
+    if (l.find(needle) != std::string::npos) return true;
+  }
+  return false;
+}
+
+GroupMeasurement measurement(const std::string& target, const std::string& group, ProbeType type, uint64_t sent,
+                             uint64_t lost, std::vector<double> rtts) {
+  GroupMeasurement m;
+  m.target = target;
+  m.group = group;
+  m.type = type;
+  m.sent = sent;
+  m.lost = lost;
+  m.rtts_s = std::move(rtts);
+  return m;
+}
+
+TargetConfig target_config(const std::string& name, ProbeType type, std::vector<std::string> groups) {
+  TargetConfig t;
+  t.name = name;
+  t.description = name;
+  t.type = type;
+  t.destination = "127.0.0.1";
+  t.groups = std::move(groups);
+  return t;
+}
+
+class metrics_ProberMetrics : public ::testing::Test {
+ protected:
+  std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
+  ProberMetrics metrics_{registry_, "probe1", {95, 50}, "0.1.0"};
+};
+
+TEST_F(metrics_ProberMetrics, ProcessWideSeriesExistFromTheStart) {
+  const auto lines = render(*registry_);
+  EXPECT_TRUE(lines.count(R"(netprobe_info{version="0.1.0"} 1)"));
+  EXPECT_TRUE(lines.count(R"(netprobify_info{scapy_version="none",version="0.1.0"} 1)"));
+  EXPECT_TRUE(lines.count(R"(app_reload_conf_failed_status{probe_name="probe1"} 0)"));
+  EXPECT_TRUE(lines.count(R"(app_process_timed_out_total{probe_name="probe1"} 0)"));
+  EXPECT_TRUE(lines.count(R"(netprobe_capture_packets_received_total{probe_name="probe1"} 0)"));
+  EXPECT_TRUE(lines.count(R"(netprobe_capture_packets_dropped_total{probe_name="probe1",source="kernel"} 0)"));
+}
+
+TEST_F(metrics_ProberMetrics, CountersRenderWithNetprobifyNamesAndTypes) {
+  IterationReport report;
+  report.groups.push_back(measurement("web", "g1", ProbeType::kTcpSyn, 4, 1, {0.001, 0.002, 0.003}));
+  metrics_.record(report);
+  const std::string text = render_text(*registry_);
+  // prometheus_client's form: the counter family's TYPE line carries the _total name.
+  EXPECT_NE(text.find("# TYPE tcpsyn_sent_total counter\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE tcpsyn_loss_total counter\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE tcpsyn_loss_ratio gauge\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE tcpsyn_round_trip_seconds gauge\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE tcpsyn_rtt_seconds histogram\n"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE app_time_ooo_total counter\n"), std::string::npos);
+  EXPECT_EQ(text.find("_total_total"), std::string::npos);
+}
+
+TEST_F(metrics_ProberMetrics, RecordsOneIterationExactly) {
+  IterationReport report;
+  auto tcp = measurement("web", "g1", ProbeType::kTcpSyn, 4, 1, {0.003, 0.001, 0.002});
+  tcp.time_ooo = 2;
+  tcp.late = 3;
+  tcp.duplicates = 5;
+  tcp.icmp_errors["3/13"] = 1;
+  report.groups.push_back(tcp);
+  auto icmp = measurement("pinger", "g2", ProbeType::kIcmpPing, 2, 2, {});
+  icmp.af = AddressFamily::kV6;
+  icmp.state = "in production";
+  report.groups.push_back(icmp);
+  report.groups.push_back(measurement("udp", "g1", ProbeType::kUdpUnreachable, 0, 0, {}));
+  report.targets.push_back(TargetEvents{"web", ProbeType::kTcpSyn, AddressFamily::kV4, 2, 1});
+  report.targets.push_back(TargetEvents{"udp", ProbeType::kUdpUnreachable, AddressFamily::kV4, 7, 3});
+  report.duration_s = 1.5;
+  report.capture_received = 10;
+  report.capture_dropped = 1;
+  report.rejected["foreign"] = 4;
+  metrics_.record(report);
+  const auto lines = render(*registry_);
+
+  const std::string m5 = R"(address_family="ipv4",destination="web",group="g1",probe_name="probe1",state="None")";
+  EXPECT_TRUE(lines.count("tcpsyn_sent_total{" + m5 + "} 4"));
+  EXPECT_TRUE(lines.count("tcpsyn_loss_total{" + m5 + "} 1"));
+  EXPECT_TRUE(lines.count("tcpsyn_loss_ratio{" + m5 + "} 0.25"));
+  const std::string m5_head = R"(address_family="ipv4",destination="web",group="g1",percentile=)";
+  EXPECT_TRUE(lines.count("tcpsyn_round_trip_seconds{" + m5_head + R"("95",probe_name="probe1",state="None"} 0.0029)"));
+  EXPECT_TRUE(lines.count("tcpsyn_round_trip_seconds{" + m5_head + R"("50",probe_name="probe1",state="None"} 0.002)"));
+  EXPECT_EQ(series_of(lines, "tcpsyn_round_trip_seconds").size(), 2u);
+  EXPECT_TRUE(lines.count("tcpsyn_rtt_seconds_count{" + m5 + "} 3"));
+  EXPECT_TRUE(lines.count("tcpsyn_rtt_seconds_bucket{" + m5 + R"(,le="0.0005"} 0)"));
+  EXPECT_TRUE(lines.count("tcpsyn_rtt_seconds_bucket{" + m5 + R"(,le="0.001"} 1)"));
+  EXPECT_TRUE(lines.count("tcpsyn_rtt_seconds_bucket{" + m5 + R"(,le="0.0025"} 2)"));
+  EXPECT_TRUE(lines.count("tcpsyn_rtt_seconds_bucket{" + m5 + R"(,le="0.005"} 3)"));
+  EXPECT_TRUE(lines.count("tcpsyn_rtt_seconds_bucket{" + m5 + R"(,le="+Inf"} 3)"));
+  EXPECT_EQ(series_of(lines, "tcpsyn_rtt_seconds_bucket").size(), 18u);  // 17 bounds + Inf
+  EXPECT_TRUE(lines.count(R"(tcpsyn_icmp_errors_total{address_family="ipv4",destination="web",group="g1",icmp="3/13",probe_name="probe1",state="None"} 1)"));
+  EXPECT_TRUE(lines.count(R"(app_time_ooo_total{address_family="ipv4",destination="web",group="g1",probe_name="probe1"} 2)"));
+  EXPECT_TRUE(lines.count(R"(netprobe_late_replies_total{address_family="ipv4",destination="web",group="g1",probe_name="probe1",type="TCPsyn"} 3)"));
+  EXPECT_TRUE(lines.count(R"(netprobe_duplicate_replies_total{address_family="ipv4",destination="web",group="g1",probe_name="probe1",type="TCPsyn"} 5)"));
+  EXPECT_TRUE(lines.count(R"(tcpsyn_match_ack_fail_count{address_family="ipv4",destination="web",probe_name="probe1"} 2)"));
+  EXPECT_TRUE(lines.count(R"(tcpsyn_port_mismatch_count{address_family="ipv4",destination="web",probe_name="probe1"} 1)"));
+  // UDP has no match_ack_fail family in netprobify; ICMP has neither.
+  EXPECT_TRUE(lines.count(R"(udp_unreachable_port_mismatch_count{address_family="ipv4",destination="udp",probe_name="probe1"} 3)"));
+  EXPECT_FALSE(has_line_containing(lines, "udp_unreachable_match_ack_fail"));
+  EXPECT_FALSE(has_line_containing(lines, "icmp_port_mismatch"));
+
+  // 100% loss: RTT percentiles are 0, not NaN (quirk 2); IPv6 and an explicit state label.
+  const std::string icmp_m5 =
+      R"(address_family="ipv6",destination="pinger",group="g2",probe_name="probe1",state="in production")";
+  EXPECT_TRUE(lines.count("icmp_sent_total{" + icmp_m5 + "} 2"));
+  EXPECT_TRUE(lines.count("icmp_loss_total{" + icmp_m5 + "} 2"));
+  EXPECT_TRUE(lines.count("icmp_loss_ratio{" + icmp_m5 + "} 1"));
+  EXPECT_TRUE(lines.count(
+      R"(icmp_round_trip_seconds{address_family="ipv6",destination="pinger",group="g2",percentile="95",probe_name="probe1",state="in production"} 0)"));
+  EXPECT_TRUE(lines.count("icmp_rtt_seconds_count{" + icmp_m5 + "} 0"));
+
+  // Nothing sent: ratio 0, not NaN.
+  EXPECT_TRUE(lines.count(
+      R"(udp_unreachable_loss_ratio{address_family="ipv4",destination="udp",group="g1",probe_name="probe1",state="None"} 0)"));
+
+  EXPECT_TRUE(lines.count(R"(app_iteration_time_seconds{probe_name="probe1"} 1.5)"));
+  EXPECT_TRUE(lines.count(R"(netprobe_capture_packets_received_total{probe_name="probe1"} 10)"));
+  EXPECT_TRUE(lines.count(R"(netprobe_capture_packets_dropped_total{probe_name="probe1",source="kernel"} 1)"));
+  EXPECT_TRUE(lines.count(R"(netprobe_capture_packets_dropped_total{probe_name="probe1",source="interface"} 0)"));
+  EXPECT_TRUE(lines.count(R"(netprobe_capture_rejected_total{probe_name="probe1",reason="foreign"} 4)"));
+  for (const auto& l : lines) EXPECT_EQ(l.find("nan"), std::string::npos) << l;
+}
+
+TEST_F(metrics_ProberMetrics, RatioIsLastIterationWhileTotalsAccumulate) {
+  IterationReport first;
+  first.groups.push_back(measurement("web", "g1", ProbeType::kTcpSyn, 10, 5, {0.001}));
+  first.targets.push_back(TargetEvents{"web", ProbeType::kTcpSyn, AddressFamily::kV4, 1, 0});
+  metrics_.record(first);
+  IterationReport second;
+  second.groups.push_back(measurement("web", "g1", ProbeType::kTcpSyn, 10, 0, {}));
+  second.targets.push_back(TargetEvents{"web", ProbeType::kTcpSyn, AddressFamily::kV4, 1, 0});
+  metrics_.record(second);
+  const auto lines = render(*registry_);
+  const std::string m5 = R"(address_family="ipv4",destination="web",group="g1",probe_name="probe1",state="None")";
+  EXPECT_TRUE(lines.count("tcpsyn_sent_total{" + m5 + "} 20"));
+  EXPECT_TRUE(lines.count("tcpsyn_loss_total{" + m5 + "} 5"));
+  EXPECT_TRUE(lines.count("tcpsyn_loss_ratio{" + m5 + "} 0"));
+  // The second iteration had no sample: the percentile gauge goes back to 0 (netprobify's behaviour),
+  // while the histogram keeps the first iteration's sample.
+  EXPECT_TRUE(lines.count(
+      R"(tcpsyn_round_trip_seconds{address_family="ipv4",destination="web",group="g1",percentile="50",probe_name="probe1",state="None"} 0)"));
+  EXPECT_TRUE(lines.count("tcpsyn_rtt_seconds_count{" + m5 + "} 1"));
+  EXPECT_TRUE(lines.count(
+      R"(tcpsyn_match_ack_fail_count{address_family="ipv4",destination="web",probe_name="probe1"} 2)"));
+}
+
+TEST_F(metrics_ProberMetrics, EventsCountedOncePerTargetNotPerGroup) {
+  IterationReport report;
+  report.groups.push_back(measurement("web", "g1", ProbeType::kTcpSyn, 1, 0, {0.001}));
+  report.groups.push_back(measurement("web", "g2", ProbeType::kTcpSyn, 1, 0, {0.001}));
+  report.targets.push_back(TargetEvents{"web", ProbeType::kTcpSyn, AddressFamily::kV4, 3, 0});
+  metrics_.record(report);
+  EXPECT_TRUE(render(*registry_).count(
+      R"(tcpsyn_match_ack_fail_count{address_family="ipv4",destination="web",probe_name="probe1"} 3)"));
+}
+
+TEST_F(metrics_ProberMetrics, DeclareTargetCreatesZeroSeriesAndThresholds) {
+  auto t = target_config("web", ProbeType::kTcpSyn, {"g1", "g2"});
+  t.threshold.latency = 0.05;
+  t.threshold.loss = 0.1;
+  t.alert_level = AlertLevel::kPaging;
+  t.state = "validation";
+  metrics_.declare_target(t, AddressFamily::kV4);
+  const auto lines = render(*registry_);
+  EXPECT_TRUE(lines.count(
+      R"(tcpsyn_sent_total{address_family="ipv4",destination="web",group="g1",probe_name="probe1",state="validation"} 0)"));
+  EXPECT_TRUE(lines.count(
+      R"(tcpsyn_loss_total{address_family="ipv4",destination="web",group="g2",probe_name="probe1",state="validation"} 0)"));
+  EXPECT_EQ(series_of(lines, "tcpsyn_round_trip_seconds").size(), 4u);  // 2 groups x 2 percentiles
+  EXPECT_TRUE(lines.count(
+      R"(threshold{address_family="ipv4",alert_level="paging",destination="web",group="g1",probe_name="probe1",state="validation",type="latency"} 0.05)"));
+  EXPECT_TRUE(lines.count(
+      R"(threshold{address_family="ipv4",alert_level="paging",destination="web",group="g2",probe_name="probe1",state="validation",type="loss"} 0.1)"));
+  EXPECT_EQ(series_of(lines, "threshold").size(), 4u);
+  EXPECT_TRUE(lines.count(R"(tcpsyn_match_ack_fail_count{address_family="ipv4",destination="web",probe_name="probe1"} 0)"));
+}
+
+TEST_F(metrics_ProberMetrics, RedeclaringKeepsCountersAndDropsStaleSeries) {
+  auto t = target_config("web", ProbeType::kTcpSyn, {"g1", "g2"});
+  t.threshold.latency = 0.05;
+  metrics_.declare_target(t, AddressFamily::kV4);
+  IterationReport report;
+  report.groups.push_back(measurement("web", "g1", ProbeType::kTcpSyn, 7, 1, {0.001}));
+  metrics_.record(report);
+
+  // Reload: the target leaves g2 and its alert level changes.
+  t.groups = {"g1"};
+  t.alert_level = AlertLevel::kSandbox;
+  metrics_.declare_target(t, AddressFamily::kV4);
+  const auto lines = render(*registry_);
+  EXPECT_TRUE(lines.count(
+      R"(tcpsyn_sent_total{address_family="ipv4",destination="web",group="g1",probe_name="probe1",state="None"} 7)"));
+  EXPECT_FALSE(has_line_containing(lines, R"(group="g2")"));
+  EXPECT_FALSE(has_line_containing(lines, R"(alert_level="no_alert")"));
+  EXPECT_TRUE(has_line_containing(lines, R"(alert_level="sandbox")"));
+
+  // The target turns into an ICMP target: no tcpsyn series left for it.
+  t.type = ProbeType::kIcmpPing;
+  metrics_.declare_target(t, AddressFamily::kV4);
+  const auto after = render(*registry_);
+  EXPECT_FALSE(has_line_containing(after, "tcpsyn_"));
+  EXPECT_TRUE(has_line_containing(after, R"(icmp_sent_total{address_family="ipv4",destination="web")"));
+  EXPECT_TRUE(has_line_containing(after, R"(netprobe_late_replies_total{address_family="ipv4",destination="web",group="g1",probe_name="probe1",type="ICMPping"})"));
+  EXPECT_FALSE(has_line_containing(after, R"(type="TCPsyn")"));
+}
+
+TEST_F(metrics_ProberMetrics, ClearTargetIsExactAndComplete) {
+  metrics_.declare_target(target_config("web", ProbeType::kTcpSyn, {"g1"}), AddressFamily::kV4);
+  metrics_.declare_target(target_config("web2", ProbeType::kTcpSyn, {"g1"}), AddressFamily::kV4);
+  metrics_.set_host_resolution_status("web", AddressFamily::kV4, 1);
+  metrics_.inc_host_resolution_change("web", AddressFamily::kV4);
+  metrics_.clear_target("web");
+  const auto lines = render(*registry_);
+  EXPECT_FALSE(has_line_containing(lines, R"(destination="web")"));
+  // netprobify's substring match would also have cleared "web2".
+  EXPECT_TRUE(has_line_containing(lines, R"(destination="web2")"));
+}
+
+TEST_F(metrics_ProberMetrics, ClearMeasurementsKeepsResolutionAndThreshold) {
+  auto t = target_config("web", ProbeType::kTcpSyn, {"g1"});
+  t.threshold.loss = 0.1;
+  metrics_.declare_target(t, AddressFamily::kV4);
+  metrics_.set_host_resolution_status("web", AddressFamily::kV4, 0);
+  metrics_.clear_target_measurements("web");
+  const auto lines = render(*registry_);
+  EXPECT_FALSE(has_line_containing(lines, "tcpsyn_"));
+  EXPECT_TRUE(lines.count(R"(app_host_resolution_status{address_family="ipv4",destination="web",probe_name="probe1"} 0)"));
+  EXPECT_TRUE(has_line_containing(lines, "threshold{"));
+}
+
+TEST_F(metrics_ProberMetrics, ClearGroup) {
+  metrics_.declare_target(target_config("web", ProbeType::kTcpSyn, {"g1", "g2"}), AddressFamily::kV4);
+  metrics_.set_host_resolution_status("web", AddressFamily::kV4, 1);
+  metrics_.clear_group("g2");
+  auto lines = render(*registry_);
+  EXPECT_FALSE(has_line_containing(lines, R"(group="g2")"));
+  EXPECT_TRUE(has_line_containing(lines, R"(group="g1")"));
+  // A target that only lost a group keeps its host-resolution series (netprobify's test_main).
+  EXPECT_TRUE(has_line_containing(lines, "app_host_resolution_status{"));
+  // The group stays gone when declared targets are recreated (a probe_name change).
+  metrics_.set_probe_name("probe2");
+  lines = render(*registry_);
+  EXPECT_FALSE(has_line_containing(lines, R"(group="g2")"));
+}
+
+TEST_F(metrics_ProberMetrics, SetPercentilesRemovesDroppedAndAddsNew) {
+  metrics_.declare_target(target_config("web", ProbeType::kIcmpPing, {"g1"}), AddressFamily::kV4);
+  metrics_.set_percentiles({99, 50});
+  auto lines = render(*registry_);
+  EXPECT_FALSE(has_line_containing(lines, R"(percentile="95")"));
+  EXPECT_TRUE(has_line_containing(lines, R"(percentile="50")"));
+  EXPECT_TRUE(has_line_containing(lines, R"(percentile="99")"));
+  IterationReport report;
+  report.groups.push_back(measurement("web", "g1", ProbeType::kIcmpPing, 2, 0, {0.001, 0.002}));
+  metrics_.record(report);
+  lines = render(*registry_);
+  EXPECT_EQ(series_of(lines, "icmp_round_trip_seconds").size(), 2u);
+  EXPECT_TRUE(lines.count(
+      R"(icmp_round_trip_seconds{address_family="ipv4",destination="web",group="g1",percentile="99",probe_name="probe1",state="None"} 0.00199)"));
+}
+
+TEST_F(metrics_ProberMetrics, SetProbeNameClearsOldSeries) {
+  metrics_.declare_target(target_config("web", ProbeType::kUdpUnreachable, {"g1"}), AddressFamily::kV4);
+  metrics_.set_host_resolution_status("web", AddressFamily::kV4, 1);
+  metrics_.set_reload_failed(true);
+  metrics_.inc_target_name_dup("dup");
+  metrics_.set_probe_name("probe2");
+  const auto lines = render(*registry_);
+  EXPECT_FALSE(has_line_containing(lines, R"(probe_name="probe1")"));
+  EXPECT_TRUE(lines.count(
+      R"(udp_unreachable_sent_total{address_family="ipv4",destination="web",group="g1",probe_name="probe2",state="None"} 0)"));
+  EXPECT_TRUE(lines.count(R"(app_reload_conf_failed_status{probe_name="probe2"} 1)"));
+  EXPECT_TRUE(lines.count(R"(netprobe_info{version="0.1.0"} 1)"));
+  EXPECT_TRUE(lines.count(R"(app_target_name_dup_total{target_name="dup"} 1)"));  // no probe_name label
+}
+
+TEST_F(metrics_ProberMetrics, AppSeries) {
+  metrics_.set_reload_failed(true);
+  metrics_.inc_process_timed_out();
+  metrics_.inc_process_timed_out();
+  metrics_.set_host_resolution_status("web", AddressFamily::kV6, 1);
+  metrics_.inc_host_resolution_change("web", AddressFamily::kV6);
+  const auto lines = render(*registry_);
+  EXPECT_TRUE(lines.count(R"(app_reload_conf_failed_status{probe_name="probe1"} 1)"));
+  EXPECT_TRUE(lines.count(R"(app_process_timed_out_total{probe_name="probe1"} 2)"));
+  EXPECT_TRUE(lines.count(R"(app_host_resolution_status{address_family="ipv6",destination="web",probe_name="probe1"} 1)"));
+  EXPECT_TRUE(
+      lines.count(R"(app_host_resolution_change_total{address_family="ipv6",destination="web",probe_name="probe1"} 1)"));
+  metrics_.set_reload_failed(false);
+  EXPECT_TRUE(render(*registry_).count(R"(app_reload_conf_failed_status{probe_name="probe1"} 0)"));
+}
+
+TEST_F(metrics_ProberMetrics, NonFiniteRttsAreIgnored) {
+  IterationReport report;
+  report.groups.push_back(
+      measurement("web", "g1", ProbeType::kTcpSyn, 3, 0, {0.001, std::numeric_limits<double>::quiet_NaN(), -1}));
+  metrics_.record(report);
+  const auto lines = render(*registry_);
+  EXPECT_TRUE(lines.count(
+      R"(tcpsyn_rtt_seconds_count{address_family="ipv4",destination="web",group="g1",probe_name="probe1",state="None"} 1)"));
+  for (const auto& l : lines) EXPECT_EQ(l.find("nan"), std::string::npos) << l;
+}
+
+}  // namespace
+}  // namespace netprobe
