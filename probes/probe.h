@@ -38,6 +38,8 @@ struct MatchKey {
 //   UDPunreachable:  IPv4 IP-ID (16 bits) / IPv6 flow label (20 bits), read back from the quoted header.
 inline constexpr int kTcpSeqShift = 14;
 int token_bits(ProbeType type, AddressFamily af);
+// (1 << token_bits) - 1.
+uint32_t token_mask(ProbeType type, AddressFamily af);
 
 // Constant per (target host, group): compiled into the template.
 struct ProbeParams {
@@ -65,6 +67,10 @@ struct PacketTemplate {
   std::vector<uint8_t> bytes;
   size_t l4_offset = 0;         // where the L4 header starts
   size_t l4_payload_size = 0;   // bytes after the L4 header
+  // One's-complement sum (wire::Checksum::sum16) of the constant L4 payload, so that craft() checksums
+  // only the headers it patches and its cost does not grow with ip_payload_size. Set by make_template();
+  // whoever edits `bytes` after make_template() must update it.
+  uint16_t l4_payload_sum = 0;
 };
 
 enum class Direction : uint8_t { kIncoming, kOutgoing };
@@ -80,6 +86,7 @@ enum class RejectReason : uint8_t {
   kNone = 0,
   kTruncated,         // shorter than its headers claim
   kMalformed,         // impossible header values (bad version, IHL < 5, ...)
+  kFragment,          // an IPv4 fragment other than the first: no transport header to read
   kNotAProbeProtocol, // not TCP, UDP, ICMP or ICMPv6
   kNotAReply,         // our protocol but not a reply (e.g. a SYN arriving, an echo request, a plain RST)
   kNotAProbe,         // outgoing but not one of our probe shapes

@@ -1,0 +1,42 @@
+#include "probes/icmp_echo.h"
+
+#include <tins/icmp.h>
+#include <tins/icmpv6.h>
+
+#include "probes/packet_util.h"
+
+namespace netprobe {
+
+ProbeType IcmpEchoProbe::type() const { return ProbeType::kIcmpPing; }
+
+PacketTemplate IcmpEchoProbe::make_template(const ProbeParams& params) const {
+  if (params.af == AddressFamily::kV4) {
+    Tins::ICMP icmp(Tins::ICMP::ECHO_REQUEST);
+    icmp.id(0);
+    icmp.sequence(0);
+    return detail::build_template(ProbeType::kIcmpPing, params, icmp, 8, 1);
+  }
+  Tins::ICMPv6 icmp(Tins::ICMPv6::ECHO_REQUEST);
+  icmp.identifier(0);
+  icmp.sequence(0);
+  return detail::build_template(ProbeType::kIcmpPing, params, icmp, 8, 1);
+}
+
+size_t IcmpEchoProbe::craft(const PacketTemplate& tmpl, const PacketFields& fields,
+                            std::span<uint8_t> out) const noexcept {
+  const size_t n = detail::copy_and_patch_src(tmpl, fields, out);
+  if (n == 0) return 0;
+  uint8_t* pkt = out.data();
+  uint8_t* icmp = pkt + tmpl.l4_offset;
+  wire::store_be16(icmp + 4, static_cast<uint16_t>(fields.token >> 16));
+  wire::store_be16(icmp + 6, static_cast<uint16_t>(fields.token));
+  if (detail::is_v4(tmpl)) {
+    detail::patch_ipv4_id_and_checksum(pkt, tmpl.l4_offset, detail::ip_id_from_token(fields.token));
+    detail::patch_l4_checksum(tmpl, pkt, wire::kProtoIcmp, 8, 2, /*pseudo=*/false, /*zero_means_none=*/false);
+  } else {
+    detail::patch_l4_checksum(tmpl, pkt, wire::kProtoIcmpv6, 8, 2, /*pseudo=*/true, /*zero_means_none=*/false);
+  }
+  return n;
+}
+
+}  // namespace netprobe

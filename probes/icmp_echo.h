@@ -1,0 +1,15 @@
+#pragma once
+// ICMPping (netprobify 4.2): ICMP / ICMPv6 echo request, id = token >> 16, seq = token & 0xffff.
+#include "probes/probe.h"
+
+namespace netprobe {
+
+class IcmpEchoProbe final : public Probe {
+ public:
+  ProbeType type() const override;
+  PacketTemplate make_template(const ProbeParams& params) const override;
+  size_t craft(const PacketTemplate& tmpl, const PacketFields& fields,
+               std::span<uint8_t> out) const noexcept override;
+};
+
+}  // namespace netprobe

@@ -1,0 +1,24 @@
+// The probe types, listed explicitly (zmap's probe_modules list is the model): adding a type means adding
+// a file and a line here, nothing is registered behind the reader's back.
+#include <stdexcept>
+
+#include "probes/icmp_echo.h"
+#include "probes/probe.h"
+#include "probes/tcp_syn.h"
+#include "probes/udp_unreachable.h"
+
+namespace netprobe {
+
+const Probe& probe_for(ProbeType type) {
+  static const TcpSynProbe tcp_syn;
+  static const IcmpEchoProbe icmp_echo;
+  static const UdpUnreachableProbe udp_unreachable;
+  switch (type) {
+    case ProbeType::kTcpSyn: return tcp_syn;
+    case ProbeType::kIcmpPing: return icmp_echo;
+    case ProbeType::kUdpUnreachable: return udp_unreachable;
+  }
+  throw std::out_of_range("probe_for: unknown probe type");
+}
+
+}  // namespace netprobe

@@ -1,0 +1,34 @@
+#include "probes/tcp_syn.h"
+
+#include <tins/tcp.h>
+
+#include "probes/packet_util.h"
+
+namespace netprobe {
+
+ProbeType TcpSynProbe::type() const { return ProbeType::kTcpSyn; }
+
+PacketTemplate TcpSynProbe::make_template(const ProbeParams& params) const {
+  Tins::TCP tcp(params.dst_port, 0);
+  tcp.flags(Tins::TCP::SYN);
+  tcp.window(8192);  // netprobify (scapy) value
+  tcp.seq(0);
+  tcp.ack_seq(0);
+  return detail::build_template(ProbeType::kTcpSyn, params, tcp, 20, 1);
+}
+
+size_t TcpSynProbe::craft(const PacketTemplate& tmpl, const PacketFields& fields,
+                          std::span<uint8_t> out) const noexcept {
+  const size_t n = detail::copy_and_patch_src(tmpl, fields, out);
+  if (n == 0) return 0;
+  uint8_t* pkt = out.data();
+  uint8_t* tcp = pkt + tmpl.l4_offset;
+  wire::store_be16(tcp, fields.src_port);
+  wire::store_be32(tcp + 4, fields.token << kTcpSeqShift);
+  if (detail::is_v4(tmpl))
+    detail::patch_ipv4_id_and_checksum(pkt, tmpl.l4_offset, detail::ip_id_from_token(fields.token));
+  detail::patch_l4_checksum(tmpl, pkt, wire::kProtoTcp, 20, 16, /*pseudo=*/true, /*zero_means_none=*/false);
+  return n;
+}
+
+}  // namespace netprobe
