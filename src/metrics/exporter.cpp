@@ -1,6 +1,7 @@
 #include "metrics/exporter.h"
 
 #include <civetweb.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <array>
@@ -62,6 +63,48 @@ bool iequals(std::string_view a, std::string_view b) {
     if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
   }
   return true;
+}
+
+// True when the client lists gzip in Accept-Encoding with a non-zero q (Prometheus sends "gzip").
+bool accepts_gzip(mg_connection* conn) {
+  const char* header = mg_get_header(conn, "Accept-Encoding");
+  if (!header) return false;
+  std::string_view rest(header);
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    const size_t semi = item.find(';');
+    std::string_view coding = item.substr(0, semi);
+    while (!coding.empty() && coding.back() == ' ') coding.remove_suffix(1);
+    if (!iequals(coding, "gzip")) continue;
+    if (semi == std::string_view::npos) return true;
+    std::string_view params = item.substr(semi + 1);
+    const size_t q = params.find("q=");
+    if (q == std::string_view::npos) return true;
+    const std::string_view qv = params.substr(q + 2);
+    return !(qv.rfind("0", 0) == 0 && qv.find_first_of("123456789") == std::string_view::npos);
+  }
+  return false;
+}
+
+// gzip (RFC 1952) of `in`; nullopt if zlib fails, in which case the caller sends the plain text.
+// A large fleet target set renders to megabytes of highly repetitive text: compression cuts it ~10x.
+std::optional<std::string> gzip(const std::string& in) {
+  z_stream zs{};
+  if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return std::nullopt;
+  std::string out(deflateBound(&zs, static_cast<uLong>(in.size())), '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  const int rc = deflate(&zs, Z_FINISH);
+  const size_t produced = zs.total_out;
+  deflateEnd(&zs);
+  if (rc != Z_STREAM_END) return std::nullopt;
+  out.resize(produced);
+  return out;
 }
 
 int send_simple(mg_connection* conn, int status, const char* body, const char* extra_name = nullptr,
@@ -222,10 +265,18 @@ int Exporter::serve(mg_connection* conn) {
   }
   std::ostringstream body;
   prometheus::TextSerializer().Serialize(body, families);
-  const std::string text = std::move(body).str();
+  std::string text = std::move(body).str();
+  bool gzipped = false;
+  if (accepts_gzip(conn)) {
+    if (auto compressed = gzip(text)) {
+      text = std::move(*compressed);
+      gzipped = true;
+    }
+  }
   const std::string length = std::to_string(text.size());
   mg_response_header_start(conn, 200);
   mg_response_header_add(conn, "Content-Type", kMetricsContentType, -1);
+  if (gzipped) mg_response_header_add(conn, "Content-Encoding", "gzip", -1);
   mg_response_header_add(conn, "Content-Length", length.c_str(), -1);
   mg_response_header_send(conn);
   if (method == "GET") mg_write(conn, text.data(), text.size());

@@ -5,7 +5,8 @@
 // `Content-Type: text/plain; charset=utf-8` (checked in libprometheus-cpp-pull.so.1.0), and decision 15
 // wants the exposition-format version in it, which Prometheus 3 needs to pick the parser without a
 // fallback_scrape_protocol. The handler is ~50 lines: serialize the collectables with prometheus-cpp's
-// TextSerializer, write our own headers. Only GET/HEAD on exactly /metrics serves metrics; every other
+// TextSerializer, gzip it when the client accepts gzip (as prometheus-cpp does), write our own
+// headers. Only GET/HEAD on exactly /metrics serves metrics; every other
 // path answers 404.
 //
 // Thread-safety: start() and the destructor from one thread; requests are served on CivetWeb's own

@@ -1,8 +1,9 @@
 #pragma once
 // The netprobify-compatible Prometheus families (reference §3) plus netprobe's own additions, fed from
 // the engine's IterationReport. Dashboards and alerts written for netprobify must keep working, so every
-// name, type and label set of §3 is reproduced exactly; the deliberate differences are listed in
-// schema/ (metrics catalogue) and in the comments below.
+// name, type and label set of §3 is reproduced exactly; the deliberate differences (decision 4: the
+// *_count gauges count an event once, not once per group; HELP/TYPE lines only for families that have
+// series, as prometheus-cpp renders them) are noted where they happen.
 //
 // Thread-safety: a ProberMetrics is driven by ONE thread (the supervisor); none of its methods may be
 // called concurrently with another. Scrapes run on the HTTP server's threads and only go through the

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
@@ -75,6 +76,20 @@ HttpResponse http_get(int port, const std::string& path, const std::string& extr
   return r;
 }
 
+std::string gunzip(const std::string& in) {
+  z_stream zs{};
+  if (inflateInit2(&zs, 15 + 16) != Z_OK) return {};
+  std::string out(1 << 20, '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  const int rc = inflate(&zs, Z_FINISH);
+  out.resize(zs.total_out);
+  inflateEnd(&zs);
+  return rc == Z_STREAM_END ? out : std::string();
+}
+
 std::string basic(const std::string& base64_credentials) { return "Authorization: Basic " + base64_credentials + "\r\n"; }
 
 class metrics_Exporter : public ::testing::Test {
@@ -108,6 +123,24 @@ TEST_F(metrics_Exporter, ServesMetricsWithVersionedContentType) {
   EXPECT_NE(r.body.find("\ntcpsyn_sent_total{group=\"g1\"} 3\n"), std::string::npos) << r.body;
   EXPECT_NE(r.body.find("# TYPE process_cpu_seconds_total counter"), std::string::npos);
   EXPECT_EQ(r.header("Content-Length"), std::to_string(r.body.size()));
+}
+
+TEST_F(metrics_Exporter, GzipWhenAccepted) {
+  const int port = start(std::nullopt);
+  ASSERT_GT(port, 0);
+  const auto r = http_get(port, "/metrics", "Accept-Encoding: gzip\r\n");  // what Prometheus sends
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("Content-Encoding"), "gzip");
+  EXPECT_EQ(r.header("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(r.header("Content-Length"), std::to_string(r.body.size()));
+  EXPECT_NE(gunzip(r.body).find("\ntcpsyn_sent_total{group=\"g1\"} 3\n"), std::string::npos);
+
+  for (const char* refused : {"Accept-Encoding: gzip;q=0\r\n", "Accept-Encoding: br, deflate\r\n"}) {
+    const auto plain = http_get(port, "/metrics", refused);
+    EXPECT_TRUE(plain.header("Content-Encoding").empty()) << refused;
+    EXPECT_NE(plain.body.find("tcpsyn_sent_total"), std::string::npos) << refused;
+  }
+  EXPECT_EQ(http_get(port, "/metrics", "Accept-Encoding: deflate, GZIP;q=0.5\r\n").header("Content-Encoding"), "gzip");
 }
 
 TEST_F(metrics_Exporter, OtherPathsServeNoMetrics) {
