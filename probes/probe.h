@@ -119,7 +119,12 @@ class Probe {
                        std::span<uint8_t> out) const noexcept = 0;
 };
 
-// Classifies one captured IP packet (starting at the IPv4/IPv6 header) of any probe type.
+// Classifies one captured IP packet (starting at the IPv4/IPv6 header) of any probe type. Bytes past the
+// IPv4 total length / IPv6 payload length (link padding) are ignored. Checksums are not verified: the
+// token (a keyed hash) is what authenticates a reply. Outgoing TCP is kOwnProbe only for a SYN without
+// ACK whose seq has zero low kTcpSeqShift bits (the shape craft() produces), so the host's own connect()
+// SYNs and kernel RSTs are kNotAProbe. IPv6 extension headers are never walked (we never send them):
+// such packets are kNotAProbeProtocol, such quotes kQuoteNotAProbe.
 Classification classify(std::span<const uint8_t> ip_packet, Direction dir) noexcept;
 
 // TCP: true if `ack` (with `flags`) exactly answers a SYN with sequence `seq` carrying `payload` bytes:
@@ -131,7 +136,14 @@ const Probe& probe_for(ProbeType type);
 
 // Kernel capture filter (pcap syntax) that passes our outgoing probes and every packet classify() could
 // accept as an answer or ICMP error for the given types, for both address families. IPv6 uses fixed
-// offsets after the 40-byte header (libpcap cannot index transport headers over IPv6).
+// offsets after the 40-byte header (libpcap cannot index transport headers over IPv6). It compiles for
+// DLT_LINUX_SLL, DLT_EN10MB and DLT_RAW and uses no `inbound`/`outbound` (direction comes from the link
+// header, in user space). Narrower than classify() where the kernel can tell for sure: SYNs and SYN-ACKs
+// whose seq / ack-1 has nonzero low kTcpSeqShift bits cannot be ours; ICMP errors must quote one of the
+// selected protocols. Incoming UDP passes whenever UDPunreachable is selected (it cannot be told from our
+// outgoing probes without local addresses or ports: AND the worker's own slice to this). An empty set
+// gives a filter that passes nothing. The snap length must cover link header + 96 bytes (an ICMPv6
+// error quoting an IPv6 header and 8 bytes of transport).
 std::string capture_filter(std::span<const ProbeType> types);
 
 }  // namespace netprobe
