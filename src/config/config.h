@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/net.h"
@@ -14,6 +15,7 @@ namespace netprobe {
 
 enum class AlertLevel : uint8_t { kPaging, kPagingValidation, kSandbox, kNoAlert };
 std::string_view to_string(AlertLevel level);  // "paging", "paging_validation", "sandbox", "no_alert"
+std::optional<AlertLevel> alert_level_from_string(std::string_view s);
 
 struct GlobalConfig {
   std::string probe_name;
@@ -77,6 +79,14 @@ struct TargetConfig {
   AddressFamily family() const;       // address_family, else detected, else v4
   std::string state_label() const { return state.value_or("None"); }
 };
+
+// IP payload size (L4 header included) of a target's packets in a group, with netprobify's precedence: the
+// target's ip_payload_size if set; for ICMPping only, else the group's if set and non-zero; else the bare L4
+// header (TCP 20, UDP 8, ICMP 8). A value below the header is raised to it.
+int effective_ip_payload_size(const TargetConfig& target, const GroupConfig& group);
+
+// Bare L4 header size of a probe type: TCP 20, UDP 8, ICMP/ICMPv6 echo 8.
+int l4_header_size(ProbeType type);
 
 struct Config {
   std::string source_path;

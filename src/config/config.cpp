@@ -1,0 +1,47 @@
+#include "config/config.h"
+
+#include <algorithm>
+
+namespace netprobe {
+
+std::string_view to_string(AlertLevel level) {
+  switch (level) {
+    case AlertLevel::kPaging: return "paging";
+    case AlertLevel::kPagingValidation: return "paging_validation";
+    case AlertLevel::kSandbox: return "sandbox";
+    case AlertLevel::kNoAlert: return "no_alert";
+  }
+  return "no_alert";
+}
+
+std::optional<AlertLevel> alert_level_from_string(std::string_view s) {
+  if (s == "paging") return AlertLevel::kPaging;
+  if (s == "paging_validation") return AlertLevel::kPagingValidation;
+  if (s == "sandbox") return AlertLevel::kSandbox;
+  if (s == "no_alert") return AlertLevel::kNoAlert;
+  return std::nullopt;
+}
+
+AddressFamily TargetConfig::family() const {
+  if (address_family) return *address_family;
+  // An IP literal, or a CIDR network (netprobify's quirk 10: it did not detect IPv6 subnets and crashed).
+  if (auto addr = IpAddress::parse(destination)) return addr->af;
+  if (destination.find('/') != std::string::npos)
+    if (auto net = IpNetwork::parse(destination)) return net->base.af;
+  return AddressFamily::kV4;
+}
+
+int l4_header_size(ProbeType type) { return type == ProbeType::kTcpSyn ? 20 : 8; }
+
+int effective_ip_payload_size(const TargetConfig& target, const GroupConfig& group) {
+  const int header = l4_header_size(target.type);
+  int size = header;
+  if (target.ip_payload_size) {
+    size = *target.ip_payload_size;
+  } else if (target.type == ProbeType::kIcmpPing && group.ip_payload_size && *group.ip_payload_size != 0) {
+    size = *group.ip_payload_size;
+  }
+  return std::max(size, header);
+}
+
+}  // namespace netprobe

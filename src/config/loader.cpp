@@ -1,0 +1,568 @@
+#include "config/loader.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <climits>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "config/schema_validator.h"
+#include "config/yaml_json.h"
+#include "probes/probe.h"  // kTcpSeqShift only (a constant; no link dependency on the probes)
+
+namespace netprobe {
+namespace {
+
+using Json = nlohmann::json;
+
+// Largest TCPsyn IP payload: the RST-ACK to a SYN carrying P data bytes acks seq+1+P, and the token must
+// still be recoverable from it, so P < 2^kTcpSeqShift.
+constexpr int kTcpHeader = 20;
+constexpr int kMaxTcpIpPayload = kTcpHeader + (1 << kTcpSeqShift) - 1;
+
+std::string join(const std::string& path, std::string_view key) { return path + "." + std::string(key); }
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Saturating arithmetic for probe counts (nb_packets x groups x hosts can exceed 64 bits on paper).
+uint64_t sat_mul(uint64_t a, uint64_t b) {
+  if (a != 0 && b > UINT64_MAX / a) return UINT64_MAX;
+  return a * b;
+}
+uint64_t sat_add(uint64_t a, uint64_t b) { return b > UINT64_MAX - a ? UINT64_MAX : a + b; }
+
+// Typed, tolerant accessors: the schema has already reported wrong types, so a value of the wrong type reads
+// as absent here and the cross-field checks skip it instead of reporting the same problem twice.
+const Json* member(const Json& obj, std::string_view key) {
+  if (!obj.is_object()) return nullptr;
+  const auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+std::optional<int64_t> get_int(const Json& obj, std::string_view key) {
+  const Json* v = member(obj, key);
+  if (!v || !v->is_number_integer()) return std::nullopt;
+  if (v->is_number_unsigned() && v->get<uint64_t>() > uint64_t(INT64_MAX)) return INT64_MAX;
+  return v->get<int64_t>();
+}
+std::optional<double> get_number(const Json& obj, std::string_view key) {
+  const Json* v = member(obj, key);
+  if (!v || !v->is_number()) return std::nullopt;
+  return v->get<double>();
+}
+std::optional<bool> get_bool(const Json& obj, std::string_view key) {
+  const Json* v = member(obj, key);
+  if (!v || !v->is_boolean()) return std::nullopt;
+  return v->get<bool>();
+}
+std::optional<std::string> get_string(const Json& obj, std::string_view key) {
+  const Json* v = member(obj, key);
+  if (!v || !v->is_string()) return std::nullopt;
+  return v->get<std::string>();
+}
+std::vector<std::string> get_strings(const Json& obj, std::string_view key) {
+  std::vector<std::string> out;
+  const Json* v = member(obj, key);
+  if (!v || !v->is_array()) return out;
+  for (const auto& item : *v)
+    if (item.is_string()) out.push_back(item.get<std::string>());
+  return out;
+}
+
+// scapy's Net() syntax: 192.168.*.1-5 (globs and ranges per octet).
+bool looks_like_scapy_range(std::string_view s) {
+  if (s.find('*') == std::string_view::npos && s.find('-') == std::string_view::npos) return false;
+  for (char c : s)
+    if (!(std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == '*' || c == '-' || c == '/')) return false;
+  return true;
+}
+
+// RFC 1123 host name: dot-separated labels of letters, digits and hyphens, not all digits.
+bool looks_like_hostname(std::string_view s) {
+  if (s.empty() || s.size() > 253) return false;
+  bool has_alpha = false;
+  size_t label = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+      continue;
+    }
+    if (std::isalpha(static_cast<unsigned char>(c))) has_alpha = true;
+    else if (!std::isdigit(static_cast<unsigned char>(c)) && c != '-' && c != '_') return false;
+    if (++label > 63) return false;
+  }
+  return has_alpha;
+}
+
+struct KeySpace {
+  ProbeType type;
+  AddressFamily af;
+  std::string shown;                           // destination as shown in messages
+  std::vector<std::string> targets;            // contributing targets, in name order
+  std::vector<std::tuple<int, int, uint64_t>> intervals;  // [lo, hi] source ports with a per-port count
+};
+
+class Builder {
+ public:
+  Builder(const Json& doc, ConfigDiagnostics* d) : doc_(doc), d_(d) {}
+
+  Config build(std::string source_name) {
+    cfg_.source_path = std::move(source_name);
+    if (!doc_.is_object()) return std::move(cfg_);
+    if (const Json* g = member(doc_, "global")) build_global(*g);
+    if (const Json* groups = member(doc_, "groups"); groups && groups->is_object())
+      for (auto it = groups->begin(); it != groups->end(); ++it) build_group(it.key(), it.value());
+    if (const Json* targets = member(doc_, "targets"); targets && targets->is_object())
+      for (auto it = targets->begin(); it != targets->end(); ++it) build_target(it.key(), it.value());
+    check_probe_counts();
+    return std::move(cfg_);
+  }
+
+ private:
+  void error(const std::string& path, const std::string& msg) { d_->errors.push_back(path + ": " + msg); }
+  void warn(const std::string& path, const std::string& msg) { d_->warnings.push_back(path + ": " + msg); }
+
+  // Integers in int fields; JSON integers can be larger than the struct fields.
+  std::optional<int> get_small_int(const Json& obj, std::string_view key, const std::string& path) {
+    auto v = get_int(obj, key);
+    if (!v) return std::nullopt;
+    if (*v > INT_MAX || *v < INT_MIN) {
+      error(join(path, key), fmt::format("{} is too large", *v));
+      return std::nullopt;
+    }
+    return int(*v);
+  }
+  std::optional<double> get_finite(const Json& obj, std::string_view key, const std::string& path) {
+    auto v = get_number(obj, key);
+    if (v && !std::isfinite(*v)) {
+      error(join(path, key), fmt::format("{} is not a finite number", *v));
+      return std::nullopt;
+    }
+    return v;
+  }
+
+  void build_global(const Json& g) {
+    const std::string p = "global";
+    GlobalConfig& out = cfg_.global;
+    if (auto v = get_string(g, "probe_name")) out.probe_name = *v;
+    if (auto v = get_small_int(g, "interval", p)) out.interval_s = *v;
+    if (auto v = get_finite(g, "interval_packets", p)) out.interval_packets_s = *v;
+    if (auto v = get_small_int(g, "nb_proc", p)) out.nb_proc = *v;
+    if (auto v = get_small_int(g, "verbose", p)) out.verbose = *v;
+    if (auto v = get_string(g, "logging_level")) out.logging_level = *v;
+    if (auto v = get_small_int(g, "prometheus_port", p)) out.prometheus_port = *v;
+    if (auto v = get_string(g, "prometheus_address")) out.prometheus_address = *v;
+    if (auto v = get_small_int(g, "dns_update_interval", p)) out.dns_update_interval_s = *v;
+    if (auto v = get_small_int(g, "reload_conf_interval", p)) out.reload_conf_interval_s = *v;
+    if (auto v = get_bool(g, "l3_raw_socket")) out.l3_raw_socket = *v;
+    if (auto v = get_finite(g, "timeout", p)) out.timeout_s = *v;
+    // As netprobify: an absent (or empty-valued) percentile means [95, 50]; an explicit [] means none.
+    if (const Json* pct = member(g, "percentile"); pct && pct->is_array()) {
+      out.percentile.clear();
+      for (const auto& x : *pct)
+        if (x.is_number_integer()) out.percentile.push_back(int(std::clamp<int64_t>(x.get<int64_t>(), 0, 100)));
+    }
+    out.disable_dynamic_inventories = get_strings(g, "disable_dynamic_inventories");
+    if (auto v = get_finite(g, "max_packets_per_second", p)) out.max_packets_per_second = *v;
+  }
+
+  std::optional<IpAddress> parse_source(const Json& g, const std::string& path, std::string_view key,
+                                        AddressFamily af) {
+    auto text = get_string(g, key);
+    if (!text) return std::nullopt;
+    auto addr = IpAddress::parse(*text);
+    if (!addr || addr->af != af) {
+      error(join(path, key), fmt::format("\"{}\" is not a valid {} address (netprobify silently ignored an "
+                                         "invalid source address; netprobe refuses it)",
+                                         *text, af == AddressFamily::kV4 ? "IPv4" : "IPv6"));
+      return std::nullopt;
+    }
+    return addr;
+  }
+
+  std::optional<IpNetwork> parse_source_subnet(const Json& g, const std::string& path, std::string_view key,
+                                               AddressFamily af) {
+    auto text = get_string(g, key);
+    if (!text) return std::nullopt;
+    auto net = IpNetwork::parse(*text);
+    if (!net || net->base.af != af) {
+      error(join(path, key),
+            fmt::format("\"{}\" is not an {} network in CIDR form (e.g. {})", *text,
+                        af == AddressFamily::kV4 ? "IPv4" : "IPv6",
+                        af == AddressFamily::kV4 ? "192.0.2.0/29" : "2001:db8::/125"));
+      return std::nullopt;
+    }
+    return net;
+  }
+
+  void build_group(const std::string& name, const Json& g) {
+    const std::string path = "groups." + name;
+    GroupConfig out;
+    out.name = name;
+    if (member(g, "src_ipv4")) {
+      out.src_ipv4 = parse_source(g, path, "src_ipv4", AddressFamily::kV4);
+      if (member(g, "src_ip")) warn(join(path, "src_ip"), "deprecated and ignored because src_ipv4 is set");
+    } else if (member(g, "src_ip")) {
+      warn(join(path, "src_ip"), "deprecated: use src_ipv4 (still honoured)");
+      out.src_ipv4 = parse_source(g, path, "src_ip", AddressFamily::kV4);
+    }
+    out.src_ipv6 = parse_source(g, path, "src_ipv6", AddressFamily::kV6);
+    out.src_subnet_ipv4 = parse_source_subnet(g, path, "src_subnet_ipv4", AddressFamily::kV4);
+    out.src_subnet_ipv6 = parse_source_subnet(g, path, "src_subnet_ipv6", AddressFamily::kV6);
+    const auto a = get_int(g, "src_port_a");
+    const auto z = get_int(g, "src_port_z");
+    const int64_t port_a = a.value_or(65000), port_z = z.value_or(65001);
+    const bool ports_ok = port_a >= 1 && port_a <= 65535 && port_z >= 1 && port_z <= 65535;  // else: schema error
+    if (ports_ok) {
+      out.src_port_a = uint16_t(port_a);
+      out.src_port_z = uint16_t(port_z);
+      if (port_a > port_z)
+        error(path, fmt::format("src_port_a {}{} is greater than src_port_z {}{}", port_a, a ? "" : " (default)",
+                                port_z, z ? "" : " (default)"));
+    }
+    if (auto v = get_small_int(g, "ip_payload_size", path)) out.ip_payload_size = *v;
+    if (auto v = get_int(g, "dscp"); v && *v >= 0 && *v <= 63) out.dscp = int(*v);
+    if (auto v = get_bool(g, "permit_target_auto_register")) out.permit_target_auto_register = *v;
+    if (out.permit_target_auto_register) auto_groups_.push_back(name);
+    cfg_.groups.emplace(name, std::move(out));
+  }
+
+  void build_target(const std::string& name, const Json& t) {
+    const std::string path = "targets." + name;
+    if (!t.is_object()) return;  // reported by the schema
+    TargetConfig out;
+    out.name = name;
+    out.description = get_string(t, "description").value_or(name);
+    const auto type_text = get_string(t, "type");
+    std::optional<ProbeType> type;
+    if (type_text) type = probe_type_from_string(*type_text);
+    if (type) out.type = *type;
+    const auto destination = get_string(t, "destination");
+    if (destination) out.destination = *destination;
+    if (auto af = get_string(t, "address_family")) {
+      if (*af == "ipv4") out.address_family = AddressFamily::kV4;
+      else if (*af == "ipv6") out.address_family = AddressFamily::kV6;
+    }
+    if (auto v = get_bool(t, "dont_fragment")) out.dont_fragment = *v;
+    if (auto v = get_bool(t, "is_subnet")) out.is_subnet = *v;
+    if (auto v = get_int(t, "dst_port"); v && *v >= 1 && *v <= 65535) out.dst_port = uint16_t(*v);
+    if (auto v = get_small_int(t, "nb_packets", path)) out.nb_packets = *v;
+    if (auto v = get_small_int(t, "ip_payload_size", path)) out.ip_payload_size = *v;
+    if (const Json* th = member(t, "threshold")) {
+      out.threshold.latency = get_finite(*th, "latency", join(path, "threshold"));
+      out.threshold.loss = get_finite(*th, "loss", join(path, "threshold"));
+    }
+    if (auto v = get_string(t, "alert_level"))
+      out.alert_level = alert_level_from_string(*v).value_or(AlertLevel::kNoAlert);
+    out.state = get_string(t, "state");
+    if (auto v = get_finite(t, "timeout", path)) out.timeout_s = *v;
+    out.dns_update_interval_s = cfg_.global.dns_update_interval_s;
+    if (auto v = get_small_int(t, "dns_update_interval", path)) out.dns_update_interval_s = *v;
+    if (auto v = get_bool(t, "auto_register_to_groups")) out.auto_register_to_groups = *v;
+    if (const Json* eg = member(t, "explicit_groups")) {
+      out.register_to = get_strings(*eg, "register_to");
+      out.exclude_from = get_strings(*eg, "exclude_from");
+    }
+
+    // Cross-field checks.
+    bool destination_ok = destination.has_value();
+    if (type && (*type == ProbeType::kTcpSyn || *type == ProbeType::kUdpUnreachable) && !member(t, "dst_port"))
+      error(join(path, "dst_port"), fmt::format("required for {}", to_string(*type)));
+    if (destination) destination_ok = check_destination(path, out);
+    if (type && *type == ProbeType::kTcpSyn && out.ip_payload_size && *out.ip_payload_size > kMaxTcpIpPayload)
+      error(join(path, "ip_payload_size"),
+            fmt::format("{} is too large for TCPsyn: at most {} (the 20-byte TCP header + {} bytes of data, the room "
+                        "the sequence-number token leaves)",
+                        *out.ip_payload_size, kMaxTcpIpPayload, kMaxTcpIpPayload - kTcpHeader));
+
+    associate_groups(path, out);
+    if (type && destination_ok) count_probes(path, out);
+    cfg_.targets.emplace(name, std::move(out));
+  }
+
+  // Returns false when the destination cannot be probed as written.
+  bool check_destination(const std::string& path, TargetConfig& t) {
+    const std::string dpath = join(path, "destination");
+    if (t.destination.empty()) {
+      error(dpath, "must not be empty");
+      return false;
+    }
+    std::optional<AddressFamily> literal_af;
+    if (t.is_subnet) {
+      const auto net = IpNetwork::parse(t.destination);
+      if (!net && looks_like_hostname(t.destination)) {
+        // scapy's Net() resolved a hostname to its one address, so netprobify probed it as a single host.
+        warn(join(path, "is_subnet"), fmt::format("ignored: \"{}\" is a hostname, probed as the one address it "
+                                                  "resolves to (as netprobify did)",
+                                                  t.destination));
+        t.is_subnet = false;
+        return true;
+      }
+      if (!net) {
+        if (looks_like_scapy_range(t.destination))
+          error(dpath, fmt::format("\"{}\": scapy's range/glob syntax is not supported; only CIDR is (e.g. "
+                                   "192.168.0.0/16)",
+                                   t.destination));
+        else
+          error(dpath, fmt::format("\"{}\" is not a network: with is_subnet: true the destination must be in CIDR "
+                                   "form (e.g. 192.0.2.0/24 or 2001:db8::/64)",
+                                   t.destination));
+        return false;
+      }
+      literal_af = net->base.af;
+    } else if (const auto addr = IpAddress::parse(t.destination)) {
+      literal_af = addr->af;
+    } else if (IpNetwork::parse(t.destination)) {
+      error(dpath, fmt::format("\"{}\" is a network: set is_subnet: true to probe its addresses", t.destination));
+      return false;
+    }
+    if (literal_af && t.address_family && *literal_af != *t.address_family) {
+      error(join(path, "address_family"),
+            fmt::format("{} does not match the {} destination \"{}\"", to_string(*t.address_family),
+                        *literal_af == AddressFamily::kV4 ? "IPv4" : "IPv6", t.destination));
+      return false;
+    }
+    return true;
+  }
+
+  // netprobify's rules (main.py load_conf): start empty; auto-register to every group that permits it; add
+  // the register_to groups that exist; remove exclude_from last.
+  void associate_groups(const std::string& path, TargetConfig& t) {
+    std::set<std::string> groups;
+    if (t.auto_register_to_groups) groups.insert(auto_groups_.begin(), auto_groups_.end());
+    for (const auto& g : t.register_to) {
+      if (cfg_.groups.count(g)) groups.insert(g);
+      else warn(join(path, "explicit_groups.register_to"), fmt::format("group \"{}\" does not exist; ignored", g));
+    }
+    for (const auto& g : t.exclude_from) {
+      if (cfg_.groups.count(g)) groups.erase(g);
+      else warn(join(path, "explicit_groups.exclude_from"), fmt::format("group \"{}\" does not exist; ignored", g));
+    }
+    t.groups.assign(groups.begin(), groups.end());
+    if (t.groups.empty()) warn(path, "disabled: not associated to any group");
+  }
+
+  void count_probes(const std::string& path, const TargetConfig& t) {
+    if (t.groups.empty() || t.nb_packets <= 0) return;
+    const AddressFamily af = t.family();
+    uint64_t hosts = 1;
+    std::string dest;
+    if (t.is_subnet) {
+      const auto net = IpNetwork::parse(t.destination);
+      hosts = usable_hosts(*net);
+      dest = net->to_string();
+    } else if (const auto addr = IpAddress::parse(t.destination)) {
+      dest = addr->to_string();
+    } else {
+      dest = lower(t.destination);
+    }
+    const uint64_t nb = uint64_t(t.nb_packets);
+    const uint64_t probes = sat_mul(sat_mul(nb, t.groups.size()), hosts);
+    per_target_.emplace_back(probes, t.name);
+    if (probes > kMaxProbesPerIteration) {
+      error(path, fmt::format("{} probes per iteration ({} packet(s) x {} group(s) x {} host(s)), more than "
+                              "netprobe's limit of {} per iteration",
+                              probes, nb, t.groups.size(), hosts, kMaxProbesPerIteration));
+      over_limit_ = true;
+    }
+    total_probes_ = sat_add(total_probes_, probes);
+
+    std::string key = fmt::format("{}|{}|{}", int(t.type), int(af), dest);
+    auto [it, inserted] = key_spaces_.try_emplace(std::move(key));
+    KeySpace& ks = it->second;
+    if (inserted) {
+      ks.type = t.type;
+      ks.af = af;
+      ks.shown = t.destination;
+    }
+    if (ks.targets.empty() || ks.targets.back() != t.name) ks.targets.push_back(t.name);
+    if (t.type == ProbeType::kIcmpPing) {  // no source port in ICMP's key space: one bucket per destination
+      ks.intervals.emplace_back(0, 0, sat_mul(nb, t.groups.size()));
+      return;
+    }
+    for (const auto& gname : t.groups) {
+      const GroupConfig& g = cfg_.groups.at(gname);
+      if (g.src_port_a > g.src_port_z) continue;  // reported on the group
+      // Round robin over the range: the first nb % range ports get one packet more.
+      const uint64_t range = uint64_t(g.src_port_z) - g.src_port_a + 1;
+      const uint64_t q = nb / range, r = nb % range;
+      if (r > 0) ks.intervals.emplace_back(g.src_port_a, int(g.src_port_a + r - 1), q + 1);
+      if (q > 0) ks.intervals.emplace_back(int(g.src_port_a + r), g.src_port_z, q);
+    }
+  }
+
+  void check_probe_counts() {
+    if (!over_limit_ && total_probes_ > kMaxProbesPerIteration) {
+      const auto largest = std::max_element(per_target_.begin(), per_target_.end(),
+                                            [](const auto& a, const auto& b) { return a.first < b.first; });
+      error("targets", fmt::format("{} probes per iteration in total, more than netprobe's limit of {} (largest: "
+                                   "targets.{} with {})",
+                                   total_probes_, kMaxProbesPerIteration, largest->second, largest->first));
+    }
+    std::vector<std::string> errors;
+    for (const auto& [key, ks] : key_spaces_) {
+      // Sweep over the port intervals for the busiest source port.
+      std::vector<std::pair<int64_t, int64_t>> events;  // (port, +count at lo / -count after hi)
+      events.reserve(ks.intervals.size() * 2);
+      for (const auto& [lo, hi, v] : ks.intervals) {
+        events.emplace_back(lo, int64_t(std::min<uint64_t>(v, INT64_MAX / 4)));
+        events.emplace_back(int64_t(hi) + 1, -int64_t(std::min<uint64_t>(v, INT64_MAX / 4)));
+      }
+      std::sort(events.begin(), events.end());
+      int64_t cur = 0, best = 0, best_port = 0;
+      for (size_t i = 0; i < events.size();) {
+        const int64_t port = events[i].first;
+        for (; i < events.size() && events[i].first == port; ++i) cur += events[i].second;
+        if (cur > best) {
+          best = cur;
+          best_port = port;
+        }
+      }
+      const uint64_t limit = max_probes_per_key_space(ks.type, ks.af);
+      if (uint64_t(best) <= limit) continue;
+      std::string who;
+      if (ks.targets.size() > 1) {
+        who = " (targets ";
+        for (size_t i = 0; i < ks.targets.size() && i < 5; ++i) who += (i ? ", " : "") + ks.targets[i];
+        who += ks.targets.size() > 5 ? ", ...)" : ")";
+      }
+      const int bits = config_token_bits(ks.type, ks.af);
+      if (ks.type == ProbeType::kIcmpPing)
+        errors.push_back(fmt::format("targets.{}: {} ICMPping probes per iteration to \"{}\"{}, more than the {} "
+                                     "that ICMPping's {}-bit token allows per destination; lower nb_packets",
+                                     ks.targets.front(), best, ks.shown, who, limit, bits));
+      else
+        errors.push_back(fmt::format("targets.{}: {} {} probes per iteration to \"{}\" from source port {}{}, more "
+                                     "than the {} that {}'s {}-bit token allows per destination and source port; "
+                                     "widen the groups' source port ranges or lower nb_packets",
+                                     ks.targets.front(), best, to_string(ks.type), ks.shown, best_port, who, limit,
+                                     to_string(ks.type), bits));
+    }
+    std::sort(errors.begin(), errors.end());  // key_spaces_ is unordered; keep the output deterministic
+    d_->errors.insert(d_->errors.end(), errors.begin(), errors.end());
+  }
+
+  const Json& doc_;
+  ConfigDiagnostics* d_;
+  Config cfg_;
+  std::vector<std::string> auto_groups_;  // groups with permit_target_auto_register, in name order
+  std::unordered_map<std::string, KeySpace> key_spaces_;
+  std::vector<std::pair<uint64_t, std::string>> per_target_;
+  uint64_t total_probes_ = 0;
+  bool over_limit_ = false;
+};
+
+}  // namespace
+
+int config_token_bits(ProbeType type, AddressFamily af) {
+  switch (type) {
+    case ProbeType::kTcpSyn: return 32 - kTcpSeqShift;
+    case ProbeType::kIcmpPing: return 32;
+    case ProbeType::kUdpUnreachable: return af == AddressFamily::kV4 ? 16 : 20;
+  }
+  return 16;
+}
+
+uint64_t max_probes_per_key_space(ProbeType type, AddressFamily af) {
+  return uint64_t(1) << (config_token_bits(type, af) - 1);
+}
+
+uint64_t usable_hosts(const IpNetwork& net) {
+  const uint64_t n = net.size();
+  if (net.base.af == AddressFamily::kV4 && net.prefix < 31) return n - 2;
+  return n;
+}
+
+const SchemaValidator* config_schema_validator(std::string* error) {
+  static const Result<SchemaValidator> compiled = []() -> Result<SchemaValidator> {
+    const Json schema = Json::parse(embedded_config_schema(), nullptr, /*allow_exceptions=*/false);
+    if (schema.is_discarded()) return Error{"the embedded schema is not valid JSON"};
+    return SchemaValidator::compile(schema);
+  }();
+  if (!compiled.ok()) {
+    if (error) *error = compiled.error().message;
+    return nullptr;
+  }
+  return &compiled.value();
+}
+
+LoadedConfig load_config_json(const nlohmann::json& doc, std::string source_name) {
+  LoadedConfig out;
+  try {
+    std::string schema_error;
+    const SchemaValidator* validator = config_schema_validator(&schema_error);
+    if (!validator) {
+      out.diagnostics.errors.push_back("internal error: netprobe's configuration schema cannot be used: " +
+                                       schema_error);
+      return out;
+    }
+    if (doc.is_null()) {
+      out.diagnostics.errors.push_back(
+          fmt::format("{}: the configuration is empty; expected a mapping with global, groups and targets",
+                      source_name));
+      return out;
+    }
+    validator->validate(doc, &out.diagnostics.errors);
+    Builder builder(doc, &out.diagnostics);
+    Config cfg = builder.build(std::move(source_name));
+    if (out.diagnostics.errors.empty()) out.config = std::move(cfg);
+  } catch (const std::exception& e) {
+    out.config.reset();
+    out.diagnostics.errors.push_back(fmt::format("internal error while loading the configuration: {}", e.what()));
+  }
+  return out;
+}
+
+LoadedConfig load_config_string(std::string_view yaml, std::string source_name) {
+  try {
+    auto parsed = parse_yaml_to_json(yaml, source_name);
+    LoadedConfig out;
+    if (!parsed.errors.empty() && parsed.value.is_null()) {  // syntax error: nothing to validate
+      out.diagnostics.errors = std::move(parsed.errors);
+      out.diagnostics.warnings = std::move(parsed.warnings);
+      return out;
+    }
+    out = load_config_json(parsed.value, std::move(source_name));
+    out.diagnostics.errors.insert(out.diagnostics.errors.begin(), parsed.errors.begin(), parsed.errors.end());
+    out.diagnostics.warnings.insert(out.diagnostics.warnings.begin(), parsed.warnings.begin(), parsed.warnings.end());
+    if (!out.diagnostics.errors.empty()) out.config.reset();
+    return out;
+  } catch (const std::exception& e) {
+    LoadedConfig out;
+    out.diagnostics.errors.push_back(fmt::format("{}: internal error while loading: {}", source_name, e.what()));
+    return out;
+  }
+}
+
+LoadedConfig load_config_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    LoadedConfig out;
+    out.diagnostics.errors.push_back(fmt::format("{}: cannot open the configuration file: {}", path,
+                                                 std::strerror(errno)));
+    return out;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) {
+    LoadedConfig out;
+    out.diagnostics.errors.push_back(fmt::format("{}: cannot read the configuration file", path));
+    return out;
+  }
+  return load_config_string(text.str(), path);
+}
+
+}  // namespace netprobe

@@ -1,0 +1,62 @@
+#pragma once
+// Loading a netprobify-compatible configuration file: YAML (resolved as PyYAML does) -> JSON -> the JSON
+// Schema in schema/ (embedded in the binary) -> cross-field checks -> defaulted Config structs.
+//
+// Every problem is reported at once, one "path: message" string each, e.g.
+//   targets.web.dst_port: required for TCPsyn
+//   global.nb_prc: unknown key (did you mean "nb_proc"?)
+// Warnings (deprecated keys, unknown groups in register_to/exclude_from, targets left without a group,
+// duplicate YAML keys) never prevent loading: netprobify accepted those configurations.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config/config.h"
+#include "core/net.h"
+
+namespace netprobe {
+
+class SchemaValidator;
+
+struct ConfigDiagnostics {
+  std::vector<std::string> errors;    // any error means no Config
+  std::vector<std::string> warnings;  // informational; log them
+};
+
+struct LoadedConfig {
+  std::optional<Config> config;  // set only when there is no error
+  ConfigDiagnostics diagnostics;
+  bool ok() const { return config.has_value() && diagnostics.errors.empty(); }
+};
+
+// Reads and loads a file; Config::source_path is `path`. Never throws.
+LoadedConfig load_config_file(const std::string& path);
+// Loads YAML text; `source_name` is used in syntax errors and as Config::source_path. Never throws.
+LoadedConfig load_config_string(std::string_view yaml, std::string source_name);
+// Loads an already converted document (YAML resolved to JSON, or JSON). Never throws.
+LoadedConfig load_config_json(const nlohmann::json& doc, std::string source_name);
+
+// The text of schema/netprobe-config.schema.json as it was at build time.
+std::string_view embedded_config_schema();
+// The embedded schema, compiled once. nullptr (and *error set) if the schema uses a keyword the validator
+// does not implement: a build that would silently ignore part of its schema refuses every configuration.
+const SchemaValidator* config_schema_validator(std::string* error = nullptr);
+
+// Key-space limits checked at load time. These mirror the token widths of probes/probe.h (TCPsyn: 32-bit
+// sequence number minus kTcpSeqShift bits; ICMPping: 16-bit id + 16-bit seq; UDPunreachable: IPv4 IP-ID or
+// IPv6 flow label), kept here so that loading a configuration does not depend on the probe library.
+int config_token_bits(ProbeType type, AddressFamily af);
+// At most this many probes per iteration may share one (type, destination host, source port) key space
+// (ICMPping: one destination host): half the token space, so tokens of consecutive iterations never collide.
+uint64_t max_probes_per_key_space(ProbeType type, AddressFamily af);
+inline constexpr uint64_t kMaxProbesPerIteration = 16'777'216;
+
+// Addresses of a destination network that are probed: all of them, except the network and broadcast
+// addresses of IPv4 prefixes shorter than /31. Saturates at 2^32 like IpNetwork::size().
+uint64_t usable_hosts(const IpNetwork& net);
+
+}  // namespace netprobe
