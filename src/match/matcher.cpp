@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
-#include <functional>
+#include <cstdlib>
+#include <new>
+
+#include <sys/mman.h>
 
 namespace netprobe {
 namespace {
@@ -27,7 +30,31 @@ inline size_t cells_for(size_t n) {
   return std::bit_ceil(std::max<size_t>(16, n * 2));
 }
 
+constexpr size_t kHugePage = size_t(2) << 20;
+
 }  // namespace
+
+size_t huge_page_rounded(size_t bytes) noexcept {
+  return bytes >= kHugePage ? (bytes + kHugePage - 1) & ~(kHugePage - 1) : bytes;
+}
+
+void* huge_page_alloc(size_t bytes) {
+  if (bytes < kHugePage) return ::operator new(bytes);
+  const size_t rounded = huge_page_rounded(bytes);
+  void* p = std::aligned_alloc(kHugePage, rounded);
+  if (p == nullptr) throw std::bad_alloc();
+  ::madvise(p, rounded, MADV_HUGEPAGE);  // a hint: without THP it is simply ignored
+  return p;
+}
+
+void huge_page_free(void* p, size_t bytes) noexcept {
+  if (p == nullptr) return;
+  if (bytes < kHugePage) {
+    ::operator delete(p);
+  } else {
+    std::free(p);
+  }
+}
 
 Matcher::Matcher(size_t expected_in_flight) { clear(expected_in_flight); }
 
@@ -81,7 +108,7 @@ size_t Matcher::locate(const Record& probe, uint64_t h) const noexcept {
 }
 
 void Matcher::grow_table(size_t min_cells) {
-  std::vector<Cell> bigger(std::bit_ceil(min_cells));
+  Array<Cell> bigger(std::bit_ceil(min_cells));
   const size_t mask = bigger.size() - 1;
   for (size_t s = 0; s < max_slot_plus_one_; ++s) {
     if (records_[s].state == SlotState::kFree) continue;
@@ -253,8 +280,9 @@ SlotState Matcher::state(uint32_t slot) const noexcept {
 }
 
 size_t Matcher::memory_bytes() const noexcept {
-  return sizeof(*this) + table_.capacity() * sizeof(Cell) + records_.capacity() * sizeof(Record) +
-         next_.capacity() * sizeof(uint32_t) + heap_.capacity() * sizeof(HeapEntry);
+  return sizeof(*this) + huge_page_rounded(table_.capacity() * sizeof(Cell)) +
+         huge_page_rounded(records_.capacity() * sizeof(Record)) +
+         huge_page_rounded(next_.capacity() * sizeof(uint32_t)) + heap_.capacity() * sizeof(HeapEntry);
 }
 
 }  // namespace netprobe
