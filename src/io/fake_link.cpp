@@ -29,7 +29,8 @@ void FakeLink::inject(std::vector<uint8_t> ip_bytes, Nanos at, Direction directi
   cv_.notify_all();
 }
 
-size_t FakeLink::send(std::span<const OutPacket> batch) noexcept {
+size_t FakeLink::send(std::span<const OutPacket> batch, std::span<uint8_t> failed) noexcept {
+  if (failed.size() < batch.size()) failed = {};
   Responder responder;
   SendFilter filter;
   {
@@ -38,8 +39,11 @@ size_t FakeLink::send(std::span<const OutPacket> batch) noexcept {
     filter = send_filter_;
   }
   size_t accepted = 0;
-  for (const OutPacket& p : batch) {
-    if (filter && !filter(p.bytes)) {
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const OutPacket& p = batch[i];
+    const bool ok = !filter || filter(p.bytes);
+    if (!failed.empty()) failed[i] = ok ? 0 : 1;
+    if (!ok) {
       std::lock_guard lock(mu_);
       ++failed_;
       continue;

@@ -78,7 +78,10 @@ class FakeLink {
   class Sink final : public PacketSink {
    public:
     explicit Sink(FakeLink& link) : link_(link) {}
-    size_t send(std::span<const OutPacket> batch) noexcept override { return link_.send(batch); }
+    using PacketSink::send;
+    size_t send(std::span<const OutPacket> batch, std::span<uint8_t> failed) noexcept override {
+      return link_.send(batch, failed);
+    }
 
    private:
     FakeLink& link_;
@@ -94,7 +97,7 @@ class FakeLink {
     FakeLink& link_;
   };
 
-  size_t send(std::span<const OutPacket> batch) noexcept;
+  size_t send(std::span<const OutPacket> batch, std::span<uint8_t> failed) noexcept;
   int poll(const PacketSource::Handler& handler, Nanos max_wait);
   void interrupt();
   void push_locked(Nanos at, Direction direction, std::vector<uint8_t> bytes);

@@ -21,8 +21,12 @@ class PacketSink {
  public:
   virtual ~PacketSink() = default;
   // Sends the batch in as few syscalls as possible (sendmmsg). Returns how many were handed to the kernel;
-  // fewer than batch.size() means the rest failed (errors are counted by the sink, never thrown).
-  virtual size_t send(std::span<const OutPacket> batch) noexcept = 0;
+  // fewer than batch.size() means some failed (errors are counted by the sink, never thrown). The failed
+  // ones are NOT necessarily a suffix: an unreachable destination fails alone and the rest still go.
+  // `failed`, when it has at least batch.size() bytes, receives 1 for each packet that failed and 0 for
+  // each one handed to the kernel: use it to tell exactly which probes were never sent.
+  virtual size_t send(std::span<const OutPacket> batch, std::span<uint8_t> failed) noexcept = 0;
+  size_t send(std::span<const OutPacket> batch) noexcept { return send(batch, {}); }
 };
 
 // One captured packet: the IP packet (link header already removed), its kernel timestamp on the
@@ -45,6 +49,7 @@ class PacketSource {
   using Handler = std::function<void(const CapturedPacket&)>;
   // Delivers the packets available now (waiting at most about `max_wait` for the first one) to handler.
   // Returns the number delivered, or -1 when the source failed or is exhausted (a pcap file at its end).
+  // The CapturedPacket's bytes are valid only during the handler call.
   virtual int poll(const Handler& handler, Nanos max_wait) = 0;
   // Makes a blocked poll() return early (from another thread).
   virtual void interrupt() = 0;

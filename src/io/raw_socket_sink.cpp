@@ -127,7 +127,13 @@ RawSocketSink::~RawSocketSink() {
   if (fd6_ >= 0) ::close(fd6_);
 }
 
-size_t RawSocketSink::send(std::span<const OutPacket> batch) noexcept {
+size_t RawSocketSink::send(std::span<const OutPacket> batch, std::span<uint8_t> failed) noexcept {
+  if (failed.size() < batch.size()) {
+    failed = {};
+  } else {
+    failed = failed.first(batch.size());
+    std::fill(failed.begin(), failed.end(), uint8_t(0));
+  }
   int64_t wait_budget = options_.blocked_wait.count();
   size_t accepted = 0;
   size_t i = 0;
@@ -135,18 +141,23 @@ size_t RawSocketSink::send(std::span<const OutPacket> batch) noexcept {
     const AddressFamily af = batch[i].dst.af;
     size_t j = i + 1;
     while (j < batch.size() && batch[j].dst.af == af) ++j;
-    accepted += send_run(batch.subspan(i, j - i), &wait_budget);
+    accepted += send_run(batch.subspan(i, j - i), failed.empty() ? failed : failed.subspan(i, j - i), &wait_budget);
     i = j;
   }
   sent_.fetch_add(accepted, std::memory_order_relaxed);
   return accepted;
 }
 
-size_t RawSocketSink::send_run(std::span<const OutPacket> run, int64_t* wait_budget_ns) noexcept {
+size_t RawSocketSink::send_run(std::span<const OutPacket> run, std::span<uint8_t> failed,
+                               int64_t* wait_budget_ns) noexcept {
+  const auto fail = [&](size_t from, size_t to, SendError e) {
+    count_error(e, to - from);
+    if (!failed.empty()) std::fill(failed.begin() + std::ptrdiff_t(from), failed.begin() + std::ptrdiff_t(to), 1);
+  };
   const AddressFamily af = run[0].dst.af;
   const int fd = fd_for(af);
   if (fd < 0) {
-    count_error(SendError::kNoSocket, run.size());
+    fail(0, run.size(), SendError::kNoSocket);
     return 0;
   }
   const bool v4 = af == AddressFamily::kV4;
@@ -185,7 +196,7 @@ size_t RawSocketSink::send_run(std::span<const OutPacket> run, int64_t* wait_bud
       ++n;
     }
     if (n == 0) {  // run[done] is malformed: fail it alone
-      count_error(SendError::kInvalid);
+      fail(done, done + 1, SendError::kInvalid);
       ++done;
       continue;
     }
@@ -201,7 +212,7 @@ size_t RawSocketSink::send_run(std::span<const OutPacket> run, int64_t* wait_bud
     if (err == EINTR) continue;
     if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
       if (*wait_budget_ns <= 0) {
-        count_error(SendError::kNoBuffer, run.size() - done);
+        fail(done, run.size(), SendError::kNoBuffer);
         return accepted;
       }
       // EAGAIN: the socket buffer is full and POLLOUT says when it drains. ENOBUFS: a device queue is
@@ -218,7 +229,7 @@ size_t RawSocketSink::send_run(std::span<const OutPacket> run, int64_t* wait_bud
       *wait_budget_ns -= std::max<int64_t>(monotonic_ns() - t0, 100'000);  // always progress toward 0
       continue;
     }
-    count_error(classify_errno(err));
+    fail(done, done + 1, classify_errno(err));
     ++done;  // this packet failed; the others may well go
   }
   return accepted;

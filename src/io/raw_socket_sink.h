@@ -11,7 +11,8 @@
 // full), it waits for POLLOUT at most `blocked_wait` in total per send() call, then counts the rest as
 // kNoBuffer errors: never spins, never blocks the sender for long. Any other error fails only the packet
 // it belongs to (sendmmsg reports it on the retry that starts at that packet), which is counted by errno
-// class and skipped. The return value is the number accepted by the kernel, not necessarily a prefix.
+// class and skipped. The return value is the number accepted by the kernel, not necessarily a prefix;
+// the `failed` flags say which ones.
 //
 // Thread-safety: send() from one thread at a time (scratch buffers are members); stats() from any thread.
 #include <array>
@@ -67,7 +68,8 @@ class RawSocketSink final : public PacketSink {
   RawSocketSink(const RawSocketSink&) = delete;
   RawSocketSink& operator=(const RawSocketSink&) = delete;
 
-  size_t send(std::span<const OutPacket> batch) noexcept override;
+  using PacketSink::send;
+  size_t send(std::span<const OutPacket> batch, std::span<uint8_t> failed) noexcept override;
 
   bool has_family(AddressFamily af) const noexcept { return fd_for(af) >= 0; }
   SinkStats stats() const noexcept;
@@ -77,8 +79,9 @@ class RawSocketSink final : public PacketSink {
  private:
   explicit RawSocketSink(const Options& options);
   int fd_for(AddressFamily af) const noexcept { return af == AddressFamily::kV4 ? fd4_ : fd6_; }
-  // Sends batch[0..n) (all of one family); returns how many were accepted.
-  size_t send_run(std::span<const OutPacket> run, int64_t* wait_budget_ns) noexcept;
+  // Sends one run of packets of one family; returns how many were accepted. `failed` is empty or as long
+  // as the run.
+  size_t send_run(std::span<const OutPacket> run, std::span<uint8_t> failed, int64_t* wait_budget_ns) noexcept;
   void count_error(SendError e, uint64_t n = 1) noexcept {
     errors_[size_t(e)].fetch_add(n, std::memory_order_relaxed);
   }

@@ -110,10 +110,15 @@ TEST(io_FakeLink, SendFilterFailsPackets) {
   FakeLink link(clock);
   link.set_send_filter([](std::span<const uint8_t> ip) { return ip.back() != 2; });
   const auto a = packet(1), b = packet(2);
-  const OutPacket batch[] = {out(a), out(b)};
-  EXPECT_EQ(link.sink().send(batch), 1u);
+  const auto c = packet(3);
+  const OutPacket batch[] = {out(a), out(b), out(c)};
+  uint8_t failed[3] = {9, 9, 9};
+  EXPECT_EQ(link.sink().send(batch, failed), 2u);
+  EXPECT_EQ(failed[0], 0);
+  EXPECT_EQ(failed[1], 1);  // in the middle: not a suffix
+  EXPECT_EQ(failed[2], 0);
   EXPECT_EQ(link.failed_count(), 1u);
-  EXPECT_EQ(drain(link.source()).size(), 1u);
+  EXPECT_EQ(drain(link.source()).size(), 2u);
 }
 
 TEST(io_FakeLink, InterruptWakesIdlePoll) {

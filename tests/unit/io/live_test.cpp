@@ -47,6 +47,27 @@ std::vector<uint8_t> echo_request(uint16_t id, uint16_t seq) {
   return p;
 }
 
+// 40-byte IPv6 header + 8-byte ICMPv6 echo request, ::1 -> ::1 (checksum over the pseudo-header).
+std::vector<uint8_t> echo6_request(uint16_t id, uint16_t seq) {
+  std::vector<uint8_t> p(48, 0);
+  p[0] = 0x60;
+  p[5] = 8;     // payload length
+  p[6] = 58;    // ICMPv6
+  p[7] = 64;    // hop limit
+  p[23] = 1;    // src ::1
+  p[39] = 1;    // dst ::1
+  p[40] = 128;  // echo request
+  p[44] = uint8_t(id >> 8), p[45] = uint8_t(id);
+  p[46] = uint8_t(seq >> 8), p[47] = uint8_t(seq);
+  std::vector<uint8_t> pseudo(p.begin() + 8, p.begin() + 40);  // src + dst
+  const uint8_t tail[8] = {0, 0, 0, 8, 0, 0, 0, 58};             // length, zeros, next header
+  pseudo.insert(pseudo.end(), tail, tail + 8);
+  pseudo.insert(pseudo.end(), p.begin() + 40, p.end());
+  const uint16_t sum = checksum(pseudo.data(), pseudo.size());
+  p[42] = uint8_t(sum >> 8), p[43] = uint8_t(sum);
+  return p;
+}
+
 bool is_ours(std::span<const uint8_t> ip, uint8_t icmp_type, uint16_t id) {
   return ip.size() >= 28 && (ip[0] >> 4) == 4 && ip[9] == 1 && ip[20] == icmp_type &&
          uint16_t(ip[24] << 8 | ip[25]) == id;
@@ -91,6 +112,73 @@ void live_echo(const std::string& device) {
 TEST(io_Live, EchoToLoopbackOnAny) { live_echo("any"); }
 TEST(io_Live, EchoToLoopbackOnLo) { live_echo("lo"); }
 
+TEST(io_Live, Echo6ToLoopback) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (raw socket and live capture)";
+  auto src = PcapSource::open({.device = "any", .filter = "icmp6 and host ::1"});
+  ASSERT_TRUE(src.ok()) << src.error().message;
+  auto sink = RawSocketSink::open();
+  ASSERT_TRUE(sink.ok()) << sink.error().message;
+  if (!(*sink)->has_family(AddressFamily::kV6)) GTEST_SKIP() << "no IPv6 on this host";
+  const uint16_t id = uint16_t(getpid() ^ 0x5a5a);
+  const auto req = echo6_request(id, 1);
+  const OutPacket batch[] = {{req, *IpAddress::parse("::1")}};
+  ASSERT_EQ((*sink)->send(batch), 1u) << "errors: " << (*sink)->stats().total_errors();
+
+  bool request = false, reply = false;
+  const auto give_up = std::chrono::steady_clock::now() + 2s;
+  for (int i = 0; i < 200 && !(request && reply) && std::chrono::steady_clock::now() < give_up; ++i) {
+    ASSERT_GE((*src)->poll(
+                  [&](const CapturedPacket& p) {
+                    if (p.ip.size() < 48 || (p.ip[0] >> 4) != 6 || p.ip[6] != 58) return;
+                    if (uint16_t(p.ip[44] << 8 | p.ip[45]) != id) return;
+                    // Our own header went out unchanged (hop limit 64), and the kernel answered.
+                    if (p.direction == Direction::kOutgoing && p.ip[40] == 128 && p.ip[7] == 64) request = true;
+                    if (p.direction == Direction::kIncoming && p.ip[40] == 129) reply = true;
+                  },
+                  50ms),
+              0);
+  }
+  EXPECT_TRUE(request);
+  EXPECT_TRUE(reply);
+}
+
+TEST(io_Live, BatchLargerThanMaxBatch) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (raw socket)";
+  auto sink = RawSocketSink::open({.max_batch = 64, .ipv6 = false});
+  ASSERT_TRUE(sink.ok()) << sink.error().message;
+  std::vector<std::vector<uint8_t>> packets;
+  for (uint16_t seq = 1; seq <= 200; ++seq) packets.push_back(echo_request(uint16_t(getpid() + 1), seq));
+  std::vector<OutPacket> batch;
+  for (const auto& p : packets) batch.push_back({p, IpAddress::v4(0x7f000001)});
+  EXPECT_EQ((*sink)->send(batch), 200u);
+  const SinkStats s = (*sink)->stats();
+  EXPECT_EQ(s.sent, 200u);
+  EXPECT_EQ(s.total_errors(), 0u);
+  EXPECT_GE(s.syscalls, 4u);  // 200 / 64
+  EXPECT_LE(s.syscalls, 10u);
+}
+
+TEST(io_Live, PacketWakesBlockedPollWithinBufferTimeout) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (raw socket and live capture)";
+  auto src = PcapSource::open({.device = "any", .filter = "icmp and host 127.0.0.1"});
+  ASSERT_TRUE(src.ok()) << src.error().message;
+  auto sink = RawSocketSink::open({.ipv6 = false});
+  ASSERT_TRUE(sink.ok()) << sink.error().message;
+  const auto req = echo_request(uint16_t(getpid() + 2), 1);
+  std::thread t([&] {
+    std::this_thread::sleep_for(100ms);
+    const OutPacket batch[] = {{req, IpAddress::v4(0x7f000001)}};
+    (*sink)->send(batch);
+  });
+  const auto start = std::chrono::steady_clock::now();
+  int n = 0;
+  for (int i = 0; i < 3 && n == 0; ++i) n = (*src)->poll([](const CapturedPacket&) {}, 5s);
+  const auto waited = std::chrono::steady_clock::now() - start;
+  t.join();
+  EXPECT_GT(n, 0);
+  EXPECT_LT(waited, 1s);  // 100 ms + the 5 ms buffer timeout, with slack for a loaded machine
+}
+
 TEST(io_Live, InterruptWakesBlockedPoll) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root (live capture)";
   // A filter that matches nothing we send: poll() can only return through interrupt() or max_wait.
@@ -122,8 +210,15 @@ TEST(io_Live, SinkCountsMalformedAndMissingFamily) {
   ASSERT_TRUE(sink.ok()) << sink.error().message;
   const std::vector<uint8_t> short_packet(10, 0x45);
   const std::vector<uint8_t> v6(40, 0x60);
-  const OutPacket batch[] = {{short_packet, IpAddress::v4(0x7f000001)}, {v6, *IpAddress::parse("::1")}};
-  EXPECT_EQ((*sink)->send(batch), 0u);
+  const auto good = echo_request(uint16_t(getpid() + 3), 1);
+  const OutPacket batch[] = {{short_packet, IpAddress::v4(0x7f000001)},
+                             {good, IpAddress::v4(0x7f000001)},
+                             {v6, *IpAddress::parse("::1")}};
+  uint8_t failed[3] = {9, 9, 9};
+  EXPECT_EQ((*sink)->send(batch, failed), 1u);
+  EXPECT_EQ(failed[0], 1);
+  EXPECT_EQ(failed[1], 0);
+  EXPECT_EQ(failed[2], 1);
   const SinkStats s = (*sink)->stats();
   EXPECT_EQ(s.errors[size_t(SendError::kInvalid)], 1u);
   EXPECT_EQ(s.errors[size_t(SendError::kNoSocket)], 1u);
