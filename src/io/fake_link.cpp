@@ -57,8 +57,10 @@ size_t FakeLink::send(std::span<const OutPacket> batch, std::span<uint8_t> faile
       std::lock_guard lock(mu_);
       ++sent_;
       if (options_.log_sent) sent_log_.push_back(copy);
-      if (options_.deliver_outgoing) push_locked(now + options_.egress_delay, Direction::kOutgoing, std::move(copy));
-      for (ScriptedReply& r : replies) push_locked(now + r.delay, Direction::kIncoming, std::move(r.ip_bytes));
+      if (options_.deliver_outgoing)
+        push_locked(now + options_.egress_delay, Direction::kOutgoing, std::move(copy));
+      for (ScriptedReply& r : replies)
+        push_locked(now + r.delay, Direction::kIncoming, std::move(r.ip_bytes));
     }
     ++accepted;
   }

@@ -55,10 +55,10 @@ class FakeLink {
   // Queues a packet that nobody sent (foreign traffic, spoofed replies), delivered at `at` (realtime).
   void inject(std::vector<uint8_t> ip_bytes, Nanos at, Direction direction = Direction::kIncoming);
 
-  uint64_t sent_count() const;       // accepted by the sink
-  uint64_t failed_count() const;     // refused by the send filter
-  uint64_t delivered_count() const;  // handed to poll() handlers
-  size_t queued_count() const;       // waiting in the link (due or not)
+  uint64_t sent_count() const;                             // accepted by the sink
+  uint64_t failed_count() const;                           // refused by the send filter
+  uint64_t delivered_count() const;                        // handed to poll() handlers
+  size_t queued_count() const;                             // waiting in the link (due or not)
   std::vector<std::vector<uint8_t>> sent_packets() const;  // copies, in send order
   // Realtime stamp of the earliest queued packet (Nanos::max() when empty): lets a test advance the
   // clock exactly to the next delivery.
@@ -72,7 +72,9 @@ class FakeLink {
     std::vector<uint8_t> bytes;
   };
   struct Later {
-    bool operator()(const Queued& a, const Queued& b) const { return a.at != b.at ? a.at > b.at : a.seq > b.seq; }
+    bool operator()(const Queued& a, const Queued& b) const {
+      return a.at != b.at ? a.at > b.at : a.seq > b.seq;
+    }
   };
 
   class Sink final : public PacketSink {

@@ -9,8 +9,8 @@ constexpr uint16_t kEtherIpv4 = 0x0800;
 constexpr uint16_t kEtherIpv6 = 0x86DD;
 constexpr uint16_t kEtherVlan = 0x8100;
 constexpr uint16_t kEtherQinQ = 0x88A8;
-constexpr uint8_t kPacketOutgoing = 4;  // linux/if_packet.h PACKET_OUTGOING
-constexpr int kLinktypeRaw = 101;      // LINKTYPE_RAW, as written in pcap files by some tools
+constexpr uint8_t kPacketOutgoing = 4;     // linux/if_packet.h PACKET_OUTGOING
+constexpr int kLinktypeRaw = 101;          // LINKTYPE_RAW, as written in pcap files by some tools
 constexpr uint16_t kArphrdLoopback = 772;  // linux/if_arp.h ARPHRD_LOOPBACK
 
 inline uint16_t be16(const uint8_t* p) { return uint16_t((p[0] << 8) | p[1]); }
@@ -25,9 +25,7 @@ LinkDecode ip_from(std::span<const uint8_t> bytes, int want_version, LinkFrame* 
   return LinkDecode::kIp;
 }
 
-int version_of(uint16_t ethertype) {
-  return ethertype == kEtherIpv4 ? 4 : ethertype == kEtherIpv6 ? 6 : -1;
-}
+int version_of(uint16_t ethertype) { return ethertype == kEtherIpv4 ? 4 : ethertype == kEtherIpv6 ? 6 : -1; }
 
 }  // namespace
 
@@ -57,7 +55,8 @@ LinkDecode decode_link(int dlt, std::span<const uint8_t> f, LinkFrame* out) noex
       const int v = version_of(be16(&f[14]));
       if (v < 0) return LinkDecode::kNotIp;
       out->direction = be16(&f[0]) == kPacketOutgoing ? Direction::kOutgoing : Direction::kIncoming;
-      out->direction_from = be16(&f[2]) == kArphrdLoopback ? DirectionFrom::kLoopback : DirectionFrom::kLinkHeader;
+      out->direction_from =
+          be16(&f[2]) == kArphrdLoopback ? DirectionFrom::kLoopback : DirectionFrom::kLinkHeader;
       return ip_from(f.subspan(16), v, out);
     }
     case DLT_LINUX_SLL2: {
@@ -66,7 +65,8 @@ LinkDecode decode_link(int dlt, std::span<const uint8_t> f, LinkFrame* out) noex
       const int v = version_of(be16(&f[0]));
       if (v < 0) return LinkDecode::kNotIp;
       out->direction = f[10] == kPacketOutgoing ? Direction::kOutgoing : Direction::kIncoming;
-      out->direction_from = be16(&f[8]) == kArphrdLoopback ? DirectionFrom::kLoopback : DirectionFrom::kLinkHeader;
+      out->direction_from =
+          be16(&f[8]) == kArphrdLoopback ? DirectionFrom::kLoopback : DirectionFrom::kLinkHeader;
       return ip_from(f.subspan(20), v, out);
     }
     case DLT_EN10MB: {

@@ -38,9 +38,9 @@ struct CapturedPacket {
 };
 
 struct CaptureStats {
-  uint64_t received = 0;     // pcap_stats ps_recv
-  uint64_t dropped = 0;      // ps_drop: the kernel buffer was full
-  uint64_t if_dropped = 0;   // ps_ifdrop
+  uint64_t received = 0;    // pcap_stats ps_recv
+  uint64_t dropped = 0;     // ps_drop: the kernel buffer was full
+  uint64_t if_dropped = 0;  // ps_ifdrop
 };
 
 class PacketSource {

@@ -71,7 +71,8 @@ class PcapDecoder {
     CapturedPacket pkt;
     pkt.ip = frame.ip;
     // tv_usec holds nanoseconds when the handle was opened with nanosecond precision.
-    pkt.timestamp = Nanos(int64_t(h->ts.tv_sec) * 1'000'000'000 + int64_t(h->ts.tv_usec) * (nano_ ? 1 : 1000));
+    pkt.timestamp =
+        Nanos(int64_t(h->ts.tv_sec) * 1'000'000'000 + int64_t(h->ts.tv_usec) * (nano_ ? 1 : 1000));
     bool twice = false;
     switch (frame.direction_from) {
       case DirectionFrom::kLinkHeader:
@@ -85,7 +86,7 @@ class PcapDecoder {
           twice = true;
         } else if (has_mac_ && frame.src_mac.size() == 6) {
           pkt.direction = std::equal(mac_.begin(), mac_.end(), frame.src_mac.begin()) ? Direction::kOutgoing
-                                                                                       : Direction::kIncoming;
+                                                                                      : Direction::kIncoming;
         } else {
           pkt.direction = source_is_local(frame.ip) ? Direction::kOutgoing : Direction::kIncoming;
         }
@@ -195,7 +196,8 @@ Result<std::unique_ptr<PcapSource>> PcapSource::open(const Options& options) {
       case PCAP_ERROR_IFACE_NOT_UP:
         return Error{fmt::format("capture device '{}' is not up", options.device)};
       default:
-        return Error{fmt::format("cannot capture on '{}': {}: {}", options.device, pcap_statustostr(rc), detail)};
+        return Error{
+            fmt::format("cannot capture on '{}': {}: {}", options.device, pcap_statustostr(rc), detail)};
     }
   }
   if (rc > 0) {
@@ -294,8 +296,10 @@ DecodeCounters PcapSource::counters() const noexcept { return decoder_->counters
 Result<std::unique_ptr<PcapFileSource>> PcapFileSource::open(const Options& options) {
   std::unique_ptr<PcapFileSource> src(new PcapFileSource());
   char errbuf[PCAP_ERRBUF_SIZE] = {};
-  src->handle_ = pcap_open_offline_with_tstamp_precision(options.path.c_str(), PCAP_TSTAMP_PRECISION_NANO, errbuf);
-  if (src->handle_ == nullptr) return Error{fmt::format("cannot open pcap file {}: {}", options.path, errbuf)};
+  src->handle_ =
+      pcap_open_offline_with_tstamp_precision(options.path.c_str(), PCAP_TSTAMP_PRECISION_NANO, errbuf);
+  if (src->handle_ == nullptr)
+    return Error{fmt::format("cannot open pcap file {}: {}", options.path, errbuf)};
   const int dlt = pcap_datalink(src->handle_);
   if (!link_type_supported(dlt)) {
     return Error{fmt::format("pcap file {}: unsupported link type {}", options.path, dlt)};

@@ -30,10 +30,10 @@ namespace netprobe {
 
 // Per-source decode counters (the capture thread's view; read them from that thread).
 struct DecodeCounters {
-  uint64_t frames = 0;      // handed to us by libpcap (after the BPF filter)
-  uint64_t delivered = 0;   // CapturedPackets given to the handler (loopback frames count twice)
-  uint64_t not_ip = 0;      // skipped: not IPv4/IPv6
-  uint64_t truncated = 0;   // skipped: shorter than the link header (snaplen too small?)
+  uint64_t frames = 0;     // handed to us by libpcap (after the BPF filter)
+  uint64_t delivered = 0;  // CapturedPackets given to the handler (loopback frames count twice)
+  uint64_t not_ip = 0;     // skipped: not IPv4/IPv6
+  uint64_t truncated = 0;  // skipped: shorter than the link header (snaplen too small?)
 };
 
 class PcapDecoder;
@@ -42,10 +42,10 @@ class PcapSource final : public PacketSource {
  public:
   struct Options {
     std::string device = "any";
-    std::string filter{};                    // pcap syntax; empty captures everything
-    int snaplen = 256;                       // link header + IPv6 + ICMPv6 error quoting IPv6 + 8 = 116
-    int buffer_bytes = 64 << 20;             // kernel ring: absorbs bursts while the thread is busy
-    Nanos buffer_timeout = Nanos(5'000'000); // a ring block is handed over at most this late
+    std::string filter{};                      // pcap syntax; empty captures everything
+    int snaplen = 256;                         // link header + IPv6 + ICMPv6 error quoting IPv6 + 8 = 116
+    int buffer_bytes = 64 << 20;               // kernel ring: absorbs bursts while the thread is busy
+    Nanos buffer_timeout = Nanos(5'000'000);   // a ring block is handed over at most this late
     std::vector<IpAddress> local_addresses{};  // direction for links that do not say (see above)
   };
 

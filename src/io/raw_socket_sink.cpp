@@ -73,8 +73,8 @@ Result<int> open_raw(int family, const RawSocketSink::Options& options, std::vec
   int got = 0;
   socklen_t len = sizeof got;
   if (::getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &got, &len) == 0 && got < want) {  // the kernel reports 2x
-    warnings->push_back(fmt::format("raw {} socket send buffer is {} bytes (asked {}): raise net.core.wmem_max",
-                                    name, got / 2, want));
+    warnings->push_back(fmt::format(
+        "raw {} socket send buffer is {} bytes (asked {}): raise net.core.wmem_max", name, got / 2, want));
   }
   return fd;
 }
@@ -83,14 +83,22 @@ Result<int> open_raw(int family, const RawSocketSink::Options& options, std::vec
 
 std::string_view to_string(SendError e) {
   switch (e) {
-    case SendError::kNoBuffer: return "no_buffer";
-    case SendError::kUnreachable: return "unreachable";
-    case SendError::kPermission: return "permission";
-    case SendError::kTooBig: return "too_big";
-    case SendError::kInvalid: return "invalid";
-    case SendError::kNoSocket: return "no_socket";
-    case SendError::kOther: return "other";
-    case SendError::kCount: break;
+    case SendError::kNoBuffer:
+      return "no_buffer";
+    case SendError::kUnreachable:
+      return "unreachable";
+    case SendError::kPermission:
+      return "permission";
+    case SendError::kTooBig:
+      return "too_big";
+    case SendError::kInvalid:
+      return "invalid";
+    case SendError::kNoSocket:
+      return "no_socket";
+    case SendError::kOther:
+      return "other";
+    case SendError::kCount:
+      break;
   }
   return "unknown";
 }
@@ -141,7 +149,8 @@ size_t RawSocketSink::send(std::span<const OutPacket> batch, std::span<uint8_t> 
     const AddressFamily af = batch[i].dst.af;
     size_t j = i + 1;
     while (j < batch.size() && batch[j].dst.af == af) ++j;
-    accepted += send_run(batch.subspan(i, j - i), failed.empty() ? failed : failed.subspan(i, j - i), &wait_budget);
+    accepted +=
+        send_run(batch.subspan(i, j - i), failed.empty() ? failed : failed.subspan(i, j - i), &wait_budget);
     i = j;
   }
   sent_.fetch_add(accepted, std::memory_order_relaxed);
@@ -152,7 +161,8 @@ size_t RawSocketSink::send_run(std::span<const OutPacket> run, std::span<uint8_t
                                int64_t* wait_budget_ns) noexcept {
   const auto fail = [&](size_t from, size_t to, SendError e) {
     count_error(e, to - from);
-    if (!failed.empty()) std::fill(failed.begin() + std::ptrdiff_t(from), failed.begin() + std::ptrdiff_t(to), 1);
+    if (!failed.empty())
+      std::fill(failed.begin() + std::ptrdiff_t(from), failed.begin() + std::ptrdiff_t(to), 1);
   };
   const AddressFamily af = run[0].dst.af;
   const int fd = fd_for(af);

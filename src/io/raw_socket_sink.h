@@ -55,10 +55,10 @@ struct SinkStats {
 class RawSocketSink final : public PacketSink {
  public:
   struct Options {
-    int sndbuf_bytes = 16 << 20;              // SO_SNDBUFFORCE when privileged, else SO_SNDBUF (capped)
-    size_t max_batch = 256;                   // messages per sendmmsg
-    Nanos blocked_wait = Nanos(20'000'000);   // total POLLOUT wait per send() before giving up
-    bool ipv6 = true;                         // also open the IPv6 socket
+    int sndbuf_bytes = 16 << 20;             // SO_SNDBUFFORCE when privileged, else SO_SNDBUF (capped)
+    size_t max_batch = 256;                  // messages per sendmmsg
+    Nanos blocked_wait = Nanos(20'000'000);  // total POLLOUT wait per send() before giving up
+    bool ipv6 = true;                        // also open the IPv6 socket
   };
 
   // EPERM/EACCES gives the CAP_NET_RAW hint.
@@ -81,7 +81,8 @@ class RawSocketSink final : public PacketSink {
   int fd_for(AddressFamily af) const noexcept { return af == AddressFamily::kV4 ? fd4_ : fd6_; }
   // Sends one run of packets of one family; returns how many were accepted. `failed` is empty or as long
   // as the run.
-  size_t send_run(std::span<const OutPacket> run, std::span<uint8_t> failed, int64_t* wait_budget_ns) noexcept;
+  size_t send_run(std::span<const OutPacket> run, std::span<uint8_t> failed,
+                  int64_t* wait_budget_ns) noexcept;
   void count_error(SendError e, uint64_t n = 1) noexcept {
     errors_[size_t(e)].fetch_add(n, std::memory_order_relaxed);
   }

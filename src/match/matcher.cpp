@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <bit>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 #include <sys/mman.h>
@@ -85,7 +85,8 @@ Matcher::Record Matcher::pack(const MatchKey& key) noexcept {
   std::memcpy(&r.addr_lo, key.target.bytes.data() + 8, 8);
   r.token = key.token;
   r.port = key.local_port;
-  r.type_af = static_cast<uint8_t>((static_cast<uint8_t>(key.type) << 4) | static_cast<uint8_t>(key.target.af));
+  r.type_af =
+      static_cast<uint8_t>((static_cast<uint8_t>(key.type) << 4) | static_cast<uint8_t>(key.target.af));
   return r;
 }
 

@@ -68,13 +68,13 @@ struct TakeResult {
 };
 
 enum class SlotState : uint8_t {
-  kFree,            // no key inserted for this slot
-  kPending,         // inserted, send time unknown
-  kSent,            // armed, no answer yet
-  kAnswered,        // answered in time (or before being armed); expire() skips it
-  kLate,            // first answer was late; expire() still reports it
-  kExpired,         // reported lost by expire(); no answer yet
-  kExpiredAnswered, // reported lost, and some answer came (late or not)
+  kFree,             // no key inserted for this slot
+  kPending,          // inserted, send time unknown
+  kSent,             // armed, no answer yet
+  kAnswered,         // answered in time (or before being armed); expire() skips it
+  kLate,             // first answer was late; expire() still reports it
+  kExpired,          // reported lost by expire(); no answer yet
+  kExpiredAnswered,  // reported lost, and some answer came (late or not)
 };
 
 class Matcher {
@@ -141,7 +141,7 @@ class Matcher {
   // that would break a lane's order, or an (n+1)-th timeout value, goes to a binary min-heap. expire()
   // merges the lane heads and the heap top, so slots come out in deadline order whatever the mix.
   struct Lane {
-    int64_t timeout = 0;      // deadline - sent_at of its members
+    int64_t timeout = 0;  // deadline - sent_at of its members
     int64_t front_deadline = 0;
     int64_t back_deadline = 0;
     uint32_t head = kNil;

@@ -60,7 +60,7 @@ std::vector<uint8_t> echo6_request(uint16_t id, uint16_t seq) {
   p[44] = uint8_t(id >> 8), p[45] = uint8_t(id);
   p[46] = uint8_t(seq >> 8), p[47] = uint8_t(seq);
   std::vector<uint8_t> pseudo(p.begin() + 8, p.begin() + 40);  // src + dst
-  const uint8_t tail[8] = {0, 0, 0, 8, 0, 0, 0, 58};             // length, zeros, next header
+  const uint8_t tail[8] = {0, 0, 0, 8, 0, 0, 0, 58};           // length, zeros, next header
   pseudo.insert(pseudo.end(), tail, tail + 8);
   pseudo.insert(pseudo.end(), p.begin() + 40, p.end());
   const uint16_t sum = checksum(pseudo.data(), pseudo.size());
@@ -132,7 +132,8 @@ TEST(io_Live, Echo6ToLoopback) {
                     if (p.ip.size() < 48 || (p.ip[0] >> 4) != 6 || p.ip[6] != 58) return;
                     if (uint16_t(p.ip[44] << 8 | p.ip[45]) != id) return;
                     // Our own header went out unchanged (hop limit 64), and the kernel answered.
-                    if (p.direction == Direction::kOutgoing && p.ip[40] == 128 && p.ip[7] == 64) request = true;
+                    if (p.direction == Direction::kOutgoing && p.ip[40] == 128 && p.ip[7] == 64)
+                      request = true;
                     if (p.direction == Direction::kIncoming && p.ip[40] == 129) reply = true;
                   },
                   50ms),

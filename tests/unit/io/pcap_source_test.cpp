@@ -19,7 +19,7 @@ Bytes ipv4(uint8_t tag) {
   Bytes p(20, 0);
   p[0] = 0x45;
   p[3] = 20;
-  p[9] = 1;  // ICMP
+  p[9] = 1;               // ICMP
   p[12] = 10, p[15] = 1;  // src 10.0.0.1
   p[16] = 10, p[19] = tag;
   return p;
@@ -32,15 +32,47 @@ Bytes ipv6() {
 }
 
 Bytes sll(uint16_t pkttype, uint16_t proto, const Bytes& ip, uint16_t hatype = 1) {
-  Bytes f = {uint8_t(pkttype >> 8), uint8_t(pkttype), uint8_t(hatype >> 8), uint8_t(hatype), 0, 6,
-             1, 2, 3, 4, 5, 6, 0, 0, uint8_t(proto >> 8), uint8_t(proto)};
+  Bytes f = {uint8_t(pkttype >> 8),
+             uint8_t(pkttype),
+             uint8_t(hatype >> 8),
+             uint8_t(hatype),
+             0,
+             6,
+             1,
+             2,
+             3,
+             4,
+             5,
+             6,
+             0,
+             0,
+             uint8_t(proto >> 8),
+             uint8_t(proto)};
   f.insert(f.end(), ip.begin(), ip.end());
   return f;
 }
 
 Bytes sll2(uint8_t pkttype, uint16_t proto, const Bytes& ip, uint16_t hatype = 1) {
-  Bytes f = {uint8_t(proto >> 8), uint8_t(proto), 0, 0, 0, 0, 0, 2, uint8_t(hatype >> 8), uint8_t(hatype),
-             pkttype, 6, 1, 2, 3, 4, 5, 6, 0, 0};
+  Bytes f = {uint8_t(proto >> 8),
+             uint8_t(proto),
+             0,
+             0,
+             0,
+             0,
+             0,
+             2,
+             uint8_t(hatype >> 8),
+             uint8_t(hatype),
+             pkttype,
+             6,
+             1,
+             2,
+             3,
+             4,
+             5,
+             6,
+             0,
+             0};
   f.insert(f.end(), ip.begin(), ip.end());
   return f;
 }
@@ -69,8 +101,8 @@ struct LinkCase {
 TEST(io_LinkLayer, DecodeTable) {
   const Bytes v4 = ipv4(2), v6 = ipv6();
   const LinkCase cases[] = {
-      {"SLL outgoing IPv4", DLT_LINUX_SLL, sll(4, 0x0800, v4), LinkDecode::kIp, 20, DirectionFrom::kLinkHeader,
-       Direction::kOutgoing},
+      {"SLL outgoing IPv4", DLT_LINUX_SLL, sll(4, 0x0800, v4), LinkDecode::kIp, 20,
+       DirectionFrom::kLinkHeader, Direction::kOutgoing},
       {"SLL host IPv6", DLT_LINUX_SLL, sll(0, 0x86DD, v6), LinkDecode::kIp, 40, DirectionFrom::kLinkHeader,
        Direction::kIncoming},
       {"SLL other host", DLT_LINUX_SLL, sll(3, 0x0800, v4), LinkDecode::kIp, 20, DirectionFrom::kLinkHeader,
@@ -81,8 +113,8 @@ TEST(io_LinkLayer, DecodeTable) {
        Direction::kIncoming},
       {"SLL says IPv4, bytes are IPv6", DLT_LINUX_SLL, sll(0, 0x0800, v6), LinkDecode::kNotIp, 0,
        DirectionFrom::kLinkHeader, Direction::kIncoming},
-      {"SLL truncated header", DLT_LINUX_SLL, Bytes(15, 0), LinkDecode::kTruncated, 0, DirectionFrom::kUnknown,
-       Direction::kIncoming},
+      {"SLL truncated header", DLT_LINUX_SLL, Bytes(15, 0), LinkDecode::kTruncated, 0,
+       DirectionFrom::kUnknown, Direction::kIncoming},
       {"SLL header only", DLT_LINUX_SLL, sll(0, 0x0800, {}), LinkDecode::kTruncated, 0,
        DirectionFrom::kLinkHeader, Direction::kIncoming},
       {"SLL2 outgoing IPv4", DLT_LINUX_SLL2, sll2(4, 0x0800, v4), LinkDecode::kIp, 20,
@@ -93,8 +125,8 @@ TEST(io_LinkLayer, DecodeTable) {
        Direction::kIncoming},
       {"Ethernet IPv4", DLT_EN10MB, ether(0x0800, v4), LinkDecode::kIp, 20, DirectionFrom::kUnknown,
        Direction::kIncoming},
-      {"Ethernet VLAN IPv6", DLT_EN10MB, ether(0x86DD, v6, true), LinkDecode::kIp, 40, DirectionFrom::kUnknown,
-       Direction::kIncoming},
+      {"Ethernet VLAN IPv6", DLT_EN10MB, ether(0x86DD, v6, true), LinkDecode::kIp, 40,
+       DirectionFrom::kUnknown, Direction::kIncoming},
       {"Ethernet LLDP", DLT_EN10MB, ether(0x88CC, v4), LinkDecode::kNotIp, 0, DirectionFrom::kUnknown,
        Direction::kIncoming},
       {"Ethernet truncated", DLT_EN10MB, Bytes(13, 0), LinkDecode::kTruncated, 0, DirectionFrom::kUnknown,
@@ -102,7 +134,8 @@ TEST(io_LinkLayer, DecodeTable) {
       {"raw IPv4", DLT_RAW, v4, LinkDecode::kIp, 20, DirectionFrom::kUnknown, Direction::kIncoming},
       {"raw garbage", DLT_RAW, Bytes{0x12, 0x34}, LinkDecode::kNotIp, 0, DirectionFrom::kUnknown,
        Direction::kIncoming},
-      {"raw empty", DLT_RAW, Bytes{}, LinkDecode::kTruncated, 0, DirectionFrom::kUnknown, Direction::kIncoming},
+      {"raw empty", DLT_RAW, Bytes{}, LinkDecode::kTruncated, 0, DirectionFrom::kUnknown,
+       Direction::kIncoming},
       {"IPV6 link with IPv4 bytes", DLT_IPV6, v4, LinkDecode::kNotIp, 0, DirectionFrom::kUnknown,
        Direction::kIncoming},
       {"unsupported link", DLT_IEEE802_11, v4, LinkDecode::kNotIp, 0, DirectionFrom::kUnknown,
@@ -164,7 +197,9 @@ std::vector<Got> read_all(PacketSource& src) {
   std::vector<Got> got;
   for (int i = 0; i < 100; ++i) {
     const int n = src.poll(
-        [&](const CapturedPacket& p) { got.push_back({Bytes(p.ip.begin(), p.ip.end()), p.timestamp, p.direction}); },
+        [&](const CapturedPacket& p) {
+          got.push_back({Bytes(p.ip.begin(), p.ip.end()), p.timestamp, p.direction});
+        },
         Nanos(0));
     if (n < 0) break;
   }

@@ -130,7 +130,7 @@ TEST(match_Matcher, FirstOnSentWins) {
   EXPECT_EQ(m.sent_at(0), 100ns);
   EXPECT_EQ(m.deadline(0), 1100ns);
   EXPECT_EQ(expire_all(m, 1200ns), std::vector<uint32_t>{0});  // armed once, reported once
-  m.on_sent(7, 1ns, 2ns);  // never inserted: ignored
+  m.on_sent(7, 1ns, 2ns);                                      // never inserted: ignored
   EXPECT_EQ(m.sent_at(7), Matcher::kUnknownTime);
 }
 
@@ -177,7 +177,8 @@ TEST(match_Matcher, ExpireExactWhenArmedOutOfOrderAndManyTimeouts) {
   }
   std::sort(expected.begin(), expected.end());
   // Answer a few in time: they must not be reported.
-  for (uint32_t s : {3u, 17u, 29u}) EXPECT_EQ(m.take(key(7, uint16_t(s), 1), 0ns).outcome, MatchOutcome::kMatched);
+  for (uint32_t s : {3u, 17u, 29u})
+    EXPECT_EQ(m.take(key(7, uint16_t(s), 1), 0ns).outcome, MatchOutcome::kMatched);
   std::vector<uint32_t> got = expire_all(m, Nanos(1'000'000));
   std::vector<uint32_t> want;
   for (auto& [d, s] : expected)
@@ -236,7 +237,8 @@ TEST(match_Matcher, OneMillionInFlightFitsIn64BytesEach) {
   constexpr size_t kN = 1'000'000;
   Matcher m(kN);
   // Sequential targets and ports with small tokens: the hash must spread them anyway.
-  for (uint32_t s = 0; s < kN; ++s) ASSERT_TRUE(m.insert(key(0x0a000000 + s / 64, uint16_t(30000 + s % 64), s % 1000 + 1), s));
+  for (uint32_t s = 0; s < kN; ++s)
+    ASSERT_TRUE(m.insert(key(0x0a000000 + s / 64, uint16_t(30000 + s % 64), s % 1000 + 1), s));
   for (uint32_t s = 0; s < kN; ++s) m.on_sent(s, Nanos(s), Nanos(s + 1'000'000));
   const double per_entry = double(m.memory_bytes()) / kN;
   RecordProperty("bytes_per_entry", std::to_string(per_entry));
