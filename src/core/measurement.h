@@ -41,6 +41,8 @@ struct IterationReport {
   uint64_t capture_dropped = 0;
   uint64_t capture_if_dropped = 0;
   std::map<std::string, uint64_t> rejected;  // captured packets rejected, by reason
+  uint64_t send_errors = 0;  // probes the kernel refused (not accounted as sent)
+  bool timed_out = false;    // the iteration hit global.timeout and was cut short
 };
 
 }  // namespace netprobe

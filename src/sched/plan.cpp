@@ -1,0 +1,200 @@
+#include "sched/plan.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "config/config.h"
+
+namespace netprobe {
+namespace {
+
+// Share of (interval - longest timeout) over which an iteration's packets are spread; the rest is slack
+// for late answers and for the end-of-iteration work.
+constexpr double kWindowShare = 0.8;
+
+std::vector<IpAddress> usable(const IpNetwork& net, size_t limit) {
+  std::vector<IpAddress> out;
+  const uint64_t n = net.size();
+  uint64_t first = 0, last = n - 1;  // inclusive
+  const int max_prefix = net.base.af == AddressFamily::kV4 ? 32 : 128;
+  if (net.prefix < max_prefix - 1) {
+    first = 1;  // network address (IPv6: the subnet-router anycast address)
+    if (net.base.af == AddressFamily::kV4) last = n - 2;  // IPv4 broadcast
+  }
+  for (uint64_t i = first; i <= last && out.size() < limit; ++i) out.push_back(net.at(i));
+  return out;
+}
+
+}  // namespace
+
+std::optional<IpAddress> kernel_source_for(const IpAddress& dst) {
+  const int family = dst.af == AddressFamily::kV4 ? AF_INET : AF_INET6;
+  const int fd = ::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::nullopt;
+  sockaddr_storage ss{};
+  socklen_t len;
+  if (dst.af == AddressFamily::kV4) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(9);
+    std::memcpy(&sin->sin_addr, dst.bytes.data(), 4);
+    len = sizeof(sockaddr_in);
+  } else {
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(9);
+    std::memcpy(&sin6->sin6_addr, dst.bytes.data(), 16);
+    len = sizeof(sockaddr_in6);
+  }
+  // connect() on a datagram socket only selects a route and a source address: nothing is sent.
+  std::optional<IpAddress> out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0) {
+    sockaddr_storage local{};
+    socklen_t local_len = sizeof local;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) == 0) {
+      if (dst.af == AddressFamily::kV4)
+        out = IpAddress::from_bytes(dst.af,
+                                    reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in*>(&local)->sin_addr));
+      else
+        out = IpAddress::from_bytes(
+            dst.af, reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr));
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+std::vector<IpAddress> source_addresses(const IpNetwork& net, size_t limit) { return usable(net, limit); }
+std::vector<IpAddress> host_addresses(const IpNetwork& net, size_t limit) { return usable(net, limit); }
+
+Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>& targets,
+                        const SourceResolver& source_for) {
+  Plan plan;
+  plan.interval_packets_s = config.global.interval_packets_s;
+
+  // A stream is the nb_packets probes of one (target, host, group); streams are interleaved below.
+  struct Stream {
+    uint32_t tmpl;
+    uint32_t bucket;
+    int count;
+    std::vector<IpAddress> sources;  // round robin (source subnet) or a single address
+    uint16_t port_a, port_count;
+  };
+  std::vector<Stream> streams;
+
+  for (const auto& rt : targets) {
+    const TargetConfig& t = *rt.config;
+    if (t.groups.empty() || rt.hosts.empty()) continue;
+    const AddressFamily af = t.family();
+    const auto target_index = uint32_t(plan.targets.size());
+    plan.targets.push_back({t.name, t.type, af, std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(t.timeout_s))});
+    plan.max_timeout = std::max(plan.max_timeout, plan.targets.back().timeout);
+    ++plan.active_targets;
+
+    for (const auto& group_name : t.groups) {
+      const auto git = config.groups.find(group_name);
+      if (git == config.groups.end()) continue;
+      const GroupConfig& g = git->second;
+      const auto bucket = uint32_t(plan.buckets.size());
+      plan.buckets.push_back({t.name, g.name, t.type, af, t.state_label(), target_index});
+
+      // Source addresses of this group for this family: a subnet (round robin), a fixed address, or
+      // the kernel's choice per destination host.
+      std::vector<IpAddress> group_sources;
+      const auto& subnet = af == AddressFamily::kV4 ? g.src_subnet_ipv4 : g.src_subnet_ipv6;
+      const auto& fixed = af == AddressFamily::kV4 ? g.src_ipv4 : g.src_ipv6;
+      if (subnet) group_sources = source_addresses(*subnet);
+      else if (fixed) group_sources = {*fixed};
+
+      for (const auto& host : rt.hosts) {
+        std::vector<IpAddress> sources = group_sources;
+        if (sources.empty()) {
+          auto src = source_for(host);
+          if (!src) return Error{"target " + t.name + ": no route to " + host.to_string()};
+          sources = {*src};
+        }
+        ProbeParams params;
+        params.af = af;
+        params.src = sources.front();
+        params.dst = host;
+        params.dst_port = t.dst_port.value_or(0);
+        params.dscp = uint8_t(g.dscp);
+        params.dont_fragment = t.dont_fragment;
+        params.ip_payload_size = uint16_t(effective_ip_payload_size(t, g));
+        plan.templates.push_back(probe_for(t.type).make_template(params));
+        streams.push_back({uint32_t(plan.templates.size() - 1), bucket, t.nb_packets, std::move(sources),
+                           g.src_port_a, uint16_t(g.src_port_z - g.src_port_a + 1)});
+      }
+    }
+  }
+
+  // Order: round robin across targets, and within a target across its streams (groups x hosts), so that
+  // every target's packets are spread over the whole send window. Source (address, port) pairs of a
+  // stream: n -> (n % A, (n / A) % P) covers every pair once per A*P packets (netprobify's rotation
+  // skipped pairs, quirk 8).
+  std::vector<std::vector<uint32_t>> streams_of(plan.targets.size());
+  for (uint32_t i = 0; i < streams.size(); ++i)
+    streams_of[plan.buckets[streams[i].bucket].target_index].push_back(i);
+  struct Cursor {
+    std::vector<int> next;  // per stream of the target: next probe number
+    size_t turn = 0;
+    size_t left = 0;
+  };
+  std::vector<Cursor> cursors(plan.targets.size());
+  size_t total = 0;
+  for (size_t t = 0; t < cursors.size(); ++t) {
+    cursors[t].next.assign(streams_of[t].size(), 0);
+    for (uint32_t si : streams_of[t]) cursors[t].left += size_t(streams[si].count);
+    total += cursors[t].left;
+  }
+  plan.probes.reserve(total);
+  while (plan.probes.size() < total) {
+    for (size_t t = 0; t < cursors.size(); ++t) {
+      Cursor& c = cursors[t];
+      if (c.left == 0) continue;
+      // Next stream of this target that still has probes.
+      for (size_t k = 0; k < c.next.size(); ++k) {
+        const size_t j = (c.turn + k) % c.next.size();
+        const Stream& s = streams[streams_of[t][j]];
+        if (c.next[j] >= s.count) continue;
+        const size_t n = size_t(c.next[j]++);
+        const size_t a = s.sources.size();
+        plan.probes.push_back({s.tmpl, s.bucket, s.sources[n % a], uint16_t(s.port_a + (n / a) % s.port_count)});
+        c.turn = j + 1;
+        --c.left;
+        break;
+      }
+    }
+  }
+  return plan;
+}
+
+std::vector<Nanos> schedule(const Plan& plan, Nanos window, double max_pps) {
+  const size_t total = plan.probes.size();
+  std::vector<Nanos> at(total);
+  std::vector<Nanos> last(plan.targets.size(), Nanos(-1));
+  const Nanos gap(int64_t(plan.interval_packets_s * 1e9));
+  Nanos prev(0);
+  for (size_t i = 0; i < total; ++i) {
+    const double spread = double(window.count()) * double(i) / double(total);
+    const double capped = max_pps > 0 ? double(i) * 1e9 / max_pps : 0.0;
+    Nanos t(int64_t(std::max(spread, capped)));
+    const uint32_t target = plan.buckets[plan.probes[i].bucket].target_index;
+    if (last[target] >= Nanos(0)) t = std::max(t, last[target] + gap);
+    t = std::max(t, prev);  // packets leave in plan order
+    at[i] = prev = last[target] = t;
+  }
+  return at;
+}
+
+Nanos send_window(const Plan& plan, double interval_s) {
+  const double available = std::max(0.0, interval_s - std::chrono::duration<double>(plan.max_timeout).count());
+  return Nanos(int64_t(available * kWindowShare * 1e9));
+}
+
+}  // namespace netprobe

@@ -1,0 +1,79 @@
+#pragma once
+// The plan of one configuration: which packets an iteration sends, in which order, from which source
+// address and port, and which (target, group) each one is accounted to. Built on the control plane
+// whenever the configuration or a resolved address changes; the data plane only walks it.
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "core/clock.h"
+#include "core/result.h"
+#include "probes/probe.h"
+
+namespace netprobe {
+
+// A target ready to be probed: its configuration and its resolved destination host(s).
+struct ResolvedTarget {
+  const TargetConfig* config = nullptr;
+  std::vector<IpAddress> hosts;  // one for a plain target, every usable address for a subnet target
+};
+
+// Where the result of a probe goes: one (target, group) pair, as netprobify reports it.
+struct Bucket {
+  std::string target;
+  std::string group;
+  ProbeType type = ProbeType::kTcpSyn;
+  AddressFamily af = AddressFamily::kV4;
+  std::string state;
+  uint32_t target_index = 0;  // into Plan::targets
+};
+
+struct PlannedTarget {
+  std::string name;
+  ProbeType type = ProbeType::kTcpSyn;
+  AddressFamily af = AddressFamily::kV4;
+  Nanos timeout{0};
+};
+
+struct PlannedProbe {
+  uint32_t tmpl = 0;    // index into Plan::templates
+  uint32_t bucket = 0;  // index into Plan::buckets
+  IpAddress src;
+  uint16_t src_port = 0;
+};
+
+struct Plan {
+  std::vector<PacketTemplate> templates;  // one per (target, host, group)
+  std::vector<Bucket> buckets;
+  std::vector<PlannedTarget> targets;
+  std::vector<PlannedProbe> probes;       // one iteration, interleaved across targets
+  Nanos max_timeout{0};
+  double interval_packets_s = 0;
+  size_t active_targets = 0;
+};
+
+// Asks the kernel which source address it would use towards `dst` (a connected UDP socket, no packet
+// sent). Injected so that tests need no routing table.
+using SourceResolver = std::function<std::optional<IpAddress>(const IpAddress& dst)>;
+std::optional<IpAddress> kernel_source_for(const IpAddress& dst);
+
+// Usable source addresses of a group's source subnet: network and IPv4 broadcast skipped, /31, /32,
+// /127 and /128 accepted, at most `limit` addresses.
+std::vector<IpAddress> source_addresses(const IpNetwork& net, size_t limit = 65536);
+// Usable hosts of a subnet destination (same rules).
+std::vector<IpAddress> host_addresses(const IpNetwork& net, size_t limit = 1u << 24);
+
+Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>& targets,
+                        const SourceResolver& source_for);
+
+// When each probe of the plan is due, relative to the start of the iteration (non-decreasing): spread
+// evenly over `window`, at most `max_pps` per second (0 = no cap), and never two packets of one target
+// closer than interval_packets (netprobify's per-target gap). Pure arithmetic, so pacing is testable.
+std::vector<Nanos> schedule(const Plan& plan, Nanos window, double max_pps);
+
+// The send window of an iteration: a share of what the interval leaves after the longest timeout.
+Nanos send_window(const Plan& plan, double interval_s);
+
+}  // namespace netprobe

@@ -1,0 +1,138 @@
+#include "worker/engine.h"
+
+#include <algorithm>
+
+namespace netprobe {
+
+Engine::Engine(Clock& clock, PacketSink& sink, PacketSource& source, uint64_t secret, EngineOptions options)
+    : clock_(clock), sink_(sink), source_(source), options_(options), runner_(secret) {
+  if (options_.capture_thread) capture_ = std::thread([this] { capture_loop(); });
+}
+
+Engine::~Engine() {
+  quit_capture_ = true;
+  source_.interrupt();
+  if (capture_.joinable()) capture_.join();
+}
+
+void Engine::stop() {
+  stop_ = true;
+  clock_.wake();
+}
+
+void Engine::poll_once(Nanos wait) {
+  source_.poll(
+      [this](const CapturedPacket& packet) {
+        std::lock_guard lock(mu_);
+        runner_.on_packet(packet);
+      },
+      wait);
+}
+
+void Engine::capture_loop() {
+  while (!quit_capture_.load(std::memory_order_relaxed)) {
+    if (source_.poll(
+            [this](const CapturedPacket& packet) {
+              std::lock_guard lock(mu_);
+              runner_.on_packet(packet);
+            },
+            options_.poll_wait) < 0) {
+      // A failed live capture cannot recover by itself; the iteration will report everything as lost
+      // and the worker's supervisor restarts it. Avoid spinning meanwhile.
+      clock_.sleep_until(clock_.monotonic() + options_.poll_wait);
+    }
+  }
+}
+
+IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings& settings) {
+  const Nanos start = clock_.monotonic();
+  const size_t n = plan.probes.size();
+  std::vector<uint32_t> tokens;
+  {
+    std::lock_guard lock(mu_);
+    tokens = runner_.prepare(plan, ++iteration_);
+  }
+
+  size_t max_len = 0;
+  for (const auto& t : plan.templates) max_len = std::max(max_len, t.bytes.size());
+  const size_t batch = std::max<size_t>(1, options_.batch);
+  buffer_.resize(batch * max_len);
+  std::vector<OutPacket> out(batch);
+  std::vector<uint8_t> failed(batch);
+  std::vector<Nanos> stamps(n, Nanos(0));
+  const std::vector<Nanos> at = schedule(plan, send_window(plan, settings.interval_s), settings.max_packets_per_second);
+  const Nanos hard_deadline = settings.hard_timeout == Nanos::max() ? Nanos::max() : start + settings.hard_timeout;
+  bool timed_out = false;
+
+  // Send: every packet whose time has come, in batches; sleep until the next one is due.
+  size_t i = 0;
+  while (i < n && !stop_) {
+    const Nanos now = clock_.monotonic() - start;
+    if (start + now >= hard_deadline) {
+      timed_out = true;
+      break;
+    }
+    if (at[i] > now) {
+      if (!options_.capture_thread) poll_once(Nanos(0));
+      clock_.sleep_until(start + at[i]);
+      continue;
+    }
+    size_t k = 0;
+    const size_t first = i;
+    while (i < n && k < batch && at[i] <= now) {
+      const PlannedProbe& p = plan.probes[i];
+      const PacketTemplate& t = plan.templates[p.tmpl];
+      std::span<uint8_t> slot(buffer_.data() + k * max_len, max_len);
+      const size_t len = probe_for(t.type).craft(t, PacketFields{p.src, p.src_port, tokens[i]}, slot);
+      out[k] = OutPacket{slot.first(len), t.params.dst};
+      ++k;
+      ++i;
+    }
+    // Failed packets can be anywhere in the batch (one unreachable destination fails alone).
+    std::fill_n(failed.begin(), k, uint8_t(0));
+    sink_.send(std::span<const OutPacket>(out.data(), k), std::span<uint8_t>(failed.data(), k));
+    const Nanos stamp = clock_.realtime();
+    std::lock_guard lock(mu_);
+    for (size_t j = 0; j < k; ++j) {
+      if (!failed[j]) stamps[first + j] = stamp;
+      else runner_.mark_unsent(uint32_t(first + j));
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    for (size_t j = i; j < n; ++j) runner_.mark_unsent(uint32_t(j));  // stopped or timed out
+    runner_.arm_unseen(stamps);
+  }
+
+  // Wait for answers until every probe is answered or past its deadline.
+  while (!stop_) {
+    if (!options_.capture_thread) poll_once(Nanos(0));
+    bool done;
+    {
+      std::lock_guard lock(mu_);
+      done = runner_.expire(clock_.realtime() - options_.capture_grace);
+    }
+    if (done) break;
+    if (clock_.monotonic() >= hard_deadline) {
+      timed_out = true;
+      break;
+    }
+    clock_.sleep_until(std::min(hard_deadline, clock_.monotonic() + options_.poll_wait));
+  }
+
+  IterationReport report;
+  {
+    std::lock_guard lock(mu_);
+    report = runner_.report();
+  }
+  const CaptureStats stats = source_.stats();
+  report.capture_received = stats.received - std::min(stats.received, last_stats_.received);
+  report.capture_dropped = stats.dropped - std::min(stats.dropped, last_stats_.dropped);
+  report.capture_if_dropped = stats.if_dropped - std::min(stats.if_dropped, last_stats_.if_dropped);
+  last_stats_ = stats;
+  report.timed_out = timed_out;
+  report.duration_s = std::chrono::duration<double>(clock_.monotonic() - start).count();
+  return report;
+}
+
+}  // namespace netprobe

@@ -1,0 +1,72 @@
+#pragma once
+// Runs iterations: paced sending on the calling thread, capture and matching on a capture thread.
+//
+//   sender (caller)                      capture thread
+//   ---------------                      --------------
+//   prepare tokens (runner, locked)      poll the PacketSource (never waits on the sender)
+//   craft + sendmmsg at schedule()       classify + match each packet (runner, locked per packet)
+//   arm probes not seen leaving          
+//   expire deadlines until all resolved
+//   report
+//
+// The lock is uncontended while sending: the sender only takes it before and after the send loop and
+// every few milliseconds while waiting for answers. In synchronous mode (tests on a fake clock) the
+// capture work runs on the caller's thread between sends and while waiting.
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "core/clock.h"
+#include "core/measurement.h"
+#include "io/packet_io.h"
+#include "sched/plan.h"
+#include "worker/iteration.h"
+
+namespace netprobe {
+
+struct EngineOptions {
+  bool capture_thread = true;
+  size_t batch = 64;                // packets per sendmmsg
+  Nanos poll_wait{5'000'000};       // how long one capture poll may wait
+  Nanos capture_grace{50'000'000};  // expire only deadlines older than this: answers may still sit in
+                                    // the capture buffer (pcap's buffer timeout) when a deadline passes
+};
+
+struct IterationSettings {
+  double interval_s = 30;
+  double max_packets_per_second = 0;
+  Nanos hard_timeout{Nanos::max()};  // global.timeout: the iteration is cut short after this
+};
+
+class Engine {
+ public:
+  Engine(Clock& clock, PacketSink& sink, PacketSource& source, uint64_t secret, EngineOptions options = {});
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  IterationReport run_iteration(const Plan& plan, const IterationSettings& settings);
+  // Makes a running iteration return as soon as possible (from any thread, e.g. on SIGTERM).
+  void stop();
+  bool stopped() const { return stop_.load(); }
+
+ private:
+  void capture_loop();
+  void poll_once(Nanos wait);
+
+  Clock& clock_;
+  PacketSink& sink_;
+  PacketSource& source_;
+  EngineOptions options_;
+  std::mutex mu_;  // guards runner_
+  IterationRunner runner_;
+  uint64_t iteration_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> quit_capture_{false};
+  std::thread capture_;
+  CaptureStats last_stats_{};
+  std::vector<uint8_t> buffer_;
+};
+
+}  // namespace netprobe

@@ -1,0 +1,72 @@
+#pragma once
+// The bookkeeping of one iteration: tokens for every planned probe, matching of captured packets, and
+// the per-(target, group) report. Pure logic over packet timestamps: no clock, no socket, no thread.
+// Not thread-safe: the engine serialises access.
+#include <cstdint>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "core/measurement.h"
+#include "io/packet_io.h"
+#include "match/matcher.h"
+#include "sched/plan.h"
+
+namespace netprobe {
+
+class IterationRunner {
+ public:
+  explicit IterationRunner(uint64_t secret) : secret_(secret) {}
+
+  // Chooses a fresh token for every probe of `plan` (a keyed hash of the run secret, the iteration number
+  // and the probe's slot, so tokens differ per iteration and cannot be guessed from outside) and registers
+  // the keys. `plan` must outlive the iteration. Returns the tokens, indexed like plan.probes.
+  const std::vector<uint32_t>& prepare(const Plan& plan, uint64_t iteration);
+
+  // A captured packet: our own probe leaving (send time), an answer, an ICMP error, or something to reject.
+  void on_packet(const CapturedPacket& packet);
+  // The sender could not hand this probe to the kernel: it is not accounted as sent.
+  void mark_unsent(uint32_t slot);
+  // After the last send: probes whose outgoing copy was not captured are armed with the sender's stamp.
+  void arm_unseen(std::span<const Nanos> sender_stamps);
+  // Marks every probe whose deadline is before `now` as lost. Returns true once every probe is resolved
+  // (answered, lost or unsent), i.e. the iteration can end.
+  bool expire(Nanos now);
+  IterationReport report() const;
+
+  size_t probe_count() const { return plan_ ? plan_->probes.size() : 0; }
+
+ private:
+  enum class State : uint8_t { kPending, kAnswered, kLost, kUnsent };
+  struct Slot {
+    State state = State::kPending;
+    bool icmp_error = false;
+    Nanos sent_at{0};
+    Nanos answered_at{0};
+  };
+  struct BucketStats {
+    uint64_t late = 0, duplicates = 0;
+    std::map<std::string, uint64_t> icmp_errors;
+  };
+  void on_own_probe(const Classification& c, Nanos at);
+  void on_answer(const Classification& c, Nanos at);
+  void on_icmp_error(const Classification& c);
+  void resolve(uint32_t slot, State state);
+  Nanos timeout_of(uint32_t slot) const;
+
+  uint64_t secret_;
+  const Plan* plan_ = nullptr;
+  Matcher matcher_;
+  std::vector<uint32_t> tokens_;
+  std::vector<Slot> slots_;
+  std::vector<BucketStats> bucket_stats_;
+  std::vector<TargetEvents> target_events_;
+  std::unordered_map<IpAddress, uint32_t> target_by_address_;
+  std::map<std::string, uint64_t> rejected_;
+  size_t unresolved_ = 0;
+};
+
+// Label of an ICMP error for the *_icmp_errors_total family, e.g. "unreachable:13", "time_exceeded:0".
+std::string icmp_error_label(AddressFamily af, uint8_t type, uint8_t code);
+
+}  // namespace netprobe

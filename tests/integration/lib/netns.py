@@ -1,0 +1,119 @@
+"""Network-namespace lab for integration tests (root only).
+
+A Lab creates namespaces joined by veth pairs, with names unique to this test process, and removes every
+one of them on exit, also when the test fails or is interrupted (context manager + atexit + signal).
+Packets only ever travel between namespaces the test created.
+"""
+import atexit
+import os
+import signal
+import subprocess
+import uuid
+
+
+def sh(*args, check=True, ns=None, capture=False, timeout=30):
+    """Runs a command (optionally inside namespace `ns`); raises with its stderr on failure."""
+    cmd = list(args)
+    if ns:
+        cmd = ["ip", "netns", "exec", ns] + cmd
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()}")
+    return p.stdout if capture else p
+
+
+_live_labs = []
+
+
+def _cleanup_all():
+    for lab in list(_live_labs):
+        lab.close()
+
+
+atexit.register(_cleanup_all)
+
+
+def _install_signal_handlers():
+    # A ctest timeout sends SIGTERM: remove the namespaces, then chain to harness.py's handler if any.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+
+        def handler(signum, frame, previous=previous):
+            _cleanup_all()
+            if callable(previous):
+                previous(signum, frame)
+            os._exit(128 + signum)
+
+        signal.signal(sig, handler)
+
+
+_install_signal_handlers()
+
+
+class Lab:
+    """A set of namespaces. ns(name) creates one; link(a, b, ...) joins two with a veth pair."""
+
+    def __init__(self):
+        self.tag = uuid.uuid4().hex[:6]
+        self.namespaces = []
+        self.procs = []
+        _live_labs.append(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def ns(self, short):
+        name = f"np{self.tag}{short}"
+        sh("ip", "netns", "add", name)
+        self.namespaces.append(name)
+        sh("ip", "link", "set", "lo", "up", ns=name)
+        # Lab targets must answer every probe: no ICMP rate limiting (DESIGN.md).
+        for key, value in (("net.ipv4.icmp_ratelimit", "0"), ("net.ipv4.icmp_ratemask", "0"),
+                           ("net.ipv4.icmp_msgs_per_sec", "10000000"), ("net.ipv4.icmp_msgs_burst", "10000000"),
+                           ("net.ipv6.icmp.ratelimit", "0")):
+            sh("sysctl", "-qw", f"{key}={value}", ns=name, check=False)
+        return name
+
+    def link(self, a, b, a_addrs, b_addrs):
+        """veth between namespaces a and b; *_addrs are CIDR strings (v4 and/or v6)."""
+        ia, ib = f"v{self.tag}{len(self.namespaces)}a{os.getpid() % 1000}", f"v{self.tag}{len(self.namespaces)}b{os.getpid() % 1000}"
+        ia, ib = ia[:15], ib[:15]
+        sh("ip", "link", "add", ia, "netns", a, "type", "veth", "peer", "name", ib, "netns", b)
+        for ns, ifname, addrs in ((a, ia, a_addrs), (b, ib, b_addrs)):
+            for addr in addrs:
+                # nodad: IPv6 addresses are usable at once instead of after duplicate detection.
+                extra = ["nodad"] if ":" in addr else []
+                sh("ip", "addr", "add", addr, "dev", ifname, *extra, ns=ns)
+            sh("ip", "link", "set", ifname, "up", ns=ns)
+        return ia, ib
+
+    def popen(self, ns, args, **kw):
+        p = subprocess.Popen(["ip", "netns", "exec", ns] + list(args), **kw)
+        self.procs.append(p)
+        return p
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=3)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(timeout=3)
+        self.procs = []
+        for name in reversed(self.namespaces):
+            # Kill anything still running inside, then delete the namespace (removes its veths).
+            pids = sh("ip", "netns", "pids", name, check=False, capture=True) or ""
+            for pid in pids.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            sh("ip", "netns", "del", name, check=False)
+        self.namespaces = []
+        if self in _live_labs:
+            _live_labs.remove(self)

@@ -1,0 +1,150 @@
+#include "sched/plan.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace netprobe {
+namespace {
+
+IpAddress ip(const char* s) { return *IpAddress::parse(s); }
+
+std::vector<std::string> to_strings(const std::vector<IpAddress>& v) {
+  std::vector<std::string> out;
+  for (const auto& a : v) out.push_back(a.to_string());
+  return out;
+}
+
+TEST(UsableSources, SkipNetworkAndBroadcastAcceptSinglePrefixes) {
+  using V = std::vector<std::string>;
+  EXPECT_EQ(to_strings(source_addresses(*IpNetwork::parse("10.0.0.0/30"))), (V{"10.0.0.1", "10.0.0.2"}));
+  EXPECT_EQ(to_strings(source_addresses(*IpNetwork::parse("10.0.0.0/31"))), (V{"10.0.0.0", "10.0.0.1"}));
+  EXPECT_EQ(to_strings(source_addresses(*IpNetwork::parse("10.0.0.7/32"))), (V{"10.0.0.7"}));
+  EXPECT_EQ(to_strings(source_addresses(*IpNetwork::parse("fd00::/126"))), (V{"fd00::1", "fd00::2", "fd00::3"}));
+  EXPECT_EQ(to_strings(source_addresses(*IpNetwork::parse("fd00::5/128"))), (V{"fd00::5"}));
+  EXPECT_EQ(host_addresses(*IpNetwork::parse("10.0.0.0/8"), 100).size(), 100u);
+}
+
+struct Fixture {
+  Config config;
+  std::vector<ResolvedTarget> resolved;
+
+  Fixture() {
+    GroupConfig g1;
+    g1.name = "g1";
+    g1.src_port_a = 65000;
+    g1.src_port_z = 65002;
+    GroupConfig g2;
+    g2.name = "g2";
+    g2.src_port_a = 65100;
+    g2.src_port_z = 65101;
+    g2.dscp = 11;
+    config.groups = {{"g1", g1}, {"g2", g2}};
+    config.global.interval_s = 30;
+  }
+  TargetConfig& add(const std::string& name, ProbeType type, const char* dst, int nb) {
+    TargetConfig t;
+    t.name = name;
+    t.type = type;
+    t.destination = dst;
+    t.dst_port = 80;
+    t.nb_packets = nb;
+    t.groups = {"g1", "g2"};
+    return config.targets[name] = t;
+  }
+  Plan plan() {
+    resolved.clear();
+    for (auto& [name, t] : config.targets) {
+      if (t.is_subnet) resolved.push_back({&t, host_addresses(*IpNetwork::parse(t.destination))});
+      else resolved.push_back({&t, {ip(t.destination.c_str())}});
+    }
+    auto p = build_plan(config, resolved, [](const IpAddress&) { return std::optional(ip("192.0.2.1")); });
+    EXPECT_TRUE(p.ok());
+    return std::move(p).value();
+  }
+};
+
+TEST(BuildPlan, NbPacketsPerGroupPortsRoundRobinGroupsInterleaved) {
+  Fixture f;
+  f.add("web", ProbeType::kTcpSyn, "198.51.100.1", 6);
+  const Plan plan = f.plan();
+  ASSERT_EQ(plan.buckets.size(), 2u);
+  ASSERT_EQ(plan.probes.size(), 12u);  // nb_packets per group
+  std::vector<uint16_t> g1_ports, g2_ports;
+  for (size_t i = 0; i < plan.probes.size(); ++i) {
+    const auto& p = plan.probes[i];
+    EXPECT_EQ(plan.buckets[p.bucket].group, i % 2 == 0 ? "g1" : "g2") << "groups alternate within a target";
+    (plan.buckets[p.bucket].group == "g1" ? g1_ports : g2_ports).push_back(p.src_port);
+    EXPECT_EQ(p.src.to_string(), "192.0.2.1") << "kernel-chosen source";
+  }
+  EXPECT_EQ(g1_ports, (std::vector<uint16_t>{65000, 65001, 65002, 65000, 65001, 65002}));
+  EXPECT_EQ(g2_ports, (std::vector<uint16_t>{65100, 65101, 65100, 65101, 65100, 65101}));
+  EXPECT_EQ(plan.templates[plan.probes[1].tmpl].params.dscp, 11);
+}
+
+TEST(BuildPlan, SourceSubnetCoversEveryAddressPortPair) {
+  Fixture f;
+  f.config.groups["g1"].src_subnet_ipv4 = IpNetwork::parse("192.0.2.0/29");  // 6 usable addresses
+  f.config.groups["g1"].src_port_z = 65001;                                   // 2 ports
+  f.add("web", ProbeType::kUdpUnreachable, "198.51.100.1", 12).groups = {"g1"};
+  const Plan plan = f.plan();
+  std::set<std::pair<std::string, uint16_t>> pairs;
+  for (const auto& p : plan.probes) pairs.insert({p.src.to_string(), p.src_port});
+  EXPECT_EQ(pairs.size(), 12u) << "netprobify's rotation repeated port 65000 here (quirk 8)";
+  EXPECT_FALSE(pairs.count({"192.0.2.7", 65000})) << "broadcast never used";
+}
+
+TEST(BuildPlan, SubnetTargetProbesEveryHostInOneTarget) {
+  Fixture f;
+  auto& t = f.add("rack", ProbeType::kIcmpPing, "198.51.100.0/30", 3);
+  t.is_subnet = true;
+  t.groups = {"g1"};
+  const Plan plan = f.plan();
+  EXPECT_EQ(plan.targets.size(), 1u);
+  EXPECT_EQ(plan.templates.size(), 2u);  // .1 and .2
+  EXPECT_EQ(plan.probes.size(), 6u);     // nb_packets per host per group
+  std::set<std::string> dsts;
+  for (const auto& p : plan.probes) dsts.insert(plan.templates[p.tmpl].params.dst.to_string());
+  EXPECT_EQ(dsts, (std::set<std::string>{"198.51.100.1", "198.51.100.2"}));
+}
+
+TEST(BuildPlan, TargetsRoundRobinAndInactiveOnesSkipped) {
+  Fixture f;
+  f.add("a", ProbeType::kTcpSyn, "198.51.100.1", 2).groups = {"g1"};
+  f.add("b", ProbeType::kTcpSyn, "198.51.100.2", 2).groups = {"g1"};
+  f.add("lonely", ProbeType::kTcpSyn, "198.51.100.3", 2).groups = {};
+  const Plan plan = f.plan();
+  ASSERT_EQ(plan.probes.size(), 4u);
+  std::vector<std::string> order;
+  for (const auto& p : plan.probes) order.push_back(plan.buckets[p.bucket].target);
+  EXPECT_EQ(order, (std::vector<std::string>{"a", "b", "a", "b"}));
+}
+
+TEST(Schedule, SpreadsEvenlyCapsRateAndHonoursIntervalPackets) {
+  Fixture f;
+  f.add("a", ProbeType::kTcpSyn, "198.51.100.1", 5).groups = {"g1"};
+  f.add("b", ProbeType::kTcpSyn, "198.51.100.2", 5).groups = {"g1"};
+  Plan plan = f.plan();
+  using std::chrono::milliseconds;
+  auto at = schedule(plan, milliseconds(1000), 0);
+  ASSERT_EQ(at.size(), 10u);
+  for (size_t i = 0; i < at.size(); ++i) EXPECT_EQ(at[i], milliseconds(100 * i));
+
+  at = schedule(plan, milliseconds(1000), 5);  // 5 packets/s cap beats the window
+  EXPECT_EQ(at[9], milliseconds(1800));
+
+  plan.interval_packets_s = 0.5;  // a and b alternate: each target's packets >= 500 ms apart
+  at = schedule(plan, milliseconds(1000), 0);
+  for (size_t i = 2; i < at.size(); ++i) EXPECT_GE(at[i] - at[i - 2], milliseconds(500));
+  for (size_t i = 1; i < at.size(); ++i) EXPECT_GE(at[i], at[i - 1]);
+}
+
+TEST(SendWindow, ShareOfIntervalLeftAfterLongestTimeout) {
+  Plan plan;
+  plan.max_timeout = std::chrono::seconds(1);
+  EXPECT_EQ(send_window(plan, 11), std::chrono::seconds(8));
+  EXPECT_EQ(send_window(plan, 1), Nanos(0));
+}
+
+}  // namespace
+}  // namespace netprobe
