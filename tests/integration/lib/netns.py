@@ -5,6 +5,7 @@ one of them on exit, also when the test fails or is interrupted (context manager
 Packets only ever travel between namespaces the test created.
 """
 import atexit
+import json
 import os
 import signal
 import subprocess
@@ -57,6 +58,7 @@ class Lab:
         self.tag = uuid.uuid4().hex[:6]
         self.namespaces = []
         self.procs = []
+        self.links = 0
         _live_labs.append(self)
 
     def __enter__(self):
@@ -73,14 +75,18 @@ class Lab:
         # Lab targets must answer every probe: no ICMP rate limiting (DESIGN.md).
         for key, value in (("net.ipv4.icmp_ratelimit", "0"), ("net.ipv4.icmp_ratemask", "0"),
                            ("net.ipv4.icmp_msgs_per_sec", "10000000"), ("net.ipv4.icmp_msgs_burst", "10000000"),
-                           ("net.ipv6.icmp.ratelimit", "0")):
+                           ("net.ipv6.icmp.ratelimit", "0"),
+                           # No duplicate address detection: addresses (link-local ones too, which
+                           # neighbour discovery needs) are usable at once, not after a second.
+                           ("net.ipv6.conf.all.accept_dad", "0"), ("net.ipv6.conf.default.accept_dad", "0")):
             sh("sysctl", "-qw", f"{key}={value}", ns=name, check=False)
         return name
 
     def link(self, a, b, a_addrs, b_addrs):
         """veth between namespaces a and b; *_addrs are CIDR strings (v4 and/or v6)."""
-        ia, ib = f"v{self.tag}{len(self.namespaces)}a{os.getpid() % 1000}", f"v{self.tag}{len(self.namespaces)}b{os.getpid() % 1000}"
-        ia, ib = ia[:15], ib[:15]
+        # Interface names: 15 characters at most, unique per lab (tag) and per link (counter).
+        self.links += 1
+        ia, ib = f"v{self.tag}{self.links}a", f"v{self.tag}{self.links}b"
         sh("ip", "link", "add", ia, "netns", a, "type", "veth", "peer", "name", ib, "netns", b)
         for ns, ifname, addrs in ((a, ia, a_addrs), (b, ib, b_addrs)):
             for addr in addrs:
@@ -88,6 +94,15 @@ class Lab:
                 extra = ["nodad"] if ":" in addr else []
                 sh("ip", "addr", "add", addr, "dev", ifname, *extra, ns=ns)
             sh("ip", "link", "set", ifname, "up", ns=ns)
+        # Static neighbour entries both ways: probing starts at once, without waiting for ARP/NDP (whose
+        # queue of unresolved packets is short and would turn the first probes into false loss).
+        mac = {}
+        for ns, ifname in ((a, ia), (b, ib)):
+            mac[ns] = json.loads(sh("ip", "-j", "link", "show", "dev", ifname, ns=ns, capture=True))[0]["address"]
+        for ns, ifname, peer, peer_addrs in ((a, ia, b, b_addrs), (b, ib, a, a_addrs)):
+            for addr in peer_addrs:
+                sh("ip", "neigh", "replace", addr.split("/")[0], "lladdr", mac[peer], "dev", ifname,
+                   "nud", "permanent", ns=ns)
         return ia, ib
 
     def popen(self, ns, args, **kw):
