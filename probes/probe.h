@@ -38,6 +38,22 @@ struct MatchKey {
 //   UDPunreachable:  IPv4 IP-ID (16 bits) / IPv6 flow label (20 bits), read back from the quoted header.
 inline constexpr int kTcpSeqShift = 14;
 int token_bits(ProbeType type, AddressFamily af);
+
+// A worker's share of the key space: the top `bits` bits of every token it uses equal `index`, so that
+// its capture filter can select its own replies in the kernel (capture_filter(types, slice)).
+// bits == 0 is the whole space (one worker).
+struct KeySlice {
+  int bits = 0;
+  uint32_t index = 0;
+  friend bool operator==(const KeySlice&, const KeySlice&) = default;
+};
+// Forces the slice bits into a token of `token_bits` bits.
+inline uint32_t apply_slice(uint32_t token, int token_bits_of_type, const KeySlice& slice) {
+  if (slice.bits == 0) return token;
+  const int shift = token_bits_of_type - slice.bits;
+  const uint32_t low = shift >= 32 ? token : (token & ((uint32_t(1) << shift) - 1));
+  return (uint32_t(slice.index) << shift) | low;
+}
 // (1 << token_bits) - 1.
 uint32_t token_mask(ProbeType type, AddressFamily af);
 

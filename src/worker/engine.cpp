@@ -5,7 +5,7 @@
 namespace netprobe {
 
 Engine::Engine(Clock& clock, PacketSink& sink, PacketSource& source, uint64_t secret, EngineOptions options)
-    : clock_(clock), sink_(sink), source_(source), options_(options), runner_(secret) {
+    : clock_(clock), sink_(sink), source_(source), options_(options), runner_(secret, options.slice) {
   if (options_.capture_thread) capture_ = std::thread([this] { capture_loop(); });
 }
 

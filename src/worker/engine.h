@@ -31,6 +31,7 @@ struct EngineOptions {
   Nanos poll_wait{5'000'000};       // how long one capture poll may wait
   Nanos capture_grace{50'000'000};  // expire only deadlines older than this: answers may still sit in
                                     // the capture buffer (pcap's buffer timeout) when a deadline passes
+  KeySlice slice{};                 // this worker's share of the token space
 };
 
 struct IterationSettings {

@@ -60,7 +60,8 @@ const std::vector<uint32_t>& IterationRunner::prepare(const Plan& plan, uint64_t
     // A colliding key (same destination, port and token in this iteration) takes the next salt; the
     // key space check at config load keeps collisions rare.
     for (uint64_t salt = 0;; ++salt) {
-      uint32_t token = uint32_t(mix64(seed ^ (uint64_t(slot) << 20) ^ salt) & mask);
+      const uint32_t token =
+          apply_slice(uint32_t(mix64(seed ^ (uint64_t(slot) << 20) ^ salt) & mask), bits, slice_);
       if (token == 0) continue;  // the kernel rewrites an IPv4 IP-ID of 0
       if (matcher_.insert(key_of(plan, p, token), slot)) {
         tokens_[slot] = token;

@@ -16,7 +16,7 @@ namespace netprobe {
 
 class IterationRunner {
  public:
-  explicit IterationRunner(uint64_t secret) : secret_(secret) {}
+  explicit IterationRunner(uint64_t secret, KeySlice slice = {}) : secret_(secret), slice_(slice) {}
 
   // Chooses a fresh token for every probe of `plan` (a keyed hash of the run secret, the iteration number
   // and the probe's slot, so tokens differ per iteration and cannot be guessed from outside) and registers
@@ -55,6 +55,7 @@ class IterationRunner {
   Nanos timeout_of(uint32_t slot) const;
 
   uint64_t secret_;
+  KeySlice slice_;
   const Plan* plan_ = nullptr;
   Matcher matcher_;
   std::vector<uint32_t> tokens_;
