@@ -1,11 +1,16 @@
 #include "worker/engine.h"
 
 #include <algorithm>
+#include <random>
 
 namespace netprobe {
 
 Engine::Engine(Clock& clock, PacketSink& sink, PacketSource& source, uint64_t secret, EngineOptions options)
     : clock_(clock), sink_(sink), source_(source), options_(options), runner_(secret, options.slice) {
+  // Iteration numbers start at a random point per engine, so that a restarted worker (same run secret)
+  // never reuses the tokens of its previous incarnation: their late replies stay unknown.
+  std::random_device rd;
+  iteration_ = (uint64_t(rd()) << 32) | rd();
   if (options_.capture_thread) capture_ = std::thread([this] { capture_loop(); });
 }
 

@@ -1,0 +1,255 @@
+// A whole iteration over the in-memory link, on a fake clock: the engine crafts and paces probes, the
+// scripted responder answers (or not), the runner matches, and the report says what the metrics will.
+#include "worker/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "io/fake_link.h"
+#include "responder.h"
+
+namespace netprobe {
+namespace {
+
+using std::chrono::microseconds;
+using std::chrono::milliseconds;
+using testing::ReplyKind;
+
+struct Lab {
+  FakeClock clock;
+  FakeLink link{clock};
+  Config config;
+  std::vector<ResolvedTarget> resolved;
+  Plan plan;
+
+  Lab() {
+    GroupConfig g;
+    g.name = "g";
+    g.src_port_a = 65000;
+    g.src_port_z = 65003;
+    config.groups["g"] = g;
+    config.global.interval_s = 10;
+    add("tcp", ProbeType::kTcpSyn, "198.51.100.1", 80);
+    add("icmp", ProbeType::kIcmpPing, "198.51.100.2", 0);
+    add("udp", ProbeType::kUdpUnreachable, "198.51.100.3", 33434);
+    add("tcp6", ProbeType::kTcpSyn, "2001:db8::1", 80);
+    add("icmp6", ProbeType::kIcmpPing, "2001:db8::2", 0);
+    add("udp6", ProbeType::kUdpUnreachable, "2001:db8::3", 33434);
+  }
+  void add(const std::string& name, ProbeType type, const char* dst, uint16_t port) {
+    TargetConfig t;
+    t.name = name;
+    t.type = type;
+    t.destination = dst;
+    if (port) t.dst_port = port;
+    t.nb_packets = 20;
+    t.timeout_s = 1;
+    t.groups = {"g"};
+    config.targets[name] = t;
+  }
+  IterationReport run(EngineOptions options = {}) {
+    resolved.clear();
+    for (auto& [name, t] : config.targets) resolved.push_back({&t, {*IpAddress::parse(t.destination)}});
+    auto p = build_plan(config, resolved, [](const IpAddress& dst) {
+      return IpAddress::parse(dst.af == AddressFamily::kV4 ? "192.0.2.10" : "2001:db8:ff::10");
+    });
+    EXPECT_TRUE(p.ok());
+    plan = std::move(p).value();
+    options.capture_thread = false;
+    options.capture_grace = Nanos(0);
+    Engine engine(clock, link.sink(), link.source(), 0x5eed, options);
+    IterationSettings settings;
+    settings.interval_s = config.global.interval_s;
+    return engine.run_iteration(plan, settings);
+  }
+};
+
+std::map<std::string, GroupMeasurement> by_target(const IterationReport& r) {
+  std::map<std::string, GroupMeasurement> out;
+  for (const auto& g : r.groups) out[g.target] = g;
+  return out;
+}
+
+uint8_t protocol_of(std::span<const uint8_t> p) { return (p[0] >> 4) == 6 ? p[6] : p[9]; }
+
+TEST(EngineComponent, EveryProbeAnsweredGivesZeroLossAndTheExactRtt) {
+  Lab lab;
+  lab.link.set_responder([](std::span<const uint8_t> p) {
+    return std::vector<ScriptedReply>{{testing::reply_to(p), microseconds(150)}};
+  });
+  const auto report = by_target(lab.run());
+  ASSERT_EQ(report.size(), 6u);
+  for (const auto& [name, g] : report) {
+    EXPECT_EQ(g.sent, 20u) << name;
+    EXPECT_EQ(g.lost, 0u) << name;
+    ASSERT_EQ(g.rtts_s.size(), 20u) << name;
+    for (double rtt : g.rtts_s) EXPECT_NEAR(rtt, 150e-6, 1e-9) << name;
+    EXPECT_EQ(g.late + g.duplicates + g.time_ooo, 0u) << name;
+  }
+}
+
+TEST(EngineComponent, DroppedProbesAreLossAndOnlyThose) {
+  Lab lab;
+  int n = 0;
+  lab.link.set_responder([&](std::span<const uint8_t> p) {
+    if (++n % 4 == 0) return std::vector<ScriptedReply>{};  // every 4th probe is dropped
+    return std::vector<ScriptedReply>{{testing::reply_to(p), microseconds(80)}};
+  });
+  uint64_t sent = 0, lost = 0;
+  for (const auto& [name, g] : by_target(lab.run())) {
+    sent += g.sent;
+    lost += g.lost;
+    EXPECT_EQ(g.rtts_s.size(), g.sent - g.lost) << name;
+  }
+  EXPECT_EQ(sent, 120u);
+  EXPECT_EQ(lost, 30u);
+}
+
+TEST(EngineComponent, AnswerAfterTheDeadlineIsLateAndLost) {
+  Lab lab;
+  lab.link.set_responder([](std::span<const uint8_t> p) {
+    return std::vector<ScriptedReply>{{testing::reply_to(p), milliseconds(1500)}};  // timeout is 1 s
+  });
+  for (const auto& [name, g] : by_target(lab.run())) {
+    EXPECT_EQ(g.lost, 20u) << name;
+    EXPECT_TRUE(g.rtts_s.empty()) << name;
+    // Answers to the last probes arrive after the iteration ended; the earlier ones are counted late.
+    EXPECT_GT(g.late, 0u) << name;
+  }
+}
+
+TEST(EngineComponent, DuplicateAnswersAreCountedNotAnswered) {
+  Lab lab;
+  lab.link.set_responder([](std::span<const uint8_t> p) {
+    auto r = testing::reply_to(p);
+    return std::vector<ScriptedReply>{{r, microseconds(100)}, {r, microseconds(200)}};
+  });
+  for (const auto& [name, g] : by_target(lab.run())) {
+    EXPECT_EQ(g.lost, 0u) << name;
+    EXPECT_EQ(g.rtts_s.size(), 20u) << name;
+    EXPECT_EQ(g.duplicates, 20u) << name;
+  }
+}
+
+TEST(EngineComponent, RepliesToProbesWeNeverSentChangeNothing) {
+  Lab lab;
+  lab.link.set_responder([](std::span<const uint8_t> p) {
+    return std::vector<ScriptedReply>{{testing::foreign_reply_to(p), microseconds(100)}};
+  });
+  const auto raw = lab.run();
+  for (const auto& [name, g] : by_target(raw)) {
+    EXPECT_EQ(g.lost, 20u) << name;
+    EXPECT_TRUE(g.rtts_s.empty()) << name;
+  }
+  uint64_t ack_fail = 0;
+  for (const auto& t : raw.targets) ack_fail += t.match_ack_fail;
+  EXPECT_EQ(ack_fail, 40u) << "SYN-ACKs acking a sequence we never sent: netprobify's match_ack_fail";
+}
+
+TEST(EngineComponent, IcmpErrorQuotingAProbeIsLossCountedByType) {
+  Lab lab;
+  lab.link.set_responder([](std::span<const uint8_t> p) {
+    const bool v6 = (p[0] >> 4) == 6;
+    // host unreachable (v4 3/1, v6 1/3), except UDP which gets its natural answer
+    if (protocol_of(p) == 17) return std::vector<ScriptedReply>{{testing::reply_to(p), microseconds(90)}};
+    return std::vector<ScriptedReply>{
+        {testing::reply_to(p, ReplyKind::kIcmpError, v6 ? 1 : 3, v6 ? 3 : 1), microseconds(90)}};
+  });
+  const auto report = by_target(lab.run());
+  EXPECT_EQ(report.at("tcp").lost, 20u);
+  EXPECT_EQ(report.at("tcp").icmp_errors.at("unreachable:1"), 20u);
+  EXPECT_EQ(report.at("icmp").icmp_errors.at("unreachable:1"), 20u);
+  EXPECT_EQ(report.at("tcp6").icmp_errors.at("unreachable:3"), 20u);
+  EXPECT_EQ(report.at("udp").lost, 0u) << "port unreachable is UDPunreachable's answer";
+  EXPECT_TRUE(report.at("udp").icmp_errors.empty());
+}
+
+TEST(EngineComponent, RstAckAnswersASynAsInNetprobify) {
+  Lab lab;
+  lab.link.set_responder([](std::span<const uint8_t> p) {
+    return std::vector<ScriptedReply>{{testing::reply_to(p, ReplyKind::kRstAck), microseconds(70)}};
+  });
+  const auto report = by_target(lab.run());
+  EXPECT_EQ(report.at("tcp").lost, 0u);
+  EXPECT_EQ(report.at("tcp6").lost, 0u);
+}
+
+TEST(EngineComponent, WithoutOwnProbeCopiesTheSenderStampIsUsed) {
+  Lab lab;
+  FakeLink::Options o;
+  o.deliver_outgoing = false;
+  FakeLink link(lab.clock, o);
+  link.set_responder([](std::span<const uint8_t> p) {
+    return std::vector<ScriptedReply>{{testing::reply_to(p), microseconds(120)}};
+  });
+  lab.resolved.clear();
+  for (auto& [name, t] : lab.config.targets) lab.resolved.push_back({&t, {*IpAddress::parse(t.destination)}});
+  auto plan = build_plan(lab.config, lab.resolved, [](const IpAddress& dst) {
+    return IpAddress::parse(dst.af == AddressFamily::kV4 ? "192.0.2.10" : "2001:db8:ff::10");
+  });
+  EngineOptions options;
+  options.capture_thread = false;
+  options.capture_grace = Nanos(0);
+  Engine engine(lab.clock, link.sink(), link.source(), 7, options);
+  const auto report = engine.run_iteration(*plan, IterationSettings{10, 0, Nanos::max()});
+  for (const auto& g : report.groups) {
+    EXPECT_EQ(g.lost, 0u) << g.target;
+    EXPECT_EQ(g.rtts_s.size() + g.time_ooo, 20u) << g.target;
+  }
+}
+
+TEST(EngineComponent, ProbesTheKernelRefusedAreNotAccountedAsSent) {
+  Lab lab;
+  lab.link.set_send_filter([](std::span<const uint8_t> p) { return protocol_of(p) != 17; });  // UDP fails
+  lab.link.set_responder([](std::span<const uint8_t> p) {
+    return std::vector<ScriptedReply>{{testing::reply_to(p), microseconds(100)}};
+  });
+  const auto raw = lab.run();
+  EXPECT_EQ(raw.send_errors, 40u);
+  const auto report = by_target(raw);
+  EXPECT_EQ(report.at("udp").sent, 0u);
+  EXPECT_EQ(report.at("udp").lost, 0u);
+  EXPECT_EQ(report.at("tcp").sent, 20u);
+}
+
+TEST(EngineComponent, PacketsAreSpreadOverTheSendWindow) {
+  Lab lab;
+  std::vector<Nanos> sent_at;
+  lab.link.set_responder([&](std::span<const uint8_t>) {
+    sent_at.push_back(lab.clock.monotonic());
+    return std::vector<ScriptedReply>{};
+  });
+  lab.run();
+  ASSERT_EQ(sent_at.size(), 120u);
+  // interval 10 s, timeout 1 s: 120 probes over 0.8 * 9 s = 7.2 s, i.e. one every 60 ms.
+  EXPECT_EQ(sent_at.back() - sent_at.front(), milliseconds(60) * 119);
+}
+
+TEST(EngineComponent, TokensChangeEveryIterationAndCarryTheKeySlice) {
+  Lab lab;
+  std::vector<std::vector<uint8_t>> first, second;
+  auto* sink = &first;
+  lab.link.set_responder([&](std::span<const uint8_t> p) {
+    sink->emplace_back(p.begin(), p.end());
+    return std::vector<ScriptedReply>{};
+  });
+  EngineOptions options;
+  options.slice = KeySlice{2, 3};
+  lab.run(options);
+  sink = &second;
+  lab.run(options);
+  ASSERT_EQ(first.size(), second.size());
+  size_t same = 0;
+  for (size_t i = 0; i < first.size(); ++i) {
+    const auto c = classify(first[i], Direction::kOutgoing);
+    ASSERT_EQ(c.verdict, Verdict::kOwnProbe);
+    const int bits = token_bits(c.key.type, c.key.target.af);
+    EXPECT_EQ(c.key.token >> (bits - 2), 3u) << "top bits = worker index";
+    same += classify(second[i], Direction::kOutgoing).key.token == c.key.token;
+  }
+  EXPECT_LT(same, 3u);
+}
+
+}  // namespace
+}  // namespace netprobe
