@@ -34,6 +34,7 @@ struct GlobalConfig {
   std::vector<std::string> disable_dynamic_inventories;
   // netprobe extensions (not in netprobify's schema; all optional).
   double max_packets_per_second = 0;  // global send cap; 0 = no cap (pacing still spreads packets)
+  std::string inventory_dir;          // as written; "" = absent. inventory/ resolves it against the file's directory
 };
 
 struct GroupConfig {

@@ -177,6 +177,7 @@ class Builder {
     }
     out.disable_dynamic_inventories = get_strings(g, "disable_dynamic_inventories");
     if (auto v = get_finite(g, "max_packets_per_second", p)) out.max_packets_per_second = *v;
+    if (auto v = get_string(g, "inventory_dir")) out.inventory_dir = *v;
   }
 
   std::optional<IpAddress> parse_source(const Json& g, const std::string& path, std::string_view key,
@@ -431,7 +432,8 @@ class Builder {
           best_port = port;
         }
       }
-      const uint64_t limit = max_probes_per_key_space(ks.type, ks.af);
+      const int slice_bits = key_slice_bits(cfg_.global.nb_proc);
+      const uint64_t limit = max_probes_per_key_space(ks.type, ks.af, slice_bits);
       if (uint64_t(best) <= limit) continue;
       std::string who;
       if (ks.targets.size() > 1) {
@@ -440,16 +442,22 @@ class Builder {
         who += ks.targets.size() > 5 ? ", ...)" : ")";
       }
       const int bits = config_token_bits(ks.type, ks.af);
+      // With several workers, say where the missing bits went and that fewer workers also helps.
+      const std::string sliced =
+          slice_bits == 0 ? std::string()
+                          : fmt::format(" with nb_proc {} ({} of its bits select the worker)", cfg_.global.nb_proc,
+                                        slice_bits);
+      const std::string or_nb_proc = slice_bits == 0 ? std::string() : std::string(" or nb_proc");
       if (ks.type == ProbeType::kIcmpPing)
         errors.push_back(fmt::format("targets.{}: {} ICMPping probes per iteration to \"{}\"{}, more than the {} "
-                                     "that ICMPping's {}-bit token allows per destination; lower nb_packets",
-                                     ks.targets.front(), best, ks.shown, who, limit, bits));
+                                     "that ICMPping's {}-bit token allows per destination{}; lower nb_packets{}",
+                                     ks.targets.front(), best, ks.shown, who, limit, bits, sliced, or_nb_proc));
       else
         errors.push_back(fmt::format("targets.{}: {} {} probes per iteration to \"{}\" from source port {}{}, more "
-                                     "than the {} that {}'s {}-bit token allows per destination and source port; "
-                                     "widen the groups' source port ranges or lower nb_packets",
+                                     "than the {} that {}'s {}-bit token allows per destination and source port{}; "
+                                     "widen the groups' source port ranges or lower nb_packets{}",
                                      ks.targets.front(), best, to_string(ks.type), ks.shown, best_port, who, limit,
-                                     to_string(ks.type), bits));
+                                     to_string(ks.type), bits, sliced, or_nb_proc));
     }
     std::sort(errors.begin(), errors.end());  // key_spaces_ is unordered; keep the output deterministic
     d_->errors.insert(d_->errors.end(), errors.begin(), errors.end());
@@ -476,8 +484,15 @@ int config_token_bits(ProbeType type, AddressFamily af) {
   return 16;
 }
 
-uint64_t max_probes_per_key_space(ProbeType type, AddressFamily af) {
-  return uint64_t(1) << (config_token_bits(type, af) - 1);
+uint64_t max_probes_per_key_space(ProbeType type, AddressFamily af, int slice_bits) {
+  const int bits = config_token_bits(type, af) - std::max(0, slice_bits) - 1;
+  return bits <= 0 ? 1 : uint64_t(1) << bits;
+}
+
+int key_slice_bits(int nb_proc) {
+  int bits = 0;
+  while (bits < 31 && (int64_t(1) << bits) < int64_t(nb_proc)) ++bits;
+  return bits;
 }
 
 uint64_t usable_hosts(const IpNetwork& net) {

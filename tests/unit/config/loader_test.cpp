@@ -255,6 +255,7 @@ TEST(config_defaults, AsNetprobifyLoadConf) {
   EXPECT_THAT(g.percentile, ElementsAre(95, 50));
   EXPECT_TRUE(g.disable_dynamic_inventories.empty());
   EXPECT_EQ(g.max_packets_per_second, 0);
+  EXPECT_EQ(g.inventory_dir, "");  // absent: inventory/ uses `inventories` next to the file
 
   ASSERT_EQ(c.groups.size(), 3u);
   const GroupConfig& g1 = c.groups.at("group1");
@@ -534,6 +535,20 @@ TEST(config_scale, HundredThousandTargets) {
   ASSERT_TRUE(r.ok()) << r.diagnostics.errors[0];
   EXPECT_EQ(r.config->targets.size(), size_t(kTargets));
   EXPECT_THAT(r.config->targets.at("t99999").groups, ElementsAre("g1", "g2"));
+}
+
+// netprobe extension global.inventory_dir: kept as written (inventory/ resolves it against the file's
+// directory); it must be a string.
+TEST(config_loader, InventoryDir) {
+  const LoadedConfig all = load_config_file(fixture("good/all_keys.yaml"));
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all.config->global.inventory_dir, "/etc/netprobe/inventories");
+  const LoadedConfig rel = load_config_string(std::string(kHeader) + "  inventory_dir: plugins\ngroups:\n  g1: {}\n", "x.yaml");
+  ASSERT_TRUE(rel.ok()) << rel.diagnostics.errors[0];
+  EXPECT_EQ(rel.config->global.inventory_dir, "plugins");
+  const LoadedConfig bad = load_config_string(std::string(kHeader) + "  inventory_dir: 3\ngroups:\n  g1: {}\n", "x.yaml");
+  EXPECT_FALSE(bad.ok());
+  EXPECT_THAT(bad.diagnostics.errors, ElementsAre("global.inventory_dir: expected a string, got 3"));
 }
 
 }  // namespace
