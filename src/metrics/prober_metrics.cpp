@@ -173,6 +173,7 @@ ProberMetrics::ProberMetrics(std::shared_ptr<prometheus::Registry> registry, std
   iteration_time_ = gauge("app_iteration_time_seconds", "Wall time of the last iteration");
   target_name_dup_ = counter("app_target_name_dup_total", "Duplicate target names");
   process_timed_out_ = counter("app_process_timed_out_total", "Probing workers terminated for exceeding global.timeout");
+  worker_restarts_ = counter("app_worker_restarts_total", "Probe workers restarted after dying unexpectedly");
   reload_failed_status_ = gauge("app_reload_conf_failed_status", "1 when the last configuration reload failed");
   late_ = counter("netprobe_late_replies_total", "Answers that arrived after their probe's deadline");
   duplicates_ = counter("netprobe_duplicate_replies_total", "Second and later answers to one probe");
@@ -180,6 +181,9 @@ ProberMetrics::ProberMetrics(std::shared_ptr<prometheus::Registry> registry, std
   capture_dropped_ = counter("netprobe_capture_packets_dropped_total",
                              "Packets dropped before the capture could read them (pcap_stats), by source");
   capture_rejected_ = counter("netprobe_capture_rejected_total", "Captured packets rejected, by reason");
+  inventory_targets_ = gauge("app_inventory_targets", "Targets currently contributed by a dynamic inventory plug-in");
+  inventory_failures_ =
+      counter("app_inventory_failures_total", "Dynamic inventory plug-in crashes, hangs and unreadable documents");
 
   create_process_series();
 }
@@ -205,9 +209,14 @@ void ProberMetrics::create_process_series() {
   const Labels pn{{"probe_name", probe_name_}};
   reload_failed_status_->get(pn).Set(reload_failed_ ? 1 : 0);
   process_timed_out_->get(pn);
+  worker_restarts_->get(pn);
   capture_received_->get(pn);
   capture_dropped_->get({{"probe_name", probe_name_}, {"source", "kernel"}});
   capture_dropped_->get({{"probe_name", probe_name_}, {"source", "interface"}});
+  for (const auto& [inventory, targets] : inventories_) {
+    inventory_targets_->get({{"probe_name", probe_name_}, {"inventory", inventory}}).Set(double(targets));
+    inventory_failures_->get({{"probe_name", probe_name_}, {"inventory", inventory}});
+  }
 }
 
 void ProberMetrics::remove_if(const std::function<bool(const Labels&)>& pred) {
@@ -413,6 +422,8 @@ void ProberMetrics::set_reload_failed(bool failed) {
   reload_failed_status_->get({{"probe_name", probe_name_}}).Set(failed ? 1 : 0);
 }
 
+void ProberMetrics::inc_worker_restarts() { worker_restarts_->get({{"probe_name", probe_name_}}).Increment(); }
+
 void ProberMetrics::inc_process_timed_out() { process_timed_out_->get({{"probe_name", probe_name_}}).Increment(); }
 
 void ProberMetrics::set_host_resolution_status(const std::string& target, AddressFamily af, int status) {
@@ -425,6 +436,30 @@ void ProberMetrics::inc_host_resolution_change(const std::string& target, Addres
 
 void ProberMetrics::inc_target_name_dup(const std::string& target_name) {
   target_name_dup_->get({{"target_name", target_name}}).Increment();
+}
+
+void ProberMetrics::declare_inventory(const std::string& inventory) {
+  inventories_.try_emplace(inventory, 0);
+  const Labels labels{{"probe_name", probe_name_}, {"inventory", inventory}};
+  inventory_targets_->get(labels).Set(double(inventories_[inventory]));
+  inventory_failures_->get(labels);
+}
+
+void ProberMetrics::set_inventory_targets(const std::string& inventory, size_t targets) {
+  inventories_[inventory] = targets;
+  inventory_targets_->get({{"probe_name", probe_name_}, {"inventory", inventory}}).Set(double(targets));
+}
+
+void ProberMetrics::inc_inventory_failure(const std::string& inventory) {
+  inventories_.try_emplace(inventory, 0);
+  inventory_failures_->get({{"probe_name", probe_name_}, {"inventory", inventory}}).Increment();
+}
+
+void ProberMetrics::clear_inventory(const std::string& inventory) {
+  inventories_.erase(inventory);
+  const auto match = [&](const Labels& labels) { return label_or_empty(labels, "inventory") == inventory; };
+  inventory_targets_->remove_if(match);
+  inventory_failures_->remove_if(match);
 }
 
 }  // namespace netprobe

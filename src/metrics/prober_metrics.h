@@ -44,8 +44,8 @@ const std::vector<double>& rtt_buckets();
 class ProberMetrics {
  public:
   // Registers every family in `registry` (which must outlive this object) and creates the process-wide
-  // series: netprobe_info, netprobify_info, app_reload_conf_failed_status=0, app_process_timed_out_total=0
-  // and the capture counters at 0.
+  // series: netprobe_info, netprobify_info, app_reload_conf_failed_status=0, app_process_timed_out_total=0,
+  // app_worker_restarts_total=0 and the capture counters at 0.
   ProberMetrics(std::shared_ptr<prometheus::Registry> registry, std::string probe_name,
                 std::vector<int> percentiles, std::string version);
   ~ProberMetrics();
@@ -80,9 +80,21 @@ class ProberMetrics {
 
   void set_reload_failed(bool failed);
   void inc_process_timed_out();
+  // app_worker_restarts_total{probe_name}: a probe worker died unexpectedly and was started again (netprobe's
+  // own family; netprobify forked one process per target and had no such event). Exists at 0 from the start.
+  void inc_worker_restarts();
   void set_host_resolution_status(const std::string& target, AddressFamily af, int status);
   void inc_host_resolution_change(const std::string& target, AddressFamily af);
   void inc_target_name_dup(const std::string& target_name);
+
+  // Dynamic inventory plug-ins (inventory/): app_inventory_targets{probe_name,inventory} is the number of
+  // targets a plug-in currently contributes, app_inventory_failures_total{probe_name,inventory} counts its
+  // crashes, hangs and unreadable output. declare_inventory creates both at 0 so that a plug-in that never
+  // delivers shows up; clear_inventory removes them (a plug-in no longer run).
+  void declare_inventory(const std::string& inventory);
+  void set_inventory_targets(const std::string& inventory, size_t targets);
+  void inc_inventory_failure(const std::string& inventory);
+  void clear_inventory(const std::string& inventory);
 
   const std::string& probe_name() const { return probe_name_; }
   const std::vector<int>& percentiles() const { return percentiles_; }
@@ -123,12 +135,16 @@ class ProberMetrics {
   SeriesSet<prometheus::Gauge>* iteration_time_ = nullptr;
   SeriesSet<prometheus::Counter>* target_name_dup_ = nullptr;
   SeriesSet<prometheus::Counter>* process_timed_out_ = nullptr;
+  SeriesSet<prometheus::Counter>* worker_restarts_ = nullptr;
   SeriesSet<prometheus::Gauge>* reload_failed_status_ = nullptr;
   SeriesSet<prometheus::Counter>* late_ = nullptr;
   SeriesSet<prometheus::Counter>* duplicates_ = nullptr;
   SeriesSet<prometheus::Counter>* capture_received_ = nullptr;
   SeriesSet<prometheus::Counter>* capture_dropped_ = nullptr;
   SeriesSet<prometheus::Counter>* capture_rejected_ = nullptr;
+  SeriesSet<prometheus::Gauge>* inventory_targets_ = nullptr;
+  SeriesSet<prometheus::Counter>* inventory_failures_ = nullptr;
+  std::map<std::string, size_t> inventories_;  // declared plug-ins and their target counts, for renames
 
   struct Declared {
     TargetConfig config;

@@ -352,5 +352,34 @@ TEST_F(metrics_ProberMetrics, NonFiniteRttsAreIgnored) {
   for (const auto& l : lines) EXPECT_EQ(l.find("nan"), std::string::npos) << l;
 }
 
+// Dynamic inventory plug-ins: both series exist at 0 once declared, follow the plug-in, survive a probe
+// rename (under the new name) and go away with clear_inventory.
+TEST_F(metrics_ProberMetrics, InventorySeries) {
+  metrics_.declare_inventory("netbox");
+  auto lines = render(*registry_);
+  EXPECT_TRUE(lines.count(R"(app_inventory_targets{inventory="netbox",probe_name="probe1"} 0)"));
+  EXPECT_TRUE(lines.count(R"(app_inventory_failures_total{inventory="netbox",probe_name="probe1"} 0)"));
+
+  metrics_.set_inventory_targets("netbox", 12);
+  metrics_.inc_inventory_failure("netbox");
+  metrics_.inc_inventory_failure("netbox");
+  metrics_.inc_inventory_failure("csv");  // never declared: created on first use
+  lines = render(*registry_);
+  EXPECT_TRUE(lines.count(R"(app_inventory_targets{inventory="netbox",probe_name="probe1"} 12)"));
+  EXPECT_TRUE(lines.count(R"(app_inventory_failures_total{inventory="netbox",probe_name="probe1"} 2)"));
+  EXPECT_TRUE(lines.count(R"(app_inventory_failures_total{inventory="csv",probe_name="probe1"} 1)"));
+
+  metrics_.set_probe_name("probe2");
+  lines = render(*registry_);
+  EXPECT_FALSE(has_line_containing(lines, "probe1"));
+  EXPECT_TRUE(lines.count(R"(app_inventory_targets{inventory="netbox",probe_name="probe2"} 12)"));
+  EXPECT_TRUE(lines.count(R"(app_inventory_failures_total{inventory="netbox",probe_name="probe2"} 0)"));
+
+  metrics_.clear_inventory("netbox");
+  lines = render(*registry_);
+  EXPECT_FALSE(has_line_containing(lines, "netbox"));
+  EXPECT_TRUE(lines.count(R"(app_inventory_targets{inventory="csv",probe_name="probe2"} 0)"));
+}
+
 }  // namespace
 }  // namespace netprobe
