@@ -161,5 +161,14 @@ const Probe& probe_for(ProbeType type);
 // gives a filter that passes nothing. The snap length must cover link header + 96 bytes (an ICMPv6
 // error quoting an IPv6 header and 8 bytes of transport).
 std::string capture_filter(std::span<const ProbeType> types);
+// The same, narrowed to one worker's key slice: with slice.bits > 0 every clause also requires the top
+// slice.bits of the token (of each type's own token_bits(), as apply_slice() places them), read where
+// classify() reads it (TCP seq / ack-1, echo id, IP-ID / flow label, or the quoted header's), to equal
+// slice.index. Tokens are random below the slice bits, so N workers with disjoint slices each receive
+// their own replies only. Quoted IPv4 headers are assumed to carry no options (ours never do). RST-ACKs
+// are selected by ack-1, exact for SYN payloads below 2^kTcpSeqShift (capture_filter.cpp explains).
+// bits == 0 is the whole space: the same string as capture_filter(types). Throws std::invalid_argument
+// if the index does not fit the bits or the bits exceed the token of a selected type (either family).
+std::string capture_filter(std::span<const ProbeType> types, const KeySlice& slice);
 
 }  // namespace netprobe

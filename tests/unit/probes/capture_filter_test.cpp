@@ -1,15 +1,24 @@
 // capture_filter() compiled by libpcap for every link type a worker may capture on, and run with
 // pcap_offline_filter over crafted packets: it must pass our probes, their answers and ICMP errors quoting
-// them (IPv4 and IPv6), and drop what can be told apart in the kernel.
+// them (IPv4 and IPv6), and drop what can be told apart in the kernel. With a key slice it must pass only
+// the packets carrying tokens of its own slice (apply_slice()), for every type, family and shape.
 #include <gtest/gtest.h>
 #include <pcap/pcap.h>
 
 #include <array>
+#include <cstdio>
+#include <iostream>
+#include <span>
+#include <stdexcept>
 #include <string>
 
 #include "packets.h"
 
 namespace netprobe {
+
+// Test names and failure messages print slices readably (found by ADL, so outside the unnamed namespace).
+void PrintTo(const KeySlice& s, std::ostream* os) { *os << "KeySlice{" << s.bits << ", " << s.index << "}"; }
+
 namespace {
 
 using namespace netprobe::testing;
@@ -35,6 +44,7 @@ class CompiledFilter {
   CompiledFilter& operator=(const CompiledFilter&) = delete;
   bool ok() const { return ok_; }
   const std::string& error() const { return error_; }
+  unsigned instructions() const { return ok_ ? prog_.bf_len : 0; }
 
   // Runs the filter on an IP packet framed for this link type.
   bool passes(int dlt, const Bytes& ip) const {
@@ -185,6 +195,265 @@ TEST(probes, CaptureFilterAgreesWithClassifyOnAcceptedPackets) {
     const bool useful = (in.verdict != Verdict::kReject) || (out.verdict != Verdict::kReject);
     if (useful && row.description.find("normal connect") == std::string::npos) {
       EXPECT_TRUE(f.passes(DLT_RAW, row.ip)) << row.description;
+    }
+  }
+}
+
+// ---- Key slices -------------------------------------------------------------------------------------
+
+constexpr std::array kFilterSlices = {KeySlice{2, 0}, KeySlice{2, 1}, KeySlice{2, 2}, KeySlice{2, 3},
+                                      KeySlice{3, 5}};
+
+std::string slice_name(const KeySlice& s) {
+  return "bits" + std::to_string(s.bits) + "_index" + std::to_string(s.index);
+}
+
+std::string hex(uint32_t v) {
+  char b[16];
+  std::snprintf(b, sizeof b, "%#x", v);
+  return b;
+}
+
+// One packet carrying `token` (whose slice bits are `index`) for `type`: our probe, an answer or an ICMP
+// error quoting the probe. `dir` is the direction classify() must be given.
+struct SliceRow {
+  std::string description;
+  ProbeType type;
+  AddressFamily af;
+  Direction dir;
+  uint32_t token;
+  uint32_t index;
+  Bytes ip;
+};
+
+// Random-looking token bits below the slice, and both extremes (the slice's first nonzero and last token).
+constexpr std::array<uint32_t, 4> kBaseTokens = {0x00000001u, 0xffffffffu, 0x5a5a5a5au, 0x89abcdefu};
+
+// Every shape of every type and family, for every base token and every slice index of `bits`.
+std::vector<SliceRow> slice_rows(int bits) {
+  constexpr uint16_t kSport = 40000;
+  constexpr uint32_t kMaxPayload =
+      (uint32_t{1} << kTcpSeqShift) - 1;  // the largest P tcp_ack_matches() recovers
+  std::vector<SliceRow> r;
+  for (uint32_t index = 0; index < (uint32_t{1} << bits); ++index) {
+    const KeySlice slice{bits, index};
+    for (auto af : {kV4, kV6}) {
+      const bool v4 = af == kV4;
+      const IpAddress us = local_addr(af), them = target_addr(af);
+      const uint8_t unreach = v4 ? 3 : 1, port_unreach = v4 ? 3 : 4, exceeded = v4 ? 11 : 3;
+      const size_t short_quote = v4 ? 28 : 48;  // IP header + the 8 transport bytes RFC 792 guarantees
+      for (uint32_t base : kBaseTokens) {
+        auto token_of = [&](ProbeType t) {
+          return apply_slice(base & token_mask(t, af), token_bits(t, af), slice);
+        };
+        auto add = [&](ProbeType t, std::string shape, Direction dir, Bytes ip) {
+          const uint32_t token = token_of(t);
+          r.push_back({std::string(v4 ? "v4 " : "v6 ") + std::string(to_string(t)) + " " + shape +
+                           ", token " + hex(token) + " (" + slice_name(slice) + ")",
+                       t, af, dir, token, index, std::move(ip)});
+        };
+        const auto kIn = Direction::kIncoming, kOut = Direction::kOutgoing;
+
+        const uint32_t tcp_token = token_of(ProbeType::kTcpSyn);
+        const uint32_t seq = tcp_token << kTcpSeqShift;
+        const Bytes syn = crafted(ProbeType::kTcpSyn, af, kSport, tcp_token);
+        add(ProbeType::kTcpSyn, "own SYN", kOut, syn);
+        add(ProbeType::kTcpSyn, "own SYN with 40 bytes of payload", kOut,
+            crafted(ProbeType::kTcpSyn, af, kSport, tcp_token, 60));
+        add(ProbeType::kTcpSyn, "SYN-ACK", kIn, tcp_packet(them, us, 443, kSport, kSyn | kAck, 5, seq + 1));
+        add(ProbeType::kTcpSyn, "RST-ACK", kIn, tcp_packet(them, us, 443, kSport, kRst | kAck, 0, seq + 1));
+        add(ProbeType::kTcpSyn, "RST-ACK to a SYN with 40 bytes of payload", kIn,
+            tcp_packet(them, us, 443, kSport, kRst | kAck, 0, seq + 1 + 40));
+        // ack = seq + 2^14: for the last token of the last slice this wraps to 0, and ack-1 to 0xffffffff.
+        add(ProbeType::kTcpSyn, "RST-ACK to a SYN with 2^14-1 bytes of payload", kIn,
+            tcp_packet(them, us, 443, kSport, kRst | kAck, 0, seq + 1 + kMaxPayload));
+        add(ProbeType::kTcpSyn, "time exceeded quoting the SYN", kIn, icmp_error(af, exceeded, 0, syn));
+        add(ProbeType::kTcpSyn, "unreachable quoting the SYN", kIn, icmp_error(af, unreach, 1, syn));
+        add(ProbeType::kTcpSyn, "unreachable quoting 8 bytes of the SYN", kIn,
+            icmp_error(af, unreach, 1, syn, short_quote));
+        if (!v4) add(ProbeType::kTcpSyn, "packet too big quoting the SYN", kIn, icmp_error(af, 2, 0, syn));
+
+        const uint32_t echo_token = token_of(ProbeType::kIcmpPing);
+        const Bytes echo = crafted(ProbeType::kIcmpPing, af, 0, echo_token, 60);
+        add(ProbeType::kIcmpPing, "own echo request", kOut, echo);
+        add(ProbeType::kIcmpPing, "echo reply", kIn, echo_packet(them, us, true, echo_token));
+        add(ProbeType::kIcmpPing, "unreachable quoting the echo request", kIn,
+            icmp_error(af, unreach, 0, echo));
+        add(ProbeType::kIcmpPing, "time exceeded quoting 8 bytes of the echo request", kIn,
+            icmp_error(af, exceeded, 0, echo, short_quote));
+
+        const Bytes udp =
+            crafted(ProbeType::kUdpUnreachable, af, kSport, token_of(ProbeType::kUdpUnreachable), 60);
+        add(ProbeType::kUdpUnreachable, "own probe", kOut, udp);
+        add(ProbeType::kUdpUnreachable, "port unreachable", kIn, icmp_error(af, unreach, port_unreach, udp));
+        add(ProbeType::kUdpUnreachable, "port unreachable quoting 8 bytes", kIn,
+            icmp_error(af, unreach, port_unreach, udp, short_quote));
+        add(ProbeType::kUdpUnreachable, "time exceeded", kIn, icmp_error(af, exceeded, 0, udp));
+        add(ProbeType::kUdpUnreachable, "parameter problem", kIn, icmp_error(af, v4 ? 12 : 4, 0, udp));
+      }
+    }
+  }
+  return r;
+}
+
+// The table is what it claims: classify() accepts every row with the row's type and token, and the
+// tokens carry the slice index in their top bits.
+TEST(probes, CaptureFilterSliceRowsCarryTheirTokens) {
+  for (int bits : {2, 3}) {
+    for (const auto& row : slice_rows(bits)) {
+      SCOPED_TRACE(row.description);
+      EXPECT_EQ(row.token >> (token_bits(row.type, row.af) - bits), row.index);
+      const auto c = classify(row.ip, row.dir);
+      ASSERT_NE(c.verdict, Verdict::kReject) << to_string(c.reason);
+      EXPECT_EQ(c.key.type, row.type);
+      EXPECT_EQ(c.key.token, row.token);
+    }
+  }
+}
+
+class CaptureFilterSlice : public ::testing::TestWithParam<KeySlice> {};
+
+// For every type x family x shape: the packet passes the filter of its own slice, alone or with the other
+// types, and is rejected by the filters of every other index and by the filters of the other types.
+TEST_P(CaptureFilterSlice, PassesItsOwnSliceOnly) {
+  const KeySlice slice = GetParam();
+  const auto rows = slice_rows(slice.bits);
+  for (int dlt : kLinkTypes) {
+    SCOPED_TRACE(pcap_datalink_val_to_name(dlt));
+    const ProbeType one[kProbeTypeCount] = {ProbeType::kTcpSyn, ProbeType::kIcmpPing,
+                                            ProbeType::kUdpUnreachable};
+    CompiledFilter f_tcp(dlt, capture_filter(std::span(one + 0, 1), slice)),
+        f_icmp(dlt, capture_filter(std::span(one + 1, 1), slice)),
+        f_udp(dlt, capture_filter(std::span(one + 2, 1), slice)),
+        f_all(dlt, capture_filter(kAllTypes, slice));
+    ASSERT_TRUE(f_tcp.ok() && f_icmp.ok() && f_udp.ok() && f_all.ok()) << f_all.error();
+    const CompiledFilter* by_type[kProbeTypeCount] = {&f_tcp, &f_icmp, &f_udp};
+    int passed = 0, rejected = 0;
+    for (const auto& row : rows) {
+      const bool own = row.index == slice.index;
+      for (size_t t = 0; t < kProbeTypeCount; ++t) {
+        const bool expected = own && static_cast<ProbeType>(t) == row.type;
+        EXPECT_EQ(by_type[t]->passes(dlt, row.ip), expected)
+            << row.description << ", " << to_string(static_cast<ProbeType>(t)) << " filter";
+      }
+      EXPECT_EQ(f_all.passes(dlt, row.ip), own) << row.description << ", all-types filter";
+      ++(own ? passed : rejected);
+    }
+    EXPECT_GT(passed, 0);
+    EXPECT_GT(rejected, 0);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(probes, CaptureFilterSlice, ::testing::ValuesIn(kFilterSlices),
+                         [](const auto& info) { return slice_name(info.param); });
+
+// The whole-space table above under a slice: every token in it has zero top bits (slice index 0), so each
+// row passes a slice filter exactly when it passes the whole-space one and the slice index is 0; what the
+// whole-space filter drops stays dropped.
+TEST(probes, CaptureFilterSliceKeepsTheWholeSpaceRejections) {
+  const auto rows = filter_rows();
+  for (const KeySlice& slice : kFilterSlices) {
+    SCOPED_TRACE(slice_name(slice));
+    for (int dlt : kLinkTypes) {
+      SCOPED_TRACE(pcap_datalink_val_to_name(dlt));
+      CompiledFilter f(dlt, capture_filter(kAllTypes, slice));
+      ASSERT_TRUE(f.ok()) << f.error();
+      for (const auto& row : rows) {
+        EXPECT_EQ(f.passes(dlt, row.ip), (row.tcp || row.icmp || row.udp) && slice.index == 0)
+            << row.description;
+      }
+    }
+  }
+}
+
+// The whole-space filter before key slices existed, all types.
+constexpr const char* kWholeSpaceAllTypes =
+    "(ip and ((ip proto 6 and ((tcp[13] & 0x12 = 0x02 and tcp[4:4] & 0x3fff = 0) or (tcp[13] & 0x12 = 0x12 "
+    "and "
+    "(tcp[8:4] - 1) & 0x3fff = 0) or tcp[13] & 0x14 = 0x14)) or (ip proto 1 and (icmp[0] = 0 or icmp[0] = "
+    "8)) or "
+    "ip proto 17 or (ip proto 1 and (icmp[0] = 3 or icmp[0] = 11 or icmp[0] = 12) and (icmp[17] = 6 or "
+    "icmp[17] = "
+    "1 or icmp[17] = 17)))) or (ip6 and ((ip6[6] = 6 and ((ip6[53] & 0x12 = 0x02 and ip6[44:4] & 0x3fff = 0) "
+    "or "
+    "(ip6[53] & 0x12 = 0x12 and (ip6[48:4] - 1) & 0x3fff = 0) or ip6[53] & 0x14 = 0x14)) or (ip6[6] = 58 and "
+    "(ip6[40] = 128 or ip6[40] = 129)) or ip6[6] = 17 or (ip6[6] = 58 and ip6[40] >= 1 and ip6[40] <= 4 and "
+    "(ip6[54] = 6 or ip6[54] = 58 or ip6[54] = 17))))";
+
+TEST(probes, CaptureFilterSliceOfZeroBitsIsTheWholeSpace) {
+  EXPECT_EQ(capture_filter(kAllTypes, KeySlice{}), kWholeSpaceAllTypes);
+  const std::vector<std::vector<ProbeType>> sets = {{},
+                                                    {ProbeType::kTcpSyn},
+                                                    {ProbeType::kIcmpPing},
+                                                    {ProbeType::kUdpUnreachable},
+                                                    {ProbeType::kTcpSyn, ProbeType::kUdpUnreachable},
+                                                    {kAllTypes.begin(), kAllTypes.end()}};
+  for (const auto& set : sets) EXPECT_EQ(capture_filter(set, KeySlice{}), capture_filter(set));
+  // A zero-bit slice ignores its index, like apply_slice().
+  EXPECT_EQ(capture_filter(kAllTypes, KeySlice{0, 0}), capture_filter(kAllTypes));
+}
+
+// Slices wider than 16 bits reach past the echo id into the echo seq (ICMPping alone: 32-bit tokens).
+TEST(probes, CaptureFilterWideSliceOfEchoTokens) {
+  const ProbeType icmp[] = {ProbeType::kIcmpPing};
+  for (auto af : {kV4, kV6}) {
+    for (const KeySlice& slice : {KeySlice{17, 0x1abcd}, KeySlice{32, 0xcafe0042}}) {
+      SCOPED_TRACE(slice_name(slice));
+      const uint32_t token = apply_slice(0x01234567, 32, slice);
+      const KeySlice next{slice.bits, slice.index ^ 1};  // differs in the lowest slice bit only
+      const Bytes echo = crafted(ProbeType::kIcmpPing, af, 0, token, 60);
+      const Bytes reply = echo_packet(target_addr(af), local_addr(af), true, token);
+      const Bytes error = icmp_error(af, af == kV4 ? 11 : 3, 0, echo);
+      for (int dlt : kLinkTypes) {
+        CompiledFilter own(dlt, capture_filter(icmp, slice)), other(dlt, capture_filter(icmp, next));
+        ASSERT_TRUE(own.ok() && other.ok()) << own.error();
+        for (const Bytes* b : {&echo, &reply, &error}) {
+          EXPECT_TRUE(own.passes(dlt, *b));
+          EXPECT_FALSE(other.passes(dlt, *b));
+        }
+      }
+    }
+  }
+}
+
+TEST(probes, CaptureFilterRefusesImpossibleSlices) {
+  const ProbeType tcp[] = {ProbeType::kTcpSyn};
+  const ProbeType icmp[] = {ProbeType::kIcmpPing};
+  EXPECT_THROW(capture_filter(kAllTypes, KeySlice{-1, 0}), std::invalid_argument);
+  EXPECT_THROW(capture_filter(kAllTypes, KeySlice{2, 4}), std::invalid_argument) << "index wider than bits";
+  // The narrowest token bounds the slice: IPv4 IP-ID (16 bits) with UDP, 18 bits with TCP, 32 with ICMP.
+  EXPECT_NO_THROW(capture_filter(kAllTypes, KeySlice{16, 0xffff}));
+  EXPECT_THROW(capture_filter(kAllTypes, KeySlice{17, 0}), std::invalid_argument);
+  EXPECT_NO_THROW(capture_filter(tcp, KeySlice{18, 0}));
+  EXPECT_THROW(capture_filter(tcp, KeySlice{19, 0}), std::invalid_argument);
+  EXPECT_NO_THROW(capture_filter(icmp, KeySlice{32, 0xffffffff}));
+  EXPECT_THROW(capture_filter(icmp, KeySlice{33, 0}), std::invalid_argument);
+}
+
+// What the slice costs in BPF instructions (pcap_compile with the optimiser, as the capture opens it).
+// Every clause gains one `and` + `jeq` on a field it may already load: about +47 for all types.
+TEST(probes, CaptureFilterSliceInstructionCount) {
+  const ProbeType one[kProbeTypeCount] = {ProbeType::kTcpSyn, ProbeType::kIcmpPing,
+                                          ProbeType::kUdpUnreachable};
+  for (int dlt : kLinkTypes) {
+    for (size_t t = 0; t <= kProbeTypeCount; ++t) {
+      const auto types = t == kProbeTypeCount ? std::span<const ProbeType>(kAllTypes) : std::span(one + t, 1);
+      const std::string what = t == kProbeTypeCount ? "all types" : std::string(to_string(one[t]));
+      CompiledFilter whole(dlt, capture_filter(types));
+      ASSERT_TRUE(whole.ok());
+      std::string counts = std::to_string(whole.instructions());
+      for (const KeySlice& slice : kFilterSlices) {
+        CompiledFilter sliced(dlt, capture_filter(types, slice));
+        ASSERT_TRUE(sliced.ok()) << sliced.error();
+        EXPECT_LE(sliced.instructions(), 2 * whole.instructions()) << what << " " << slice_name(slice);
+        EXPECT_LE(sliced.instructions(), 128u) << what << " " << slice_name(slice);
+        counts += " " + std::to_string(sliced.instructions());
+      }
+      ::testing::Test::RecordProperty("bpf_instructions_" + std::string(pcap_datalink_val_to_name(dlt)) +
+                                          "_" + (t == kProbeTypeCount ? std::string("all") : what),
+                                      counts);
+      std::cout << "BPF instructions, " << pcap_datalink_val_to_name(dlt) << ", " << what
+                << ": whole space, then the " << kFilterSlices.size() << " slices: " << counts << "\n";
     }
   }
 }
