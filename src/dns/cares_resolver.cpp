@@ -1,0 +1,198 @@
+#include "dns/cares_resolver.h"
+
+#include <ares.h>
+#include <arpa/inet.h>
+#include <poll.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <mutex>
+
+#include <fmt/core.h>
+
+namespace netprobe {
+namespace {
+
+ares_channel as_channel(void* p) { return static_cast<ares_channel>(p); }
+
+// ares_library_init is a no-op on Linux today, but the API requires it once per process before a channel.
+bool library_ready() {
+  static std::once_flag once;
+  static int status = ARES_SUCCESS;
+  std::call_once(once, [] { status = ares_library_init(ARES_LIB_INIT_ALL); });
+  return status == ARES_SUCCESS;
+}
+
+Nanos steady_now() { return std::chrono::steady_clock::now().time_since_epoch(); }
+
+timeval to_timeval(Nanos d) {
+  if (d < Nanos(0)) d = Nanos(0);
+  timeval tv{};
+  tv.tv_sec = time_t(d.count() / 1'000'000'000);
+  tv.tv_usec = suseconds_t((d.count() % 1'000'000'000) / 1000);
+  return tv;
+}
+
+Nanos from_timeval(const timeval& tv) { return Nanos(int64_t(tv.tv_sec) * 1'000'000'000 + int64_t(tv.tv_usec) * 1000); }
+
+}  // namespace
+
+struct CaresResolver::Query {
+  CaresResolver* self;
+  AddressFamily af;
+  std::function<void(Resolution)> done;
+};
+
+Result<std::unique_ptr<CaresResolver>> CaresResolver::create(const CaresOptions& options) {
+  if (!library_ready()) return Error{"c-ares: library initialisation failed"};
+  ares_options opts{};
+  int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
+  opts.timeout = int(std::max<int64_t>(1, options.timeout.count()));
+  opts.tries = std::max(1, options.tries);
+  // "fb" is getaddrinfo's order (files, then DNS); "b" talks to the DNS servers only.
+  std::string lookups = options.use_hosts_file ? "fb" : "b";
+  opts.lookups = lookups.data();
+  mask |= ARES_OPT_LOOKUPS;
+  std::vector<char*> domains;
+  if (options.search_domains) {
+    for (const auto& d : *options.search_domains) domains.push_back(const_cast<char*>(d.c_str()));
+    opts.domains = domains.data();
+    opts.ndomains = int(domains.size());
+    mask |= ARES_OPT_DOMAINS;
+  }
+  if (!options.resolv_conf.empty()) {
+    opts.resolvconf_path = const_cast<char*>(options.resolv_conf.c_str());
+    mask |= ARES_OPT_RESOLVCONF;
+  }
+  ares_channel channel = nullptr;
+  if (int rc = ares_init_options(&channel, &opts, mask); rc != ARES_SUCCESS)
+    return Error{fmt::format("c-ares: cannot create a channel: {}", ares_strerror(rc))};
+  if (!options.servers.empty()) {
+    std::string csv;
+    for (const auto& s : options.servers) csv += (csv.empty() ? "" : ",") + s;
+    if (int rc = ares_set_servers_ports_csv(channel, csv.c_str()); rc != ARES_SUCCESS) {
+      ares_destroy(channel);
+      return Error{fmt::format("c-ares: invalid DNS servers '{}': {}", csv, ares_strerror(rc))};
+    }
+  }
+  return std::unique_ptr<CaresResolver>(new CaresResolver(channel));
+}
+
+CaresResolver::~CaresResolver() {
+  // Runs every outstanding callback with ARES_EDESTRUCTION; on_addrinfo frees the query without calling
+  // its owner back, since the owner may already be gone.
+  ares_destroy(as_channel(channel_));
+}
+
+std::string CaresResolver::error_text(int status, AddressFamily af) {
+  switch (status) {
+    case ARES_ENOTFOUND:
+      return "NXDOMAIN";
+    case ARES_ENODATA:
+      return fmt::format("no {} address", to_string(af));
+    case ARES_ETIMEOUT:
+      return "timeout";
+    case ARES_ESERVFAIL:
+      return "SERVFAIL";
+    case ARES_EREFUSED:
+      return "REFUSED";
+    case ARES_ECONNREFUSED:
+      // c-ares 1.18 reports a SERVFAIL or REFUSED from every server, and unreachable servers, this way.
+      return "no server answered (SERVFAIL, REFUSED or unreachable)";
+    default:
+      return ares_strerror(status);
+  }
+}
+
+void CaresResolver::resolve(const std::string& host, AddressFamily af, std::function<void(Resolution)> done) {
+  auto* q = new Query{this, af, std::move(done)};
+  ++in_flight_;
+  ares_addrinfo_hints hints{};
+  hints.ai_family = af == AddressFamily::kV4 ? AF_INET : AF_INET6;
+  hints.ai_socktype = SOCK_STREAM;  // one entry per address, as netprobify's getaddrinfo(proto=TCP)
+  ares_getaddrinfo(as_channel(channel_), host.c_str(), nullptr, &hints, &CaresResolver::on_addrinfo, q);
+}
+
+void CaresResolver::on_addrinfo(void* arg, int status, int /*timeouts*/, ares_addrinfo* result) {
+  std::unique_ptr<Query> q(static_cast<Query*>(arg));
+  if (status == ARES_EDESTRUCTION) {
+    if (result) ares_freeaddrinfo(result);
+    return;
+  }
+  Resolution r;
+  if (status == ARES_SUCCESS && result) {
+    const int want = q->af == AddressFamily::kV4 ? AF_INET : AF_INET6;
+    for (auto* n = result->nodes; n; n = n->ai_next) {
+      if (n->ai_family != want || !n->ai_addr) continue;
+      const auto* bytes = want == AF_INET
+                              ? reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in*>(n->ai_addr)->sin_addr)
+                              : reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in6*>(n->ai_addr)->sin6_addr);
+      auto ip = IpAddress::from_bytes(q->af, bytes);
+      if (std::find(r.addresses.begin(), r.addresses.end(), ip) == r.addresses.end()) r.addresses.push_back(ip);
+    }
+    r.ok = !r.addresses.empty();
+    if (!r.ok) r.error = error_text(ARES_ENODATA, q->af);
+  } else {
+    r.error = error_text(status, q->af);
+  }
+  if (result) ares_freeaddrinfo(result);
+  CaresResolver* self = q->self;
+  --self->in_flight_;
+  self->ready_.emplace_back(std::move(q->done), std::move(r));
+}
+
+int CaresResolver::deliver_ready() {
+  int ran = 0;
+  // Swapped out first: a callback may start new queries, whose answers wait for the next round.
+  auto batch = std::move(ready_);
+  ready_.clear();
+  for (auto& [done, resolution] : batch) {
+    if (done) done(std::move(resolution));
+    ++ran;
+  }
+  return ran;
+}
+
+int CaresResolver::poll(Nanos max_wait) {
+  const Nanos deadline = steady_now() + std::max(max_wait, Nanos(0));
+  int ran = deliver_ready();
+  while (ran == 0 && in_flight_ > 0) {
+    ares_socket_t socks[ARES_GETSOCK_MAXNUM];
+    const int bits = ares_getsock(as_channel(channel_), socks, ARES_GETSOCK_MAXNUM);
+    pollfd fds[ARES_GETSOCK_MAXNUM];
+    nfds_t n = 0;
+    for (int i = 0; i < ARES_GETSOCK_MAXNUM; ++i) {
+      short events = 0;
+      if (ARES_GETSOCK_READABLE(bits, i)) events |= POLLIN;
+      if (ARES_GETSOCK_WRITABLE(bits, i)) events |= POLLOUT;
+      if (events) fds[n++] = pollfd{socks[i], events, 0};
+    }
+    // Wake for whichever comes first: our deadline or c-ares' next retry/timeout.
+    timeval max_tv = to_timeval(deadline - steady_now());
+    timeval tv{};
+    const timeval* wait_tv = ares_timeout(as_channel(channel_), &max_tv, &tv);
+    const Nanos wait = wait_tv ? from_timeval(*wait_tv) : from_timeval(max_tv);
+    timespec ts{};
+    ts.tv_sec = time_t(wait.count() / 1'000'000'000);
+    ts.tv_nsec = long(wait.count() % 1'000'000'000);
+    const int rc = ppoll(fds, n, &ts, nullptr);
+    if (rc > 0) {
+      for (nfds_t i = 0; i < n; ++i) {
+        if (!fds[i].revents) continue;
+        const bool readable = fds[i].revents & (POLLIN | POLLERR | POLLHUP);
+        const bool writable = fds[i].revents & POLLOUT;
+        ares_process_fd(as_channel(channel_), readable ? fds[i].fd : ARES_SOCKET_BAD,
+                        writable ? fds[i].fd : ARES_SOCKET_BAD);
+      }
+    } else if (rc == 0 || errno == EINTR) {
+      ares_process_fd(as_channel(channel_), ARES_SOCKET_BAD, ARES_SOCKET_BAD);  // retries and timeouts
+    } else {
+      break;  // a broken descriptor set would spin until the deadline; c-ares' timers still run next time
+    }
+    ran += deliver_ready();
+    if (steady_now() >= deadline) break;
+  }
+  return ran;
+}
+
+}  // namespace netprobe

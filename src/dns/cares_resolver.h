@@ -1,0 +1,65 @@
+#pragma once
+// The production Resolver: c-ares, driven by poll(2) on its sockets from the caller's loop, so that a
+// slow or dead DNS server never blocks anything but the answer it owes.
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/result.h"
+#include "dns/resolver.h"
+
+struct ares_addrinfo;  // c-ares' own, global
+
+namespace netprobe {
+
+struct CaresOptions {
+  // Per try. c-ares doubles it at each new round over the servers, so with one server and 2 tries a dead
+  // server is reported after timeout + 2 * timeout (6 s with the defaults).
+  std::chrono::milliseconds timeout{2000};
+  int tries = 2;
+  // "ip", "ip:port" or "[ipv6]:port" entries replacing resolv.conf's nameservers (tests: a server on
+  // 127.0.0.1:<port>). Empty: the system's nameservers, as users expect.
+  std::vector<std::string> servers;
+  // Search list replacing resolv.conf's `search`/`domain` (empty vector = no search). nullopt: the system's.
+  std::optional<std::vector<std::string>> search_domains;
+  // Consult /etc/hosts before DNS, as getaddrinfo does. Tests turn it off to talk to their server only.
+  bool use_hosts_file = true;
+  // Another resolv.conf (empty: /etc/resolv.conf).
+  std::string resolv_conf;
+};
+
+class CaresResolver final : public Resolver {
+ public:
+  // Never throws: a channel that cannot be created (bad server string, no memory) is an Error.
+  static Result<std::unique_ptr<CaresResolver>> create(const CaresOptions& options = {});
+  ~CaresResolver() override;
+  CaresResolver(const CaresResolver&) = delete;
+  CaresResolver& operator=(const CaresResolver&) = delete;
+
+  void resolve(const std::string& host, AddressFamily af, std::function<void(Resolution)> done) override;
+  // Returns as soon as at least one callback ran, when nothing is in flight, or after max_wait.
+  int poll(Nanos max_wait) override;
+  size_t pending() const override { return in_flight_ + ready_.size(); }
+
+  // The error text of a c-ares status, as Resolution::error spells it ("NXDOMAIN", "timeout", ...).
+  static std::string error_text(int ares_status, AddressFamily af);
+
+ private:
+  struct Query;
+  explicit CaresResolver(void* channel) : channel_(channel) {}
+  static void on_addrinfo(void* arg, int status, int timeouts, ::ares_addrinfo* result);
+  int deliver_ready();
+
+  void* channel_;  // ares_channel; kept opaque so that ares.h stays out of every includer
+  size_t in_flight_ = 0;
+  // Answers wait here until poll(): c-ares may complete a query inside ares_getaddrinfo (an /etc/hosts
+  // hit, a literal, a channel error) and the interface promises no callback from inside resolve().
+  std::deque<std::pair<std::function<void(Resolution)>, Resolution>> ready_;
+};
+
+}  // namespace netprobe
