@@ -1,6 +1,7 @@
 #include "sched/plan.h"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -69,11 +70,29 @@ std::optional<IpAddress> kernel_source_for(const IpAddress& dst) {
   return out;
 }
 
+LocalCheck host_local_addresses() {
+  std::vector<IpAddress> local;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) == 0) {
+    for (ifaddrs* i = list; i; i = i->ifa_next) {
+      if (!i->ifa_addr) continue;
+      if (i->ifa_addr->sa_family == AF_INET)
+        local.push_back(IpAddress::from_bytes(
+            AddressFamily::kV4, reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr)));
+      else if (i->ifa_addr->sa_family == AF_INET6)
+        local.push_back(IpAddress::from_bytes(
+            AddressFamily::kV6, reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr)));
+    }
+    freeifaddrs(list);
+  }
+  return [local](const IpAddress& a) { return std::find(local.begin(), local.end(), a) != local.end(); };
+}
+
 std::vector<IpAddress> source_addresses(const IpNetwork& net, size_t limit) { return usable(net, limit); }
 std::vector<IpAddress> host_addresses(const IpNetwork& net, size_t limit) { return usable(net, limit); }
 
 Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>& targets,
-                        const SourceResolver& source_for) {
+                        const SourceResolver& source_for, const LocalCheck& is_local) {
   Plan plan;
   plan.interval_packets_s = config.global.interval_packets_s;
 
@@ -83,6 +102,7 @@ Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>&
     uint32_t bucket;
     int count;
     std::vector<IpAddress> sources;  // round robin (source subnet) or a single address
+    std::vector<bool> needs_rst;     // per source: TCPsyn from an address that is not ours
     uint16_t port_a, port_count;
   };
   std::vector<Stream> streams;
@@ -127,8 +147,11 @@ Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>&
         params.dont_fragment = t.dont_fragment;
         params.ip_payload_size = uint16_t(effective_ip_payload_size(t, g));
         plan.templates.push_back(probe_for(t.type).make_template(params));
+        std::vector<bool> needs_rst(sources.size(), false);
+        if (t.type == ProbeType::kTcpSyn)
+          for (size_t k = 0; k < sources.size(); ++k) needs_rst[k] = !is_local(sources[k]);
         streams.push_back({uint32_t(plan.templates.size() - 1), bucket, t.nb_packets, std::move(sources),
-                           g.src_port_a, uint16_t(g.src_port_z - g.src_port_a + 1)});
+                           std::move(needs_rst), g.src_port_a, uint16_t(g.src_port_z - g.src_port_a + 1)});
       }
     }
   }
@@ -164,7 +187,8 @@ Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>&
         if (c.next[j] >= s.count) continue;
         const size_t n = size_t(c.next[j]++);
         const size_t a = s.sources.size();
-        plan.probes.push_back({s.tmpl, s.bucket, s.sources[n % a], uint16_t(s.port_a + (n / a) % s.port_count)});
+        plan.probes.push_back({s.tmpl, s.bucket, s.sources[n % a], uint16_t(s.port_a + (n / a) % s.port_count),
+                               bool(s.needs_rst[n % a])});
         c.turn = j + 1;
         --c.left;
         break;

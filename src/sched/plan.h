@@ -42,6 +42,8 @@ struct PlannedProbe {
   uint32_t bucket = 0;  // index into Plan::buckets
   IpAddress src;
   uint16_t src_port = 0;
+  bool needs_rst = false;  // TCPsyn from a non-local source: our kernel will not reset the target's
+                           // half-open connection, netprobe must (decision 12)
 };
 
 struct Plan {
@@ -59,6 +61,10 @@ struct Plan {
 using SourceResolver = std::function<std::optional<IpAddress>(const IpAddress& dst)>;
 std::optional<IpAddress> kernel_source_for(const IpAddress& dst);
 
+// Whether an address is assigned to this host (getifaddrs). Injected for the same reason.
+using LocalCheck = std::function<bool(const IpAddress&)>;
+LocalCheck host_local_addresses();
+
 // Usable source addresses of a group's source subnet: network and IPv4 broadcast skipped, /31, /32,
 // /127 and /128 accepted, at most `limit` addresses.
 std::vector<IpAddress> source_addresses(const IpNetwork& net, size_t limit = 65536);
@@ -66,7 +72,7 @@ std::vector<IpAddress> source_addresses(const IpNetwork& net, size_t limit = 655
 std::vector<IpAddress> host_addresses(const IpNetwork& net, size_t limit = 1u << 24);
 
 Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>& targets,
-                        const SourceResolver& source_for);
+                        const SourceResolver& source_for, const LocalCheck& is_local = host_local_addresses());
 
 // When each probe of the plan is due, relative to the start of the iteration (non-decreasing): spread
 // evenly over `window`, at most `max_pps` per second (0 = no cap), and never two packets of one target

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <random>
 
+#include "probes/tcp_syn.h"
+
 namespace netprobe {
 
 Engine::Engine(Clock& clock, PacketSink& sink, PacketSource& source, uint64_t secret, EngineOptions options)
@@ -47,6 +49,25 @@ void Engine::capture_loop() {
       clock_.sleep_until(clock_.monotonic() + options_.poll_wait);
     }
   }
+}
+
+void Engine::send_resets(const Plan& plan, const std::vector<uint32_t>& tokens) {
+  {
+    std::lock_guard lock(mu_);
+    resets_.swap(runner_.pending_resets());
+  }
+  if (resets_.empty()) return;
+  const auto& tcp = static_cast<const TcpSynProbe&>(probe_for(ProbeType::kTcpSyn));
+  std::vector<uint8_t> packet;
+  for (uint32_t slot : resets_) {
+    const PlannedProbe& p = plan.probes[slot];
+    const PacketTemplate& t = plan.templates[p.tmpl];
+    packet.resize(t.bytes.size());
+    const size_t len = tcp.craft_rst(t, PacketFields{p.src, p.src_port, tokens[slot]}, packet);
+    const OutPacket out{std::span<const uint8_t>(packet.data(), len), t.params.dst};
+    sink_.send(std::span<const OutPacket>(&out, 1));
+  }
+  resets_.clear();
 }
 
 IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings& settings) {
@@ -97,11 +118,16 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
     std::fill_n(failed.begin(), k, uint8_t(0));
     sink_.send(std::span<const OutPacket>(out.data(), k), std::span<uint8_t>(failed.data(), k));
     const Nanos stamp = clock_.realtime();
-    std::lock_guard lock(mu_);
-    for (size_t j = 0; j < k; ++j) {
-      if (!failed[j]) stamps[first + j] = stamp;
-      else runner_.mark_unsent(uint32_t(first + j));
+    bool resets;
+    {
+      std::lock_guard lock(mu_);
+      for (size_t j = 0; j < k; ++j) {
+        if (!failed[j]) stamps[first + j] = stamp;
+        else runner_.mark_unsent(uint32_t(first + j));
+      }
+      resets = !runner_.pending_resets().empty();
     }
+    if (resets) send_resets(plan, tokens);
   }
   {
     std::lock_guard lock(mu_);
@@ -112,6 +138,7 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
   // Wait for answers until every probe is answered or past its deadline.
   while (!stop_) {
     if (!options_.capture_thread) poll_once(Nanos(0));
+    send_resets(plan, tokens);
     bool done;
     {
       std::lock_guard lock(mu_);

@@ -55,6 +55,7 @@ class Engine {
  private:
   void capture_loop();
   void poll_once(Nanos wait);
+  void send_resets(const Plan& plan, const std::vector<uint32_t>& tokens);
 
   Clock& clock_;
   PacketSink& sink_;
@@ -68,6 +69,7 @@ class Engine {
   std::thread capture_;
   CaptureStats last_stats_{};
   std::vector<uint8_t> buffer_;
+  std::vector<uint32_t> resets_;
 };
 
 }  // namespace netprobe

@@ -44,6 +44,7 @@ const std::vector<uint32_t>& IterationRunner::prepare(const Plan& plan, uint64_t
   target_events_.clear();
   target_by_address_.clear();
   rejected_.clear();
+  pending_resets_.clear();
   for (const auto& t : plan.targets) target_events_.push_back({t.name, t.type, t.af, 0, 0});
   for (const auto& p : plan.probes) {
     const auto& tmpl = plan.templates[p.tmpl];
@@ -128,6 +129,7 @@ void IterationRunner::on_answer(const Classification& c, Nanos at) {
     ++target_events_[plan_->buckets[p.bucket].target_index].match_ack_fail;
     return;
   }
+  if (p.needs_rst && (c.tcp_flags & 0x02)) pending_resets_.push_back(slot);  // SYN-ACK: half-open
   const TakeResult r = matcher_.take(c.key, at);
   BucketStats& b = bucket_stats_[p.bucket];
   switch (r.outcome) {

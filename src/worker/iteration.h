@@ -33,6 +33,10 @@ class IterationRunner {
   // (answered, lost or unsent), i.e. the iteration can end.
   bool expire(Nanos now);
   IterationReport report() const;
+  // Probes whose SYN-ACK opened a half-open connection that netprobe must reset itself (non-local
+  // source, PlannedProbe::needs_rst); the engine sends the RSTs and clears the list.
+  std::vector<uint32_t>& pending_resets() { return pending_resets_; }
+  uint32_t token(uint32_t slot) const { return tokens_[slot]; }
 
   size_t probe_count() const { return plan_ ? plan_->probes.size() : 0; }
 
@@ -65,6 +69,7 @@ class IterationRunner {
   std::unordered_map<IpAddress, uint32_t> target_by_address_;
   std::map<std::string, uint64_t> rejected_;
   size_t unresolved_ = 0;
+  std::vector<uint32_t> pending_resets_;
 };
 
 // Label of an ICMP error for the *_icmp_errors_total family, e.g. "unreachable:13", "time_exceeded:0".

@@ -22,6 +22,7 @@ struct Lab {
   Config config;
   std::vector<ResolvedTarget> resolved;
   Plan plan;
+  bool sources_local = true;  // the prober's kernel resets half-open connections itself
 
   Lab() {
     GroupConfig g;
@@ -51,9 +52,12 @@ struct Lab {
   IterationReport run(EngineOptions options = {}) {
     resolved.clear();
     for (auto& [name, t] : config.targets) resolved.push_back({&t, {*IpAddress::parse(t.destination)}});
-    auto p = build_plan(config, resolved, [](const IpAddress& dst) {
-      return IpAddress::parse(dst.af == AddressFamily::kV4 ? "192.0.2.10" : "2001:db8:ff::10");
-    });
+    auto p = build_plan(
+        config, resolved,
+        [](const IpAddress& dst) {
+          return IpAddress::parse(dst.af == AddressFamily::kV4 ? "192.0.2.10" : "2001:db8:ff::10");
+        },
+        [this](const IpAddress&) { return sources_local; });
     EXPECT_TRUE(p.ok());
     plan = std::move(p).value();
     options.capture_thread = false;
@@ -185,9 +189,12 @@ TEST(EngineComponent, WithoutOwnProbeCopiesTheSenderStampIsUsed) {
   });
   lab.resolved.clear();
   for (auto& [name, t] : lab.config.targets) lab.resolved.push_back({&t, {*IpAddress::parse(t.destination)}});
-  auto plan = build_plan(lab.config, lab.resolved, [](const IpAddress& dst) {
-    return IpAddress::parse(dst.af == AddressFamily::kV4 ? "192.0.2.10" : "2001:db8:ff::10");
-  });
+  auto plan = build_plan(
+      lab.config, lab.resolved,
+      [](const IpAddress& dst) {
+        return IpAddress::parse(dst.af == AddressFamily::kV4 ? "192.0.2.10" : "2001:db8:ff::10");
+      },
+      [](const IpAddress&) { return true; });
   EngineOptions options;
   options.capture_thread = false;
   options.capture_grace = Nanos(0);
@@ -249,6 +256,34 @@ TEST(EngineComponent, TokensChangeEveryIterationAndCarryTheKeySlice) {
     same += classify(second[i], Direction::kOutgoing).key.token == c.key.token;
   }
   EXPECT_LT(same, 3u);
+}
+
+TEST(EngineComponent, SynAckToANonLocalSourceIsResetWithSeqIsnPlusOne) {
+  // Decision 12: where the source address is not ours, no kernel answers the SYN-ACK with a RST, so
+  // netprobe closes the target's half-open connection itself, with the sequence number it expects.
+  Lab lab;
+  lab.sources_local = false;
+  std::vector<std::pair<uint32_t, uint32_t>> syns, rsts;  // (port, seq)
+  lab.link.set_responder([&](std::span<const uint8_t> p) {
+    if (protocol_of(p) != 6) return std::vector<ScriptedReply>{};
+    const size_t l4 = (p[0] >> 4) == 6 ? 40 : size_t(p[0] & 0x0f) * 4;
+    const uint32_t seq = uint32_t(p[l4 + 4]) << 24 | uint32_t(p[l4 + 5]) << 16 | uint32_t(p[l4 + 6]) << 8 | p[l4 + 7];
+    const uint32_t sport = uint32_t(p[l4]) << 8 | p[l4 + 1];
+    if (p[l4 + 13] == 0x04) {
+      rsts.push_back({sport, seq});
+      return std::vector<ScriptedReply>{};
+    }
+    syns.push_back({sport, seq});
+    return std::vector<ScriptedReply>{{testing::reply_to(p), microseconds(100)}};
+  });
+  const auto report = by_target(lab.run());
+  EXPECT_EQ(report.at("tcp").lost, 0u);
+  ASSERT_EQ(syns.size(), 40u);
+  ASSERT_EQ(rsts.size(), 40u);
+  for (size_t i = 0; i < syns.size(); ++i) {
+    EXPECT_EQ(rsts[i].first, syns[i].first);
+    EXPECT_EQ(rsts[i].second, syns[i].second + 1);
+  }
 }
 
 }  // namespace
