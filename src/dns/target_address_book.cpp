@@ -180,6 +180,18 @@ std::optional<std::vector<IpAddress>> TargetAddressBook::hosts(const std::string
   return std::vector<IpAddress>{e.address};
 }
 
+std::optional<IpAddress> TargetAddressBook::address(const std::string& target) const {
+  auto it = entries_.find(target);
+  if (it == entries_.end() || it->second.state != State::kActive || it->second.kind == Kind::kSubnet)
+    return std::nullopt;
+  return it->second.address;
+}
+
+bool TargetAddressBook::is_subnet(const std::string& target) const {
+  auto it = entries_.find(target);
+  return it != entries_.end() && it->second.kind == Kind::kSubnet;
+}
+
 TargetAddressBook::State TargetAddressBook::state(const std::string& target) const {
   auto it = entries_.find(target);
   return it == entries_.end() ? State::kDisabled : it->second.state;

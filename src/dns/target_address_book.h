@@ -90,6 +90,10 @@ class TargetAddressBook {
   // The hosts to probe, nullopt when the target is not active (unknown, pending, failed, disabled). A
   // subnet's hosts are expanded on each call (host_addresses), so call this when building a plan only.
   std::optional<std::vector<IpAddress>> hosts(const std::string& target) const;
+  // Without expansion, for a supervisor that ships subnets to workers as networks: the address of an
+  // active hostname or literal target; nullopt for a subnet or an inactive target.
+  std::optional<IpAddress> address(const std::string& target) const;
+  bool is_subnet(const std::string& target) const;
   State state(const std::string& target) const;  // kDisabled for an unknown name
   const std::string& error(const std::string& target) const;  // last failure, "" otherwise
   size_t pending() const;                         // queries in flight

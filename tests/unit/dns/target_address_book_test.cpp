@@ -124,6 +124,8 @@ TEST_F(dns_TargetAddressBook, SubnetIsActiveWithEveryHost) {
   auto hosts = book_.hosts("net");
   ASSERT_TRUE(hosts);
   EXPECT_EQ(*hosts, (std::vector<IpAddress>{ip("192.0.2.1"), ip("192.0.2.2")}));
+  EXPECT_TRUE(book_.is_subnet("net"));
+  EXPECT_FALSE(book_.address("net"));  // shipped as a network, never expanded by the supervisor
   auto events = book_.take_events();
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].kind, Kind::kResolved);
@@ -152,6 +154,8 @@ TEST_F(dns_TargetAddressBook, HostnameIsPendingUntilAnsweredThenActive) {
   EXPECT_EQ(book_.poll(0ns), 1);
   EXPECT_EQ(book_.state("web"), State::kActive);
   EXPECT_EQ(book_.hosts("web"), std::vector<IpAddress>{ip("2001:db8::5")});  // the first, as netprobify
+  EXPECT_EQ(book_.address("web"), ip("2001:db8::5"));
+  EXPECT_FALSE(book_.is_subnet("web"));
   EXPECT_TRUE(book_.take_changed());
   auto events = book_.take_events();
   ASSERT_EQ(events.size(), 1u);
