@@ -52,7 +52,12 @@ const SchemaValidator* config_schema_validator(std::string* error = nullptr);
 int config_token_bits(ProbeType type, AddressFamily af);
 // At most this many probes per iteration may share one (type, destination host, source port) key space
 // (ICMPping: one destination host): half the token space, so tokens of consecutive iterations never collide.
-uint64_t max_probes_per_key_space(ProbeType type, AddressFamily af);
+// With nb_proc workers, the top key_slice_bits(nb_proc) bits of every token name the worker that sent it
+// (its capture filter selects them in the kernel), so one worker's share is smaller by that many bits; a
+// target is probed by one worker only, so the limit applies per worker's share.
+uint64_t max_probes_per_key_space(ProbeType type, AddressFamily af, int slice_bits = 0);
+// Bits of every token that select the worker: ceil(log2(nb_proc)); 0 for one worker.
+int key_slice_bits(int nb_proc);
 inline constexpr uint64_t kMaxProbesPerIteration = 16'777'216;
 
 // Addresses of a destination network that are probed: all of them, except the network and broadcast
