@@ -1,0 +1,264 @@
+#include "inventory/document.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "config/loader.h"
+#include "config/schema_validator.h"
+#include "config/yaml_json.h"
+
+namespace netprobe {
+namespace {
+
+using Json = nlohmann::json;
+
+// Keys of a dynamic target that static targets do not have; everything else is handed to the config loader.
+constexpr std::string_view kDynamicOnlyKeys[] = {"hostname", "groups", "lifetime", "creation_date"};
+
+const SchemaValidator* inventory_schema_validator(std::string* error) {
+  static const Result<SchemaValidator> compiled = []() -> Result<SchemaValidator> {
+    const Json schema = Json::parse(embedded_inventory_schema(), nullptr, /*allow_exceptions=*/false);
+    if (schema.is_discarded()) return Error{"the embedded inventory schema is not valid JSON"};
+    return SchemaValidator::compile(schema);
+  }();
+  if (!compiled.ok()) {
+    *error = compiled.error().message;
+    return nullptr;
+  }
+  return &compiled.value();
+}
+
+// "targets[12].dst_port: msg" -> (12, "dst_port: msg"); "targets[12]: msg" -> (12, "msg").
+std::optional<std::pair<size_t, std::string>> split_target_error(const std::string& e) {
+  constexpr std::string_view kPrefix = "targets[";
+  if (e.compare(0, kPrefix.size(), kPrefix) != 0) return std::nullopt;
+  const size_t close = e.find(']', kPrefix.size());
+  if (close == std::string::npos) return std::nullopt;
+  size_t index = 0;
+  const char* first = e.data() + kPrefix.size();
+  if (std::from_chars(first, e.data() + close, index).ptr != e.data() + close) return std::nullopt;
+  std::string rest = e.substr(close + 1);
+  if (rest.starts_with(".")) rest.erase(0, 1);
+  else if (rest.starts_with(": ")) rest.erase(0, 2);
+  return std::make_pair(index, rest);
+}
+
+// The loader's "targets.t.dst_port: msg" / "targets.t: msg" for the synthetic target "t" -> "dst_port: msg".
+std::string strip_synthetic(const std::string& e) {
+  if (e.starts_with("targets.t.")) return e.substr(10);
+  if (e.starts_with("targets.t: ")) return e.substr(11);
+  return e;
+}
+
+std::string join_messages(const std::vector<std::string>& messages) {
+  std::string out;
+  for (const auto& m : messages) out += (out.empty() ? "" : "; ") + m;
+  return out;
+}
+
+std::string describe_type(const Json& v) {
+  switch (v.type()) {
+    case Json::value_t::null: return "nothing (null)";
+    case Json::value_t::string: return "a string";
+    case Json::value_t::array: return "a list";
+    case Json::value_t::boolean: return "a boolean";
+    case Json::value_t::object: return "a mapping";
+    default: return "a number";
+  }
+}
+
+}  // namespace
+
+std::optional<Nanos> parse_lifetime(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  int64_t total = 0;
+  size_t i = 0;
+  const bool bare = std::all_of(text.begin(), text.end(), [](char c) { return std::isdigit(uint8_t(c)); });
+  while (i < text.size()) {
+    int64_t n = 0;
+    const auto [p, ec] = std::from_chars(text.data() + i, text.data() + text.size(), n);
+    if (ec != std::errc() || p == text.data() + i) return std::nullopt;
+    i = size_t(p - text.data());
+    int64_t unit = 1;
+    if (!bare) {
+      if (i >= text.size()) return std::nullopt;
+      switch (text[i++]) {
+        case 'w': unit = 7 * 86400; break;
+        case 'd': unit = 86400; break;
+        case 'h': unit = 3600; break;
+        case 'm': unit = 60; break;
+        case 's': unit = 1; break;
+        default: return std::nullopt;
+      }
+    }
+    if (n > (int64_t(1) << 40) / unit) return std::nullopt;  // beyond ~35,000 years: a typo
+    total += n * unit;
+  }
+  if (total <= 0) return std::nullopt;
+  return std::chrono::seconds(total);
+}
+
+std::optional<Nanos> parse_rfc3339(std::string_view s) {
+  // YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)
+  auto num = [&](size_t pos, size_t len, int& out) {
+    if (pos + len > s.size()) return false;
+    out = 0;
+    for (size_t k = pos; k < pos + len; ++k) {
+      if (!std::isdigit(uint8_t(s[k]))) return false;
+      out = out * 10 + (s[k] - '0');
+    }
+    return true;
+  };
+  int year, month, day, hour, minute, second;
+  if (!num(0, 4, year) || s.size() < 20 || s[4] != '-' || !num(5, 2, month) || s[7] != '-' || !num(8, 2, day) ||
+      (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !num(11, 2, hour) || s[13] != ':' || !num(14, 2, minute) ||
+      s[16] != ':' || !num(17, 2, second))
+    return std::nullopt;
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return std::nullopt;
+  size_t i = 19;
+  int64_t frac_ns = 0;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    int64_t scale = 100'000'000;
+    const size_t start = i;
+    for (; i < s.size() && std::isdigit(uint8_t(s[i])); ++i) {
+      frac_ns += (s[i] - '0') * scale;
+      scale /= 10;
+    }
+    if (i == start) return std::nullopt;
+  }
+  int64_t offset_s = 0;
+  if (i < s.size() && (s[i] == 'Z' || s[i] == 'z')) {
+    ++i;
+  } else if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+    int oh, om;
+    if (!num(i + 1, 2, oh) || i + 3 >= s.size() || s[i + 3] != ':' || !num(i + 4, 2, om) || oh > 23 || om > 59)
+      return std::nullopt;
+    offset_s = (oh * 3600 + om * 60) * (s[i] == '+' ? 1 : -1);
+    i += 6;
+  } else {
+    return std::nullopt;  // a local time would mean something different on every probe
+  }
+  if (i != s.size()) return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = year - 1900;
+  tm.tm_mon = month - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = minute;
+  tm.tm_sec = second;
+  const time_t t = timegm(&tm);
+  if (tm.tm_mday != day) return std::nullopt;  // 2026-02-31 normalised into March
+  return std::chrono::seconds(int64_t(t) - offset_s) + Nanos(frac_ns);
+}
+
+Result<InventoryDocument> parse_inventory_document(std::string_view text, const std::string& plugin,
+                                                   const DocumentOptions& options) {
+  // JSON first (what most plug-ins write, and much faster than YAML), then YAML read as PyYAML would.
+  Json doc = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) {
+    YamlToJsonResult yaml;
+    try {
+      yaml = parse_yaml_to_json(text, plugin);
+    } catch (const std::exception& e) {
+      return Error{fmt::format("not JSON nor YAML: {}", e.what())};
+    }
+    if (!yaml.errors.empty()) return Error{fmt::format("not JSON nor YAML: {}", yaml.errors.front())};
+    doc = std::move(yaml.value);
+  }
+  if (!doc.is_object())
+    return Error{fmt::format("expected a mapping with a `targets` list, got {}", describe_type(doc))};
+
+  std::string schema_error;
+  const SchemaValidator* validator = inventory_schema_validator(&schema_error);
+  if (!validator) return Error{"internal error: the inventory schema cannot be used: " + schema_error};
+  std::vector<std::string> errors;
+  validator->validate(doc, &errors);
+  std::map<size_t, std::vector<std::string>> target_errors;
+  for (const auto& e : errors) {
+    if (auto split = split_target_error(e)) target_errors[split->first].push_back(split->second);
+    else return Error{e};  // the document's shape itself is wrong: nothing to salvage
+  }
+
+  InventoryDocument out;
+  const Json& targets = doc.at("targets");
+  std::map<std::string, size_t> seen;  // hostname -> first index
+  for (size_t i = 0; i < targets.size(); ++i) {
+    const Json& t = targets[i];
+    std::string hostname;
+    if (t.is_object() && t.contains("hostname") && t["hostname"].is_string()) hostname = t["hostname"].get<std::string>();
+    const std::string who =
+        fmt::format("{}: targets[{}]{}", plugin, i, hostname.empty() ? "" : fmt::format(" (hostname {})", hostname));
+    if (auto it = target_errors.find(i); it != target_errors.end()) {
+      out.rejected.push_back(fmt::format("{}: {}", who, join_messages(it->second)));
+      continue;
+    }
+    if (auto [it, inserted] = seen.emplace(hostname, i); !inserted) {
+      out.rejected.push_back(
+          fmt::format("{}: hostname: duplicate of targets[{}] (target names must be unique)", who, it->second));
+      continue;
+    }
+
+    // The static-target rules (destination syntax, dst_port for TCPsyn/UDPunreachable, key-space limits)
+    // live in the config loader: run it on a one-target configuration rather than duplicating them.
+    Json st = t;
+    for (auto key : kDynamicOnlyKeys) st.erase(std::string(key));
+    st["auto_register_to_groups"] = false;
+    st["explicit_groups"] = Json{{"register_to", t["groups"]}};
+    Json groups = Json::object();
+    int port = 1024;
+    for (const auto& g : t["groups"]) {  // distinct ports: the real groups' ranges are checked by the plan
+      groups[g.get<std::string>()] = Json{{"src_port_a", port}, {"src_port_z", port + 1}};
+      port += 2;
+    }
+    const Json synthetic{{"global",
+                          {{"probe_name", "inventory"},
+                           {"interval", 30},
+                           {"nb_proc", 1},
+                           {"logging_level", "INFO"},
+                           {"prometheus_port", 0},
+                           {"dns_update_interval", options.default_dns_update_interval_s}}},
+                         {"groups", groups},
+                         {"targets", {{"t", st}}}};
+    LoadedConfig loaded = load_config_json(synthetic, plugin);
+    std::vector<std::string> problems;
+    for (const auto& e : loaded.diagnostics.errors) problems.push_back(strip_synthetic(e));
+    for (const auto& w : loaded.diagnostics.warnings)
+      out.warnings.push_back(fmt::format("{}: {}", who, strip_synthetic(w)));
+
+    DynamicTarget dt;
+    dt.hostname = hostname;
+    if (const Json* lt = t.contains("lifetime") ? &t["lifetime"] : nullptr) {
+      dt.lifetime = lt->is_string() ? parse_lifetime(lt->get<std::string>())
+                                    : std::optional<Nanos>(std::chrono::seconds(lt->get<int64_t>()));
+      if (!dt.lifetime) problems.push_back(fmt::format("lifetime: {} is not a duration", lt->dump()));
+    }
+    if (const Json* cd = t.contains("creation_date") ? &t["creation_date"] : nullptr) {
+      if (cd->is_string()) dt.creation_date = parse_rfc3339(cd->get<std::string>());
+      else if (std::isfinite(cd->get<double>()) && std::abs(cd->get<double>()) < 1e11)
+        dt.creation_date = Nanos(int64_t(cd->get<double>() * 1e9));
+      if (!dt.creation_date) problems.push_back(fmt::format("creation_date: {} is not a date", cd->dump()));
+    }
+    if (!problems.empty() || !loaded.ok()) {
+      out.rejected.push_back(fmt::format("{}: {}", who, join_messages(problems)));
+      continue;
+    }
+    dt.config = std::move(loaded.config->targets.at("t"));
+    dt.config.name = plugin + "_" + hostname;
+    dt.config.description = "from_" + plugin;
+    dt.config.is_dynamic = true;
+    dt.config.auto_register_to_groups = false;
+    dt.config.register_to.clear();
+    dt.config.groups = t["groups"].get<std::vector<std::string>>();
+    std::sort(dt.config.groups.begin(), dt.config.groups.end());
+    dt.canonical = t.dump();  // nlohmann's object keeps keys sorted: a canonical form
+    out.targets.push_back(std::move(dt));
+  }
+  return out;
+}
+
+}  // namespace netprobe
