@@ -1,0 +1,496 @@
+#include "worker/ipc.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace netprobe {
+namespace {
+
+using Json = nlohmann::json;
+
+// ---- small field helpers (throw nlohmann exceptions, caught at the decode boundary) ----
+
+template <typename T>
+Json opt(const std::optional<T>& v) {
+  return v ? Json(*v) : Json(nullptr);
+}
+Json opt_ip(const std::optional<IpAddress>& v) { return v ? Json(v->to_string()) : Json(nullptr); }
+Json opt_net(const std::optional<IpNetwork>& v) { return v ? Json(v->to_string()) : Json(nullptr); }
+
+template <typename T>
+std::optional<T> get_opt(const Json& j, const char* key) {
+  const Json& v = j.at(key);
+  if (v.is_null()) return std::nullopt;
+  return v.get<T>();
+}
+
+IpAddress ip_from(const Json& v) {
+  auto ip = IpAddress::parse(v.get<std::string>());
+  if (!ip) throw std::invalid_argument("bad IP address " + v.get<std::string>());
+  return *ip;
+}
+std::optional<IpAddress> opt_ip_from(const Json& j, const char* key) {
+  const Json& v = j.at(key);
+  if (v.is_null()) return std::nullopt;
+  return ip_from(v);
+}
+std::optional<IpNetwork> opt_net_from(const Json& j, const char* key) {
+  const Json& v = j.at(key);
+  if (v.is_null()) return std::nullopt;
+  auto net = IpNetwork::parse(v.get<std::string>());
+  if (!net) throw std::invalid_argument("bad network " + v.get<std::string>());
+  return net;
+}
+
+ProbeType type_from(const Json& v) {
+  auto t = probe_type_from_string(v.get<std::string>());
+  if (!t) throw std::invalid_argument("bad probe type " + v.get<std::string>());
+  return *t;
+}
+AddressFamily af_from(const Json& v) {
+  const int af = v.get<int>();
+  if (af != 4 && af != 6) throw std::invalid_argument("bad address family");
+  return af == 4 ? AddressFamily::kV4 : AddressFamily::kV6;
+}
+
+Json to_json(const GlobalConfig& g) {
+  return Json{{"probe_name", g.probe_name},
+              {"interval_s", g.interval_s},
+              {"interval_packets_s", g.interval_packets_s},
+              {"nb_proc", g.nb_proc},
+              {"verbose", g.verbose},
+              {"logging_level", g.logging_level},
+              {"prometheus_port", g.prometheus_port},
+              {"prometheus_address", g.prometheus_address},
+              {"dns_update_interval_s", g.dns_update_interval_s},
+              {"reload_conf_interval_s", g.reload_conf_interval_s},
+              {"l3_raw_socket", g.l3_raw_socket},
+              {"timeout_s", g.timeout_s},
+              {"percentile", g.percentile},
+              {"disable_dynamic_inventories", g.disable_dynamic_inventories},
+              {"max_packets_per_second", g.max_packets_per_second}};
+}
+
+GlobalConfig global_from(const Json& j) {
+  GlobalConfig g;
+  g.probe_name = j.at("probe_name").get<std::string>();
+  g.interval_s = j.at("interval_s").get<int>();
+  g.interval_packets_s = j.at("interval_packets_s").get<double>();
+  g.nb_proc = j.at("nb_proc").get<int>();
+  g.verbose = j.at("verbose").get<int>();
+  g.logging_level = j.at("logging_level").get<std::string>();
+  g.prometheus_port = j.at("prometheus_port").get<int>();
+  g.prometheus_address = j.at("prometheus_address").get<std::string>();
+  g.dns_update_interval_s = j.at("dns_update_interval_s").get<int>();
+  g.reload_conf_interval_s = j.at("reload_conf_interval_s").get<int>();
+  g.l3_raw_socket = j.at("l3_raw_socket").get<bool>();
+  g.timeout_s = j.at("timeout_s").get<double>();
+  g.percentile = j.at("percentile").get<std::vector<int>>();
+  g.disable_dynamic_inventories = j.at("disable_dynamic_inventories").get<std::vector<std::string>>();
+  g.max_packets_per_second = j.at("max_packets_per_second").get<double>();
+  return g;
+}
+
+Json to_json(const GroupConfig& g) {
+  return Json{{"name", g.name},
+              {"src_ipv4", opt_ip(g.src_ipv4)},
+              {"src_ipv6", opt_ip(g.src_ipv6)},
+              {"src_subnet_ipv4", opt_net(g.src_subnet_ipv4)},
+              {"src_subnet_ipv6", opt_net(g.src_subnet_ipv6)},
+              {"src_port_a", g.src_port_a},
+              {"src_port_z", g.src_port_z},
+              {"ip_payload_size", opt(g.ip_payload_size)},
+              {"dscp", g.dscp},
+              {"permit_target_auto_register", g.permit_target_auto_register}};
+}
+
+GroupConfig group_from(const Json& j) {
+  GroupConfig g;
+  g.name = j.at("name").get<std::string>();
+  g.src_ipv4 = opt_ip_from(j, "src_ipv4");
+  g.src_ipv6 = opt_ip_from(j, "src_ipv6");
+  g.src_subnet_ipv4 = opt_net_from(j, "src_subnet_ipv4");
+  g.src_subnet_ipv6 = opt_net_from(j, "src_subnet_ipv6");
+  g.src_port_a = j.at("src_port_a").get<uint16_t>();
+  g.src_port_z = j.at("src_port_z").get<uint16_t>();
+  g.ip_payload_size = get_opt<int>(j, "ip_payload_size");
+  g.dscp = j.at("dscp").get<int>();
+  g.permit_target_auto_register = j.at("permit_target_auto_register").get<bool>();
+  return g;
+}
+
+Json to_json(const TargetConfig& t) {
+  return Json{{"name", t.name},
+              {"description", t.description},
+              {"type", std::string(to_string(t.type))},
+              {"destination", t.destination},
+              {"address_family", t.address_family ? Json(int(*t.address_family)) : Json(nullptr)},
+              {"dont_fragment", t.dont_fragment},
+              {"is_subnet", t.is_subnet},
+              {"dst_port", opt(t.dst_port)},
+              {"nb_packets", t.nb_packets},
+              {"ip_payload_size", opt(t.ip_payload_size)},
+              {"threshold", Json{{"latency", opt(t.threshold.latency)}, {"loss", opt(t.threshold.loss)}}},
+              {"alert_level", std::string(to_string(t.alert_level))},
+              {"state", opt(t.state)},
+              {"timeout_s", t.timeout_s},
+              {"dns_update_interval_s", t.dns_update_interval_s},
+              {"auto_register_to_groups", t.auto_register_to_groups},
+              {"register_to", t.register_to},
+              {"exclude_from", t.exclude_from},
+              {"groups", t.groups},
+              {"is_dynamic", t.is_dynamic}};
+}
+
+TargetConfig target_from(const Json& j) {
+  TargetConfig t;
+  t.name = j.at("name").get<std::string>();
+  t.description = j.at("description").get<std::string>();
+  t.type = type_from(j.at("type"));
+  t.destination = j.at("destination").get<std::string>();
+  if (!j.at("address_family").is_null()) t.address_family = af_from(j.at("address_family"));
+  t.dont_fragment = j.at("dont_fragment").get<bool>();
+  t.is_subnet = j.at("is_subnet").get<bool>();
+  t.dst_port = get_opt<uint16_t>(j, "dst_port");
+  t.nb_packets = j.at("nb_packets").get<int>();
+  t.ip_payload_size = get_opt<int>(j, "ip_payload_size");
+  t.threshold.latency = get_opt<double>(j.at("threshold"), "latency");
+  t.threshold.loss = get_opt<double>(j.at("threshold"), "loss");
+  auto level = alert_level_from_string(j.at("alert_level").get<std::string>());
+  if (!level) throw std::invalid_argument("bad alert_level");
+  t.alert_level = *level;
+  t.state = get_opt<std::string>(j, "state");
+  t.timeout_s = j.at("timeout_s").get<double>();
+  t.dns_update_interval_s = j.at("dns_update_interval_s").get<int>();
+  t.auto_register_to_groups = j.at("auto_register_to_groups").get<bool>();
+  t.register_to = j.at("register_to").get<std::vector<std::string>>();
+  t.exclude_from = j.at("exclude_from").get<std::vector<std::string>>();
+  t.groups = j.at("groups").get<std::vector<std::string>>();
+  t.is_dynamic = j.at("is_dynamic").get<bool>();
+  return t;
+}
+
+Json rtts_to_binary(const std::vector<double>& rtts) {
+  std::vector<uint8_t> bytes(rtts.size() * sizeof(double));
+  static_assert(std::endian::native == std::endian::little, "packed RTTs are little-endian float64");
+  if (!rtts.empty()) std::memcpy(bytes.data(), rtts.data(), bytes.size());
+  return Json::binary(std::move(bytes));
+}
+
+std::vector<double> rtts_from_binary(const Json& v) {
+  const auto& bytes = v.get_binary();
+  if (bytes.size() % sizeof(double) != 0) throw std::invalid_argument("bad rtts length");
+  std::vector<double> rtts(bytes.size() / sizeof(double));
+  if (!rtts.empty()) std::memcpy(rtts.data(), bytes.data(), bytes.size());
+  return rtts;
+}
+
+Json to_json(const IterationSettings& s) {
+  return Json{{"interval_s", s.interval_s},
+              {"max_packets_per_second", s.max_packets_per_second},
+              // Nanos::max() (no timeout) travels as -1: CBOR integers would carry it, but -1 reads better.
+              {"hard_timeout_ns", s.hard_timeout == Nanos::max() ? int64_t(-1) : int64_t(s.hard_timeout.count())}};
+}
+
+IterationSettings settings_from(const Json& j) {
+  IterationSettings s;
+  s.interval_s = j.at("interval_s").get<double>();
+  s.max_packets_per_second = j.at("max_packets_per_second").get<double>();
+  const int64_t t = j.at("hard_timeout_ns").get<int64_t>();
+  s.hard_timeout = t < 0 ? Nanos::max() : Nanos(t);
+  return s;
+}
+
+std::string frame_of(const Json& doc) {
+  const std::vector<uint8_t> payload = Json::to_cbor(doc);
+  std::string out(4 + payload.size(), '\0');
+  const uint32_t n = uint32_t(payload.size());
+  out[0] = char(n >> 24);
+  out[1] = char(n >> 16);
+  out[2] = char(n >> 8);
+  out[3] = char(n);
+  std::memcpy(out.data() + 4, payload.data(), payload.size());
+  return out;
+}
+
+Result<Json> parse_payload(std::span<const uint8_t> payload) {
+  Json doc = Json::from_cbor(payload.begin(), payload.end(), /*strict=*/true, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object()) return Error{"IPC: payload is not a CBOR object"};
+  return doc;
+}
+
+}  // namespace
+
+nlohmann::json to_json_document(const Config& config) {
+  Json groups = Json::array();
+  for (const auto& [name, g] : config.groups) groups.push_back(to_json(g));
+  Json targets = Json::array();
+  for (const auto& [name, t] : config.targets) targets.push_back(to_json(t));
+  return Json{{"source_path", config.source_path},
+              {"global", to_json(config.global)},
+              {"groups", std::move(groups)},
+              {"targets", std::move(targets)}};
+}
+
+Result<Config> config_from_json_document(const nlohmann::json& doc) {
+  try {
+    Config c;
+    c.source_path = doc.at("source_path").get<std::string>();
+    c.global = global_from(doc.at("global"));
+    for (const Json& g : doc.at("groups")) {
+      GroupConfig group = group_from(g);
+      c.groups[group.name] = std::move(group);
+    }
+    for (const Json& t : doc.at("targets")) {
+      TargetConfig target = target_from(t);
+      c.targets[target.name] = std::move(target);
+    }
+    return c;
+  } catch (const std::exception& e) {
+    return Error{std::string("IPC: bad config: ") + e.what()};
+  }
+}
+
+nlohmann::json to_json_document(const IterationReport& r) {
+  Json groups = Json::array();
+  for (const auto& g : r.groups) {
+    groups.push_back(Json{{"target", g.target},
+                          {"group", g.group},
+                          {"type", std::string(to_string(g.type))},
+                          {"af", int(g.af)},
+                          {"state", g.state},
+                          {"sent", g.sent},
+                          {"lost", g.lost},
+                          {"rtts", rtts_to_binary(g.rtts_s)},
+                          {"time_ooo", g.time_ooo},
+                          {"late", g.late},
+                          {"duplicates", g.duplicates},
+                          {"icmp_errors", g.icmp_errors}});
+  }
+  Json targets = Json::array();
+  for (const auto& t : r.targets) {
+    targets.push_back(Json{{"target", t.target},
+                           {"type", std::string(to_string(t.type))},
+                           {"af", int(t.af)},
+                           {"match_ack_fail", t.match_ack_fail},
+                           {"port_mismatch", t.port_mismatch}});
+  }
+  return Json{{"groups", std::move(groups)},
+              {"targets", std::move(targets)},
+              {"duration_s", r.duration_s},
+              {"capture_received", r.capture_received},
+              {"capture_dropped", r.capture_dropped},
+              {"capture_if_dropped", r.capture_if_dropped},
+              {"rejected", r.rejected},
+              {"send_errors", r.send_errors},
+              {"timed_out", r.timed_out}};
+}
+
+Result<IterationReport> report_from_json_document(const nlohmann::json& doc) {
+  try {
+    IterationReport r;
+    for (const Json& j : doc.at("groups")) {
+      GroupMeasurement g;
+      g.target = j.at("target").get<std::string>();
+      g.group = j.at("group").get<std::string>();
+      g.type = type_from(j.at("type"));
+      g.af = af_from(j.at("af"));
+      g.state = j.at("state").get<std::string>();
+      g.sent = j.at("sent").get<uint64_t>();
+      g.lost = j.at("lost").get<uint64_t>();
+      g.rtts_s = rtts_from_binary(j.at("rtts"));
+      g.time_ooo = j.at("time_ooo").get<uint64_t>();
+      g.late = j.at("late").get<uint64_t>();
+      g.duplicates = j.at("duplicates").get<uint64_t>();
+      g.icmp_errors = j.at("icmp_errors").get<std::map<std::string, uint64_t>>();
+      r.groups.push_back(std::move(g));
+    }
+    for (const Json& j : doc.at("targets")) {
+      TargetEvents t;
+      t.target = j.at("target").get<std::string>();
+      t.type = type_from(j.at("type"));
+      t.af = af_from(j.at("af"));
+      t.match_ack_fail = j.at("match_ack_fail").get<uint64_t>();
+      t.port_mismatch = j.at("port_mismatch").get<uint64_t>();
+      r.targets.push_back(std::move(t));
+    }
+    r.duration_s = doc.at("duration_s").get<double>();
+    r.capture_received = doc.at("capture_received").get<uint64_t>();
+    r.capture_dropped = doc.at("capture_dropped").get<uint64_t>();
+    r.capture_if_dropped = doc.at("capture_if_dropped").get<uint64_t>();
+    r.rejected = doc.at("rejected").get<std::map<std::string, uint64_t>>();
+    r.send_errors = doc.at("send_errors").get<uint64_t>();
+    r.timed_out = doc.at("timed_out").get<bool>();
+    return r;
+  } catch (const std::exception& e) {
+    return Error{std::string("IPC: bad report: ") + e.what()};
+  }
+}
+
+std::string encode_frame(const SupervisorMessage& message) {
+  if (std::holds_alternative<StopRequest>(message)) return frame_of(Json{{"type", "stop"}});
+  const Shard& s = std::get<Shard>(message);
+  Json hosts = Json::object();
+  for (const auto& [name, addrs] : s.hosts) {
+    Json list = Json::array();
+    for (const auto& a : addrs) list.push_back(a.to_string());
+    hosts[name] = std::move(list);
+  }
+  return frame_of(Json{{"type", "shard"},
+                       {"generation", s.generation},
+                       {"index", s.index},
+                       {"slice", Json{{"bits", s.slice.bits}, {"index", s.slice.index}}},
+                       {"secret", s.secret},
+                       {"settings", to_json(s.settings)},
+                       {"config", to_json_document(s.config)},
+                       {"hosts", std::move(hosts)}});
+}
+
+std::string encode_frame(const WorkerMessage& message) {
+  return std::visit(
+      [](const auto& m) -> std::string {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, WorkerReady>) {
+          return frame_of(Json{{"type", "ready"}, {"index", m.index}, {"warnings", m.warnings}});
+        } else if constexpr (std::is_same_v<T, WorkerReport>) {
+          return frame_of(
+              Json{{"type", "report"}, {"generation", m.generation}, {"report", to_json_document(m.report)}});
+        } else {
+          return frame_of(Json{{"type", "error"}, {"message", m.message}, {"inactive_targets", m.inactive_targets}});
+        }
+      },
+      message);
+}
+
+Result<SupervisorMessage> decode_supervisor_message(std::span<const uint8_t> payload) {
+  auto doc = parse_payload(payload);
+  if (!doc.ok()) return doc.error();
+  try {
+    const std::string type = doc->at("type").get<std::string>();
+    if (type == "stop") return SupervisorMessage{StopRequest{}};
+    if (type != "shard") return Error{"IPC: unknown supervisor message \"" + type + "\""};
+    Shard s;
+    s.generation = doc->at("generation").get<uint64_t>();
+    s.index = doc->at("index").get<uint32_t>();
+    s.slice.bits = doc->at("slice").at("bits").get<int>();
+    s.slice.index = doc->at("slice").at("index").get<uint32_t>();
+    if (s.slice.bits < 0 || s.slice.bits > 16) return Error{"IPC: bad key slice"};
+    s.secret = doc->at("secret").get<uint64_t>();
+    s.settings = settings_from(doc->at("settings"));
+    auto config = config_from_json_document(doc->at("config"));
+    if (!config.ok()) return config.error();
+    s.config = std::move(config).value();
+    for (const auto& [name, list] : doc->at("hosts").items()) {
+      std::vector<IpAddress> addrs;
+      for (const Json& a : list) addrs.push_back(ip_from(a));
+      s.hosts[name] = std::move(addrs);
+    }
+    return SupervisorMessage{std::move(s)};
+  } catch (const std::exception& e) {
+    return Error{std::string("IPC: bad supervisor message: ") + e.what()};
+  }
+}
+
+Result<WorkerMessage> decode_worker_message(std::span<const uint8_t> payload) {
+  auto doc = parse_payload(payload);
+  if (!doc.ok()) return doc.error();
+  try {
+    const std::string type = doc->at("type").get<std::string>();
+    if (type == "ready") {
+      WorkerReady m;
+      m.index = doc->at("index").get<uint32_t>();
+      m.warnings = doc->at("warnings").get<std::vector<std::string>>();
+      return WorkerMessage{std::move(m)};
+    }
+    if (type == "report") {
+      WorkerReport m;
+      m.generation = doc->at("generation").get<uint64_t>();
+      auto report = report_from_json_document(doc->at("report"));
+      if (!report.ok()) return report.error();
+      m.report = std::move(report).value();
+      return WorkerMessage{std::move(m)};
+    }
+    if (type == "error") {
+      WorkerError m;
+      m.message = doc->at("message").get<std::string>();
+      m.inactive_targets = doc->at("inactive_targets").get<std::vector<std::string>>();
+      return WorkerMessage{std::move(m)};
+    }
+    return Error{"IPC: unknown worker message \"" + type + "\""};
+  } catch (const std::exception& e) {
+    return Error{std::string("IPC: bad worker message: ") + e.what()};
+  }
+}
+
+void FrameReader::feed(std::span<const uint8_t> bytes) {
+  if (error_) return;
+  // Compact lazily: only when the consumed prefix dominates, so a stream of small frames stays O(n).
+  if (pos_ > 0 && pos_ >= buffer_.size() / 2) {
+    buffer_.erase(buffer_.begin(), buffer_.begin() + std::ptrdiff_t(pos_));
+    pos_ = 0;
+  }
+  buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
+}
+
+std::optional<std::vector<uint8_t>> FrameReader::next() {
+  if (error_ || buffer_.size() - pos_ < 4) return std::nullopt;
+  const uint8_t* p = buffer_.data() + pos_;
+  const uint32_t n = uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | uint32_t(p[3]);
+  if (n > kMaxFrameBytes) {
+    error_ = true;
+    return std::nullopt;
+  }
+  if (buffer_.size() - pos_ - 4 < n) return std::nullopt;
+  std::vector<uint8_t> payload(p + 4, p + 4 + n);
+  pos_ += 4 + n;
+  if (pos_ == buffer_.size()) {
+    buffer_.clear();
+    pos_ = 0;
+  }
+  return payload;
+}
+
+bool write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    bytes.remove_prefix(size_t(n));
+  }
+  return true;
+}
+
+namespace {
+// 1 read everything, 0 clean EOF before the first byte, -1 error or EOF mid-way.
+int read_exact(int fd, uint8_t* out, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    const ssize_t r = ::read(fd, out + got, n - got);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    if (r == 0) return got == 0 ? 0 : -1;
+    got += size_t(r);
+  }
+  return 1;
+}
+}  // namespace
+
+Result<std::optional<std::vector<uint8_t>>> read_frame(int fd) {
+  uint8_t head[4];
+  const int h = read_exact(fd, head, 4);
+  if (h == 0) return std::optional<std::vector<uint8_t>>();
+  if (h < 0) return Error{std::string("IPC read: ") + (errno ? std::strerror(errno) : "truncated frame")};
+  const uint32_t n = uint32_t(head[0]) << 24 | uint32_t(head[1]) << 16 | uint32_t(head[2]) << 8 | uint32_t(head[3]);
+  if (n > kMaxFrameBytes) return Error{"IPC read: frame too large"};
+  std::vector<uint8_t> payload(n);
+  if (n > 0 && read_exact(fd, payload.data(), n) != 1) return Error{"IPC read: truncated frame"};
+  return std::optional<std::vector<uint8_t>>(std::move(payload));
+}
+
+}  // namespace netprobe

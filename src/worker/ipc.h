@@ -1,0 +1,100 @@
+#pragma once
+// Supervisor <-> worker messages, and their framing on a SOCK_STREAM socketpair.
+//
+// Frame: a 4-byte big-endian payload length, then the payload: one nlohmann::json document encoded as
+// CBOR (RFC 8949, nlohmann's json::to_cbor). CBOR rather than JSON text because a report carries every
+// RTT of an iteration (millions at high rates): they travel as one byte string of packed little-endian
+// float64 (memcpy both ways) instead of millions of printed and re-parsed decimals. The document model
+// is plain JSON otherwise (`json::from_cbor(payload).dump()` shows a frame when debugging).
+//
+// Every document has a "type": supervisor -> worker "shard" | "stop"; worker -> supervisor "ready" |
+// "report" | "error". Decoding never throws and checks every field: the supervisor reads what workers
+// send, and workers parse packets from the network.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config/config.h"
+#include "core/measurement.h"
+#include "core/result.h"
+#include "probes/probe.h"
+#include "worker/engine.h"
+
+namespace netprobe {
+
+inline constexpr uint32_t kMaxFrameBytes = 512u << 20;  // a report of ~60M RTTs; anything larger is a bug
+
+// Supervisor -> worker: everything one worker needs to probe its shard. A new Shard replaces the
+// previous one at the end of the worker's current iteration.
+struct Shard {
+  uint64_t generation = 0;  // increases with every shard the supervisor sends (reloads, DNS changes)
+  uint32_t index = 0;       // the worker's index, 0 <= index < nb_proc
+  KeySlice slice{};
+  uint64_t secret = 0;      // keys this incarnation's tokens
+  IterationSettings settings{};
+  Config config;            // global settings, every group, and only this worker's targets
+  // Resolved destination of each target of `config` (netprobify probes the first address). Subnet
+  // targets are absent: the worker expands them itself (host_addresses), so that a /8 never travels.
+  std::map<std::string, std::vector<IpAddress>> hosts;
+};
+struct StopRequest {};
+using SupervisorMessage = std::variant<Shard, StopRequest>;
+
+// Worker -> supervisor.
+struct WorkerReady {
+  uint32_t index = 0;
+  std::vector<std::string> warnings;  // from opening the sockets and the capture
+};
+struct WorkerReport {
+  uint64_t generation = 0;  // of the shard the iteration ran
+  IterationReport report;
+};
+struct WorkerError {
+  std::string message;
+  std::vector<std::string> inactive_targets;  // targets of the shard the worker cannot probe (no route...)
+};
+using WorkerMessage = std::variant<WorkerReady, WorkerReport, WorkerError>;
+
+// A whole frame (length prefix included), ready to write.
+std::string encode_frame(const SupervisorMessage& message);
+std::string encode_frame(const WorkerMessage& message);
+// Decodes one payload (without the length prefix).
+Result<SupervisorMessage> decode_supervisor_message(std::span<const uint8_t> payload);
+Result<WorkerMessage> decode_worker_message(std::span<const uint8_t> payload);
+
+// Reassembles frames from a byte stream read in arbitrary pieces (non-blocking sockets).
+class FrameReader {
+ public:
+  void feed(std::span<const uint8_t> bytes);
+  // The next complete payload, if any. After an oversized length, error() is set and nothing more is
+  // returned: the stream cannot be resynchronised.
+  std::optional<std::vector<uint8_t>> next();
+  bool error() const { return error_; }
+  // Bytes of an incomplete frame still buffered (a peer that died mid-write leaves some).
+  size_t pending() const { return buffer_.size() - pos_; }
+
+ private:
+  std::vector<uint8_t> buffer_;
+  size_t pos_ = 0;
+  bool error_ = false;
+};
+
+// Blocking helpers for the worker side. write_all() retries on EINTR and short writes; false on error
+// (EPIPE: the supervisor is gone; SIGPIPE must be ignored). read_frame() returns nullopt on a clean EOF
+// between frames, an Error on a read error, a truncated frame or an oversized length.
+bool write_all(int fd, std::string_view bytes);
+Result<std::optional<std::vector<uint8_t>>> read_frame(int fd);
+
+// The JSON halves, exposed for the round-trip tests.
+nlohmann::json to_json_document(const Config& config);
+Result<Config> config_from_json_document(const nlohmann::json& doc);
+nlohmann::json to_json_document(const IterationReport& report);
+Result<IterationReport> report_from_json_document(const nlohmann::json& doc);
+
+}  // namespace netprobe

@@ -1,0 +1,280 @@
+#include "worker/launcher.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "worker/privileges.h"
+
+namespace netprobe {
+namespace {
+
+// The launcher's wire record: LaunchEvent without the fd (which travels as SCM_RIGHTS).
+struct EventRecord {
+  uint32_t op;
+  uint32_t index;
+  int32_t pid;
+  int32_t status;
+};
+
+bool send_event(int fd, const EventRecord& ev, int pass_fd) {
+  iovec iov{const_cast<EventRecord*>(&ev), sizeof ev};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  if (pass_fd >= 0) {
+    std::memset(control, 0, sizeof control);
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+  }
+  for (;;) {
+    if (sendmsg(fd, &msg, MSG_NOSIGNAL) == ssize_t(sizeof ev)) return true;
+    if (errno != EINTR) return false;
+  }
+}
+
+[[noreturn]] void launcher_main(int sup_fd, pid_t supervisor, WorkerEntry entry) {
+  // Die with the supervisor (which forked us from its main thread, the one that lives until exit).
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != supervisor) _exit(0);
+  prctl(PR_SET_NAME, "netprobe-launch");
+  if (auto s = restrict_to_net_raw(); !s.ok()) {
+    spdlog::critical("launcher: cannot drop capabilities other than CAP_NET_RAW: {}", s.error().message);
+    _exit(EX_NOPERM);
+  }
+  spdlog::debug("launcher: {}", capability_summary());
+
+  // SIGINT/SIGTERM/SIGHUP stay blocked (inherited): the launcher stops when the supervisor says so, or
+  // dies with it. SIGCHLD is read through a signalfd.
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, nullptr);
+  const int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+  std::map<pid_t, uint32_t> children;
+
+  auto reap = [&] {
+    int status = 0;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+      auto it = children.find(pid);
+      if (it == children.end()) continue;
+      send_event(sup_fd, EventRecord{LaunchEvent::kExited, it->second, pid, status}, -1);
+      children.erase(it);
+    }
+  };
+
+  for (;;) {
+    pollfd fds[2] = {{sup_fd, POLLIN, 0}, {sfd, POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[1].revents & POLLIN) {
+      signalfd_siginfo info;
+      while (read(sfd, &info, sizeof info) == ssize_t(sizeof info)) {
+      }
+      reap();
+    }
+    if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+    LaunchRequest req{};
+    const ssize_t n = recv(sup_fd, &req, sizeof req, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n != ssize_t(sizeof req)) break;  // EOF (supervisor stopping or gone) or a malformed record
+    if (req.op == LaunchRequest::kKill) {
+      if (children.count(req.pid)) ::kill(req.pid, SIGKILL);  // unreaped: the pid cannot have been reused
+      continue;
+    }
+    // Checked although the supervisor is trusted: this process is privileged, the supervisor parses HTTP.
+    if (req.op != LaunchRequest::kSpawn || req.slice_bits < 0 || req.slice_bits > 16 ||
+        req.index >= (uint32_t(1) << req.slice_bits) || req.types_mask > 7) {
+      spdlog::error("launcher: rejected a malformed request");
+      break;
+    }
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+      send_event(sup_fd, EventRecord{LaunchEvent::kSpawnFailed, req.index, -1, errno}, -1);
+      continue;
+    }
+    const pid_t pid = fork();
+    if (pid < 0) {
+      const int err = errno;
+      close(sv[0]);
+      close(sv[1]);
+      send_event(sup_fd, EventRecord{LaunchEvent::kSpawnFailed, req.index, -1, err}, -1);
+      continue;
+    }
+    if (pid == 0) {
+      close(sup_fd);
+      close(sfd);
+      close(sv[0]);
+      sigprocmask(SIG_UNBLOCK, &chld, nullptr);
+      _exit(entry(sv[1], req.index, KeySlice{req.slice_bits, req.index}, req.types_mask));
+    }
+    close(sv[1]);
+    children[pid] = req.index;
+    send_event(sup_fd, EventRecord{LaunchEvent::kSpawned, req.index, pid, 0}, sv[0]);
+    close(sv[0]);
+  }
+
+  // Stop: the workers were asked to stop by the supervisor already; whatever is left is killed now.
+  for (const auto& [pid, index] : children) ::kill(pid, SIGKILL);
+  for (const auto& [pid, index] : children) waitpid(pid, nullptr, 0);
+  _exit(0);
+}
+
+}  // namespace
+
+Result<LauncherClient> LauncherClient::start(WorkerEntry entry) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+    return Error{fmt::format("launcher socketpair: {}", std::strerror(errno))};
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0) {
+    close(sv[0]);
+    close(sv[1]);
+    return Error{fmt::format("cannot fork the launcher: {}", std::strerror(errno))};
+  }
+  if (pid == 0) {
+    close(sv[0]);
+    launcher_main(sv[1], parent, entry);
+  }
+  close(sv[1]);
+  fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+  return LauncherClient(sv[0], pid);
+}
+
+LauncherClient::LauncherClient(LauncherClient&& other) noexcept : fd_(other.fd_), pid_(other.pid_) {
+  other.fd_ = -1;
+  other.pid_ = -1;
+}
+
+LauncherClient& LauncherClient::operator=(LauncherClient&& other) noexcept {
+  std::swap(fd_, other.fd_);
+  std::swap(pid_, other.pid_);
+  return *this;
+}
+
+LauncherClient::~LauncherClient() {
+  if (fd_ >= 0 || pid_ > 0) stop(Nanos(200'000'000));
+}
+
+namespace {
+Status send_request(int fd, const LaunchRequest& req) {
+  for (;;) {
+    if (send(fd, &req, sizeof req, MSG_NOSIGNAL) == ssize_t(sizeof req)) return {};
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) {  // a tiny record on a socket we never let fill up: wait briefly
+      pollfd p{fd, POLLOUT, 0};
+      poll(&p, 1, 100);
+      continue;
+    }
+    return Error{fmt::format("launcher channel: {}", std::strerror(errno))};
+  }
+}
+}  // namespace
+
+Status LauncherClient::spawn(uint32_t index, KeySlice slice, uint32_t types_mask) {
+  LaunchRequest req;
+  req.op = LaunchRequest::kSpawn;
+  req.index = index;
+  req.slice_bits = slice.bits;
+  req.types_mask = types_mask;
+  return send_request(fd_, req);
+}
+
+Status LauncherClient::kill(uint32_t index, pid_t worker) {
+  LaunchRequest req;
+  req.op = LaunchRequest::kKill;
+  req.index = index;
+  req.pid = worker;
+  return send_request(fd_, req);
+}
+
+Result<std::optional<LaunchEvent>> LauncherClient::read_event() {
+  EventRecord rec{};
+  iovec iov{&rec, sizeof rec};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  do {
+    n = recvmsg(fd_, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return std::optional<LaunchEvent>();
+  if (n <= 0) return Error{n == 0 ? "the launcher closed its channel" : std::string(std::strerror(errno))};
+  LaunchEvent ev;
+  int passed = -1;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) std::memcpy(&passed, CMSG_DATA(c), sizeof(int));
+  }
+  if (n != ssize_t(sizeof rec)) {
+    if (passed >= 0) close(passed);
+    return Error{"malformed record from the launcher"};
+  }
+  ev.op = rec.op;
+  ev.index = rec.index;
+  ev.pid = rec.pid;
+  ev.status = rec.status;
+  ev.fd = passed;
+  return std::optional<LaunchEvent>(ev);
+}
+
+bool LauncherClient::stop(Nanos timeout) {
+  if (fd_ >= 0) {
+    close(fd_);
+    fd_ = -1;
+  }
+  if (pid_ <= 0) return true;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const pid_t r = waitpid(pid_, nullptr, WNOHANG);
+    if (r == pid_ || (r < 0 && errno == ECHILD)) {
+      pid_ = -1;
+      return true;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ::kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+  return false;
+}
+
+std::string describe_wait_status(int status) {
+  if (WIFEXITED(status)) return fmt::format("exited with status {}", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    const int sig = WTERMSIG(status);
+    const char* name = sigdescr_np(sig);
+    return fmt::format("killed by signal {} ({}){}", sig, name ? name : "?", WCOREDUMP(status) ? ", core dumped" : "");
+  }
+  return fmt::format("wait status {:#x}", status);
+}
+
+}  // namespace netprobe

@@ -1,0 +1,76 @@
+#pragma once
+// The launcher: a tiny process forked by the supervisor at start-up, while still privileged, that keeps
+// only CAP_NET_RAW and forks probe workers on request. It exists so that the supervisor, which parses
+// HTTP and configuration, can drop every capability and still (re)start privileged workers.
+//
+// It reads nothing from the network: only fixed-size LaunchRequest records from the supervisor over a
+// SOCK_SEQPACKET socketpair (message boundaries kept, so a record is one recv()). For each spawn it
+// creates the worker's IPC socketpair, forks, passes the supervisor's end back with SCM_RIGHTS and closes
+// its own copies: a worker's only link to the supervisor is that socket, so it sees EOF when the
+// supervisor goes away. It reports every worker death (the waitpid status) and kills leftovers when the
+// supervisor closes the channel; PR_SET_PDEATHSIG takes it down (and its workers with it) if the
+// supervisor dies.
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+
+#include "core/clock.h"
+#include "core/result.h"
+#include "probes/probe.h"
+
+namespace netprobe {
+
+// Runs in the forked worker (still holding CAP_NET_RAW); returns its exit code. `ipc_fd` is the worker's
+// end of its socketpair with the supervisor; `types_mask` has bit (1 << ProbeType) set for every probe
+// type its capture must see.
+using WorkerEntry = int (*)(int ipc_fd, uint32_t index, KeySlice slice, uint32_t types_mask);
+
+struct LaunchRequest {
+  enum Op : uint32_t { kSpawn = 1, kKill = 2 };
+  uint32_t op = 0;
+  uint32_t index = 0;
+  int32_t slice_bits = 0;
+  uint32_t types_mask = 0;
+  int32_t pid = 0;  // kKill: the worker to SIGKILL (only if it is still an unreaped child)
+};
+
+struct LaunchEvent {
+  enum Op : uint32_t { kSpawned = 1, kSpawnFailed = 2, kExited = 3 };
+  uint32_t op = 0;
+  uint32_t index = 0;
+  int32_t pid = 0;
+  int32_t status = 0;  // kExited: waitpid status; kSpawnFailed: errno
+  int fd = -1;         // kSpawned: the supervisor's end of the worker's IPC socket (owned by the receiver)
+};
+
+// The supervisor's handle on the launcher.
+class LauncherClient {
+ public:
+  // Forks the launcher. Call while privileged and before any thread exists (fork of a multithreaded
+  // process is unsafe). Signals the launcher must not react to must already be blocked.
+  static Result<LauncherClient> start(WorkerEntry entry);
+  LauncherClient(LauncherClient&& other) noexcept;
+  LauncherClient& operator=(LauncherClient&& other) noexcept;
+  ~LauncherClient();
+
+  int fd() const { return fd_; }
+  pid_t pid() const { return pid_; }
+  Status spawn(uint32_t index, KeySlice slice, uint32_t types_mask);
+  Status kill(uint32_t index, pid_t worker);
+  // The next event, if one is ready (non-blocking); an Error when the launcher is gone.
+  Result<std::optional<LaunchEvent>> read_event();
+  // Closes the channel: the launcher SIGKILLs the workers it still has, reaps them and exits. Waits at
+  // most `timeout` for that, then SIGKILLs the launcher. Returns true if it exited by itself.
+  bool stop(Nanos timeout);
+
+ private:
+  LauncherClient(int fd, pid_t pid) : fd_(fd), pid_(pid) {}
+  int fd_ = -1;
+  pid_t pid_ = -1;
+};
+
+// "exited with status 3", "killed by signal 9 (Killed)": for logs.
+std::string describe_wait_status(int status);
+
+}  // namespace netprobe

@@ -1,0 +1,82 @@
+#include "worker/target_resolution.h"
+
+#include <netdb.h>
+#include <memory>
+#include <sys/socket.h>
+
+namespace netprobe {
+
+void GetaddrinfoResolver::resolve(const std::string& host, AddressFamily af, std::function<void(Resolution)> done) {
+  Resolution r;
+  addrinfo hints{};
+  hints.ai_family = af == AddressFamily::kV4 ? AF_INET : AF_INET6;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  const int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
+  if (rc != 0) {
+    r.error = gai_strerror(rc);
+  } else {
+    for (addrinfo* a = res; a; a = a->ai_next) {
+      if (a->ai_family == AF_INET)
+        r.addresses.push_back(IpAddress::from_bytes(
+            AddressFamily::kV4, reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr)));
+      else if (a->ai_family == AF_INET6)
+        r.addresses.push_back(IpAddress::from_bytes(
+            AddressFamily::kV6,
+            reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr)));
+    }
+    freeaddrinfo(res);
+    r.ok = !r.addresses.empty();
+    if (!r.ok) r.error = "no address";
+  }
+  queue_.push_back([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
+}
+
+int GetaddrinfoResolver::poll(Nanos) {
+  int n = 0;
+  while (!queue_.empty()) {
+    auto cb = std::move(queue_.front());
+    queue_.pop_front();
+    cb();
+    ++n;
+  }
+  return n;
+}
+
+std::map<std::string, DestinationResolution> resolve_destinations(Resolver& resolver, const Config& config,
+                                                                  Clock& clock, Nanos timeout) {
+  // Shared with the callbacks: a lookup still pending at the deadline may complete later (c-ares) and
+  // must then write into a live object, not into this function's returned-and-gone frame.
+  auto results = std::make_shared<std::map<std::string, DestinationResolution>>();
+  auto& out = *results;
+  for (const auto& [name, t] : config.targets) {
+    if (t.groups.empty()) continue;
+    DestinationResolution& d = out[name];
+    if (t.is_subnet) {
+      d.subnet = true;
+      d.ok = IpNetwork::parse(t.destination).has_value();
+      if (!d.ok) d.error = "not a network";
+      continue;
+    }
+    if (auto ip = IpAddress::parse(t.destination)) {
+      d.ok = true;
+      d.hosts = {*ip};
+      continue;
+    }
+    d.error = "timeout";
+    resolver.resolve(t.destination, t.family(), [results, &d](Resolution r) {
+      d.ok = r.ok && !r.addresses.empty();
+      d.error = r.ok ? std::string() : r.error;
+      if (d.ok) d.hosts = {r.addresses.front()};  // netprobify probes the first address only
+    });
+  }
+  const Nanos deadline = clock.monotonic() + timeout;
+  while (resolver.pending() > 0) {
+    const Nanos now = clock.monotonic();
+    if (now >= deadline) break;
+    resolver.poll(deadline - now);
+  }
+  return out;  // a copy: late callbacks write into the shared original
+}
+
+}  // namespace netprobe

@@ -1,0 +1,305 @@
+#include "worker/worker_process.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "io/pcap_source.h"
+#include "io/raw_socket_sink.h"
+#include "sched/plan.h"
+#include "worker/engine.h"
+#include "worker/ipc.h"
+#include "worker/privileges.h"
+
+namespace netprobe {
+
+uint32_t probe_types_mask(std::span<const ProbeType> types) {
+  uint32_t mask = 0;
+  for (ProbeType t : types) mask |= uint32_t(1) << unsigned(t);
+  return mask;
+}
+
+std::vector<ProbeType> probe_types_of_mask(uint32_t mask) {
+  std::vector<ProbeType> out;
+  for (ProbeType t : {ProbeType::kTcpSyn, ProbeType::kIcmpPing, ProbeType::kUdpUnreachable})
+    if (mask & (uint32_t(1) << unsigned(t))) out.push_back(t);
+  return out;
+}
+
+namespace {
+
+// Forwards to the live capture and remembers that it failed: the engine only sleeps on a failed
+// capture (it cannot restart it), and an iteration run blind would report 100 % loss. The worker exits
+// non-zero instead and the supervisor starts a fresh one.
+class WatchedSource final : public PacketSource {
+ public:
+  explicit WatchedSource(PcapSource& inner) : inner_(inner) {}
+  int poll(const Handler& handler, Nanos max_wait) override {
+    const int n = inner_.poll(handler, max_wait);
+    if (n < 0 && !failed_.exchange(true)) {
+      std::lock_guard lock(mu_);
+      error_ = inner_.error();
+    }
+    return n;
+  }
+  void interrupt() override { inner_.interrupt(); }
+  CaptureStats stats() const override { return inner_.stats(); }
+  bool failed() const { return failed_.load(); }
+  std::string error() const {
+    std::lock_guard lock(mu_);
+    return error_;
+  }
+
+ private:
+  PcapSource& inner_;
+  std::atomic<bool> failed_{false};
+  mutable std::mutex mu_;
+  std::string error_;
+};
+
+class WorkerLoop {
+ public:
+  WorkerLoop(int fd, uint32_t index, PacketSink& sink, WatchedSource& source)
+      : fd_(fd), index_(index), sink_(sink), source_(source) {}
+
+  int run() {
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop_signals, nullptr);  // before the threads, so that all of them block
+    const int sfd = signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK);
+    std::thread reader([this, sfd] { read_loop(sfd); });
+    const int rc = iterate();
+    request_stop();
+    // The reader exits on stop/EOF; the socket's read side is shut down so that it never waits.
+    shutdown(fd_, SHUT_RD);
+    reader.join();
+    engine_.reset();
+    if (sfd >= 0) close(sfd);
+    return rc != 0 ? rc : exit_code_.load();
+  }
+
+ private:
+  void request_stop() {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+    if (engine_) engine_->stop();
+    cv_.notify_all();
+  }
+
+  void read_loop(int sfd) {
+    FrameReader frames;
+    std::vector<uint8_t> buf(1 << 16);
+    for (;;) {
+      pollfd fds[2] = {{fd_, POLLIN, 0}, {sfd, POLLIN, 0}};
+      if (::poll(fds, sfd >= 0 ? 2 : 1, -1) < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      if (sfd >= 0 && (fds[1].revents & POLLIN)) {
+        spdlog::info("worker {}: signal received, stopping", index_);
+        break;
+      }
+      if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      const ssize_t n = ::read(fd_, buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;  // the supervisor is gone (or shut us down): stop
+      frames.feed(std::span<const uint8_t>(buf.data(), size_t(n)));
+      bool stop = false;
+      while (auto payload = frames.next()) {
+        auto msg = decode_supervisor_message(*payload);
+        if (!msg.ok()) {
+          spdlog::error("worker {}: {}", index_, msg.error().message);
+          exit_code_ = EX_PROTOCOL;
+          stop = true;
+          break;
+        }
+        if (std::holds_alternative<StopRequest>(*msg)) {
+          stop = true;
+          break;
+        }
+        std::lock_guard lock(mu_);
+        pending_ = std::move(std::get<Shard>(*msg));
+        cv_.notify_all();
+      }
+      if (frames.error()) {
+        spdlog::error("worker {}: oversized IPC frame", index_);
+        exit_code_ = EX_PROTOCOL;
+        stop = true;
+      }
+      if (stop) break;
+    }
+    request_stop();
+  }
+
+  // Builds the plan of a shard. A target the plan cannot include (build_plan names it: "target NAME:
+  // no route to ...") is left out and reported, so that one unroutable target does not stop the others.
+  void apply(Shard shard) {
+    config_ = std::make_unique<Config>(std::move(shard.config));
+    generation_ = shard.generation;
+    settings_ = shard.settings;
+    std::vector<ResolvedTarget> resolved;
+    WorkerError problems;
+    for (const auto& [name, t] : config_->targets) {
+      ResolvedTarget r{&t, {}};
+      if (t.is_subnet) {
+        if (auto net = IpNetwork::parse(t.destination)) r.hosts = host_addresses(*net);
+      } else if (auto it = shard.hosts.find(name); it != shard.hosts.end()) {
+        r.hosts = it->second;
+      }
+      if (r.hosts.empty()) {
+        problems.inactive_targets.push_back(name);
+        continue;
+      }
+      resolved.push_back(std::move(r));
+    }
+    plan_.reset();
+    for (size_t attempt = 0; attempt <= config_->targets.size(); ++attempt) {
+      auto plan = build_plan(*config_, resolved, kernel_source_for);
+      if (plan.ok()) {
+        plan_ = std::make_unique<Plan>(std::move(plan).value());
+        break;
+      }
+      const std::string& msg = plan.error().message;
+      problems.message += (problems.message.empty() ? "" : "; ") + msg;
+      auto bad = std::find_if(resolved.begin(), resolved.end(), [&](const ResolvedTarget& r) {
+        return msg.rfind("target " + r.config->name + ":", 0) == 0;
+      });
+      if (bad == resolved.end()) {
+        for (const auto& r : resolved) problems.inactive_targets.push_back(r.config->name);
+        break;
+      }
+      problems.inactive_targets.push_back(bad->config->name);
+      resolved.erase(bad);
+    }
+    if (!problems.message.empty() || !problems.inactive_targets.empty()) {
+      if (problems.message.empty()) problems.message = "no address to probe";
+      spdlog::error("worker {}: {} (inactive: {})", index_, problems.message,
+                    fmt::join(problems.inactive_targets, ", "));
+      send(WorkerMessage{problems});
+    }
+    spdlog::info("worker {}: shard generation {}: {} target(s), {} probe(s) per iteration", index_, generation_,
+                 plan_ ? plan_->active_targets : 0, plan_ ? plan_->probes.size() : 0);
+  }
+
+  bool send(const WorkerMessage& m) { return write_all(fd_, encode_frame(m)); }
+
+  int iterate() {
+    SystemClock clock;
+    for (;;) {
+      std::optional<Shard> next;
+      {
+        std::unique_lock lock(mu_);
+        // Without probes there is nothing to do until a shard with some arrives.
+        cv_.wait(lock, [&] { return stop_ || pending_ || (plan_ && !plan_->probes.empty()); });
+        if (stop_) return 0;
+        if (pending_) {
+          next = std::move(pending_);
+          pending_.reset();
+        }
+        if (next && !engine_) {
+          EngineOptions options;
+          options.slice = next->slice;
+          engine_ = std::make_unique<Engine>(clock, sink_, source_, next->secret, options);
+        }
+      }
+      if (next) apply(std::move(*next));
+      if (!plan_ || plan_->probes.empty()) continue;
+
+      const Nanos start = clock.monotonic();
+      IterationReport report = engine_->run_iteration(*plan_, settings_);
+      if (engine_->stopped()) return 0;  // a cut-short iteration is not reported
+      if (source_.failed()) {
+        spdlog::error("worker {}: capture failed: {}", index_, source_.error());
+        send(WorkerMessage{WorkerError{"capture failed: " + source_.error(), {}}});
+        return EX_UNAVAILABLE;
+      }
+      report.duration_s = std::chrono::duration<double>(clock.monotonic() - start).count();
+      if (!send(WorkerMessage{WorkerReport{generation_, std::move(report)}})) return 0;  // supervisor gone
+
+      // No overlap and no catch-up: wait out the interval (a new shard waits for it too).
+      const auto deadline = std::chrono::steady_clock::now() +
+                            std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                start + Nanos(int64_t(settings_.interval_s * 1e9)) - clock.monotonic());
+      std::unique_lock lock(mu_);
+      cv_.wait_until(lock, deadline, [&] { return stop_; });
+      if (stop_) return 0;
+    }
+  }
+
+  int fd_;
+  uint32_t index_;
+  PacketSink& sink_;
+  WatchedSource& source_;
+  std::atomic<int> exit_code_{0};
+
+  std::mutex mu_;  // guards stop_, pending_, engine_ creation (the reader calls engine_->stop())
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::optional<Shard> pending_;
+  std::unique_ptr<Engine> engine_;
+
+  // Main thread only.
+  std::unique_ptr<Config> config_;
+  std::unique_ptr<Plan> plan_;
+  IterationSettings settings_;
+  uint64_t generation_ = 0;
+};
+
+}  // namespace
+
+int worker_main(int ipc_fd, uint32_t index, KeySlice slice, uint32_t types_mask) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);  // the launcher died between fork and here: getppid() is no longer it
+  if (getppid() == 1) return 0;
+  prctl(PR_SET_NAME, fmt::format("netprobe-w{}", index).c_str());
+  signal(SIGPIPE, SIG_IGN);
+
+  auto fail = [&](int code, const std::string& message) {
+    spdlog::critical("worker {}: {}", index, message);
+    write_all(ipc_fd, encode_frame(WorkerMessage{WorkerError{message, {}}}));
+    return code;
+  };
+
+  // Privileged part: nothing read from anyone yet but the launcher's checked record.
+  auto sink = RawSocketSink::open();
+  if (!sink.ok()) return fail(EX_NOPERM, sink.error().message);
+  PcapSource::Options capture;
+  const std::vector<ProbeType> types = probe_types_of_mask(types_mask);
+  // The kernel passes only replies carrying this worker's slice: N workers do not each see N times the
+  // traffic. (Foreign tokens would never match anyway; this is about cost.)
+  try {
+    capture.filter = capture_filter(types, slice);
+  } catch (const std::exception& e) {
+    return fail(EX_SOFTWARE, fmt::format("no capture filter for slice {}/{}: {}", slice.index, slice.bits, e.what()));
+  }
+  auto source = PcapSource::open(capture);
+  if (!source.ok()) return fail(EX_NOPERM, source.error().message);
+  if (auto s = drop_all_capabilities(); !s.ok()) return fail(EX_NOPERM, "cannot drop capabilities: " + s.error().message);
+  spdlog::debug("worker {}: sockets open, capabilities dropped ({})", index, capability_summary());
+
+  WorkerReady ready{index, {}};
+  for (const auto& w : (*sink)->warnings()) ready.warnings.push_back("send: " + w);
+  for (const auto& w : (*source)->warnings()) ready.warnings.push_back("capture: " + w);
+  if (!write_all(ipc_fd, encode_frame(WorkerMessage{ready}))) return 0;
+
+  WatchedSource watched(**source);
+  WorkerLoop loop(ipc_fd, index, **sink, watched);
+  return loop.run();
+}
+
+}  // namespace netprobe

@@ -1,0 +1,328 @@
+// Supervisor <-> worker messages: every field survives a round trip, frames reassemble from arbitrary
+// pieces, and malformed input is an Error, never an exception or a crash.
+#include <gtest/gtest.h>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <limits>
+#include <thread>
+
+#include "worker/ipc.h"
+
+namespace netprobe {
+namespace {
+
+std::span<const uint8_t> payload_of(const std::string& frame) {
+  return {reinterpret_cast<const uint8_t*>(frame.data()) + 4, frame.size() - 4};
+}
+
+// Every field set to something other than its default, so that a forgotten field fails the test.
+Config full_config() {
+  Config c;
+  c.source_path = "/etc/netprobe/netprobe.yaml";
+  c.global.probe_name = "par1";
+  c.global.interval_s = 30;
+  c.global.interval_packets_s = 0.001;
+  c.global.nb_proc = 4;
+  c.global.verbose = 1;
+  c.global.logging_level = "DEBUG";
+  c.global.prometheus_port = 8000;
+  c.global.prometheus_address = "::1";
+  c.global.dns_update_interval_s = 300;
+  c.global.reload_conf_interval_s = 60;
+  c.global.l3_raw_socket = true;
+  c.global.timeout_s = 12.5;
+  c.global.percentile = {99, 50, 1};
+  c.global.disable_dynamic_inventories = {"cmdb"};
+  c.global.max_packets_per_second = 50000;
+  GroupConfig g;
+  g.name = "transit";
+  g.src_ipv4 = IpAddress::parse("192.0.2.1");
+  g.src_ipv6 = IpAddress::parse("2001:db8::1");
+  g.src_subnet_ipv4 = IpNetwork::parse("192.0.2.0/28");
+  g.src_subnet_ipv6 = IpNetwork::parse("2001:db8::/124");
+  g.src_port_a = 60000;
+  g.src_port_z = 60099;
+  g.ip_payload_size = 100;
+  g.dscp = 46;
+  g.permit_target_auto_register = false;
+  c.groups[g.name] = g;
+  GroupConfig plain;
+  plain.name = "plain";
+  c.groups[plain.name] = plain;
+  TargetConfig t;
+  t.name = "web";
+  t.description = "the web tier";
+  t.type = ProbeType::kUdpUnreachable;
+  t.destination = "web.example";
+  t.address_family = AddressFamily::kV6;
+  t.dont_fragment = false;
+  t.is_subnet = false;
+  t.dst_port = 33434;
+  t.nb_packets = 20;
+  t.ip_payload_size = 64;
+  t.threshold.latency = 0.01;
+  t.threshold.loss = 0.05;
+  t.alert_level = AlertLevel::kPagingValidation;
+  t.state = "in production";
+  t.timeout_s = 0.5;
+  t.dns_update_interval_s = 30;
+  t.auto_register_to_groups = false;
+  t.register_to = {"transit"};
+  t.exclude_from = {"plain"};
+  t.groups = {"transit"};
+  t.is_dynamic = true;
+  c.targets[t.name] = t;
+  TargetConfig s;
+  s.name = "rack";
+  s.type = ProbeType::kIcmpPing;
+  s.destination = "10.0.0.0/29";
+  s.is_subnet = true;
+  s.groups = {"plain", "transit"};
+  c.targets[s.name] = s;
+  return c;
+}
+
+void expect_same(const Config& a, const Config& b) {
+  // Compared through the document: it lists every field, and config_test covers the struct itself.
+  EXPECT_EQ(to_json_document(a).dump(), to_json_document(b).dump());
+  EXPECT_EQ(a.targets.size(), b.targets.size());
+  EXPECT_EQ(a.groups.size(), b.groups.size());
+  const auto& t = b.targets.at("web");
+  EXPECT_EQ(t.address_family, AddressFamily::kV6);
+  EXPECT_EQ(t.dst_port, 33434);
+  EXPECT_EQ(t.threshold.loss, 0.05);
+  EXPECT_EQ(t.alert_level, AlertLevel::kPagingValidation);
+  EXPECT_EQ(t.state, "in production");
+  EXPECT_TRUE(t.is_dynamic);
+  EXPECT_EQ(b.groups.at("transit").src_subnet_ipv6->to_string(), "2001:db8::/124");
+  EXPECT_EQ(b.groups.at("transit").src_ipv4, IpAddress::parse("192.0.2.1"));
+  EXPECT_FALSE(b.groups.at("plain").src_ipv4.has_value());
+  EXPECT_EQ(b.global.percentile, (std::vector<int>{99, 50, 1}));
+  EXPECT_EQ(b.global.max_packets_per_second, 50000);
+}
+
+TEST(worker_Ipc, ShardRoundTrip) {
+  Shard s;
+  s.generation = 42;
+  s.index = 3;
+  s.slice = KeySlice{2, 3};
+  s.secret = 0xfedcba9876543210ULL;  // above 2^63: must stay unsigned
+  s.settings.interval_s = 30;
+  s.settings.max_packets_per_second = 1234.5;
+  s.settings.hard_timeout = Nanos(12'500'000'000);
+  s.config = full_config();
+  s.hosts["web"] = {*IpAddress::parse("2001:db8::80")};
+  const std::string frame = encode_frame(SupervisorMessage{s});
+  auto back = decode_supervisor_message(payload_of(frame));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  const Shard& r = std::get<Shard>(*back);
+  EXPECT_EQ(r.generation, 42u);
+  EXPECT_EQ(r.index, 3u);
+  EXPECT_EQ(r.slice, (KeySlice{2, 3}));
+  EXPECT_EQ(r.secret, 0xfedcba9876543210ULL);
+  EXPECT_EQ(r.settings.interval_s, 30);
+  EXPECT_EQ(r.settings.max_packets_per_second, 1234.5);
+  EXPECT_EQ(r.settings.hard_timeout, Nanos(12'500'000'000));
+  expect_same(s.config, r.config);
+  ASSERT_EQ(r.hosts.size(), 1u);
+  EXPECT_EQ(r.hosts.at("web"), s.hosts.at("web"));
+}
+
+TEST(worker_Ipc, NoTimeoutSurvives) {
+  Shard s;
+  s.settings.hard_timeout = Nanos::max();
+  auto back = decode_supervisor_message(payload_of(encode_frame(SupervisorMessage{s})));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(std::get<Shard>(*back).settings.hard_timeout, Nanos::max());
+}
+
+TEST(worker_Ipc, StopRoundTrip) {
+  auto back = decode_supervisor_message(payload_of(encode_frame(SupervisorMessage{StopRequest{}})));
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(std::holds_alternative<StopRequest>(*back));
+}
+
+IterationReport full_report() {
+  IterationReport r;
+  GroupMeasurement g;
+  g.target = "web";
+  g.group = "transit";
+  g.type = ProbeType::kTcpSyn;
+  g.af = AddressFamily::kV6;
+  g.state = "validation";
+  g.sent = 1000;
+  g.lost = 7;
+  g.rtts_s = {0.000123456789, 1e-9, 2.5, std::numeric_limits<double>::denorm_min()};
+  g.time_ooo = 2;
+  g.late = 3;
+  g.duplicates = 4;
+  g.icmp_errors = {{"unreachable:1", 5}, {"time_exceeded:0", 6}};
+  r.groups.push_back(g);
+  GroupMeasurement empty;
+  empty.target = "idle";
+  r.groups.push_back(empty);
+  r.targets.push_back(TargetEvents{"web", ProbeType::kTcpSyn, AddressFamily::kV6, 8, 9});
+  r.duration_s = 1.75;
+  r.capture_received = 10;
+  r.capture_dropped = 11;
+  r.capture_if_dropped = 12;
+  r.rejected = {{"not_a_reply", 13}};
+  r.send_errors = 14;
+  r.timed_out = true;
+  return r;
+}
+
+TEST(worker_Ipc, ReportRoundTripIsExact) {
+  const IterationReport r = full_report();
+  auto back = decode_worker_message(payload_of(encode_frame(WorkerMessage{WorkerReport{7, r}})));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  const auto& m = std::get<WorkerReport>(*back);
+  EXPECT_EQ(m.generation, 7u);
+  const IterationReport& b = m.report;
+  ASSERT_EQ(b.groups.size(), 2u);
+  const auto& g = b.groups[0];
+  EXPECT_EQ(g.target, "web");
+  EXPECT_EQ(g.group, "transit");
+  EXPECT_EQ(g.type, ProbeType::kTcpSyn);
+  EXPECT_EQ(g.af, AddressFamily::kV6);
+  EXPECT_EQ(g.state, "validation");
+  EXPECT_EQ(g.sent, 1000u);
+  EXPECT_EQ(g.lost, 7u);
+  EXPECT_EQ(g.rtts_s, r.groups[0].rtts_s);  // bit-exact: packed float64
+  EXPECT_EQ(g.time_ooo, 2u);
+  EXPECT_EQ(g.late, 3u);
+  EXPECT_EQ(g.duplicates, 4u);
+  EXPECT_EQ(g.icmp_errors, r.groups[0].icmp_errors);
+  EXPECT_TRUE(b.groups[1].rtts_s.empty());
+  EXPECT_EQ(b.groups[1].state, "None");
+  ASSERT_EQ(b.targets.size(), 1u);
+  EXPECT_EQ(b.targets[0].match_ack_fail, 8u);
+  EXPECT_EQ(b.targets[0].port_mismatch, 9u);
+  EXPECT_EQ(b.duration_s, 1.75);
+  EXPECT_EQ(b.capture_received, 10u);
+  EXPECT_EQ(b.capture_dropped, 11u);
+  EXPECT_EQ(b.capture_if_dropped, 12u);
+  EXPECT_EQ(b.rejected, r.rejected);
+  EXPECT_EQ(b.send_errors, 14u);
+  EXPECT_TRUE(b.timed_out);
+}
+
+TEST(worker_Ipc, ReadyAndErrorRoundTrip) {
+  auto ready = decode_worker_message(payload_of(encode_frame(WorkerMessage{WorkerReady{2, {"small buffer"}}})));
+  ASSERT_TRUE(ready.ok());
+  EXPECT_EQ(std::get<WorkerReady>(*ready).index, 2u);
+  EXPECT_EQ(std::get<WorkerReady>(*ready).warnings, std::vector<std::string>{"small buffer"});
+  auto error = decode_worker_message(payload_of(encode_frame(WorkerMessage{WorkerError{"no route", {"a", "b"}}})));
+  ASSERT_TRUE(error.ok());
+  EXPECT_EQ(std::get<WorkerError>(*error).message, "no route");
+  EXPECT_EQ(std::get<WorkerError>(*error).inactive_targets, (std::vector<std::string>{"a", "b"}));
+}
+
+TEST(worker_Ipc, LargeReportUsesPackedRtts) {
+  IterationReport r;
+  GroupMeasurement g;
+  g.target = "big";
+  for (int i = 0; i < 100000; ++i) g.rtts_s.push_back(i * 1e-6);
+  r.groups.push_back(g);
+  const std::string frame = encode_frame(WorkerMessage{WorkerReport{1, r}});
+  EXPECT_LT(frame.size(), 100000 * 8 + 1000);  // ~8 bytes per RTT, not a printed decimal
+  auto back = decode_worker_message(payload_of(frame));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(std::get<WorkerReport>(*back).report.groups[0].rtts_s, g.rtts_s);
+}
+
+TEST(worker_Ipc, MalformedInputIsAnError) {
+  const std::vector<uint8_t> garbage{0xff, 0x00, 0x13, 0x37};
+  EXPECT_FALSE(decode_worker_message(garbage).ok());
+  EXPECT_FALSE(decode_supervisor_message(garbage).ok());
+  EXPECT_FALSE(decode_worker_message({}).ok());
+  auto cbor = [](const nlohmann::json& j) { return nlohmann::json::to_cbor(j); };
+  EXPECT_FALSE(decode_worker_message(cbor({{"type", "unknown"}})).ok());
+  EXPECT_FALSE(decode_worker_message(cbor({{"type", "report"}})).ok());
+  EXPECT_FALSE(decode_worker_message(cbor({{"type", "ready"}, {"index", "x"}, {"warnings", {}}})).ok());
+  EXPECT_FALSE(decode_worker_message(cbor(nlohmann::json::array({1, 2}))).ok());
+  // A report whose RTT bytes are not a whole number of float64.
+  auto doc = to_json_document(full_report());
+  doc["groups"][0]["rtts"] = nlohmann::json::binary({1, 2, 3});
+  EXPECT_FALSE(decode_worker_message(cbor({{"type", "report"}, {"generation", 1}, {"report", doc}})).ok());
+  // A bad probe type and a bad address family.
+  doc = to_json_document(full_report());
+  doc["groups"][0]["type"] = "PINGv7";
+  EXPECT_FALSE(decode_worker_message(cbor({{"type", "report"}, {"generation", 1}, {"report", doc}})).ok());
+  doc = to_json_document(full_report());
+  doc["groups"][0]["af"] = 5;
+  EXPECT_FALSE(decode_worker_message(cbor({{"type", "report"}, {"generation", 1}, {"report", doc}})).ok());
+  // Every truncation of a valid frame is rejected cleanly.
+  const std::string frame = encode_frame(WorkerMessage{WorkerReport{1, full_report()}});
+  const auto p = payload_of(frame);
+  for (size_t n = 0; n < p.size(); ++n) EXPECT_FALSE(decode_worker_message(p.first(n)).ok()) << n;
+}
+
+TEST(worker_Ipc, FrameReaderReassemblesAnySplit) {
+  std::string stream;
+  for (int i = 0; i < 5; ++i) stream += encode_frame(WorkerMessage{WorkerReady{uint32_t(i), {}}});
+  for (size_t piece : {size_t(1), size_t(3), size_t(7), size_t(64), stream.size()}) {
+    FrameReader reader;
+    std::vector<uint32_t> seen;
+    for (size_t pos = 0; pos < stream.size(); pos += piece) {
+      const size_t n = std::min(piece, stream.size() - pos);
+      reader.feed({reinterpret_cast<const uint8_t*>(stream.data()) + pos, n});
+      while (auto p = reader.next()) {
+        auto m = decode_worker_message(*p);
+        ASSERT_TRUE(m.ok());
+        seen.push_back(std::get<WorkerReady>(*m).index);
+      }
+    }
+    EXPECT_EQ(seen, (std::vector<uint32_t>{0, 1, 2, 3, 4})) << piece;
+    EXPECT_EQ(reader.pending(), 0u);
+  }
+}
+
+TEST(worker_Ipc, FrameReaderRejectsOversizedLength) {
+  FrameReader reader;
+  const uint8_t huge[] = {0xff, 0xff, 0xff, 0xff, 1, 2, 3};
+  reader.feed(huge);
+  EXPECT_FALSE(reader.next().has_value());
+  EXPECT_TRUE(reader.error());
+}
+
+TEST(worker_Ipc, BlockingHelpersOverASocketpair) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  IterationReport big;
+  GroupMeasurement g;
+  g.target = "t";
+  g.rtts_s.assign(200000, 0.001);  // larger than the socket buffer: needs a concurrent reader
+  big.groups.push_back(g);
+  std::thread writer([&] {
+    EXPECT_TRUE(write_all(sv[0], encode_frame(WorkerMessage{WorkerReport{9, big}})));
+    close(sv[0]);
+  });
+  auto first = read_frame(sv[1]);
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(first->has_value());
+  auto m = decode_worker_message(**first);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(std::get<WorkerReport>(*m).report.groups[0].rtts_s.size(), 200000u);
+  auto eof = read_frame(sv[1]);
+  ASSERT_TRUE(eof.ok());
+  EXPECT_FALSE(eof->has_value());  // clean EOF between frames
+  writer.join();
+  close(sv[1]);
+}
+
+TEST(worker_Ipc, TruncatedFrameIsAnError) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  const std::string frame = encode_frame(SupervisorMessage{StopRequest{}});
+  ASSERT_TRUE(write_all(sv[0], std::string_view(frame).substr(0, frame.size() - 1)));
+  close(sv[0]);
+  EXPECT_FALSE(read_frame(sv[1]).ok());
+  close(sv[1]);
+}
+
+}  // namespace
+}  // namespace netprobe
