@@ -3,12 +3,14 @@
 #include <ares.h>
 #include <arpa/inet.h>
 #include <poll.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <mutex>
 
 #include <fmt/core.h>
+#include <spdlog/spdlog.h>
 
 namespace netprobe {
 namespace {
@@ -43,7 +45,7 @@ struct CaresResolver::Query {
   std::function<void(Resolution)> done;
 };
 
-Result<std::unique_ptr<CaresResolver>> CaresResolver::create(const CaresOptions& options) {
+Result<void*> CaresResolver::make_channel(const CaresOptions& options) {
   if (!library_ready()) return Error{"c-ares: library initialisation failed"};
   ares_options opts{};
   int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
@@ -75,7 +77,66 @@ Result<std::unique_ptr<CaresResolver>> CaresResolver::create(const CaresOptions&
       return Error{fmt::format("c-ares: invalid DNS servers '{}': {}", csv, ares_strerror(rc))};
     }
   }
-  return std::unique_ptr<CaresResolver>(new CaresResolver(channel));
+  return static_cast<void*>(channel);
+}
+
+CaresResolver::FileStamp CaresResolver::stamp_of(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return {true, uint64_t(st.st_ino), uint64_t(st.st_size), int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+}
+
+CaresResolver::CaresResolver(void* channel, CaresOptions options, FileStamp stamp)
+    : channel_(channel),
+      options_(std::move(options)),
+      resolv_conf_(options_.resolv_conf.empty() ? "/etc/resolv.conf" : options_.resolv_conf),
+      stamp_(stamp),
+      last_check_(steady_now()) {}
+
+Result<std::unique_ptr<CaresResolver>> CaresResolver::create(const CaresOptions& options) {
+  // Stamped before reading: a change while the channel is built is seen at the next check.
+  const FileStamp stamp = stamp_of(options.resolv_conf.empty() ? "/etc/resolv.conf" : options.resolv_conf);
+  auto channel = make_channel(options);
+  if (!channel.ok()) return channel.error();
+  return std::unique_ptr<CaresResolver>(new CaresResolver(*channel, options, stamp));
+}
+
+void CaresResolver::maybe_reload_resolv_conf() {
+  // Only between rounds of queries: destroying a channel with queries in flight would lose their answers.
+  if (in_flight_ > 0) return;
+  const Nanos now = steady_now();
+  if (now - last_check_ < options_.recheck_resolv_conf) return;
+  last_check_ = now;
+  const FileStamp stamp = stamp_of(resolv_conf_);
+  if (stamp == stamp_) return;
+  auto channel = make_channel(options_);
+  if (!channel.ok()) {
+    spdlog::warn("{} changed but cannot be used ({}): keeping the previous DNS settings", resolv_conf_,
+                 channel.error().message);
+    stamp_ = stamp;  // not retried until it changes again
+    return;
+  }
+  ares_destroy(as_channel(channel_));
+  channel_ = *channel;
+  stamp_ = stamp;
+  auto list = servers();
+  std::string joined;
+  for (const auto& s : list) joined += (joined.empty() ? "" : ",") + s;
+  spdlog::info("{} changed: DNS servers now {}", resolv_conf_, joined.empty() ? "none" : joined);
+}
+
+std::vector<std::string> CaresResolver::servers() const {
+  std::vector<std::string> out;
+  ares_addr_port_node* list = nullptr;
+  if (ares_get_servers_ports(as_channel(channel_), &list) != ARES_SUCCESS) return out;
+  for (auto* n = list; n; n = n->next) {
+    char text[INET6_ADDRSTRLEN] = {};
+    inet_ntop(n->family, &n->addr, text, sizeof text);
+    const int port = n->udp_port ? n->udp_port : 53;
+    out.push_back(n->family == AF_INET6 ? fmt::format("[{}]:{}", text, port) : fmt::format("{}:{}", text, port));
+  }
+  ares_free_data(list);
+  return out;
 }
 
 CaresResolver::~CaresResolver() {
@@ -105,6 +166,7 @@ std::string CaresResolver::error_text(int status, AddressFamily af) {
 }
 
 void CaresResolver::resolve(const std::string& host, AddressFamily af, std::function<void(Resolution)> done) {
+  maybe_reload_resolv_conf();
   auto* q = new Query{this, af, std::move(done)};
   ++in_flight_;
   ares_addrinfo_hints hints{};

@@ -31,6 +31,10 @@ struct CaresOptions {
   bool use_hosts_file = true;
   // Another resolv.conf (empty: /etc/resolv.conf).
   std::string resolv_conf;
+  // How often resolve() may look whether resolv.conf changed (stat: inode, size, mtime); on a change the
+  // channel is rebuilt once no query is in flight, as glibc's resolver does: a prober runs for months
+  // while DHCP or configuration management rewrite the file.
+  std::chrono::milliseconds recheck_resolv_conf{1000};
 };
 
 class CaresResolver final : public Resolver {
@@ -46,16 +50,32 @@ class CaresResolver final : public Resolver {
   int poll(Nanos max_wait) override;
   size_t pending() const override { return in_flight_ + ready_.size(); }
 
+  // The servers in use, "ip:port" ("[ip]:port" for IPv6), for logs.
+  std::vector<std::string> servers() const;
+
   // The error text of a c-ares status, as Resolution::error spells it ("NXDOMAIN", "timeout", ...).
   static std::string error_text(int ares_status, AddressFamily af);
 
  private:
   struct Query;
-  explicit CaresResolver(void* channel) : channel_(channel) {}
+  struct FileStamp {
+    bool exists = false;
+    uint64_t inode = 0, size = 0;
+    int64_t mtime_ns = 0;
+    friend bool operator==(const FileStamp&, const FileStamp&) = default;
+  };
+  CaresResolver(void* channel, CaresOptions options, FileStamp stamp);
+  static Result<void*> make_channel(const CaresOptions& options);
+  static FileStamp stamp_of(const std::string& path);
   static void on_addrinfo(void* arg, int status, int timeouts, ::ares_addrinfo* result);
+  void maybe_reload_resolv_conf();
   int deliver_ready();
 
   void* channel_;  // ares_channel; kept opaque so that ares.h stays out of every includer
+  CaresOptions options_;
+  std::string resolv_conf_;
+  FileStamp stamp_;
+  Nanos last_check_{0};
   size_t in_flight_ = 0;
   // Answers wait here until poll(): c-ares may complete a query inside ares_getaddrinfo (an /etc/hosts
   // hit, a literal, a channel error) and the interface promises no callback from inside resolve().

@@ -109,7 +109,8 @@ size_t TargetAddressBook::refresh_due() {
 
 int TargetAddressBook::poll(Nanos max_wait) {
   int applied = 0;
-  if (resolver_.pending() > 0) applied = resolver_.poll(max_wait);
+  // Answers owed to a previous set of targets are drained, but never waited for.
+  if (resolver_.pending() > 0) applied = resolver_.poll(pending() > 0 ? max_wait : Nanos(0));
   expire_queries();
   return applied;
 }

@@ -84,7 +84,8 @@ class TargetAddressBook {
   // Once per iteration: starts the queries whose interval has elapsed (all, when it is 0). Returns how
   // many started. Also expires queries older than query_deadline.
   size_t refresh_due();
-  // Lets the resolver run for at most `max_wait` and applies its answers. Returns answers applied.
+  // Lets the resolver run for at most `max_wait` (returning early once answers came, at once when none of
+  // this book's queries is in flight) and applies its answers. Returns the resolver's callbacks run.
   int poll(Nanos max_wait);
 
   // The hosts to probe, nullopt when the target is not active (unknown, pending, failed, disabled). A

@@ -2,7 +2,11 @@
 // (servers overridden, no search list, no /etc/hosts). Suites are named dns_* for `ctest -R dns`.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <optional>
 
 #include "dns/cares_resolver.h"
@@ -207,6 +211,45 @@ TEST(dns_CaresResolver, DestroyedWithQueriesInFlightDropsTheirCallbacks) {
     called = false;  // the literal may have been delivered; only what runs after destruction matters
   }
   EXPECT_FALSE(called);
+}
+
+// A rewritten resolv.conf (DHCP, configuration management) is picked up, as glibc does. Only literals are
+// resolved here: answered inside c-ares, so no query goes to the documentation addresses the file names.
+TEST(dns_CaresResolver, FollowsResolvConfChanges) {
+  char dir[] = "/tmp/netprobe-dns-XXXXXX";
+  ASSERT_TRUE(mkdtemp(dir));
+  const std::string path = std::string(dir) + "/resolv.conf";
+  auto write = [&](const char* text) {
+    const std::string tmp = path + ".new";
+    FILE* f = std::fopen(tmp.c_str(), "w");
+    ASSERT_TRUE(f);
+    std::fputs(text, f);
+    std::fclose(f);
+    std::rename(tmp.c_str(), path.c_str());  // a new inode, as editors and configuration tools do
+  };
+  write("nameserver 192.0.2.53\n");
+  CaresOptions o;
+  o.resolv_conf = path;
+  o.use_hosts_file = false;
+  o.recheck_resolv_conf = 0ms;
+  auto r = CaresResolver::create(o);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ((*r)->servers(), std::vector<std::string>{"192.0.2.53:53"});
+
+  write("nameserver 192.0.2.54\nnameserver 2001:db8::53\n");
+  std::optional<Resolution> res;
+  (*r)->resolve("192.0.2.1", AddressFamily::kV4, [&](Resolution x) { res = std::move(x); });
+  (*r)->poll(0ns);
+  ASSERT_TRUE(res && res->ok);
+  EXPECT_EQ((*r)->servers(), (std::vector<std::string>{"192.0.2.54:53", "[2001:db8::53]:53"}));
+  std::remove(path.c_str());
+  rmdir(dir);
+}
+
+TEST(dns_CaresResolver, ServersOverrideResolvConf) {
+  TestDnsServer server;
+  auto r = resolver_for(server);
+  EXPECT_EQ(r->servers(), std::vector<std::string>{server.server()});
 }
 
 TEST(dns_CaresResolver, InvalidServerIsAnError) {
