@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "app/logging.h"
 #include "io/pcap_source.h"
 #include "io/raw_socket_sink.h"
 #include "sched/plan.h"
@@ -151,6 +152,7 @@ class WorkerLoop {
   // no route to ...") is left out and reported, so that one unroutable target does not stop the others.
   void apply(Shard shard) {
     config_ = std::make_unique<Config>(std::move(shard.config));
+    spdlog::set_level(log_level_from_config(config_->global.logging_level));  // follows reloads
     generation_ = shard.generation;
     settings_ = shard.settings;
     std::vector<ResolvedTarget> resolved;
