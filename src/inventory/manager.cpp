@@ -182,7 +182,7 @@ void InventoryManager::finish_run(Plugin& p, int wait_status) {
       return;
     }
     fail(p, WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0 ? "exited without writing a document"
-                                                                     : describe_wait_status(wait_status),
+                                                                     : plugin_exit_text(wait_status),
          /*kill=*/false);
   }
   // A run that delivered and then lived a while was healthy: its failure does not extend the backoff.
@@ -364,6 +364,11 @@ void InventoryManager::stop() {
   }
 }
 
+void InventoryManager::terminate() {
+  for (auto& p : plugins_)
+    if (p->proc) p->proc->signal_group(SIGTERM);
+}
+
 std::vector<int> InventoryManager::fds() const {
   std::vector<int> out;
   for (const auto& p : plugins_) {
@@ -381,11 +386,14 @@ Nanos InventoryManager::next_deadline() const {
   for (const auto& p : plugins_) {
     switch (p->state) {
       case Plugin::State::kWaiting: next = std::min(next, p->restart_at); break;
-      case Plugin::State::kKilling: next = std::min(next, p->kill_deadline); break;
+      case Plugin::State::kKilling:
+        next = std::min(next, p->kill_deadline);
+        if (p->proc && p->proc->stdout_fd() < 0) next = std::min(next, now + std::chrono::milliseconds(20));
+        break;
       case Plugin::State::kRunning:
         if (!p->documents_this_run) next = std::min(next, p->started + options_.first_document_timeout);
-        // An exit is only noticed by polling (no SIGCHLD here): look again soon.
-        next = std::min(next, now + std::chrono::milliseconds(200));
+        // Its stdout closed (it is exiting): the exit itself is only noticed by polling waitpid.
+        if (p->proc && p->proc->stdout_fd() < 0) next = std::min(next, now + std::chrono::milliseconds(20));
         break;
       case Plugin::State::kIdle: break;
     }

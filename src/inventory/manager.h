@@ -83,6 +83,9 @@ class InventoryManager {
   void poll();
   // Stops every plug-in (SIGTERM, then SIGKILL after stop_grace). Blocking; targets are kept.
   void stop();
+  // SIGTERM to every plug-in's process group, without waiting: for a process about to exit (the plug-ins
+  // also get SIGTERM from PR_SET_PDEATHSIG when it is gone).
+  void terminate();
 
   // The descriptors to wait on (readable = poll() has work) and the monotonic time by which poll() must
   // run again (restarts, hang timeouts, lifetimes; Nanos::max() if none).

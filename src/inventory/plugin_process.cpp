@@ -26,7 +26,7 @@ void close_fd(int& fd) {
 
 }  // namespace
 
-std::string describe_wait_status(int status) {
+std::string plugin_exit_text(int status) {
   if (status == -1) return "exited (status unknown: reaped elsewhere)";
   if (WIFEXITED(status)) return fmt::format("exited with status {}", WEXITSTATUS(status));
   if (WIFSIGNALED(status)) return fmt::format("killed by signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));

@@ -61,6 +61,6 @@ class PluginProcess {
 };
 
 // "exited with status 3", "killed by signal 9 (Killed)".
-std::string describe_wait_status(int status);
+std::string plugin_exit_text(int status);
 
 }  // namespace netprobe
