@@ -13,6 +13,8 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <memory>
+#include <set>
 #include <random>
 #include <thread>
 
@@ -21,6 +23,8 @@
 
 #include "app/logging.h"
 #include "config/loader.h"
+#include "inventory/manager.h"
+#include "inventory/merge.h"
 #include "metrics/process_collector.h"
 #include "metrics/prober_metrics.h"
 #include "worker/backoff.h"
@@ -104,7 +108,9 @@ class Supervisor {
       spdlog::critical("signalfd: {}", std::strerror(errno));
       return shutdown(EX_OSERR);
     }
-    activate(std::move(pending_config_));
+    static_config_ = std::move(pending_config_);
+    start_inventories();
+    activate(with_inventories());
     reshard();
     last_reload_ = clock_.monotonic();
 
@@ -116,6 +122,11 @@ class Supervisor {
         fds.push_back({w.fd, short(POLLIN | (w.out.empty() ? 0 : POLLOUT)), 0});
         owners.push_back(&w);
       }
+      if (inventory_)
+        for (int fd : inventory_->fds()) {  // plug-in output: read by on_inventories() below
+          fds.push_back({fd, POLLIN, 0});
+          owners.push_back(nullptr);
+        }
       if (::poll(fds.data(), fds.size(), poll_timeout_ms()) < 0 && errno != EINTR) {
         spdlog::critical("poll: {}", std::strerror(errno));
         return shutdown(EX_OSERR);
@@ -123,6 +134,7 @@ class Supervisor {
       if (fds[0].revents & POLLIN) read_signals();
       if (fds[1].revents) read_launcher();
       for (size_t i = 2; i < fds.size(); ++i) {
+        if (!owners[i]) continue;  // an inventory plug-in's pipe
         WorkerSlot& w = *owners[i];
         if (w.fd < 0) continue;  // closed while handling an earlier event
         if (fds[i].revents & POLLOUT) flush(w);
@@ -131,6 +143,7 @@ class Supervisor {
       if (fatal_) return shutdown(EX_SOFTWARE);
       if (stopping_) break;
       run_timers();
+      on_inventories();
       if (reload_requested_) {
         reload_requested_ = false;
         reload();
@@ -185,6 +198,8 @@ class Supervisor {
       return;
     }
     Config& c = *next.config;
+    static_config_ = c;
+    c = with_inventories();  // the dynamic targets stay across reloads (plug-ins are not restarted)
     if (c.global.prometheus_port != config_.global.prometheus_port ||
         c.global.prometheus_address != config_.global.prometheus_address)
       spdlog::warn("prometheus_address/prometheus_port changed: still serving on {}:{} until a restart",
@@ -199,6 +214,41 @@ class Supervisor {
     activate(std::move(c));
     metrics_.set_reload_failed(false);
     spdlog::info("configuration reloaded");
+    reshard();
+  }
+
+  // ---- dynamic inventories (src/inventory, inventories/README.md) ----
+
+  void start_inventories() {
+    InventoryOptions o = inventory_options(static_config_);
+    o.stop_grace = std::chrono::milliseconds(300);
+    o.on_started = [this](const std::string& name) { metrics_.declare_inventory(name); };
+    o.on_failure = [this](const std::string& name) { metrics_.inc_inventory_failure(name); };
+    o.on_targets = [this](const std::string& name, size_t n) { metrics_.set_inventory_targets(name, n); };
+    inventory_ = std::make_unique<InventoryManager>(std::move(o), clock_);
+    inventory_->start();
+  }
+
+  // The configuration file's targets plus the plug-ins' (dynamic targets keep only the file's groups).
+  Config with_inventories() {
+    if (!inventory_) return static_config_;
+    std::set<std::string> groups;
+    for (const auto& [name, g] : static_config_.groups) groups.insert(name);
+    inventory_->set_known_groups(std::move(groups));
+    inventory_generation_ = inventory_->generation();
+    return with_dynamic_targets(static_config_, inventory_->dynamic_targets());
+  }
+
+  // A new document (or an expired lifetime) changes the probed set at once: targets that left lose every
+  // series, workers take their new shard at the end of their current iteration.
+  void on_inventories() {
+    if (!inventory_) return;
+    inventory_->poll();
+    if (inventory_->generation() == inventory_generation_) return;
+    Config next = with_inventories();
+    for (const auto& [name, t] : config_.targets)
+      if (!next.targets.count(name)) metrics_.clear_target(name);
+    activate(std::move(next));
     reshard();
   }
 
@@ -487,6 +537,7 @@ class Supervisor {
     const Nanos now = clock_.monotonic();
     for (const auto& w : workers_)
       if (w.state == WorkerSlot::State::kWaiting) wait = std::min(wait, std::max(Nanos(0), w.restart_at - now));
+    if (inventory_) wait = std::min(wait, std::max(Nanos(0), inventory_->next_deadline() - now));
     return int(std::chrono::duration_cast<std::chrono::milliseconds>(wait).count()) + 1;
   }
 
@@ -543,6 +594,7 @@ class Supervisor {
   // Stops every worker within kStopWorkersWithin, then the launcher (which kills leftovers).
   int shutdown(int code) {
     stopping_ = true;
+    if (inventory_) inventory_->terminate();  // no wait: the 1 s budget is the workers'
     const Nanos deadline = clock_.monotonic() + kStopWorkersWithin;
     for (auto& w : workers_) {
       if (w.fd >= 0) {
@@ -591,6 +643,9 @@ class Supervisor {
   SystemClock clock_;
   GetaddrinfoResolver resolver_;  // target_resolution.h: the c-ares resolver replaces it
   Config pending_config_;         // the start-up configuration until activate() takes it
+  Config static_config_;          // the configuration file; config_ adds the inventories' targets
+  std::unique_ptr<InventoryManager> inventory_;
+  uint64_t inventory_generation_ = 0;
   Config config_;
   std::map<std::string, ActiveTarget> active_;
   std::vector<WorkerSlot> workers_;
