@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "inventory/document.h"
@@ -182,6 +183,22 @@ TEST(inventory_schema, SharedKeysAreTheConfigurationsTargetKeys) {
     if (!static_props.contains(it.key())) own.push_back(it.key());
   EXPECT_THAT(own, ElementsAre("creation_date", "groups", "hostname", "lifetime"));
   EXPECT_EQ(nlohmann::json::parse(embedded_inventory_schema()), inventory);  // the build embeds this very file
+}
+
+// A datacenter's full mesh: thousands of targets in one document (no timing assertion; a quadratic step
+// would hit the ctest timeout).
+TEST(inventory_document, ThousandsOfTargets) {
+  std::string text = R"({"targets": [)";
+  constexpr int kTargets = 5000;
+  for (int i = 0; i < kTargets; ++i)
+    text += fmt::format(R"({}{{"hostname": "tor-{}", "destination": "10.{}.{}.{}", "type": "UDPunreachable", )"
+                        R"("dst_port": 33434, "groups": ["mesh"], "nb_packets": 10}})",
+                        i ? ", " : "", i, i >> 16, (i >> 8) & 255, i & 255);
+  text += "]}";
+  const auto doc = parse_inventory_document(text, "fullmesh");
+  ASSERT_TRUE(doc.ok());
+  EXPECT_EQ(doc->targets.size(), size_t(kTargets));
+  EXPECT_TRUE(doc->rejected.empty());
 }
 
 }  // namespace
