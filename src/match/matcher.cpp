@@ -239,7 +239,11 @@ TakeResult Matcher::take(const MatchKey& key, Nanos at) noexcept {
   const size_t i = locate(probe, hash(probe));
   const uint32_t slot_plus_one = table_[i].slot_plus_one;
   if (slot_plus_one == 0) return {MatchOutcome::kUnknown, 0};
-  const uint32_t slot = slot_plus_one - 1;
+  return take_slot(slot_plus_one - 1, at);
+}
+
+TakeResult Matcher::take_slot(uint32_t slot, Nanos at) noexcept {
+  if (slot >= max_slot_plus_one_ || records_[slot].state == SlotState::kFree) return {MatchOutcome::kUnknown, 0};
   Record& r = records_[slot];
   switch (r.state) {
     case SlotState::kPending:  // never armed: the reply proves the probe left

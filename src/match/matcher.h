@@ -91,6 +91,9 @@ class Matcher {
   // Records the send time (first call wins) and arms the deadline. Ignored for a free slot.
   void on_sent(uint32_t slot, Nanos sent_at, Nanos deadline) noexcept;
   TakeResult take(const MatchKey& key, Nanos at) noexcept;
+  // take() for a slot already looked up with find(): the caller validated the reply against its probe
+  // first, and a second hash lookup (a cache miss at 1M in flight) would only find the same slot.
+  TakeResult take_slot(uint32_t slot, Nanos at) noexcept;
   // Looks a key up without changing its state (own outgoing probes).
   bool find(const MatchKey& key, uint32_t* slot) const noexcept;
   // Calls on_expired(slot) for every armed probe not answered in time with deadline < now, in deadline

@@ -46,9 +46,13 @@ const std::vector<uint32_t>& IterationRunner::prepare(const Plan& plan, uint64_t
   rejected_.clear();
   pending_resets_.clear();
   for (const auto& t : plan.targets) target_events_.push_back({t.name, t.type, t.af, 0, 0});
+  // Once per template (destination host x group), not per probe: a hash-map emplace per probe was a
+  // visible share of an iteration at 100k probes.
+  std::vector<bool> seen(plan.templates.size(), false);
   for (const auto& p : plan.probes) {
-    const auto& tmpl = plan.templates[p.tmpl];
-    target_by_address_.emplace(tmpl.params.dst, plan.buckets[p.bucket].target_index);
+    if (seen[p.tmpl]) continue;
+    seen[p.tmpl] = true;
+    target_by_address_.emplace(plan.templates[p.tmpl].params.dst, plan.buckets[p.bucket].target_index);
   }
   unresolved_ = n;
 
@@ -130,7 +134,7 @@ void IterationRunner::on_answer(const Classification& c, Nanos at) {
     return;
   }
   if (p.needs_rst && (c.tcp_flags & 0x02)) pending_resets_.push_back(slot);  // SYN-ACK: half-open
-  const TakeResult r = matcher_.take(c.key, at);
+  const TakeResult r = matcher_.take_slot(slot, at);  // found above: no second lookup
   BucketStats& b = bucket_stats_[p.bucket];
   switch (r.outcome) {
     case MatchOutcome::kMatched:
