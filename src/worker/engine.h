@@ -4,7 +4,7 @@
 //   sender (caller)                      capture thread
 //   ---------------                      --------------
 //   prepare tokens (runner, locked)      poll the PacketSource (never waits on the sender)
-//   craft + sendmmsg at schedule()       classify + match each packet (runner, locked per packet)
+//   craft + sendmmsg at schedule()       classify + match each packet (runner, locked per run of packets)
 //   arm probes not seen leaving          
 //   expire deadlines until all resolved
 //   report
@@ -54,7 +54,7 @@ class Engine {
 
  private:
   void capture_loop();
-  void poll_once(Nanos wait);
+  int poll_once(Nanos wait);  // PacketSource::poll()'s result
   void send_resets(const Plan& plan, const std::vector<uint32_t>& tokens);
 
   Clock& clock_;
