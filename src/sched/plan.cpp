@@ -198,21 +198,31 @@ Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>&
   return plan;
 }
 
+Pacer::Pacer(const Plan& plan, Nanos window, double max_pps)
+    : plan_(plan),
+      window_ns_(double(window.count())),
+      max_pps_(max_pps),
+      gap_(int64_t(plan.interval_packets_s * 1e9)),
+      last_(plan.targets.size(), Nanos(-1)) {}
+
+Nanos Pacer::next() {
+  const size_t total = plan_.probes.size();
+  const size_t i = i_++;
+  if (i >= total) return prev_;
+  const double spread = window_ns_ * double(i) / double(total);
+  const double capped = max_pps_ > 0 ? double(i) * 1e9 / max_pps_ : 0.0;
+  Nanos t(int64_t(std::max(spread, capped)));
+  const uint32_t target = plan_.buckets[plan_.probes[i].bucket].target_index;
+  if (last_[target] >= Nanos(0)) t = std::max(t, last_[target] + gap_);
+  t = std::max(t, prev_);  // packets leave in plan order
+  prev_ = last_[target] = t;
+  return t;
+}
+
 std::vector<Nanos> schedule(const Plan& plan, Nanos window, double max_pps) {
-  const size_t total = plan.probes.size();
-  std::vector<Nanos> at(total);
-  std::vector<Nanos> last(plan.targets.size(), Nanos(-1));
-  const Nanos gap(int64_t(plan.interval_packets_s * 1e9));
-  Nanos prev(0);
-  for (size_t i = 0; i < total; ++i) {
-    const double spread = double(window.count()) * double(i) / double(total);
-    const double capped = max_pps > 0 ? double(i) * 1e9 / max_pps : 0.0;
-    Nanos t(int64_t(std::max(spread, capped)));
-    const uint32_t target = plan.buckets[plan.probes[i].bucket].target_index;
-    if (last[target] >= Nanos(0)) t = std::max(t, last[target] + gap);
-    t = std::max(t, prev);  // packets leave in plan order
-    at[i] = prev = last[target] = t;
-  }
+  Pacer pacer(plan, window, max_pps);
+  std::vector<Nanos> at(plan.probes.size());
+  for (auto& t : at) t = pacer.next();
   return at;
 }
 

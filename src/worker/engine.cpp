@@ -91,7 +91,8 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
   std::vector<OutPacket> out(batch);
   std::vector<uint8_t> failed(batch);
   std::vector<Nanos> stamps(n, Nanos(0));
-  const std::vector<Nanos> at = schedule(plan, send_window(plan, settings.interval_s), settings.max_packets_per_second);
+  Pacer pacer(plan, send_window(plan, settings.interval_s), settings.max_packets_per_second);
+  Nanos due = pacer.next();  // of probe i
   const Nanos hard_deadline = settings.hard_timeout == Nanos::max() ? Nanos::max() : start + settings.hard_timeout;
   bool timed_out = false;
 
@@ -103,14 +104,14 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
       timed_out = true;
       break;
     }
-    if (at[i] > now) {
+    if (due > now) {
       if (!options_.capture_thread) poll_once(Nanos(0));
-      clock_.sleep_until(start + at[i]);
+      clock_.sleep_until(start + due);
       continue;
     }
     size_t k = 0;
     const size_t first = i;
-    while (i < n && k < batch && at[i] <= now) {
+    while (i < n && k < batch && due <= now) {
       const PlannedProbe& p = plan.probes[i];
       const PacketTemplate& t = plan.templates[p.tmpl];
       std::span<uint8_t> slot(buffer_.data() + k * max_len, max_len);
@@ -118,6 +119,7 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
       out[k] = OutPacket{slot.first(len), t.params.dst};
       ++k;
       ++i;
+      due = pacer.next();
     }
     // Failed packets can be anywhere in the batch (one unreachable destination fails alone).
     std::fill_n(failed.begin(), k, uint8_t(0));
