@@ -90,7 +90,6 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
   buffer_.resize(batch * max_len);
   std::vector<OutPacket> out(batch);
   std::vector<uint8_t> failed(batch);
-  std::vector<Nanos> stamps(n, Nanos(0));
   Pacer pacer(plan, send_window(plan, settings.interval_s), settings.max_packets_per_second);
   Nanos due = pacer.next();  // of probe i
   const Nanos hard_deadline = settings.hard_timeout == Nanos::max() ? Nanos::max() : start + settings.hard_timeout;
@@ -129,7 +128,7 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
     {
       std::lock_guard lock(mu_);
       for (size_t j = 0; j < k; ++j) {
-        if (!failed[j]) stamps[first + j] = stamp;
+        if (!failed[j]) runner_.on_sender_stamp(uint32_t(first + j), stamp);
         else runner_.mark_unsent(uint32_t(first + j));
       }
       resets = !runner_.pending_resets().empty();
@@ -139,7 +138,7 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
   {
     std::lock_guard lock(mu_);
     for (size_t j = i; j < n; ++j) runner_.mark_unsent(uint32_t(j));  // stopped or timed out
-    runner_.arm_unseen(stamps);
+    runner_.arm_unseen();
   }
 
   // Wait for answers until every probe is answered or past its deadline.

@@ -105,7 +105,11 @@ void IterationRunner::on_packet(const CapturedPacket& packet) {
 void IterationRunner::on_own_probe(const Classification& c, Nanos at) {
   uint32_t slot;
   if (!matcher_.find(c.key, &slot)) return;  // another prober's packet, or a previous iteration's
-  if (slots_[slot].sent_at == Nanos(0)) slots_[slot].sent_at = at;
+  Slot& s = slots_[slot];
+  if (!s.captured) {
+    s.sent_at = at;
+    s.captured = true;
+  }
   matcher_.on_sent(slot, at, at + timeout_of(slot));
 }
 
@@ -163,12 +167,11 @@ void IterationRunner::on_icmp_error(const Classification& c) {
 
 void IterationRunner::mark_unsent(uint32_t slot) { resolve(slot, State::kUnsent); }
 
-void IterationRunner::arm_unseen(std::span<const Nanos> sender_stamps) {
-  for (uint32_t slot = 0; slot < slots_.size() && slot < sender_stamps.size(); ++slot) {
+void IterationRunner::arm_unseen() {
+  for (uint32_t slot = 0; slot < slots_.size(); ++slot) {
     Slot& s = slots_[slot];
-    if (s.state == State::kUnsent || s.sent_at != Nanos(0)) continue;
+    if (s.state == State::kUnsent || s.captured) continue;
     if (s.state == State::kPending || s.state == State::kAnswered) {
-      s.sent_at = sender_stamps[slot];
       matcher_.on_sent(slot, s.sent_at, s.sent_at + timeout_of(slot));
     }
   }

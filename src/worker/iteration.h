@@ -27,8 +27,13 @@ class IterationRunner {
   void on_packet(const CapturedPacket& packet);
   // The sender could not hand this probe to the kernel: it is not accounted as sent.
   void mark_unsent(uint32_t slot);
+  // The sender's clock right after the sendmmsg() that carried this probe: its send time unless the
+  // capture of the outgoing copy (kernel stamp, more exact) gives one.
+  void on_sender_stamp(uint32_t slot, Nanos at) {
+    if (!slots_[slot].captured) slots_[slot].sent_at = at;
+  }
   // After the last send: probes whose outgoing copy was not captured are armed with the sender's stamp.
-  void arm_unseen(std::span<const Nanos> sender_stamps);
+  void arm_unseen();
   // Marks every probe whose deadline is before `now` as lost. Returns true once every probe is resolved
   // (answered, lost or unsent), i.e. the iteration can end.
   bool expire(Nanos now);
@@ -45,6 +50,7 @@ class IterationRunner {
   struct Slot {
     State state = State::kPending;
     bool icmp_error = false;
+    bool captured = false;  // sent_at comes from the capture of our outgoing copy (else: the sender's)
     Nanos sent_at{0};
     Nanos answered_at{0};
   };
