@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "config/loader.h"
+#include "large_config.h"
 #include "test_util.h"
 
 namespace netprobe {
@@ -535,6 +536,34 @@ TEST(config_scale, HundredThousandTargets) {
   ASSERT_TRUE(r.ok()) << r.diagnostics.errors[0];
   EXPECT_EQ(r.config->targets.size(), size_t(kTargets));
   EXPECT_THAT(r.config->targets.at("t99999").groups, ElementsAre("g1", "g2"));
+}
+
+// The configuration gen_large.py writes for timing `netprobe check-config` (issue 6: 100,000 targets in
+// under 2 s; measured by bench/config_bench.cpp, never asserted here): block style, anchors merged and
+// aliased, every probe type. Loads through libyaml's fast path without a diagnostic.
+TEST(config_scale, GeneratedHundredThousandTargets) {
+  constexpr int kTargets = 100000;
+  const std::string yaml = testing::large_config_yaml(kTargets);
+  const LoadedConfig r = load_config_string(yaml, "big.yaml");
+  ASSERT_TRUE(r.ok()) << r.diagnostics.errors[0];
+  EXPECT_TRUE(r.diagnostics.warnings.empty()) << r.diagnostics.warnings[0];
+  ASSERT_EQ(r.config->targets.size(), size_t(kTargets));
+  const TargetConfig& t0 = r.config->targets.at("t0");
+  EXPECT_EQ(t0.type, ProbeType::kTcpSyn);
+  EXPECT_THAT(t0.groups, ElementsAre("manual", "transit1"));
+  // t70 merges t0 (threshold, explicit groups) under its own type, destination and nb_packets.
+  const TargetConfig& t70 = r.config->targets.at("t70");
+  EXPECT_EQ(t70.type, ProbeType::kIcmpPing);
+  EXPECT_EQ(t70.destination, "10.0.0.70");
+  EXPECT_EQ(t70.nb_packets, 5);
+  EXPECT_EQ(t70.threshold.latency, 0.05);
+  EXPECT_EQ(t70.state, "in production");
+  EXPECT_THAT(t70.groups, ElementsAre("manual", "transit1"));
+  const TargetConfig& last = r.config->targets.at("t99999");
+  EXPECT_EQ(last.destination, "10.1.134.159");
+  EXPECT_EQ(last.description, "target 99999");
+  EXPECT_THAT(last.groups, ElementsAre("transit1", "transit2"));
+  EXPECT_EQ(r.config->targets.at("t99996").threshold.loss, 1.0);  // the aliased threshold
 }
 
 // netprobe extension global.inventory_dir: kept as written (inventory/ resolves it against the file's
