@@ -25,6 +25,8 @@
 #include "config/loader.h"
 #include "inventory/manager.h"
 #include "inventory/merge.h"
+#include "dns/resolution_metrics.h"
+#include "dns/target_address_book.h"
 #include "metrics/process_collector.h"
 #include "metrics/prober_metrics.h"
 #include "worker/backoff.h"
@@ -38,7 +40,7 @@
 namespace netprobe {
 namespace {
 
-constexpr Nanos kResolveTimeout{10'000'000'000};
+constexpr Nanos kDnsTick{10'000'000};  // loop wake-up while DNS answers are owed (c-ares' sockets are not in the poll set)
 constexpr Nanos kStopWorkersWithin{700'000'000};  // of the 1 s shutdown budget; the launcher gets the rest
 constexpr Nanos kWatchdogGrace{10'000'000'000};
 
@@ -144,6 +146,7 @@ class Supervisor {
       if (stopping_) break;
       run_timers();
       on_inventories();
+      on_dns();
       if (reload_requested_) {
         reload_requested_ = false;
         reload();
@@ -156,34 +159,50 @@ class Supervisor {
   // ---- configuration ----
 
   void activate(Config next) {
-    const auto resolutions = resolve_destinations(resolver_, next, clock_, kResolveTimeout);
-    const uint32_t nb = uint32_t(std::max(1, next.global.nb_proc));
-    active_.clear();
-    for (const auto& [name, t] : next.targets) {
+    // Hostnames resolve in the background (forced at every activation); targets join as answers come.
+    book_.set_targets(next.targets);
+    next_dns_pass_ = clock_.monotonic() + std::chrono::seconds(std::max(1, next.global.interval_s));
+    config_ = std::move(next);
+    for (const auto& [name, t] : config_.targets) {
       if (t.groups.empty()) {
         spdlog::warn("target={} disabled: not associated to any group", name);
         metrics_.clear_target_measurements(name);
-        continue;
       }
-      const auto it = resolutions.find(name);
-      if (it == resolutions.end() || !it->second.ok) {
-        spdlog::error("target={} destination={} could not be resolved ({}): target inactive", name, t.destination,
-                      it == resolutions.end() ? "not resolved" : it->second.error);
-        metrics_.set_host_resolution_status(name, t.family(), 0);
-        metrics_.clear_target_measurements(name);
-        continue;
-      }
-      metrics_.set_host_resolution_status(name, t.family(), 1);
-      metrics_.inc_host_resolution_change(name, t.family());
-      metrics_.declare_target(t, t.family());
-      active_[name] = ActiveTarget{t, it->second, worker_for(name, nb)};
     }
-    config_ = std::move(next);
+    update_active();
     if (config_.global.nb_proc > int(std::thread::hardware_concurrency()))
       spdlog::warn("nb_proc {} is more than the {} CPU(s): each worker is one event-driven process with its own "
                    "capture ring; netprobe needs far fewer than netprobify's process-per-target nb_proc",
                    config_.global.nb_proc, std::thread::hardware_concurrency());
-    spdlog::info("config={} workers={} active_targets={}", config_.source_path, nb, active_.size());
+    spdlog::info("config={} workers={} active_targets={} awaiting_dns={}", config_.source_path, nb_workers(),
+                 active_.size(), book_.pending());
+  }
+
+  // The probed targets and their addresses, from the address book; resolution events go to the metrics
+  // first, so that a target that failed loses its series before anything could recreate them.
+  void update_active() {
+    record_resolution_events(book_.take_events(), metrics_);
+    book_.take_changed();
+    const uint32_t nb = nb_workers();
+    active_.clear();
+    for (const auto& [name, t] : config_.targets) {
+      auto d = destination_of(book_, name);
+      if (!d.ok) continue;
+      metrics_.declare_target(t, t.family());
+      active_[name] = ActiveTarget{t, std::move(d), worker_for(name, nb)};
+    }
+  }
+
+  // DNS between the other events: answers are applied as they come; a changed address, a failure or a
+  // recovery re-shards, so workers probe the new address from their next iteration.
+  void on_dns() {
+    if (book_.pending()) book_.poll(Nanos(0));
+    if (book_.take_changed()) {
+      update_active();
+      reshard();
+    } else {
+      record_resolution_events(book_.take_events(), metrics_);
+    }
   }
 
   void reload() {
@@ -534,6 +553,7 @@ class Supervisor {
 
   int poll_timeout_ms() const {
     Nanos wait{1'000'000'000};  // the watchdog and reload_conf_interval need no finer granularity
+    if (book_.pending()) wait = kDnsTick;
     const Nanos now = clock_.monotonic();
     for (const auto& w : workers_)
       if (w.state == WorkerSlot::State::kWaiting) wait = std::min(wait, std::max(Nanos(0), w.restart_at - now));
@@ -563,6 +583,11 @@ class Supervisor {
       }
     }
     trim();
+    // netprobify's DNS update pass, once per iteration: dns_update_interval 0 re-resolves at every one.
+    if (now >= next_dns_pass_) {
+      book_.refresh_due();
+      next_dns_pass_ = now + std::chrono::seconds(std::max(1, config_.global.interval_s));
+    }
     const int every = config_.global.reload_conf_interval_s;
     if (every > 0 && now - last_reload_ >= std::chrono::seconds(every)) reload_requested_ = true;
   }
@@ -641,7 +666,9 @@ class Supervisor {
   ProberMetrics& metrics_;
   LauncherClient& launcher_;
   SystemClock clock_;
-  GetaddrinfoResolver resolver_;  // target_resolution.h: the c-ares resolver replaces it
+  std::unique_ptr<Resolver> resolver_ = make_system_resolver();  // target_resolution.h
+  TargetAddressBook book_{*resolver_, clock_};
+  Nanos next_dns_pass_{0};
   Config pending_config_;         // the start-up configuration until activate() takes it
   Config static_config_;          // the configuration file; config_ adds the inventories' targets
   std::unique_ptr<InventoryManager> inventory_;

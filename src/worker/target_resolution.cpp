@@ -4,6 +4,11 @@
 #include <memory>
 #include <sys/socket.h>
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "dns/cares_resolver.h"
+
 namespace netprobe {
 
 void GetaddrinfoResolver::resolve(const std::string& host, AddressFamily af, std::function<void(Resolution)> done) {
@@ -41,6 +46,25 @@ int GetaddrinfoResolver::poll(Nanos) {
     ++n;
   }
   return n;
+}
+
+std::unique_ptr<Resolver> make_system_resolver() {
+  auto cares = CaresResolver::create();
+  if (!cares.ok()) {
+    spdlog::error("{}: falling back to blocking getaddrinfo", cares.error().message);
+    return std::make_unique<GetaddrinfoResolver>();
+  }
+  spdlog::info("DNS: c-ares, servers {} (from /etc/resolv.conf)", fmt::join((*cares)->servers(), ","));
+  return std::move(cares).value();
+}
+
+DestinationResolution destination_of(const TargetAddressBook& book, const std::string& target) {
+  DestinationResolution d;
+  d.ok = book.state(target) == TargetAddressBook::State::kActive;
+  d.subnet = book.is_subnet(target);
+  if (auto ip = book.address(target)) d.hosts = {*ip};
+  if (!d.ok) d.error = book.error(target);
+  return d;
 }
 
 std::map<std::string, DestinationResolution> resolve_destinations(Resolver& resolver, const Config& config,
