@@ -115,6 +115,15 @@ int TargetAddressBook::poll(Nanos max_wait) {
   return applied;
 }
 
+void TargetAddressBook::settle(Nanos budget) {
+  const auto deadline = std::chrono::steady_clock::now() + budget;
+  while (pending() > 0) {
+    const auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= Nanos(0)) break;
+    poll(std::chrono::duration_cast<Nanos>(left));
+  }
+}
+
 void TargetAddressBook::expire_queries() {
   const Nanos now = clock_.monotonic();
   for (auto& [name, e] : entries_) {

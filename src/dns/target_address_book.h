@@ -88,6 +88,11 @@ class TargetAddressBook {
   // this book's queries is in flight) and applies its answers. Returns the resolver's callbacks run.
   int poll(Nanos max_wait);
 
+  // poll() until no query of this book is in flight or `budget` (real time: it waits on real sockets)
+  // is spent. For the very first plan only, so that names answered promptly make the first iteration as
+  // netprobify's blocking resolution did, while a dead server delays the others by `budget` at most.
+  void settle(Nanos budget);
+
   // The hosts to probe, nullopt when the target is not active (unknown, pending, failed, disabled). A
   // subnet's hosts are expanded on each call (host_addresses), so call this when building a plan only.
   std::optional<std::vector<IpAddress>> hosts(const std::string& target) const;

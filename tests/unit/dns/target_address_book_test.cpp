@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <thread>
 
 #include "dns/target_address_book.h"
 
@@ -25,7 +26,8 @@ class ScriptedResolver final : public Resolver {
     asked.push_back({host, af, std::move(done)});
     ++total;
   }
-  int poll(Nanos) override {
+  int poll(Nanos max_wait) override {
+    if (ready_.empty() && max_wait > Nanos(0)) std::this_thread::sleep_for(max_wait);  // nothing comes
     int ran = 0;
     while (!ready_.empty()) {
       auto [done, r] = std::move(ready_.front());
@@ -175,6 +177,26 @@ TEST_F(dns_TargetAddressBook, HangingResolverDoesNotDelayIpTargets) {
   EXPECT_EQ(book_.refresh_due(), 0u);  // still in flight: not asked twice
   EXPECT_EQ(resolver_.open("web.example.test"), 1);
   EXPECT_EQ(book_.hosts("ip"), std::vector<IpAddress>{ip("192.0.2.9")});
+}
+
+TEST_F(dns_TargetAddressBook, SettleIsBoundedWithAHangingResolver) {
+  book_.set_targets(targets({target("web", "web.example.test"), target("ip", "192.0.2.9")}));
+  const auto start = std::chrono::steady_clock::now();
+  book_.settle(50ms);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(took, 50ms);
+  EXPECT_LT(took, 1s);
+  EXPECT_EQ(book_.state("web"), State::kPending);
+  EXPECT_TRUE(book_.hosts("ip"));
+}
+
+TEST_F(dns_TargetAddressBook, SettleReturnsOnceAnswered) {
+  book_.set_targets(targets({target("web", "web.example.test")}));
+  resolver_.answer_ok("web.example.test", {"192.0.2.1"});
+  const auto start = std::chrono::steady_clock::now();
+  book_.settle(5s);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+  EXPECT_TRUE(book_.hosts("web"));
 }
 
 TEST_F(dns_TargetAddressBook, IntervalZeroReResolvesEveryIteration) {
