@@ -41,6 +41,7 @@ namespace netprobe {
 namespace {
 
 constexpr Nanos kDnsTick{10'000'000};  // loop wake-up while DNS answers are owed (c-ares' sockets are not in the poll set)
+constexpr Nanos kStartupDnsGrace{200'000'000};
 constexpr Nanos kStopWorkersWithin{700'000'000};  // of the 1 s shutdown budget; the launcher gets the rest
 constexpr Nanos kWatchdogGrace{10'000'000'000};
 
@@ -161,6 +162,12 @@ class Supervisor {
   void activate(Config next) {
     // Hostnames resolve in the background (forced at every activation); targets join as answers come.
     book_.set_targets(next.targets);
+    // At start only: names answered promptly are in the first shard (netprobify resolved before its first
+    // iteration; a shard that follows would wait a whole iteration), a dead server costs this grace once.
+    if (!dns_started_) {
+      book_.settle(kStartupDnsGrace);
+      dns_started_ = true;
+    }
     next_dns_pass_ = clock_.monotonic() + std::chrono::seconds(std::max(1, next.global.interval_s));
     config_ = std::move(next);
     for (const auto& [name, t] : config_.targets) {
@@ -669,6 +676,7 @@ class Supervisor {
   std::unique_ptr<Resolver> resolver_ = make_system_resolver();  // target_resolution.h
   TargetAddressBook book_{*resolver_, clock_};
   Nanos next_dns_pass_{0};
+  bool dns_started_ = false;
   Config pending_config_;         // the start-up configuration until activate() takes it
   Config static_config_;          // the configuration file; config_ adds the inventories' targets
   std::unique_ptr<InventoryManager> inventory_;
