@@ -7,6 +7,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <mutex>
 
 #include <fmt/core.h>
@@ -49,8 +52,12 @@ Result<void*> CaresResolver::make_channel(const CaresOptions& options) {
   if (!library_ready()) return Error{"c-ares: library initialisation failed"};
   ares_options opts{};
   int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
-  opts.timeout = int(std::max<int64_t>(1, options.timeout.count()));
-  opts.tries = std::max(1, options.tries);
+  const auto system = system_options(options.resolv_conf.empty() ? "/etc/resolv.conf" : options.resolv_conf);
+  const auto timeout = options.timeout ? *options.timeout
+                       : system.timeout_s ? std::chrono::milliseconds(*system.timeout_s * 1000)
+                                          : CaresOptions::kDefaultTimeout;
+  opts.timeout = int(std::max<int64_t>(1, timeout.count()));
+  opts.tries = std::max(1, options.tries ? *options.tries : system.attempts.value_or(CaresOptions::kDefaultTries));
   // "fb" is getaddrinfo's order (files, then DNS); "b" talks to the DNS servers only.
   std::string lookups = options.use_hosts_file ? "fb" : "b";
   opts.lookups = lookups.data();
@@ -84,6 +91,34 @@ CaresResolver::FileStamp CaresResolver::stamp_of(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return {};
   return {true, uint64_t(st.st_ino), uint64_t(st.st_size), int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+}
+
+namespace {
+
+// glibc's resolv.conf `options` words that c-ares 1.18 ignores; glibc's caps (RES_MAXRETRANS, RES_MAXRETRY).
+void parse_resolver_options(std::istream& words, std::optional<int>& timeout_s, std::optional<int>& attempts) {
+  for (std::string word; words >> word;) {
+    auto number = [&](size_t prefix, int cap) { return std::clamp(std::atoi(word.c_str() + prefix), 1, cap); };
+    if (word.rfind("timeout:", 0) == 0) timeout_s = number(8, 30);
+    if (word.rfind("attempts:", 0) == 0) attempts = number(9, 5);
+  }
+}
+
+}  // namespace
+
+CaresResolver::SystemOptions CaresResolver::system_options(const std::string& path) {
+  SystemOptions out;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream words(line);
+    std::string first;
+    if (words >> first && first == "options") parse_resolver_options(words, out.timeout_s, out.attempts);
+  }
+  if (const char* env = std::getenv("RES_OPTIONS")) {  // overrides the file, as in glibc
+    std::istringstream words(env);
+    parse_resolver_options(words, out.timeout_s, out.attempts);
+  }
+  return out;
 }
 
 CaresResolver::CaresResolver(void* channel, CaresOptions options, FileStamp stamp)

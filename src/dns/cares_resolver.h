@@ -18,10 +18,15 @@ struct ares_addrinfo;  // c-ares' own, global
 namespace netprobe {
 
 struct CaresOptions {
-  // Per try. c-ares doubles it at each new round over the servers, so with one server and 2 tries a dead
-  // server is reported after timeout + 2 * timeout (6 s with the defaults).
-  std::chrono::milliseconds timeout{2000};
-  int tries = 2;
+  // Per try, and tries. c-ares doubles the timeout at each new round over the servers, so with one server
+  // and 2 tries a dead server is reported after timeout + 2 * timeout (6 s with the defaults).
+  // nullopt: resolv.conf's (then RES_OPTIONS') `options timeout:N attempts:N` when present, as glibc reads
+  // them (c-ares 1.18 does not), else kDefaultTimeout / kDefaultTries (c-ares' own 5 s and 4 tries would
+  // take 75 s to give up on a dead server).
+  std::optional<std::chrono::milliseconds> timeout;
+  std::optional<int> tries;
+  static constexpr std::chrono::milliseconds kDefaultTimeout{2000};
+  static constexpr int kDefaultTries = 2;
   // "ip", "ip:port" or "[ipv6]:port" entries replacing resolv.conf's nameservers (tests: a server on
   // 127.0.0.1:<port>). Empty: the system's nameservers, as users expect.
   std::vector<std::string> servers;
@@ -67,6 +72,10 @@ class CaresResolver final : public Resolver {
   CaresResolver(void* channel, CaresOptions options, FileStamp stamp);
   static Result<void*> make_channel(const CaresOptions& options);
   static FileStamp stamp_of(const std::string& path);
+  struct SystemOptions {
+    std::optional<int> timeout_s, attempts;
+  };
+  static SystemOptions system_options(const std::string& path);
   static void on_addrinfo(void* arg, int status, int timeouts, ::ares_addrinfo* result);
   void maybe_reload_resolv_conf();
   int deliver_ready();

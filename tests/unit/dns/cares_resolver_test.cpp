@@ -246,6 +246,36 @@ TEST(dns_CaresResolver, FollowsResolvConfChanges) {
   rmdir(dir);
 }
 
+// Users' `options timeout:/attempts:` win over netprobe's defaults (2 s, 2 tries: 6 s for a dead server).
+TEST(dns_CaresResolver, HonoursResolvConfTimeoutAndAttempts) {
+  char dir[] = "/tmp/netprobe-dns-XXXXXX";
+  ASSERT_TRUE(mkdtemp(dir));
+  const std::string path = std::string(dir) + "/resolv.conf";
+  FILE* f = std::fopen(path.c_str(), "w");
+  ASSERT_TRUE(f);
+  std::fputs("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n", f);
+  std::fclose(f);
+  TestDnsServer server;
+  server.set_behaviour("silent.example.test", TestDnsServer::Behaviour::kDrop);
+  CaresOptions o;
+  o.resolv_conf = path;
+  o.servers = {server.server()};  // the file's nameserver is never asked
+  o.search_domains = std::vector<std::string>{};
+  o.use_hosts_file = false;
+  auto r = CaresResolver::create(o);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const auto start = std::chrono::steady_clock::now();
+  auto res = resolve_now(**r, "silent.example.test", AddressFamily::kV4);
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->error, "timeout");
+  EXPECT_GE(took, 900ms);
+  EXPECT_LT(took, 2500ms);
+  EXPECT_EQ(server.queries("silent.example.test"), 1);
+  std::remove(path.c_str());
+  rmdir(dir);
+}
+
 TEST(dns_CaresResolver, ServersOverrideResolvConf) {
   TestDnsServer server;
   auto r = resolver_for(server);
