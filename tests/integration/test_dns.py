@@ -11,7 +11,9 @@ Checked through /metrics, with dns_update_interval 0 (re-resolve every iteration
     probes moved to the new address;
   - a record that disappears (NXDOMAIN): status 0 and the target's measurement series are removed; when it
     comes back, status 1, change_total +1 and its series return;
-  - an IP-literal target keeps being probed throughout.
+  - an IP-literal target keeps being probed throughout;
+  - with a DNS server that never answers, the IP-literal target is probed from the first iteration while
+    the hostnames are still pending; they then fail (status 0, no series) within resolv.conf's timeout.
 """
 import os
 import shutil
@@ -26,6 +28,14 @@ DNSMASQ = "/usr/sbin/dnsmasq"
 P4, T4, HOLE4 = "198.18.0.1", "198.18.0.2", "198.18.0.99"
 P6, T6 = "fd00:18::1", "fd00:18::2"
 PORT = 9100
+
+SILENT_SERVER = """
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.2", 53))
+while True:
+    s.recvfrom(512)  # and never answer
+"""
 
 TARGETS = {
     # name: (destination, address_family or None)
@@ -174,6 +184,32 @@ def run():
             assert val(m, "app_host_resolution_change_total", "flaky") == 2
             assert val(m, "icmp_sent_total", "literal") > before, "the literal target stopped being probed"
             print("recovery: ok")
+            proc.terminate()
+            proc.wait(timeout=10)
+
+            # 4. A DNS server that never answers: the literal target is probed at once, long before the
+            #    hostnames fail (resolv.conf: 1 s then 2 s), and they fail with status 0 and no series.
+            lab.popen(p, ["python3", "-c", SILENT_SERVER])
+            harness.wait_until(lambda: "127.0.0.2:53 " in netns.sh("ss", "-lunH", ns=p, capture=True), 10,
+                               "the silent DNS server")
+            with open(os.path.join(netns_etc, "resolv.conf"), "w") as f:
+                f.write("nameserver 127.0.0.2\noptions timeout:1 attempts:2\n")
+            log.close()
+            log = open(log_path, "w")
+            started = time.monotonic()
+            proc = lab.popen(p, [harness.netprobe_bin(), "run", config], stdout=log, stderr=log)
+            m = wait(lambda m: (val(m, "icmp_sent_total", "literal") or 0) >= 5, "the literal target probed", 10)
+            first_report = time.monotonic() - started
+            assert not harness.select(m, "app_host_resolution_status", destination="web_v4"), \
+                f"the literal target waited for DNS ({first_report:.1f} s):\n{output()}"
+            print(f"silent DNS: literal probed after {first_report:.2f} s, hostnames still pending")
+            m = wait(lambda m: all(val(m, "app_host_resolution_status", n) == 0
+                                   for n in ("web_v4", "web_v6", "moving", "flaky", "missing")),
+                     "every hostname failed on the silent server", 20)
+            for n in ("web_v4", "web_v6", "moving", "flaky", "missing"):
+                assert not harness.select(m, "icmp_sent_total", destination=n), n
+            assert val(m, "icmp_loss_ratio", "literal") == 0
+            print(f"silent DNS: hostnames inactive after {time.monotonic() - started:.1f} s: ok")
             proc.terminate()
             proc.wait(timeout=10)
     finally:
