@@ -9,8 +9,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <mutex>
+#include <sstream>
 
 #include <fmt/core.h>
 #include <spdlog/spdlog.h>
@@ -38,7 +38,9 @@ timeval to_timeval(Nanos d) {
   return tv;
 }
 
-Nanos from_timeval(const timeval& tv) { return Nanos(int64_t(tv.tv_sec) * 1'000'000'000 + int64_t(tv.tv_usec) * 1000); }
+Nanos from_timeval(const timeval& tv) {
+  return Nanos(int64_t(tv.tv_sec) * 1'000'000'000 + int64_t(tv.tv_usec) * 1000);
+}
 
 }  // namespace
 
@@ -53,11 +55,12 @@ Result<void*> CaresResolver::make_channel(const CaresOptions& options) {
   ares_options opts{};
   int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
   const auto system = system_options(options.resolv_conf.empty() ? "/etc/resolv.conf" : options.resolv_conf);
-  const auto timeout = options.timeout ? *options.timeout
+  const auto timeout = options.timeout    ? *options.timeout
                        : system.timeout_s ? std::chrono::milliseconds(*system.timeout_s * 1000)
                                           : CaresOptions::kDefaultTimeout;
   opts.timeout = int(std::max<int64_t>(1, timeout.count()));
-  opts.tries = std::max(1, options.tries ? *options.tries : system.attempts.value_or(CaresOptions::kDefaultTries));
+  opts.tries =
+      std::max(1, options.tries ? *options.tries : system.attempts.value_or(CaresOptions::kDefaultTries));
   // "fb" is getaddrinfo's order (files, then DNS); "b" talks to the DNS servers only.
   std::string lookups = options.use_hosts_file ? "fb" : "b";
   opts.lookups = lookups.data();
@@ -90,15 +93,19 @@ Result<void*> CaresResolver::make_channel(const CaresOptions& options) {
 CaresResolver::FileStamp CaresResolver::stamp_of(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return {};
-  return {true, uint64_t(st.st_ino), uint64_t(st.st_size), int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+  return {true, uint64_t(st.st_ino), uint64_t(st.st_size),
+          int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
 }
 
 namespace {
 
 // glibc's resolv.conf `options` words that c-ares 1.18 ignores; glibc's caps (RES_MAXRETRANS, RES_MAXRETRY).
-void parse_resolver_options(std::istream& words, std::optional<int>& timeout_s, std::optional<int>& attempts) {
+void parse_resolver_options(std::istream& words, std::optional<int>& timeout_s,
+                            std::optional<int>& attempts) {
   for (std::string word; words >> word;) {
-    auto number = [&](size_t prefix, int cap) { return std::clamp(std::atoi(word.c_str() + prefix), 1, cap); };
+    auto number = [&](size_t prefix, int cap) {
+      return std::clamp(std::atoi(word.c_str() + prefix), 1, cap);
+    };
     if (word.rfind("timeout:", 0) == 0) timeout_s = number(8, 30);
     if (word.rfind("attempts:", 0) == 0) attempts = number(9, 5);
   }
@@ -168,7 +175,8 @@ std::vector<std::string> CaresResolver::servers() const {
     char text[INET6_ADDRSTRLEN] = {};
     inet_ntop(n->family, &n->addr, text, sizeof text);
     const int port = n->udp_port ? n->udp_port : 53;
-    out.push_back(n->family == AF_INET6 ? fmt::format("[{}]:{}", text, port) : fmt::format("{}:{}", text, port));
+    out.push_back(n->family == AF_INET6 ? fmt::format("[{}]:{}", text, port)
+                                        : fmt::format("{}:{}", text, port));
   }
   ares_free_data(list);
   return out;
@@ -221,11 +229,13 @@ void CaresResolver::on_addrinfo(void* arg, int status, int /*timeouts*/, ares_ad
     const int want = q->af == AddressFamily::kV4 ? AF_INET : AF_INET6;
     for (auto* n = result->nodes; n; n = n->ai_next) {
       if (n->ai_family != want || !n->ai_addr) continue;
-      const auto* bytes = want == AF_INET
-                              ? reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in*>(n->ai_addr)->sin_addr)
-                              : reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in6*>(n->ai_addr)->sin6_addr);
+      const auto* bytes =
+          want == AF_INET
+              ? reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in*>(n->ai_addr)->sin_addr)
+              : reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in6*>(n->ai_addr)->sin6_addr);
       auto ip = IpAddress::from_bytes(q->af, bytes);
-      if (std::find(r.addresses.begin(), r.addresses.end(), ip) == r.addresses.end()) r.addresses.push_back(ip);
+      if (std::find(r.addresses.begin(), r.addresses.end(), ip) == r.addresses.end())
+        r.addresses.push_back(ip);
     }
     r.ok = !r.addresses.empty();
     if (!r.ok) r.error = error_text(ARES_ENODATA, q->af);

@@ -22,8 +22,8 @@ void record_resolution_events(const std::vector<ResolutionEvent>& events, Prober
       metrics.inc_host_resolution_change(ev.target, ev.af);
     } else {
       spdlog::log(!ev.repeated ? spdlog::level::warn : spdlog::level::debug,
-                  "target={} destination={} could not be resolved ({}): target inactive", ev.target, ev.destination,
-                  ev.error);
+                  "target={} destination={} could not be resolved ({}): target inactive", ev.target,
+                  ev.destination, ev.error);
       metrics.set_host_resolution_status(ev.target, ev.af, 0);
       metrics.clear_target_measurements(ev.target);
     }

@@ -7,7 +7,10 @@
 namespace netprobe {
 
 TargetAddressBook::TargetAddressBook(Resolver& resolver, const Clock& clock, AddressBookOptions options)
-    : resolver_(resolver), clock_(clock), options_(options), alive_(std::make_shared<TargetAddressBook*>(this)) {}
+    : resolver_(resolver),
+      clock_(clock),
+      options_(options),
+      alive_(std::make_shared<TargetAddressBook*>(this)) {}
 
 TargetAddressBook::~TargetAddressBook() = default;
 
@@ -214,7 +217,8 @@ const std::string& TargetAddressBook::error(const std::string& target) const {
 }
 
 size_t TargetAddressBook::pending() const {
-  return size_t(std::count_if(entries_.begin(), entries_.end(), [](const auto& kv) { return kv.second.query != 0; }));
+  return size_t(
+      std::count_if(entries_.begin(), entries_.end(), [](const auto& kv) { return kv.second.query != 0; }));
 }
 
 std::optional<Nanos> TargetAddressBook::next_refresh() const {

@@ -48,7 +48,7 @@ struct ResolutionEvent {
   Kind kind = Kind::kResolved;
   std::string target;
   AddressFamily af = AddressFamily::kV4;
-  std::string destination;         // as configured
+  std::string destination;          // as configured
   std::vector<IpAddress> previous;  // the address probed before (empty at first / after a failure)
   std::vector<IpAddress> hosts;     // kResolved: the new address (empty for a subnet: see hosts())
   std::string error;                // kFailed
@@ -100,9 +100,9 @@ class TargetAddressBook {
   // active hostname or literal target; nullopt for a subnet or an inactive target.
   std::optional<IpAddress> address(const std::string& target) const;
   bool is_subnet(const std::string& target) const;
-  State state(const std::string& target) const;  // kDisabled for an unknown name
+  State state(const std::string& target) const;               // kDisabled for an unknown name
   const std::string& error(const std::string& target) const;  // last failure, "" otherwise
-  size_t pending() const;                         // queries in flight
+  size_t pending() const;                                     // queries in flight
   // When the next interval-driven query is due (nullopt: none scheduled), for loops that sleep.
   std::optional<Nanos> next_refresh() const;
 
@@ -120,10 +120,10 @@ class TargetAddressBook {
     AddressFamily af = AddressFamily::kV4;
     int interval_s = 0;
     State state = State::kPending;
-    IpAddress address;           // kLiteral / kHostname when kActive
+    IpAddress address;  // kLiteral / kHostname when kActive
     std::optional<IpNetwork> subnet;
     std::string error;
-    uint64_t query = 0;          // id of the query in flight, 0 = none
+    uint64_t query = 0;  // id of the query in flight, 0 = none
     Nanos query_started{0};
     Nanos next_refresh{0};
   };

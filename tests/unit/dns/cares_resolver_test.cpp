@@ -18,8 +18,8 @@ namespace {
 using namespace std::chrono_literals;
 using testing::TestDnsServer;
 
-std::unique_ptr<CaresResolver> resolver_for(const TestDnsServer& server, std::chrono::milliseconds timeout = 500ms,
-                                            int tries = 2) {
+std::unique_ptr<CaresResolver> resolver_for(const TestDnsServer& server,
+                                            std::chrono::milliseconds timeout = 500ms, int tries = 2) {
   CaresOptions o;
   o.servers = {server.server()};
   o.search_domains = std::vector<std::string>{};
@@ -187,7 +187,8 @@ TEST(dns_CaresResolver, ChangedRecordIsSeenByTheNextQuery) {
 
 TEST(dns_CaresResolver, ManyQueriesInFlightAtOnce) {
   TestDnsServer server;
-  for (int i = 0; i < 50; ++i) server.set_a("h" + std::to_string(i) + ".example.test", {"192.0.2." + std::to_string(i)});
+  for (int i = 0; i < 50; ++i)
+    server.set_a("h" + std::to_string(i) + ".example.test", {"192.0.2." + std::to_string(i)});
   auto r = resolver_for(server);
   int ok = 0;
   for (int i = 0; i < 50; ++i)

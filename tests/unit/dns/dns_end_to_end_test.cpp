@@ -33,8 +33,8 @@ std::string status_line(const std::string& target, const char* af, int v) {
          R"(",probe_name="probe1"} )" + std::to_string(v);
 }
 std::string change_line(const std::string& target, const char* af, int v) {
-  return R"(app_host_resolution_change_total{address_family=")" + std::string(af) + R"(",destination=")" + target +
-         R"(",probe_name="probe1"} )" + std::to_string(v);
+  return R"(app_host_resolution_change_total{address_family=")" + std::string(af) + R"(",destination=")" +
+         target + R"(",probe_name="probe1"} )" + std::to_string(v);
 }
 
 TargetConfig target(const std::string& name, const std::string& destination, AddressFamily af) {
@@ -131,7 +131,8 @@ TEST_F(dns_EndToEnd, NxdomainSetsStatusZeroAndRemovesMeasurementSeries) {
   EXPECT_EQ(book_->error("gone"), "NXDOMAIN");
   EXPECT_FALSE(book_->hosts("gone"));
   EXPECT_TRUE(has_line_containing(*registry_, status_line("gone", "ipv4", 0)));
-  EXPECT_FALSE(has_line_containing(*registry_, R"(icmp_sent_total{address_family="ipv4",destination="gone")"));
+  EXPECT_FALSE(
+      has_line_containing(*registry_, R"(icmp_sent_total{address_family="ipv4",destination="gone")"));
   EXPECT_TRUE(has_line_containing(*registry_, change_line("gone", "ipv4", 1)));  // kept, as netprobify
 }
 

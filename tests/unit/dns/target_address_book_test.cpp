@@ -217,7 +217,8 @@ TEST_F(dns_TargetAddressBook, IntervalZeroReResolvesEveryIteration) {
 }
 
 TEST_F(dns_TargetAddressBook, IntervalNReResolvesEveryNSeconds) {
-  book_.set_targets(targets({target("web", "web.example.test", 300), target("fast", "fast.example.test", 10)}));
+  book_.set_targets(
+      targets({target("web", "web.example.test", 300), target("fast", "fast.example.test", 10)}));
   resolver_.answer_ok("web.example.test", {"192.0.2.1"});
   resolver_.answer_ok("fast.example.test", {"192.0.2.2"});
   book_.poll(0ns);
@@ -363,7 +364,7 @@ TEST_F(dns_TargetAddressBook, ReloadForcesResolutionAndKeepsProbingMeanwhile) {
 
   clock_.advance(10s);  // long before the 300 s refresh
   book_.set_targets(targets({target("web", "web.example.test", 300)}));
-  EXPECT_EQ(resolver_.open("web.example.test"), 1);  // forced
+  EXPECT_EQ(resolver_.open("web.example.test"), 1);                        // forced
   EXPECT_EQ(book_.hosts("web"), std::vector<IpAddress>{ip("192.0.2.1")});  // still probed meanwhile
   resolver_.answer_ok("web.example.test", {"192.0.2.1"});
   book_.poll(0ns);

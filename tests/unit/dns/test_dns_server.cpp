@@ -90,7 +90,8 @@ void TestDnsServer::serve() {
     const ssize_t n = ::recvfrom(fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &from_len);
     if (n <= 0) continue;
     auto reply = answer(buf, size_t(n));
-    if (!reply.empty()) ::sendto(fd_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), from_len);
+    if (!reply.empty())
+      ::sendto(fd_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), from_len);
   }
 }
 
@@ -129,23 +130,26 @@ std::vector<uint8_t> TestDnsServer::answer(const uint8_t* q, size_t len) {
 
   std::vector<std::vector<uint8_t>> rdata;
   if (rcode == 0) {
-    for (const auto& text : qtype == kTypeA ? rec.a : qtype == kTypeAaaa ? rec.aaaa : std::vector<std::string>{}) {
+    for (const auto& text : qtype == kTypeA      ? rec.a
+                            : qtype == kTypeAaaa ? rec.aaaa
+                                                 : std::vector<std::string>{}) {
       std::vector<uint8_t> bytes(qtype == kTypeA ? 4 : 16);
-      if (inet_pton(qtype == kTypeA ? AF_INET : AF_INET6, text.c_str(), bytes.data()) == 1) rdata.push_back(bytes);
+      if (inet_pton(qtype == kTypeA ? AF_INET : AF_INET6, text.c_str(), bytes.data()) == 1)
+        rdata.push_back(bytes);
     }
   }
   std::vector<uint8_t> out(q, q + question_end);  // id, flags, counts and question, fixed below
-  out[2] = uint8_t(0x80 | (q[2] & 0x79) | 0x04);   // QR, same opcode and RD, AA
-  out[3] = uint8_t(0x80 | rcode);                  // RA
+  out[2] = uint8_t(0x80 | (q[2] & 0x79) | 0x04);  // QR, same opcode and RD, AA
+  out[3] = uint8_t(0x80 | rcode);                 // RA
   out[6] = 0;
   out[7] = uint8_t(rdata.size());
   out[8] = out[9] = out[10] = out[11] = 0;
   for (const auto& d : rdata) {
     put16(out, 0xC00C);  // pointer to the question's name
     put16(out, qtype);
-    put16(out, 1);       // IN
+    put16(out, 1);  // IN
     put16(out, 0);
-    put16(out, 0);       // TTL 0: nothing may be cached between refreshes
+    put16(out, 0);  // TTL 0: nothing may be cached between refreshes
     put16(out, uint16_t(d.size()));
     out.insert(out.end(), d.begin(), d.end());
   }
