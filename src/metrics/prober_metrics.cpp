@@ -16,17 +16,6 @@ using prometheus::Gauge;
 using prometheus::Histogram;
 using prometheus::Labels;
 
-// Local spelling of the alert_level label: config/ declares to_string(AlertLevel) but this library must
-// not depend on config's implementation, only on its plain structs.
-std::string alert_level_label(AlertLevel level) {
-  switch (level) {
-    case AlertLevel::kPaging: return "paging";
-    case AlertLevel::kPagingValidation: return "paging_validation";
-    case AlertLevel::kSandbox: return "sandbox";
-    case AlertLevel::kNoAlert: return "no_alert";
-  }
-  return "no_alert";
-}
 
 std::string label_or_empty(const Labels& labels, const char* name) {
   auto it = labels.find(name);
@@ -322,7 +311,7 @@ void ProberMetrics::create_target_series(const TargetConfig& target, AddressFami
                  {"address_family", af_label},
                  {"type", kind},
                  {"state", state},
-                 {"alert_level", alert_level_label(target.alert_level)},
+                 {"alert_level", std::string(to_string(target.alert_level))},
                  {"group", group}})
           .Set(value);
     };
