@@ -191,6 +191,7 @@ size_t plan_bytes(const Plan& plan) {
   size_t b = plan.probes.capacity() * sizeof(PlannedProbe) + plan.templates.capacity() * sizeof(PacketTemplate);
   for (const auto& t : plan.templates) b += t.bytes.capacity();
   b += plan.buckets.capacity() * sizeof(Bucket) + plan.targets.capacity() * sizeof(PlannedTarget);
+  b += plan.sources.capacity() * sizeof(IpAddress);
   return b;
 }
 

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <unordered_map>
 
 #include "config/config.h"
 
@@ -101,11 +102,12 @@ Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>&
     uint32_t tmpl;
     uint32_t bucket;
     int count;
-    std::vector<IpAddress> sources;  // round robin (source subnet) or a single address
+    std::vector<uint32_t> sources;   // into Plan::sources: round robin (source subnet) or a single address
     std::vector<bool> needs_rst;     // per source: TCPsyn from an address that is not ours
     uint16_t port_a, port_count;
   };
   std::vector<Stream> streams;
+  std::unordered_map<IpAddress, uint32_t> source_index;
 
   for (const auto& rt : targets) {
     const TargetConfig& t = *rt.config;
@@ -150,7 +152,13 @@ Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>&
         std::vector<bool> needs_rst(sources.size(), false);
         if (t.type == ProbeType::kTcpSyn)
           for (size_t k = 0; k < sources.size(); ++k) needs_rst[k] = !is_local(sources[k]);
-        streams.push_back({uint32_t(plan.templates.size() - 1), bucket, t.nb_packets, std::move(sources),
+        std::vector<uint32_t> source_indexes(sources.size());
+        for (size_t k = 0; k < sources.size(); ++k) {
+          auto [it, added] = source_index.emplace(sources[k], uint32_t(plan.sources.size()));
+          if (added) plan.sources.push_back(sources[k]);
+          source_indexes[k] = it->second;
+        }
+        streams.push_back({uint32_t(plan.templates.size() - 1), bucket, t.nb_packets, std::move(source_indexes),
                            std::move(needs_rst), g.src_port_a, uint16_t(g.src_port_z - g.src_port_a + 1)});
       }
     }

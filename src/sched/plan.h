@@ -37,10 +37,12 @@ struct PlannedTarget {
   Nanos timeout{0};
 };
 
+// 16 bytes: one per probe per iteration, so the source address is an index (an IpAddress is 17 bytes and
+// made the record 32).
 struct PlannedProbe {
   uint32_t tmpl = 0;    // index into Plan::templates
   uint32_t bucket = 0;  // index into Plan::buckets
-  IpAddress src;
+  uint32_t src = 0;     // index into Plan::sources
   uint16_t src_port = 0;
   bool needs_rst = false;  // TCPsyn from a non-local source: our kernel will not reset the target's
                            // half-open connection, netprobe must (decision 12)
@@ -50,7 +52,9 @@ struct Plan {
   std::vector<PacketTemplate> templates;  // one per (target, host, group)
   std::vector<Bucket> buckets;
   std::vector<PlannedTarget> targets;
+  std::vector<IpAddress> sources;         // distinct source addresses of the probes
   std::vector<PlannedProbe> probes;       // one iteration, interleaved across targets
+  const IpAddress& source_of(const PlannedProbe& p) const { return sources[p.src]; }
   Nanos max_timeout{0};
   double interval_packets_s = 0;
   size_t active_targets = 0;

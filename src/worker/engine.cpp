@@ -68,7 +68,7 @@ void Engine::send_resets(const Plan& plan, const std::vector<uint32_t>& tokens) 
     const PlannedProbe& p = plan.probes[slot];
     const PacketTemplate& t = plan.templates[p.tmpl];
     packet.resize(t.bytes.size());
-    const size_t len = tcp.craft_rst(t, PacketFields{p.src, p.src_port, tokens[slot]}, packet);
+    const size_t len = tcp.craft_rst(t, PacketFields{plan.source_of(p), p.src_port, tokens[slot]}, packet);
     const OutPacket out{std::span<const uint8_t>(packet.data(), len), t.params.dst};
     sink_.send(std::span<const OutPacket>(&out, 1));
   }
@@ -114,7 +114,7 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
       const PlannedProbe& p = plan.probes[i];
       const PacketTemplate& t = plan.templates[p.tmpl];
       std::span<uint8_t> slot(buffer_.data() + k * max_len, max_len);
-      const size_t len = probe_for(t.type).craft(t, PacketFields{p.src, p.src_port, tokens[i]}, slot);
+      const size_t len = probe_for(t.type).craft(t, PacketFields{plan.source_of(p), p.src_port, tokens[i]}, slot);
       out[k] = OutPacket{slot.first(len), t.params.dst};
       ++k;
       ++i;

@@ -128,7 +128,7 @@ void IterationRunner::on_answer(const Classification& c, Nanos at) {
   const PacketTemplate& t = plan_->templates[p.tmpl];
   // The answer must come back to the address the probe left from (a spoofed reply to another address
   // of ours is not an answer), and a TCP ack must be exact.
-  if (c.local != p.src) {
+  if (c.local != plan_->source_of(p)) {
     ++rejected_["wrong_local_address"];
     return;
   }

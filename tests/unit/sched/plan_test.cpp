@@ -75,7 +75,7 @@ TEST(BuildPlan, NbPacketsPerGroupPortsRoundRobinGroupsInterleaved) {
     const auto& p = plan.probes[i];
     EXPECT_EQ(plan.buckets[p.bucket].group, i % 2 == 0 ? "g1" : "g2") << "groups alternate within a target";
     (plan.buckets[p.bucket].group == "g1" ? g1_ports : g2_ports).push_back(p.src_port);
-    EXPECT_EQ(p.src.to_string(), "192.0.2.1") << "kernel-chosen source";
+    EXPECT_EQ(plan.source_of(p).to_string(), "192.0.2.1") << "kernel-chosen source";
   }
   EXPECT_EQ(g1_ports, (std::vector<uint16_t>{65000, 65001, 65002, 65000, 65001, 65002}));
   EXPECT_EQ(g2_ports, (std::vector<uint16_t>{65100, 65101, 65100, 65101, 65100, 65101}));
@@ -89,7 +89,7 @@ TEST(BuildPlan, SourceSubnetCoversEveryAddressPortPair) {
   f.add("web", ProbeType::kUdpUnreachable, "198.51.100.1", 12).groups = {"g1"};
   const Plan plan = f.plan();
   std::set<std::pair<std::string, uint16_t>> pairs;
-  for (const auto& p : plan.probes) pairs.insert({p.src.to_string(), p.src_port});
+  for (const auto& p : plan.probes) pairs.insert({plan.source_of(p).to_string(), p.src_port});
   EXPECT_EQ(pairs.size(), 12u) << "netprobify's rotation repeated port 65000 here (quirk 8)";
   EXPECT_FALSE(pairs.count({"192.0.2.7", 65000})) << "broadcast never used";
 }
