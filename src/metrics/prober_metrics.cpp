@@ -4,6 +4,7 @@
 #include <cmath>
 #include <optional>
 #include <set>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -67,13 +68,15 @@ class ProberMetrics::SeriesSet : public ProberMetrics::SeriesSetBase {
     auto it = children_.find(labels);
     if (it != children_.end()) return *it->second;
     T& child = family_.Add(labels, std::forward<Args>(args)...);
-    children_.emplace(labels, &child);
+    it = children_.emplace(labels, &child).first;
+    by_destination_[label_or_empty(labels, "destination")].push_back(it);
     return child;
   }
 
   void remove_if(const std::function<bool(const Labels&)>& pred) override {
     for (auto it = children_.begin(); it != children_.end();) {
       if (pred(it->first)) {
+        unindex(it);
         family_.Remove(it->second);
         it = children_.erase(it);
       } else {
@@ -82,12 +85,39 @@ class ProberMetrics::SeriesSet : public ProberMetrics::SeriesSetBase {
     }
   }
 
+  void remove_if_destination(const std::string& destination, const std::function<bool(const Labels&)>& pred) override {
+    auto d = by_destination_.find(destination);
+    if (d == by_destination_.end()) return;
+    std::vector<Iterator>& of = d->second;
+    for (size_t i = 0; i < of.size();) {
+      const Iterator it = of[i];
+      if (!pred(it->first)) {
+        ++i;
+        continue;
+      }
+      of[i] = of.back();
+      of.pop_back();
+      family_.Remove(it->second);
+      children_.erase(it);
+    }
+    if (of.empty()) by_destination_.erase(d);
+  }
+
   // Set by the per-type families only: lets declare_target drop a target's series of another type.
   std::optional<ProbeType> owner;
 
  private:
+  using Iterator = typename std::map<Labels, T*>::iterator;  // stable until erased
+  void unindex(Iterator it) {
+    auto d = by_destination_.find(label_or_empty(it->first, "destination"));
+    if (d == by_destination_.end()) return;
+    std::erase(d->second, it);
+    if (d->second.empty()) by_destination_.erase(d);
+  }
+
   prometheus::Family<T>& family_;
   std::map<Labels, T*> children_;
+  std::unordered_map<std::string, std::vector<Iterator>> by_destination_;  // "" for series without one
 };
 
 struct ProberMetrics::TypeFamilies {
@@ -342,16 +372,16 @@ void ProberMetrics::declare_target(const TargetConfig& target, AddressFamily af)
     auto g = labels.find("group");
     return g != labels.end() && !groups.count(g->second);
   };
-  for (auto& set : all_) set->remove_if(stale);
+  for (auto& set : all_) set->remove_if_destination(target.name, stale);
   // Series of the per-type families of another probe type (the target changed type).
   for (size_t i = 0; i < types_.size(); ++i) {
     if (i == type_index(target.type)) continue;
     TypeFamilies& tf = *types_[i];
-    auto of_target = [&](const Labels& labels) { return label_or_empty(labels, "destination") == target.name; };
+    auto any = [](const Labels&) { return true; };
     for (SeriesSetBase* set : std::initializer_list<SeriesSetBase*>{tf.sent, tf.loss, tf.loss_ratio, tf.round_trip,
                                                                     tf.rtt, tf.icmp_errors, tf.match_ack_fail,
                                                                     tf.port_mismatch}) {
-      if (set) set->remove_if(of_target);
+      if (set) set->remove_if_destination(target.name, any);
     }
   }
   create_target_series(target, af);
@@ -359,22 +389,22 @@ void ProberMetrics::declare_target(const TargetConfig& target, AddressFamily af)
 }
 
 void ProberMetrics::clear_target(const std::string& target) {
-  remove_if([&](const Labels& labels) { return label_or_empty(labels, "destination") == target; });
+  for (auto& set : all_) set->remove_if_destination(target, [](const Labels&) { return true; });
   declared_.erase(target);
 }
 
 void ProberMetrics::clear_target_measurements(const std::string& target) {
-  auto of_target = [&](const Labels& labels) { return label_or_empty(labels, "destination") == target; };
+  auto any = [](const Labels&) { return true; };
   for (auto& tf : types_) {
     for (SeriesSetBase* set : std::initializer_list<SeriesSetBase*>{tf->sent, tf->loss, tf->loss_ratio, tf->round_trip,
                                                                     tf->rtt, tf->icmp_errors, tf->match_ack_fail,
                                                                     tf->port_mismatch}) {
-      if (set) set->remove_if(of_target);
+      if (set) set->remove_if_destination(target, any);
     }
   }
-  time_ooo_->remove_if(of_target);
-  late_->remove_if(of_target);
-  duplicates_->remove_if(of_target);
+  time_ooo_->remove_if_destination(target, any);
+  late_->remove_if_destination(target, any);
+  duplicates_->remove_if_destination(target, any);
 }
 
 void ProberMetrics::clear_group(const std::string& group) {

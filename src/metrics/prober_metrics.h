@@ -104,6 +104,10 @@ class ProberMetrics {
    public:
     virtual ~SeriesSetBase() = default;
     virtual void remove_if(const std::function<bool(const prometheus::Labels&)>& pred) = 0;
+    // remove_if() over the series whose destination label is `destination` only: declaring a target must
+    // not scan every series of every target (quadratic: minutes of start-up with 10,000 targets).
+    virtual void remove_if_destination(const std::string& destination,
+                                       const std::function<bool(const prometheus::Labels&)>& pred) = 0;
   };
 
  private:
