@@ -246,11 +246,14 @@ def stop(proc):
 def run_netprobe(lab, netns, scraper, binary, p, targets, kind, rate, duration, tmp):
     """Figures of netprobe at one configured rate, or {"error": ...}."""
     _, prefix, _, _ = TYPES[kind]
-    interval = 1 if duration < 5 else 2
+    interval = 1 if duration < 5 or rate == 0 else 2
     if rate > 0:
         per_iteration = rate * interval
-    else:  # flat out: far more than it can send in the 0.4 s window, so it is always behind schedule
-        per_iteration = 50_000 if duration < 5 else 200_000
+    else:
+        # Flat out: far more than it can send in the 0.4 s window (always behind schedule) and than it can
+        # send in the interval (a worker that finishes early waits out the interval: that would cap the
+        # rate at per_iteration / interval).
+        per_iteration = 50_000 if duration < 5 else 300_000
     nb = max(1, -(-per_iteration // len(targets)))
     path = os.path.join(tmp, f"{kind}_{rate}.yaml")
     with open(path, "w") as f:
@@ -279,7 +282,15 @@ def run_netprobe(lab, netns, scraper, binary, p, targets, kind, rate, duration, 
                 time.sleep(0.2)
                 continue
             if last is not None and s["sent"] != last["sent"]:
-                changes.append(s)  # an iteration ended between the last two samples
+                # An iteration ended between the last two samples. The supervisor may be applying its
+                # report while we scrape: take the first sample after the counters stopped moving.
+                for _ in range(20):
+                    time.sleep(0.02)
+                    again = sample()
+                    if again["sent"] == s["sent"]:
+                        break
+                    s = again
+                changes.append(s)
                 if len(changes) >= 2 and s["t"] - changes[0]["t"] >= duration:
                     break
             last = s
