@@ -146,6 +146,7 @@ class ProberMetrics {
   SeriesSet<prometheus::Counter>* capture_received_ = nullptr;
   SeriesSet<prometheus::Counter>* capture_dropped_ = nullptr;
   SeriesSet<prometheus::Counter>* capture_rejected_ = nullptr;
+  SeriesSet<prometheus::Counter>* send_errors_ = nullptr;
   SeriesSet<prometheus::Gauge>* inventory_targets_ = nullptr;
   SeriesSet<prometheus::Counter>* inventory_failures_ = nullptr;
   std::map<std::string, size_t> inventories_;  // declared plug-ins and their target counts, for renames

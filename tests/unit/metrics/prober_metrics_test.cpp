@@ -84,6 +84,7 @@ TEST_F(metrics_ProberMetrics, ProcessWideSeriesExistFromTheStart) {
   EXPECT_TRUE(lines.count(R"(app_reload_conf_failed_status{probe_name="probe1"} 0)"));
   EXPECT_TRUE(lines.count(R"(app_process_timed_out_total{probe_name="probe1"} 0)"));
   EXPECT_TRUE(lines.count(R"(netprobe_capture_packets_received_total{probe_name="probe1"} 0)"));
+  EXPECT_TRUE(lines.count(R"(netprobe_send_errors_total{probe_name="probe1"} 0)"));
   EXPECT_TRUE(lines.count(R"(netprobe_capture_packets_dropped_total{probe_name="probe1",source="kernel"} 0)"));
 }
 
@@ -119,6 +120,7 @@ TEST_F(metrics_ProberMetrics, RecordsOneIterationExactly) {
   report.targets.push_back(TargetEvents{"udp", ProbeType::kUdpUnreachable, AddressFamily::kV4, 7, 3});
   report.duration_s = 1.5;
   report.capture_received = 10;
+  report.send_errors = 3;
   report.capture_dropped = 1;
   report.rejected["foreign"] = 4;
   metrics_.record(report);
@@ -166,6 +168,7 @@ TEST_F(metrics_ProberMetrics, RecordsOneIterationExactly) {
 
   EXPECT_TRUE(lines.count(R"(app_iteration_time_seconds{probe_name="probe1"} 1.5)"));
   EXPECT_TRUE(lines.count(R"(netprobe_capture_packets_received_total{probe_name="probe1"} 10)"));
+  EXPECT_TRUE(lines.count(R"(netprobe_send_errors_total{probe_name="probe1"} 3)"));
   EXPECT_TRUE(lines.count(R"(netprobe_capture_packets_dropped_total{probe_name="probe1",source="kernel"} 1)"));
   EXPECT_TRUE(lines.count(R"(netprobe_capture_packets_dropped_total{probe_name="probe1",source="interface"} 0)"));
   EXPECT_TRUE(lines.count(R"(netprobe_capture_rejected_total{probe_name="probe1",reason="foreign"} 4)"));
