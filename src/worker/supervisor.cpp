@@ -280,10 +280,14 @@ class Supervisor {
 
   uint32_t nb_workers() const { return uint32_t(std::max(1, config_.global.nb_proc)); }
 
+  // Probe types of every configured target (with a group) sharded to this worker, active or not: a
+  // target that loses its DNS answer and gets it back must not change the worker's capture filter, which
+  // would restart the worker.
   uint32_t types_of(uint32_t index) const {
     uint32_t mask = 0;
-    for (const auto& [name, a] : active_)
-      if (a.worker == index) mask |= uint32_t(1) << unsigned(a.config.type);
+    const uint32_t nb = nb_workers();
+    for (const auto& [name, t] : config_.targets)
+      if (!t.groups.empty() && worker_for(name, nb) == index) mask |= uint32_t(1) << unsigned(t.type);
     return mask;
   }
 
