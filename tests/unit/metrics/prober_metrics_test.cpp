@@ -10,22 +10,11 @@
 #include <prometheus/text_serializer.h>
 
 #include "metrics/prober_metrics.h"
+#include "tests/support/metrics_lines.h"
 
 namespace netprobe {
 namespace {
 
-// Every sample line of the exposition (comments dropped), as a set: prometheus-cpp's order of children
-// within a family is an implementation detail.
-std::set<std::string> render(prometheus::Registry& registry) {
-  std::ostringstream out;
-  prometheus::TextSerializer().Serialize(out, registry.Collect());
-  std::set<std::string> lines;
-  std::istringstream in(out.str());
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty() && line[0] != '#') lines.insert(line);
-  }
-  return lines;
-}
 
 std::string render_text(prometheus::Registry& registry) {
   std::ostringstream out;
@@ -78,7 +67,7 @@ class metrics_ProberMetrics : public ::testing::Test {
 };
 
 TEST_F(metrics_ProberMetrics, ProcessWideSeriesExistFromTheStart) {
-  const auto lines = render(*registry_);
+  const auto lines = testing::sample_lines(*registry_);
   EXPECT_TRUE(lines.count(R"(netprobe_info{version="0.1.0"} 1)"));
   EXPECT_TRUE(lines.count(R"(netprobify_info{scapy_version="none",version="0.1.0"} 1)"));
   EXPECT_TRUE(lines.count(R"(app_reload_conf_failed_status{probe_name="probe1"} 0)"));
@@ -124,7 +113,7 @@ TEST_F(metrics_ProberMetrics, RecordsOneIterationExactly) {
   report.capture_dropped = 1;
   report.rejected["foreign"] = 4;
   metrics_.record(report);
-  const auto lines = render(*registry_);
+  const auto lines = testing::sample_lines(*registry_);
 
   const std::string m5 = R"(address_family="ipv4",destination="web",group="g1",probe_name="probe1",state="None")";
   EXPECT_TRUE(lines.count("tcpsyn_sent_total{" + m5 + "} 4"));
@@ -184,7 +173,7 @@ TEST_F(metrics_ProberMetrics, RatioIsLastIterationWhileTotalsAccumulate) {
   second.groups.push_back(measurement("web", "g1", ProbeType::kTcpSyn, 10, 0, {}));
   second.targets.push_back(TargetEvents{"web", ProbeType::kTcpSyn, AddressFamily::kV4, 1, 0});
   metrics_.record(second);
-  const auto lines = render(*registry_);
+  const auto lines = testing::sample_lines(*registry_);
   const std::string m5 = R"(address_family="ipv4",destination="web",group="g1",probe_name="probe1",state="None")";
   EXPECT_TRUE(lines.count("tcpsyn_sent_total{" + m5 + "} 20"));
   EXPECT_TRUE(lines.count("tcpsyn_loss_total{" + m5 + "} 5"));
@@ -204,7 +193,7 @@ TEST_F(metrics_ProberMetrics, EventsCountedOncePerTargetNotPerGroup) {
   report.groups.push_back(measurement("web", "g2", ProbeType::kTcpSyn, 1, 0, {0.001}));
   report.targets.push_back(TargetEvents{"web", ProbeType::kTcpSyn, AddressFamily::kV4, 3, 0});
   metrics_.record(report);
-  EXPECT_TRUE(render(*registry_).count(
+  EXPECT_TRUE(testing::sample_lines(*registry_).count(
       R"(tcpsyn_match_ack_fail_count{address_family="ipv4",destination="web",probe_name="probe1"} 3)"));
 }
 
@@ -215,7 +204,7 @@ TEST_F(metrics_ProberMetrics, DeclareTargetCreatesZeroSeriesAndThresholds) {
   t.alert_level = AlertLevel::kPaging;
   t.state = "validation";
   metrics_.declare_target(t, AddressFamily::kV4);
-  const auto lines = render(*registry_);
+  const auto lines = testing::sample_lines(*registry_);
   EXPECT_TRUE(lines.count(
       R"(tcpsyn_sent_total{address_family="ipv4",destination="web",group="g1",probe_name="probe1",state="validation"} 0)"));
   EXPECT_TRUE(lines.count(
@@ -241,7 +230,7 @@ TEST_F(metrics_ProberMetrics, RedeclaringKeepsCountersAndDropsStaleSeries) {
   t.groups = {"g1"};
   t.alert_level = AlertLevel::kSandbox;
   metrics_.declare_target(t, AddressFamily::kV4);
-  const auto lines = render(*registry_);
+  const auto lines = testing::sample_lines(*registry_);
   EXPECT_TRUE(lines.count(
       R"(tcpsyn_sent_total{address_family="ipv4",destination="web",group="g1",probe_name="probe1",state="None"} 7)"));
   EXPECT_FALSE(has_line_containing(lines, R"(group="g2")"));
@@ -251,7 +240,7 @@ TEST_F(metrics_ProberMetrics, RedeclaringKeepsCountersAndDropsStaleSeries) {
   // The target turns into an ICMP target: no tcpsyn series left for it.
   t.type = ProbeType::kIcmpPing;
   metrics_.declare_target(t, AddressFamily::kV4);
-  const auto after = render(*registry_);
+  const auto after = testing::sample_lines(*registry_);
   EXPECT_FALSE(has_line_containing(after, "tcpsyn_"));
   EXPECT_TRUE(has_line_containing(after, R"(icmp_sent_total{address_family="ipv4",destination="web")"));
   EXPECT_TRUE(has_line_containing(after, R"(netprobe_late_replies_total{address_family="ipv4",destination="web",group="g1",probe_name="probe1",type="ICMPping"})"));
@@ -264,7 +253,7 @@ TEST_F(metrics_ProberMetrics, ClearTargetIsExactAndComplete) {
   metrics_.set_host_resolution_status("web", AddressFamily::kV4, 1);
   metrics_.inc_host_resolution_change("web", AddressFamily::kV4);
   metrics_.clear_target("web");
-  const auto lines = render(*registry_);
+  const auto lines = testing::sample_lines(*registry_);
   EXPECT_FALSE(has_line_containing(lines, R"(destination="web")"));
   // netprobify's substring match would also have cleared "web2".
   EXPECT_TRUE(has_line_containing(lines, R"(destination="web2")"));
@@ -276,7 +265,7 @@ TEST_F(metrics_ProberMetrics, ClearMeasurementsKeepsResolutionAndThreshold) {
   metrics_.declare_target(t, AddressFamily::kV4);
   metrics_.set_host_resolution_status("web", AddressFamily::kV4, 0);
   metrics_.clear_target_measurements("web");
-  const auto lines = render(*registry_);
+  const auto lines = testing::sample_lines(*registry_);
   EXPECT_FALSE(has_line_containing(lines, "tcpsyn_"));
   EXPECT_TRUE(lines.count(R"(app_host_resolution_status{address_family="ipv4",destination="web",probe_name="probe1"} 0)"));
   EXPECT_TRUE(has_line_containing(lines, "threshold{"));
@@ -286,28 +275,28 @@ TEST_F(metrics_ProberMetrics, ClearGroup) {
   metrics_.declare_target(target_config("web", ProbeType::kTcpSyn, {"g1", "g2"}), AddressFamily::kV4);
   metrics_.set_host_resolution_status("web", AddressFamily::kV4, 1);
   metrics_.clear_group("g2");
-  auto lines = render(*registry_);
+  auto lines = testing::sample_lines(*registry_);
   EXPECT_FALSE(has_line_containing(lines, R"(group="g2")"));
   EXPECT_TRUE(has_line_containing(lines, R"(group="g1")"));
   // A target that only lost a group keeps its host-resolution series (netprobify's test_main).
   EXPECT_TRUE(has_line_containing(lines, "app_host_resolution_status{"));
   // The group stays gone when declared targets are recreated (a probe_name change).
   metrics_.set_probe_name("probe2");
-  lines = render(*registry_);
+  lines = testing::sample_lines(*registry_);
   EXPECT_FALSE(has_line_containing(lines, R"(group="g2")"));
 }
 
 TEST_F(metrics_ProberMetrics, SetPercentilesRemovesDroppedAndAddsNew) {
   metrics_.declare_target(target_config("web", ProbeType::kIcmpPing, {"g1"}), AddressFamily::kV4);
   metrics_.set_percentiles({99, 50});
-  auto lines = render(*registry_);
+  auto lines = testing::sample_lines(*registry_);
   EXPECT_FALSE(has_line_containing(lines, R"(percentile="95")"));
   EXPECT_TRUE(has_line_containing(lines, R"(percentile="50")"));
   EXPECT_TRUE(has_line_containing(lines, R"(percentile="99")"));
   IterationReport report;
   report.groups.push_back(measurement("web", "g1", ProbeType::kIcmpPing, 2, 0, {0.001, 0.002}));
   metrics_.record(report);
-  lines = render(*registry_);
+  lines = testing::sample_lines(*registry_);
   EXPECT_EQ(series_of(lines, "icmp_round_trip_seconds").size(), 2u);
   EXPECT_TRUE(lines.count(
       R"(icmp_round_trip_seconds{address_family="ipv4",destination="web",group="g1",percentile="99",probe_name="probe1",state="None"} 0.00199)"));
@@ -319,7 +308,7 @@ TEST_F(metrics_ProberMetrics, SetProbeNameClearsOldSeries) {
   metrics_.set_reload_failed(true);
   metrics_.inc_target_name_dup("dup");
   metrics_.set_probe_name("probe2");
-  const auto lines = render(*registry_);
+  const auto lines = testing::sample_lines(*registry_);
   EXPECT_FALSE(has_line_containing(lines, R"(probe_name="probe1")"));
   EXPECT_TRUE(lines.count(
       R"(udp_unreachable_sent_total{address_family="ipv4",destination="web",group="g1",probe_name="probe2",state="None"} 0)"));
@@ -334,14 +323,14 @@ TEST_F(metrics_ProberMetrics, AppSeries) {
   metrics_.inc_process_timed_out();
   metrics_.set_host_resolution_status("web", AddressFamily::kV6, 1);
   metrics_.inc_host_resolution_change("web", AddressFamily::kV6);
-  const auto lines = render(*registry_);
+  const auto lines = testing::sample_lines(*registry_);
   EXPECT_TRUE(lines.count(R"(app_reload_conf_failed_status{probe_name="probe1"} 1)"));
   EXPECT_TRUE(lines.count(R"(app_process_timed_out_total{probe_name="probe1"} 2)"));
   EXPECT_TRUE(lines.count(R"(app_host_resolution_status{address_family="ipv6",destination="web",probe_name="probe1"} 1)"));
   EXPECT_TRUE(
       lines.count(R"(app_host_resolution_change_total{address_family="ipv6",destination="web",probe_name="probe1"} 1)"));
   metrics_.set_reload_failed(false);
-  EXPECT_TRUE(render(*registry_).count(R"(app_reload_conf_failed_status{probe_name="probe1"} 0)"));
+  EXPECT_TRUE(testing::sample_lines(*registry_).count(R"(app_reload_conf_failed_status{probe_name="probe1"} 0)"));
 }
 
 TEST_F(metrics_ProberMetrics, NonFiniteRttsAreIgnored) {
@@ -349,7 +338,7 @@ TEST_F(metrics_ProberMetrics, NonFiniteRttsAreIgnored) {
   report.groups.push_back(
       measurement("web", "g1", ProbeType::kTcpSyn, 3, 0, {0.001, std::numeric_limits<double>::quiet_NaN(), -1}));
   metrics_.record(report);
-  const auto lines = render(*registry_);
+  const auto lines = testing::sample_lines(*registry_);
   EXPECT_TRUE(lines.count(
       R"(tcpsyn_rtt_seconds_count{address_family="ipv4",destination="web",group="g1",probe_name="probe1",state="None"} 1)"));
   for (const auto& l : lines) EXPECT_EQ(l.find("nan"), std::string::npos) << l;
@@ -359,7 +348,7 @@ TEST_F(metrics_ProberMetrics, NonFiniteRttsAreIgnored) {
 // rename (under the new name) and go away with clear_inventory.
 TEST_F(metrics_ProberMetrics, InventorySeries) {
   metrics_.declare_inventory("netbox");
-  auto lines = render(*registry_);
+  auto lines = testing::sample_lines(*registry_);
   EXPECT_TRUE(lines.count(R"(app_inventory_targets{inventory="netbox",probe_name="probe1"} 0)"));
   EXPECT_TRUE(lines.count(R"(app_inventory_failures_total{inventory="netbox",probe_name="probe1"} 0)"));
 
@@ -367,19 +356,19 @@ TEST_F(metrics_ProberMetrics, InventorySeries) {
   metrics_.inc_inventory_failure("netbox");
   metrics_.inc_inventory_failure("netbox");
   metrics_.inc_inventory_failure("csv");  // never declared: created on first use
-  lines = render(*registry_);
+  lines = testing::sample_lines(*registry_);
   EXPECT_TRUE(lines.count(R"(app_inventory_targets{inventory="netbox",probe_name="probe1"} 12)"));
   EXPECT_TRUE(lines.count(R"(app_inventory_failures_total{inventory="netbox",probe_name="probe1"} 2)"));
   EXPECT_TRUE(lines.count(R"(app_inventory_failures_total{inventory="csv",probe_name="probe1"} 1)"));
 
   metrics_.set_probe_name("probe2");
-  lines = render(*registry_);
+  lines = testing::sample_lines(*registry_);
   EXPECT_FALSE(has_line_containing(lines, "probe1"));
   EXPECT_TRUE(lines.count(R"(app_inventory_targets{inventory="netbox",probe_name="probe2"} 12)"));
   EXPECT_TRUE(lines.count(R"(app_inventory_failures_total{inventory="netbox",probe_name="probe2"} 0)"));
 
   metrics_.clear_inventory("netbox");
-  lines = render(*registry_);
+  lines = testing::sample_lines(*registry_);
   EXPECT_FALSE(has_line_containing(lines, "netbox"));
   EXPECT_TRUE(lines.count(R"(app_inventory_targets{inventory="csv",probe_name="probe2"} 0)"));
 }

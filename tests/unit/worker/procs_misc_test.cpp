@@ -12,6 +12,7 @@
 
 #include "config/loader.h"
 #include "metrics/prober_metrics.h"
+#include "tests/support/metrics_lines.h"
 #include "worker/launcher.h"
 #include "worker/privileges.h"
 #include "worker/target_resolution.h"
@@ -20,26 +21,17 @@
 namespace netprobe {
 namespace {
 
-std::set<std::string> render(prometheus::Registry& registry) {
-  std::ostringstream out;
-  prometheus::TextSerializer().Serialize(out, registry.Collect());
-  std::set<std::string> lines;
-  std::istringstream in(out.str());
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty() && line[0] != '#') lines.insert(line);
-  return lines;
-}
 
 TEST(worker_Metrics, WorkerRestartsCounter) {
   auto registry = std::make_shared<prometheus::Registry>();
   ProberMetrics metrics(registry, "probe1", {95, 50}, "0.1.0");
-  EXPECT_TRUE(render(*registry).count(R"(app_worker_restarts_total{probe_name="probe1"} 0)"));
+  EXPECT_TRUE(testing::sample_lines(*registry).count(R"(app_worker_restarts_total{probe_name="probe1"} 0)"));
   metrics.inc_worker_restarts();
   metrics.inc_worker_restarts();
-  EXPECT_TRUE(render(*registry).count(R"(app_worker_restarts_total{probe_name="probe1"} 2)"));
+  EXPECT_TRUE(testing::sample_lines(*registry).count(R"(app_worker_restarts_total{probe_name="probe1"} 2)"));
   // A probe rename moves the process-wide series to the new name (the old one disappears).
   metrics.set_probe_name("probe2");
-  const auto lines = render(*registry);
+  const auto lines = testing::sample_lines(*registry);
   EXPECT_TRUE(lines.count(R"(app_worker_restarts_total{probe_name="probe2"} 0)"));
   EXPECT_FALSE(lines.count(R"(app_worker_restarts_total{probe_name="probe1"} 2)"));
 }
