@@ -234,13 +234,8 @@ def netprobe_config(kind, rate, interval, destinations, nb_packets, timeout=0.5)
 
 
 def stop(proc):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+    import harness  # the tests' one process-stopping path; imported late like netns (after the root check)
+    harness.stop_process(proc)
 
 
 def run_netprobe(lab, netns, scraper, binary, p, targets, kind, rate, duration, tmp):

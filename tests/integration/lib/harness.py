@@ -80,11 +80,23 @@ def free_port(host="127.0.0.1"):
 
 _processes = []
 _tmpdirs = []
+_cleanups = []
+
+
+def register_cleanup(fn):
+    """Runs fn() at the end of the test, on exit, SIGTERM or SIGINT, after the processes are stopped
+    (netns.py registers the removal of its namespaces here)."""
+    _cleanups.append(fn)
 
 
 def _cleanup():
     for proc in reversed(list(_processes)):
         stop_process(proc)
+    for fn in list(_cleanups):
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - one failed cleanup must not skip the others
+            log(f"cleanup {fn.__name__} failed: {e}")
     if os.environ.get("NETPROBE_KEEP_TMP") != "1":
         for d in list(_tmpdirs):
             shutil.rmtree(d, ignore_errors=True)
@@ -103,7 +115,7 @@ def _install_signal_handlers():
 
         def handler(signum, frame, previous=previous):
             _cleanup()
-            if callable(previous):  # chain, e.g. to netns.py's lab cleanup
+            if callable(previous):
                 previous(signum, frame)
             os._exit(128 + signum)
 

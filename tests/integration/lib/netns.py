@@ -1,15 +1,16 @@
 """Network-namespace lab for integration tests (root only).
 
 A Lab creates namespaces joined by veth pairs, with names unique to this test process, and removes every
-one of them on exit, also when the test fails or is interrupted (context manager + atexit + signal).
+one of them on exit, also when the test fails or is interrupted (context manager + harness.py cleanup).
 Packets only ever travel between namespaces the test created.
 """
-import atexit
 import json
 import os
 import signal
 import subprocess
 import uuid
+
+import harness
 
 
 def sh(*args, check=True, ns=None, capture=False, timeout=30):
@@ -31,24 +32,9 @@ def _cleanup_all():
         lab.close()
 
 
-atexit.register(_cleanup_all)
-
-
-def _install_signal_handlers():
-    # A ctest timeout sends SIGTERM: remove the namespaces, then chain to harness.py's handler if any.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous = signal.getsignal(sig)
-
-        def handler(signum, frame, previous=previous):
-            _cleanup_all()
-            if callable(previous):
-                previous(signum, frame)
-            os._exit(128 + signum)
-
-        signal.signal(sig, handler)
-
-
-_install_signal_handlers()
+# Namespaces are removed by harness.py's one cleanup path: at the end of the test, on exit and on
+# SIGTERM/SIGINT (a ctest timeout), after the test's processes are stopped.
+harness.register_cleanup(_cleanup_all)
 
 
 class Lab:
@@ -112,13 +98,7 @@ class Lab:
 
     def close(self):
         for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-                try:
-                    p.wait(timeout=3)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(timeout=3)
+            harness.stop_process(p, grace_s=3)
         self.procs = []
         for name in reversed(self.namespaces):
             # Kill anything still running inside, then delete the namespace (removes its veths).
