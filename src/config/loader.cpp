@@ -502,16 +502,9 @@ uint64_t usable_hosts(const IpNetwork& net) {
 }
 
 const SchemaValidator* config_schema_validator(std::string* error) {
-  static const Result<SchemaValidator> compiled = []() -> Result<SchemaValidator> {
-    const Json schema = Json::parse(embedded_config_schema(), nullptr, /*allow_exceptions=*/false);
-    if (schema.is_discarded()) return Error{"the embedded schema is not valid JSON"};
-    return SchemaValidator::compile(schema);
-  }();
-  if (!compiled.ok()) {
-    if (error) *error = compiled.error().message;
-    return nullptr;
-  }
-  return &compiled.value();
+  static const Result<SchemaValidator> compiled =
+      SchemaValidator::compile_text(embedded_config_schema(), "the embedded schema");
+  return validator_or_error(compiled, error);
 }
 
 LoadedConfig load_config_json(const nlohmann::json& doc, std::string source_name) {

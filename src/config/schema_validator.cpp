@@ -361,6 +361,12 @@ struct SchemaValidator::Impl {
   }
 };
 
+Result<SchemaValidator> SchemaValidator::compile_text(std::string_view schema_json, std::string_view what) {
+  const nlohmann::json schema = nlohmann::json::parse(schema_json, nullptr, /*allow_exceptions=*/false);
+  if (schema.is_discarded()) return Error{std::string(what) + " is not valid JSON"};
+  return compile(schema);
+}
+
 Result<SchemaValidator> SchemaValidator::compile(const nlohmann::json& schema) {
   Compiler c;
   std::map<std::string, int> definitions;

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <string_view>
+
 #include <nlohmann/json.hpp>
 
 #include "core/result.h"
@@ -23,6 +25,8 @@ class SchemaValidator {
  public:
   // Compiles a schema document. The error lists every unsupported keyword or malformed value found.
   static Result<SchemaValidator> compile(const nlohmann::json& schema);
+  // The same from the schema's JSON text (an embedded schema); `what` names it in the error.
+  static Result<SchemaValidator> compile_text(std::string_view schema_json, std::string_view what);
 
   // Validates `doc` against the schema and appends one "path: message" per violation to `errors` (all of
   // them, not just the first). Paths are dotted (`targets.web.dst_port`, `global.percentile[1]`); the
@@ -39,6 +43,13 @@ class SchemaValidator {
   explicit SchemaValidator(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// The validator of a compiled (usually function-static) schema, or nullptr with *error (if given) set.
+inline const SchemaValidator* validator_or_error(const Result<SchemaValidator>& compiled, std::string* error) {
+  if (compiled.ok()) return &compiled.value();
+  if (error) *error = compiled.error().message;
+  return nullptr;
+}
 
 // Levenshtein distance, for "did you mean" hints.
 size_t edit_distance(std::string_view a, std::string_view b);

@@ -20,16 +20,9 @@ using Json = nlohmann::json;
 constexpr std::string_view kDynamicOnlyKeys[] = {"hostname", "groups", "lifetime", "creation_date"};
 
 const SchemaValidator* inventory_schema_validator(std::string* error) {
-  static const Result<SchemaValidator> compiled = []() -> Result<SchemaValidator> {
-    const Json schema = Json::parse(embedded_inventory_schema(), nullptr, /*allow_exceptions=*/false);
-    if (schema.is_discarded()) return Error{"the embedded inventory schema is not valid JSON"};
-    return SchemaValidator::compile(schema);
-  }();
-  if (!compiled.ok()) {
-    *error = compiled.error().message;
-    return nullptr;
-  }
-  return &compiled.value();
+  static const Result<SchemaValidator> compiled =
+      SchemaValidator::compile_text(embedded_inventory_schema(), "the embedded inventory schema");
+  return validator_or_error(compiled, error);
 }
 
 // "targets[12].dst_port: msg" -> (12, "dst_port: msg"); "targets[12]: msg" -> (12, "msg").
