@@ -43,7 +43,7 @@ const std::vector<uint32_t>& IterationRunner::prepare(const Plan& plan, uint64_t
   bucket_stats_.assign(plan.buckets.size(), BucketStats{});
   target_events_.clear();
   target_by_address_.clear();
-  rejected_.clear();
+  rejected_.fill(0);
   pending_resets_.clear();
   for (const auto& t : plan.targets) target_events_.push_back({t.name, t.type, t.af, 0, 0});
   // Once per template (destination host x group), not per probe: a hash-map emplace per probe was a
@@ -97,7 +97,7 @@ void IterationRunner::on_packet(const CapturedPacket& packet) {
     case Verdict::kIcmpError: on_icmp_error(c); break;
     case Verdict::kReject:
       // Outgoing packets that are not probes (the kernel's own RSTs, ...) are normal: not counted.
-      if (packet.direction == Direction::kIncoming) ++rejected_[std::string(to_string(c.reason))];
+      if (packet.direction == Direction::kIncoming) ++rejected_[size_t(c.reason)];
       break;
   }
 }
@@ -121,7 +121,7 @@ void IterationRunner::on_answer(const Classification& c, Nanos at) {
       auto it = target_by_address_.find(c.key.target);
       if (it != target_by_address_.end()) ++target_events_[it->second].match_ack_fail;
     }
-    ++rejected_["unmatched"];
+    ++rejected_[kUnmatched];
     return;
   }
   const PlannedProbe& p = plan_->probes[slot];
@@ -129,7 +129,7 @@ void IterationRunner::on_answer(const Classification& c, Nanos at) {
   // The answer must come back to the address the probe left from (a spoofed reply to another address
   // of ours is not an answer), and a TCP ack must be exact.
   if (c.local != plan_->source_of(p)) {
-    ++rejected_["wrong_local_address"];
+    ++rejected_[kWrongLocalAddress];
     return;
   }
   if (c.key.type == ProbeType::kTcpSyn &&
@@ -156,7 +156,7 @@ void IterationRunner::on_answer(const Classification& c, Nanos at) {
 void IterationRunner::on_icmp_error(const Classification& c) {
   uint32_t slot;
   if (!matcher_.find(c.key, &slot)) {
-    ++rejected_["unmatched_icmp_error"];
+    ++rejected_[kUnmatchedIcmpError];
     return;
   }
   Slot& s = slots_[slot];
@@ -218,7 +218,11 @@ IterationReport IterationRunner::report() const {
     g.rtts_s.push_back(std::chrono::duration<double>(rtt).count());
   }
   out.targets = target_events_;
-  out.rejected = rejected_;
+  for (size_t r = 0; r < size_t(RejectReason::kCount); ++r)
+    if (rejected_[r]) out.rejected[std::string(to_string(RejectReason(r)))] = rejected_[r];
+  if (rejected_[kUnmatched]) out.rejected["unmatched"] = rejected_[kUnmatched];
+  if (rejected_[kWrongLocalAddress]) out.rejected["wrong_local_address"] = rejected_[kWrongLocalAddress];
+  if (rejected_[kUnmatchedIcmpError]) out.rejected["unmatched_icmp_error"] = rejected_[kUnmatchedIcmpError];
   return out;
 }
 

@@ -2,6 +2,7 @@
 // The bookkeeping of one iteration: tokens for every planned probe, matching of captured packets, and
 // the per-(target, group) report. Pure logic over packet timestamps: no clock, no socket, no thread.
 // Not thread-safe: the engine serialises access.
+#include <array>
 #include <cstdint>
 #include <span>
 #include <unordered_map>
@@ -73,7 +74,15 @@ class IterationRunner {
   std::vector<BucketStats> bucket_stats_;
   std::vector<TargetEvents> target_events_;
   std::unordered_map<IpAddress, uint32_t> target_by_address_;
-  std::map<std::string, uint64_t> rejected_;
+  // Rejected captured packets by reason: plain counters on the capture path (no allocation per foreign
+  // packet), named only in report(). The reasons of classify() first, then the matcher's own.
+  enum : size_t {
+    kUnmatched = size_t(RejectReason::kCount),  // an answer's key is not in flight
+    kWrongLocalAddress,                         // an answer to one of our probes, sent to another address
+    kUnmatchedIcmpError,                        // an ICMP error quoting a probe not in flight
+    kRejectCounters
+  };
+  std::array<uint64_t, kRejectCounters> rejected_{};
   size_t unresolved_ = 0;
   std::vector<uint32_t> pending_resets_;
 };
