@@ -112,7 +112,7 @@ struct KeySpace {
   AddressFamily af;
   std::string shown;                           // destination as shown in messages
   std::vector<std::string> targets;            // contributing targets, in name order
-  std::vector<std::tuple<int, int, uint64_t>> intervals;  // [lo, hi] source ports with a per-port count
+  uint64_t probes = 0;                         // per iteration, every group and source port together
 };
 
 class Builder {
@@ -390,19 +390,7 @@ class Builder {
       ks.shown = t.destination;
     }
     if (ks.targets.empty() || ks.targets.back() != t.name) ks.targets.push_back(t.name);
-    if (t.type == ProbeType::kIcmpPing) {  // no source port in ICMP's key space: one bucket per destination
-      ks.intervals.emplace_back(0, 0, sat_mul(nb, t.groups.size()));
-      return;
-    }
-    for (const auto& gname : t.groups) {
-      const GroupConfig& g = cfg_.groups.at(gname);
-      if (g.src_port_a > g.src_port_z) continue;  // reported on the group
-      // Round robin over the range: the first nb % range ports get one packet more.
-      const uint64_t range = uint64_t(g.src_port_z) - g.src_port_a + 1;
-      const uint64_t q = nb / range, r = nb % range;
-      if (r > 0) ks.intervals.emplace_back(g.src_port_a, int(g.src_port_a + r - 1), q + 1);
-      if (q > 0) ks.intervals.emplace_back(int(g.src_port_a + r), g.src_port_z, q);
-    }
+    ks.probes = sat_add(ks.probes, sat_mul(nb, t.groups.size()));  // per destination host of a subnet
   }
 
   void check_probe_counts() {
@@ -415,26 +403,9 @@ class Builder {
     }
     std::vector<std::string> errors;
     for (const auto& [key, ks] : key_spaces_) {
-      // Sweep over the port intervals for the busiest source port.
-      std::vector<std::pair<int64_t, int64_t>> events;  // (port, +count at lo / -count after hi)
-      events.reserve(ks.intervals.size() * 2);
-      for (const auto& [lo, hi, v] : ks.intervals) {
-        events.emplace_back(lo, int64_t(std::min<uint64_t>(v, INT64_MAX / 4)));
-        events.emplace_back(int64_t(hi) + 1, -int64_t(std::min<uint64_t>(v, INT64_MAX / 4)));
-      }
-      std::sort(events.begin(), events.end());
-      int64_t cur = 0, best = 0, best_port = 0;
-      for (size_t i = 0; i < events.size();) {
-        const int64_t port = events[i].first;
-        for (; i < events.size() && events[i].first == port; ++i) cur += events[i].second;
-        if (cur > best) {
-          best = cur;
-          best_port = port;
-        }
-      }
       const int slice_bits = key_slice_bits(cfg_.global.nb_proc);
       const uint64_t limit = max_probes_per_key_space(ks.type, ks.af, slice_bits);
-      if (uint64_t(best) <= limit) continue;
+      if (ks.probes <= limit) continue;
       std::string who;
       if (ks.targets.size() > 1) {
         who = " (targets ";
@@ -448,16 +419,10 @@ class Builder {
                           : fmt::format(" with nb_proc {} ({} of its bits select the worker)", cfg_.global.nb_proc,
                                         slice_bits);
       const std::string or_nb_proc = slice_bits == 0 ? std::string() : std::string(" or nb_proc");
-      if (ks.type == ProbeType::kIcmpPing)
-        errors.push_back(fmt::format("targets.{}: {} ICMPping probes per iteration to \"{}\"{}, more than the {} "
-                                     "that ICMPping's {}-bit token allows per destination{}; lower nb_packets{}",
-                                     ks.targets.front(), best, ks.shown, who, limit, bits, sliced, or_nb_proc));
-      else
-        errors.push_back(fmt::format("targets.{}: {} {} probes per iteration to \"{}\" from source port {}{}, more "
-                                     "than the {} that {}'s {}-bit token allows per destination and source port{}; "
-                                     "widen the groups' source port ranges or lower nb_packets{}",
-                                     ks.targets.front(), best, to_string(ks.type), ks.shown, best_port, who, limit,
-                                     to_string(ks.type), bits, sliced, or_nb_proc));
+      errors.push_back(fmt::format("targets.{}: {} {} probes per iteration to \"{}\"{}, more than the {} that {}'s "
+                                   "{}-bit token allows per destination{}; lower nb_packets{}",
+                                   ks.targets.front(), ks.probes, to_string(ks.type), ks.shown, who, limit,
+                                   to_string(ks.type), bits, sliced, or_nb_proc));
     }
     std::sort(errors.begin(), errors.end());  // key_spaces_ is unordered; keep the output deterministic
     d_->errors.insert(d_->errors.end(), errors.begin(), errors.end());
@@ -485,8 +450,8 @@ int config_token_bits(ProbeType type, AddressFamily af) {
 }
 
 uint64_t max_probes_per_key_space(ProbeType type, AddressFamily af, int slice_bits) {
-  const int bits = config_token_bits(type, af) - std::max(0, slice_bits) - 1;
-  return bits <= 0 ? 1 : uint64_t(1) << bits;
+  const int bits = config_token_bits(type, af) - std::max(0, slice_bits);
+  return bits <= 0 ? 0 : (uint64_t(1) << bits) - 1;
 }
 
 int key_slice_bits(int nb_proc) {

@@ -50,8 +50,9 @@ const SchemaValidator* config_schema_validator(std::string* error = nullptr);
 // sequence number minus kTcpSeqShift bits; ICMPping: 16-bit id + 16-bit seq; UDPunreachable: IPv4 IP-ID or
 // IPv6 flow label), kept here so that loading a configuration does not depend on the probe library.
 int config_token_bits(ProbeType type, AddressFamily af);
-// At most this many probes per iteration may share one (type, destination host, source port) key space
-// (ICMPping: one destination host): half the token space, so tokens of consecutive iterations never collide.
+// At most this many probes per iteration may go to one (type, destination host), all groups and source
+// ports together: tokens are a permutation of the probe's ordinal among them (worker/iteration.h), and
+// token 0 is never used, so 2^bits - 1.
 // With nb_proc workers, the top key_slice_bits(nb_proc) bits of every token name the worker that sent it
 // (its capture filter selects them in the kernel), so one worker's share is smaller by that many bits; a
 // target is probed by one worker only, so the limit applies per worker's share.

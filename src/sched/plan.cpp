@@ -92,6 +92,11 @@ LocalCheck host_local_addresses() {
 std::vector<IpAddress> source_addresses(const IpNetwork& net, size_t limit) { return usable(net, limit); }
 std::vector<IpAddress> host_addresses(const IpNetwork& net, size_t limit) { return usable(net, limit); }
 
+namespace {
+constexpr size_t kMaxSources = 65535;  // PlannedProbe::src is 16 bits
+constexpr uint8_t kUnknownLocality = 2;
+}  // namespace
+
 Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>& targets,
                         const SourceResolver& source_for, const LocalCheck& is_local) {
   Plan plan;
@@ -102,8 +107,7 @@ Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>&
     uint32_t tmpl;
     uint32_t bucket;
     int count;
-    std::vector<uint32_t> sources;   // into Plan::sources: round robin (source subnet) or a single address
-    std::vector<bool> needs_rst;     // per source: TCPsyn from an address that is not ours
+    std::vector<uint16_t> sources;   // into Plan::sources: round robin (source subnet) or a single address
     uint16_t port_a, port_count;
   };
   std::vector<Stream> streams;
@@ -149,17 +153,24 @@ Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>&
         params.dont_fragment = t.dont_fragment;
         params.ip_payload_size = uint16_t(effective_ip_payload_size(t, g));
         plan.templates.push_back(probe_for(t.type).make_template(params));
-        std::vector<bool> needs_rst(sources.size(), false);
-        if (t.type == ProbeType::kTcpSyn)
-          for (size_t k = 0; k < sources.size(); ++k) needs_rst[k] = !is_local(sources[k]);
-        std::vector<uint32_t> source_indexes(sources.size());
+        plan.template_buckets.push_back(bucket);
+        std::vector<uint16_t> source_indexes(sources.size());
         for (size_t k = 0; k < sources.size(); ++k) {
           auto [it, added] = source_index.emplace(sources[k], uint32_t(plan.sources.size()));
-          if (added) plan.sources.push_back(sources[k]);
-          source_indexes[k] = it->second;
+          if (added) {
+            if (plan.sources.size() > kMaxSources)
+              return Error{"more than " + std::to_string(kMaxSources + 1) +
+                           " distinct source addresses in the configuration (source subnets of all groups)"};
+            plan.sources.push_back(sources[k]);
+            plan.foreign_sources.push_back(kUnknownLocality);
+          }
+          source_indexes[k] = uint16_t(it->second);
+          // Locality matters only for TCPsyn (decision 12): asked once per source, and only then.
+          uint8_t& foreign = plan.foreign_sources[it->second];
+          if (t.type == ProbeType::kTcpSyn && foreign == kUnknownLocality) foreign = is_local(sources[k]) ? 0 : 1;
         }
         streams.push_back({uint32_t(plan.templates.size() - 1), bucket, t.nb_packets, std::move(source_indexes),
-                           std::move(needs_rst), g.src_port_a, uint16_t(g.src_port_z - g.src_port_a + 1)});
+                           g.src_port_a, uint16_t(g.src_port_z - g.src_port_a + 1)});
       }
     }
   }
@@ -195,14 +206,15 @@ Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>&
         if (c.next[j] >= s.count) continue;
         const size_t n = size_t(c.next[j]++);
         const size_t a = s.sources.size();
-        plan.probes.push_back({s.tmpl, s.bucket, s.sources[n % a], uint16_t(s.port_a + (n / a) % s.port_count),
-                               bool(s.needs_rst[n % a])});
+        plan.probes.push_back({s.tmpl, s.sources[n % a], uint16_t(s.port_a + (n / a) % s.port_count)});
         c.turn = j + 1;
         --c.left;
         break;
       }
     }
   }
+  for (auto& f : plan.foreign_sources)
+    if (f == kUnknownLocality) f = 0;  // never used by a TCPsyn probe: no RST to send
   return plan;
 }
 
@@ -220,7 +232,7 @@ Nanos Pacer::next() {
   const double spread = window_ns_ * double(i) / double(total);
   const double capped = max_pps_ > 0 ? double(i) * 1e9 / max_pps_ : 0.0;
   Nanos t(int64_t(std::max(spread, capped)));
-  const uint32_t target = plan_.buckets[plan_.probes[i].bucket].target_index;
+  const uint32_t target = plan_.target_of(plan_.probes[i]);
   if (last_[target] >= Nanos(0)) t = std::max(t, last_[target] + gap_);
   t = std::max(t, prev_);  // packets leave in plan order
   prev_ = last_[target] = t;

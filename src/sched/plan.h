@@ -37,24 +37,32 @@ struct PlannedTarget {
   Nanos timeout{0};
 };
 
-// 16 bytes: one per probe per iteration, so the source address is an index (an IpAddress is 17 bytes and
-// made the record 32).
+// 8 bytes: one per probe per iteration (1M probes = 8 MB), so everything constant per template or per
+// source lives in Plan and is reached by index: the bucket through Plan::template_buckets, the source
+// address through Plan::sources, "needs a RST from us" through Plan::foreign_sources.
 struct PlannedProbe {
-  uint32_t tmpl = 0;    // index into Plan::templates
-  uint32_t bucket = 0;  // index into Plan::buckets
-  uint32_t src = 0;     // index into Plan::sources
+  uint32_t tmpl = 0;      // index into Plan::templates
+  uint16_t src = 0;       // index into Plan::sources (build_plan refuses more than 65536 of them)
   uint16_t src_port = 0;
-  bool needs_rst = false;  // TCPsyn from a non-local source: our kernel will not reset the target's
-                           // half-open connection, netprobe must (decision 12)
 };
+static_assert(sizeof(PlannedProbe) == 8);
 
 struct Plan {
   std::vector<PacketTemplate> templates;  // one per (target, host, group)
+  std::vector<uint32_t> template_buckets; // per template: its index into Plan::buckets
   std::vector<Bucket> buckets;
   std::vector<PlannedTarget> targets;
   std::vector<IpAddress> sources;         // distinct source addresses of the probes
+  std::vector<uint8_t> foreign_sources;   // per source: 1 when it is not an address of this host
   std::vector<PlannedProbe> probes;       // one iteration, interleaved across targets
   const IpAddress& source_of(const PlannedProbe& p) const { return sources[p.src]; }
+  uint32_t bucket_of(const PlannedProbe& p) const { return template_buckets[p.tmpl]; }
+  uint32_t target_of(const PlannedProbe& p) const { return buckets[bucket_of(p)].target_index; }
+  // TCPsyn from a non-local source: our kernel will not reset the target's half-open connection,
+  // netprobe must (decision 12).
+  bool needs_rst(const PlannedProbe& p) const {
+    return templates[p.tmpl].type == ProbeType::kTcpSyn && foreign_sources[p.src] != 0;
+  }
   Nanos max_timeout{0};
   double interval_packets_s = 0;
   size_t active_targets = 0;

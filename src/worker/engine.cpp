@@ -56,7 +56,7 @@ void Engine::capture_loop() {
   }
 }
 
-void Engine::send_resets(const Plan& plan, const std::vector<uint32_t>& tokens) {
+void Engine::send_resets(const Plan& plan, std::span<const uint32_t> tokens) {
   {
     std::lock_guard lock(mu_);
     resets_.swap(runner_.pending_resets());
@@ -78,7 +78,7 @@ void Engine::send_resets(const Plan& plan, const std::vector<uint32_t>& tokens) 
 IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings& settings) {
   const Nanos start = clock_.monotonic();
   const size_t n = plan.probes.size();
-  std::vector<uint32_t> tokens;
+  std::span<const uint32_t> tokens;  // the runner's: stable (and only read) until the next prepare()
   {
     std::lock_guard lock(mu_);
     tokens = runner_.prepare(plan, ++iteration_);
@@ -90,6 +90,7 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
   buffer_.resize(batch * max_len);
   std::vector<OutPacket> out(batch);
   std::vector<uint8_t> failed(batch);
+  std::vector<uint32_t> slots(batch);  // the probe of each packet of the batch
   Pacer pacer(plan, send_window(plan, settings.interval_s), settings.max_packets_per_second);
   Nanos due = pacer.next();  // of probe i
   const Nanos hard_deadline = settings.hard_timeout == Nanos::max() ? Nanos::max() : start + settings.hard_timeout;
@@ -109,27 +110,29 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
       continue;
     }
     size_t k = 0;
-    const size_t first = i;
     while (i < n && k < batch && due <= now) {
       const PlannedProbe& p = plan.probes[i];
       const PacketTemplate& t = plan.templates[p.tmpl];
-      std::span<uint8_t> slot(buffer_.data() + k * max_len, max_len);
-      const size_t len = probe_for(t.type).craft(t, PacketFields{plan.source_of(p), p.src_port, tokens[i]}, slot);
-      out[k] = OutPacket{slot.first(len), t.params.dst};
-      ++k;
+      if (tokens[i] != 0) {  // 0: no token left for it (prepare() accounted it as unsent)
+        std::span<uint8_t> buf(buffer_.data() + k * max_len, max_len);
+        const size_t len =
+            probe_for(t.type).craft(t, PacketFields{plan.source_of(p), p.src_port, tokens[i]}, buf);
+        out[k] = OutPacket{buf.first(len), t.params.dst};
+        slots[k++] = uint32_t(i);
+      }
       ++i;
       due = pacer.next();
     }
     // Failed packets can be anywhere in the batch (one unreachable destination fails alone).
     std::fill_n(failed.begin(), k, uint8_t(0));
-    sink_.send(std::span<const OutPacket>(out.data(), k), std::span<uint8_t>(failed.data(), k));
+    if (k > 0) sink_.send(std::span<const OutPacket>(out.data(), k), std::span<uint8_t>(failed.data(), k));
     const Nanos stamp = clock_.realtime();
     bool resets;
     {
       std::lock_guard lock(mu_);
       for (size_t j = 0; j < k; ++j) {
-        if (!failed[j]) runner_.on_sender_stamp(uint32_t(first + j), stamp);
-        else runner_.mark_unsent(uint32_t(first + j));
+        if (!failed[j]) runner_.on_sender_stamp(slots[j], stamp);
+        else runner_.mark_unsent(slots[j]);
       }
       resets = !runner_.pending_resets().empty();
     }
@@ -138,7 +141,6 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
   {
     std::lock_guard lock(mu_);
     for (size_t j = i; j < n; ++j) runner_.mark_unsent(uint32_t(j));  // stopped or timed out
-    runner_.arm_unseen();
   }
 
   // Wait for answers until every probe is answered or past its deadline.

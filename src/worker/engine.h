@@ -55,7 +55,7 @@ class Engine {
  private:
   void capture_loop();
   int poll_once(Nanos wait);  // PacketSource::poll()'s result
-  void send_resets(const Plan& plan, const std::vector<uint32_t>& tokens);
+  void send_resets(const Plan& plan, std::span<const uint32_t> tokens);
 
   Clock& clock_;
   PacketSink& sink_;

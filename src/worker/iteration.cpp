@@ -12,11 +12,6 @@ uint64_t mix64(uint64_t x) {  // splitmix64 finaliser
   return x ^ (x >> 31);
 }
 
-MatchKey key_of(const Plan& plan, const PlannedProbe& p, uint32_t token) {
-  const PacketTemplate& t = plan.templates[p.tmpl];
-  return {t.type, t.params.dst, t.type == ProbeType::kIcmpPing ? uint16_t(0) : p.src_port, token};
-}
-
 }  // namespace
 
 std::string icmp_error_label(AddressFamily af, uint8_t type, uint8_t code) {
@@ -34,52 +29,89 @@ std::string icmp_error_label(AddressFamily af, uint8_t type, uint8_t code) {
   return fmt::format("{}:{}", name, code);
 }
 
-const std::vector<uint32_t>& IterationRunner::prepare(const Plan& plan, uint64_t iteration) {
+std::span<const uint32_t> IterationRunner::prepare(const Plan& plan, uint64_t iteration) {
   plan_ = &plan;
   const size_t n = plan.probes.size();
-  matcher_.clear(n);
-  tokens_.assign(n, 0);
-  slots_.assign(n, Slot{});
+  seed_ = mix64(secret_ ^ mix64(iteration));
   bucket_stats_.assign(plan.buckets.size(), BucketStats{});
   target_events_.clear();
-  target_by_address_.clear();
+  for (const auto& t : plan.targets) target_events_.push_back({t.name, t.type, t.af, 0, 0});
   rejected_.fill(0);
   pending_resets_.clear();
-  for (const auto& t : plan.targets) target_events_.push_back({t.name, t.type, t.af, 0, 0});
-  // Once per template (destination host x group), not per probe: a hash-map emplace per probe was a
-  // visible share of an iteration at 100k probes.
-  std::vector<bool> seen(plan.templates.size(), false);
-  for (const auto& p : plan.probes) {
-    if (seen[p.tmpl]) continue;
-    seen[p.tmpl] = true;
-    target_by_address_.emplace(plan.templates[p.tmpl].params.dst, plan.buckets[p.bucket].target_index);
-  }
-  unresolved_ = n;
+  expire_cursor_ = 0;
 
-  const uint64_t seed = mix64(secret_ ^ mix64(iteration));
-  for (uint32_t slot = 0; slot < n; ++slot) {
-    const PlannedProbe& p = plan.probes[slot];
-    const PacketTemplate& t = plan.templates[p.tmpl];
-    const int bits = token_bits(t.type, t.params.af);
-    const uint64_t mask = bits >= 32 ? 0xFFFFFFFFULL : ((uint64_t(1) << bits) - 1);
-    // A colliding key (same destination, port and token in this iteration) takes the next salt; the
-    // key space check at config load keeps collisions rare.
-    for (uint64_t salt = 0;; ++salt) {
-      const uint32_t token =
-          apply_slice(uint32_t(mix64(seed ^ (uint64_t(slot) << 20) ^ salt) & mask), bits, slice_);
-      if (token == 0) continue;  // the kernel rewrites an IPv4 IP-ID of 0
-      if (matcher_.insert(key_of(plan, p, token), slot)) {
-        tokens_[slot] = token;
-        break;
-      }
+  // Destinations: one per (type, address), shared by every template (group, target) probing it, since
+  // replies carry no more than the address, the port and the token.
+  destination_index_.clear(plan.templates.size());
+  destinations_.clear();
+  permutations_.clear();
+  template_destination_.resize(plan.templates.size());
+  template_timeout_.resize(plan.templates.size());
+  for (uint32_t t = 0; t < plan.templates.size(); ++t) {
+    const PacketTemplate& tmpl = plan.templates[t];
+    const auto next = uint32_t(destinations_.size());
+    const uint32_t d = destination_index_.insert(tmpl.type, tmpl.params.dst, next);
+    if (d == next) {
+      Destination dest;
+      dest.type_bits = uint8_t(token_bits(tmpl.type, tmpl.params.af));
+      dest.bits = uint8_t(std::max(0, int(dest.type_bits) - slice_.bits));
+      destinations_.push_back(dest);
+      permutations_.emplace_back(mix64(seed_ ^ (uint64_t(d) << 1)), std::max(1, int(dest.bits)));
     }
+    template_destination_[t] = d;
+    template_timeout_[t] = plan.targets[plan.buckets[plan.template_buckets[t]].target_index].timeout.count();
   }
-  return tokens_;
+  for (const PlannedProbe& p : plan.probes) {
+    Destination& d = destinations_[template_destination_[p.tmpl]];
+    if (d.count++ == 0) d.target = plan.target_of(p);
+  }
+  uint32_t first = 0;
+  for (Destination& d : destinations_) {
+    d.first = first;
+    first += d.count;
+    d.count = 0;  // counts again below, as the fill cursor
+  }
+
+  tokens_.resize(n);
+  by_ordinal_.resize(n);
+  slots_.assign(n, Slot{});
+  unresolved_ = n;
+  for (uint32_t slot = 0; slot < n; ++slot) {
+    const uint32_t di = template_destination_[plan.probes[slot].tmpl];
+    Destination& d = destinations_[di];
+    const uint32_t ordinal = d.count++;
+    by_ordinal_[d.first + ordinal] = slot;
+    const TokenPermutation& perm = permutations_[di];
+    if (d.bits == 0 || ordinal >= perm.capacity()) {
+      // More probes to this destination than tokens: it cannot be sent (the engine skips token 0).
+      tokens_[slot] = 0;
+      slots_[slot].state = State::kUnsent;
+      --unresolved_;
+      continue;
+    }
+    tokens_[slot] = apply_slice(perm.encode(ordinal), d.type_bits, slice_);
+  }
+  return {tokens_.data(), n};
 }
 
-Nanos IterationRunner::timeout_of(uint32_t slot) const {
-  return plan_->targets[plan_->buckets[plan_->probes[slot].bucket].target_index].timeout;
+uint32_t IterationRunner::slot_of(const MatchKey& key, uint32_t* dest) const noexcept {
+  const uint32_t di = destination_index_.find(key.type, key.target);
+  *dest = di;
+  if (di == DestinationIndex::kNone) return kNoSlot;
+  const Destination& d = destinations_[di];
+  if (d.bits == 0) return kNoSlot;
+  uint32_t low = key.token;
+  if (slice_.bits > 0) {
+    const int shift = d.type_bits - slice_.bits;
+    if ((uint64_t(key.token) >> shift) != slice_.index) return kNoSlot;  // another worker's token
+    low = key.token & uint32_t((uint64_t(1) << shift) - 1);
+  }
+  const uint32_t ordinal = permutations_[di].decode(low);
+  if (ordinal >= d.count) return kNoSlot;  // also TokenPermutation::kNone
+  return by_ordinal_[d.first + ordinal];
 }
+
+Nanos IterationRunner::timeout_of(uint32_t slot) const { return Nanos(template_timeout_[plan_->probes[slot].tmpl]); }
 
 void IterationRunner::resolve(uint32_t slot, State state) {
   Slot& s = slots_[slot];
@@ -103,29 +135,35 @@ void IterationRunner::on_packet(const CapturedPacket& packet) {
 }
 
 void IterationRunner::on_own_probe(const Classification& c, Nanos at) {
-  uint32_t slot;
-  if (!matcher_.find(c.key, &slot)) return;  // another prober's packet, or a previous iteration's
+  uint32_t dest;
+  const uint32_t slot = slot_of(c.key, &dest);
+  if (slot == kNoSlot) return;  // another prober's packet, or a previous iteration's
+  const PlannedProbe& p = plan_->probes[slot];
+  if (c.key.type != ProbeType::kIcmpPing && c.key.local_port != p.src_port) return;
   Slot& s = slots_[slot];
   if (!s.captured) {
-    s.sent_at = at;
+    s.sent_at = at.count();
     s.captured = true;
   }
-  matcher_.on_sent(slot, at, at + timeout_of(slot));
 }
 
 void IterationRunner::on_answer(const Classification& c, Nanos at) {
-  uint32_t slot;
-  if (!matcher_.find(c.key, &slot)) {
-    // A TCP answer from one of our targets that maps to no probe: netprobify's match_ack_fail.
-    if (c.key.type == ProbeType::kTcpSyn) {
-      auto it = target_by_address_.find(c.key.target);
-      if (it != target_by_address_.end()) ++target_events_[it->second].match_ack_fail;
-    }
+  uint32_t dest;
+  const uint32_t slot = slot_of(c.key, &dest);
+  if (slot == kNoSlot) {
+    // A TCP answer from one of our destinations that maps to no probe: netprobify's match_ack_fail.
+    if (c.key.type == ProbeType::kTcpSyn && dest != DestinationIndex::kNone)
+      ++target_events_[destinations_[dest].target].match_ack_fail;
     ++rejected_[kUnmatched];
     return;
   }
   const PlannedProbe& p = plan_->probes[slot];
-  const PacketTemplate& t = plan_->templates[p.tmpl];
+  const uint32_t target = destinations_[dest].target;
+  // The token designates a probe, but it left from another port: netprobify's port_mismatch.
+  if (c.key.type != ProbeType::kIcmpPing && c.key.local_port != p.src_port) {
+    ++target_events_[target].port_mismatch;
+    return;
+  }
   // The answer must come back to the address the probe left from (a spoofed reply to another address
   // of ours is not an answer), and a TCP ack must be exact.
   if (c.local != plan_->source_of(p)) {
@@ -133,53 +171,70 @@ void IterationRunner::on_answer(const Classification& c, Nanos at) {
     return;
   }
   if (c.key.type == ProbeType::kTcpSyn &&
-      !tcp_ack_matches(tokens_[slot] << kTcpSeqShift, t.l4_payload_size, c.tcp_ack, c.tcp_flags)) {
-    ++target_events_[plan_->buckets[p.bucket].target_index].match_ack_fail;
+      !tcp_ack_matches(tokens_[slot] << kTcpSeqShift, plan_->templates[p.tmpl].l4_payload_size, c.tcp_ack,
+                       c.tcp_flags)) {
+    ++target_events_[target].match_ack_fail;
     return;
   }
-  if (p.needs_rst && (c.tcp_flags & 0x02)) pending_resets_.push_back(slot);  // SYN-ACK: half-open
-  const TakeResult r = matcher_.take_slot(slot, at);  // found above: no second lookup
-  BucketStats& b = bucket_stats_[p.bucket];
-  switch (r.outcome) {
-    case MatchOutcome::kMatched:
-      if (slots_[slot].state == State::kPending) {
-        slots_[slot].answered_at = at;
-        resolve(slot, State::kAnswered);
+  if ((c.tcp_flags & 0x02) && plan_->needs_rst(p)) pending_resets_.push_back(slot);  // SYN-ACK: half-open
+  Slot& s = slots_[slot];
+  BucketStats& b = bucket_stats_[plan_->bucket_of(p)];
+  const bool first_reply = !s.replied;
+  s.replied = true;
+  switch (s.state) {
+    case State::kUnsent: break;  // the kernel refused it: nothing to account
+    case State::kAnswered: ++b.duplicates; break;
+    case State::kLost: ++(first_reply ? b.late : b.duplicates); break;
+    case State::kPending:
+      // A reply before any send time is known proves the probe left: an answer (its RTT comes later).
+      if (s.sent_at != 0 && at.count() > s.sent_at + timeout_of(slot).count()) {
+        ++b.late;
+        resolve(slot, State::kLost);
+        break;
       }
+      s.answered_at = at.count();
+      resolve(slot, State::kAnswered);
       break;
-    case MatchOutcome::kLate: ++b.late; break;
-    case MatchOutcome::kDuplicate: ++b.duplicates; break;
-    case MatchOutcome::kUnknown: break;
   }
 }
 
 void IterationRunner::on_icmp_error(const Classification& c) {
-  uint32_t slot;
-  if (!matcher_.find(c.key, &slot)) {
+  uint32_t dest;
+  const uint32_t slot = slot_of(c.key, &dest);
+  if (slot == kNoSlot ||
+      (c.key.type != ProbeType::kIcmpPing && c.key.local_port != plan_->probes[slot].src_port)) {
     ++rejected_[kUnmatchedIcmpError];
     return;
   }
   Slot& s = slots_[slot];
   if (s.icmp_error) return;  // count one error per probe
   s.icmp_error = true;
-  ++bucket_stats_[plan_->probes[slot].bucket].icmp_errors[icmp_error_label(c.key.target.af, c.icmp_type, c.icmp_code)];
+  ++bucket_stats_[plan_->bucket_of(plan_->probes[slot])]
+        .icmp_errors[icmp_error_label(c.key.target.af, c.icmp_type, c.icmp_code)];
 }
 
 void IterationRunner::mark_unsent(uint32_t slot) { resolve(slot, State::kUnsent); }
 
-void IterationRunner::arm_unseen() {
-  for (uint32_t slot = 0; slot < slots_.size(); ++slot) {
-    Slot& s = slots_[slot];
-    if (s.state == State::kUnsent || s.captured) continue;
-    if (s.state == State::kPending || s.state == State::kAnswered) {
-      matcher_.on_sent(slot, s.sent_at, s.sent_at + timeout_of(slot));
-    }
+bool IterationRunner::expire(Nanos now) {
+  // Probes leave in slot order, so their send times increase with the slot: a cursor finds every
+  // expired probe without a deadline queue. A probe with a longer timeout holds back the shorter ones
+  // behind it until its own deadline; that only delays when they are declared lost (the end of the
+  // iteration waits for the longest timeout anyway), never what is counted: an answer after its
+  // probe's own deadline is late whatever the cursor says.
+  const int64_t t = now.count();
+  for (; expire_cursor_ < slots_.size(); ++expire_cursor_) {
+    const Slot& s = slots_[expire_cursor_];
+    if (s.state != State::kPending) continue;
+    if (s.sent_at == 0 || s.sent_at + timeout_of(uint32_t(expire_cursor_)).count() >= t) break;
+    resolve(uint32_t(expire_cursor_), State::kLost);
   }
+  return unresolved_ == 0;
 }
 
-bool IterationRunner::expire(Nanos now) {
-  matcher_.expire(now, [this](uint32_t slot) { resolve(slot, State::kLost); });
-  return unresolved_ == 0;
+size_t IterationRunner::memory_bytes() const noexcept {
+  return huge_page_rounded(tokens_.capacity() * sizeof(uint32_t)) +
+         huge_page_rounded(by_ordinal_.capacity() * sizeof(uint32_t)) +
+         huge_page_rounded(slots_.capacity() * sizeof(Slot));
 }
 
 IterationReport IterationRunner::report() const {
@@ -198,24 +253,30 @@ IterationReport IterationRunner::report() const {
     g.duplicates = bucket_stats_[b].duplicates;
     g.icmp_errors = bucket_stats_[b].icmp_errors;
   }
+  // Exact sizes first: growing the RTT vectors by doubling would hold up to 3 times their size at the
+  // moment of a reallocation (24 bytes per answered probe instead of 8 at 1M probes).
+  std::vector<uint32_t> answered(plan_->buckets.size(), 0);
+  for (uint32_t slot = 0; slot < slots_.size(); ++slot)
+    if (slots_[slot].state == State::kAnswered) ++answered[plan_->bucket_of(plan_->probes[slot])];
+  for (size_t b = 0; b < answered.size(); ++b) out.groups[b].rtts_s.reserve(answered[b]);
   for (uint32_t slot = 0; slot < slots_.size(); ++slot) {
     const Slot& s = slots_[slot];
     if (s.state == State::kUnsent) {
       ++out.send_errors;
       continue;
     }
-    GroupMeasurement& g = out.groups[plan_->probes[slot].bucket];
+    GroupMeasurement& g = out.groups[plan_->bucket_of(plan_->probes[slot])];
     ++g.sent;
     if (s.state != State::kAnswered) {
       ++g.lost;  // lost, or still pending when the iteration was cut short
       continue;
     }
-    const Nanos rtt = s.answered_at - s.sent_at;
-    if (s.sent_at == Nanos(0) || rtt < Nanos(0)) {
+    const int64_t rtt = s.answered_at - s.sent_at;
+    if (s.sent_at == 0 || rtt < 0) {
       ++g.time_ooo;  // answered, but no usable send time: excluded from the percentiles
       continue;
     }
-    g.rtts_s.push_back(std::chrono::duration<double>(rtt).count());
+    g.rtts_s.push_back(double(rtt) * 1e-9);
   }
   out.targets = target_events_;
   for (size_t r = 0; r < size_t(RejectReason::kCount); ++r)

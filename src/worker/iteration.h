@@ -5,12 +5,13 @@
 #include <array>
 #include <cstdint>
 #include <span>
-#include <unordered_map>
 #include <vector>
 
 #include "core/measurement.h"
 #include "io/packet_io.h"
-#include "match/matcher.h"
+#include "match/destination_index.h"
+#include "match/huge_pages.h"
+#include "match/token_permutation.h"
 #include "sched/plan.h"
 
 namespace netprobe {
@@ -19,10 +20,16 @@ class IterationRunner {
  public:
   explicit IterationRunner(uint64_t secret, KeySlice slice = {}) : secret_(secret), slice_(slice) {}
 
-  // Chooses a fresh token for every probe of `plan` (a keyed hash of the run secret, the iteration number
-  // and the probe's slot, so tokens differ per iteration and cannot be guessed from outside) and registers
-  // the keys. `plan` must outlive the iteration. Returns the tokens, indexed like plan.probes.
-  const std::vector<uint32_t>& prepare(const Plan& plan, uint64_t iteration);
+  // Chooses the token of every planned probe and resets the iteration's state. `plan` must outlive the
+  // iteration. Returns the tokens, indexed like plan.probes, valid until the next prepare(); a token of
+  // 0 means the probe cannot be told apart from the others to its destination (more of them than its
+  // token space holds: the configuration check prevents it for literal addresses) and must not be sent.
+  //
+  // A probe's token is a keyed permutation (match/token_permutation.h, keyed by the run secret, the
+  // iteration and the destination) of its ordinal among the probes of the plan to the same (type,
+  // destination address): a reply is decoded back to its probe by arithmetic and one array access,
+  // without a table of in-flight keys.
+  std::span<const uint32_t> prepare(const Plan& plan, uint64_t iteration);
 
   // A captured packet: our own probe leaving (send time), an answer, an ICMP error, or something to reject.
   void on_packet(const CapturedPacket& packet);
@@ -31,53 +38,77 @@ class IterationRunner {
   // The sender's clock right after the sendmmsg() that carried this probe: its send time unless the
   // capture of the outgoing copy (kernel stamp, more exact) gives one.
   void on_sender_stamp(uint32_t slot, Nanos at) {
-    if (!slots_[slot].captured) slots_[slot].sent_at = at;
+    Slot& s = slots_[slot];
+    if (!s.captured) s.sent_at = at.count();
   }
-  // After the last send: probes whose outgoing copy was not captured are armed with the sender's stamp.
-  void arm_unseen();
-  // Marks every probe whose deadline is before `now` as lost. Returns true once every probe is resolved
-  // (answered, lost or unsent), i.e. the iteration can end.
+  // Marks every probe sent more than its timeout before `now` (packet timestamp base, lagging by the
+  // capture delay) as lost. Returns true once every probe is resolved (answered, lost or unsent), i.e.
+  // the iteration can end.
   bool expire(Nanos now);
   IterationReport report() const;
   // Probes whose SYN-ACK opened a half-open connection that netprobe must reset itself (non-local
-  // source, PlannedProbe::needs_rst); the engine sends the RSTs and clears the list.
+  // source, Plan::needs_rst); the engine sends the RSTs and clears the list.
   std::vector<uint32_t>& pending_resets() { return pending_resets_; }
   uint32_t token(uint32_t slot) const { return tokens_[slot]; }
 
   size_t probe_count() const { return plan_ ? plan_->probes.size() : 0; }
+  // Bytes of per-probe state held for the iteration (capacity, not size).
+  size_t memory_bytes() const noexcept;
 
  private:
   enum class State : uint8_t { kPending, kAnswered, kLost, kUnsent };
+  // 24 bytes per probe: everything the iteration knows about it besides its plan entry and token.
   struct Slot {
+    int64_t sent_at = 0;      // ns, packet timestamp base; 0 = not known yet
+    int64_t answered_at = 0;  // ns, the first in-time answer
     State state = State::kPending;
-    bool icmp_error = false;
-    bool captured = false;  // sent_at comes from the capture of our outgoing copy (else: the sender's)
-    Nanos sent_at{0};
-    Nanos answered_at{0};
+    bool captured = false;    // sent_at comes from the capture of our outgoing copy (else: the sender's)
+    bool replied = false;     // some answer came (in time, late or duplicate)
+    bool icmp_error = false;  // an ICMP error quoting it was counted
+  };
+  static_assert(sizeof(Slot) == 24);
+  // One per (probe type, destination address) of the plan.
+  struct Destination {
+    uint32_t first = 0;   // its probes' slots are by_ordinal_[first, first + count)
+    uint32_t count = 0;
+    uint32_t target = 0;  // the first target probing it (match_ack_fail, port_mismatch)
+    uint8_t type_bits = 0;  // token_bits() of its type and family
+    uint8_t bits = 0;       // what is left once the worker's slice bits are taken (0: no token at all)
   };
   struct BucketStats {
     uint64_t late = 0, duplicates = 0;
     std::map<std::string, uint64_t> icmp_errors;
   };
+  TokenPermutation permutation(uint32_t dest) const noexcept;
+  // The slot a captured key designates (kNoSlot if none): destination, slice, token, then the port.
+  uint32_t slot_of(const MatchKey& key, uint32_t* dest) const noexcept;
   void on_own_probe(const Classification& c, Nanos at);
   void on_answer(const Classification& c, Nanos at);
   void on_icmp_error(const Classification& c);
   void resolve(uint32_t slot, State state);
   Nanos timeout_of(uint32_t slot) const;
 
+  static constexpr uint32_t kNoSlot = 0xFFFFFFFFu;
+
   uint64_t secret_;
   KeySlice slice_;
+  uint64_t seed_ = 0;
   const Plan* plan_ = nullptr;
-  Matcher matcher_;
-  std::vector<uint32_t> tokens_;
-  std::vector<Slot> slots_;
+  DestinationIndex destination_index_;
+  std::vector<Destination> destinations_;
+  std::vector<TokenPermutation> permutations_;  // per destination, keyed for this iteration
+  std::vector<uint32_t> template_destination_;  // per template
+  std::vector<int64_t> template_timeout_;       // per template, ns (the hot path avoids Bucket's strings)
+  HugePageVector<uint32_t> tokens_;             // per slot
+  HugePageVector<uint32_t> by_ordinal_;         // slots grouped by destination, in ordinal order
+  HugePageVector<Slot> slots_;
+  size_t expire_cursor_ = 0;  // slots before it are resolved (probes are sent in slot order)
   std::vector<BucketStats> bucket_stats_;
   std::vector<TargetEvents> target_events_;
-  std::unordered_map<IpAddress, uint32_t> target_by_address_;
   // Rejected captured packets by reason: plain counters on the capture path (no allocation per foreign
-  // packet), named only in report(). The reasons of classify() first, then the matcher's own.
+  // packet), named only in report(). The reasons of classify() first, then the runner's own.
   enum : size_t {
-    kUnmatched = size_t(RejectReason::kCount),  // an answer's key is not in flight
+    kUnmatched = size_t(RejectReason::kCount),  // an answer's key designates no probe in flight
     kWrongLocalAddress,                         // an answer to one of our probes, sent to another address
     kUnmatchedIcmpError,                        // an ICMP error quoting a probe not in flight
     kRejectCounters

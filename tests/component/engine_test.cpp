@@ -286,5 +286,108 @@ TEST(EngineComponent, SynAckToANonLocalSourceIsResetWithSeqIsnPlusOne) {
   }
 }
 
+// Tokens designate a probe per destination, whatever the port: an answer carrying a probe's token back
+// to another port is netprobify's port_mismatch, not an answer.
+TEST(EngineComponent, AnswerToAnotherPortIsPortMismatchNotAnAnswer) {
+  Lab lab;
+  lab.link.set_responder([](std::span<const uint8_t> p) {
+    auto r = testing::reply_to(p);
+    if (protocol_of(r) == 6) {
+      const size_t l4 = (r[0] >> 4) == 6 ? 40 : size_t(r[0] & 0x0f) * 4;
+      r[l4 + 3] ^= 1;  // destination port: the probe's source port, plus or minus one (same group range)
+    }
+    return std::vector<ScriptedReply>{{r, microseconds(100)}};
+  });
+  const auto report = lab.run();
+  std::map<std::string, uint64_t> mismatches;
+  for (const auto& t : report.targets) mismatches[t.target] = t.port_mismatch;
+  const auto groups = by_target(report);
+  for (const char* tcp : {"tcp", "tcp6"}) {
+    EXPECT_EQ(groups.at(tcp).lost, 20u) << tcp;
+    EXPECT_EQ(mismatches.at(tcp), 20u) << tcp;
+  }
+  for (const char* other : {"icmp", "udp", "icmp6", "udp6"}) {
+    EXPECT_EQ(groups.at(other).lost, 0u) << other;
+    EXPECT_EQ(mismatches.at(other), 0u) << other;
+  }
+}
+
+TEST(EngineComponent, LateThenAgainIsOneLateThenDuplicates) {
+  Lab lab;
+  lab.link.set_responder([](std::span<const uint8_t> p) {
+    auto r = testing::reply_to(p);
+    return std::vector<ScriptedReply>{{r, milliseconds(1200)}, {r, milliseconds(1300)}};  // timeout is 1 s
+  });
+  for (const auto& [name, g] : by_target(lab.run())) {
+    EXPECT_EQ(g.lost, 20u) << name;
+    EXPECT_GT(g.duplicates, 0u) << name;
+    EXPECT_LE(g.duplicates, g.late) << name << ": the first late answer of a probe is late, later ones duplicates";
+  }
+}
+
+// Two targets on one address (two teams, one host) share its token space: every probe of both is told
+// apart, and each target gets its own answers.
+TEST(EngineComponent, TargetsSharingADestinationAreToldApart) {
+  Lab lab;
+  lab.add("icmp_again", ProbeType::kIcmpPing, "198.51.100.2", 0);
+  lab.add("tcp_again", ProbeType::kTcpSyn, "198.51.100.1", 80);
+  std::map<uint64_t, int> tokens;
+  lab.link.set_responder([&](std::span<const uint8_t> p) {
+    const auto c = classify(p, Direction::kOutgoing);
+    ++tokens[uint64_t(c.key.type) << 32 | c.key.token];
+    return std::vector<ScriptedReply>{{testing::reply_to(p), microseconds(100)}};
+  });
+  const auto report = by_target(lab.run());
+  for (const char* name : {"icmp", "icmp_again", "tcp", "tcp_again"}) {
+    EXPECT_EQ(report.at(name).sent, 20u) << name;
+    EXPECT_EQ(report.at(name).lost, 0u) << name;
+    EXPECT_EQ(report.at(name).duplicates, 0u) << name;
+  }
+  for (const auto& [token, n] : tokens) EXPECT_EQ(n, 1) << "token " << token << " used twice";
+}
+
+// With many workers the slice bits leave few tokens per destination: probes beyond them are not sent
+// (counted as send errors) instead of sharing a token. UDPunreachable over IPv4 has 16 bits: with 15
+// slice bits, one probe per destination; TCPsyn's 18 bits leave 7.
+TEST(EngineComponent, ProbesBeyondTheTokenSpaceAreNotSent) {
+  Lab lab;
+  size_t on_wire = 0;
+  lab.link.set_responder([&](std::span<const uint8_t> p) {
+    ++on_wire;
+    return std::vector<ScriptedReply>{{testing::reply_to(p), microseconds(100)}};
+  });
+  EngineOptions options;
+  options.slice = KeySlice{15, 0};
+  const auto report = lab.run(options);
+  const auto groups = by_target(report);
+  EXPECT_EQ(groups.at("udp").sent, 1u);
+  EXPECT_EQ(groups.at("tcp").sent, 7u);
+  EXPECT_EQ(groups.at("tcp6").sent, 7u);
+  EXPECT_EQ(groups.at("udp6").sent, 20u);
+  EXPECT_EQ(groups.at("icmp").sent, 20u);
+  EXPECT_EQ(report.send_errors, 19u + 13u + 13u);
+  EXPECT_EQ(on_wire, 1u + 7u + 7u + 20u + 20u + 20u);
+  for (const auto& [name, g] : groups) EXPECT_EQ(g.lost, 0u) << name;
+}
+
+// Each probe is judged by its own target's timeout, also when a target with a longer one is probed in
+// between (probes of both interleave in the send order).
+TEST(EngineComponent, EachProbeHasItsOwnTargetsTimeout) {
+  Lab lab;
+  lab.config.targets.at("icmp").timeout_s = 0.2;
+  lab.link.set_responder([](std::span<const uint8_t> p) {
+    return std::vector<ScriptedReply>{{testing::reply_to(p), milliseconds(500)}};
+  });
+  for (const auto& [name, g] : by_target(lab.run())) {
+    if (name == "icmp") {
+      EXPECT_EQ(g.lost, 20u);
+      EXPECT_GT(g.late, 0u);
+    } else {
+      EXPECT_EQ(g.lost, 0u) << name;
+      EXPECT_EQ(g.rtts_s.size(), 20u) << name;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace netprobe

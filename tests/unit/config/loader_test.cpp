@@ -72,8 +72,8 @@ const std::vector<Case>& bad_cases() {
       {"bad/key_space_overflow.yaml",
        {"targets.big_subnet: 33554428 probes per iteration (2 packet(s) x 1 group(s) x 16777214 host(s)), more than "
         "netprobe's limit of 16777216 per iteration",
-        R"(targets.udp: 32769 UDPunreachable probes per iteration to "192.0.2.1" from source port 65000, more than the 32768 that UDPunreachable's 16-bit token allows per destination and source port; widen the groups' source port ranges or lower nb_packets)",
-        R"(targets.web: 160000 TCPsyn probes per iteration to "192.0.2.1" from source port 65000 (targets web, web_again), more than the 131072 that TCPsyn's 18-bit token allows per destination and source port; widen the groups' source port ranges or lower nb_packets)"},
+        R"(targets.udp: 65536 UDPunreachable probes per iteration to "192.0.2.1", more than the 65535 that UDPunreachable's 16-bit token allows per destination; lower nb_packets)",
+        R"(targets.web: 310000 TCPsyn probes per iteration to "192.0.2.1" (targets web, web_again), more than the 262143 that TCPsyn's 18-bit token allows per destination; lower nb_packets)"},
        {}},
       {"bad/total_overflow.yaml",
        {"targets: 16777218 probes per iteration in total, more than netprobe's limit of 16777216 (largest: "
@@ -387,7 +387,9 @@ TEST(config_helpers, KeySpaceLimits) {
   EXPECT_EQ(config_token_bits(ProbeType::kIcmpPing, AddressFamily::kV6), 32);
   EXPECT_EQ(config_token_bits(ProbeType::kUdpUnreachable, AddressFamily::kV4), 16);
   EXPECT_EQ(config_token_bits(ProbeType::kUdpUnreachable, AddressFamily::kV6), 20);
-  EXPECT_EQ(max_probes_per_key_space(ProbeType::kTcpSyn, AddressFamily::kV4), 131072u);
+  EXPECT_EQ(max_probes_per_key_space(ProbeType::kTcpSyn, AddressFamily::kV4), 262143u);
+  EXPECT_EQ(max_probes_per_key_space(ProbeType::kUdpUnreachable, AddressFamily::kV4, 3), 8191u);
+  EXPECT_EQ(max_probes_per_key_space(ProbeType::kUdpUnreachable, AddressFamily::kV4, 16), 0u);
   EXPECT_EQ(usable_hosts(*IpNetwork::parse("10.0.0.0/24")), 254u);
   EXPECT_EQ(usable_hosts(*IpNetwork::parse("10.0.0.0/31")), 2u);
   EXPECT_EQ(usable_hosts(*IpNetwork::parse("10.0.0.1/32")), 1u);
@@ -470,25 +472,25 @@ targets:
   EXPECT_TRUE(r.ok());
 }
 
-TEST(config_checks, KeySpaceCountsOverlappingGroupsPerPort) {
-  // Two groups sharing port 65000: 70000 + 70000 probes from it exceed TCPsyn's 131072, even though each
-  // group alone fits. Disjoint ranges would not.
-  const std::string overlapping = R"(
-groups:
-  a: {src_port_a: 65000, src_port_z: 65000}
-  b: {src_port_a: 65000, src_port_z: 65001}
-targets:
-  t: {type: TCPsyn, destination: 192.0.2.1, dst_port: 443, nb_packets: 100000}
-)";
-  LoadedConfig r = load(overlapping);
-  EXPECT_THAT(r.diagnostics.errors,
-              ElementsAre(R"(targets.t: 150000 TCPsyn probes per iteration to "192.0.2.1" from source port 65000, more than the 131072 that TCPsyn's 18-bit token allows per destination and source port; widen the groups' source port ranges or lower nb_packets)"));
-  r = load(R"(
+TEST(config_checks, KeySpaceCountsEveryGroupAndPortOfADestination) {
+  // Tokens are numbered per destination, whatever the source port: two groups of 140000 probes each
+  // exceed TCPsyn's 262143 even with disjoint port ranges; one group alone fits.
+  const std::string two_groups = R"(
 groups:
   a: {src_port_a: 65000, src_port_z: 65000}
   b: {src_port_a: 65001, src_port_z: 65002}
 targets:
-  t: {type: TCPsyn, destination: 192.0.2.1, dst_port: 443, nb_packets: 100000}
+  t: {type: TCPsyn, destination: 192.0.2.1, dst_port: 443, nb_packets: 140000}
+)";
+  LoadedConfig r = load(two_groups);
+  EXPECT_THAT(r.diagnostics.errors,
+              ElementsAre(R"(targets.t: 280000 TCPsyn probes per iteration to "192.0.2.1", more than the 262143 that TCPsyn's 18-bit token allows per destination; lower nb_packets)"));
+  r = load(R"(
+groups:
+  a: {src_port_a: 65000, src_port_z: 65000}
+  b: {src_port_a: 65001, src_port_z: 65002, permit_target_auto_register: false}
+targets:
+  t: {type: TCPsyn, destination: 192.0.2.1, dst_port: 443, nb_packets: 140000}
 )");
   EXPECT_TRUE(r.ok());
 }

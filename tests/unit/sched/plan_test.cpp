@@ -73,8 +73,8 @@ TEST(BuildPlan, NbPacketsPerGroupPortsRoundRobinGroupsInterleaved) {
   std::vector<uint16_t> g1_ports, g2_ports;
   for (size_t i = 0; i < plan.probes.size(); ++i) {
     const auto& p = plan.probes[i];
-    EXPECT_EQ(plan.buckets[p.bucket].group, i % 2 == 0 ? "g1" : "g2") << "groups alternate within a target";
-    (plan.buckets[p.bucket].group == "g1" ? g1_ports : g2_ports).push_back(p.src_port);
+    EXPECT_EQ(plan.buckets[plan.bucket_of(p)].group, i % 2 == 0 ? "g1" : "g2") << "groups alternate within a target";
+    (plan.buckets[plan.bucket_of(p)].group == "g1" ? g1_ports : g2_ports).push_back(p.src_port);
     EXPECT_EQ(plan.source_of(p).to_string(), "192.0.2.1") << "kernel-chosen source";
   }
   EXPECT_EQ(g1_ports, (std::vector<uint16_t>{65000, 65001, 65002, 65000, 65001, 65002}));
@@ -116,7 +116,7 @@ TEST(BuildPlan, TargetsRoundRobinAndInactiveOnesSkipped) {
   const Plan plan = f.plan();
   ASSERT_EQ(plan.probes.size(), 4u);
   std::vector<std::string> order;
-  for (const auto& p : plan.probes) order.push_back(plan.buckets[p.bucket].target);
+  for (const auto& p : plan.probes) order.push_back(plan.buckets[plan.bucket_of(p)].target);
   EXPECT_EQ(order, (std::vector<std::string>{"a", "b", "a", "b"}));
 }
 

@@ -46,20 +46,20 @@ std::string udp_config(int nb_proc, int nb_packets) {
 }
 
 TEST(worker_KeySpace, SliceBitsShrinkEachWorkersShare) {
-  EXPECT_EQ(max_probes_per_key_space(ProbeType::kUdpUnreachable, AddressFamily::kV4, 0), 32768u);
-  EXPECT_EQ(max_probes_per_key_space(ProbeType::kUdpUnreachable, AddressFamily::kV4, 2), 8192u);
-  EXPECT_EQ(max_probes_per_key_space(ProbeType::kTcpSyn, AddressFamily::kV4, 3), 16384u);
-  EXPECT_EQ(max_probes_per_key_space(ProbeType::kUdpUnreachable, AddressFamily::kV4, 40), 1u);
-  // 8192 fits one of four workers' shares; 8193 does not, and the message says why.
-  EXPECT_TRUE(load_config_string(udp_config(4, 8192), "t.yaml").ok());
-  EXPECT_TRUE(load_config_string(udp_config(1, 8193), "t.yaml").ok());
-  auto bad = load_config_string(udp_config(4, 8193), "t.yaml");
+  EXPECT_EQ(max_probes_per_key_space(ProbeType::kUdpUnreachable, AddressFamily::kV4, 0), 65535u);
+  EXPECT_EQ(max_probes_per_key_space(ProbeType::kUdpUnreachable, AddressFamily::kV4, 2), 16383u);
+  EXPECT_EQ(max_probes_per_key_space(ProbeType::kTcpSyn, AddressFamily::kV4, 3), 32767u);
+  EXPECT_EQ(max_probes_per_key_space(ProbeType::kUdpUnreachable, AddressFamily::kV4, 40), 0u);
+  // 16383 fits one of four workers' shares; 16384 does not, and the message says why.
+  EXPECT_TRUE(load_config_string(udp_config(4, 16383), "t.yaml").ok());
+  EXPECT_TRUE(load_config_string(udp_config(1, 16384), "t.yaml").ok());
+  auto bad = load_config_string(udp_config(4, 16384), "t.yaml");
   ASSERT_FALSE(bad.ok());
   ASSERT_EQ(bad.diagnostics.errors.size(), 1u);
   EXPECT_EQ(bad.diagnostics.errors[0],
-            R"(targets.udp: 8193 UDPunreachable probes per iteration to "192.0.2.1" from source port 65000, more than )"
-            R"(the 8192 that UDPunreachable's 16-bit token allows per destination and source port with nb_proc 4 )"
-            R"((2 of its bits select the worker); widen the groups' source port ranges or lower nb_packets or nb_proc)");
+            R"(targets.udp: 16384 UDPunreachable probes per iteration to "192.0.2.1", more than )"
+            R"(the 16383 that UDPunreachable's 16-bit token allows per destination with nb_proc 4 )"
+            R"((2 of its bits select the worker); lower nb_packets or nb_proc)");
 }
 
 TEST(worker_Launcher, DescribesWaitStatus) {
