@@ -17,7 +17,6 @@ namespace {
 
 // Share of (interval - longest timeout) over which an iteration's packets are spread; the rest is slack
 // for late answers and for the end-of-iteration work.
-constexpr double kWindowShare = 0.8;
 
 std::vector<IpAddress> usable(const IpNetwork& net, size_t limit) {
   std::vector<IpAddress> out;
@@ -248,7 +247,7 @@ std::vector<Nanos> schedule(const Plan& plan, Nanos window, double max_pps) {
 
 Nanos send_window(const Plan& plan, double interval_s) {
   const double available = std::max(0.0, interval_s - std::chrono::duration<double>(plan.max_timeout).count());
-  return Nanos(int64_t(available * kWindowShare * 1e9));
+  return Nanos(int64_t(available * kSendWindowShare * 1e9));
 }
 
 }  // namespace netprobe

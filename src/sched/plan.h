@@ -110,6 +110,7 @@ class Pacer {
 };
 
 // The send window of an iteration: a share of what the interval leaves after the longest timeout.
+inline constexpr double kSendWindowShare = 0.8;
 Nanos send_window(const Plan& plan, double interval_s);
 
 }  // namespace netprobe

@@ -108,7 +108,8 @@ bool send_event(int fd, const EventRecord& ev, int pass_fd) {
     }
     // Checked although the supervisor is trusted: this process is privileged, the supervisor parses HTTP.
     if (req.op != LaunchRequest::kSpawn || req.slice_bits < 0 || req.slice_bits > 16 ||
-        req.index >= (uint32_t(1) << req.slice_bits) || req.types_mask > 7) {
+        req.index >= (uint32_t(1) << req.slice_bits) || req.types_mask > 7 || req.capture_buffer_mib < 1 ||
+        req.capture_buffer_mib > 1024) {
       spdlog::error("launcher: rejected a malformed request");
       break;
     }
@@ -130,7 +131,8 @@ bool send_event(int fd, const EventRecord& ev, int pass_fd) {
       close(sfd);
       close(sv[0]);
       sigprocmask(SIG_UNBLOCK, &chld, nullptr);
-      _exit(entry(sv[1], req.index, KeySlice{req.slice_bits, req.index}, req.types_mask));
+      _exit(entry(sv[1], WorkerSpawn{req.index, KeySlice{req.slice_bits, req.index}, req.types_mask,
+                                     req.capture_buffer_mib}));
     }
     close(sv[1]);
     children[pid] = req.index;
@@ -196,12 +198,13 @@ Status send_request(int fd, const LaunchRequest& req) {
 }
 }  // namespace
 
-Status LauncherClient::spawn(uint32_t index, KeySlice slice, uint32_t types_mask) {
+Status LauncherClient::spawn(const WorkerSpawn& spawn) {
   LaunchRequest req;
   req.op = LaunchRequest::kSpawn;
-  req.index = index;
-  req.slice_bits = slice.bits;
-  req.types_mask = types_mask;
+  req.index = spawn.index;
+  req.slice_bits = spawn.slice.bits;
+  req.types_mask = spawn.types_mask;
+  req.capture_buffer_mib = spawn.capture_buffer_mib;
   return send_request(fd_, req);
 }
 

@@ -21,10 +21,19 @@
 
 namespace netprobe {
 
+// What a worker is started with: fixed for its lifetime because it shapes the capture, opened while the
+// worker is still privileged and before it reads any configuration.
+struct WorkerSpawn {
+  uint32_t index = 0;
+  KeySlice slice{};
+  uint32_t types_mask = 0;          // bit (1 << ProbeType) for every probe type its capture must see
+  uint32_t capture_buffer_mib = 4;  // kernel capture ring (worker/capture_sizing.h)
+  friend bool operator==(const WorkerSpawn&, const WorkerSpawn&) = default;
+};
+
 // Runs in the forked worker (still holding CAP_NET_RAW); returns its exit code. `ipc_fd` is the worker's
-// end of its socketpair with the supervisor; `types_mask` has bit (1 << ProbeType) set for every probe
-// type its capture must see.
-using WorkerEntry = int (*)(int ipc_fd, uint32_t index, KeySlice slice, uint32_t types_mask);
+// end of its socketpair with the supervisor.
+using WorkerEntry = int (*)(int ipc_fd, const WorkerSpawn& spawn);
 
 struct LaunchRequest {
   enum Op : uint32_t { kSpawn = 1, kKill = 2 };
@@ -32,6 +41,7 @@ struct LaunchRequest {
   uint32_t index = 0;
   int32_t slice_bits = 0;
   uint32_t types_mask = 0;
+  uint32_t capture_buffer_mib = 0;
   int32_t pid = 0;  // kKill: the worker to SIGKILL (only if it is still an unreaped child)
 };
 
@@ -56,7 +66,7 @@ class LauncherClient {
 
   int fd() const { return fd_; }
   pid_t pid() const { return pid_; }
-  Status spawn(uint32_t index, KeySlice slice, uint32_t types_mask);
+  Status spawn(const WorkerSpawn& spawn);
   Status kill(uint32_t index, pid_t worker);
   // The next event, if one is ready (non-blocking); an Error when the launcher is gone.
   Result<std::optional<LaunchEvent>> read_event();

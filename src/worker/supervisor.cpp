@@ -30,6 +30,7 @@
 #include "metrics/process_collector.h"
 #include "metrics/prober_metrics.h"
 #include "worker/backoff.h"
+#include "worker/capture_sizing.h"
 #include "worker/ipc.h"
 #include "worker/launcher.h"
 #include "worker/privileges.h"
@@ -67,8 +68,7 @@ struct WorkerSlot {
   int fd = -1;
   FrameReader reader;
   std::string out;           // frames not yet written (non-blocking socket)
-  KeySlice slice{};          // what the current incarnation's capture was opened for
-  uint32_t types_mask = 0;
+  WorkerSpawn spawned{};     // what the current incarnation's capture was opened for
   uint64_t secret = 0;
   uint64_t incarnations = 0;
   Nanos started_at{0};
@@ -321,13 +321,20 @@ class Supervisor {
       workers_.pop_back();
   }
 
+  // The capture ring this worker needs for the configured rate of its targets.
+  uint32_t capture_mib_of(uint32_t index) const {
+    const uint32_t nb = nb_workers();
+    const double rate =
+        planned_probe_rate(config_, nb, [&](const std::string& name) { return worker_for(name, nb) == index; });
+    return uint32_t(capture_buffer_bytes(rate) >> 20);
+  }
+
   void spawn(WorkerSlot& w) {
-    w.slice = key_slice_for(w.index, nb_workers());
-    w.types_mask = types_of(w.index);
+    w.spawned = WorkerSpawn{w.index, key_slice_for(w.index, nb_workers()), types_of(w.index), capture_mib_of(w.index)};
     w.secret = mix(run_secret_ ^ mix(uint64_t(w.index) << 32 | ++w.incarnations));
     w.planned = false;
     w.timed_out = false;
-    if (auto s = launcher_.spawn(w.index, w.slice, w.types_mask); !s.ok()) {
+    if (auto s = launcher_.spawn(w.spawned); !s.ok()) {
       spdlog::critical("cannot ask the launcher for worker {}: {}", w.index, s.error().message);
       fatal_ = true;
       return;
@@ -345,10 +352,17 @@ class Supervisor {
     const uint32_t nb = nb_workers();
     const KeySlice slice = key_slice_for(w.index, nb);
     const uint32_t types = types_of(w.index);
-    if (slice != w.slice || (types & ~w.types_mask) != 0) {
-      // Its capture filter was compiled for other types or another slice: replace the worker.
-      spdlog::info("worker {}: capture must change (types {:#x} -> {:#x}, slice bits {} -> {}): restarting it",
-                   w.index, w.types_mask, types, w.slice.bits, slice.bits);
+    const uint32_t capture_mib = capture_mib_of(w.index);
+    // A ring at least half the size wanted still holds 100 ms of the capture: restarting the worker (a
+    // gap in its measurements) is only worth it beyond that.
+    if (slice != w.spawned.slice || (types & ~w.spawned.types_mask) != 0 ||
+        capture_mib > 2 * w.spawned.capture_buffer_mib) {
+      // Its capture filter was compiled for other types or another slice, or its ring is too small for
+      // the new rate: replace the worker.
+      spdlog::info("worker {}: capture must change (types {:#x} -> {:#x}, slice bits {} -> {}, ring {} -> {} MiB): "
+                   "restarting it",
+                   w.index, w.spawned.types_mask, types, w.spawned.slice.bits, slice.bits,
+                   w.spawned.capture_buffer_mib, capture_mib);
       request_stop(w);
       return;
     }

@@ -265,7 +265,9 @@ class WorkerLoop {
 
 }  // namespace
 
-int worker_main(int ipc_fd, uint32_t index, KeySlice slice, uint32_t types_mask) {
+int worker_main(int ipc_fd, const WorkerSpawn& spawn) {
+  const uint32_t index = spawn.index;
+  const KeySlice slice = spawn.slice;
   prctl(PR_SET_PDEATHSIG, SIGKILL);  // the launcher died between fork and here: getppid() is no longer it
   if (getppid() == 1) return 0;
   prctl(PR_SET_NAME, fmt::format("netprobe-w{}", index).c_str());
@@ -281,7 +283,8 @@ int worker_main(int ipc_fd, uint32_t index, KeySlice slice, uint32_t types_mask)
   auto sink = RawSocketSink::open();
   if (!sink.ok()) return fail(EX_NOPERM, sink.error().message);
   PcapSource::Options capture;
-  const std::vector<ProbeType> types = probe_types_of_mask(types_mask);
+  capture.buffer_bytes = int(std::min<uint32_t>(spawn.capture_buffer_mib, 1024)) << 20;
+  const std::vector<ProbeType> types = probe_types_of_mask(spawn.types_mask);
   // The kernel passes only replies carrying this worker's slice: N workers do not each see N times the
   // traffic. (Foreign tokens would never match anyway; this is about cost.)
   try {
@@ -292,7 +295,8 @@ int worker_main(int ipc_fd, uint32_t index, KeySlice slice, uint32_t types_mask)
   auto source = PcapSource::open(capture);
   if (!source.ok()) return fail(EX_NOPERM, source.error().message);
   if (auto s = drop_all_capabilities(); !s.ok()) return fail(EX_NOPERM, "cannot drop capabilities: " + s.error().message);
-  spdlog::debug("worker {}: sockets open, capabilities dropped ({})", index, capability_summary());
+  spdlog::debug("worker {}: sockets open (capture ring {} MiB), capabilities dropped ({})", index,
+                spawn.capture_buffer_mib, capability_summary());
 
   WorkerReady ready{index, {}};
   for (const auto& w : (*sink)->warnings()) ready.warnings.push_back("send: " + w);
