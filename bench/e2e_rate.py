@@ -182,6 +182,31 @@ def tree_rss_kb(root, field="VmHWM"):
     return s
 
 
+def memory_by_process(root):
+    """Per process of the tree: name, RSS, peak RSS and PSS in MB. RSS counts pages shared between the
+    supervisor, the launcher and the workers (forked: libraries, binary, copy-on-write pages) once per
+    process; PSS divides each shared page between its sharers, so the PSS sum is the tree's real share."""
+    out = []
+    for pid in tree(root):
+        row = {"pid": pid}
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                row["name"] = f.read().strip()
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith(("VmRSS:", "VmHWM:")):
+                        row[line.split(":")[0]] = int(line.split()[1]) / 1024
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        row["Pss"] = int(line.split()[1]) / 1024
+        except (OSError, ValueError):
+            continue
+        out.append({"name": row.get("name"), "rss_mb": round(row.get("VmRSS", 0), 1),
+                    "peak_rss_mb": round(row.get("VmHWM", 0), 1), "pss_mb": round(row.get("Pss", 0), 1)})
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The lab
 
@@ -359,6 +384,9 @@ def memory_check(lab, scraper, binary, p, tmp, ntargets=10_000, nb=100):
                           "sent": total(m, "icmp_sent_total"),
                           "loss": total(m, "icmp_loss_total"), "rss_mb": tree_rss_kb(proc.pid, "VmRSS") / 1024,
                           "peak_rss_mb": tree_rss_kb(proc.pid) / 1024, "processes": len(tree(proc.pid))}
+                by = memory_by_process(proc.pid)
+                result["pss_mb"] = round(sum(r["pss_mb"] for r in by), 1)
+                result["by_process"] = by
                 break
     finally:
         stop(proc)

@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/memory.h"
 #include "worker/privileges.h"
 
 namespace netprobe {
@@ -59,6 +60,7 @@ bool send_event(int fd, const EventRecord& ev, int pass_fd) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != supervisor) _exit(0);
   prctl(PR_SET_NAME, "netprobe-launch");
+  release_free_memory();  // the supervisor's free heap, shared copy-on-write since the fork
   if (auto s = restrict_to_net_raw(); !s.ok()) {
     spdlog::critical("launcher: cannot drop capabilities other than CAP_NET_RAW: {}", s.error().message);
     _exit(EX_NOPERM);

@@ -22,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app/logging.h"
+#include "core/memory.h"
 #include "config/loader.h"
 #include "inventory/manager.h"
 #include "inventory/merge.h"
@@ -486,6 +487,8 @@ class Supervisor {
     log_report(w.index, report);
     // app_iteration_time_seconds: the duration of the latest iteration of any worker.
     metrics_.record(report);
+    report = {};
+    release_free_memory();  // the decoded report (1M RTTs are 8 MB, their CBOR as much again)
   }
 
   void kill_worker(WorkerSlot& w) {

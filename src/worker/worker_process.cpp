@@ -19,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app/logging.h"
+#include "core/memory.h"
 #include "io/pcap_source.h"
 #include "io/raw_socket_sink.h"
 #include "sched/plan.h"
@@ -220,7 +221,10 @@ class WorkerLoop {
           engine_ = std::make_unique<Engine>(clock, sink_, source_, next->secret, options);
         }
       }
-      if (next) apply(std::move(*next));
+      if (next) {
+        apply(std::move(*next));
+        release_free_memory();  // the shard was decoded by the reader thread, in its own malloc arena
+      }
       if (!plan_ || plan_->probes.empty()) continue;
 
       const Nanos start = clock.monotonic();
@@ -233,6 +237,7 @@ class WorkerLoop {
       }
       report.duration_s = std::chrono::duration<double>(clock.monotonic() - start).count();
       if (!send(WorkerMessage{WorkerReport{generation_, std::move(report)}})) return 0;  // supervisor gone
+      release_free_memory();  // the report and its encoding
 
       // No overlap and no catch-up: wait out the interval (a new shard waits for it too).
       const auto deadline = std::chrono::steady_clock::now() +
@@ -271,6 +276,7 @@ int worker_main(int ipc_fd, const WorkerSpawn& spawn) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);  // the launcher died between fork and here: getppid() is no longer it
   if (getppid() == 1) return 0;
   prctl(PR_SET_NAME, fmt::format("netprobe-w{}", index).c_str());
+  release_free_memory();  // the launcher's free heap, shared copy-on-write since the fork
   signal(SIGPIPE, SIG_IGN);
 
   auto fail = [&](int code, const std::string& message) {
