@@ -8,16 +8,41 @@
 #include <sstream>
 #include <string>
 
+#include "metrics/exposition.h"
+
 namespace netprobe::testing {
+
+// The whole text of a TextSource, rendered in one piece.
+inline std::string render_text(const TextSource& source) {
+  std::string out;
+  source.render(out, size_t(-1), [](std::string_view) { return true; });
+  return out;
+}
+
+// What /metrics serves for ProberMetrics: its registry, then its target_series().
+inline std::string exposition_text(prometheus::Registry& registry, const TextSource& targets) {
+  std::ostringstream out;
+  prometheus::TextSerializer().Serialize(out, registry.Collect());
+  return out.str() + render_text(targets);
+}
+
+// Every sample line of `text` (comments dropped), as a set.
+inline std::set<std::string> sample_lines(const std::string& text) {
+  std::set<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty() && line[0] != '#') lines.insert(line);
+  return lines;
+}
+
+inline std::set<std::string> sample_lines(prometheus::Registry& registry, const TextSource& targets) {
+  return sample_lines(exposition_text(registry, targets));
+}
 
 inline std::set<std::string> sample_lines(prometheus::Registry& registry) {
   std::ostringstream out;
   prometheus::TextSerializer().Serialize(out, registry.Collect());
-  std::set<std::string> lines;
-  std::istringstream in(out.str());
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty() && line[0] != '#') lines.insert(line);
-  return lines;
+  return sample_lines(out.str());
 }
 
 }  // namespace netprobe::testing
