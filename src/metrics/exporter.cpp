@@ -8,11 +8,8 @@
 #include <cctype>
 #include <cstring>
 #include <mutex>
-#include <sstream>
 
 #include <fmt/format.h>
-#include <prometheus/metric_family.h>
-#include <prometheus/text_serializer.h>
 
 namespace netprobe {
 
@@ -89,24 +86,6 @@ bool accepts_gzip(mg_connection* conn) {
   return false;
 }
 
-// gzip (RFC 1952) of `in`; nullopt if zlib fails, in which case the caller sends the plain text.
-// A large fleet target set renders to megabytes of highly repetitive text: compression cuts it ~10x.
-std::optional<std::string> gzip(const std::string& in) {
-  z_stream zs{};
-  if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return std::nullopt;
-  std::string out(deflateBound(&zs, static_cast<uLong>(in.size())), '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  zs.avail_in = static_cast<uInt>(in.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  const int rc = deflate(&zs, Z_FINISH);
-  const size_t produced = zs.total_out;
-  deflateEnd(&zs);
-  if (rc != Z_STREAM_END) return std::nullopt;
-  out.resize(produced);
-  return out;
-}
-
 int send_simple(mg_connection* conn, int status, const char* body, const char* extra_name = nullptr,
                 const char* extra_value = nullptr) {
   const std::string length = std::to_string(std::strlen(body));
@@ -121,6 +100,132 @@ int send_simple(mg_connection* conn, int status, const char* body, const char* e
   }
   return status;
 }
+
+// Text rendered before it is handed on, and the size of the pieces sent to the client.
+constexpr size_t kPiece = 64 * 1024;
+
+// The body of one 200 /metrics response, sent as it is produced (exporter.h: why and how). Not thread-safe:
+// one per request.
+class ResponseBody {
+ public:
+  // `gzip`: the client accepts it (dropped if zlib cannot start: the body then goes out as plain text).
+  // `chunked`: the client speaks HTTP/1.1.
+  ResponseBody(mg_connection* conn, bool gzip, bool chunked) : conn_(conn), chunked_(chunked) {
+    // gzip (RFC 1952 framing: windowBits 15 + 16). A large target set renders to highly repetitive text:
+    // compression cuts it ~40x.
+    gzip_ = gzip && deflateInit2(&zs_, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK;
+    pending_.reserve(kPiece + kDeflateStep);
+  }
+  ~ResponseBody() {
+    if (gzip_) deflateEnd(&zs_);
+  }
+  ResponseBody(const ResponseBody&) = delete;
+  ResponseBody& operator=(const ResponseBody&) = delete;
+
+  bool headers_sent() const { return headers_sent_; }
+
+  // Appends text to the body; sends a piece once one is complete. False once the client is gone.
+  bool write(std::string_view text) {
+    if (failed_) return false;
+    if (gzip_) {
+      if (!deflate_into_pending(text, Z_NO_FLUSH)) return false;
+    } else {
+      pending_.append(text);
+    }
+    return pending_.size() < kPiece || send_pending();
+  }
+
+  // Ends the body: all of it in one response with a Content-Length if it never filled a piece.
+  bool finish() {
+    if (failed_) return false;
+    if (gzip_ && !deflate_into_pending({}, Z_FINISH)) return false;
+    if (!headers_sent_) {
+      if (!send_headers(pending_.size())) return false;
+      return send_raw(pending_.data(), pending_.size());
+    }
+    if (!pending_.empty() && !send_pending()) return false;
+    return !chunked_ || send_raw("0\r\n\r\n", 5);
+  }
+
+  // HEAD: the headers a GET would get, without a length (it is not known before rendering).
+  void head() { send_headers(std::nullopt); }
+
+  // A failure after the headers went out: the client must not take a truncated body for a whole one. Without
+  // the chunked terminator (or, for HTTP/1.0, with the connection closed early) it cannot.
+  void abort() { mg_disable_connection_keep_alive(conn_); }
+
+ private:
+  static constexpr size_t kDeflateStep = 16 * 1024;
+
+  bool deflate_into_pending(std::string_view in, int flush) {
+    zs_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+    zs_.avail_in = static_cast<uInt>(in.size());
+    // zlib's loop: give it output room until it leaves some unused (Z_NO_FLUSH: all input consumed) or,
+    // for Z_FINISH, until the stream ends. Bounded: each pass either ends or fills kDeflateStep bytes.
+    for (;;) {
+      const size_t used = pending_.size();
+      pending_.resize(used + kDeflateStep);
+      zs_.next_out = reinterpret_cast<Bytef*>(pending_.data() + used);
+      zs_.avail_out = static_cast<uInt>(kDeflateStep);
+      const int rc = deflate(&zs_, flush);
+      pending_.resize(used + kDeflateStep - zs_.avail_out);
+      if (rc == Z_STREAM_ERROR) return fail();
+      if (flush == Z_FINISH ? rc == Z_STREAM_END : zs_.avail_out != 0) return true;
+      if (pending_.size() >= kPiece && !send_pending()) return false;
+    }
+  }
+
+  bool send_headers(std::optional<size_t> length) {
+    headers_sent_ = true;
+    mg_response_header_start(conn_, 200);
+    mg_response_header_add(conn_, "Content-Type", kMetricsContentType, -1);
+    if (gzip_) mg_response_header_add(conn_, "Content-Encoding", "gzip", -1);
+    if (length) {
+      const std::string value = std::to_string(*length);
+      mg_response_header_add(conn_, "Content-Length", value.c_str(), -1);
+    } else if (chunked_) {
+      mg_response_header_add(conn_, "Transfer-Encoding", "chunked", -1);
+    } else {
+      mg_disable_connection_keep_alive(conn_);  // HTTP/1.0: the body ends when the connection closes
+    }
+    return mg_response_header_send(conn_) == 0 || fail();
+  }
+
+  bool send_pending() {
+    if (!headers_sent_ && !send_headers(std::nullopt)) return false;
+    bool ok;
+    if (chunked_) {
+      // One write per chunk (size line, data, CRLF): mg_send_chunk would make three small writes.
+      frame_ = fmt::format("{:x}\r\n", pending_.size());
+      frame_ += pending_;
+      frame_ += "\r\n";
+      ok = send_raw(frame_.data(), frame_.size());
+    } else {
+      ok = send_raw(pending_.data(), pending_.size());
+    }
+    pending_.clear();
+    return ok;
+  }
+
+  bool send_raw(const char* data, size_t size) {
+    if (size == 0) return true;
+    return mg_write(conn_, data, size) == static_cast<int>(size) || fail();
+  }
+
+  bool fail() {
+    failed_ = true;
+    return false;
+  }
+
+  mg_connection* conn_;
+  bool gzip_ = false;
+  bool chunked_;
+  bool headers_sent_ = false;
+  bool failed_ = false;
+  z_stream zs_{};
+  std::string pending_;  // body bytes (compressed when gzip_) not sent yet
+  std::string frame_;
+};
 
 }  // namespace
 
@@ -153,15 +258,23 @@ std::optional<BasicAuth> basic_auth_from_env(const char* user, const char* passw
   return result;
 }
 
-Exporter::Exporter(std::optional<BasicAuth> auth, std::vector<std::weak_ptr<prometheus::Collectable>> collectables)
-    : auth_(std::move(auth)), collectables_(std::move(collectables)) {}
+Exporter::Exporter(std::optional<BasicAuth> auth, std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
+                   std::vector<std::weak_ptr<const TextSource>> sources)
+    : auth_(std::move(auth)) {
+  for (auto& collectable : collectables) {
+    adapters_.push_back(std::make_shared<CollectableSource>(std::move(collectable)));
+    sources_.push_back(adapters_.back());
+  }
+  for (auto& source : sources) sources_.push_back(std::move(source));
+}
 
 Exporter::~Exporter() {
   if (ctx_) mg_stop(ctx_);  // joins the HTTP threads: no request can reach `this` afterwards
 }
 
 Result<std::unique_ptr<Exporter>> Exporter::start(const std::string& address, int port, std::optional<BasicAuth> auth,
-                                                  std::vector<std::weak_ptr<prometheus::Collectable>> collectables) {
+                                                  std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
+                                                  std::vector<std::weak_ptr<const TextSource>> sources) {
   if (port < 0 || port > 65535) return Error{fmt::format("prometheus_port {} is out of range 0-65535", port)};
   static std::once_flag init_once;
   std::call_once(init_once, [] { mg_init_library(0); });
@@ -180,7 +293,7 @@ Result<std::unique_ptr<Exporter>> Exporter::start(const std::string& address, in
       "request_timeout_ms", "10000",   // a client that stalls mid-request must not hold a thread for ever
       nullptr};
 
-  std::unique_ptr<Exporter> exporter(new Exporter(std::move(auth), std::move(collectables)));
+  std::unique_ptr<Exporter> exporter(new Exporter(std::move(auth), std::move(collectables), std::move(sources)));
   mg_callbacks callbacks{};
   // Quiet: CivetWeb would otherwise print its own errors; ours go through the returned Result.
   callbacks.log_message = [](const mg_connection*, const char*) { return 1; };
@@ -255,31 +368,31 @@ int Exporter::serve(mg_connection* conn) {
     return send_simple(conn, 401, kUnauthorizedBody, "WWW-Authenticate", kAuthenticate);
   }
 
-  std::vector<prometheus::MetricFamily> families;
-  for (const auto& weak : collectables_) {
-    if (auto collectable = weak.lock()) {
-      auto collected = collectable->Collect();
-      families.insert(families.end(), std::make_move_iterator(collected.begin()),
-                      std::make_move_iterator(collected.end()));
-    }
+  const std::string_view version = ri && ri->http_version ? ri->http_version : "";
+  ResponseBody body(conn, accepts_gzip(conn), version == "1.1");
+  if (method == "HEAD") {
+    body.head();
+    return 200;
   }
-  std::ostringstream body;
-  prometheus::TextSerializer().Serialize(body, families);
-  std::string text = std::move(body).str();
-  bool gzipped = false;
-  if (accepts_gzip(conn)) {
-    if (auto compressed = gzip(text)) {
-      text = std::move(*compressed);
-      gzipped = true;
+  try {
+    std::string text;
+    text.reserve(kPiece + kPiece / 4);  // a source overshoots flush_at by at most one target's lines
+    const TextSink sink = [&](std::string_view piece) { return body.write(piece); };
+    bool ok = true;
+    for (const auto& weak : sources_) {
+      if (auto source = weak.lock()) {
+        ok = source->render(text, kPiece, sink);
+        if (!ok) break;
+      }
     }
+    if (ok && !text.empty()) ok = body.write(text);
+    if (ok) body.finish();
+  } catch (...) {
+    // Only allocation can throw while rendering.
+    if (!body.headers_sent()) return send_simple(conn, 500, "Internal Server Error\n");
+    body.abort();
+    return 500;
   }
-  const std::string length = std::to_string(text.size());
-  mg_response_header_start(conn, 200);
-  mg_response_header_add(conn, "Content-Type", kMetricsContentType, -1);
-  if (gzipped) mg_response_header_add(conn, "Content-Encoding", "gzip", -1);
-  mg_response_header_add(conn, "Content-Length", length.c_str(), -1);
-  mg_response_header_send(conn);
-  if (method == "GET") mg_write(conn, text.data(), text.size());
   return 200;
 }
 
