@@ -5,12 +5,16 @@
 // *_count gauges count an event once, not once per group; HELP/TYPE lines only for families that have
 // series, as prometheus-cpp renders them) are noted where they happen.
 //
+// Two stores, by size: the process-wide families (a handful of series: netprobe_info, app_*_total without a
+// destination, capture counters, inventories) are prometheus-cpp families in the Registry given to the
+// constructor; every family labelled with a destination lives in target_series() (target_series.h says
+// why: memory). The /metrics endpoint serves both (Exporter::start takes the registry and the TextSource).
+//
 // Thread-safety: a ProberMetrics is driven by ONE thread (the supervisor); none of its methods may be
-// called concurrently with another. Scrapes run on the HTTP server's threads and only go through the
-// prometheus::Registry, whose families lock internally and whose values are atomics, so collecting
-// while record() runs is safe; such a scrape may see an iteration half applied (sent added, loss not
-// yet), which every later scrape corrects.
-#include <array>
+// called concurrently with another. Scrapes run on the HTTP server's threads and read the registry (whose
+// families lock internally and whose values are atomics) and target_series() (one mutex, held a slice at a
+// time), so rendering while record() runs is safe; such a scrape may see an iteration half applied (sent
+// added, loss not yet), which every later scrape corrects.
 #include <functional>
 #include <map>
 #include <memory>
@@ -20,13 +24,13 @@
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
-#include <prometheus/histogram.h>
 #include <prometheus/labels.h>
 #include <prometheus/registry.h>
 
 #include "config/config.h"
 #include "core/measurement.h"
 #include "core/net.h"
+#include "metrics/exposition.h"
 
 namespace netprobe {
 
@@ -41,9 +45,11 @@ std::string_view metric_prefix(ProbeType type);
 // Latency histogram buckets (seconds), shared by the three *_rtt_seconds families: 25 us .. 5 s.
 const std::vector<double>& rtt_buckets();
 
+class TargetSeries;
+
 class ProberMetrics {
  public:
-  // Registers every family in `registry` (which must outlive this object) and creates the process-wide
+  // Registers the process-wide families in `registry` (which must outlive this object) and creates their
   // series: netprobe_info, netprobify_info, app_reload_conf_failed_status=0, app_process_timed_out_total=0,
   // app_worker_restarts_total=0 and the capture counters at 0.
   ProberMetrics(std::shared_ptr<prometheus::Registry> registry, std::string probe_name,
@@ -99,27 +105,22 @@ class ProberMetrics {
   const std::string& probe_name() const { return probe_name_; }
   const std::vector<int>& percentiles() const { return percentiles_; }
 
+  // The families labelled with a destination (per-type measurements, threshold, app_host_resolution_*,
+  // app_time_ooo_total, late and duplicate replies), for the exporter. Lives as long as the longest holder.
+  std::shared_ptr<const TextSource> target_series() const;
+
   // A set of children of one family, kept so that they can be enumerated and removed by label.
   class SeriesSetBase {
    public:
     virtual ~SeriesSetBase() = default;
     virtual void remove_if(const std::function<bool(const prometheus::Labels&)>& pred) = 0;
-    // remove_if() over the series whose destination label is `destination` only: declaring a target must
-    // not scan every series of every target (quadratic: minutes of start-up with 10,000 targets).
-    virtual void remove_if_destination(const std::string& destination,
-                                       const std::function<bool(const prometheus::Labels&)>& pred) = 0;
   };
 
  private:
   template <typename T>
   class SeriesSet;
-  struct TypeFamilies;
 
-  prometheus::Labels m5(const std::string& target, AddressFamily af, const std::string& state,
-                        const std::string& group) const;
-  prometheus::Labels a3(const std::string& target, AddressFamily af) const;
   void create_process_series();
-  void create_target_series(const TargetConfig& target, AddressFamily af);
   void remove_if(const std::function<bool(const prometheus::Labels&)>& pred);
 
   std::shared_ptr<prometheus::Registry> registry_;
@@ -128,21 +129,15 @@ class ProberMetrics {
   std::string version_;
   bool reload_failed_ = false;
 
+  std::shared_ptr<TargetSeries> targets_;
   std::vector<std::unique_ptr<SeriesSetBase>> all_;  // every set below, for removal by label
-  std::array<std::unique_ptr<TypeFamilies>, kProbeTypeCount> types_;
   SeriesSet<prometheus::Gauge>* netprobe_info_ = nullptr;
   SeriesSet<prometheus::Gauge>* netprobify_info_ = nullptr;
-  SeriesSet<prometheus::Gauge>* threshold_ = nullptr;
-  SeriesSet<prometheus::Gauge>* resolution_status_ = nullptr;
-  SeriesSet<prometheus::Counter>* resolution_change_ = nullptr;
-  SeriesSet<prometheus::Counter>* time_ooo_ = nullptr;
   SeriesSet<prometheus::Gauge>* iteration_time_ = nullptr;
   SeriesSet<prometheus::Counter>* target_name_dup_ = nullptr;
   SeriesSet<prometheus::Counter>* process_timed_out_ = nullptr;
   SeriesSet<prometheus::Counter>* worker_restarts_ = nullptr;
   SeriesSet<prometheus::Gauge>* reload_failed_status_ = nullptr;
-  SeriesSet<prometheus::Counter>* late_ = nullptr;
-  SeriesSet<prometheus::Counter>* duplicates_ = nullptr;
   SeriesSet<prometheus::Counter>* capture_received_ = nullptr;
   SeriesSet<prometheus::Counter>* capture_dropped_ = nullptr;
   SeriesSet<prometheus::Counter>* capture_rejected_ = nullptr;
@@ -150,12 +145,6 @@ class ProberMetrics {
   SeriesSet<prometheus::Gauge>* inventory_targets_ = nullptr;
   SeriesSet<prometheus::Counter>* inventory_failures_ = nullptr;
   std::map<std::string, size_t> inventories_;  // declared plug-ins and their target counts, for renames
-
-  struct Declared {
-    TargetConfig config;
-    AddressFamily af;
-  };
-  std::map<std::string, Declared> declared_;  // by target name, to recreate series on renames
 };
 
 }  // namespace netprobe

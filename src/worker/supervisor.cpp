@@ -746,8 +746,8 @@ void run_supervisor(Config config, const std::string& path, const std::string& v
   auto registry = std::make_shared<prometheus::Registry>();
   ProberMetrics metrics(registry, config.global.probe_name, config.global.percentile, version);
   auto process = std::make_shared<ProcessCollector>();
-  auto exporter =
-      Exporter::start(config.global.prometheus_address, config.global.prometheus_port, auth, {registry, process});
+  auto exporter = Exporter::start(config.global.prometheus_address, config.global.prometheus_port, auth,
+                                  {registry, process}, {metrics.target_series()});
   if (!exporter.ok()) {
     spdlog::critical("{}", exporter.error().message);
     if (config.global.prometheus_port > 0 && config.global.prometheus_port < 1024)

@@ -12,6 +12,7 @@
 #include "dns/resolution_metrics.h"
 #include "dns/target_address_book.h"
 #include "test_dns_server.h"
+#include "tests/support/metrics_lines.h"
 
 namespace netprobe {
 namespace {
@@ -19,12 +20,10 @@ namespace {
 using namespace std::chrono_literals;
 using testing::TestDnsServer;
 
-bool has_line_containing(prometheus::Registry& registry, const std::string& needle) {
-  std::ostringstream out;
-  prometheus::TextSerializer().Serialize(out, registry.Collect());
-  std::istringstream in(out.str());
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty() && line[0] != '#' && line.find(needle) != std::string::npos) return true;
+// What /metrics serves: the registry, then the per-target series.
+bool has_line_containing(const ProberMetrics& metrics, prometheus::Registry& registry, const std::string& needle) {
+  for (const auto& line : testing::sample_lines(registry, *metrics.target_series()))
+    if (line.find(needle) != std::string::npos) return true;
   return false;
 }
 
@@ -89,11 +88,11 @@ TEST_F(dns_EndToEnd, ResolutionV4AndV6SetStatusAndCountTheFirstResolution) {
   settle();
   EXPECT_EQ(book_->hosts("web4"), std::vector<IpAddress>{*IpAddress::parse("192.0.2.10")});
   EXPECT_EQ(book_->hosts("web6"), std::vector<IpAddress>{*IpAddress::parse("2001:db8::10")});
-  EXPECT_TRUE(has_line_containing(*registry_, status_line("web4", "ipv4", 1)));
-  EXPECT_TRUE(has_line_containing(*registry_, change_line("web4", "ipv4", 1)));
-  EXPECT_TRUE(has_line_containing(*registry_, status_line("web6", "ipv6", 1)));
-  EXPECT_TRUE(has_line_containing(*registry_, change_line("web6", "ipv6", 1)));
-  EXPECT_TRUE(has_line_containing(*registry_, R"(icmp_sent_total{address_family="ipv4",destination="web4")"));
+  EXPECT_TRUE(has_line_containing(metrics_, *registry_, status_line("web4", "ipv4", 1)));
+  EXPECT_TRUE(has_line_containing(metrics_, *registry_, change_line("web4", "ipv4", 1)));
+  EXPECT_TRUE(has_line_containing(metrics_, *registry_, status_line("web6", "ipv6", 1)));
+  EXPECT_TRUE(has_line_containing(metrics_, *registry_, change_line("web6", "ipv6", 1)));
+  EXPECT_TRUE(has_line_containing(metrics_, *registry_, R"(icmp_sent_total{address_family="ipv4",destination="web4")"));
 }
 
 TEST_F(dns_EndToEnd, ChangedRecordCountsAndMovesAtTheNextRefresh) {
@@ -106,15 +105,15 @@ TEST_F(dns_EndToEnd, ChangedRecordCountsAndMovesAtTheNextRefresh) {
   book_->refresh_due();
   settle();
   EXPECT_FALSE(book_->take_changed());
-  EXPECT_TRUE(has_line_containing(*registry_, change_line("mv", "ipv4", 1)));
+  EXPECT_TRUE(has_line_containing(metrics_, *registry_, change_line("mv", "ipv4", 1)));
 
   server_.set_a("moving.example.test", {"192.0.2.2"});
   book_->refresh_due();
   settle();
   EXPECT_TRUE(book_->take_changed());
   EXPECT_EQ(book_->hosts("mv"), std::vector<IpAddress>{*IpAddress::parse("192.0.2.2")});
-  EXPECT_TRUE(has_line_containing(*registry_, status_line("mv", "ipv4", 1)));
-  EXPECT_TRUE(has_line_containing(*registry_, change_line("mv", "ipv4", 2)));
+  EXPECT_TRUE(has_line_containing(metrics_, *registry_, status_line("mv", "ipv4", 1)));
+  EXPECT_TRUE(has_line_containing(metrics_, *registry_, change_line("mv", "ipv4", 2)));
 }
 
 TEST_F(dns_EndToEnd, NxdomainSetsStatusZeroAndRemovesMeasurementSeries) {
@@ -122,7 +121,7 @@ TEST_F(dns_EndToEnd, NxdomainSetsStatusZeroAndRemovesMeasurementSeries) {
   config_ = {{"gone", target("gone", "gone.example.test", AddressFamily::kV4)}};
   book_->set_targets(config_);
   settle();
-  ASSERT_TRUE(has_line_containing(*registry_, R"(icmp_sent_total{address_family="ipv4",destination="gone")"));
+  ASSERT_TRUE(has_line_containing(metrics_, *registry_, R"(icmp_sent_total{address_family="ipv4",destination="gone")"));
 
   server_.remove("gone.example.test");
   book_->refresh_due();
@@ -130,10 +129,10 @@ TEST_F(dns_EndToEnd, NxdomainSetsStatusZeroAndRemovesMeasurementSeries) {
   EXPECT_EQ(book_->state("gone"), TargetAddressBook::State::kFailed);
   EXPECT_EQ(book_->error("gone"), "NXDOMAIN");
   EXPECT_FALSE(book_->hosts("gone"));
-  EXPECT_TRUE(has_line_containing(*registry_, status_line("gone", "ipv4", 0)));
+  EXPECT_TRUE(has_line_containing(metrics_, *registry_, status_line("gone", "ipv4", 0)));
   EXPECT_FALSE(
-      has_line_containing(*registry_, R"(icmp_sent_total{address_family="ipv4",destination="gone")"));
-  EXPECT_TRUE(has_line_containing(*registry_, change_line("gone", "ipv4", 1)));  // kept, as netprobify
+      has_line_containing(metrics_, *registry_, R"(icmp_sent_total{address_family="ipv4",destination="gone")"));
+  EXPECT_TRUE(has_line_containing(metrics_, *registry_, change_line("gone", "ipv4", 1)));  // kept, as netprobify
 }
 
 TEST_F(dns_EndToEnd, TimeoutSetsStatusZeroWithinTheConfiguredTimeout) {
@@ -145,7 +144,7 @@ TEST_F(dns_EndToEnd, TimeoutSetsStatusZeroWithinTheConfiguredTimeout) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
   EXPECT_EQ(book_->state("silent"), TargetAddressBook::State::kFailed);
   EXPECT_EQ(book_->error("silent"), "timeout");
-  EXPECT_TRUE(has_line_containing(*registry_, status_line("silent", "ipv4", 0)));
+  EXPECT_TRUE(has_line_containing(metrics_, *registry_, status_line("silent", "ipv4", 0)));
 }
 
 TEST_F(dns_EndToEnd, SilentServerDoesNotDelayIpTargets) {

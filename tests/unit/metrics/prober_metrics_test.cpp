@@ -1,5 +1,6 @@
-// ProberMetrics rendered with prometheus-cpp's TextSerializer: the exact series lines netprobify's
-// dashboards query (names, label sets, values), and the clearing rules of reference §3.
+// ProberMetrics rendered as /metrics serves it (its registry with prometheus-cpp's TextSerializer, then its
+// target_series()): the exact series lines netprobify's dashboards query (names, label sets, values), and
+// the clearing rules of reference §3.
 // Suites of this folder are named metrics_* so that `ctest -R metrics` selects them.
 #include <gtest/gtest.h>
 
@@ -15,12 +16,6 @@
 namespace netprobe {
 namespace {
 
-
-std::string render_text(prometheus::Registry& registry) {
-  std::ostringstream out;
-  prometheus::TextSerializer().Serialize(out, registry.Collect());
-  return out.str();
-}
 
 // Lines whose metric name (up to '{' or ' ') is `name`.
 std::set<std::string> series_of(const std::set<std::string>& lines, const std::string& name) {
@@ -62,12 +57,14 @@ TargetConfig target_config(const std::string& name, ProbeType type, std::vector<
 
 class metrics_ProberMetrics : public ::testing::Test {
  protected:
+  std::set<std::string> scrape() { return testing::sample_lines(*registry_, *metrics_.target_series()); }
+
   std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
   ProberMetrics metrics_{registry_, "probe1", {95, 50}, "0.1.0"};
 };
 
 TEST_F(metrics_ProberMetrics, ProcessWideSeriesExistFromTheStart) {
-  const auto lines = testing::sample_lines(*registry_);
+  const auto lines = scrape();
   EXPECT_TRUE(lines.count(R"(netprobe_info{version="0.1.0"} 1)"));
   EXPECT_TRUE(lines.count(R"(netprobify_info{scapy_version="none",version="0.1.0"} 1)"));
   EXPECT_TRUE(lines.count(R"(app_reload_conf_failed_status{probe_name="probe1"} 0)"));
@@ -81,7 +78,7 @@ TEST_F(metrics_ProberMetrics, CountersRenderWithNetprobifyNamesAndTypes) {
   IterationReport report;
   report.groups.push_back(measurement("web", "g1", ProbeType::kTcpSyn, 4, 1, {0.001, 0.002, 0.003}));
   metrics_.record(report);
-  const std::string text = render_text(*registry_);
+  const std::string text = testing::exposition_text(*registry_, *metrics_.target_series());
   // prometheus_client's form: the counter family's TYPE line carries the _total name.
   EXPECT_NE(text.find("# TYPE tcpsyn_sent_total counter\n"), std::string::npos);
   EXPECT_NE(text.find("# TYPE tcpsyn_loss_total counter\n"), std::string::npos);
@@ -113,7 +110,7 @@ TEST_F(metrics_ProberMetrics, RecordsOneIterationExactly) {
   report.capture_dropped = 1;
   report.rejected["foreign"] = 4;
   metrics_.record(report);
-  const auto lines = testing::sample_lines(*registry_);
+  const auto lines = scrape();
 
   const std::string m5 = R"(address_family="ipv4",destination="web",group="g1",probe_name="probe1",state="None")";
   EXPECT_TRUE(lines.count("tcpsyn_sent_total{" + m5 + "} 4"));
@@ -173,7 +170,7 @@ TEST_F(metrics_ProberMetrics, RatioIsLastIterationWhileTotalsAccumulate) {
   second.groups.push_back(measurement("web", "g1", ProbeType::kTcpSyn, 10, 0, {}));
   second.targets.push_back(TargetEvents{"web", ProbeType::kTcpSyn, AddressFamily::kV4, 1, 0});
   metrics_.record(second);
-  const auto lines = testing::sample_lines(*registry_);
+  const auto lines = scrape();
   const std::string m5 = R"(address_family="ipv4",destination="web",group="g1",probe_name="probe1",state="None")";
   EXPECT_TRUE(lines.count("tcpsyn_sent_total{" + m5 + "} 20"));
   EXPECT_TRUE(lines.count("tcpsyn_loss_total{" + m5 + "} 5"));
@@ -193,7 +190,7 @@ TEST_F(metrics_ProberMetrics, EventsCountedOncePerTargetNotPerGroup) {
   report.groups.push_back(measurement("web", "g2", ProbeType::kTcpSyn, 1, 0, {0.001}));
   report.targets.push_back(TargetEvents{"web", ProbeType::kTcpSyn, AddressFamily::kV4, 3, 0});
   metrics_.record(report);
-  EXPECT_TRUE(testing::sample_lines(*registry_).count(
+  EXPECT_TRUE(scrape().count(
       R"(tcpsyn_match_ack_fail_count{address_family="ipv4",destination="web",probe_name="probe1"} 3)"));
 }
 
@@ -204,7 +201,7 @@ TEST_F(metrics_ProberMetrics, DeclareTargetCreatesZeroSeriesAndThresholds) {
   t.alert_level = AlertLevel::kPaging;
   t.state = "validation";
   metrics_.declare_target(t, AddressFamily::kV4);
-  const auto lines = testing::sample_lines(*registry_);
+  const auto lines = scrape();
   EXPECT_TRUE(lines.count(
       R"(tcpsyn_sent_total{address_family="ipv4",destination="web",group="g1",probe_name="probe1",state="validation"} 0)"));
   EXPECT_TRUE(lines.count(
@@ -230,7 +227,7 @@ TEST_F(metrics_ProberMetrics, RedeclaringKeepsCountersAndDropsStaleSeries) {
   t.groups = {"g1"};
   t.alert_level = AlertLevel::kSandbox;
   metrics_.declare_target(t, AddressFamily::kV4);
-  const auto lines = testing::sample_lines(*registry_);
+  const auto lines = scrape();
   EXPECT_TRUE(lines.count(
       R"(tcpsyn_sent_total{address_family="ipv4",destination="web",group="g1",probe_name="probe1",state="None"} 7)"));
   EXPECT_FALSE(has_line_containing(lines, R"(group="g2")"));
@@ -240,7 +237,7 @@ TEST_F(metrics_ProberMetrics, RedeclaringKeepsCountersAndDropsStaleSeries) {
   // The target turns into an ICMP target: no tcpsyn series left for it.
   t.type = ProbeType::kIcmpPing;
   metrics_.declare_target(t, AddressFamily::kV4);
-  const auto after = testing::sample_lines(*registry_);
+  const auto after = scrape();
   EXPECT_FALSE(has_line_containing(after, "tcpsyn_"));
   EXPECT_TRUE(has_line_containing(after, R"(icmp_sent_total{address_family="ipv4",destination="web")"));
   EXPECT_TRUE(has_line_containing(after, R"(netprobe_late_replies_total{address_family="ipv4",destination="web",group="g1",probe_name="probe1",type="ICMPping"})"));
@@ -253,7 +250,7 @@ TEST_F(metrics_ProberMetrics, ClearTargetIsExactAndComplete) {
   metrics_.set_host_resolution_status("web", AddressFamily::kV4, 1);
   metrics_.inc_host_resolution_change("web", AddressFamily::kV4);
   metrics_.clear_target("web");
-  const auto lines = testing::sample_lines(*registry_);
+  const auto lines = scrape();
   EXPECT_FALSE(has_line_containing(lines, R"(destination="web")"));
   // netprobify's substring match would also have cleared "web2".
   EXPECT_TRUE(has_line_containing(lines, R"(destination="web2")"));
@@ -265,7 +262,7 @@ TEST_F(metrics_ProberMetrics, ClearMeasurementsKeepsResolutionAndThreshold) {
   metrics_.declare_target(t, AddressFamily::kV4);
   metrics_.set_host_resolution_status("web", AddressFamily::kV4, 0);
   metrics_.clear_target_measurements("web");
-  const auto lines = testing::sample_lines(*registry_);
+  const auto lines = scrape();
   EXPECT_FALSE(has_line_containing(lines, "tcpsyn_"));
   EXPECT_TRUE(lines.count(R"(app_host_resolution_status{address_family="ipv4",destination="web",probe_name="probe1"} 0)"));
   EXPECT_TRUE(has_line_containing(lines, "threshold{"));
@@ -275,28 +272,28 @@ TEST_F(metrics_ProberMetrics, ClearGroup) {
   metrics_.declare_target(target_config("web", ProbeType::kTcpSyn, {"g1", "g2"}), AddressFamily::kV4);
   metrics_.set_host_resolution_status("web", AddressFamily::kV4, 1);
   metrics_.clear_group("g2");
-  auto lines = testing::sample_lines(*registry_);
+  auto lines = scrape();
   EXPECT_FALSE(has_line_containing(lines, R"(group="g2")"));
   EXPECT_TRUE(has_line_containing(lines, R"(group="g1")"));
   // A target that only lost a group keeps its host-resolution series (netprobify's test_main).
   EXPECT_TRUE(has_line_containing(lines, "app_host_resolution_status{"));
   // The group stays gone when declared targets are recreated (a probe_name change).
   metrics_.set_probe_name("probe2");
-  lines = testing::sample_lines(*registry_);
+  lines = scrape();
   EXPECT_FALSE(has_line_containing(lines, R"(group="g2")"));
 }
 
 TEST_F(metrics_ProberMetrics, SetPercentilesRemovesDroppedAndAddsNew) {
   metrics_.declare_target(target_config("web", ProbeType::kIcmpPing, {"g1"}), AddressFamily::kV4);
   metrics_.set_percentiles({99, 50});
-  auto lines = testing::sample_lines(*registry_);
+  auto lines = scrape();
   EXPECT_FALSE(has_line_containing(lines, R"(percentile="95")"));
   EXPECT_TRUE(has_line_containing(lines, R"(percentile="50")"));
   EXPECT_TRUE(has_line_containing(lines, R"(percentile="99")"));
   IterationReport report;
   report.groups.push_back(measurement("web", "g1", ProbeType::kIcmpPing, 2, 0, {0.001, 0.002}));
   metrics_.record(report);
-  lines = testing::sample_lines(*registry_);
+  lines = scrape();
   EXPECT_EQ(series_of(lines, "icmp_round_trip_seconds").size(), 2u);
   EXPECT_TRUE(lines.count(
       R"(icmp_round_trip_seconds{address_family="ipv4",destination="web",group="g1",percentile="99",probe_name="probe1",state="None"} 0.00199)"));
@@ -308,7 +305,7 @@ TEST_F(metrics_ProberMetrics, SetProbeNameClearsOldSeries) {
   metrics_.set_reload_failed(true);
   metrics_.inc_target_name_dup("dup");
   metrics_.set_probe_name("probe2");
-  const auto lines = testing::sample_lines(*registry_);
+  const auto lines = scrape();
   EXPECT_FALSE(has_line_containing(lines, R"(probe_name="probe1")"));
   EXPECT_TRUE(lines.count(
       R"(udp_unreachable_sent_total{address_family="ipv4",destination="web",group="g1",probe_name="probe2",state="None"} 0)"));
@@ -323,14 +320,14 @@ TEST_F(metrics_ProberMetrics, AppSeries) {
   metrics_.inc_process_timed_out();
   metrics_.set_host_resolution_status("web", AddressFamily::kV6, 1);
   metrics_.inc_host_resolution_change("web", AddressFamily::kV6);
-  const auto lines = testing::sample_lines(*registry_);
+  const auto lines = scrape();
   EXPECT_TRUE(lines.count(R"(app_reload_conf_failed_status{probe_name="probe1"} 1)"));
   EXPECT_TRUE(lines.count(R"(app_process_timed_out_total{probe_name="probe1"} 2)"));
   EXPECT_TRUE(lines.count(R"(app_host_resolution_status{address_family="ipv6",destination="web",probe_name="probe1"} 1)"));
   EXPECT_TRUE(
       lines.count(R"(app_host_resolution_change_total{address_family="ipv6",destination="web",probe_name="probe1"} 1)"));
   metrics_.set_reload_failed(false);
-  EXPECT_TRUE(testing::sample_lines(*registry_).count(R"(app_reload_conf_failed_status{probe_name="probe1"} 0)"));
+  EXPECT_TRUE(scrape().count(R"(app_reload_conf_failed_status{probe_name="probe1"} 0)"));
 }
 
 TEST_F(metrics_ProberMetrics, NonFiniteRttsAreIgnored) {
@@ -338,7 +335,7 @@ TEST_F(metrics_ProberMetrics, NonFiniteRttsAreIgnored) {
   report.groups.push_back(
       measurement("web", "g1", ProbeType::kTcpSyn, 3, 0, {0.001, std::numeric_limits<double>::quiet_NaN(), -1}));
   metrics_.record(report);
-  const auto lines = testing::sample_lines(*registry_);
+  const auto lines = scrape();
   EXPECT_TRUE(lines.count(
       R"(tcpsyn_rtt_seconds_count{address_family="ipv4",destination="web",group="g1",probe_name="probe1",state="None"} 1)"));
   for (const auto& l : lines) EXPECT_EQ(l.find("nan"), std::string::npos) << l;
@@ -348,7 +345,7 @@ TEST_F(metrics_ProberMetrics, NonFiniteRttsAreIgnored) {
 // rename (under the new name) and go away with clear_inventory.
 TEST_F(metrics_ProberMetrics, InventorySeries) {
   metrics_.declare_inventory("netbox");
-  auto lines = testing::sample_lines(*registry_);
+  auto lines = scrape();
   EXPECT_TRUE(lines.count(R"(app_inventory_targets{inventory="netbox",probe_name="probe1"} 0)"));
   EXPECT_TRUE(lines.count(R"(app_inventory_failures_total{inventory="netbox",probe_name="probe1"} 0)"));
 
@@ -356,19 +353,19 @@ TEST_F(metrics_ProberMetrics, InventorySeries) {
   metrics_.inc_inventory_failure("netbox");
   metrics_.inc_inventory_failure("netbox");
   metrics_.inc_inventory_failure("csv");  // never declared: created on first use
-  lines = testing::sample_lines(*registry_);
+  lines = scrape();
   EXPECT_TRUE(lines.count(R"(app_inventory_targets{inventory="netbox",probe_name="probe1"} 12)"));
   EXPECT_TRUE(lines.count(R"(app_inventory_failures_total{inventory="netbox",probe_name="probe1"} 2)"));
   EXPECT_TRUE(lines.count(R"(app_inventory_failures_total{inventory="csv",probe_name="probe1"} 1)"));
 
   metrics_.set_probe_name("probe2");
-  lines = testing::sample_lines(*registry_);
+  lines = scrape();
   EXPECT_FALSE(has_line_containing(lines, "probe1"));
   EXPECT_TRUE(lines.count(R"(app_inventory_targets{inventory="netbox",probe_name="probe2"} 12)"));
   EXPECT_TRUE(lines.count(R"(app_inventory_failures_total{inventory="netbox",probe_name="probe2"} 0)"));
 
   metrics_.clear_inventory("netbox");
-  lines = testing::sample_lines(*registry_);
+  lines = scrape();
   EXPECT_FALSE(has_line_containing(lines, "netbox"));
   EXPECT_TRUE(lines.count(R"(app_inventory_targets{inventory="csv",probe_name="probe2"} 0)"));
 }

@@ -1,0 +1,560 @@
+#include "metrics/target_series.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <iterator>
+#include <stdexcept>
+
+#include "metrics/prober_metrics.h"
+
+namespace netprobe {
+
+enum class TargetSeries::Kind : uint8_t {
+  kSent,
+  kLoss,
+  kLossRatio,
+  kRoundTrip,
+  kRtt,
+  kIcmpErrors,
+  kMatchAckFail,
+  kPortMismatch,
+  kThreshold,
+  kResolutionStatus,
+  kResolutionChange,
+  kTimeOoo,
+  kLate,
+  kDuplicates,
+};
+
+struct TargetSeries::Family {
+  std::string name;
+  std::string header;  // "# HELP ...\n# TYPE ...\n", as TextSerializer writes them
+  Kind kind;
+  ProbeType type;  // for the per-type families
+};
+
+namespace {
+
+const std::array<std::string, 18>& le_labels() {
+  static const std::array<std::string, 18> labels = [] {
+    std::array<std::string, 18> out;
+    const auto& bounds = rtt_buckets();
+    for (size_t i = 0; i < bounds.size(); ++i) append_sample_value(out[i], bounds[i]);
+    out[bounds.size()] = "+Inf";
+    return out;
+  }();
+  return labels;
+}
+
+bool has_event_families(ProbeType type) { return type != ProbeType::kIcmpPing; }
+
+std::string escaped(std::string_view s) {
+  std::string out;
+  append_label_value(out, s);
+  return out;
+}
+
+void append_uint(std::string& out, uint64_t v) {
+  char buf[24];
+  out.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+}
+
+}  // namespace
+
+void TargetSeries::Row::reset_type_series() {
+  sent = loss = loss_ratio = 0;
+  rtt_sum = 0;
+  rtt.fill(0);
+  std::fill(round_trip.begin(), round_trip.end(), 0.0);
+  icmp.clear();
+}
+
+TargetSeries::TargetSeries(std::string probe_name, std::vector<int> percentiles)
+    : probe_name_(std::move(probe_name)), probe_name_label_(escaped(probe_name_)) {
+  if (rtt_buckets().size() + 1 != kBuckets)
+    throw std::logic_error("rtt_buckets() and TargetSeries::kBuckets differ");
+  set_percentiles(std::move(percentiles));
+
+  auto add = [this](std::string name, const std::string& help, const char* type, Kind kind,
+                    ProbeType probe = ProbeType::kTcpSyn) {
+    std::string header = "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+    families_.push_back(Family{std::move(name), std::move(header), kind, probe});
+  };
+  // Names and HELP texts as ProberMetrics registered them with prometheus-cpp (reference §3 for the names).
+  for (ProbeType type : {ProbeType::kTcpSyn, ProbeType::kIcmpPing, ProbeType::kUdpUnreachable}) {
+    const std::string p(metric_prefix(type));
+    const std::string t(to_string(type));
+    add(p + "_sent_total", t + " probes sent (answered + lost)", "counter", Kind::kSent, type);
+    add(p + "_loss_total", t + " probes without an answer", "counter", Kind::kLoss, type);
+    add(p + "_loss_ratio", t + " loss ratio of the last iteration", "gauge", Kind::kLossRatio, type);
+    add(p + "_round_trip_seconds", t + " round-trip time percentile of the last iteration (0 without answer)",
+        "gauge", Kind::kRoundTrip, type);
+    add(p + "_rtt_seconds", t + " round-trip time of every answered probe", "histogram", Kind::kRtt, type);
+    add(p + "_icmp_errors_total", t + " ICMP errors quoting our probes, by type/code", "counter",
+        Kind::kIcmpErrors, type);
+    if (type == ProbeType::kTcpSyn) {
+      add(p + "_match_ack_fail_count", "TCP answers whose ack matches no probe (gauge used as a counter)",
+          "gauge", Kind::kMatchAckFail, type);
+    }
+    if (has_event_families(type)) {
+      add(p + "_port_mismatch_count",
+          t + " answers whose port differs from the probe's (gauge used as a counter)", "gauge",
+          Kind::kPortMismatch, type);
+    }
+  }
+  add("threshold", "Configured alerting threshold of a target", "gauge", Kind::kThreshold);
+  add("app_host_resolution_status", "1 after a resolution that changed the address, 0 on failure", "gauge",
+      Kind::kResolutionStatus);
+  add("app_host_resolution_change_total", "Changes of a target's resolved address", "counter",
+      Kind::kResolutionChange);
+  add("app_time_ooo_total", "Answers with a negative round-trip time", "counter", Kind::kTimeOoo);
+  add("netprobe_late_replies_total", "Answers that arrived after their probe's deadline", "counter",
+      Kind::kLate);
+  add("netprobe_duplicate_replies_total", "Second and later answers to one probe", "counter",
+      Kind::kDuplicates);
+}
+
+TargetSeries::~TargetSeries() = default;
+
+uint32_t TargetSeries::intern(std::string_view s) {
+  auto it = string_index_.find(std::string(s));
+  if (it != string_index_.end()) return it->second;
+  const auto index = static_cast<uint32_t>(strings_.size());
+  strings_.push_back(escaped(s));
+  string_index_.emplace(std::string(s), index);
+  return index;
+}
+
+TargetSeries::Target& TargetSeries::target(std::string_view name) {
+  auto it = targets_.find(name);
+  if (it == targets_.end()) it = targets_.emplace(std::string(name), Target{}).first;
+  return it->second;
+}
+
+void TargetSeries::erase_if_empty(std::map<std::string, Target, std::less<>>::iterator it) {
+  if (it != targets_.end() && it->second.empty()) targets_.erase(it);
+}
+
+TargetSeries::Row& TargetSeries::row(Target& t, AddressFamily af, uint32_t group, ProbeType type,
+                                     uint32_t state) {
+  auto it = std::find_if(t.rows.begin(), t.rows.end(),
+                         [&](const Row& r) { return r.af == af && r.group == group; });
+  if (it == t.rows.end()) {
+    Row r;
+    r.af = af;
+    r.group = group;
+    r.type = type;
+    r.state = state;
+    r.round_trip.assign(percentiles_.size(), 0.0);
+    t.rows.push_back(std::move(r));
+    return t.rows.back();
+  }
+  if (it->type != type) {  // a series labelled with the old type is not the new type's series
+    it->reset_type_series();
+    it->late = it->duplicates = 0;
+    it->type = type;
+  }
+  if (it->state != state) {
+    it->reset_type_series();
+    it->state = state;
+  }
+  return *it;
+}
+
+void TargetSeries::record(const GroupMeasurement& m) {
+  // Everything that does not need the target's row is computed before taking the lock.
+  std::vector<double> sorted = m.rtts_s;
+  // The engine promises finite RTTs >= 0; a NaN would make the sort undefined, so enforce it here.
+  std::erase_if(sorted, [](double v) { return !(v >= 0) || std::isinf(v); });
+  std::sort(sorted.begin(), sorted.end());
+  // One pass over the sorted samples instead of a bucket search per sample; the same additions in the same
+  // order as prometheus-cpp's Histogram made, so the _sum is bit for bit what it exported.
+  std::array<uint64_t, kBuckets> increments{};
+  double sum = 0;
+  const auto& bounds = rtt_buckets();
+  size_t bucket = 0;
+  for (double rtt : sorted) {
+    while (bucket < bounds.size() && rtt > bounds[bucket]) ++bucket;
+    ++increments[bucket];
+    sum += rtt;
+  }
+
+  std::lock_guard lock(mutex_);
+  Row& r = row(target(m.target), m.af, intern(m.group), m.type, intern(m.state));
+  r.sent += static_cast<double>(m.sent);
+  r.loss += static_cast<double>(m.lost);
+  r.loss_ratio = m.sent == 0 ? 0.0 : static_cast<double>(m.lost) / static_cast<double>(m.sent);
+  for (size_t i = 0; i < percentiles_.size(); ++i)
+    r.round_trip[i] = percentile_linear(sorted, percentiles_[i]);
+  for (size_t i = 0; i < kBuckets; ++i) r.rtt[i] += increments[i];
+  r.rtt_sum += sum;
+  for (const auto& [icmp, count] : m.icmp_errors) {
+    const uint32_t key = intern(icmp);
+    auto it = std::find_if(r.icmp.begin(), r.icmp.end(), [&](const auto& e) { return e.first == key; });
+    if (it == r.icmp.end()) it = r.icmp.insert(r.icmp.end(), {key, 0.0});
+    it->second += static_cast<double>(count);
+  }
+  r.time_ooo += static_cast<double>(m.time_ooo);
+  r.late += static_cast<double>(m.late);
+  r.duplicates += static_cast<double>(m.duplicates);
+}
+
+void TargetSeries::record(const TargetEvents& events) {
+  if (!has_event_families(events.type)) return;
+  std::lock_guard lock(mutex_);
+  Target& t = target(events.target);
+  auto it = std::find_if(t.events.begin(), t.events.end(),
+                         [&](const Events& e) { return e.type == events.type && e.af == events.af; });
+  if (it == t.events.end()) it = t.events.insert(t.events.end(), Events{events.type, events.af});
+  it->match_ack_fail += static_cast<double>(events.match_ack_fail);
+  it->port_mismatch += static_cast<double>(events.port_mismatch);
+}
+
+void TargetSeries::create_declared_series(Target& t) {
+  const Declared& d = *t.declared;
+  for (uint32_t group : d.groups) row(t, d.af, group, d.type, d.state);
+  if (!d.groups.empty() && has_event_families(d.type)) {
+    auto it = std::find_if(t.events.begin(), t.events.end(),
+                           [&](const Events& e) { return e.type == d.type && e.af == d.af; });
+    if (it == t.events.end()) t.events.push_back(Events{d.type, d.af});
+  }
+}
+
+void TargetSeries::declare(const TargetConfig& config, AddressFamily af) {
+  std::lock_guard lock(mutex_);
+  Declared d{
+      config.type,           af, config.alert_level, intern(config.state_label()), config.threshold.latency,
+      config.threshold.loss, {}};
+  for (const auto& g : config.groups) {
+    const uint32_t group = intern(g);
+    if (std::find(d.groups.begin(), d.groups.end(), group) == d.groups.end()) d.groups.push_back(group);
+  }
+  Target& t = target(config.name);
+  // Series that no longer describe the target as configured: another address family, a group it left,
+  // the event gauges of another probe type.
+  std::erase_if(t.rows, [&](const Row& r) {
+    return r.af != af || std::find(d.groups.begin(), d.groups.end(), r.group) == d.groups.end();
+  });
+  std::erase_if(t.events, [&](const Events& e) { return e.af != af || e.type != d.type; });
+  std::erase_if(t.resolution, [&](const Resolution& r) { return r.af != af; });
+  t.declared = std::move(d);
+  create_declared_series(t);
+}
+
+void TargetSeries::clear_target(std::string_view name) {
+  std::lock_guard lock(mutex_);
+  if (auto it = targets_.find(name); it != targets_.end()) targets_.erase(it);
+}
+
+void TargetSeries::clear_measurements(std::string_view name) {
+  std::lock_guard lock(mutex_);
+  auto it = targets_.find(name);
+  if (it == targets_.end()) return;
+  it->second.rows.clear();
+  it->second.events.clear();
+  erase_if_empty(it);
+}
+
+void TargetSeries::clear_group(std::string_view group) {
+  std::lock_guard lock(mutex_);
+  auto found = string_index_.find(std::string(group));
+  if (found == string_index_.end()) return;
+  const uint32_t g = found->second;
+  for (auto it = targets_.begin(); it != targets_.end();) {
+    Target& t = it->second;
+    std::erase_if(t.rows, [&](const Row& r) { return r.group == g; });
+    if (t.declared) std::erase(t.declared->groups, g);
+    auto next = std::next(it);
+    erase_if_empty(it);
+    it = next;
+  }
+}
+
+void TargetSeries::set_percentiles(std::vector<int> percentiles) {
+  std::vector<int> unique;
+  for (int p : percentiles) {
+    if (std::find(unique.begin(), unique.end(), p) == unique.end()) unique.push_back(p);
+  }
+  std::lock_guard lock(mutex_);
+  // Each row keeps the value of a percentile it had, a new one starts at 0.
+  std::vector<int> index(unique.size(), -1);
+  for (size_t i = 0; i < unique.size(); ++i) {
+    auto it = std::find(percentiles_.begin(), percentiles_.end(), unique[i]);
+    if (it != percentiles_.end()) index[i] = static_cast<int>(it - percentiles_.begin());
+  }
+  std::vector<double> values;
+  for (auto& [name, t] : targets_) {
+    for (Row& r : t.rows) {
+      values.assign(unique.size(), 0.0);
+      for (size_t i = 0; i < unique.size(); ++i) {
+        if (index[i] >= 0) values[i] = r.round_trip[static_cast<size_t>(index[i])];
+      }
+      r.round_trip = values;
+    }
+  }
+  percentiles_ = std::move(unique);
+  percentile_labels_.clear();
+  for (int p : percentiles_) percentile_labels_.push_back(std::to_string(p));
+  for (auto& [name, t] : targets_) {
+    if (t.declared) create_declared_series(t);
+  }
+}
+
+void TargetSeries::set_probe_name(std::string probe_name) {
+  std::lock_guard lock(mutex_);
+  if (probe_name == probe_name_) return;
+  // Every series carries the probe name: the old ones go, declared targets start again at 0 under the new
+  // one.
+  for (auto it = targets_.begin(); it != targets_.end();) {
+    Target& t = it->second;
+    t.rows.clear();
+    t.events.clear();
+    t.resolution.clear();
+    if (t.declared) create_declared_series(t);
+    auto next = std::next(it);
+    erase_if_empty(it);
+    it = next;
+  }
+  probe_name_label_ = escaped(probe_name);
+  probe_name_ = std::move(probe_name);
+}
+
+void TargetSeries::set_resolution_status(std::string_view name, AddressFamily af, double status) {
+  std::lock_guard lock(mutex_);
+  Target& t = target(name);
+  auto it =
+      std::find_if(t.resolution.begin(), t.resolution.end(), [&](const Resolution& r) { return r.af == af; });
+  if (it == t.resolution.end()) it = t.resolution.insert(t.resolution.end(), Resolution{af});
+  it->has_status = true;
+  it->status = status;
+}
+
+void TargetSeries::inc_resolution_change(std::string_view name, AddressFamily af) {
+  std::lock_guard lock(mutex_);
+  Target& t = target(name);
+  auto it =
+      std::find_if(t.resolution.begin(), t.resolution.end(), [&](const Resolution& r) { return r.af == af; });
+  if (it == t.resolution.end()) it = t.resolution.insert(t.resolution.end(), Resolution{af});
+  it->has_change = true;
+  it->change += 1;
+}
+
+size_t TargetSeries::target_count() const {
+  std::lock_guard lock(mutex_);
+  return targets_.size();
+}
+
+// ---- rendering ----
+//
+// Labels are written in the order prometheus-cpp writes them (sorted by name, `le` last), values with
+// append_sample_value: the lines are byte for byte those TextSerializer wrote for the same series.
+
+void TargetSeries::render_target(std::string& out, const Family& f, bool& header, std::string_view name,
+                                 const Target& t) const {
+  // Starts a sample line: HELP/TYPE before the family's first one (prometheus-cpp leaves out empty families).
+  auto begin = [&](std::string_view suffix) {
+    if (!header) {
+      out += f.header;
+      header = true;
+    }
+    out += f.name;
+    out += suffix;
+    out += "{address_family=\"";
+  };
+  auto destination = [&] {
+    out += "\",destination=\"";
+    append_label_value(out, name);
+  };
+  // address_family, destination, group[, <mid>], probe_name, state: the M5 (+1) label set of reference §3.
+  auto m5 = [&](const Row& r, std::string_view mid_name = {}, std::string_view mid_value = {}) {
+    out += to_string(r.af);
+    destination();
+    out += "\",group=\"";
+    out += strings_[r.group];
+    if (!mid_name.empty()) {
+      out += "\",";
+      out += mid_name;
+      out += "=\"";
+      out += mid_value;
+    }
+    out += "\",probe_name=\"";
+    out += probe_name_label_;
+    out += "\",state=\"";
+    out += strings_[r.state];
+    out += '"';
+  };
+  auto end = [&](double value) {
+    out += "} ";
+    append_sample_value(out, value);
+    out += '\n';
+  };
+
+  switch (f.kind) {
+    case Kind::kSent:
+    case Kind::kLoss:
+    case Kind::kLossRatio:
+      for (const Row& r : t.rows) {
+        if (r.type != f.type) continue;
+        begin({});
+        m5(r);
+        end(f.kind == Kind::kSent ? r.sent : f.kind == Kind::kLoss ? r.loss : r.loss_ratio);
+      }
+      break;
+    case Kind::kRoundTrip:
+      for (const Row& r : t.rows) {
+        if (r.type != f.type) continue;
+        for (size_t i = 0; i < percentiles_.size(); ++i) {
+          begin({});
+          m5(r, "percentile", percentile_labels_[i]);
+          end(r.round_trip[i]);
+        }
+      }
+      break;
+    case Kind::kRtt:
+      for (const Row& r : t.rows) {
+        if (r.type != f.type) continue;
+        uint64_t count = 0;
+        for (uint64_t c : r.rtt) count += c;
+        begin("_count");
+        m5(r);
+        out += "} ";
+        append_uint(out, count);
+        out += '\n';
+        begin("_sum");
+        m5(r);
+        end(r.rtt_sum);
+        uint64_t cumulative = 0;
+        for (size_t i = 0; i < kBuckets; ++i) {
+          cumulative += r.rtt[i];
+          begin("_bucket");
+          m5(r);
+          out += ",le=\"";
+          out += le_labels()[i];
+          out += "\"} ";
+          append_uint(out, cumulative);
+          out += '\n';
+        }
+      }
+      break;
+    case Kind::kIcmpErrors:
+      for (const Row& r : t.rows) {
+        if (r.type != f.type) continue;
+        for (const auto& [icmp, count] : r.icmp) {
+          begin({});
+          m5(r, "icmp", strings_[icmp]);
+          end(count);
+        }
+      }
+      break;
+    case Kind::kMatchAckFail:
+    case Kind::kPortMismatch:
+      for (const Events& e : t.events) {
+        if (e.type != f.type) continue;
+        begin({});
+        out += to_string(e.af);
+        destination();
+        out += "\",probe_name=\"";
+        out += probe_name_label_;
+        out += '"';
+        end(f.kind == Kind::kMatchAckFail ? e.match_ack_fail : e.port_mismatch);
+      }
+      break;
+    case Kind::kThreshold:
+      if (!t.declared) break;
+      for (uint32_t group : t.declared->groups) {
+        for (const auto& [kind, value] :
+             {std::pair{"latency", t.declared->latency}, std::pair{"loss", t.declared->loss}}) {
+          if (!value) continue;
+          begin({});
+          out += to_string(t.declared->af);
+          out += "\",alert_level=\"";
+          out += to_string(t.declared->alert_level);
+          destination();
+          out += "\",group=\"";
+          out += strings_[group];
+          out += "\",probe_name=\"";
+          out += probe_name_label_;
+          out += "\",state=\"";
+          out += strings_[t.declared->state];
+          out += "\",type=\"";
+          out += kind;
+          out += '"';
+          end(*value);
+        }
+      }
+      break;
+    case Kind::kResolutionStatus:
+    case Kind::kResolutionChange:
+      for (const Resolution& r : t.resolution) {
+        if (f.kind == Kind::kResolutionStatus ? !r.has_status : !r.has_change) continue;
+        begin({});
+        out += to_string(r.af);
+        destination();
+        out += "\",probe_name=\"";
+        out += probe_name_label_;
+        out += '"';
+        end(f.kind == Kind::kResolutionStatus ? r.status : r.change);
+      }
+      break;
+    case Kind::kTimeOoo:
+    case Kind::kLate:
+    case Kind::kDuplicates:
+      for (const Row& r : t.rows) {
+        begin({});
+        out += to_string(r.af);
+        destination();
+        out += "\",group=\"";
+        out += strings_[r.group];
+        out += "\",probe_name=\"";
+        out += probe_name_label_;
+        out += '"';
+        if (f.kind != Kind::kTimeOoo) {
+          out += ",type=\"";
+          out += to_string(r.type);
+          out += '"';
+        }
+        end(f.kind == Kind::kTimeOoo ? r.time_ooo : f.kind == Kind::kLate ? r.late : r.duplicates);
+      }
+      break;
+  }
+}
+
+bool TargetSeries::render(std::string& out, size_t flush_at, const TextSink& flush) const {
+  flush_at = std::max<size_t>(flush_at, 1);
+  // Bounds the lock hold of a slice that renders little (a family most targets have no series of).
+  constexpr size_t kTargetsPerSlice = 1024;
+  auto flush_if_full = [&] {
+    if (out.size() < flush_at) return true;
+    if (!flush(out)) return false;
+    out.clear();
+    return true;
+  };
+  if (!flush_if_full()) return false;
+  std::string last;  // the last target rendered in the current family: the next slice starts after it
+  for (const Family& family : families_) {
+    bool header = false;
+    bool started = false;
+    for (;;) {  // one slice per pass; each renders >= 1 target (out is below flush_at on entry)
+      bool done;
+      {
+        std::lock_guard lock(mutex_);
+        auto it = started ? targets_.upper_bound(last) : targets_.begin();
+        for (size_t visited = 0; it != targets_.end() && out.size() < flush_at && visited < kTargetsPerSlice;
+             ++it, ++visited) {
+          render_target(out, family, header, it->first, it->second);
+        }
+        done = it == targets_.end();
+        if (!done) {
+          last = std::prev(it)->first;
+          started = true;
+        }
+      }
+      if (!flush_if_full()) return false;
+      if (done) break;
+    }
+  }
+  return true;
+}
+
+}  // namespace netprobe

@@ -1,0 +1,145 @@
+#pragma once
+// The per-target families of ProberMetrics (every series labelled with a destination), stored compactly and
+// rendered straight to text.
+//
+// Why not prometheus-cpp: it keeps every series as an object of its own with a std::map of its labels, and
+// ProberMetrics needed a second map of them to find and remove series by label: ~16 KB per ICMP target, so
+// 10,000 targets held ~160 MB in the supervisor. Here a target is one record holding its name once, with one
+// row per (address family, group) holding the values of all the series of that group as plain numbers (the
+// RTT histogram as its bucket counts): ~0.6 KB per target. Label values shared by many targets (group,
+// state, ICMP type/code) are interned (the table only grows: it holds the few names configurations use).
+//
+// Which series exist follows what ProberMetrics did with prometheus-cpp series keyed by their labels:
+// - a row is keyed by (address family, group); its probe type and state are labels of some of its series
+//   only, so a new type or state resets just those (app_time_ooo_total has neither label and keeps counting,
+//   netprobe_late/duplicate_replies_total have the type label and reset on a type change only);
+// - declare() drops the target's series that no longer match its configuration (other address family, groups
+//   it left) and creates the missing ones at 0, thresholds being rebuilt every time;
+// - set_percentiles() and set_probe_name() recreate the rows of every declared target, as ProberMetrics did
+//   (which includes a declared target whose measurements had been cleared).
+//
+// Thread-safety: the writers (one thread, the supervisor, through ProberMetrics) and render() (HTTP threads)
+// share one mutex. render() holds it for one slice of ~64 KB of text at a time (well under a millisecond)
+// and never while its sink writes to a socket. A scrape may therefore see an iteration half applied (as it
+// could with prometheus-cpp); a target declared or removed meanwhile appears whole or not at all in each
+// family, and never twice (the slices resume after the last target name rendered).
+#include <array>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.h"
+#include "core/measurement.h"
+#include "core/net.h"
+#include "metrics/exposition.h"
+
+namespace netprobe {
+
+class TargetSeries final : public TextSource {
+ public:
+  // Duplicate percentiles are kept once (one series per label set).
+  TargetSeries(std::string probe_name, std::vector<int> percentiles);
+  ~TargetSeries() override;
+  TargetSeries(const TargetSeries&) = delete;
+  TargetSeries& operator=(const TargetSeries&) = delete;
+
+  // One iteration of one (target, group): counters add, the loss ratio and percentiles are replaced, the
+  // RTTs go into the histogram (those that are not finite and >= 0 are ignored).
+  void record(const GroupMeasurement& m);
+  // *_match_ack_fail_count / *_port_mismatch_count of a target (ICMPping has neither family: ignored).
+  void record(const TargetEvents& events);
+  void declare(const TargetConfig& target, AddressFamily af);
+  void clear_target(std::string_view target);
+  // Measurement series only (every row and the per-target event gauges); thresholds and host resolution stay.
+  void clear_measurements(std::string_view target);
+  void clear_group(std::string_view group);
+  void set_percentiles(std::vector<int> percentiles);
+  void set_probe_name(std::string probe_name);
+  void set_resolution_status(std::string_view target, AddressFamily af, double status);
+  void inc_resolution_change(std::string_view target, AddressFamily af);
+
+  bool render(std::string& out, size_t flush_at, const TextSink& flush) const override;
+
+  // Number of targets with at least one series (tests, benchmark).
+  size_t target_count() const;
+
+ private:
+  static constexpr size_t kBuckets = 18;  // rtt_buckets() and +Inf
+
+  // The series of one (target, address family, group).
+  struct Row {
+    uint32_t group = 0;  // interned
+    uint32_t state = 0;  // interned
+    ProbeType type = ProbeType::kTcpSyn;
+    AddressFamily af = AddressFamily::kV4;
+    double sent = 0;
+    double loss = 0;
+    double loss_ratio = 0;
+    double time_ooo = 0;
+    double late = 0;
+    double duplicates = 0;
+    double rtt_sum = 0;
+    std::array<uint64_t, kBuckets> rtt{};           // per bucket, not cumulative
+    std::vector<double> round_trip;                 // one per percentile of percentiles_
+    std::vector<std::pair<uint32_t, double>> icmp;  // (interned "type/code", count); rarely any
+    void reset_type_series();                       // the series labelled with the probe type or the state
+  };
+  // The per-target gauges of one (probe type, address family), which have no group label.
+  struct Events {
+    ProbeType type;
+    AddressFamily af;
+    double match_ack_fail = 0;
+    double port_mismatch = 0;
+  };
+  struct Resolution {
+    AddressFamily af;
+    bool has_status = false;
+    bool has_change = false;
+    double status = 0;
+    double change = 0;
+  };
+  // What the last declare() said: rebuilds the rows on a percentile or probe name change, and the thresholds.
+  struct Declared {
+    ProbeType type;
+    AddressFamily af;
+    AlertLevel alert_level;
+    uint32_t state;
+    std::optional<double> latency;
+    std::optional<double> loss;
+    std::vector<uint32_t> groups;  // interned
+  };
+  struct Target {
+    std::vector<Row> rows;
+    std::vector<Events> events;
+    std::vector<Resolution> resolution;
+    std::optional<Declared> declared;
+    bool empty() const { return rows.empty() && events.empty() && resolution.empty() && !declared; }
+  };
+  enum class Kind : uint8_t;
+  struct Family;
+
+  uint32_t intern(std::string_view s);
+  Target& target(std::string_view name);
+  void erase_if_empty(std::map<std::string, Target, std::less<>>::iterator it);
+  Row& row(Target& t, AddressFamily af, uint32_t group, ProbeType type, uint32_t state);
+  void create_declared_series(Target& t);
+  void render_target(std::string& out, const Family& family, bool& header, std::string_view name,
+                     const Target& t) const;
+
+  mutable std::mutex mutex_;
+  std::string probe_name_;
+  std::string probe_name_label_;  // escaped
+  std::vector<int> percentiles_;
+  std::vector<std::string> percentile_labels_;  // percentiles_ as label values
+  std::vector<std::string> strings_;            // interned label values, already escaped
+  std::unordered_map<std::string, uint32_t> string_index_;
+  std::map<std::string, Target, std::less<>> targets_;  // ordered: render() resumes a slice by name
+  std::vector<Family> families_;                        // in exposition order; immutable after construction
+};
+
+}  // namespace netprobe
