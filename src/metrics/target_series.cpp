@@ -118,7 +118,7 @@ TargetSeries::TargetSeries(std::string probe_name, std::vector<int> percentiles)
 TargetSeries::~TargetSeries() = default;
 
 uint32_t TargetSeries::intern(std::string_view s) {
-  auto it = string_index_.find(std::string(s));
+  auto it = string_index_.find(s);
   if (it != string_index_.end()) return it->second;
   const auto index = static_cast<uint32_t>(strings_.size());
   strings_.push_back(escaped(s));
@@ -258,7 +258,7 @@ void TargetSeries::clear_measurements(std::string_view name) {
 
 void TargetSeries::clear_group(std::string_view group) {
   std::lock_guard lock(mutex_);
-  auto found = string_index_.find(std::string(group));
+  auto found = string_index_.find(group);
   if (found == string_index_.end()) return;
   const uint32_t g = found->second;
   for (auto it = targets_.begin(); it != targets_.end();) {

@@ -25,6 +25,7 @@
 // family, and never twice (the slices resume after the last target name rendered).
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -137,7 +138,11 @@ class TargetSeries final : public TextSource {
   std::vector<int> percentiles_;
   std::vector<std::string> percentile_labels_;  // percentiles_ as label values
   std::vector<std::string> strings_;            // interned label values, already escaped
-  std::unordered_map<std::string, uint32_t> string_index_;
+  struct StringHash {
+    using is_transparent = void;  // lookups by string_view, without a temporary std::string
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> string_index_;
   std::map<std::string, Target, std::less<>> targets_;  // ordered: render() resumes a slice by name
   std::vector<Family> families_;                        // in exposition order; immutable after construction
 };
