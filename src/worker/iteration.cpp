@@ -134,6 +134,16 @@ void IterationRunner::on_packet(const CapturedPacket& packet) {
   }
 }
 
+void IterationRunner::set_send_time(Slot& s, int64_t at) noexcept {
+  if (s.flags & kRttPending) {
+    s.rtt_s = float(double(s.time - at) * 1e-9);
+    s.flags &= uint8_t(~kRttPending);
+  } else if (s.state == State::kAnswered) {
+    s.rtt_s = float(double(s.rtt_s) + double(s.time - at) * 1e-9);  // a more exact send time
+  }
+  s.time = at;
+}
+
 void IterationRunner::on_own_probe(const Classification& c, Nanos at) {
   uint32_t dest;
   const uint32_t slot = slot_of(c.key, &dest);
@@ -141,9 +151,9 @@ void IterationRunner::on_own_probe(const Classification& c, Nanos at) {
   const PlannedProbe& p = plan_->probes[slot];
   if (c.key.type != ProbeType::kIcmpPing && c.key.local_port != p.src_port) return;
   Slot& s = slots_[slot];
-  if (!s.captured) {
-    s.sent_at = at.count();
-    s.captured = true;
+  if (!(s.flags & kCaptured)) {
+    set_send_time(s, at.count());
+    s.flags |= kCaptured;
   }
 }
 
@@ -179,20 +189,25 @@ void IterationRunner::on_answer(const Classification& c, Nanos at) {
   if ((c.tcp_flags & 0x02) && plan_->needs_rst(p)) pending_resets_.push_back(slot);  // SYN-ACK: half-open
   Slot& s = slots_[slot];
   BucketStats& b = bucket_stats_[plan_->bucket_of(p)];
-  const bool first_reply = !s.replied;
-  s.replied = true;
+  const bool first_reply = !(s.flags & kReplied);
+  s.flags |= kReplied;
   switch (s.state) {
     case State::kUnsent: break;  // the kernel refused it: nothing to account
     case State::kAnswered: ++b.duplicates; break;
     case State::kLost: ++(first_reply ? b.late : b.duplicates); break;
     case State::kPending:
-      // A reply before any send time is known proves the probe left: an answer (its RTT comes later).
-      if (s.sent_at != 0 && at.count() > s.sent_at + timeout_of(slot).count()) {
+      if (s.time == 0) {
+        // A reply before any send time is known proves the probe left: an answer, its RTT comes with
+        // the send time.
+        s.time = at.count();
+        s.flags |= kRttPending;
+      } else if (at.count() > s.time + timeout_of(slot).count()) {
         ++b.late;
         resolve(slot, State::kLost);
         break;
+      } else {
+        s.rtt_s = float(double(at.count() - s.time) * 1e-9);
       }
-      s.answered_at = at.count();
       resolve(slot, State::kAnswered);
       break;
   }
@@ -207,8 +222,8 @@ void IterationRunner::on_icmp_error(const Classification& c) {
     return;
   }
   Slot& s = slots_[slot];
-  if (s.icmp_error) return;  // count one error per probe
-  s.icmp_error = true;
+  if (s.flags & kIcmpError) return;  // count one error per probe
+  s.flags |= kIcmpError;
   ++bucket_stats_[plan_->bucket_of(plan_->probes[slot])]
         .icmp_errors[icmp_error_label(c.key.target.af, c.icmp_type, c.icmp_code)];
 }
@@ -225,7 +240,7 @@ bool IterationRunner::expire(Nanos now) {
   for (; expire_cursor_ < slots_.size(); ++expire_cursor_) {
     const Slot& s = slots_[expire_cursor_];
     if (s.state != State::kPending) continue;
-    if (s.sent_at == 0 || s.sent_at + timeout_of(uint32_t(expire_cursor_)).count() >= t) break;
+    if (s.time == 0 || s.time + timeout_of(uint32_t(expire_cursor_)).count() >= t) break;
     resolve(uint32_t(expire_cursor_), State::kLost);
   }
   return unresolved_ == 0;
@@ -271,12 +286,11 @@ IterationReport IterationRunner::report() const {
       ++g.lost;  // lost, or still pending when the iteration was cut short
       continue;
     }
-    const int64_t rtt = s.answered_at - s.sent_at;
-    if (s.sent_at == 0 || rtt < 0) {
+    if ((s.flags & kRttPending) || s.rtt_s < 0) {
       ++g.time_ooo;  // answered, but no usable send time: excluded from the percentiles
       continue;
     }
-    g.rtts_s.push_back(double(rtt) * 1e-9);
+    g.rtts_s.push_back(double(s.rtt_s));
   }
   out.targets = target_events_;
   for (size_t r = 0; r < size_t(RejectReason::kCount); ++r)
