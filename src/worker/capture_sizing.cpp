@@ -29,7 +29,7 @@ double planned_probe_rate(const Config& config, uint32_t nb_workers,
 }
 
 size_t capture_buffer_bytes(double probes_per_second) {
-  constexpr double kFramesPerProbe = 2, kBytesPerFrame = 256, kHoldSeconds = 0.2;
+  constexpr double kFramesPerProbe = 2, kBytesPerFrame = 256, kHoldSeconds = 0.1;
   const double want = probes_per_second * kFramesPerProbe * kBytesPerFrame * kHoldSeconds;
   if (!(want < double(kMaxCaptureBuffer))) return kMaxCaptureBuffer;  // also NaN and infinity
   const size_t mib = size_t(1) << 20;

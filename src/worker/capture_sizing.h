@@ -21,9 +21,10 @@ inline constexpr size_t kMaxCaptureBuffer = size_t(64) << 20;
 double planned_probe_rate(const Config& config, uint32_t nb_workers,
                           const std::function<bool(const std::string&)>& mine);
 
-// Ring bytes for `probes_per_second`: 200 ms of the capture (our own outgoing copy and the answer of
+// Ring bytes for `probes_per_second`: 100 ms of the capture (our own outgoing copy and the answer of
 // each probe, at most ~256 bytes per frame in a TPACKET_V3 block with its headers), so that the capture
-// thread may be off the CPU that long without a drop; between kMinCaptureBuffer and kMaxCaptureBuffer.
+// thread may be off the CPU 20 times its 5 ms buffer timeout without a drop; between kMinCaptureBuffer
+// and kMaxCaptureBuffer.
 size_t capture_buffer_bytes(double probes_per_second);
 
 }  // namespace netprobe

@@ -82,7 +82,9 @@ struct WorkerSlot {
 };
 
 struct ActiveTarget {
-  TargetConfig config;
+  // Into Supervisor::config_.targets, not a copy (10,000 targets: ~5 MB): active_ is rebuilt by
+  // update_active() whenever config_ is replaced, and config_ is never modified in place.
+  const TargetConfig* config = nullptr;
   DestinationResolution resolution;
   uint32_t worker = 0;
 };
@@ -197,7 +199,7 @@ class Supervisor {
       auto d = destination_of(book_, name);
       if (!d.ok) continue;
       metrics_.declare_target(t, t.family());
-      active_[name] = ActiveTarget{t, std::move(d), worker_for(name, nb)};
+      active_[name] = ActiveTarget{&t, std::move(d), worker_for(name, nb)};
     }
   }
 
@@ -381,7 +383,7 @@ class Supervisor {
     std::vector<std::string> names;
     for (const auto& [name, a] : active_) {
       if (a.worker != w.index) continue;
-      s.config.targets[name] = a.config;
+      s.config.targets[name] = *a.config;
       if (!a.resolution.subnet) s.hosts[name] = a.resolution.hosts;
       names.push_back(name);
     }
@@ -471,8 +473,8 @@ class Supervisor {
   void on_report(WorkerSlot& w, IterationReport report) {
     auto current = [&](const std::string& target, ProbeType type, AddressFamily af) -> const TargetConfig* {
       const auto it = active_.find(target);
-      if (it == active_.end() || it->second.config.type != type || it->second.config.family() != af) return nullptr;
-      return &it->second.config;
+      if (it == active_.end() || it->second.config->type != type || it->second.config->family() != af) return nullptr;
+      return it->second.config;
     };
     std::erase_if(report.groups, [&](const GroupMeasurement& g) {
       const TargetConfig* t = current(g.target, g.type, g.af);
@@ -726,15 +728,12 @@ class Supervisor {
 
 }  // namespace
 
-void run_supervisor(Config config, const std::string& path, const std::string& version,
-                    std::optional<BasicAuth> auth) {
-  // While still privileged and single-threaded: fork the launcher, which keeps CAP_NET_RAW only.
-  auto launcher = LauncherClient::start(&worker_main);
-  if (!launcher.ok()) {
-    spdlog::critical("{}", launcher.error().message);
-    exit_now(EX_OSERR);
-  }
-  // Then drop everything here, before the HTTP server's threads exist (capabilities are per thread).
+Result<LauncherClient> start_launcher() { return LauncherClient::start(&worker_main); }
+
+void run_supervisor(LauncherClient launcher_client, Config config, const std::string& path,
+                    const std::string& version, std::optional<BasicAuth> auth) {
+  LauncherClient* launcher = &launcher_client;
+  // Drop everything here, before the HTTP server's threads exist (capabilities are per thread).
   if (auto s = drop_all_capabilities(); !s.ok()) {
     spdlog::critical("cannot drop capabilities in the supervisor: {}", s.error().message);
     launcher->stop(Nanos(200'000'000));

@@ -34,13 +34,20 @@
 #include "config/config.h"
 #include "metrics/exporter.h"
 
+#include "worker/launcher.h"
+
 namespace netprobe {
 
-// Forks the launcher, drops every capability, starts the exporter and runs the supervisor until
-// SIGTERM/SIGINT. `config` is the validated start-up configuration of `path`. SIGINT, SIGTERM, SIGHUP and
-// SIGCHLD must be blocked in the calling thread (and no other thread may exist yet). Does not return: it
-// exits the process with a sysexits code (0 after a requested stop).
-[[noreturn]] void run_supervisor(Config config, const std::string& path, const std::string& version,
+// Forks the launcher (start_launcher(): before the configuration is loaded, so that the launcher and
+// every worker it forks do not carry a copy-on-write image of the supervisor's heap), while still
+// privileged and single-threaded.
+Result<LauncherClient> start_launcher();
+
+// Drops every capability, starts the exporter and runs the supervisor until SIGTERM/SIGINT. `config` is
+// the validated start-up configuration of `path`. SIGINT, SIGTERM, SIGHUP and SIGCHLD must be blocked in
+// the calling thread (and no other thread may exist yet). Does not return: it exits the process with a
+// sysexits code (0 after a requested stop).
+[[noreturn]] void run_supervisor(LauncherClient launcher, Config config, const std::string& path, const std::string& version,
                                  std::optional<BasicAuth> auth);
 
 }  // namespace netprobe

@@ -45,12 +45,12 @@ TEST(worker_CaptureSizing, NoWindowMeansFlatOut) {
   EXPECT_EQ(capture_buffer_bytes(planned_probe_rate(c, 2, kAll)), kMaxCaptureBuffer);
 }
 
-TEST(worker_CaptureSizing, RingHoldsTwoHundredMillisecondsBetweenTheBounds) {
+TEST(worker_CaptureSizing, RingHoldsOneHundredMillisecondsBetweenTheBounds) {
   EXPECT_EQ(capture_buffer_bytes(0), kMinCaptureBuffer);
-  EXPECT_EQ(capture_buffer_bytes(10'000), kMinCaptureBuffer);           // 1 MB of capture
-  EXPECT_EQ(capture_buffer_bytes(100'000), size_t(10) << 20);           // 10.24 MB -> 10 MiB
-  EXPECT_EQ(capture_buffer_bytes(120'000), size_t(12) << 20);           // 12.3 MB -> 12 MiB
-  EXPECT_EQ(capture_buffer_bytes(1'000'000), kMaxCaptureBuffer);
+  EXPECT_EQ(capture_buffer_bytes(10'000), kMinCaptureBuffer);           // 0.5 MB of capture
+  EXPECT_EQ(capture_buffer_bytes(100'000), size_t(5) << 20);            // 5.12 MB -> 5 MiB
+  EXPECT_EQ(capture_buffer_bytes(120'000), size_t(6) << 20);            // 6.1 MB -> 6 MiB
+  EXPECT_EQ(capture_buffer_bytes(2'000'000), kMaxCaptureBuffer);
   EXPECT_EQ(capture_buffer_bytes(std::numeric_limits<double>::infinity()), kMaxCaptureBuffer);
 }
 
