@@ -5,6 +5,10 @@ netprobe runs a loopback-only configuration (ICMPping to 127.0.0.1) with PROM_US
 TSDB and scrapes it every second through two jobs: `netprobe` with the right credentials, which must
 come up (up == 1) and bring netprobe_info in, and `netprobe_wrong_auth`, which must stay down (up == 0).
 Both are asserted through Prometheus' HTTP API, each within a bounded time.
+
+The configuration also has BULK_TARGETS more loopback targets in BULK_GROUPS groups, so that the page (~4 MB of
+text, ~0.1 MB gzipped) is larger than one 64 KiB piece of the exporter: it is streamed, chunked and gzipped to
+Prometheus, which must ingest every series of it (src/metrics/exporter.h).
 """
 import json
 import os
@@ -17,6 +21,7 @@ import harness  # noqa: E402
 PROMETHEUS = os.environ.get("PROMETHEUS_BIN", "/usr/bin/prometheus")
 USER, PASSWORD = "prom_it", "s3cr3t-it"
 DEADLINE_S = 60
+BULK_TARGETS, BULK_GROUPS = 60, 20  # 1 probe per target and group per 1 s iteration: 1,220 ICMP echoes/s to 127.0.0.1
 
 
 def prometheus_config(netprobe_port):
@@ -53,9 +58,12 @@ def test():
     harness.require_executable(PROMETHEUS, f"{PROMETHEUS} not installed (Debian package `prometheus`)")
 
     netprobe_port = harness.free_port()
-    config = harness.base_config(
-        port=netprobe_port, probe_name="it_scrape",
-        targets={"loopback": {"type": "ICMPping", "destination": "127.0.0.1", "timeout": 0.5}})
+    targets = {"loopback": {"type": "ICMPping", "destination": "127.0.0.1", "timeout": 0.5}}
+    targets.update({f"bulk{i:02d}": {"type": "ICMPping", "destination": "127.0.0.1", "timeout": 0.5}
+                    for i in range(BULK_TARGETS)})
+    groups = {f"g{g:02d}": {"src_port_a": 65000, "src_port_z": 65001} for g in range(BULK_GROUPS)}
+    config = harness.base_config(port=netprobe_port, probe_name="it_scrape", targets=targets, groups=groups)
+    series = (BULK_TARGETS + 1) * BULK_GROUPS  # icmp_sent_total series: every target joins every group
 
     with harness.Netprobe(config, auth=(USER, PASSWORD)) as netprobe:
         # The endpoint itself, before involving Prometheus: auth enforced, versioned Content-Type.
@@ -64,7 +72,11 @@ def test():
         status, headers, body = netprobe.scrape()
         assert status == 200, f"authenticated scrape returned {status}: {body[:200]}"
         assert headers.get("content-type", "").startswith("text/plain; version=0.0.4"), headers
-        assert harness.select(harness.parse_metrics(body), "netprobe_info"), "netprobe_info missing from /metrics"
+        samples = harness.parse_metrics(body)
+        assert harness.select(samples, "netprobe_info"), "netprobe_info missing from /metrics"
+        # Larger than one piece: streamed to this HTTP/1.1 client in chunks, every series there.
+        assert headers.get("transfer-encoding") == "chunked", headers
+        assert len(harness.select(samples, "icmp_sent_total")) == series, len(harness.select(samples, "icmp_sent_total"))
 
         prom_port = harness.free_port()
         work = harness.tmpdir("netprobe-prom-")
@@ -83,6 +95,9 @@ def test():
             info = harness.wait_until(lambda: query(prom_port, 'netprobe_info{job="netprobe"}'), DEADLINE_S,
                                       "netprobe_info in Prometheus")
             assert info[0][1] == 1, info
+            # The whole chunked, gzipped page was ingested.
+            harness.wait_until(lambda: single_value(prom_port, 'count(icmp_sent_total{job="netprobe"})') == series,
+                               DEADLINE_S, f"{series} icmp_sent_total series in Prometheus")
             harness.wait_until(lambda: single_value(prom_port, 'up{job="netprobe_wrong_auth"}') == 0, DEADLINE_S,
                                'up{job="netprobe_wrong_auth"} == 0')
             # The wrong-credentials job must never have ingested a sample of netprobe's own.
