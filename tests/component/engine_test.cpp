@@ -389,5 +389,27 @@ TEST(EngineComponent, EachProbeHasItsOwnTargetsTimeout) {
   }
 }
 
+// The memory budget of issue 6 (at most 64 bytes per in-flight probe, plan included): what the runner
+// keeps per probe (slot, token, ordinal index) and the plan's record. Sizes, not timings.
+TEST(EngineComponent, PerProbeStateStaysWithinBudget) {
+  Lab lab;
+  for (auto& [name, t] : lab.config.targets) t.nb_packets = 20000;  // 120,000 probes
+  lab.resolved.clear();
+  for (auto& [name, t] : lab.config.targets) lab.resolved.push_back({&t, {*IpAddress::parse(t.destination)}});
+  auto plan = build_plan(
+      lab.config, lab.resolved, [](const IpAddress& dst) { return IpAddress::parse(dst.af == AddressFamily::kV4 ? "192.0.2.10" : "2001:db8:ff::10"); },
+      [](const IpAddress&) { return true; });
+  ASSERT_TRUE(plan.ok());
+  const size_t n = plan->probes.size();
+  ASSERT_EQ(n, 120000u);
+  IterationRunner runner(0x5eed);
+  const auto tokens = runner.prepare(*plan, 1);
+  ASSERT_EQ(tokens.size(), n);
+  EXPECT_EQ(sizeof(PlannedProbe), 8u);
+  const double runner_bytes = double(runner.memory_bytes()) / double(n);
+  EXPECT_LE(runner_bytes, 24.5) << "16-byte slot + 4-byte token + 4-byte ordinal index, page rounding";
+  EXPECT_LE(runner_bytes + double(plan->probes.capacity() * sizeof(PlannedProbe)) / double(n) + 8 /* RTT */, 64.0);
+}
+
 }  // namespace
 }  // namespace netprobe
