@@ -10,13 +10,8 @@
 // - BM_Scrape: GET /metrics with gzip from a real Exporter on 127.0.0.1:0 (HTTP/1.1, chunked), the response
 //   read and dropped: what a Prometheus scrape costs. peak_KB as above (sampled at every piece the sources
 //   hand on, zlib's state included), gzip_KB the size on the wire.
-#include <arpa/inet.h>
 #include <benchmark/benchmark.h>
 #include <malloc.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <map>
@@ -30,6 +25,7 @@
 #include "metrics/exposition.h"
 #include "metrics/prober_metrics.h"
 #include "metrics/process_collector.h"
+#include "tests/support/loopback_http.h"
 
 namespace netprobe {
 namespace {
@@ -140,31 +136,13 @@ void BM_Render(benchmark::State& state) {
   state.counters["peak_KB"] = double(peak > rest ? peak - rest : 0) / 1024;
 }
 
-// GET /metrics over loopback; returns the bytes received (0 on failure). Bounded by 10 s socket timeouts.
+// GET /metrics over loopback; returns the bytes received (0 on failure), counted as they come so that the
+// client holds no copy of the page (this process's heap is what the benchmark measures).
 size_t scrape(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 0;
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   size_t received = 0;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string request =
-        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n";
-    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == ssize_t(request.size())) {
-      char buf[65536];
-      for (;;) {
-        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) break;
-        received += size_t(n);
-      }
-    }
-  }
-  ::close(fd);
+  testing::loopback_http(
+      port, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n", 10,
+      [&](std::string_view piece) { received += piece.size(); });
   return received;
 }
 

@@ -3,11 +3,6 @@
 // HTTP/1.1, up to the close for HTTP/1.0, gzipped or not) arriving whole.
 #include <gtest/gtest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
 #include <zlib.h>
 
 #include <prometheus/counter.h>
@@ -17,6 +12,7 @@
 
 #include "metrics/exporter.h"
 #include "metrics/process_collector.h"
+#include "tests/support/loopback_http.h"
 
 namespace netprobe {
 namespace {
@@ -38,38 +34,8 @@ struct HttpResponse {
   }
 };
 
-// Sends `request` as is and reads until the server closes the connection (bounded by a 5 s socket timeout
-// in both directions); "" if the connection fails.
-std::string send_and_read(int port, const std::string& request) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return {};
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return {};
-  }
-  size_t sent = 0;
-  while (sent < request.size()) {
-    ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) break;
-    sent += static_cast<size_t>(n);
-  }
-  std::string raw;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    raw.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return raw;
-}
+// Sends `request` as is and reads until the server closes the connection; "" if the connection fails.
+std::string send_and_read(int port, const std::string& request) { return testing::loopback_http(port, request); }
 
 // Splits one response off the front of `raw` (consumed): the body by Content-Length, by chunks
 // (Transfer-Encoding: chunked, decoded) or up to the end. Status 0 if it is malformed.

@@ -11,11 +11,14 @@
 #include <prometheus/text_serializer.h>
 
 #include "metrics/prober_metrics.h"
+#include "tests/support/metrics_builders.h"
 #include "tests/support/metrics_lines.h"
 
 namespace netprobe {
 namespace {
 
+using testing::measurement;
+using testing::target_config;
 
 // Lines whose metric name (up to '{' or ' ') is `name`.
 std::set<std::string> series_of(const std::set<std::string>& lines, const std::string& name) {
@@ -31,28 +34,6 @@ bool has_line_containing(const std::set<std::string>& lines, const std::string& 
     if (l.find(needle) != std::string::npos) return true;
   }
   return false;
-}
-
-GroupMeasurement measurement(const std::string& target, const std::string& group, ProbeType type, uint64_t sent,
-                             uint64_t lost, std::vector<double> rtts) {
-  GroupMeasurement m;
-  m.target = target;
-  m.group = group;
-  m.type = type;
-  m.sent = sent;
-  m.lost = lost;
-  m.rtts_s = std::move(rtts);
-  return m;
-}
-
-TargetConfig target_config(const std::string& name, ProbeType type, std::vector<std::string> groups) {
-  TargetConfig t;
-  t.name = name;
-  t.description = name;
-  t.type = type;
-  t.destination = "127.0.0.1";
-  t.groups = std::move(groups);
-  return t;
 }
 
 class metrics_ProberMetrics : public ::testing::Test {

@@ -22,11 +22,15 @@
 
 #include "metrics/prober_metrics.h"
 #include "metrics/target_series.h"
+#include "tests/support/metrics_builders.h"
 #include "tests/support/metrics_lines.h"
 #include "tests/unit/metrics/legacy_prober_metrics.h"
 
 namespace netprobe {
 namespace {
+
+using testing::measurement;
+using testing::target_config;
 
 std::vector<std::string> all_lines(const std::string& text) {
   std::vector<std::string> lines;
@@ -64,30 +68,6 @@ std::string well_formed(const std::string& text) {
     if (!ok) return "sample outside its family (" + family + "): " + line;
   }
   return "";
-}
-
-GroupMeasurement measurement(const std::string& target, const std::string& group, ProbeType type,
-                             uint64_t sent, uint64_t lost, std::vector<double> rtts,
-                             const std::string& state = "None", AddressFamily af = AddressFamily::kV4) {
-  GroupMeasurement m;
-  m.target = target;
-  m.group = group;
-  m.type = type;
-  m.af = af;
-  m.state = state;
-  m.sent = sent;
-  m.lost = lost;
-  m.rtts_s = std::move(rtts);
-  return m;
-}
-
-TargetConfig target_config(const std::string& name, ProbeType type, std::vector<std::string> groups) {
-  TargetConfig t;
-  t.name = name;
-  t.type = type;
-  t.destination = "192.0.2.1";
-  t.groups = std::move(groups);
-  return t;
 }
 
 // The same calls on both implementations.
