@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <random>
 
 #include "io/fake_link.h"
 #include "responder.h"
@@ -409,6 +410,43 @@ TEST(EngineComponent, PerProbeStateStaysWithinBudget) {
   const double runner_bytes = double(runner.memory_bytes()) / double(n);
   EXPECT_LE(runner_bytes, 24.5) << "16-byte slot + 4-byte token + 4-byte ordinal index, page rounding";
   EXPECT_LE(runner_bytes + double(plan->probes.capacity() * sizeof(PlannedProbe)) / double(n) + 8 /* RTT */, 64.0);
+}
+
+// Captured packets are untrusted: replies with flipped bits anywhere (tokens, ports, addresses, lengths)
+// go through classify() and the token decoding. Nothing may crash (the ASan/UBSan build runs this too),
+// and no probe may be counted twice: every probe is either answered by its true reply or lost.
+TEST(EngineComponent, CorruptedRepliesNeverCountTwice) {
+  Lab lab;
+  std::mt19937 rng(12345);
+  lab.link.set_responder([&](std::span<const uint8_t> p) {
+    std::vector<ScriptedReply> out;
+    const auto reply = testing::reply_to(p);
+    for (int k = 0; k < 20; ++k) {  // bounded: 20 corrupted copies per probe
+      auto bad = reply;
+      const int flips = 1 + int(rng() % 4);
+      for (int f = 0; f < flips; ++f) bad[rng() % bad.size()] ^= uint8_t(1u << (rng() % 8));
+      if (rng() % 4 == 0) bad.resize(rng() % bad.size());  // truncated
+      out.push_back({bad, microseconds(50 + k)});
+    }
+    if (rng() % 2) out.push_back({reply, microseconds(100)});  // half the probes get their true reply
+    return out;
+  });
+  const auto report = lab.run();
+  uint64_t sent = 0, lost = 0, answered = 0;
+  for (const auto& g : report.groups) {
+    sent += g.sent;
+    lost += g.lost;
+    answered += g.rtts_s.size() + g.time_ooo;
+    EXPECT_EQ(g.rtts_s.size() + g.time_ooo + g.lost, g.sent) << g.target;
+  }
+  EXPECT_EQ(sent, 120u);
+  EXPECT_EQ(answered + lost, 120u);
+  // A corrupted copy whose flips all fell in fields matching does not read (checksums, TTL, payload, ...)
+  // is the true reply as far as anyone can tell: it answers, and the copies after it are duplicates.
+  uint64_t duplicates = 0;
+  for (const auto& g : report.groups) duplicates += g.duplicates;
+  EXPECT_GT(duplicates, 0u);
+  EXPECT_GT(answered, 0u);
 }
 
 }  // namespace
