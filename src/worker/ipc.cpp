@@ -255,27 +255,37 @@ Result<Config> config_from_json_document(const nlohmann::json& doc) {
 
 nlohmann::json to_json_document(const IterationReport& r) {
   Json groups = Json::array();
+  groups.get_ref<Json::array_t&>().reserve(r.groups.size());
   for (const auto& g : r.groups) {
-    groups.push_back(Json{{"target", g.target},
-                          {"group", g.group},
-                          {"type", std::string(to_string(g.type))},
-                          {"af", int(g.af)},
-                          {"state", g.state},
-                          {"sent", g.sent},
-                          {"lost", g.lost},
-                          {"rtts", rtts_to_binary(g.rtts_s)},
-                          {"time_ooo", g.time_ooo},
-                          {"late", g.late},
-                          {"duplicates", g.duplicates},
-                          {"icmp_errors", g.icmp_errors}});
+    Json row = Json::array();
+    auto& a = row.get_ref<Json::array_t&>();
+    a.resize(kGroupFields);
+    a[kGroupTarget] = g.target;
+    a[kGroupName] = g.group;
+    a[kGroupType] = std::string(to_string(g.type));
+    a[kGroupAf] = int(g.af);
+    a[kGroupState] = g.state;
+    a[kGroupSent] = g.sent;
+    a[kGroupLost] = g.lost;
+    a[kGroupRtts] = rtts_to_binary(g.rtts_s);
+    a[kGroupTimeOoo] = g.time_ooo;
+    a[kGroupLate] = g.late;
+    a[kGroupDuplicates] = g.duplicates;
+    a[kGroupIcmpErrors] = g.icmp_errors;
+    groups.push_back(std::move(row));
   }
   Json targets = Json::array();
+  targets.get_ref<Json::array_t&>().reserve(r.targets.size());
   for (const auto& t : r.targets) {
-    targets.push_back(Json{{"target", t.target},
-                           {"type", std::string(to_string(t.type))},
-                           {"af", int(t.af)},
-                           {"match_ack_fail", t.match_ack_fail},
-                           {"port_mismatch", t.port_mismatch}});
+    Json row = Json::array();
+    auto& a = row.get_ref<Json::array_t&>();
+    a.resize(kTargetFields);
+    a[kTargetName] = t.target;
+    a[kTargetType] = std::string(to_string(t.type));
+    a[kTargetAf] = int(t.af);
+    a[kTargetMatchAckFail] = t.match_ack_fail;
+    a[kTargetPortMismatch] = t.port_mismatch;
+    targets.push_back(std::move(row));
   }
   return Json{{"groups", std::move(groups)},
               {"targets", std::move(targets)},
@@ -291,29 +301,33 @@ nlohmann::json to_json_document(const IterationReport& r) {
 Result<IterationReport> report_from_json_document(const nlohmann::json& doc) {
   try {
     IterationReport r;
-    for (const Json& j : doc.at("groups")) {
+    const Json& groups = doc.at("groups");
+    r.groups.reserve(groups.size());
+    for (const Json& j : groups) {
+      if (!j.is_array() || j.size() != kGroupFields) throw std::invalid_argument("bad group row");
       GroupMeasurement g;
-      g.target = j.at("target").get<std::string>();
-      g.group = j.at("group").get<std::string>();
-      g.type = type_from(j.at("type"));
-      g.af = af_from(j.at("af"));
-      g.state = j.at("state").get<std::string>();
-      g.sent = j.at("sent").get<uint64_t>();
-      g.lost = j.at("lost").get<uint64_t>();
-      g.rtts_s = rtts_from_binary(j.at("rtts"));
-      g.time_ooo = j.at("time_ooo").get<uint64_t>();
-      g.late = j.at("late").get<uint64_t>();
-      g.duplicates = j.at("duplicates").get<uint64_t>();
-      g.icmp_errors = j.at("icmp_errors").get<std::map<std::string, uint64_t>>();
+      g.target = j[kGroupTarget].get<std::string>();
+      g.group = j[kGroupName].get<std::string>();
+      g.type = type_from(j[kGroupType]);
+      g.af = af_from(j[kGroupAf]);
+      g.state = j[kGroupState].get<std::string>();
+      g.sent = j[kGroupSent].get<uint64_t>();
+      g.lost = j[kGroupLost].get<uint64_t>();
+      g.rtts_s = rtts_from_binary(j[kGroupRtts]);
+      g.time_ooo = j[kGroupTimeOoo].get<uint64_t>();
+      g.late = j[kGroupLate].get<uint64_t>();
+      g.duplicates = j[kGroupDuplicates].get<uint64_t>();
+      g.icmp_errors = j[kGroupIcmpErrors].get<std::map<std::string, uint64_t>>();
       r.groups.push_back(std::move(g));
     }
     for (const Json& j : doc.at("targets")) {
+      if (!j.is_array() || j.size() != kTargetFields) throw std::invalid_argument("bad target row");
       TargetEvents t;
-      t.target = j.at("target").get<std::string>();
-      t.type = type_from(j.at("type"));
-      t.af = af_from(j.at("af"));
-      t.match_ack_fail = j.at("match_ack_fail").get<uint64_t>();
-      t.port_mismatch = j.at("port_mismatch").get<uint64_t>();
+      t.target = j[kTargetName].get<std::string>();
+      t.type = type_from(j[kTargetType]);
+      t.af = af_from(j[kTargetAf]);
+      t.match_ack_fail = j[kTargetMatchAckFail].get<uint64_t>();
+      t.port_mismatch = j[kTargetPortMismatch].get<uint64_t>();
       r.targets.push_back(std::move(t));
     }
     r.duration_s = doc.at("duration_s").get<double>();

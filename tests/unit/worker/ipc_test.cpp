@@ -246,14 +246,24 @@ TEST(worker_Ipc, MalformedInputIsAnError) {
   EXPECT_FALSE(decode_worker_message(cbor(nlohmann::json::array({1, 2}))).ok());
   // A report whose RTT bytes are not a whole number of float64.
   auto doc = to_json_document(full_report());
-  doc["groups"][0]["rtts"] = nlohmann::json::binary({1, 2, 3});
+  doc["groups"][0][kGroupRtts] = nlohmann::json::binary({1, 2, 3});
   EXPECT_FALSE(decode_worker_message(cbor({{"type", "report"}, {"generation", 1}, {"report", doc}})).ok());
   // A bad probe type and a bad address family.
   doc = to_json_document(full_report());
-  doc["groups"][0]["type"] = "PINGv7";
+  doc["groups"][0][kGroupType] = "PINGv7";
   EXPECT_FALSE(decode_worker_message(cbor({{"type", "report"}, {"generation", 1}, {"report", doc}})).ok());
   doc = to_json_document(full_report());
-  doc["groups"][0]["af"] = 5;
+  doc["groups"][0][kGroupAf] = 5;
+  EXPECT_FALSE(decode_worker_message(cbor({{"type", "report"}, {"generation", 1}, {"report", doc}})).ok());
+  // Rows of the wrong shape: an object (the old layout), a field missing, a field too many.
+  doc = to_json_document(full_report());
+  doc["groups"][0] = nlohmann::json{{"target", "a"}};
+  EXPECT_FALSE(decode_worker_message(cbor({{"type", "report"}, {"generation", 1}, {"report", doc}})).ok());
+  doc = to_json_document(full_report());
+  doc["groups"][0].erase(kGroupIcmpErrors);
+  EXPECT_FALSE(decode_worker_message(cbor({{"type", "report"}, {"generation", 1}, {"report", doc}})).ok());
+  doc = to_json_document(full_report());
+  doc["targets"][0].push_back(1);
   EXPECT_FALSE(decode_worker_message(cbor({{"type", "report"}, {"generation", 1}, {"report", doc}})).ok());
   // Every truncation of a valid frame is rejected cleanly.
   const std::string frame = encode_frame(WorkerMessage{WorkerReport{1, full_report()}});
