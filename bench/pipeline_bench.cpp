@@ -7,6 +7,8 @@
 // reply, port unreachable) straight into it, the source hands them back. No per-packet allocation, so
 // the bench measures the engine, not FakeLink's vectors and priority queue.
 //
+// BM_Runner* time the iteration bookkeeping alone at 1M probes in flight (see below).
+//
 // Counters: ns_per_probe, and bytes per in-flight probe: `state_B` is the engine's peak heap growth
 // during an iteration (tokens, slot states, destination index, report), `plan_B` the plan
 // (PlannedProbe per probe, templates per target), both divided by the probes of the iteration.
@@ -82,6 +84,9 @@ class RingLink final : public PacketSink, public PacketSource {
   void interrupt() override {}
   CaptureStats stats() const override { return {}; }
 
+  // What the target would answer, written by hand (checksums are not verified by classify()).
+  static size_t make_reply(std::span<const uint8_t> p, uint8_t* out);
+
  private:
   struct Meta {
     Nanos at{0};
@@ -94,8 +99,7 @@ class RingLink final : public PacketSink, public PacketSource {
     return bytes_.data() + slot * kSlotBytes;
   }
 
-  // What the target would answer, written by hand (checksums are not verified by classify()).
-  static size_t make_reply(std::span<const uint8_t> p, uint8_t* out) {
+  static size_t make_reply_impl(std::span<const uint8_t> p, uint8_t* out) {
     const bool v4 = (p[0] >> 4) == 4;
     const size_t ihl = v4 ? size_t(p[0] & 0x0f) * 4 : 40;
     const size_t a = v4 ? 12 : 8, alen = v4 ? 4 : 16;
@@ -148,6 +152,8 @@ class RingLink final : public PacketSink, public PacketSource {
   bool sampling_ = false;
   size_t peak_heap_ = 0;
 };
+
+size_t RingLink::make_reply(std::span<const uint8_t> p, uint8_t* out) { return make_reply_impl(p, out); }
 
 struct Setup {
   Config config;
@@ -258,6 +264,69 @@ BENCHMARK(BM_Pipeline)
     ->Args({0, 6, 100000})
     ->Args({1, 4, 1000000})  // the in-flight size of the memory goal (10,000 targets x 100 packets)
     ->Unit(benchmark::kMillisecond);  // CPU time: figures stay meaningful while others compile
+
+// The iteration bookkeeping alone at the in-flight size (1M probes: 10,000 targets x 100 packets),
+// the counterparts of a matcher's insert / take / expire: choosing every token (prepare), matching one
+// captured answer among 1M in flight (classify + destination lookup + token decode + slot update), and
+// declaring every probe lost at the end (expire). ns per probe or per answer. Answers come in send order
+// (as they do on a network: the order of the plan, round robin over the targets) or, as a worst case for
+// the caches, to random probes.
+void BM_RunnerPrepare(benchmark::State& state) {
+  auto setup = make_setup(ProbeType::kIcmpPing, AddressFamily::kV4, size_t(state.range(0)));
+  IterationRunner runner(0x5eed);
+  uint64_t iteration = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(runner.prepare(setup->plan, ++iteration).data());
+  state.counters["ns_per_probe"] = benchmark::Counter(double(state.iterations()) * double(setup->plan.probes.size()) * 1e-9,
+                                                      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_RunnerPrepare)->Arg(1'000'000)->Unit(benchmark::kMillisecond);
+
+void BM_RunnerAnswer(benchmark::State& state) {
+  const auto type = static_cast<ProbeType>(state.range(0));
+  const bool random_order = state.range(1) != 0;
+  auto setup = make_setup(type, AddressFamily::kV4, 1'000'000);
+  const Plan& plan = setup->plan;
+  IterationRunner runner(0x5eed);
+  const auto tokens = runner.prepare(plan, 1);
+  for (uint32_t slot = 0; slot < plan.probes.size(); ++slot) runner.on_sender_stamp(slot, Nanos(1'000'000));
+  // 65,536 answers, crafted once: to probes 0..65535, or to random probes.
+  constexpr size_t kAnswers = 1 << 16;
+  std::vector<uint8_t> bytes(kAnswers * kSlotBytes);
+  std::vector<uint16_t> lens(kAnswers);
+  std::vector<uint8_t> probe(kSlotBytes);
+  uint64_t x = 88172645463325252ULL;
+  for (size_t i = 0; i < kAnswers; ++i) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    const auto slot = random_order ? uint32_t(x % plan.probes.size()) : uint32_t(i);
+    const PlannedProbe& p = plan.probes[slot];
+    const PacketTemplate& t = plan.templates[p.tmpl];
+    const size_t len = probe_for(t.type).craft(t, PacketFields{plan.source_of(p), p.src_port, tokens[slot]}, probe);
+    lens[i] = uint16_t(RingLink::make_reply(std::span<const uint8_t>(probe.data(), len), bytes.data() + i * kSlotBytes));
+  }
+  size_t i = 0;
+  for (auto _ : state) {
+    runner.on_packet(CapturedPacket{{bytes.data() + i * kSlotBytes, lens[i]}, Nanos(1'020'000), Direction::kIncoming});
+    i = (i + 1) & (kAnswers - 1);
+  }
+  state.SetLabel(std::string(to_string(type)) + (random_order ? ", random order" : ", send order"));
+}
+BENCHMARK(BM_RunnerAnswer)->ArgNames({"type", "random"})->ArgsProduct({{0, 1, 2}, {0, 1}});
+
+void BM_RunnerExpire(benchmark::State& state) {
+  auto setup = make_setup(ProbeType::kIcmpPing, AddressFamily::kV4, size_t(state.range(0)));
+  IterationRunner runner(0x5eed);
+  uint64_t iteration = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    runner.prepare(setup->plan, ++iteration);
+    for (uint32_t slot = 0; slot < setup->plan.probes.size(); ++slot) runner.on_sender_stamp(slot, Nanos(1'000'000));
+    state.ResumeTiming();
+    benchmark::DoNotOptimize(runner.expire(Nanos(10'000'000'000)));
+  }
+  state.counters["ns_per_probe"] = benchmark::Counter(double(state.iterations()) * double(setup->plan.probes.size()) * 1e-9,
+                                                      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_RunnerExpire)->Arg(1'000'000)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace netprobe
