@@ -136,10 +136,10 @@ void IterationRunner::on_packet(const CapturedPacket& packet) {
 
 void IterationRunner::set_send_time(Slot& s, int64_t at) noexcept {
   if (s.flags & kRttPending) {
-    s.rtt_s = float(double(s.time - at) * 1e-9);
+    s.rtt_ns = float(s.time - at);
     s.flags &= uint8_t(~kRttPending);
   } else if (s.state == State::kAnswered) {
-    s.rtt_s = float(double(s.rtt_s) + double(s.time - at) * 1e-9);  // a more exact send time
+    s.rtt_ns = float(double(s.rtt_ns) + double(s.time - at));  // a more exact send time
   }
   s.time = at;
 }
@@ -207,7 +207,7 @@ void IterationRunner::on_answer(const Classification& c, Nanos at) {
         resolve(slot, State::kLost);
         break;
       } else {
-        s.rtt_s = float(double(at.count() - s.time) * 1e-9);
+        s.rtt_ns = float(at.count() - s.time);
       }
       resolve(slot, State::kAnswered);
       break;
@@ -287,11 +287,11 @@ IterationReport IterationRunner::report() const {
       ++g.lost;  // lost, or still pending when the iteration was cut short
       continue;
     }
-    if ((s.flags & kRttPending) || s.rtt_s < 0) {
+    if ((s.flags & kRttPending) || s.rtt_ns < 0) {
       ++g.time_ooo;  // answered, but no usable send time: excluded from the percentiles
       continue;
     }
-    g.rtts_s.push_back(double(s.rtt_s));
+    g.rtts_s.push_back(double(s.rtt_ns) * 1e-9);
   }
   out.targets = target_events_;
   for (size_t r = 0; r < size_t(RejectReason::kCount); ++r)

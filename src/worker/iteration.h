@@ -58,12 +58,13 @@ class IterationRunner {
  private:
   enum class State : uint8_t { kPending, kAnswered, kLost, kUnsent };
   // 16 bytes per probe: everything the iteration knows about it besides its plan entry and token.
-  // The RTT is a float of seconds: 24 bits of mantissa are exact to the nanosecond below 16 ms and to
-  // 60 ns at 1 s, finer than any clock involved.
+  // The RTT is a float of nanoseconds: 24 bits of mantissa hold every whole nanosecond below 16.7 ms
+  // exactly (so the exported seconds are those of an integer ns count, as before) and are within 60 ns
+  // at 1 s, finer than any clock involved.
   struct Slot {
     int64_t time = 0;  // ns, packet timestamp base: the send time (0 = not known yet), or, with
                        // kRttPending, the time of an answer that came before any send time
-    float rtt_s = 0;   // kAnswered without kRttPending
+    float rtt_ns = 0;  // kAnswered without kRttPending
     State state = State::kPending;
     uint8_t flags = 0;
   };
