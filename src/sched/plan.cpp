@@ -15,9 +15,6 @@
 namespace netprobe {
 namespace {
 
-// Share of (interval - longest timeout) over which an iteration's packets are spread; the rest is slack
-// for late answers and for the end-of-iteration work.
-
 std::vector<IpAddress> usable(const IpNetwork& net, size_t limit) {
   std::vector<IpAddress> out;
   const uint64_t n = net.size();

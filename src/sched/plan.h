@@ -109,7 +109,8 @@ class Pacer {
   std::vector<Nanos> last_;  // per target
 };
 
-// The send window of an iteration: a share of what the interval leaves after the longest timeout.
+// The send window of an iteration: a share of what the interval leaves after the longest timeout (the
+// rest is slack for late answers and for the end-of-iteration work).
 inline constexpr double kSendWindowShare = 0.8;
 Nanos send_window(const Plan& plan, double interval_s);
 

@@ -730,17 +730,16 @@ class Supervisor {
 
 Result<LauncherClient> start_launcher() { return LauncherClient::start(&worker_main); }
 
-void run_supervisor(LauncherClient launcher_client, Config config, const std::string& path,
+void run_supervisor(LauncherClient launcher, Config config, const std::string& path,
                     const std::string& version, std::optional<BasicAuth> auth) {
-  LauncherClient* launcher = &launcher_client;
   // Drop everything here, before the HTTP server's threads exist (capabilities are per thread).
   if (auto s = drop_all_capabilities(); !s.ok()) {
     spdlog::critical("cannot drop capabilities in the supervisor: {}", s.error().message);
-    launcher->stop(Nanos(200'000'000));
+    launcher.stop(Nanos(200'000'000));
     exit_now(EX_NOPERM);
   }
   spdlog::info("supervisor pid={} launcher pid={} ({} in the supervisor: it parses HTTP and configuration)",
-               getpid(), launcher->pid(), capability_summary());
+               getpid(), launcher.pid(), capability_summary());
 
   auto registry = std::make_shared<prometheus::Registry>();
   ProberMetrics metrics(registry, config.global.probe_name, config.global.percentile, version);
@@ -753,13 +752,13 @@ void run_supervisor(LauncherClient launcher_client, Config config, const std::st
       spdlog::critical("prometheus_port {} is privileged and the /metrics server deliberately holds no "
                        "capability: use a port >= 1024 (or lower net.ipv4.ip_unprivileged_port_start)",
                        config.global.prometheus_port);
-    launcher->stop(Nanos(200'000'000));
+    launcher.stop(Nanos(200'000'000));
     exit_now(EX_UNAVAILABLE);
   }
   spdlog::info("serving /metrics on {}:{}{}", config.global.prometheus_address, config.global.prometheus_port,
                auth ? " (basic auth)" : "");
 
-  Supervisor supervisor(std::move(config), path, metrics, *launcher);
+  Supervisor supervisor(std::move(config), path, metrics, launcher);
   const int code = supervisor.run();
   spdlog::info("stopped");
   exit_now(code);
