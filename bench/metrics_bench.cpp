@@ -141,8 +141,8 @@ void BM_Render(benchmark::State& state) {
 size_t scrape(int port) {
   size_t received = 0;
   testing::loopback_http(
-      port, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n", 10,
-      [&](std::string_view piece) { received += piece.size(); });
+      port, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+      10, [&](std::string_view piece) { received += piece.size(); });
   return received;
 }
 

@@ -40,7 +40,8 @@ size_t heap_in_use() {
 
 class RingLink final : public PacketSink, public PacketSource {
  public:
-  RingLink(const Clock& clock, size_t capacity) : clock_(clock), bytes_(capacity * kSlotBytes), meta_(capacity) {}
+  RingLink(const Clock& clock, size_t capacity)
+      : clock_(clock), bytes_(capacity * kSlotBytes), meta_(capacity) {}
 
   // While set, every send and poll samples the heap: the peak is the iteration's transient state.
   void sample_heap(bool on) {
@@ -188,7 +189,9 @@ std::unique_ptr<Setup> make_setup(ProbeType type, AddressFamily af, size_t probe
   for (auto& [name, t] : s->config.targets) s->resolved.push_back({&t, {*IpAddress::parse(t.destination)}});
   auto p = build_plan(
       s->config, s->resolved,
-      [af](const IpAddress&) { return IpAddress::parse(af == AddressFamily::kV4 ? "198.18.0.1" : "fd00:18::1"); },
+      [af](const IpAddress&) {
+        return IpAddress::parse(af == AddressFamily::kV4 ? "198.18.0.1" : "fd00:18::1");
+      },
       [](const IpAddress&) { return true; });
   if (!p.ok()) return nullptr;
   s->plan = std::move(p).value();
@@ -196,7 +199,8 @@ std::unique_ptr<Setup> make_setup(ProbeType type, AddressFamily af, size_t probe
 }
 
 size_t plan_bytes(const Plan& plan) {
-  size_t b = plan.probes.capacity() * sizeof(PlannedProbe) + plan.templates.capacity() * sizeof(PacketTemplate);
+  size_t b =
+      plan.probes.capacity() * sizeof(PlannedProbe) + plan.templates.capacity() * sizeof(PacketTemplate);
   for (const auto& t : plan.templates) b += t.bytes.capacity();
   b += plan.buckets.capacity() * sizeof(Bucket) + plan.targets.capacity() * sizeof(PlannedTarget);
   b += plan.sources.capacity() * sizeof(IpAddress);
@@ -253,8 +257,8 @@ void BM_Pipeline(benchmark::State& state) {
   if (!ok) state.SkipWithError("not every probe was answered");
   state.SetLabel(std::string(to_string(type)) + "/" + std::string(to_string(af)));
   state.SetItemsProcessed(int64_t(state.iterations() * n));
-  state.counters["ns_per_probe"] =
-      benchmark::Counter(double(state.iterations() * n) * 1e-9, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_probe"] = benchmark::Counter(
+      double(state.iterations() * n) * 1e-9, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
   state.counters["state_B"] = double(peak - std::min(peak, before)) / double(n);
   state.counters["plan_B"] = double(plan_bytes(plan)) / double(n);
 }
@@ -276,8 +280,9 @@ void BM_RunnerPrepare(benchmark::State& state) {
   IterationRunner runner(0x5eed);
   uint64_t iteration = 0;
   for (auto _ : state) benchmark::DoNotOptimize(runner.prepare(setup->plan, ++iteration).data());
-  state.counters["ns_per_probe"] = benchmark::Counter(double(state.iterations()) * double(setup->plan.probes.size()) * 1e-9,
-                                                      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_probe"] =
+      benchmark::Counter(double(state.iterations()) * double(setup->plan.probes.size()) * 1e-9,
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_RunnerPrepare)->Arg(1'000'000)->Unit(benchmark::kMillisecond);
 
@@ -300,12 +305,15 @@ void BM_RunnerAnswer(benchmark::State& state) {
     const auto slot = random_order ? uint32_t(x % plan.probes.size()) : uint32_t(i);
     const PlannedProbe& p = plan.probes[slot];
     const PacketTemplate& t = plan.templates[p.tmpl];
-    const size_t len = probe_for(t.type).craft(t, PacketFields{plan.source_of(p), p.src_port, tokens[slot]}, probe);
-    lens[i] = uint16_t(RingLink::make_reply(std::span<const uint8_t>(probe.data(), len), bytes.data() + i * kSlotBytes));
+    const size_t len =
+        probe_for(t.type).craft(t, PacketFields{plan.source_of(p), p.src_port, tokens[slot]}, probe);
+    lens[i] = uint16_t(
+        RingLink::make_reply(std::span<const uint8_t>(probe.data(), len), bytes.data() + i * kSlotBytes));
   }
   size_t i = 0;
   for (auto _ : state) {
-    runner.on_packet(CapturedPacket{{bytes.data() + i * kSlotBytes, lens[i]}, Nanos(1'020'000), Direction::kIncoming});
+    runner.on_packet(
+        CapturedPacket{{bytes.data() + i * kSlotBytes, lens[i]}, Nanos(1'020'000), Direction::kIncoming});
     i = (i + 1) & (kAnswers - 1);
   }
   state.SetLabel(std::string(to_string(type)) + (random_order ? ", random order" : ", send order"));
@@ -319,12 +327,14 @@ void BM_RunnerExpire(benchmark::State& state) {
   for (auto _ : state) {
     state.PauseTiming();
     runner.prepare(setup->plan, ++iteration);
-    for (uint32_t slot = 0; slot < setup->plan.probes.size(); ++slot) runner.on_sender_stamp(slot, Nanos(1'000'000));
+    for (uint32_t slot = 0; slot < setup->plan.probes.size(); ++slot)
+      runner.on_sender_stamp(slot, Nanos(1'000'000));
     state.ResumeTiming();
     benchmark::DoNotOptimize(runner.expire(Nanos(10'000'000'000)));
   }
-  state.counters["ns_per_probe"] = benchmark::Counter(double(state.iterations()) * double(setup->plan.probes.size()) * 1e-9,
-                                                      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_probe"] =
+      benchmark::Counter(double(state.iterations()) * double(setup->plan.probes.size()) * 1e-9,
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 BENCHMARK(BM_RunnerExpire)->Arg(1'000'000)->Unit(benchmark::kMillisecond);
 

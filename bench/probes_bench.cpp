@@ -111,9 +111,11 @@ const std::vector<ClassifyCase>& classify_cases() {
     reply[20] = 0;  // echo reply
     c.push_back({"answer: echo reply v4", reply, Direction::kIncoming});
     c.push_back({"answer: UDP port unreachable v4",
-                 icmp_error(v4, 3, 3, crafted(ProbeType::kUdpUnreachable, v4, 77, 64)), Direction::kIncoming});
+                 icmp_error(v4, 3, 3, crafted(ProbeType::kUdpUnreachable, v4, 77, 64)),
+                 Direction::kIncoming});
     c.push_back({"answer: UDP port unreachable v6",
-                 icmp_error(v6, 1, 4, crafted(ProbeType::kUdpUnreachable, v6, 77, 64)), Direction::kIncoming});
+                 icmp_error(v6, 1, 4, crafted(ProbeType::kUdpUnreachable, v6, 77, 64)),
+                 Direction::kIncoming});
     c.push_back({"own probe: TCP SYN v4", crafted(ProbeType::kTcpSyn, v4, 0x1234), Direction::kOutgoing});
     Bytes psh_ack = syn_ack(v4);
     psh_ack[33] = 0x18;

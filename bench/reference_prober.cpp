@@ -34,10 +34,10 @@
 
 namespace {
 
-constexpr size_t kPool = 65535;        // distinct tokens; a UDP token is the 16-bit IP-ID (never 0)
-constexpr size_t kPacketBytes = 40;    // IPv4 + TCP, or IPv4 + ICMP/UDP header + payload
-constexpr int64_t kBinNs = 100;        // RTT histogram resolution
-constexpr size_t kBins = 200'000;      // up to 20 ms; later replies land in the last bin
+constexpr size_t kPool = 65535;      // distinct tokens; a UDP token is the 16-bit IP-ID (never 0)
+constexpr size_t kPacketBytes = 40;  // IPv4 + TCP, or IPv4 + ICMP/UDP header + payload
+constexpr int64_t kBinNs = 100;      // RTT histogram resolution
+constexpr size_t kBins = 200'000;    // up to 20 ms; later replies land in the last bin
 
 enum class Type { kTcp, kIcmp, kUdp };
 
@@ -126,16 +126,22 @@ struct Capture {
     const int64_t ts = int64_t(h->ts.tv_sec) * 1'000'000'000 + h->ts.tv_usec;  // nanosecond precision
     size_t k;
     if (type == Type::kTcp) {
-      if (out) k = get32(l4 + 4);
-      else if ((l4[13] & 0x12) == 0x12) k = get32(l4 + 8) - 1;
-      else return ++other, void();
+      if (out)
+        k = get32(l4 + 4);
+      else if ((l4[13] & 0x12) == 0x12)
+        k = get32(l4 + 8) - 1;
+      else
+        return ++other, void();
     } else if (type == Type::kIcmp) {
       if (l4[0] != (out ? 8 : 0) || get16(l4 + 4) != 0x4e50) return ++other, void();
       k = get16(l4 + 6);
     } else {
-      if (out && ip[9] == 17) k = get16(ip + 4) - 1u;
-      else if (!out && ip[9] == 1 && l4[0] == 3 && l4[1] == 3) k = get16(l4 + 8 + 4) - 1u;  // quoted IP-ID
-      else return ++other, void();
+      if (out && ip[9] == 17)
+        k = get16(ip + 4) - 1u;
+      else if (!out && ip[9] == 1 && l4[0] == 3 && l4[1] == 3)
+        k = get16(l4 + 8 + 4) - 1u;  // quoted IP-ID
+      else
+        return ++other, void();
     }
     if (k >= kPool) return ++other, void();
     if (out) {
@@ -175,20 +181,32 @@ Args parse(int argc, char** argv) {
     const char* v = argv[++i];
     if (k == "--type") {
       const std::string t = v;
-      a.type = t == "tcp" ? Type::kTcp : t == "icmp" ? Type::kIcmp : t == "udp" ? Type::kUdp : (usage("--type"), Type::kTcp);
+      a.type = t == "tcp"    ? Type::kTcp
+               : t == "icmp" ? Type::kIcmp
+               : t == "udp"  ? Type::kUdp
+                             : (usage("--type"), Type::kTcp);
     } else if (k == "--src") {
       if (inet_pton(AF_INET, v, &a.src) != 1) usage("--src");
     } else if (k == "--dst-base") {
       if (inet_pton(AF_INET, v, &a.dst_base) != 1) usage("--dst-base");
-    } else if (k == "--ndst") a.ndst = uint32_t(std::max(1, std::atoi(v)));
-    else if (k == "--dport") a.dport = uint16_t(std::atoi(v));
-    else if (k == "--sport-base") a.sport_base = uint16_t(std::atoi(v));
-    else if (k == "--nsport") a.nsport = uint16_t(std::max(1, std::atoi(v)));
-    else if (k == "--rate") a.rate = std::atof(v);
-    else if (k == "--duration") a.duration = std::min(120.0, std::atof(v));
-    else if (k == "--wait") a.wait = std::min(10.0, std::atof(v));
-    else if (k == "--batch") a.batch = size_t(std::clamp(std::atoi(v), 1, 1024));
-    else usage(("unknown option " + k).c_str());
+    } else if (k == "--ndst")
+      a.ndst = uint32_t(std::max(1, std::atoi(v)));
+    else if (k == "--dport")
+      a.dport = uint16_t(std::atoi(v));
+    else if (k == "--sport-base")
+      a.sport_base = uint16_t(std::atoi(v));
+    else if (k == "--nsport")
+      a.nsport = uint16_t(std::max(1, std::atoi(v)));
+    else if (k == "--rate")
+      a.rate = std::atof(v);
+    else if (k == "--duration")
+      a.duration = std::min(120.0, std::atof(v));
+    else if (k == "--wait")
+      a.wait = std::min(10.0, std::atof(v));
+    else if (k == "--batch")
+      a.batch = size_t(std::clamp(std::atoi(v), 1, 1024));
+    else
+      usage(("unknown option " + k).c_str());
   }
   if (a.src.s_addr == 0 || a.dst_base.s_addr == 0) usage("--src and --dst-base are required");
   return a;
@@ -218,10 +236,10 @@ int main(int argc, char** argv) {
   if (pcap_activate(pc) < 0) return std::fprintf(stderr, "pcap_activate: %s\n", pcap_geterr(pc)), 77;
   if (pcap_datalink(pc) != DLT_LINUX_SLL) return std::fprintf(stderr, "unexpected link type\n"), 70;
   const std::string port = std::to_string(a.dport);
-  const std::string filter =
-      a.type == Type::kTcp    ? "tcp port " + port + " and tcp[tcpflags] & tcp-syn != 0"
-      : a.type == Type::kIcmp ? "icmp and (icmp[0] == 8 or icmp[0] == 0)"
-                              : "(udp dst port " + port + ") or (icmp and icmp[0] == 3)";
+  const std::string filter = a.type == Type::kTcp ? "tcp port " + port + " and tcp[tcpflags] & tcp-syn != 0"
+                             : a.type == Type::kIcmp
+                                 ? "icmp and (icmp[0] == 8 or icmp[0] == 0)"
+                                 : "(udp dst port " + port + ") or (icmp and icmp[0] == 3)";
   bpf_program prog{};
   if (pcap_compile(pc, &prog, filter.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0 || pcap_setfilter(pc, &prog) != 0)
     return std::fprintf(stderr, "filter: %s\n", pcap_geterr(pc)), 70;
@@ -233,7 +251,10 @@ int main(int argc, char** argv) {
     pollfd pfd{pcap_get_selectable_fd(pc), POLLIN, 0};
     while (!quit.load(std::memory_order_relaxed)) {
       const int n = pcap_dispatch(
-          pc, -1, [](uint8_t* u, const pcap_pkthdr* h, const uint8_t* f) { reinterpret_cast<Capture*>(u)->on_frame(h, f); },
+          pc, -1,
+          [](uint8_t* u, const pcap_pkthdr* h, const uint8_t* f) {
+            reinterpret_cast<Capture*>(u)->on_frame(h, f);
+          },
           reinterpret_cast<uint8_t*>(&cap));
       if (n == 0) ::poll(&pfd, 1, 10);
       if (n < 0) break;
@@ -292,15 +313,18 @@ int main(int argc, char** argv) {
   pcap_stats(pc, &st);
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  const double cpu = double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  const double cpu = double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+                     double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
   const char* type = a.type == Type::kTcp ? "TCPsyn" : a.type == Type::kIcmp ? "ICMPping" : "UDPunreachable";
   std::printf(
-      "{\"type\": \"%s\", \"rate\": %.0f, \"send_s\": %.3f, \"sent\": %lu, \"own_seen\": %lu, \"matched\": %lu, "
+      "{\"type\": \"%s\", \"rate\": %.0f, \"send_s\": %.3f, \"sent\": %lu, \"own_seen\": %lu, \"matched\": "
+      "%lu, "
       "\"loss\": %lu, \"send_errors\": %lu, \"capture_received\": %u, \"capture_drops\": %u, "
-      "\"cpu_s\": %.4f, \"maxrss_kb\": %ld, \"matched_per_s\": %.1f, \"rtt_p50_us\": %.2f, \"rtt_p99_us\": %.2f}\n",
+      "\"cpu_s\": %.4f, \"maxrss_kb\": %ld, \"matched_per_s\": %.1f, \"rtt_p50_us\": %.2f, \"rtt_p99_us\": "
+      "%.2f}\n",
       type, a.rate, send_s, (unsigned long)sent, (unsigned long)cap.own, (unsigned long)cap.matched,
-      (unsigned long)(sent - std::min(sent, cap.matched)), (unsigned long)send_errors, st.ps_recv, st.ps_drop, cpu, ru.ru_maxrss,
-      double(cap.matched) / send_s, cap.percentile_us(0.5), cap.percentile_us(0.99));
+      (unsigned long)(sent - std::min(sent, cap.matched)), (unsigned long)send_errors, st.ps_recv, st.ps_drop,
+      cpu, ru.ru_maxrss, double(cap.matched) / send_s, cap.percentile_us(0.5), cap.percentile_us(0.99));
   pcap_close(pc);
   close(fd);
   return 0;

@@ -44,17 +44,23 @@ RejectReason outer_reason(ParseError e) noexcept {
 }
 
 // Parses an outer or a quoted (inside an ICMP error) IP header of family `af`; `why` says why not.
-bool parse_ip(std::span<const uint8_t> b, bool quoted, AddressFamily af, IpInfo& out, ParseError& why) noexcept {
+bool parse_ip(std::span<const uint8_t> b, bool quoted, AddressFamily af, IpInfo& out,
+              ParseError& why) noexcept {
   if (af == AddressFamily::kV4) {
     auto ip = quoted ? Ipv4View::parse_quoted(b, &why) : Ipv4View::parse(b, &why);
     if (!ip) return false;
-    out = {AddressFamily::kV4, ip->protocol(), ip->src_bytes(), ip->dst_bytes(), ip->id(), ip->payload(),
-           ip->fragment_offset() != 0};
+    out = {AddressFamily::kV4, ip->protocol(), ip->src_bytes(),           ip->dst_bytes(),
+           ip->id(),           ip->payload(),  ip->fragment_offset() != 0};
     return true;
   }
   auto ip = quoted ? Ipv6View::parse_quoted(b, &why) : Ipv6View::parse(b, &why);
   if (!ip) return false;
-  out = {AddressFamily::kV6, ip->next_header(), ip->src_bytes(), ip->dst_bytes(), ip->flow_label(), ip->payload(),
+  out = {AddressFamily::kV6,
+         ip->next_header(),
+         ip->src_bytes(),
+         ip->dst_bytes(),
+         ip->flow_label(),
+         ip->payload(),
          false};
   return true;
 }
@@ -82,7 +88,8 @@ Classification classify_quote(const IpInfo& outer, const IcmpView& icmp) noexcep
   IpInfo inner;
   ParseError why = ParseError::kNone;
   if (!parse_ip(icmp.body(), /*quoted=*/true, outer.af, inner, why))
-    return reject(why == ParseError::kTruncated ? RejectReason::kQuoteTruncated : RejectReason::kQuoteNotAProbe);
+    return reject(why == ParseError::kTruncated ? RejectReason::kQuoteTruncated
+                                                : RejectReason::kQuoteNotAProbe);
   // We never send fragments, and a later fragment does not start with the transport header.
   if (inner.later_fragment || !is_probe_protocol(inner.af, inner.protocol))
     return reject(RejectReason::kQuoteNotAProbe);
@@ -112,7 +119,8 @@ Classification classify_quote(const IpInfo& outer, const IcmpView& icmp) noexcep
       const bool port_unreachable =
           outer.af == AddressFamily::kV4
               ? icmp.type() == IcmpView::kV4DestUnreachable && icmp.code() == IcmpView::kV4CodePortUnreachable
-              : icmp.type() == IcmpView::kV6DestUnreachable && icmp.code() == IcmpView::kV6CodePortUnreachable;
+              : icmp.type() == IcmpView::kV6DestUnreachable &&
+                    icmp.code() == IcmpView::kV6CodePortUnreachable;
       if (port_unreachable) c.verdict = Verdict::kAnswer;
       return c;
     }
@@ -135,7 +143,8 @@ Classification classify_tcp(const IpInfo& ip, Direction dir) noexcept {
   if (dir == Direction::kOutgoing) {
     // Our SYNs carry a token in the top bits of seq and zeros below: anything else is not ours (e.g. the
     // host's own connect()s, or the RST our kernel sends when a SYN-ACK arrives).
-    if (!(flags & TcpView::kSyn) || (flags & TcpView::kAck) || (tcp->seq() & ((uint32_t{1} << kTcpSeqShift) - 1)))
+    if (!(flags & TcpView::kSyn) || (flags & TcpView::kAck) ||
+        (tcp->seq() & ((uint32_t{1} << kTcpSeqShift) - 1)))
       return reject(RejectReason::kNotAProbe);
     c.verdict = Verdict::kOwnProbe;
     set_key(c, ProbeType::kTcpSyn, ip.af, ip.dst, tcp->src_port(), tcp->seq() >> kTcpSeqShift, ip.src);
@@ -143,11 +152,12 @@ Classification classify_tcp(const IpInfo& ip, Direction dir) noexcept {
   }
   // SYN-ACK (open port) and RST-ACK (closed port) both answer a SYN, as in netprobify. A RST without ACK
   // carries no acknowledgement to match (netprobify: match_fail + loss).
-  if (!(flags & TcpView::kAck) || !(flags & (TcpView::kSyn | TcpView::kRst))) return reject(RejectReason::kNotAReply);
+  if (!(flags & TcpView::kAck) || !(flags & (TcpView::kSyn | TcpView::kRst)))
+    return reject(RejectReason::kNotAReply);
   c.verdict = Verdict::kAnswer;
   c.tcp_ack = tcp->ack();
-  set_key(c, ProbeType::kTcpSyn, ip.af, ip.src, tcp->dst_port(), ((tcp->ack() - 1) >> kTcpSeqShift) & kTcpTokenMask,
-          ip.dst);
+  set_key(c, ProbeType::kTcpSyn, ip.af, ip.src, tcp->dst_port(),
+          ((tcp->ack() - 1) >> kTcpSeqShift) & kTcpTokenMask, ip.dst);
   return c;
 }
 
@@ -200,15 +210,18 @@ Classification classify(std::span<const uint8_t> ip_packet, Direction dir) noexc
   // later ones cannot be.
   if (ip.later_fragment) return reject(RejectReason::kFragment);
   switch (ip.protocol) {
-    case wire::kProtoTcp: return classify_tcp(ip, dir);
-    case wire::kProtoUdp: return classify_udp(ip, dir);
+    case wire::kProtoTcp:
+      return classify_tcp(ip, dir);
+    case wire::kProtoUdp:
+      return classify_udp(ip, dir);
     case wire::kProtoIcmp:
       if (af == AddressFamily::kV4) return classify_icmp(ip, dir);
       break;
     case wire::kProtoIcmpv6:
       if (af == AddressFamily::kV6) return classify_icmp(ip, dir);
       break;
-    default: break;
+    default:
+      break;
   }
   // Includes IPv6 extension headers: netprobe never sends them, so they cannot be ours.
   return reject(RejectReason::kNotAProbeProtocol);

@@ -34,7 +34,8 @@ size_t IcmpEchoProbe::craft(const PacketTemplate& tmpl, const PacketFields& fiel
     detail::patch_ipv4_id_and_checksum(pkt, tmpl.l4_offset, detail::ip_id_from_token(fields.token));
     detail::patch_l4_checksum(tmpl, pkt, wire::kProtoIcmp, 8, 2, /*pseudo=*/false, /*zero_means_none=*/false);
   } else {
-    detail::patch_l4_checksum(tmpl, pkt, wire::kProtoIcmpv6, 8, 2, /*pseudo=*/true, /*zero_means_none=*/false);
+    detail::patch_l4_checksum(tmpl, pkt, wire::kProtoIcmpv6, 8, 2, /*pseudo=*/true,
+                              /*zero_means_none=*/false);
   }
   return n;
 }

@@ -20,7 +20,8 @@ PacketTemplate build_template(ProbeType type, const ProbeParams& params, Tins::P
 
   const size_t payload_size = payload_size_for(params, l4_header_size);
   std::vector<uint8_t> payload(payload_size);
-  for (size_t i = 0; i < payload_size; ++i) payload[i] = uint8_t(kPayloadPattern[i % (sizeof kPayloadPattern - 1)]);
+  for (size_t i = 0; i < payload_size; ++i)
+    payload[i] = uint8_t(kPayloadPattern[i % (sizeof kPayloadPattern - 1)]);
 
   PacketTemplate t;
   t.type = type;
@@ -50,7 +51,8 @@ PacketTemplate build_template(ProbeType type, const ProbeParams& params, Tins::P
   if (t.bytes.size() != t.l4_offset + l4_header_size + payload_size)
     throw std::logic_error("probe template: libtins produced an unexpected packet size");
   t.l4_payload_size = payload_size;
-  t.l4_payload_sum = wire::Checksum().add({t.bytes.data() + t.l4_offset + l4_header_size, payload_size}).sum16();
+  t.l4_payload_sum =
+      wire::Checksum().add({t.bytes.data() + t.l4_offset + l4_header_size, payload_size}).sum16();
   return t;
 }
 

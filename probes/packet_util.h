@@ -33,7 +33,8 @@ inline bool is_v4(const PacketTemplate& t) noexcept { return t.params.af == Addr
 
 // Copies the template into `out` and writes the source address. Returns the packet length, or 0 if `out`
 // is too small or the source is of the other address family.
-inline size_t copy_and_patch_src(const PacketTemplate& t, const PacketFields& f, std::span<uint8_t> out) noexcept {
+inline size_t copy_and_patch_src(const PacketTemplate& t, const PacketFields& f,
+                                 std::span<uint8_t> out) noexcept {
   const size_t n = t.bytes.size();
   if (n == 0 || out.size() < n) return 0;
   std::memcpy(out.data(), t.bytes.data(), n);

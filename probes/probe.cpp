@@ -6,9 +6,12 @@ namespace netprobe {
 
 int token_bits(ProbeType type, AddressFamily af) {
   switch (type) {
-    case ProbeType::kTcpSyn: return 32 - kTcpSeqShift;
-    case ProbeType::kIcmpPing: return 32;
-    case ProbeType::kUdpUnreachable: return af == AddressFamily::kV4 ? 16 : 20;
+    case ProbeType::kTcpSyn:
+      return 32 - kTcpSeqShift;
+    case ProbeType::kIcmpPing:
+      return 32;
+    case ProbeType::kUdpUnreachable:
+      return af == AddressFamily::kV4 ? 16 : 20;
   }
   return 0;
 }
@@ -20,16 +23,26 @@ uint32_t token_mask(ProbeType type, AddressFamily af) {
 
 std::string_view to_string(RejectReason r) {
   switch (r) {
-    case RejectReason::kNone: return "none";
-    case RejectReason::kTruncated: return "truncated";
-    case RejectReason::kMalformed: return "malformed";
-    case RejectReason::kFragment: return "fragment";
-    case RejectReason::kNotAProbeProtocol: return "not_a_probe_protocol";
-    case RejectReason::kNotAReply: return "not_a_reply";
-    case RejectReason::kNotAProbe: return "not_a_probe";
-    case RejectReason::kQuoteTruncated: return "quote_truncated";
-    case RejectReason::kQuoteNotAProbe: return "quote_not_a_probe";
-    case RejectReason::kCount: break;
+    case RejectReason::kNone:
+      return "none";
+    case RejectReason::kTruncated:
+      return "truncated";
+    case RejectReason::kMalformed:
+      return "malformed";
+    case RejectReason::kFragment:
+      return "fragment";
+    case RejectReason::kNotAProbeProtocol:
+      return "not_a_probe_protocol";
+    case RejectReason::kNotAReply:
+      return "not_a_reply";
+    case RejectReason::kNotAProbe:
+      return "not_a_probe";
+    case RejectReason::kQuoteTruncated:
+      return "quote_truncated";
+    case RejectReason::kQuoteNotAProbe:
+      return "quote_not_a_probe";
+    case RejectReason::kCount:
+      break;
   }
   return "?";
 }

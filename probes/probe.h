@@ -60,11 +60,11 @@ uint32_t token_mask(ProbeType type, AddressFamily af);
 // Constant per (target host, group): compiled into the template.
 struct ProbeParams {
   AddressFamily af = AddressFamily::kV4;
-  IpAddress src;               // default source; craft() may override it per packet (source subnets)
+  IpAddress src;  // default source; craft() may override it per packet (source subnets)
   IpAddress dst;
-  uint16_t dst_port = 0;       // ignored by ICMPping
-  uint8_t dscp = 0;            // TOS / traffic class = dscp << 2
-  bool dont_fragment = true;   // IPv4 DF bit
+  uint16_t dst_port = 0;         // ignored by ICMPping
+  uint8_t dscp = 0;              // TOS / traffic class = dscp << 2
+  bool dont_fragment = true;     // IPv4 DF bit
   uint16_t ip_payload_size = 0;  // L4 header + data; smaller than the bare L4 header means "bare header"
   uint8_t ttl = 64;
 };
@@ -81,8 +81,8 @@ struct PacketTemplate {
   ProbeType type = ProbeType::kTcpSyn;
   ProbeParams params;
   std::vector<uint8_t> bytes;
-  size_t l4_offset = 0;         // where the L4 header starts
-  size_t l4_payload_size = 0;   // bytes after the L4 header
+  size_t l4_offset = 0;        // where the L4 header starts
+  size_t l4_payload_size = 0;  // bytes after the L4 header
   // One's-complement sum (wire::Checksum::sum16) of the constant L4 payload, so that craft() checksums
   // only the headers it patches and its cost does not grow with ip_payload_size. Set by make_template();
   // whoever edits `bytes` after make_template() must update it.
@@ -100,14 +100,14 @@ enum class Verdict : uint8_t {
 
 enum class RejectReason : uint8_t {
   kNone = 0,
-  kTruncated,         // shorter than its headers claim
-  kMalformed,         // impossible header values (bad version, IHL < 5, ...)
-  kFragment,          // an IPv4 fragment other than the first: no transport header to read
-  kNotAProbeProtocol, // not TCP, UDP, ICMP or ICMPv6
-  kNotAReply,         // our protocol but not a reply (e.g. a SYN arriving, an echo request, a plain RST)
-  kNotAProbe,         // outgoing but not one of our probe shapes
-  kQuoteTruncated,    // ICMP error whose quote is too short to identify the probe (< IP header + 8 bytes)
-  kQuoteNotAProbe,    // ICMP error quoting something that is not a probe of ours (wrong protocol/shape)
+  kTruncated,          // shorter than its headers claim
+  kMalformed,          // impossible header values (bad version, IHL < 5, ...)
+  kFragment,           // an IPv4 fragment other than the first: no transport header to read
+  kNotAProbeProtocol,  // not TCP, UDP, ICMP or ICMPv6
+  kNotAReply,          // our protocol but not a reply (e.g. a SYN arriving, an echo request, a plain RST)
+  kNotAProbe,          // outgoing but not one of our probe shapes
+  kQuoteTruncated,     // ICMP error whose quote is too short to identify the probe (< IP header + 8 bytes)
+  kQuoteNotAProbe,     // ICMP error quoting something that is not a probe of ours (wrong protocol/shape)
   kCount
 };
 std::string_view to_string(RejectReason r);
@@ -116,10 +116,10 @@ struct Classification {
   Verdict verdict = Verdict::kReject;
   RejectReason reason = RejectReason::kNone;
   MatchKey key;
-  IpAddress local;          // our address: the reply's destination, or the probe's source
-  uint32_t tcp_ack = 0;     // TCP answers: the ack number, to check exactly against the probe
-  uint8_t tcp_flags = 0;    // TCP answers and own probes
-  uint8_t icmp_type = 0;    // kIcmpError and UDP kAnswer: the ICMP/ICMPv6 type and code
+  IpAddress local;        // our address: the reply's destination, or the probe's source
+  uint32_t tcp_ack = 0;   // TCP answers: the ack number, to check exactly against the probe
+  uint8_t tcp_flags = 0;  // TCP answers and own probes
+  uint8_t icmp_type = 0;  // kIcmpError and UDP kAnswer: the ICMP/ICMPv6 type and code
   uint8_t icmp_code = 0;
 };
 

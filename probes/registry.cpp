@@ -14,9 +14,12 @@ const Probe& probe_for(ProbeType type) {
   static const IcmpEchoProbe icmp_echo;
   static const UdpUnreachableProbe udp_unreachable;
   switch (type) {
-    case ProbeType::kTcpSyn: return tcp_syn;
-    case ProbeType::kIcmpPing: return icmp_echo;
-    case ProbeType::kUdpUnreachable: return udp_unreachable;
+    case ProbeType::kTcpSyn:
+      return tcp_syn;
+    case ProbeType::kIcmpPing:
+      return icmp_echo;
+    case ProbeType::kUdpUnreachable:
+      return udp_unreachable;
   }
   throw std::out_of_range("probe_for: unknown probe type");
 }

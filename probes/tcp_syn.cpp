@@ -37,9 +37,10 @@ size_t TcpSynProbe::craft_rst(const PacketTemplate& tmpl, const PacketFields& fi
   if (n == 0) return 0;
   uint8_t* tcp = out.data() + tmpl.l4_offset;
   wire::store_be32(tcp + 4, (fields.token << kTcpSeqShift) + 1);
-  tcp[13] = 0x04;               // RST
+  tcp[13] = 0x04;                 // RST
   wire::store_be16(tcp + 14, 0);  // window
-  detail::patch_l4_checksum(tmpl, out.data(), wire::kProtoTcp, 20, 16, /*pseudo=*/true, /*zero_means_none=*/false);
+  detail::patch_l4_checksum(tmpl, out.data(), wire::kProtoTcp, 20, 16, /*pseudo=*/true,
+                            /*zero_means_none=*/false);
   return n;
 }
 

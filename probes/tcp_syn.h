@@ -14,7 +14,8 @@ class TcpSynProbe final : public Probe {
   // The RST that closes the half-open connection a SYN-ACK opened on the target (decision 12): same
   // addresses and ports as the probe, seq = ISN + 1 (what the target expects), no ACK. Needed only
   // when the probe's source address is not local: otherwise our kernel sends that RST itself.
-  size_t craft_rst(const PacketTemplate& tmpl, const PacketFields& fields, std::span<uint8_t> out) const noexcept;
+  size_t craft_rst(const PacketTemplate& tmpl, const PacketFields& fields,
+                   std::span<uint8_t> out) const noexcept;
 };
 
 }  // namespace netprobe

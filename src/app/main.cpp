@@ -17,10 +17,13 @@ namespace {
 
 int check_config(const std::string& path) {
   const auto loaded = netprobe::load_config_file(path);
-  for (const auto& w : loaded.diagnostics.warnings) std::fprintf(stderr, "%s: warning: %s\n", path.c_str(), w.c_str());
-  for (const auto& e : loaded.diagnostics.errors) std::fprintf(stderr, "%s: error: %s\n", path.c_str(), e.c_str());
+  for (const auto& w : loaded.diagnostics.warnings)
+    std::fprintf(stderr, "%s: warning: %s\n", path.c_str(), w.c_str());
+  for (const auto& e : loaded.diagnostics.errors)
+    std::fprintf(stderr, "%s: error: %s\n", path.c_str(), e.c_str());
   if (!loaded.ok()) {
-    std::fprintf(stderr, "%s: %zu error(s); configuration rejected\n", path.c_str(), loaded.diagnostics.errors.size());
+    std::fprintf(stderr, "%s: %zu error(s); configuration rejected\n", path.c_str(),
+                 loaded.diagnostics.errors.size());
     return EX_DATAERR;
   }
   const auto& c = *loaded.config;
@@ -34,7 +37,8 @@ int main(int argc, char** argv) {
   CLI::App app{
       "netprobe " NETPROBE_VERSION
       " - raw-packet network prober, a drop-in successor of netprobify.\n"
-      "Sends TCP SYN, ICMP echo and UDP-to-closed-port probes across each group's source ports, matches every\n"
+      "Sends TCP SYN, ICMP echo and UDP-to-closed-port probes across each group's source ports, matches "
+      "every\n"
       "reply to its probe and serves loss and latency on a Prometheus /metrics endpoint.\n\n"
       "Environment:\n"
       "  PROM_USER, PROM_PASSWORD  when both are set, /metrics requires HTTP basic auth with them\n\n"
@@ -46,15 +50,18 @@ int main(int argc, char** argv) {
   app.fallthrough(false);
 
   std::string config_path = "config.yaml";
-  app.add_option("config", config_path, "configuration file (netprobify format); same as `netprobe run CONFIG`")
+  app.add_option("config", config_path,
+                 "configuration file (netprobify format); same as `netprobe run CONFIG`")
       ->capture_default_str();
 
   std::string run_path;
-  auto* run = app.add_subcommand("run", "run the prober on CONFIG until SIGTERM/SIGINT (SIGHUP reloads CONFIG)");
+  auto* run =
+      app.add_subcommand("run", "run the prober on CONFIG until SIGTERM/SIGINT (SIGHUP reloads CONFIG)");
   run->add_option("config", run_path, "configuration file")->required();
 
   std::string check_path;
-  auto* check = app.add_subcommand("check-config", "validate CONFIG, print every error with its path, exit 0 or 65");
+  auto* check =
+      app.add_subcommand("check-config", "validate CONFIG, print every error with its path, exit 0 or 65");
   check->add_option("config", check_path, "configuration file")->required();
 
   try {

@@ -6,10 +6,14 @@ namespace netprobe {
 
 std::string_view to_string(AlertLevel level) {
   switch (level) {
-    case AlertLevel::kPaging: return "paging";
-    case AlertLevel::kPagingValidation: return "paging_validation";
-    case AlertLevel::kSandbox: return "sandbox";
-    case AlertLevel::kNoAlert: return "no_alert";
+    case AlertLevel::kPaging:
+      return "paging";
+    case AlertLevel::kPagingValidation:
+      return "paging_validation";
+    case AlertLevel::kSandbox:
+      return "sandbox";
+    case AlertLevel::kNoAlert:
+      return "no_alert";
   }
   return "no_alert";
 }

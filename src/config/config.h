@@ -19,22 +19,22 @@ std::optional<AlertLevel> alert_level_from_string(std::string_view s);
 
 struct GlobalConfig {
   std::string probe_name;
-  int interval_s = 0;                 // required
-  double interval_packets_s = 0;      // gap between two packets of one target
-  int nb_proc = 1;                    // required
+  int interval_s = 0;             // required
+  double interval_packets_s = 0;  // gap between two packets of one target
+  int nb_proc = 1;                // required
   int verbose = 0;
-  std::string logging_level;          // CRITICAL/ERROR/WARNING/INFO/DEBUG/NOTSET
-  int prometheus_port = 0;            // required
+  std::string logging_level;  // CRITICAL/ERROR/WARNING/INFO/DEBUG/NOTSET
+  int prometheus_port = 0;    // required
   std::string prometheus_address = "0.0.0.0";
-  int dns_update_interval_s = 0;      // 0 = re-resolve every iteration (netprobify's real behaviour)
-  int reload_conf_interval_s = 0;     // 0 = disabled
-  bool l3_raw_socket = false;         // accepted for compatibility; netprobe always uses L3 raw sockets
-  double timeout_s = 3600;            // per-worker bound on one iteration
+  int dns_update_interval_s = 0;   // 0 = re-resolve every iteration (netprobify's real behaviour)
+  int reload_conf_interval_s = 0;  // 0 = disabled
+  bool l3_raw_socket = false;      // accepted for compatibility; netprobe always uses L3 raw sockets
+  double timeout_s = 3600;         // per-worker bound on one iteration
   std::vector<int> percentile{95, 50};
   std::vector<std::string> disable_dynamic_inventories;
   // netprobe extensions (not in netprobify's schema; all optional).
   double max_packets_per_second = 0;  // global send cap; 0 = no cap (pacing still spreads packets)
-  std::string inventory_dir;          // as written; "" = absent. inventory/ resolves it against the file's directory
+  std::string inventory_dir;  // as written; "" = absent. inventory/ resolves it against the file's directory
 };
 
 struct GroupConfig {
@@ -57,27 +57,27 @@ struct Threshold {
 
 struct TargetConfig {
   std::string name;
-  std::string description;            // defaults to the name; never exported (as netprobify)
+  std::string description;  // defaults to the name; never exported (as netprobify)
   ProbeType type = ProbeType::kTcpSyn;
-  std::string destination;            // IP literal, hostname, or subnet when is_subnet
+  std::string destination;                      // IP literal, hostname, or subnet when is_subnet
   std::optional<AddressFamily> address_family;  // explicit; else detected from the destination, else v4
   bool dont_fragment = true;
   bool is_subnet = false;
-  std::optional<uint16_t> dst_port;   // required for TCPsyn and UDPunreachable (checked at load)
-  int nb_packets = 1;                 // per group per iteration
-  std::optional<int> ip_payload_size; // L4 header + data
+  std::optional<uint16_t> dst_port;    // required for TCPsyn and UDPunreachable (checked at load)
+  int nb_packets = 1;                  // per group per iteration
+  std::optional<int> ip_payload_size;  // L4 header + data
   Threshold threshold;
   AlertLevel alert_level = AlertLevel::kNoAlert;
-  std::optional<std::string> state;   // "in production" / "validation"; exported as "None" when unset
-  double timeout_s = 1;               // wait after the last packet
-  int dns_update_interval_s = 0;      // inherited from global when absent
+  std::optional<std::string> state;  // "in production" / "validation"; exported as "None" when unset
+  double timeout_s = 1;              // wait after the last packet
+  int dns_update_interval_s = 0;     // inherited from global when absent
   bool auto_register_to_groups = true;
   std::vector<std::string> register_to;
   std::vector<std::string> exclude_from;
-  std::vector<std::string> groups;    // resolved association (sorted), see netprobify's rules
-  bool is_dynamic = false;            // from an inventory plug-in
+  std::vector<std::string> groups;  // resolved association (sorted), see netprobify's rules
+  bool is_dynamic = false;          // from an inventory plug-in
 
-  AddressFamily family() const;       // address_family, else detected, else v4
+  AddressFamily family() const;  // address_family, else detected, else v4
   std::string state_label() const { return state.value_or("None"); }
 };
 

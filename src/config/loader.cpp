@@ -84,7 +84,8 @@ std::vector<std::string> get_strings(const Json& obj, std::string_view key) {
 bool looks_like_scapy_range(std::string_view s) {
   if (s.find('*') == std::string_view::npos && s.find('-') == std::string_view::npos) return false;
   for (char c : s)
-    if (!(std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == '*' || c == '-' || c == '/')) return false;
+    if (!(std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == '*' || c == '-' || c == '/'))
+      return false;
   return true;
 }
 
@@ -100,8 +101,10 @@ bool looks_like_hostname(std::string_view s) {
       label = 0;
       continue;
     }
-    if (std::isalpha(static_cast<unsigned char>(c))) has_alpha = true;
-    else if (!std::isdigit(static_cast<unsigned char>(c)) && c != '-' && c != '_') return false;
+    if (std::isalpha(static_cast<unsigned char>(c)))
+      has_alpha = true;
+    else if (!std::isdigit(static_cast<unsigned char>(c)) && c != '-' && c != '_')
+      return false;
     if (++label > 63) return false;
   }
   return has_alpha;
@@ -110,9 +113,9 @@ bool looks_like_hostname(std::string_view s) {
 struct KeySpace {
   ProbeType type;
   AddressFamily af;
-  std::string shown;                           // destination as shown in messages
-  std::vector<std::string> targets;            // contributing targets, in name order
-  uint64_t probes = 0;                         // per iteration, every group and source port together
+  std::string shown;                 // destination as shown in messages
+  std::vector<std::string> targets;  // contributing targets, in name order
+  uint64_t probes = 0;               // per iteration, every group and source port together
 };
 
 class Builder {
@@ -173,7 +176,8 @@ class Builder {
     if (const Json* pct = member(g, "percentile"); pct && pct->is_array()) {
       out.percentile.clear();
       for (const auto& x : *pct)
-        if (x.is_number_integer()) out.percentile.push_back(int(std::clamp<int64_t>(x.get<int64_t>(), 0, 100)));
+        if (x.is_number_integer())
+          out.percentile.push_back(int(std::clamp<int64_t>(x.get<int64_t>(), 0, 100)));
     }
     out.disable_dynamic_inventories = get_strings(g, "disable_dynamic_inventories");
     if (auto v = get_finite(g, "max_packets_per_second", p)) out.max_packets_per_second = *v;
@@ -200,10 +204,9 @@ class Builder {
     if (!text) return std::nullopt;
     auto net = IpNetwork::parse(*text);
     if (!net || net->base.af != af) {
-      error(join(path, key),
-            fmt::format("\"{}\" is not an {} network in CIDR form (e.g. {})", *text,
-                        af == AddressFamily::kV4 ? "IPv4" : "IPv6",
-                        af == AddressFamily::kV4 ? "192.0.2.0/29" : "2001:db8::/125"));
+      error(join(path, key), fmt::format("\"{}\" is not an {} network in CIDR form (e.g. {})", *text,
+                                         af == AddressFamily::kV4 ? "IPv4" : "IPv6",
+                                         af == AddressFamily::kV4 ? "192.0.2.0/29" : "2001:db8::/125"));
       return std::nullopt;
     }
     return net;
@@ -226,13 +229,14 @@ class Builder {
     const auto a = get_int(g, "src_port_a");
     const auto z = get_int(g, "src_port_z");
     const int64_t port_a = a.value_or(65000), port_z = z.value_or(65001);
-    const bool ports_ok = port_a >= 1 && port_a <= 65535 && port_z >= 1 && port_z <= 65535;  // else: schema error
+    const bool ports_ok =
+        port_a >= 1 && port_a <= 65535 && port_z >= 1 && port_z <= 65535;  // else: schema error
     if (ports_ok) {
       out.src_port_a = uint16_t(port_a);
       out.src_port_z = uint16_t(port_z);
       if (port_a > port_z)
-        error(path, fmt::format("src_port_a {}{} is greater than src_port_z {}{}", port_a, a ? "" : " (default)",
-                                port_z, z ? "" : " (default)"));
+        error(path, fmt::format("src_port_a {}{} is greater than src_port_z {}{}", port_a,
+                                a ? "" : " (default)", port_z, z ? "" : " (default)"));
     }
     if (auto v = get_small_int(g, "ip_payload_size", path)) out.ip_payload_size = *v;
     if (auto v = get_int(g, "dscp"); v && *v >= 0 && *v <= 63) out.dscp = int(*v);
@@ -254,8 +258,10 @@ class Builder {
     const auto destination = get_string(t, "destination");
     if (destination) out.destination = *destination;
     if (auto af = get_string(t, "address_family")) {
-      if (*af == "ipv4") out.address_family = AddressFamily::kV4;
-      else if (*af == "ipv6") out.address_family = AddressFamily::kV6;
+      if (*af == "ipv4")
+        out.address_family = AddressFamily::kV4;
+      else if (*af == "ipv6")
+        out.address_family = AddressFamily::kV6;
     }
     if (auto v = get_bool(t, "dont_fragment")) out.dont_fragment = *v;
     if (auto v = get_bool(t, "is_subnet")) out.is_subnet = *v;
@@ -280,14 +286,16 @@ class Builder {
 
     // Cross-field checks.
     bool destination_ok = destination.has_value();
-    if (type && (*type == ProbeType::kTcpSyn || *type == ProbeType::kUdpUnreachable) && !member(t, "dst_port"))
+    if (type && (*type == ProbeType::kTcpSyn || *type == ProbeType::kUdpUnreachable) &&
+        !member(t, "dst_port"))
       error(join(path, "dst_port"), fmt::format("required for {}", to_string(*type)));
     if (destination) destination_ok = check_destination(path, out);
     if (type && *type == ProbeType::kTcpSyn && out.ip_payload_size && *out.ip_payload_size > kMaxTcpIpPayload)
       error(join(path, "ip_payload_size"),
-            fmt::format("{} is too large for TCPsyn: at most {} (the 20-byte TCP header + {} bytes of data, the room "
-                        "the sequence-number token leaves)",
-                        *out.ip_payload_size, kMaxTcpIpPayload, kMaxTcpIpPayload - kTcpHeader));
+            fmt::format(
+                "{} is too large for TCPsyn: at most {} (the 20-byte TCP header + {} bytes of data, the room "
+                "the sequence-number token leaves)",
+                *out.ip_payload_size, kMaxTcpIpPayload, kMaxTcpIpPayload - kTcpHeader));
 
     associate_groups(path, out);
     if (type && destination_ok) count_probes(path, out);
@@ -306,9 +314,10 @@ class Builder {
       const auto net = IpNetwork::parse(t.destination);
       if (!net && looks_like_hostname(t.destination)) {
         // scapy's Net() resolved a hostname to its one address, so netprobify probed it as a single host.
-        warn(join(path, "is_subnet"), fmt::format("ignored: \"{}\" is a hostname, probed as the one address it "
-                                                  "resolves to (as netprobify did)",
-                                                  t.destination));
+        warn(join(path, "is_subnet"),
+             fmt::format("ignored: \"{}\" is a hostname, probed as the one address it "
+                         "resolves to (as netprobify did)",
+                         t.destination));
         t.is_subnet = false;
         return true;
       }
@@ -318,16 +327,18 @@ class Builder {
                                    "192.168.0.0/16)",
                                    t.destination));
         else
-          error(dpath, fmt::format("\"{}\" is not a network: with is_subnet: true the destination must be in CIDR "
-                                   "form (e.g. 192.0.2.0/24 or 2001:db8::/64)",
-                                   t.destination));
+          error(dpath,
+                fmt::format("\"{}\" is not a network: with is_subnet: true the destination must be in CIDR "
+                            "form (e.g. 192.0.2.0/24 or 2001:db8::/64)",
+                            t.destination));
         return false;
       }
       literal_af = net->base.af;
     } else if (const auto addr = IpAddress::parse(t.destination)) {
       literal_af = addr->af;
     } else if (IpNetwork::parse(t.destination)) {
-      error(dpath, fmt::format("\"{}\" is a network: set is_subnet: true to probe its addresses", t.destination));
+      error(dpath,
+            fmt::format("\"{}\" is a network: set is_subnet: true to probe its addresses", t.destination));
       return false;
     }
     if (literal_af && t.address_family && *literal_af != *t.address_family) {
@@ -345,12 +356,18 @@ class Builder {
     std::set<std::string> groups;
     if (t.auto_register_to_groups) groups.insert(auto_groups_.begin(), auto_groups_.end());
     for (const auto& g : t.register_to) {
-      if (cfg_.groups.count(g)) groups.insert(g);
-      else warn(join(path, "explicit_groups.register_to"), fmt::format("group \"{}\" does not exist; ignored", g));
+      if (cfg_.groups.count(g))
+        groups.insert(g);
+      else
+        warn(join(path, "explicit_groups.register_to"),
+             fmt::format("group \"{}\" does not exist; ignored", g));
     }
     for (const auto& g : t.exclude_from) {
-      if (cfg_.groups.count(g)) groups.erase(g);
-      else warn(join(path, "explicit_groups.exclude_from"), fmt::format("group \"{}\" does not exist; ignored", g));
+      if (cfg_.groups.count(g))
+        groups.erase(g);
+      else
+        warn(join(path, "explicit_groups.exclude_from"),
+             fmt::format("group \"{}\" does not exist; ignored", g));
     }
     t.groups.assign(groups.begin(), groups.end());
     if (t.groups.empty()) warn(path, "disabled: not associated to any group");
@@ -397,9 +414,10 @@ class Builder {
     if (!over_limit_ && total_probes_ > kMaxProbesPerIteration) {
       const auto largest = std::max_element(per_target_.begin(), per_target_.end(),
                                             [](const auto& a, const auto& b) { return a.first < b.first; });
-      error("targets", fmt::format("{} probes per iteration in total, more than netprobe's limit of {} (largest: "
-                                   "targets.{} with {})",
-                                   total_probes_, kMaxProbesPerIteration, largest->second, largest->first));
+      error("targets",
+            fmt::format("{} probes per iteration in total, more than netprobe's limit of {} (largest: "
+                        "targets.{} with {})",
+                        total_probes_, kMaxProbesPerIteration, largest->second, largest->first));
     }
     std::vector<std::string> errors;
     for (const auto& [key, ks] : key_spaces_) {
@@ -414,15 +432,16 @@ class Builder {
       }
       const int bits = config_token_bits(ks.type, ks.af);
       // With several workers, say where the missing bits went and that fewer workers also helps.
-      const std::string sliced =
-          slice_bits == 0 ? std::string()
-                          : fmt::format(" with nb_proc {} ({} of its bits select the worker)", cfg_.global.nb_proc,
-                                        slice_bits);
+      const std::string sliced = slice_bits == 0
+                                     ? std::string()
+                                     : fmt::format(" with nb_proc {} ({} of its bits select the worker)",
+                                                   cfg_.global.nb_proc, slice_bits);
       const std::string or_nb_proc = slice_bits == 0 ? std::string() : std::string(" or nb_proc");
-      errors.push_back(fmt::format("targets.{}: {} {} probes per iteration to \"{}\"{}, more than the {} that {}'s "
-                                   "{}-bit token allows per destination{}; lower nb_packets{}",
-                                   ks.targets.front(), ks.probes, to_string(ks.type), ks.shown, who, limit,
-                                   to_string(ks.type), bits, sliced, or_nb_proc));
+      errors.push_back(
+          fmt::format("targets.{}: {} {} probes per iteration to \"{}\"{}, more than the {} that {}'s "
+                      "{}-bit token allows per destination{}; lower nb_packets{}",
+                      ks.targets.front(), ks.probes, to_string(ks.type), ks.shown, who, limit,
+                      to_string(ks.type), bits, sliced, or_nb_proc));
     }
     std::sort(errors.begin(), errors.end());  // key_spaces_ is unordered; keep the output deterministic
     d_->errors.insert(d_->errors.end(), errors.begin(), errors.end());
@@ -442,9 +461,12 @@ class Builder {
 
 int config_token_bits(ProbeType type, AddressFamily af) {
   switch (type) {
-    case ProbeType::kTcpSyn: return 32 - kTcpSeqShift;
-    case ProbeType::kIcmpPing: return 32;
-    case ProbeType::kUdpUnreachable: return af == AddressFamily::kV4 ? 16 : 20;
+    case ProbeType::kTcpSyn:
+      return 32 - kTcpSeqShift;
+    case ProbeType::kIcmpPing:
+      return 32;
+    case ProbeType::kUdpUnreachable:
+      return af == AddressFamily::kV4 ? 16 : 20;
   }
   return 16;
 }
@@ -483,9 +505,8 @@ LoadedConfig load_config_json(const nlohmann::json& doc, std::string source_name
       return out;
     }
     if (doc.is_null()) {
-      out.diagnostics.errors.push_back(
-          fmt::format("{}: the configuration is empty; expected a mapping with global, groups and targets",
-                      source_name));
+      out.diagnostics.errors.push_back(fmt::format(
+          "{}: the configuration is empty; expected a mapping with global, groups and targets", source_name));
       return out;
     }
     validator->validate(doc, &out.diagnostics.errors);
@@ -494,7 +515,8 @@ LoadedConfig load_config_json(const nlohmann::json& doc, std::string source_name
     if (out.diagnostics.errors.empty()) out.config = std::move(cfg);
   } catch (const std::exception& e) {
     out.config.reset();
-    out.diagnostics.errors.push_back(fmt::format("internal error while loading the configuration: {}", e.what()));
+    out.diagnostics.errors.push_back(
+        fmt::format("internal error while loading the configuration: {}", e.what()));
   }
   return out;
 }
@@ -510,12 +532,14 @@ LoadedConfig load_config_string(std::string_view yaml, std::string source_name) 
     }
     out = load_config_json(parsed.value, std::move(source_name));
     out.diagnostics.errors.insert(out.diagnostics.errors.begin(), parsed.errors.begin(), parsed.errors.end());
-    out.diagnostics.warnings.insert(out.diagnostics.warnings.begin(), parsed.warnings.begin(), parsed.warnings.end());
+    out.diagnostics.warnings.insert(out.diagnostics.warnings.begin(), parsed.warnings.begin(),
+                                    parsed.warnings.end());
     if (!out.diagnostics.errors.empty()) out.config.reset();
     return out;
   } catch (const std::exception& e) {
     LoadedConfig out;
-    out.diagnostics.errors.push_back(fmt::format("{}: internal error while loading: {}", source_name, e.what()));
+    out.diagnostics.errors.push_back(
+        fmt::format("{}: internal error while loading: {}", source_name, e.what()));
     return out;
   }
 }
@@ -524,8 +548,8 @@ LoadedConfig load_config_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     LoadedConfig out;
-    out.diagnostics.errors.push_back(fmt::format("{}: cannot open the configuration file: {}", path,
-                                                 std::strerror(errno)));
+    out.diagnostics.errors.push_back(
+        fmt::format("{}: cannot open the configuration file: {}", path, std::strerror(errno)));
     return out;
   }
   std::ostringstream text;

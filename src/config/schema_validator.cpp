@@ -30,9 +30,9 @@ struct Pattern {
 };
 
 struct Node {
-  int ref = -1;                 // index of the referenced node, when this node is a $ref
-  std::string ref_name;         // until resolved
-  uint8_t types = 0;            // 0 = any type
+  int ref = -1;          // index of the referenced node, when this node is a $ref
+  std::string ref_name;  // until resolved
+  uint8_t types = 0;     // 0 = any type
   std::map<std::string, int> properties;
   std::vector<std::pair<Pattern, int>> pattern_properties;
   bool additional_allowed = true;
@@ -59,13 +59,20 @@ std::string lower(std::string_view s) {
 
 std::string type_name(uint8_t bit) {
   switch (bit) {
-    case kNull: return "null";
-    case kBoolean: return "a boolean (true/false)";
-    case kInteger: return "an integer";
-    case kNumber: return "a number";
-    case kString: return "a string";
-    case kArray: return "a list";
-    case kObject: return "a mapping";
+    case kNull:
+      return "null";
+    case kBoolean:
+      return "a boolean (true/false)";
+    case kInteger:
+      return "an integer";
+    case kNumber:
+      return "a number";
+    case kString:
+      return "a string";
+    case kArray:
+      return "a list";
+    case kObject:
+      return "a mapping";
   }
   return "?";
 }
@@ -88,9 +95,12 @@ std::string expected_types(uint8_t types) {
 // How a value is shown in messages: strings quoted, scalars as written, containers by kind.
 std::string describe(const nlohmann::json& v) {
   switch (v.type()) {
-    case nlohmann::json::value_t::null: return "an empty value";
-    case nlohmann::json::value_t::object: return "a mapping";
-    case nlohmann::json::value_t::array: return "a list";
+    case nlohmann::json::value_t::null:
+      return "an empty value";
+    case nlohmann::json::value_t::object:
+      return "a mapping";
+    case nlohmann::json::value_t::array:
+      return "a list";
     case nlohmann::json::value_t::string: {
       std::string s = v.get<std::string>();
       if (s.size() > 80) s = s.substr(0, 77) + "...";
@@ -100,7 +110,8 @@ std::string describe(const nlohmann::json& v) {
       // nlohmann prints NaN and infinities as null; YAML's .nan/.inf can reach us.
       if (!std::isfinite(v.get<double>())) return fmt::format("{}", v.get<double>());
       return v.dump();
-    default: return v.dump();
+    default:
+      return v.dump();
   }
 }
 
@@ -117,15 +128,23 @@ std::string list_values(const nlohmann::json& values) {
 bool type_matches(uint8_t types, const nlohmann::json& v) {
   if (types == 0) return true;
   switch (v.type()) {
-    case nlohmann::json::value_t::null: return types & kNull;
-    case nlohmann::json::value_t::boolean: return types & kBoolean;
+    case nlohmann::json::value_t::null:
+      return types & kNull;
+    case nlohmann::json::value_t::boolean:
+      return types & kBoolean;
     case nlohmann::json::value_t::number_integer:
-    case nlohmann::json::value_t::number_unsigned: return types & (kInteger | kNumber);
-    case nlohmann::json::value_t::number_float: return types & kNumber;
-    case nlohmann::json::value_t::string: return types & kString;
-    case nlohmann::json::value_t::array: return types & kArray;
-    case nlohmann::json::value_t::object: return types & kObject;
-    default: return false;
+    case nlohmann::json::value_t::number_unsigned:
+      return types & (kInteger | kNumber);
+    case nlohmann::json::value_t::number_float:
+      return types & kNumber;
+    case nlohmann::json::value_t::string:
+      return types & kString;
+    case nlohmann::json::value_t::array:
+      return types & kArray;
+    case nlohmann::json::value_t::object:
+      return types & kObject;
+    default:
+      return false;
   }
 }
 
@@ -160,7 +179,8 @@ class Compiler {
         continue;  // annotations
       }
       if (kw == "definitions") {
-        if (where != "#") errors.push_back(fmt::format("schema {}: definitions are supported at the root only", at));
+        if (where != "#")
+          errors.push_back(fmt::format("schema {}: definitions are supported at the root only", at));
         continue;  // compiled by compile_root()
       }
       ++validation_keywords;
@@ -169,7 +189,8 @@ class Compiler {
         const std::string prefix = "#/definitions/";
         if (!v.is_string() || v.get<std::string>().rfind(prefix, 0) != 0 ||
             v.get<std::string>().find('/', prefix.size()) != std::string::npos) {
-          errors.push_back(fmt::format("schema {}: only \"#/definitions/<name>\" references are supported", at));
+          errors.push_back(
+              fmt::format("schema {}: only \"#/definitions/<name>\" references are supported", at));
         } else {
           n.ref_name = v.get<std::string>().substr(prefix.size());
         }
@@ -179,8 +200,10 @@ class Compiler {
               {"null", kNull},     {"boolean", kBoolean}, {"integer", kInteger}, {"number", kNumber},
               {"string", kString}, {"array", kArray},     {"object", kObject}};
           const auto f = t.is_string() ? kTypes.find(t.get<std::string>()) : kTypes.end();
-          if (f == kTypes.end()) errors.push_back(fmt::format("schema {}: unknown type {}", at, t.dump()));
-          else n.types |= f->second;
+          if (f == kTypes.end())
+            errors.push_back(fmt::format("schema {}: unknown type {}", at, t.dump()));
+          else
+            n.types |= f->second;
         };
         if (v.is_array()) {
           for (const auto& t : v) add(t);
@@ -188,11 +211,14 @@ class Compiler {
           add(v);
         }
       } else if (kw == "properties") {
-        if (!v.is_object()) errors.push_back(fmt::format("schema {}: must be an object", at));
+        if (!v.is_object())
+          errors.push_back(fmt::format("schema {}: must be an object", at));
         else
-          for (auto p = v.begin(); p != v.end(); ++p) n.properties[p.key()] = compile(p.value(), at + "/" + p.key());
+          for (auto p = v.begin(); p != v.end(); ++p)
+            n.properties[p.key()] = compile(p.value(), at + "/" + p.key());
       } else if (kw == "patternProperties") {
-        if (!v.is_object()) errors.push_back(fmt::format("schema {}: must be an object", at));
+        if (!v.is_object())
+          errors.push_back(fmt::format("schema {}: must be an object", at));
         else
           for (auto p = v.begin(); p != v.end(); ++p) {
             auto re = make_pattern(p.key(), at);
@@ -200,42 +226,60 @@ class Compiler {
             if (re) n.pattern_properties.emplace_back(std::move(*re), child);
           }
       } else if (kw == "additionalProperties") {
-        if (v.is_boolean()) n.additional_allowed = v.get<bool>();
-        else n.additional_schema = compile(v, at);
+        if (v.is_boolean())
+          n.additional_allowed = v.get<bool>();
+        else
+          n.additional_schema = compile(v, at);
       } else if (kw == "required") {
-        if (!v.is_array()) errors.push_back(fmt::format("schema {}: must be a list of names", at));
+        if (!v.is_array())
+          errors.push_back(fmt::format("schema {}: must be a list of names", at));
         else
           for (const auto& r : v) {
-            if (r.is_string()) n.required.push_back(r.get<std::string>());
-            else errors.push_back(fmt::format("schema {}: must be a list of names", at));
+            if (r.is_string())
+              n.required.push_back(r.get<std::string>());
+            else
+              errors.push_back(fmt::format("schema {}: must be a list of names", at));
           }
       } else if (kw == "enum") {
-        if (!v.is_array() || v.empty()) errors.push_back(fmt::format("schema {}: must be a non-empty list", at));
-        else n.enum_values = v;
+        if (!v.is_array() || v.empty())
+          errors.push_back(fmt::format("schema {}: must be a non-empty list", at));
+        else
+          n.enum_values = v;
       } else if (kw == "pattern") {
-        if (!v.is_string()) errors.push_back(fmt::format("schema {}: must be a string", at));
-        else n.pattern = make_pattern(v.get<std::string>(), at);
+        if (!v.is_string())
+          errors.push_back(fmt::format("schema {}: must be a string", at));
+        else
+          n.pattern = make_pattern(v.get<std::string>(), at);
       } else if (kw == "minimum" || kw == "maximum" || kw == "exclusiveMinimum") {
-        if (!v.is_number()) errors.push_back(fmt::format("schema {}: must be a number", at));
-        else (kw == "minimum" ? n.minimum : kw == "maximum" ? n.maximum : n.exclusive_minimum) = v;
+        if (!v.is_number())
+          errors.push_back(fmt::format("schema {}: must be a number", at));
+        else
+          (kw == "minimum" ? n.minimum : kw == "maximum" ? n.maximum : n.exclusive_minimum) = v;
       } else if (kw == "items") {
-        if (!v.is_object()) errors.push_back(fmt::format("schema {}: only a single schema is supported", at));
-        else n.items = compile(v, at);
+        if (!v.is_object())
+          errors.push_back(fmt::format("schema {}: only a single schema is supported", at));
+        else
+          n.items = compile(v, at);
       } else if (kw == "minItems") {
         if (!v.is_number_integer() || v.get<int64_t>() < 0)
           errors.push_back(fmt::format("schema {}: must be a non-negative integer", at));
-        else n.min_items = v.get<size_t>();
+        else
+          n.min_items = v.get<size_t>();
       } else if (kw == "uniqueItems") {
-        if (!v.is_boolean()) errors.push_back(fmt::format("schema {}: must be a boolean", at));
-        else n.unique_items = v.get<bool>();
+        if (!v.is_boolean())
+          errors.push_back(fmt::format("schema {}: must be a boolean", at));
+        else
+          n.unique_items = v.get<bool>();
       } else {
-        errors.push_back(fmt::format("schema {}: unsupported keyword \"{}\" (netprobe's validator implements only "
-                                     "the keywords its schema uses; add support before using it)",
-                                     where, kw));
+        errors.push_back(
+            fmt::format("schema {}: unsupported keyword \"{}\" (netprobe's validator implements only "
+                        "the keywords its schema uses; add support before using it)",
+                        where, kw));
       }
     }
     if (has_ref && validation_keywords > 1)
-      errors.push_back(fmt::format("schema {}: keywords beside $ref are ignored by draft-07; not allowed", where));
+      errors.push_back(
+          fmt::format("schema {}: keywords beside $ref are ignored by draft-07; not allowed", where));
     nodes[idx] = std::move(n);
     return idx;
   }
@@ -261,7 +305,8 @@ struct SchemaValidator::Impl {
     return nodes[idx];
   }
 
-  void validate(int idx, const nlohmann::json& v, const std::string& path, std::vector<std::string>* errors) const {
+  void validate(int idx, const nlohmann::json& v, const std::string& path,
+                std::vector<std::string>* errors) const {
     const Node& n = resolve(idx);
     auto error = [&](const std::string& msg) { errors->push_back(fmt::format("{}: {}", shown(path), msg)); };
     if (!type_matches(n.types, v)) {
@@ -295,9 +340,11 @@ struct SchemaValidator::Impl {
   void validate_array(const Node& n, const nlohmann::json& v, const std::string& path,
                       std::vector<std::string>* errors) const {
     if (n.min_items && v.size() < *n.min_items)
-      errors->push_back(fmt::format("{}: expected at least {} item(s), got {}", shown(path), *n.min_items, v.size()));
+      errors->push_back(
+          fmt::format("{}: expected at least {} item(s), got {}", shown(path), *n.min_items, v.size()));
     if (n.items >= 0)
-      for (size_t i = 0; i < v.size(); ++i) validate(n.items, v[i], path + "[" + std::to_string(i) + "]", errors);
+      for (size_t i = 0; i < v.size(); ++i)
+        validate(n.items, v[i], path + "[" + std::to_string(i) + "]", errors);
     if (n.unique_items && v.size() > 1) {
       // Sort indices by value: O(n log n) rather than comparing every pair.
       std::vector<size_t> order(v.size());
@@ -306,13 +353,15 @@ struct SchemaValidator::Impl {
       std::vector<std::pair<size_t, size_t>> dups;  // (later index, first index)
       size_t group_start = 0;
       for (size_t k = 1; k < order.size(); ++k) {
-        if (v[order[k]] == v[order[group_start]]) dups.emplace_back(order[k], order[group_start]);
-        else group_start = k;
+        if (v[order[k]] == v[order[group_start]])
+          dups.emplace_back(order[k], order[group_start]);
+        else
+          group_start = k;
       }
       std::sort(dups.begin(), dups.end());
       for (const auto& [later, first] : dups)
-        errors->push_back(fmt::format("{}[{}]: {} is a duplicate of item {} (items must be unique)", shown(path),
-                                      later, describe(v[later]), first));
+        errors->push_back(fmt::format("{}[{}]: {} is a duplicate of item {} (items must be unique)",
+                                      shown(path), later, describe(v[later]), first));
     }
   }
 
@@ -345,7 +394,8 @@ struct SchemaValidator::Impl {
   static std::string unknown_key_message(const Node& n, const std::string& key) {
     if (n.properties.empty() && !n.pattern_properties.empty()) {
       // A map of names (groups, targets): the key is a name that breaks the naming rule.
-      std::string msg = fmt::format("invalid name \"{}\": does not match {}", key, n.pattern_properties[0].first.source);
+      std::string msg =
+          fmt::format("invalid name \"{}\": does not match {}", key, n.pattern_properties[0].first.source);
       for (const auto& [pat, child] : n.pattern_properties)
         if (const auto l = lower(key); l != key && std::regex_search(l, pat.re))
           return msg + fmt::format(" (did you mean \"{}\"?)", l);
@@ -383,8 +433,10 @@ Result<SchemaValidator> SchemaValidator::compile(const nlohmann::json& schema) {
   for (auto& n : c.nodes) {
     if (n.ref_name.empty()) continue;
     const auto f = definitions.find(n.ref_name);
-    if (f == definitions.end()) c.errors.push_back(fmt::format("schema: $ref to unknown definition \"{}\"", n.ref_name));
-    else n.ref = f->second;
+    if (f == definitions.end())
+      c.errors.push_back(fmt::format("schema: $ref to unknown definition \"{}\"", n.ref_name));
+    else
+      n.ref = f->second;
   }
   // A cycle made only of $refs would never reach a real schema.
   for (size_t i = 0; i < c.nodes.size(); ++i) {

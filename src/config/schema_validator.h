@@ -2,7 +2,8 @@
 // A small JSON Schema (draft-07) validator for exactly the keywords schema/netprobe-config.schema.json uses.
 // The binary enforces that very file (embedded at build time), so editors, CI linters and netprobe agree on
 // what a valid configuration is. compile() refuses any keyword it does not implement: a keyword added to the
-// schema file without support here fails at start-up (and in the unit tests) instead of being silently ignored.
+// schema file without support here fails at start-up (and in the unit tests) instead of being silently
+// ignored.
 //
 // Supported: type (string or list; "integer" means a JSON integer, as PyYAML/pykwalify: 1.0 is not an
 // integer), properties, patternProperties, additionalProperties (false or a schema), required, enum, pattern,
@@ -45,7 +46,8 @@ class SchemaValidator {
 };
 
 // The validator of a compiled (usually function-static) schema, or nullptr with *error (if given) set.
-inline const SchemaValidator* validator_or_error(const Result<SchemaValidator>& compiled, std::string* error) {
+inline const SchemaValidator* validator_or_error(const Result<SchemaValidator>& compiled,
+                                                 std::string* error) {
   if (compiled.ok()) return &compiled.value();
   if (error) *error = compiled.error().message;
   return nullptr;

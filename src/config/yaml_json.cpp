@@ -27,11 +27,14 @@ bool bin_(char c) { return c == '0' || c == '1' || c == '_'; }
 bool oct_(char c) { return (c >= '0' && c <= '7') || c == '_'; }
 bool hex_(char c) { return is_hex(c) || c == '_'; }
 
-bool is_null_text(std::string_view s) { return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL"; }
+bool is_null_text(std::string_view s) {
+  return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL";
+}
 
 std::optional<bool> bool_text(std::string_view s) {
   static constexpr std::string_view kTrue[] = {"yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"};
-  static constexpr std::string_view kFalse[] = {"no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"};
+  static constexpr std::string_view kFalse[] = {"no",    "No",  "NO",  "false", "False",
+                                                "FALSE", "off", "Off", "OFF"};
   for (auto t : kTrue)
     if (s == t) return true;
   for (auto f : kFalse)
@@ -103,12 +106,14 @@ NumKind classify_number(std::string_view text) {
       if (i == s.size() || exponent(s.substr(i))) return NumKind::kFloat;
       return NumKind::kNone;
     }
-    if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) return exponent(s.substr(i)) ? NumKind::kFloat : NumKind::kNone;
+    if (i < s.size() && (s[i] == 'e' || s[i] == 'E'))
+      return exponent(s.substr(i)) ? NumKind::kFloat : NumKind::kNone;
     if (i < s.size() && s[i] == ':') {  // base 60 with a fractional part: 1:30.5
       const auto dot = s.find('.', i);
       if (dot == std::string_view::npos) return NumKind::kNone;
       const auto frac = s.substr(dot + 1);
-      if (sexagesimal_tail(s.substr(i, dot - i)) && (frac.empty() || all_of(frac, dec_))) return NumKind::kFloat;
+      if (sexagesimal_tail(s.substr(i, dot - i)) && (frac.empty() || all_of(frac, dec_)))
+        return NumKind::kFloat;
     }
     return NumKind::kNone;
   }
@@ -132,7 +137,8 @@ std::string without_underscores(std::string_view s) {
 bool accumulate(std::string_view digits, unsigned base, uint64_t* v) {
   for (char c : digits) {
     const unsigned d = is_digit(c) ? unsigned(c - '0') : unsigned((c | 0x20) - 'a' + 10);
-    if (__builtin_mul_overflow(*v, uint64_t(base), v) || __builtin_add_overflow(*v, uint64_t(d), v)) return false;
+    if (__builtin_mul_overflow(*v, uint64_t(base), v) || __builtin_add_overflow(*v, uint64_t(d), v))
+      return false;
   }
   return true;
 }
@@ -144,17 +150,21 @@ bool parse_int(std::string_view text, nlohmann::json* out) {
   const std::string_view sv = s;
   uint64_t v = 0;
   bool ok = true;
-  if (sv.rfind("0b", 0) == 0) ok = accumulate(sv.substr(2), 2, &v);
-  else if (sv.rfind("0x", 0) == 0) ok = accumulate(sv.substr(2), 16, &v);
-  else if (sv.rfind("0o", 0) == 0) ok = accumulate(sv.substr(2), 8, &v);
-  else if (sv.size() > 1 && sv[0] == '0') ok = accumulate(sv.substr(1), 8, &v);
+  if (sv.rfind("0b", 0) == 0)
+    ok = accumulate(sv.substr(2), 2, &v);
+  else if (sv.rfind("0x", 0) == 0)
+    ok = accumulate(sv.substr(2), 16, &v);
+  else if (sv.rfind("0o", 0) == 0)
+    ok = accumulate(sv.substr(2), 8, &v);
+  else if (sv.size() > 1 && sv[0] == '0')
+    ok = accumulate(sv.substr(1), 8, &v);
   else if (sv.find(':') != std::string_view::npos) {  // base 60: 1:30 == 90
     size_t start = 0;
     while (ok) {
       const auto colon = sv.find(':', start);
       uint64_t part = 0;
-      ok = accumulate(sv.substr(start, colon - start), 10, &part) && !__builtin_mul_overflow(v, uint64_t(60), &v) &&
-           !__builtin_add_overflow(v, part, &v);
+      ok = accumulate(sv.substr(start, colon - start), 10, &part) &&
+           !__builtin_mul_overflow(v, uint64_t(60), &v) && !__builtin_add_overflow(v, part, &v);
       if (colon == std::string_view::npos) break;
       start = colon + 1;
     }
@@ -209,8 +219,10 @@ nlohmann::json resolve_plain(std::string_view text, std::string* error) {
       if (error) *error = fmt::format("integer {} does not fit in 64 bits", text);
       return std::string(text);
     }
-    case NumKind::kFloat: return parse_float(text);
-    case NumKind::kNone: break;
+    case NumKind::kFloat:
+      return parse_float(text);
+    case NumKind::kNone:
+      break;
   }
   return std::string(text);
 }
@@ -254,11 +266,15 @@ class YamlCppDoc {
   using Ref = YAML::Node;
   NodeKind kind(const Ref& n) const {
     switch (n.Type()) {
-      case YAML::NodeType::Scalar: return NodeKind::kScalar;
-      case YAML::NodeType::Sequence: return NodeKind::kSequence;
-      case YAML::NodeType::Map: return NodeKind::kMap;
+      case YAML::NodeType::Scalar:
+        return NodeKind::kScalar;
+      case YAML::NodeType::Sequence:
+        return NodeKind::kSequence;
+      case YAML::NodeType::Map:
+        return NodeKind::kMap;
       case YAML::NodeType::Undefined:
-      case YAML::NodeType::Null: break;
+      case YAML::NodeType::Null:
+        break;
     }
     return NodeKind::kNull;
   }
@@ -280,10 +296,14 @@ class YamlTreeDoc {
   explicit YamlTreeDoc(const YamlTree& t) : t_(t) {}
   NodeKind kind(Ref n) const {
     switch (t_.kind(n)) {
-      case YamlTree::Kind::kScalar: return NodeKind::kScalar;
-      case YamlTree::Kind::kSequence: return NodeKind::kSequence;
-      case YamlTree::Kind::kMap: return NodeKind::kMap;
-      case YamlTree::Kind::kNull: break;
+      case YamlTree::Kind::kScalar:
+        return NodeKind::kScalar;
+      case YamlTree::Kind::kSequence:
+        return NodeKind::kSequence;
+      case YamlTree::Kind::kMap:
+        return NodeKind::kMap;
+      case YamlTree::Kind::kNull:
+        break;
     }
     return NodeKind::kNull;
   }
@@ -319,7 +339,8 @@ class Converter {
       case NodeKind::kNull:
         if (tag == kTagStr) return "";
         return nullptr;
-      case NodeKind::kScalar: return scalar(node, tag, path);
+      case NodeKind::kScalar:
+        return scalar(node, tag, path);
       case NodeKind::kSequence: {
         if (!generic_tag(tag, kTagSeq)) {
           error(path, fmt::format("unsupported YAML tag {}", tag));
@@ -415,7 +436,8 @@ class Converter {
       bool ok = true;
       doc_.for_each_item(value, [&](const Ref& item) { ok = ok && doc_.kind(item) == NodeKind::kMap; });
       if (ok) {
-        doc_.for_each_item(value, [&](const Ref& item) { merges->push_back(convert(item, path, depth + 1)); });
+        doc_.for_each_item(value,
+                           [&](const Ref& item) { merges->push_back(convert(item, path, depth + 1)); });
         return;
       }
     }
@@ -458,8 +480,8 @@ YamlToJsonResult parse_yaml_to_json_reference(std::string_view text, const std::
     if (e.mark.is_null())
       r.errors.push_back(fmt::format("{}: YAML syntax error: {}", source_name, e.msg));
     else
-      r.errors.push_back(
-          fmt::format("{}:{}:{}: YAML syntax error: {}", source_name, e.mark.line + 1, e.mark.column + 1, e.msg));
+      r.errors.push_back(fmt::format("{}:{}:{}: YAML syntax error: {}", source_name, e.mark.line + 1,
+                                     e.mark.column + 1, e.msg));
     return r;
   } catch (const std::exception& e) {
     YamlToJsonResult r;
@@ -468,7 +490,8 @@ YamlToJsonResult parse_yaml_to_json_reference(std::string_view text, const std::
   }
   if (docs.size() > 1) {
     YamlToJsonResult r;
-    r.errors.push_back(fmt::format("{}: expected a single YAML document, found {}", source_name, docs.size()));
+    r.errors.push_back(
+        fmt::format("{}: expected a single YAML document, found {}", source_name, docs.size()));
     return r;
   }
   if (docs.empty()) return YamlToJsonResult{nullptr, {}, {}};

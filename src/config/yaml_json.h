@@ -32,12 +32,14 @@ struct YamlToJsonResult {
 };
 
 // Converts a parsed YAML document. Mapping keys are taken as text; merge keys (`<<: *anchor`) are applied as
-// PyYAML does (explicit keys win). Duplicate keys keep the last value, as PyYAML, with a warning. Never throws.
+// PyYAML does (explicit keys win). Duplicate keys keep the last value, as PyYAML, with a warning. Never
+// throws.
 YamlToJsonResult yaml_to_json(const YAML::Node& root);
 
 // Parses YAML text (exactly one document) and converts it. Syntax errors are reported as
 // "<source_name>:<line>:<column>: <message>". Never throws. Reads with libyaml (fast); anything libyaml does
-// not read as one well-formed document is read again by parse_yaml_to_json_reference, whose messages these are.
+// not read as one well-formed document is read again by parse_yaml_to_json_reference, whose messages these
+// are.
 YamlToJsonResult parse_yaml_to_json(std::string_view text, const std::string& source_name);
 
 // The same through yaml-cpp only (ten times slower on large files): the reference the fast path is tested

@@ -16,7 +16,9 @@ constexpr size_t kMaxNesting = 100;
 constexpr size_t kMaxText = size_t(1) << 31;
 
 // yaml-cpp's IsNullString: a plain untagged scalar spelled like this is a null node, not a scalar.
-bool is_null_string(std::string_view s) { return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL"; }
+bool is_null_string(std::string_view s) {
+  return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL";
+}
 
 // Texts where yaml-cpp and libyaml both succeed but disagree, yaml-cpp being the odd one out (found by
 // tests/unit/config/yaml_frontends_test.cpp). Such files are rare; yaml-cpp reads them, as it always did.
@@ -31,7 +33,8 @@ bool has_divergent_text(std::string_view text) {
     if (j > 0 && text[j - 1] >= '1' && text[j - 1] <= '9') --j;
     if (j > 0 && (text[j - 1] == '|' || text[j - 1] == '>')) return true;
   }
-  return text.find("\xC2\x85") != std::string_view::npos || text.find("\xE2\x80\xA8") != std::string_view::npos ||
+  return text.find("\xC2\x85") != std::string_view::npos ||
+         text.find("\xE2\x80\xA8") != std::string_view::npos ||
          text.find("\xE2\x80\xA9") != std::string_view::npos;
 }
 
@@ -72,7 +75,8 @@ class YamlTreeBuilder {
   // False: hand the text to yaml-cpp (see parse_yaml_tree).
   bool on_event(const yaml_event_t& e) {
     switch (e.type) {
-      case YAML_DOCUMENT_START_EVENT: return ++documents_ == 1;
+      case YAML_DOCUMENT_START_EVENT:
+        return ++documents_ == 1;
       case YAML_SCALAR_EVENT: {
         const auto& s = e.data.scalar;
         if (has_divergent_escape(e)) return false;
@@ -101,8 +105,10 @@ class YamlTreeBuilder {
         const yaml_char_t* anchor = seq ? e.data.sequence_start.anchor : e.data.mapping_start.anchor;
         YamlTree::Node n{};
         n.kind = seq ? YamlTree::Kind::kSequence : YamlTree::Kind::kMap;
-        if (tag) store(str(tag), &n.tag_offset, &n.tag_size);
-        else n.tag_offset = 0, n.tag_size = 1;  // "?"
+        if (tag)
+          store(str(tag), &n.tag_offset, &n.tag_size);
+        else
+          n.tag_offset = 0, n.tag_size = 1;  // "?"
         if (!add(n, anchor)) return false;
         if (open_.size() >= kMaxNesting) return false;
         open_.push_back({YamlTree::Index(t_.nodes_.size() - 1), pending_.size()});
@@ -127,7 +133,8 @@ class YamlTreeBuilder {
         attach(it->second);
         return true;
       }
-      default: return true;
+      default:
+        return true;
     }
   }
 
@@ -146,10 +153,12 @@ class YamlTreeBuilder {
   }
 
   bool add(const YamlTree::Node& n, const yaml_char_t* anchor) {
-    if (t_.nodes_.size() >= std::numeric_limits<YamlTree::Index>::max() || t_.text_.size() > kMaxText) return false;
+    if (t_.nodes_.size() >= std::numeric_limits<YamlTree::Index>::max() || t_.text_.size() > kMaxText)
+      return false;
     const auto index = YamlTree::Index(t_.nodes_.size());
     t_.nodes_.push_back(n);
-    if (anchor) anchors_.insert_or_assign(std::string(str(anchor)), index);  // a redefined anchor: the last wins
+    if (anchor)
+      anchors_.insert_or_assign(std::string(str(anchor)), index);  // a redefined anchor: the last wins
     attach(index);
     return true;
   }
@@ -177,7 +186,8 @@ std::optional<YamlTree> parse_yaml_tree(std::string_view text) {
     delete parser.release();  // not initialised: nothing for yaml_parser_delete to free
     return std::nullopt;
   }
-  yaml_parser_set_input_string(parser.get(), reinterpret_cast<const unsigned char*>(text.data()), text.size());
+  yaml_parser_set_input_string(parser.get(), reinterpret_cast<const unsigned char*>(text.data()),
+                               text.size());
   YamlTreeBuilder builder(text.size());
   while (true) {
     Event ev;

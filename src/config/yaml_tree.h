@@ -40,7 +40,9 @@ class YamlTree {
     uint32_t tag_offset, tag_size;  // in text_
     uint32_t offset, size;          // scalar: its text in text_; collection: its range of children_
   };
-  std::string_view view(uint32_t offset, uint32_t size) const { return std::string_view(text_).substr(offset, size); }
+  std::string_view view(uint32_t offset, uint32_t size) const {
+    return std::string_view(text_).substr(offset, size);
+  }
 
   std::vector<Node> nodes_;
   std::vector<Index> children_;

@@ -5,10 +5,10 @@
 //   - realtime():  the base of kernel/pcap packet timestamps, used only to compute RTTs between
 //                  two packet timestamps (both from the same base).
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <ctime>
 #include <mutex>
-#include <condition_variable>
 
 namespace netprobe {
 
@@ -60,7 +60,8 @@ class SystemClock final : public Clock {
 // sleep_until() jumps straight to the deadline, so a whole iteration runs instantly.
 class FakeClock final : public Clock {
  public:
-  explicit FakeClock(Nanos start_mono = Nanos(1'000'000'000), Nanos start_real = Nanos(1'700'000'000'000'000'000))
+  explicit FakeClock(Nanos start_mono = Nanos(1'000'000'000),
+                     Nanos start_real = Nanos(1'700'000'000'000'000'000))
       : mono_(start_mono), offset_(start_real - start_mono) {}
   Nanos monotonic() const override {
     std::lock_guard lock(mu_);

@@ -10,17 +10,17 @@
 namespace netprobe {
 
 struct GroupMeasurement {
-  std::string target;        // target name (config key, or <plugin>_<hostname>)
+  std::string target;  // target name (config key, or <plugin>_<hostname>)
   std::string group;
   ProbeType type = ProbeType::kTcpSyn;
   AddressFamily af = AddressFamily::kV4;
   std::string state = "None";
-  uint64_t sent = 0;         // probes accounted: answered + lost
-  uint64_t lost = 0;         // no answer before the deadline (ICMP errors count here too)
+  uint64_t sent = 0;           // probes accounted: answered + lost
+  uint64_t lost = 0;           // no answer before the deadline (ICMP errors count here too)
   std::vector<double> rtts_s;  // RTTs of answered probes with RTT >= 0, in seconds, any order
-  uint64_t time_ooo = 0;     // answered with a negative RTT (counted as answered, excluded from rtts)
-  uint64_t late = 0;         // answers that arrived after their probe's deadline
-  uint64_t duplicates = 0;   // second and later answers to one probe
+  uint64_t time_ooo = 0;       // answered with a negative RTT (counted as answered, excluded from rtts)
+  uint64_t late = 0;           // answers that arrived after their probe's deadline
+  uint64_t duplicates = 0;     // second and later answers to one probe
   std::map<std::string, uint64_t> icmp_errors;  // ICMP errors quoting our probes, by "type/code" label
 };
 
@@ -41,8 +41,8 @@ struct IterationReport {
   uint64_t capture_dropped = 0;
   uint64_t capture_if_dropped = 0;
   std::map<std::string, uint64_t> rejected;  // captured packets rejected, by reason
-  uint64_t send_errors = 0;  // probes the kernel refused (not accounted as sent)
-  bool timed_out = false;    // the iteration hit global.timeout and was cut short
+  uint64_t send_errors = 0;                  // probes the kernel refused (not accounted as sent)
+  bool timed_out = false;                    // the iteration hit global.timeout and was cut short
 };
 
 }  // namespace netprobe

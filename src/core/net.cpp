@@ -8,9 +8,12 @@ namespace netprobe {
 
 std::string_view to_string(ProbeType t) {
   switch (t) {
-    case ProbeType::kTcpSyn: return "TCPsyn";
-    case ProbeType::kIcmpPing: return "ICMPping";
-    case ProbeType::kUdpUnreachable: return "UDPunreachable";
+    case ProbeType::kTcpSyn:
+      return "TCPsyn";
+    case ProbeType::kIcmpPing:
+      return "ICMPping";
+    case ProbeType::kUdpUnreachable:
+      return "UDPunreachable";
   }
   return "?";
 }

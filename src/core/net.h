@@ -16,9 +16,9 @@ enum class AddressFamily : uint8_t { kV4 = 4, kV6 = 6 };
 enum class ProbeType : uint8_t { kTcpSyn = 0, kIcmpPing = 1, kUdpUnreachable = 2 };
 inline constexpr int kProbeTypeCount = 3;
 
-std::string_view to_string(ProbeType t);                  // "TCPsyn", "ICMPping", "UDPunreachable"
+std::string_view to_string(ProbeType t);  // "TCPsyn", "ICMPping", "UDPunreachable"
 std::optional<ProbeType> probe_type_from_string(std::string_view s);
-std::string_view to_string(AddressFamily af);             // "ipv4", "ipv6" (the metric label values)
+std::string_view to_string(AddressFamily af);  // "ipv4", "ipv6" (the metric label values)
 
 // An IPv4 or IPv6 address in network byte order. IPv4 uses the first 4 bytes; the rest are zero,
 // so that equality and hashing can look at all 16 bytes.

@@ -35,8 +35,10 @@ std::optional<std::pair<size_t, std::string>> split_target_error(const std::stri
   const char* first = e.data() + kPrefix.size();
   if (std::from_chars(first, e.data() + close, index).ptr != e.data() + close) return std::nullopt;
   std::string rest = e.substr(close + 1);
-  if (rest.starts_with(".")) rest.erase(0, 1);
-  else if (rest.starts_with(": ")) rest.erase(0, 2);
+  if (rest.starts_with("."))
+    rest.erase(0, 1);
+  else if (rest.starts_with(": "))
+    rest.erase(0, 2);
   return std::make_pair(index, rest);
 }
 
@@ -55,12 +57,18 @@ std::string join_messages(const std::vector<std::string>& messages) {
 
 std::string describe_type(const Json& v) {
   switch (v.type()) {
-    case Json::value_t::null: return "nothing (null)";
-    case Json::value_t::string: return "a string";
-    case Json::value_t::array: return "a list";
-    case Json::value_t::boolean: return "a boolean";
-    case Json::value_t::object: return "a mapping";
-    default: return "a number";
+    case Json::value_t::null:
+      return "nothing (null)";
+    case Json::value_t::string:
+      return "a string";
+    case Json::value_t::array:
+      return "a list";
+    case Json::value_t::boolean:
+      return "a boolean";
+    case Json::value_t::object:
+      return "a mapping";
+    default:
+      return "a number";
   }
 }
 
@@ -80,12 +88,23 @@ std::optional<Nanos> parse_lifetime(std::string_view text) {
     if (!bare) {
       if (i >= text.size()) return std::nullopt;
       switch (text[i++]) {
-        case 'w': unit = 7 * 86400; break;
-        case 'd': unit = 86400; break;
-        case 'h': unit = 3600; break;
-        case 'm': unit = 60; break;
-        case 's': unit = 1; break;
-        default: return std::nullopt;
+        case 'w':
+          unit = 7 * 86400;
+          break;
+        case 'd':
+          unit = 86400;
+          break;
+        case 'h':
+          unit = 3600;
+          break;
+        case 'm':
+          unit = 60;
+          break;
+        case 's':
+          unit = 1;
+          break;
+        default:
+          return std::nullopt;
       }
     }
     if (n > (int64_t(1) << 40) / unit) return std::nullopt;  // beyond ~35,000 years: a typo
@@ -107,11 +126,12 @@ std::optional<Nanos> parse_rfc3339(std::string_view s) {
     return true;
   };
   int year, month, day, hour, minute, second;
-  if (!num(0, 4, year) || s.size() < 20 || s[4] != '-' || !num(5, 2, month) || s[7] != '-' || !num(8, 2, day) ||
-      (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !num(11, 2, hour) || s[13] != ':' || !num(14, 2, minute) ||
-      s[16] != ':' || !num(17, 2, second))
+  if (!num(0, 4, year) || s.size() < 20 || s[4] != '-' || !num(5, 2, month) || s[7] != '-' ||
+      !num(8, 2, day) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !num(11, 2, hour) ||
+      s[13] != ':' || !num(14, 2, minute) || s[16] != ':' || !num(17, 2, second))
     return std::nullopt;
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return std::nullopt;
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
+    return std::nullopt;
   size_t i = 19;
   int64_t frac_ns = 0;
   if (i < s.size() && s[i] == '.') {
@@ -129,7 +149,8 @@ std::optional<Nanos> parse_rfc3339(std::string_view s) {
     ++i;
   } else if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
     int oh, om;
-    if (!num(i + 1, 2, oh) || i + 3 >= s.size() || s[i + 3] != ':' || !num(i + 4, 2, om) || oh > 23 || om > 59)
+    if (!num(i + 1, 2, oh) || i + 3 >= s.size() || s[i + 3] != ':' || !num(i + 4, 2, om) || oh > 23 ||
+        om > 59)
       return std::nullopt;
     offset_s = (oh * 3600 + om * 60) * (s[i] == '+' ? 1 : -1);
     i += 6;
@@ -173,8 +194,10 @@ Result<InventoryDocument> parse_inventory_document(std::string_view text, const 
   validator->validate(doc, &errors);
   std::map<size_t, std::vector<std::string>> target_errors;
   for (const auto& e : errors) {
-    if (auto split = split_target_error(e)) target_errors[split->first].push_back(split->second);
-    else return Error{e};  // the document's shape itself is wrong: nothing to salvage
+    if (auto split = split_target_error(e))
+      target_errors[split->first].push_back(split->second);
+    else
+      return Error{e};  // the document's shape itself is wrong: nothing to salvage
   }
 
   InventoryDocument out;
@@ -183,16 +206,17 @@ Result<InventoryDocument> parse_inventory_document(std::string_view text, const 
   for (size_t i = 0; i < targets.size(); ++i) {
     const Json& t = targets[i];
     std::string hostname;
-    if (t.is_object() && t.contains("hostname") && t["hostname"].is_string()) hostname = t["hostname"].get<std::string>();
-    const std::string who =
-        fmt::format("{}: targets[{}]{}", plugin, i, hostname.empty() ? "" : fmt::format(" (hostname {})", hostname));
+    if (t.is_object() && t.contains("hostname") && t["hostname"].is_string())
+      hostname = t["hostname"].get<std::string>();
+    const std::string who = fmt::format("{}: targets[{}]{}", plugin, i,
+                                        hostname.empty() ? "" : fmt::format(" (hostname {})", hostname));
     if (auto it = target_errors.find(i); it != target_errors.end()) {
       out.rejected.push_back(fmt::format("{}: {}", who, join_messages(it->second)));
       continue;
     }
     if (auto [it, inserted] = seen.emplace(hostname, i); !inserted) {
-      out.rejected.push_back(
-          fmt::format("{}: hostname: duplicate of targets[{}] (target names must be unique)", who, it->second));
+      out.rejected.push_back(fmt::format(
+          "{}: hostname: duplicate of targets[{}] (target names must be unique)", who, it->second));
       continue;
     }
 
@@ -231,7 +255,8 @@ Result<InventoryDocument> parse_inventory_document(std::string_view text, const 
       if (!dt.lifetime) problems.push_back(fmt::format("lifetime: {} is not a duration", lt->dump()));
     }
     if (const Json* cd = t.contains("creation_date") ? &t["creation_date"] : nullptr) {
-      if (cd->is_string()) dt.creation_date = parse_rfc3339(cd->get<std::string>());
+      if (cd->is_string())
+        dt.creation_date = parse_rfc3339(cd->get<std::string>());
       else if (std::isfinite(cd->get<double>()) && std::abs(cd->get<double>()) < 1e11)
         dt.creation_date = Nanos(int64_t(cd->get<double>() * 1e9));
       if (!dt.creation_date) problems.push_back(fmt::format("creation_date: {} is not a date", cd->dump()));

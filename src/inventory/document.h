@@ -21,16 +21,16 @@ namespace netprobe {
 
 struct DynamicTarget {
   std::string hostname;
-  TargetConfig config;                  // name <plugin>_<hostname>, description from_<plugin>, is_dynamic
-  std::optional<Nanos> lifetime;        // absent: lives until the plug-in stops listing it
-  std::optional<Nanos> creation_date;   // realtime (Unix epoch); absent: when netprobe first saw the target
-  std::string canonical;                // the target's JSON as given, keys sorted: equal means unchanged
+  TargetConfig config;                 // name <plugin>_<hostname>, description from_<plugin>, is_dynamic
+  std::optional<Nanos> lifetime;       // absent: lives until the plug-in stops listing it
+  std::optional<Nanos> creation_date;  // realtime (Unix epoch); absent: when netprobe first saw the target
+  std::string canonical;               // the target's JSON as given, keys sorted: equal means unchanged
 };
 
 struct InventoryDocument {
-  std::vector<DynamicTarget> targets;   // the valid targets, in document order
-  std::vector<std::string> rejected;    // "netbox: targets[3] (hostname tor-01): dst_port: required for TCPsyn"
-  std::vector<std::string> warnings;    // same form; the target is used
+  std::vector<DynamicTarget> targets;  // the valid targets, in document order
+  std::vector<std::string> rejected;  // "netbox: targets[3] (hostname tor-01): dst_port: required for TCPsyn"
+  std::vector<std::string> warnings;  // same form; the target is used
 };
 
 struct DocumentOptions {

@@ -28,11 +28,11 @@ struct InventoryManager::Plugin {
   Nanos restart_at{};
   Nanos kill_deadline{};
   bool documents_this_run = false;
-  std::string out;         // stdout not yet framed into documents
-  size_t scan_from = 0;    // out[0, scan_from) holds complete lines that are not a separator
-  std::string err;         // stderr not yet split into lines
-  std::string last_text;   // last document handled (an unchanged document is not parsed again)
-  int streak = 0;          // consecutive failures, for the backoff
+  std::string out;        // stdout not yet framed into documents
+  size_t scan_from = 0;   // out[0, scan_from) holds complete lines that are not a separator
+  std::string err;        // stderr not yet split into lines
+  std::string last_text;  // last document handled (an unchanged document is not parsed again)
+  int streak = 0;         // consecutive failures, for the backoff
   uint64_t runs = 0;
   uint64_t failures = 0;
   std::string last_error;
@@ -49,7 +49,8 @@ std::string_view trim_right(std::string_view s) {
 }
 
 bool blank(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; });
 }
 
 }  // namespace
@@ -94,11 +95,13 @@ std::vector<std::string> InventoryManager::start() {
     const std::string ext = f.extension().string();
     if (access(f.c_str(), X_OK) != 0) {
       if (ext.empty() || ext == ".py" || ext == ".sh" || ext == ".pl" || ext == ".rb")
-        spdlog::warn("inventory: {} is not executable: ignored (chmod +x to run it as a plug-in)", f.string());
+        spdlog::warn("inventory: {} is not executable: ignored (chmod +x to run it as a plug-in)",
+                     f.string());
       continue;  // configuration files, samples, documentation
     }
     if (!std::regex_match(name, kName)) {
-      spdlog::warn("inventory: {}: plug-in names must be lowercase letters, digits, '_' or '-': ignored", f.string());
+      spdlog::warn("inventory: {}: plug-in names must be lowercase letters, digits, '_' or '-': ignored",
+                   f.string());
       continue;
     }
     if (std::find(options_.disabled.begin(), options_.disabled.end(), name) != options_.disabled.end()) {
@@ -130,7 +133,7 @@ void InventoryManager::spawn(Plugin& p) {
   if (!p.config_path.empty()) spec.args.push_back(p.config_path);
   spec.set_env = {"NETPROBE_INVENTORY=" + p.name, "NETPROBE_PROBE_NAME=" + options_.probe_name,
                   "NETPROBE_LOGGING_LEVEL=" + options_.logging_level,
-                  "PYTHONUNBUFFERED=1"};  // a Python plug-in that forgets to flush still delivers
+                  "PYTHONUNBUFFERED=1"};            // a Python plug-in that forgets to flush still delivers
   spec.unset_env = {"PROM_USER", "PROM_PASSWORD"};  // the /metrics credentials are none of its business
   spec.cwd = options_.directory;
   const Nanos now = clock_.monotonic();
@@ -181,8 +184,9 @@ void InventoryManager::finish_run(Plugin& p, int wait_status) {
                     seconds(options_.rerun_interval));
       return;
     }
-    fail(p, WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0 ? "exited without writing a document"
-                                                                     : plugin_exit_text(wait_status),
+    fail(p,
+         WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0 ? "exited without writing a document"
+                                                                 : plugin_exit_text(wait_status),
          /*kill=*/false);
   }
   // A run that delivered and then lived a while was healthy: its failure does not extend the backoff.
@@ -192,8 +196,8 @@ void InventoryManager::finish_run(Plugin& p, int wait_status) {
   delay = std::min(delay, options_.backoff_max);
   p.streak++;
   p.restart_at = now + delay;
-  spdlog::warn("inventory={} restarting in {} s (failure {} in a row); its last targets stay", p.name, seconds(delay),
-               p.streak);
+  spdlog::warn("inventory={} restarting in {} s (failure {} in a row); its last targets stay", p.name,
+               seconds(delay), p.streak);
 }
 
 void InventoryManager::drain(Plugin& p) {
@@ -237,7 +241,9 @@ void InventoryManager::drain(Plugin& p) {
     if (p.out.size() > options_.max_document_bytes) {
       p.out.clear();
       p.scan_from = 0;
-      fail(p, fmt::format("wrote a document larger than {} bytes without a `---` line", options_.max_document_bytes),
+      fail(p,
+           fmt::format("wrote a document larger than {} bytes without a `---` line",
+                       options_.max_document_bytes),
            /*kill=*/true);
       return;
     }
@@ -252,7 +258,7 @@ void InventoryManager::drain(Plugin& p) {
 }
 
 void InventoryManager::handle_document(Plugin& p, std::string_view text) {
-  if (blank(text)) return;  // e.g. a `---` before the first document
+  if (blank(text)) return;    // e.g. a `---` before the first document
   if (text == p.last_text) {  // unchanged: nothing to parse or log again
     p.documents_this_run = true;
     return;
@@ -291,7 +297,8 @@ void InventoryManager::handle_document(Plugin& p, std::string_view text) {
     next.emplace(name, std::move(t));
   }
   if (!doc->rejected.empty())
-    spdlog::warn("inventory={} document: {} target(s) used, {} rejected", p.name, next.size(), doc->rejected.size());
+    spdlog::warn("inventory={} document: {} target(s) used, {} rejected", p.name, next.size(),
+                 doc->rejected.size());
   set_targets(p, std::move(next));
 }
 
@@ -299,15 +306,17 @@ void InventoryManager::set_targets(Plugin& p, std::map<std::string, TimedTarget>
   size_t added = 0, removed = 0, changed = 0;
   for (const auto& [name, t] : next) {
     auto it = p.targets.find(name);
-    if (it == p.targets.end()) added++;
-    else if (it->second.canonical != t.canonical || it->second.expires_at != t.expires_at) changed++;
+    if (it == p.targets.end())
+      added++;
+    else if (it->second.canonical != t.canonical || it->second.expires_at != t.expires_at)
+      changed++;
   }
   for (const auto& [name, t] : p.targets) removed += next.count(name) ? 0 : 1;
   p.targets = std::move(next);
   if (added || removed || changed) {
     generation_++;
-    spdlog::info("inventory={} targets={} (added {}, changed {}, removed {})", p.name, p.targets.size(), added,
-                 changed, removed);
+    spdlog::info("inventory={} targets={} (added {}, changed {}, removed {})", p.name, p.targets.size(),
+                 added, changed, removed);
   }
   if (options_.on_targets) options_.on_targets(p.name, p.targets.size());
 }
@@ -344,7 +353,8 @@ void InventoryManager::poll() {
         finish_run(p, status);
       } else if (p.state == Plugin::State::kRunning && !p.documents_this_run &&
                  now - p.started >= options_.first_document_timeout) {
-        fail(p, fmt::format("wrote no document within {} s: killed", seconds(options_.first_document_timeout)),
+        fail(p,
+             fmt::format("wrote no document within {} s: killed", seconds(options_.first_document_timeout)),
              /*kill=*/true);
       } else if (p.state == Plugin::State::kKilling && now >= p.kill_deadline) {
         p.proc->signal_group(SIGKILL);
@@ -358,7 +368,8 @@ void InventoryManager::poll() {
 void InventoryManager::stop() {
   for (auto& p : plugins_) {
     if (!p->proc) continue;
-    p->proc->stop_and_wait(int(std::chrono::duration_cast<std::chrono::milliseconds>(options_.stop_grace).count()));
+    p->proc->stop_and_wait(
+        int(std::chrono::duration_cast<std::chrono::milliseconds>(options_.stop_grace).count()));
     p->proc.reset();
     p->state = Plugin::State::kIdle;
   }
@@ -385,7 +396,9 @@ Nanos InventoryManager::next_deadline() const {
   const Nanos now_real = clock_.realtime();
   for (const auto& p : plugins_) {
     switch (p->state) {
-      case Plugin::State::kWaiting: next = std::min(next, p->restart_at); break;
+      case Plugin::State::kWaiting:
+        next = std::min(next, p->restart_at);
+        break;
       case Plugin::State::kKilling:
         next = std::min(next, p->kill_deadline);
         if (p->proc && p->proc->stdout_fd() < 0) next = std::min(next, now + std::chrono::milliseconds(20));
@@ -395,7 +408,8 @@ Nanos InventoryManager::next_deadline() const {
         // Its stdout closed (it is exiting): the exit itself is only noticed by polling waitpid.
         if (p->proc && p->proc->stdout_fd() < 0) next = std::min(next, now + std::chrono::milliseconds(20));
         break;
-      case Plugin::State::kIdle: break;
+      case Plugin::State::kIdle:
+        break;
     }
     for (const auto& [name, t] : p->targets)
       if (t.expires_at) next = std::min(next, now + std::max(Nanos(0), *t.expires_at - now_real));
@@ -417,7 +431,8 @@ std::map<std::string, TargetConfig> InventoryManager::dynamic_targets(Nanos now_
       if (t.expires_at && *t.expires_at <= now_realtime) continue;
       if (out.count(name)) {
         if (warned_groups_.emplace(name, "\n" + p->name).second)
-          spdlog::warn("inventory={} target={} has the name of another plug-in's target: ignored", p->name, name);
+          spdlog::warn("inventory={} target={} has the name of another plug-in's target: ignored", p->name,
+                       name);
         continue;
       }
       TargetConfig c = t.config;
@@ -425,8 +440,8 @@ std::map<std::string, TargetConfig> InventoryManager::dynamic_targets(Nanos now_
         std::erase_if(c.groups, [&](const std::string& g) {
           if (known_groups_->count(g)) return false;
           if (warned_groups_.emplace(name, g).second)
-            spdlog::warn("inventory={} target={}: group \"{}\" does not exist in the configuration; ignored", p->name,
-                         name, g);
+            spdlog::warn("inventory={} target={}: group \"{}\" does not exist in the configuration; ignored",
+                         p->name, name, g);
           return true;
         });
       }

@@ -26,11 +26,11 @@
 namespace netprobe {
 
 struct InventoryOptions {
-  std::string directory;                     // see inventory_directory()
-  std::vector<std::string> disabled;         // global.disable_dynamic_inventories
-  std::string probe_name;                    // passed to plug-ins as NETPROBE_PROBE_NAME
-  std::string logging_level;                 // passed as NETPROBE_LOGGING_LEVEL
-  int default_dns_update_interval_s = 0;     // global.dns_update_interval
+  std::string directory;                  // see inventory_directory()
+  std::vector<std::string> disabled;      // global.disable_dynamic_inventories
+  std::string probe_name;                 // passed to plug-ins as NETPROBE_PROBE_NAME
+  std::string logging_level;              // passed as NETPROBE_LOGGING_LEVEL
+  int default_dns_update_interval_s = 0;  // global.dns_update_interval
   Nanos first_document_timeout = std::chrono::seconds(120);
   Nanos rerun_interval = std::chrono::seconds(60);
   Nanos backoff_initial = std::chrono::seconds(1);
@@ -61,11 +61,11 @@ struct TimedTarget {
 struct InventoryStatus {
   std::string name;
   std::string path;
-  pid_t pid = -1;               // -1 when not running
+  pid_t pid = -1;  // -1 when not running
   uint64_t runs = 0;
   uint64_t failures = 0;
   size_t targets = 0;
-  std::string last_error;       // "" if the last run was fine
+  std::string last_error;  // "" if the last run was fine
 };
 
 class InventoryManager {

@@ -29,7 +29,8 @@ void close_fd(int& fd) {
 std::string plugin_exit_text(int status) {
   if (status == -1) return "exited (status unknown: reaped elsewhere)";
   if (WIFEXITED(status)) return fmt::format("exited with status {}", WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return fmt::format("killed by signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
+  if (WIFSIGNALED(status))
+    return fmt::format("killed by signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
   return fmt::format("stopped (wait status {:#x})", status);
 }
 
@@ -95,7 +96,8 @@ Result<PluginProcess> PluginProcess::spawn(const Spec& spec) {
     // Raw sockets, the pcap handle, the HTTP listener: nothing of the supervisor leaks into a plug-in.
     if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) != 0) {
       const long max = sysconf(_SC_OPEN_MAX);
-      for (long fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); ++fd) fcntl(int(fd), F_SETFD, FD_CLOEXEC);
+      for (long fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); ++fd)
+        fcntl(int(fd), F_SETFD, FD_CLOEXEC);
     }
     if (cwd && chdir(cwd) != 0) {
       const int e = errno;
@@ -171,7 +173,8 @@ PluginProcess::ReadState PluginProcess::read_fd(int& fd, std::string& buf, size_
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return got ? ReadState::kData : ReadState::kWouldBlock;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      return got ? ReadState::kData : ReadState::kWouldBlock;
     close_fd(fd);  // EOF, or an error that will not go away
     return got ? ReadState::kData : ReadState::kEof;
   }

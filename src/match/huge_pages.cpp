@@ -26,7 +26,8 @@ void* huge_page_alloc(size_t bytes) {
   // mmap directly rather than aligned_alloc: glibc would keep the alignment slack (up to 2 MiB per
   // array) mapped; here the unaligned head and tail are given back at once.
   const size_t rounded = huge_page_rounded(bytes);
-  void* raw = ::mmap(nullptr, rounded + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* raw =
+      ::mmap(nullptr, rounded + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) throw std::bad_alloc();
   const auto base = reinterpret_cast<uintptr_t>(raw);
   const uintptr_t aligned = (base + kHugePage - 1) & ~uintptr_t(kHugePage - 1);

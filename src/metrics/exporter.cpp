@@ -57,7 +57,8 @@ std::optional<std::string> base64_decode(std::string_view in) {
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
   }
   return true;
 }
@@ -113,7 +114,8 @@ class ResponseBody {
   ResponseBody(mg_connection* conn, bool gzip, bool chunked) : conn_(conn), chunked_(chunked) {
     // gzip (RFC 1952 framing: windowBits 15 + 16). A large target set renders to highly repetitive text:
     // compression cuts it ~40x.
-    gzip_ = gzip && deflateInit2(&zs_, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK;
+    gzip_ =
+        gzip && deflateInit2(&zs_, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK;
     pending_.reserve(kPiece + kDeflateStep);
   }
   ~ResponseBody() {
@@ -250,15 +252,18 @@ std::optional<BasicAuth> basic_auth_from_env(const char* user, const char* passw
   if (has_user && has_password) {
     result = BasicAuth{user, password};
   } else if (has_user) {
-    message = "PROM_USER is set but PROM_PASSWORD is not: set both to enable basic auth on /metrics, or neither";
+    message =
+        "PROM_USER is set but PROM_PASSWORD is not: set both to enable basic auth on /metrics, or neither";
   } else if (has_password) {
-    message = "PROM_PASSWORD is set but PROM_USER is not: set both to enable basic auth on /metrics, or neither";
+    message =
+        "PROM_PASSWORD is set but PROM_USER is not: set both to enable basic auth on /metrics, or neither";
   }
   if (error) *error = std::move(message);
   return result;
 }
 
-Exporter::Exporter(std::optional<BasicAuth> auth, std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
+Exporter::Exporter(std::optional<BasicAuth> auth,
+                   std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
                    std::vector<std::weak_ptr<const TextSource>> sources)
     : auth_(std::move(auth)) {
   for (auto& collectable : collectables) {
@@ -272,9 +277,10 @@ Exporter::~Exporter() {
   if (ctx_) mg_stop(ctx_);  // joins the HTTP threads: no request can reach `this` afterwards
 }
 
-Result<std::unique_ptr<Exporter>> Exporter::start(const std::string& address, int port, std::optional<BasicAuth> auth,
-                                                  std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
-                                                  std::vector<std::weak_ptr<const TextSource>> sources) {
+Result<std::unique_ptr<Exporter>> Exporter::start(
+    const std::string& address, int port, std::optional<BasicAuth> auth,
+    std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
+    std::vector<std::weak_ptr<const TextSource>> sources) {
   if (port < 0 || port > 65535) return Error{fmt::format("prometheus_port {} is out of range 0-65535", port)};
   static std::once_flag init_once;
   std::call_once(init_once, [] { mg_init_library(0); });
@@ -288,12 +294,16 @@ Result<std::unique_ptr<Exporter>> Exporter::start(const std::string& address, in
     listen = fmt::format("{}:{}", address, port);
   }
   const std::array<const char*, 7> options{
-      "listening_ports", listen.c_str(),
-      "num_threads", "2",              // Prometheus scrapes one at a time; two lets a slow client not block it
-      "request_timeout_ms", "10000",   // a client that stalls mid-request must not hold a thread for ever
+      "listening_ports",
+      listen.c_str(),
+      "num_threads",
+      "2",  // Prometheus scrapes one at a time; two lets a slow client not block it
+      "request_timeout_ms",
+      "10000",  // a client that stalls mid-request must not hold a thread for ever
       nullptr};
 
-  std::unique_ptr<Exporter> exporter(new Exporter(std::move(auth), std::move(collectables), std::move(sources)));
+  std::unique_ptr<Exporter> exporter(
+      new Exporter(std::move(auth), std::move(collectables), std::move(sources)));
   mg_callbacks callbacks{};
   // Quiet: CivetWeb would otherwise print its own errors; ours go through the returned Result.
   callbacks.log_message = [](const mg_connection*, const char*) { return 1; };
@@ -309,8 +319,9 @@ Result<std::unique_ptr<Exporter>> Exporter::start(const std::string& address, in
   error.text_buffer_size = text.size();
   exporter->ctx_ = mg_start2(&init, &error);
   if (!exporter->ctx_) {
-    return Error{fmt::format("cannot serve /metrics on {}: {}", listen,
-                             text[0] ? text.data() : "CivetWeb failed to start (address in use or not local?)")};
+    return Error{
+        fmt::format("cannot serve /metrics on {}: {}", listen,
+                    text[0] ? text.data() : "CivetWeb failed to start (address in use or not local?)")};
   }
   // "**" catches every path so that anything but /metrics gets our 404, whatever CivetWeb's defaults.
   mg_set_request_handler(exporter->ctx_, "**", &Exporter::handle, exporter.get());

@@ -53,10 +53,10 @@ class Exporter {
   // and serves the collectables, then the text sources, at /metrics; a source or collectable that no
   // longer exists is skipped. Errors (port in use, address not local, bad address) come back as a Result
   // error; nothing throws.
-  static Result<std::unique_ptr<Exporter>> start(const std::string& address, int port,
-                                                 std::optional<BasicAuth> auth,
-                                                 std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
-                                                 std::vector<std::weak_ptr<const TextSource>> sources = {});
+  static Result<std::unique_ptr<Exporter>> start(
+      const std::string& address, int port, std::optional<BasicAuth> auth,
+      std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
+      std::vector<std::weak_ptr<const TextSource>> sources = {});
   ~Exporter();
   Exporter(const Exporter&) = delete;
   Exporter& operator=(const Exporter&) = delete;

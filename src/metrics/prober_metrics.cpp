@@ -34,9 +34,12 @@ double percentile_linear(std::vector<double>& values, int p) {
 
 std::string_view metric_prefix(ProbeType type) {
   switch (type) {
-    case ProbeType::kTcpSyn: return "tcpsyn";
-    case ProbeType::kIcmpPing: return "icmp";
-    case ProbeType::kUdpUnreachable: return "udp_unreachable";
+    case ProbeType::kTcpSyn:
+      return "tcpsyn";
+    case ProbeType::kIcmpPing:
+      return "icmp";
+    case ProbeType::kUdpUnreachable:
+      return "udp_unreachable";
   }
   return "unknown";
 }
@@ -103,21 +106,26 @@ ProberMetrics::ProberMetrics(std::shared_ptr<prometheus::Registry> registry, std
   };
 
   netprobe_info_ = gauge("netprobe_info", "netprobe version");
-  netprobify_info_ = gauge("netprobify_info", "Compatibility: netprobify's info gauge (scapy_version is \"none\")");
+  netprobify_info_ =
+      gauge("netprobify_info", "Compatibility: netprobify's info gauge (scapy_version is \"none\")");
   iteration_time_ = gauge("app_iteration_time_seconds", "Wall time of the last iteration");
   target_name_dup_ = counter("app_target_name_dup_total", "Duplicate target names");
-  process_timed_out_ = counter("app_process_timed_out_total", "Probing workers terminated for exceeding global.timeout");
+  process_timed_out_ =
+      counter("app_process_timed_out_total", "Probing workers terminated for exceeding global.timeout");
   worker_restarts_ = counter("app_worker_restarts_total", "Probe workers restarted after dying unexpectedly");
-  reload_failed_status_ = gauge("app_reload_conf_failed_status", "1 when the last configuration reload failed");
-  capture_received_ = counter("netprobe_capture_packets_received_total", "Packets received by the capture (pcap_stats)");
+  reload_failed_status_ =
+      gauge("app_reload_conf_failed_status", "1 when the last configuration reload failed");
+  capture_received_ =
+      counter("netprobe_capture_packets_received_total", "Packets received by the capture (pcap_stats)");
   send_errors_ = counter("netprobe_send_errors_total",
                          "Probes the kernel refused to send (not accounted as sent nor lost)");
   capture_dropped_ = counter("netprobe_capture_packets_dropped_total",
                              "Packets dropped before the capture could read them (pcap_stats), by source");
   capture_rejected_ = counter("netprobe_capture_rejected_total", "Captured packets rejected, by reason");
-  inventory_targets_ = gauge("app_inventory_targets", "Targets currently contributed by a dynamic inventory plug-in");
-  inventory_failures_ =
-      counter("app_inventory_failures_total", "Dynamic inventory plug-in crashes, hangs and unreadable documents");
+  inventory_targets_ =
+      gauge("app_inventory_targets", "Targets currently contributed by a dynamic inventory plug-in");
+  inventory_failures_ = counter("app_inventory_failures_total",
+                                "Dynamic inventory plug-in crashes, hangs and unreadable documents");
 
   create_process_series();
 }
@@ -159,16 +167,21 @@ void ProberMetrics::record(const IterationReport& report) {
   capture_dropped_->get({{"probe_name", probe_name_}, {"source", "interface"}})
       .Increment(static_cast<double>(report.capture_if_dropped));
   for (const auto& [reason, count] : report.rejected) {
-    capture_rejected_->get({{"probe_name", probe_name_}, {"reason", reason}}).Increment(static_cast<double>(count));
+    capture_rejected_->get({{"probe_name", probe_name_}, {"reason", reason}})
+        .Increment(static_cast<double>(count));
   }
   iteration_time_->get(pn).Set(report.duration_s);
 }
 
-void ProberMetrics::declare_target(const TargetConfig& target, AddressFamily af) { targets_->declare(target, af); }
+void ProberMetrics::declare_target(const TargetConfig& target, AddressFamily af) {
+  targets_->declare(target, af);
+}
 
 void ProberMetrics::clear_target(const std::string& target) { targets_->clear_target(target); }
 
-void ProberMetrics::clear_target_measurements(const std::string& target) { targets_->clear_measurements(target); }
+void ProberMetrics::clear_target_measurements(const std::string& target) {
+  targets_->clear_measurements(target);
+}
 
 // No process-wide series has a group label.
 void ProberMetrics::clear_group(const std::string& group) { targets_->clear_group(group); }
@@ -194,9 +207,13 @@ void ProberMetrics::set_reload_failed(bool failed) {
   reload_failed_status_->get({{"probe_name", probe_name_}}).Set(failed ? 1 : 0);
 }
 
-void ProberMetrics::inc_worker_restarts() { worker_restarts_->get({{"probe_name", probe_name_}}).Increment(); }
+void ProberMetrics::inc_worker_restarts() {
+  worker_restarts_->get({{"probe_name", probe_name_}}).Increment();
+}
 
-void ProberMetrics::inc_process_timed_out() { process_timed_out_->get({{"probe_name", probe_name_}}).Increment(); }
+void ProberMetrics::inc_process_timed_out() {
+  process_timed_out_->get({{"probe_name", probe_name_}}).Increment();
+}
 
 void ProberMetrics::set_host_resolution_status(const std::string& target, AddressFamily af, int status) {
   targets_->set_resolution_status(target, af, status);

@@ -34,7 +34,8 @@ ssize_t read_small_file(const char* path, char* buf, size_t size) {
   return static_cast<ssize_t>(used);
 }
 
-prometheus::MetricFamily family(const char* name, const char* help, prometheus::MetricType type, double value) {
+prometheus::MetricFamily family(const char* name, const char* help, prometheus::MetricType type,
+                                double value) {
   prometheus::MetricFamily f;
   f.name = name;
   f.help = help;
@@ -97,13 +98,14 @@ std::vector<prometheus::MetricFamily> ProcessCollector::Collect() const {
         const double stime = static_cast<double>(fields[15 - 3]);
         out.push_back(family("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
                              MetricType::Counter, (utime + stime) / ticks_per_second_));
-        out.push_back(family("process_virtual_memory_bytes", "Virtual memory size in bytes.", MetricType::Gauge,
-                             static_cast<double>(fields[23 - 3])));
-        out.push_back(family("process_resident_memory_bytes", "Resident memory size in bytes.", MetricType::Gauge,
+        out.push_back(family("process_virtual_memory_bytes", "Virtual memory size in bytes.",
+                             MetricType::Gauge, static_cast<double>(fields[23 - 3])));
+        out.push_back(family("process_resident_memory_bytes", "Resident memory size in bytes.",
+                             MetricType::Gauge,
                              static_cast<double>(fields[24 - 3]) * static_cast<double>(page_size_)));
         if (boot_time_s_ >= 0) {
-          out.push_back(family("process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
-                               MetricType::Gauge,
+          out.push_back(family("process_start_time_seconds",
+                               "Start time of the process since unix epoch in seconds.", MetricType::Gauge,
                                boot_time_s_ + static_cast<double>(fields[22 - 3]) / ticks_per_second_));
         }
       }
@@ -121,7 +123,8 @@ std::vector<prometheus::MetricFamily> ProcessCollector::Collect() const {
     rlimit lim{};
     if (::getrlimit(RLIMIT_NOFILE, &lim) == 0) {
       const double max_fds = lim.rlim_cur == RLIM_INFINITY ? -1 : static_cast<double>(lim.rlim_cur);
-      out.push_back(family("process_max_fds", "Maximum number of open file descriptors.", MetricType::Gauge, max_fds));
+      out.push_back(
+          family("process_max_fds", "Maximum number of open file descriptors.", MetricType::Gauge, max_fds));
     }
   } catch (...) {
     // Only allocation can throw here; a scrape without process_* beats a dead HTTP thread.

@@ -56,8 +56,8 @@ std::optional<IpAddress> kernel_source_for(const IpAddress& dst) {
     socklen_t local_len = sizeof local;
     if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) == 0) {
       if (dst.af == AddressFamily::kV4)
-        out = IpAddress::from_bytes(dst.af,
-                                    reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in*>(&local)->sin_addr));
+        out = IpAddress::from_bytes(
+            dst.af, reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in*>(&local)->sin_addr));
       else
         out = IpAddress::from_bytes(
             dst.af, reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr));
@@ -75,10 +75,12 @@ LocalCheck host_local_addresses() {
       if (!i->ifa_addr) continue;
       if (i->ifa_addr->sa_family == AF_INET)
         local.push_back(IpAddress::from_bytes(
-            AddressFamily::kV4, reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr)));
+            AddressFamily::kV4,
+            reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr)));
       else if (i->ifa_addr->sa_family == AF_INET6)
         local.push_back(IpAddress::from_bytes(
-            AddressFamily::kV6, reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr)));
+            AddressFamily::kV6,
+            reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr)));
     }
     freeifaddrs(list);
   }
@@ -103,7 +105,7 @@ Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>&
     uint32_t tmpl;
     uint32_t bucket;
     int count;
-    std::vector<uint16_t> sources;   // into Plan::sources: round robin (source subnet) or a single address
+    std::vector<uint16_t> sources;  // into Plan::sources: round robin (source subnet) or a single address
     uint16_t port_a, port_count;
   };
   std::vector<Stream> streams;
@@ -114,7 +116,8 @@ Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>&
     if (t.groups.empty() || rt.hosts.empty()) continue;
     const AddressFamily af = t.family();
     const auto target_index = uint32_t(plan.targets.size());
-    plan.targets.push_back({t.name, t.type, af, std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(t.timeout_s))});
+    plan.targets.push_back(
+        {t.name, t.type, af, std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(t.timeout_s))});
     plan.max_timeout = std::max(plan.max_timeout, plan.targets.back().timeout);
     ++plan.active_targets;
 
@@ -130,8 +133,10 @@ Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>&
       std::vector<IpAddress> group_sources;
       const auto& subnet = af == AddressFamily::kV4 ? g.src_subnet_ipv4 : g.src_subnet_ipv6;
       const auto& fixed = af == AddressFamily::kV4 ? g.src_ipv4 : g.src_ipv6;
-      if (subnet) group_sources = source_addresses(*subnet);
-      else if (fixed) group_sources = {*fixed};
+      if (subnet)
+        group_sources = source_addresses(*subnet);
+      else if (fixed)
+        group_sources = {*fixed};
 
       for (const auto& host : rt.hosts) {
         std::vector<IpAddress> sources = group_sources;
@@ -163,10 +168,12 @@ Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>&
           source_indexes[k] = uint16_t(it->second);
           // Locality matters only for TCPsyn (decision 12): asked once per source, and only then.
           uint8_t& foreign = plan.foreign_sources[it->second];
-          if (t.type == ProbeType::kTcpSyn && foreign == kUnknownLocality) foreign = is_local(sources[k]) ? 0 : 1;
+          if (t.type == ProbeType::kTcpSyn && foreign == kUnknownLocality)
+            foreign = is_local(sources[k]) ? 0 : 1;
         }
-        streams.push_back({uint32_t(plan.templates.size() - 1), bucket, t.nb_packets, std::move(source_indexes),
-                           g.src_port_a, uint16_t(g.src_port_z - g.src_port_a + 1)});
+        streams.push_back({uint32_t(plan.templates.size() - 1), bucket, t.nb_packets,
+                           std::move(source_indexes), g.src_port_a,
+                           uint16_t(g.src_port_z - g.src_port_a + 1)});
       }
     }
   }
@@ -243,7 +250,8 @@ std::vector<Nanos> schedule(const Plan& plan, Nanos window, double max_pps) {
 }
 
 Nanos send_window(const Plan& plan, double interval_s) {
-  const double available = std::max(0.0, interval_s - std::chrono::duration<double>(plan.max_timeout).count());
+  const double available =
+      std::max(0.0, interval_s - std::chrono::duration<double>(plan.max_timeout).count());
   return Nanos(int64_t(available * kSendWindowShare * 1e9));
 }
 

@@ -41,20 +41,20 @@ struct PlannedTarget {
 // source lives in Plan and is reached by index: the bucket through Plan::template_buckets, the source
 // address through Plan::sources, "needs a RST from us" through Plan::foreign_sources.
 struct PlannedProbe {
-  uint32_t tmpl = 0;      // index into Plan::templates
-  uint16_t src = 0;       // index into Plan::sources (build_plan refuses more than 65536 of them)
+  uint32_t tmpl = 0;  // index into Plan::templates
+  uint16_t src = 0;   // index into Plan::sources (build_plan refuses more than 65536 of them)
   uint16_t src_port = 0;
 };
 static_assert(sizeof(PlannedProbe) == 8);
 
 struct Plan {
-  std::vector<PacketTemplate> templates;  // one per (target, host, group)
-  std::vector<uint32_t> template_buckets; // per template: its index into Plan::buckets
+  std::vector<PacketTemplate> templates;   // one per (target, host, group)
+  std::vector<uint32_t> template_buckets;  // per template: its index into Plan::buckets
   std::vector<Bucket> buckets;
   std::vector<PlannedTarget> targets;
-  std::vector<IpAddress> sources;         // distinct source addresses of the probes
-  std::vector<uint8_t> foreign_sources;   // per source: 1 when it is not an address of this host
-  std::vector<PlannedProbe> probes;       // one iteration, interleaved across targets
+  std::vector<IpAddress> sources;        // distinct source addresses of the probes
+  std::vector<uint8_t> foreign_sources;  // per source: 1 when it is not an address of this host
+  std::vector<PlannedProbe> probes;      // one iteration, interleaved across targets
   const IpAddress& source_of(const PlannedProbe& p) const { return sources[p.src]; }
   uint32_t bucket_of(const PlannedProbe& p) const { return template_buckets[p.tmpl]; }
   uint32_t target_of(const PlannedProbe& p) const { return buckets[bucket_of(p)].target_index; }
@@ -84,7 +84,8 @@ std::vector<IpAddress> source_addresses(const IpNetwork& net, size_t limit = 655
 std::vector<IpAddress> host_addresses(const IpNetwork& net, size_t limit = 1u << 24);
 
 Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>& targets,
-                        const SourceResolver& source_for, const LocalCheck& is_local = host_local_addresses());
+                        const SourceResolver& source_for,
+                        const LocalCheck& is_local = host_local_addresses());
 
 // When each probe of the plan is due, relative to the start of the iteration (non-decreasing): spread
 // evenly over `window`, at most `max_pps` per second (0 = no cap), and never two packets of one target

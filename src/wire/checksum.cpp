@@ -66,9 +66,7 @@ uint16_t Checksum::sum16() const noexcept {
   return to_native16(static_cast<uint16_t>(s));  // the swap is its own inverse
 }
 
-uint16_t internet_checksum(std::span<const uint8_t> bytes) noexcept {
-  return Checksum().add(bytes).finish();
-}
+uint16_t internet_checksum(std::span<const uint8_t> bytes) noexcept { return Checksum().add(bytes).finish(); }
 
 void add_pseudo_header(Checksum& sum, AddressFamily af, const uint8_t* src, const uint8_t* dst,
                        uint8_t protocol, uint32_t l4_length) noexcept {

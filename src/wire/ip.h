@@ -99,7 +99,17 @@ class Ipv6View {
   // not a probe or an answer of ours. This says whether `next_header()` is one.
   static constexpr bool is_extension_header(uint8_t nh) noexcept {
     switch (nh) {
-      case 0: case 43: case 44: case 50: case 51: case 60: case 135: case 139: case 140: case 253: case 254:
+      case 0:
+      case 43:
+      case 44:
+      case 50:
+      case 51:
+      case 60:
+      case 135:
+      case 139:
+      case 140:
+      case 253:
+      case 254:
         return true;
       default:
         return false;

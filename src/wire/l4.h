@@ -86,8 +86,8 @@ class IcmpView {
   static constexpr size_t kHeader = 8;
 
   // ICMPv4 types
-  static constexpr uint8_t kV4EchoReply = 0, kV4DestUnreachable = 3, kV4EchoRequest = 8,
-                           kV4TimeExceeded = 11, kV4ParameterProblem = 12;
+  static constexpr uint8_t kV4EchoReply = 0, kV4DestUnreachable = 3, kV4EchoRequest = 8, kV4TimeExceeded = 11,
+                           kV4ParameterProblem = 12;
   static constexpr uint8_t kV4CodePortUnreachable = 3;
   // ICMPv6 types
   static constexpr uint8_t kV6DestUnreachable = 1, kV6PacketTooBig = 2, kV6TimeExceeded = 3,

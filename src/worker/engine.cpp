@@ -93,7 +93,8 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
   std::vector<uint32_t> slots(batch);  // the probe of each packet of the batch
   Pacer pacer(plan, send_window(plan, settings.interval_s), settings.max_packets_per_second);
   Nanos due = pacer.next();  // of probe i
-  const Nanos hard_deadline = settings.hard_timeout == Nanos::max() ? Nanos::max() : start + settings.hard_timeout;
+  const Nanos hard_deadline =
+      settings.hard_timeout == Nanos::max() ? Nanos::max() : start + settings.hard_timeout;
   bool timed_out = false;
 
   // Send: every packet whose time has come, in batches; sleep until the next one is due.
@@ -131,8 +132,10 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
     {
       std::lock_guard lock(mu_);
       for (size_t j = 0; j < k; ++j) {
-        if (!failed[j]) runner_.on_sender_stamp(slots[j], stamp);
-        else runner_.mark_unsent(slots[j]);
+        if (!failed[j])
+          runner_.on_sender_stamp(slots[j], stamp);
+        else
+          runner_.mark_unsent(slots[j]);
       }
       resets = !runner_.pending_resets().empty();
     }

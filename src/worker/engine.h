@@ -5,7 +5,7 @@
 //   ---------------                      --------------
 //   prepare tokens (runner, locked)      poll the PacketSource (never waits on the sender)
 //   craft + sendmmsg at schedule()       classify + match each packet (runner, locked per run of packets)
-//   arm probes not seen leaving          
+//   arm probes not seen leaving
 //   expire deadlines until all resolved
 //   report
 //

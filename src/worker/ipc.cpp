@@ -188,10 +188,11 @@ std::vector<double> rtts_from_binary(const Json& v) {
 }
 
 Json to_json(const IterationSettings& s) {
-  return Json{{"interval_s", s.interval_s},
-              {"max_packets_per_second", s.max_packets_per_second},
-              // Nanos::max() (no timeout) travels as -1: CBOR integers would carry it, but -1 reads better.
-              {"hard_timeout_ns", s.hard_timeout == Nanos::max() ? int64_t(-1) : int64_t(s.hard_timeout.count())}};
+  return Json{
+      {"interval_s", s.interval_s},
+      {"max_packets_per_second", s.max_packets_per_second},
+      // Nanos::max() (no timeout) travels as -1: CBOR integers would carry it, but -1 reads better.
+      {"hard_timeout_ns", s.hard_timeout == Nanos::max() ? int64_t(-1) : int64_t(s.hard_timeout.count())}};
 }
 
 IterationSettings settings_from(const Json& j) {
@@ -372,7 +373,8 @@ std::string encode_frame(const WorkerMessage& message) {
           return frame_of(
               Json{{"type", "report"}, {"generation", m.generation}, {"report", to_json_document(m.report)}});
         } else {
-          return frame_of(Json{{"type", "error"}, {"message", m.message}, {"inactive_targets", m.inactive_targets}});
+          return frame_of(
+              Json{{"type", "error"}, {"message", m.message}, {"inactive_targets", m.inactive_targets}});
         }
       },
       message);
@@ -500,7 +502,8 @@ Result<std::optional<std::vector<uint8_t>>> read_frame(int fd) {
   const int h = read_exact(fd, head, 4);
   if (h == 0) return std::optional<std::vector<uint8_t>>();
   if (h < 0) return Error{std::string("IPC read: ") + (errno ? std::strerror(errno) : "truncated frame")};
-  const uint32_t n = uint32_t(head[0]) << 24 | uint32_t(head[1]) << 16 | uint32_t(head[2]) << 8 | uint32_t(head[3]);
+  const uint32_t n =
+      uint32_t(head[0]) << 24 | uint32_t(head[1]) << 16 | uint32_t(head[2]) << 8 | uint32_t(head[3]);
   if (n > kMaxFrameBytes) return Error{"IPC read: frame too large"};
   std::vector<uint8_t> payload(n);
   if (n > 0 && read_exact(fd, payload.data(), n) != 1) return Error{"IPC read: truncated frame"};

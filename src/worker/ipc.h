@@ -36,9 +36,9 @@ struct Shard {
   uint64_t generation = 0;  // increases with every shard the supervisor sends (reloads, DNS changes)
   uint32_t index = 0;       // the worker's index, 0 <= index < nb_proc
   KeySlice slice{};
-  uint64_t secret = 0;      // keys this incarnation's tokens
+  uint64_t secret = 0;  // keys this incarnation's tokens
   IterationSettings settings{};
-  Config config;            // global settings, every group, and only this worker's targets
+  Config config;  // global settings, every group, and only this worker's targets
   // Resolved destination of each target of `config` (netprobify probes the first address). Subnet
   // targets are absent: the worker expands them itself (host_addresses), so that a /8 never travels.
   std::map<std::string, std::vector<IpAddress>> hosts;
@@ -98,11 +98,27 @@ Result<Config> config_from_json_document(const nlohmann::json& doc);
 // map node per field, ~1.3 KB per group, and a 10,000-target report was a 27 MB transient in the
 // supervisor (and as much in the worker while encoding) every iteration. Field positions:
 enum ReportGroupField : size_t {
-  kGroupTarget, kGroupName, kGroupType, kGroupAf, kGroupState, kGroupSent, kGroupLost, kGroupRtts,
-  kGroupTimeOoo, kGroupLate, kGroupDuplicates, kGroupIcmpErrors, kGroupFields
+  kGroupTarget,
+  kGroupName,
+  kGroupType,
+  kGroupAf,
+  kGroupState,
+  kGroupSent,
+  kGroupLost,
+  kGroupRtts,
+  kGroupTimeOoo,
+  kGroupLate,
+  kGroupDuplicates,
+  kGroupIcmpErrors,
+  kGroupFields
 };
 enum ReportTargetField : size_t {
-  kTargetName, kTargetType, kTargetAf, kTargetMatchAckFail, kTargetPortMismatch, kTargetFields
+  kTargetName,
+  kTargetType,
+  kTargetAf,
+  kTargetMatchAckFail,
+  kTargetPortMismatch,
+  kTargetFields
 };
 nlohmann::json to_json_document(const IterationReport& report);
 Result<IterationReport> report_from_json_document(const nlohmann::json& doc);

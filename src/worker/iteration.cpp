@@ -17,14 +17,21 @@ uint64_t mix64(uint64_t x) {  // splitmix64 finaliser
 std::string icmp_error_label(AddressFamily af, uint8_t type, uint8_t code) {
   const char* name = "other";
   if (af == AddressFamily::kV4) {
-    if (type == 3) name = "unreachable";
-    else if (type == 11) name = "time_exceeded";
-    else if (type == 12) name = "parameter_problem";
+    if (type == 3)
+      name = "unreachable";
+    else if (type == 11)
+      name = "time_exceeded";
+    else if (type == 12)
+      name = "parameter_problem";
   } else {
-    if (type == 1) name = "unreachable";
-    else if (type == 2) name = "packet_too_big";
-    else if (type == 3) name = "time_exceeded";
-    else if (type == 4) name = "parameter_problem";
+    if (type == 1)
+      name = "unreachable";
+    else if (type == 2)
+      name = "packet_too_big";
+    else if (type == 3)
+      name = "time_exceeded";
+    else if (type == 4)
+      name = "parameter_problem";
   }
   return fmt::format("{}:{}", name, code);
 }
@@ -111,7 +118,9 @@ uint32_t IterationRunner::slot_of(const MatchKey& key, uint32_t* dest) const noe
   return by_ordinal_[d.first + ordinal];
 }
 
-Nanos IterationRunner::timeout_of(uint32_t slot) const { return Nanos(template_timeout_[plan_->probes[slot].tmpl]); }
+Nanos IterationRunner::timeout_of(uint32_t slot) const {
+  return Nanos(template_timeout_[plan_->probes[slot].tmpl]);
+}
 
 void IterationRunner::resolve(uint32_t slot, State state) {
   Slot& s = slots_[slot];
@@ -124,9 +133,15 @@ void IterationRunner::on_packet(const CapturedPacket& packet) {
   if (!plan_) return;
   const Classification c = classify(packet.ip, packet.direction);
   switch (c.verdict) {
-    case Verdict::kOwnProbe: on_own_probe(c, packet.timestamp); break;
-    case Verdict::kAnswer: on_answer(c, packet.timestamp); break;
-    case Verdict::kIcmpError: on_icmp_error(c); break;
+    case Verdict::kOwnProbe:
+      on_own_probe(c, packet.timestamp);
+      break;
+    case Verdict::kAnswer:
+      on_answer(c, packet.timestamp);
+      break;
+    case Verdict::kIcmpError:
+      on_icmp_error(c);
+      break;
     case Verdict::kReject:
       // Outgoing packets that are not probes (the kernel's own RSTs, ...) are normal: not counted.
       if (packet.direction == Direction::kIncoming) ++rejected_[size_t(c.reason)];
@@ -193,9 +208,14 @@ void IterationRunner::on_answer(const Classification& c, Nanos at) {
   const bool first_reply = !(s.flags & kReplied);
   s.flags |= kReplied;
   switch (s.state) {
-    case State::kUnsent: break;  // the kernel refused it: nothing to account
-    case State::kAnswered: ++bucket().duplicates; break;
-    case State::kLost: ++(first_reply ? bucket().late : bucket().duplicates); break;
+    case State::kUnsent:
+      break;  // the kernel refused it: nothing to account
+    case State::kAnswered:
+      ++bucket().duplicates;
+      break;
+    case State::kLost:
+      ++(first_reply ? bucket().late : bucket().duplicates);
+      break;
     case State::kPending:
       if (s.time == 0) {
         // A reply before any send time is known proves the probe left: an answer, its RTT comes with

@@ -78,9 +78,9 @@ class IterationRunner {
   static void set_send_time(Slot& s, int64_t at) noexcept;
   // One per (probe type, destination address) of the plan.
   struct Destination {
-    uint32_t first = 0;   // its probes' slots are by_ordinal_[first, first + count)
+    uint32_t first = 0;  // its probes' slots are by_ordinal_[first, first + count)
     uint32_t count = 0;
-    uint32_t target = 0;  // the first target probing it (match_ack_fail, port_mismatch)
+    uint32_t target = 0;    // the first target probing it (match_ack_fail, port_mismatch)
     uint8_t type_bits = 0;  // token_bits() of its type and family
     uint8_t bits = 0;       // what is left once the worker's slice bits are taken (0: no token at all)
   };

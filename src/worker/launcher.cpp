@@ -236,7 +236,8 @@ Result<std::optional<LaunchEvent>> LauncherClient::read_event() {
   LaunchEvent ev;
   int passed = -1;
   for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) std::memcpy(&passed, CMSG_DATA(c), sizeof(int));
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+      std::memcpy(&passed, CMSG_DATA(c), sizeof(int));
   }
   if (n != ssize_t(sizeof rec)) {
     if (passed >= 0) close(passed);
@@ -277,7 +278,8 @@ std::string describe_wait_status(int status) {
   if (WIFSIGNALED(status)) {
     const int sig = WTERMSIG(status);
     const char* name = sigdescr_np(sig);
-    return fmt::format("killed by signal {} ({}){}", sig, name ? name : "?", WCOREDUMP(status) ? ", core dumped" : "");
+    return fmt::format("killed by signal {} ({}){}", sig, name ? name : "?",
+                       WCOREDUMP(status) ? ", core dumped" : "");
   }
   return fmt::format("wait status {:#x}", status);
 }

@@ -30,8 +30,9 @@ void lock_down_exec(const cap_value_t* keep, int nkeep) {
       if (!kept) prctl(PR_CAPBSET_DROP, c, 0, 0, 0);
     }
     // uid 0 would otherwise get every (bounding) capability back on execve().
-    prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
-                                 SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED,
+    prctl(PR_SET_SECUREBITS,
+          SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP | SECBIT_NO_SETUID_FIXUP_LOCKED |
+              SECBIT_KEEP_CAPS_LOCKED,
           0, 0, 0);
   }
   prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);

@@ -43,7 +43,8 @@ uint32_t worker_for(std::string_view target, uint32_t nb_workers) {
   return best;
 }
 
-std::vector<std::vector<std::string>> shard_targets(const std::vector<std::string>& targets, uint32_t nb_workers) {
+std::vector<std::vector<std::string>> shard_targets(const std::vector<std::string>& targets,
+                                                    uint32_t nb_workers) {
   std::vector<std::vector<std::string>> out(std::max<uint32_t>(1, nb_workers));
   for (const auto& t : targets) out[worker_for(t, nb_workers)].push_back(t);
   return out;

@@ -22,7 +22,8 @@ uint64_t rendezvous_score(std::string_view target, uint32_t index);
 // The worker (0 <= result < nb_workers) that probes `target`. nb_workers == 0 is treated as 1.
 uint32_t worker_for(std::string_view target, uint32_t nb_workers);
 // worker_for() over a list: result[k] holds the names assigned to worker k, in input order.
-std::vector<std::vector<std::string>> shard_targets(const std::vector<std::string>& targets, uint32_t nb_workers);
+std::vector<std::vector<std::string>> shard_targets(const std::vector<std::string>& targets,
+                                                    uint32_t nb_workers);
 
 // Worker `index` of `nb_workers` owns the tokens whose top key_slice_bits(nb_workers) bits equal `index`.
 KeySlice key_slice_for(uint32_t index, uint32_t nb_workers);

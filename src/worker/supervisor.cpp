@@ -14,22 +14,22 @@
 #include <cstring>
 #include <map>
 #include <memory>
-#include <set>
 #include <random>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "app/logging.h"
-#include "core/memory.h"
 #include "config/loader.h"
-#include "inventory/manager.h"
-#include "inventory/merge.h"
+#include "core/memory.h"
 #include "dns/resolution_metrics.h"
 #include "dns/target_address_book.h"
-#include "metrics/process_collector.h"
+#include "inventory/manager.h"
+#include "inventory/merge.h"
 #include "metrics/prober_metrics.h"
+#include "metrics/process_collector.h"
 #include "worker/backoff.h"
 #include "worker/capture_sizing.h"
 #include "worker/ipc.h"
@@ -42,7 +42,8 @@
 namespace netprobe {
 namespace {
 
-constexpr Nanos kDnsTick{10'000'000};  // loop wake-up while DNS answers are owed (c-ares' sockets are not in the poll set)
+constexpr Nanos kDnsTick{
+    10'000'000};  // loop wake-up while DNS answers are owed (c-ares' sockets are not in the poll set)
 constexpr Nanos kStartupDnsGrace{200'000'000};
 constexpr Nanos kStopWorkersWithin{700'000'000};  // of the 1 s shutdown budget; the launcher gets the rest
 constexpr Nanos kWatchdogGrace{10'000'000'000};
@@ -68,8 +69,8 @@ struct WorkerSlot {
   pid_t pid = -1;
   int fd = -1;
   FrameReader reader;
-  std::string out;           // frames not yet written (non-blocking socket)
-  WorkerSpawn spawned{};     // what the current incarnation's capture was opened for
+  std::string out;        // frames not yet written (non-blocking socket)
+  WorkerSpawn spawned{};  // what the current incarnation's capture was opened for
   uint64_t secret = 0;
   uint64_t incarnations = 0;
   Nanos started_at{0};
@@ -94,9 +95,10 @@ void log_report(uint32_t worker, const IterationReport& r) {
     spdlog::debug("target={} group={} sent={} lost={} answered_rtts={}", g.target, g.group, g.sent, g.lost,
                   g.rtts_s.size());
   if (r.capture_dropped || r.capture_if_dropped)
-    spdlog::warn("worker {}: capture dropped {} packet(s) ({} at the interface) during the iteration: raise the "
-                 "capture buffer",
-                 worker, r.capture_dropped, r.capture_if_dropped);
+    spdlog::warn(
+        "worker {}: capture dropped {} packet(s) ({} at the interface) during the iteration: raise the "
+        "capture buffer",
+        worker, r.capture_dropped, r.capture_if_dropped);
   if (r.send_errors) spdlog::warn("worker {}: {} probe(s) could not be sent", worker, r.send_errors);
 }
 
@@ -181,9 +183,10 @@ class Supervisor {
     }
     update_active();
     if (config_.global.nb_proc > int(std::thread::hardware_concurrency()))
-      spdlog::warn("nb_proc {} is more than the {} CPU(s): each worker is one event-driven process with its own "
-                   "capture ring; netprobe needs far fewer than netprobify's process-per-target nb_proc",
-                   config_.global.nb_proc, std::thread::hardware_concurrency());
+      spdlog::warn(
+          "nb_proc {} is more than the {} CPU(s): each worker is one event-driven process with its own "
+          "capture ring; netprobe needs far fewer than netprobify's process-per-target nb_proc",
+          config_.global.nb_proc, std::thread::hardware_concurrency());
     spdlog::info("config={} workers={} active_targets={} awaiting_dns={}", config_.source_path, nb_workers(),
                  active_.size(), book_.pending());
   }
@@ -310,8 +313,10 @@ class Supervisor {
         if (w.state == WorkerSlot::State::kWaiting) w.state = WorkerSlot::State::kIdle;
         continue;
       }
-      if (w.state == WorkerSlot::State::kIdle) spawn(w);
-      else if (w.state == WorkerSlot::State::kRunning) send_shard(w);
+      if (w.state == WorkerSlot::State::kIdle)
+        spawn(w);
+      else if (w.state == WorkerSlot::State::kRunning)
+        send_shard(w);
       // kSpawning: the shard goes out when the launcher hands the worker over; kStopping: respawned
       // with the current shard on exit; kWaiting: started with it when the backoff expires.
     }
@@ -327,13 +332,14 @@ class Supervisor {
   // The capture ring this worker needs for the configured rate of its targets.
   uint32_t capture_mib_of(uint32_t index) const {
     const uint32_t nb = nb_workers();
-    const double rate =
-        planned_probe_rate(config_, nb, [&](const std::string& name) { return worker_for(name, nb) == index; });
+    const double rate = planned_probe_rate(
+        config_, nb, [&](const std::string& name) { return worker_for(name, nb) == index; });
     return uint32_t(capture_buffer_bytes(rate) >> 20);
   }
 
   void spawn(WorkerSlot& w) {
-    w.spawned = WorkerSpawn{w.index, key_slice_for(w.index, nb_workers()), types_of(w.index), capture_mib_of(w.index)};
+    w.spawned = WorkerSpawn{w.index, key_slice_for(w.index, nb_workers()), types_of(w.index),
+                            capture_mib_of(w.index)};
     w.secret = mix(run_secret_ ^ mix(uint64_t(w.index) << 32 | ++w.incarnations));
     w.planned = false;
     w.timed_out = false;
@@ -362,10 +368,11 @@ class Supervisor {
         capture_mib > 2 * w.spawned.capture_buffer_mib) {
       // Its capture filter was compiled for other types or another slice, or its ring is too small for
       // the new rate: replace the worker.
-      spdlog::info("worker {}: capture must change (types {:#x} -> {:#x}, slice bits {} -> {}, ring {} -> {} MiB): "
-                   "restarting it",
-                   w.index, w.spawned.types_mask, types, w.spawned.slice.bits, slice.bits,
-                   w.spawned.capture_buffer_mib, capture_mib);
+      spdlog::info(
+          "worker {}: capture must change (types {:#x} -> {:#x}, slice bits {} -> {}, ring {} -> {} MiB): "
+          "restarting it",
+          w.index, w.spawned.types_mask, types, w.spawned.slice.bits, slice.bits,
+          w.spawned.capture_buffer_mib, capture_mib);
       request_stop(w);
       return;
     }
@@ -450,7 +457,8 @@ class Supervisor {
       }
       w.last_heard = clock_.monotonic();
       if (auto* ready = std::get_if<WorkerReady>(&*msg)) {
-        spdlog::info("worker {} (pid {}) ready: sockets and capture open, no capability left", w.index, w.pid);
+        spdlog::info("worker {} (pid {}) ready: sockets and capture open, no capability left", w.index,
+                     w.pid);
         for (const auto& warning : ready->warnings) spdlog::warn("worker {}: {}", w.index, warning);
       } else if (auto* report = std::get_if<WorkerReport>(&*msg)) {
         on_report(w, std::move(report->report));
@@ -473,12 +481,14 @@ class Supervisor {
   void on_report(WorkerSlot& w, IterationReport report) {
     auto current = [&](const std::string& target, ProbeType type, AddressFamily af) -> const TargetConfig* {
       const auto it = active_.find(target);
-      if (it == active_.end() || it->second.config->type != type || it->second.config->family() != af) return nullptr;
+      if (it == active_.end() || it->second.config->type != type || it->second.config->family() != af)
+        return nullptr;
       return it->second.config;
     };
     std::erase_if(report.groups, [&](const GroupMeasurement& g) {
       const TargetConfig* t = current(g.target, g.type, g.af);
-      return !t || t->state_label() != g.state || std::find(t->groups.begin(), t->groups.end(), g.group) == t->groups.end();
+      return !t || t->state_label() != g.state ||
+             std::find(t->groups.begin(), t->groups.end(), g.group) == t->groups.end();
     });
     std::erase_if(report.targets, [&](const TargetEvents& e) { return !current(e.target, e.type, e.af); });
     if (report.timed_out) {
@@ -538,8 +548,10 @@ class Supervisor {
       w->has_targets = false;
       w->state = WorkerSlot::State::kRunning;
       spdlog::info("worker {} started: pid {}", w->index, w->pid);
-      if (stopping_ || w->index >= nb_workers()) request_stop(*w);
-      else send_shard(*w);
+      if (stopping_ || w->index >= nb_workers())
+        request_stop(*w);
+      else
+        send_shard(*w);
       return;
     }
     if (ev.op == LaunchEvent::kSpawnFailed) {
@@ -586,7 +598,8 @@ class Supervisor {
     if (book_.pending()) wait = kDnsTick;
     const Nanos now = clock_.monotonic();
     for (const auto& w : workers_)
-      if (w.state == WorkerSlot::State::kWaiting) wait = std::min(wait, std::max(Nanos(0), w.restart_at - now));
+      if (w.state == WorkerSlot::State::kWaiting)
+        wait = std::min(wait, std::max(Nanos(0), w.restart_at - now));
     if (inventory_) wait = std::min(wait, std::max(Nanos(0), inventory_->next_deadline() - now));
     return int(std::chrono::duration_cast<std::chrono::milliseconds>(wait).count()) + 1;
   }
@@ -603,10 +616,13 @@ class Supervisor {
         metrics_.inc_worker_restarts();
         spawn(w);
       }
-      const Nanos silence = Nanos(int64_t((config_.global.interval_s + config_.global.timeout_s) * 1e9)) + kWatchdogGrace;
-      if (w.state == WorkerSlot::State::kRunning && w.has_targets && !w.timed_out && now - w.last_heard > silence) {
-        spdlog::error("worker {} (pid {}): no report for {:.0f} s (interval + global.timeout + {:.0f} s): killing it",
-                      w.index, w.pid, seconds(now - w.last_heard), seconds(kWatchdogGrace));
+      const Nanos silence =
+          Nanos(int64_t((config_.global.interval_s + config_.global.timeout_s) * 1e9)) + kWatchdogGrace;
+      if (w.state == WorkerSlot::State::kRunning && w.has_targets && !w.timed_out &&
+          now - w.last_heard > silence) {
+        spdlog::error(
+            "worker {} (pid {}): no report for {:.0f} s (interval + global.timeout + {:.0f} s): killing it",
+            w.index, w.pid, seconds(now - w.last_heard), seconds(kWatchdogGrace));
         metrics_.inc_process_timed_out();
         w.timed_out = true;
         if (w.pid > 0 && !launcher_.kill(w.index, w.pid).ok()) fatal_ = true;
@@ -700,8 +716,8 @@ class Supervisor {
   TargetAddressBook book_{*resolver_, clock_};
   Nanos next_dns_pass_{0};
   bool dns_started_ = false;
-  Config pending_config_;         // the start-up configuration until activate() takes it
-  Config static_config_;          // the configuration file; config_ adds the inventories' targets
+  Config pending_config_;  // the start-up configuration until activate() takes it
+  Config static_config_;   // the configuration file; config_ adds the inventories' targets
   std::unique_ptr<InventoryManager> inventory_;
   uint64_t inventory_generation_ = 0;
   Config config_;
@@ -749,9 +765,10 @@ void run_supervisor(LauncherClient launcher, Config config, const std::string& p
   if (!exporter.ok()) {
     spdlog::critical("{}", exporter.error().message);
     if (config.global.prometheus_port > 0 && config.global.prometheus_port < 1024)
-      spdlog::critical("prometheus_port {} is privileged and the /metrics server deliberately holds no "
-                       "capability: use a port >= 1024 (or lower net.ipv4.ip_unprivileged_port_start)",
-                       config.global.prometheus_port);
+      spdlog::critical(
+          "prometheus_port {} is privileged and the /metrics server deliberately holds no "
+          "capability: use a port >= 1024 (or lower net.ipv4.ip_unprivileged_port_start)",
+          config.global.prometheus_port);
     launcher.stop(Nanos(200'000'000));
     exit_now(EX_UNAVAILABLE);
   }

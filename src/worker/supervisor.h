@@ -47,7 +47,7 @@ Result<LauncherClient> start_launcher();
 // the validated start-up configuration of `path`. SIGINT, SIGTERM, SIGHUP and SIGCHLD must be blocked in
 // the calling thread (and no other thread may exist yet). Does not return: it exits the process with a
 // sysexits code (0 after a requested stop).
-[[noreturn]] void run_supervisor(LauncherClient launcher, Config config, const std::string& path, const std::string& version,
-                                 std::optional<BasicAuth> auth);
+[[noreturn]] void run_supervisor(LauncherClient launcher, Config config, const std::string& path,
+                                 const std::string& version, std::optional<BasicAuth> auth);
 
 }  // namespace netprobe

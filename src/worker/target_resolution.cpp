@@ -1,8 +1,8 @@
 #include "worker/target_resolution.h"
 
 #include <netdb.h>
-#include <memory>
 #include <sys/socket.h>
+#include <memory>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -11,7 +11,8 @@
 
 namespace netprobe {
 
-void GetaddrinfoResolver::resolve(const std::string& host, AddressFamily af, std::function<void(Resolution)> done) {
+void GetaddrinfoResolver::resolve(const std::string& host, AddressFamily af,
+                                  std::function<void(Resolution)> done) {
   Resolution r;
   addrinfo hints{};
   hints.ai_family = af == AddressFamily::kV4 ? AF_INET : AF_INET6;
@@ -24,7 +25,8 @@ void GetaddrinfoResolver::resolve(const std::string& host, AddressFamily af, std
     for (addrinfo* a = res; a; a = a->ai_next) {
       if (a->ai_family == AF_INET)
         r.addresses.push_back(IpAddress::from_bytes(
-            AddressFamily::kV4, reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr)));
+            AddressFamily::kV4,
+            reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr)));
       else if (a->ai_family == AF_INET6)
         r.addresses.push_back(IpAddress::from_bytes(
             AddressFamily::kV6,

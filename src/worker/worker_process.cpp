@@ -197,8 +197,8 @@ class WorkerLoop {
                     fmt::join(problems.inactive_targets, ", "));
       send(WorkerMessage{problems});
     }
-    spdlog::info("worker {}: shard generation {}: {} target(s), {} probe(s) per iteration", index_, generation_,
-                 plan_ ? plan_->active_targets : 0, plan_ ? plan_->probes.size() : 0);
+    spdlog::info("worker {}: shard generation {}: {} target(s), {} probe(s) per iteration", index_,
+                 generation_, plan_ ? plan_->active_targets : 0, plan_ ? plan_->probes.size() : 0);
   }
 
   bool send(const WorkerMessage& m) { return write_all(fd_, encode_frame(m)); }
@@ -296,11 +296,13 @@ int worker_main(int ipc_fd, const WorkerSpawn& spawn) {
   try {
     capture.filter = capture_filter(types, slice);
   } catch (const std::exception& e) {
-    return fail(EX_SOFTWARE, fmt::format("no capture filter for slice {}/{}: {}", slice.index, slice.bits, e.what()));
+    return fail(EX_SOFTWARE,
+                fmt::format("no capture filter for slice {}/{}: {}", slice.index, slice.bits, e.what()));
   }
   auto source = PcapSource::open(capture);
   if (!source.ok()) return fail(EX_NOPERM, source.error().message);
-  if (auto s = drop_all_capabilities(); !s.ok()) return fail(EX_NOPERM, "cannot drop capabilities: " + s.error().message);
+  if (auto s = drop_all_capabilities(); !s.ok())
+    return fail(EX_NOPERM, "cannot drop capabilities: " + s.error().message);
   spdlog::debug("worker {}: sockets open (capture ring {} MiB), capabilities dropped ({})", index,
                 spawn.capture_buffer_mib, capability_summary());
 

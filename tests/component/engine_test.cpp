@@ -268,7 +268,8 @@ TEST(EngineComponent, SynAckToANonLocalSourceIsResetWithSeqIsnPlusOne) {
   lab.link.set_responder([&](std::span<const uint8_t> p) {
     if (protocol_of(p) != 6) return std::vector<ScriptedReply>{};
     const size_t l4 = (p[0] >> 4) == 6 ? 40 : size_t(p[0] & 0x0f) * 4;
-    const uint32_t seq = uint32_t(p[l4 + 4]) << 24 | uint32_t(p[l4 + 5]) << 16 | uint32_t(p[l4 + 6]) << 8 | p[l4 + 7];
+    const uint32_t seq =
+        uint32_t(p[l4 + 4]) << 24 | uint32_t(p[l4 + 5]) << 16 | uint32_t(p[l4 + 6]) << 8 | p[l4 + 7];
     const uint32_t sport = uint32_t(p[l4]) << 8 | p[l4 + 1];
     if (p[l4 + 13] == 0x04) {
       rsts.push_back({sport, seq});
@@ -322,7 +323,8 @@ TEST(EngineComponent, LateThenAgainIsOneLateThenDuplicates) {
   for (const auto& [name, g] : by_target(lab.run())) {
     EXPECT_EQ(g.lost, 20u) << name;
     EXPECT_GT(g.duplicates, 0u) << name;
-    EXPECT_LE(g.duplicates, g.late) << name << ": the first late answer of a probe is late, later ones duplicates";
+    EXPECT_LE(g.duplicates, g.late) << name
+                                    << ": the first late answer of a probe is late, later ones duplicates";
   }
 }
 
@@ -398,7 +400,10 @@ TEST(EngineComponent, PerProbeStateStaysWithinBudget) {
   lab.resolved.clear();
   for (auto& [name, t] : lab.config.targets) lab.resolved.push_back({&t, {*IpAddress::parse(t.destination)}});
   auto plan = build_plan(
-      lab.config, lab.resolved, [](const IpAddress& dst) { return IpAddress::parse(dst.af == AddressFamily::kV4 ? "192.0.2.10" : "2001:db8:ff::10"); },
+      lab.config, lab.resolved,
+      [](const IpAddress& dst) {
+        return IpAddress::parse(dst.af == AddressFamily::kV4 ? "192.0.2.10" : "2001:db8:ff::10");
+      },
       [](const IpAddress&) { return true; });
   ASSERT_TRUE(plan.ok());
   const size_t n = plan->probes.size();
@@ -409,7 +414,8 @@ TEST(EngineComponent, PerProbeStateStaysWithinBudget) {
   EXPECT_EQ(sizeof(PlannedProbe), 8u);
   const double runner_bytes = double(runner.memory_bytes()) / double(n);
   EXPECT_LE(runner_bytes, 24.5) << "16-byte slot + 4-byte token + 4-byte ordinal index, page rounding";
-  EXPECT_LE(runner_bytes + double(plan->probes.capacity() * sizeof(PlannedProbe)) / double(n) + 8 /* RTT */, 64.0);
+  EXPECT_LE(runner_bytes + double(plan->probes.capacity() * sizeof(PlannedProbe)) / double(n) + 8 /* RTT */,
+            64.0);
 }
 
 // Captured packets are untrusted: replies with flipped bits anywhere (tokens, ports, addresses, lengths)

@@ -20,26 +20,30 @@ std::vector<uint8_t> icmp_error(std::span<const uint8_t> probe, uint8_t type, ui
     Tins::ICMP icmp;
     icmp.type(Tins::ICMP::Flags(type));
     icmp.code(code);
-    Tins::IP out = Tins::IP(in.src_addr(), in.dst_addr()) / icmp / Tins::RawPDU(quote.data(), uint32_t(quote.size()));
+    Tins::IP out =
+        Tins::IP(in.src_addr(), in.dst_addr()) / icmp / Tins::RawPDU(quote.data(), uint32_t(quote.size()));
     return out.serialize();
   }
   Tins::IPv6 in(probe.data(), uint32_t(probe.size()));
   Tins::ICMPv6 icmp{static_cast<Tins::ICMPv6::Types>(type)};
   icmp.code(code);
-  Tins::IPv6 out = Tins::IPv6(in.src_addr(), in.dst_addr()) / icmp / Tins::RawPDU(quote.data(), uint32_t(quote.size()));
+  Tins::IPv6 out =
+      Tins::IPv6(in.src_addr(), in.dst_addr()) / icmp / Tins::RawPDU(quote.data(), uint32_t(quote.size()));
   return out.serialize();
 }
 
 }  // namespace
 
-std::vector<uint8_t> reply_to(std::span<const uint8_t> probe, ReplyKind kind, uint8_t icmp_type, uint8_t icmp_code) {
+std::vector<uint8_t> reply_to(std::span<const uint8_t> probe, ReplyKind kind, uint8_t icmp_type,
+                              uint8_t icmp_code) {
   const bool v6 = (probe[0] >> 4) == 6;
   if (kind == ReplyKind::kIcmpError) return icmp_error(probe, icmp_type, icmp_code);
   if (!v6) {
     Tins::IP in(probe.data(), uint32_t(probe.size()));
     if (auto* tcp = in.find_pdu<Tins::TCP>()) {
       Tins::TCP r(tcp->sport(), tcp->dport());
-      r.flags(kind == ReplyKind::kRstAck ? (Tins::TCP::RST | Tins::TCP::ACK) : (Tins::TCP::SYN | Tins::TCP::ACK));
+      r.flags(kind == ReplyKind::kRstAck ? (Tins::TCP::RST | Tins::TCP::ACK)
+                                         : (Tins::TCP::SYN | Tins::TCP::ACK));
       r.seq(12345);
       r.ack_seq(tcp->seq() + 1);
       Tins::IP out = Tins::IP(in.src_addr(), in.dst_addr()) / r;
@@ -57,7 +61,8 @@ std::vector<uint8_t> reply_to(std::span<const uint8_t> probe, ReplyKind kind, ui
   Tins::IPv6 in(probe.data(), uint32_t(probe.size()));
   if (auto* tcp = in.find_pdu<Tins::TCP>()) {
     Tins::TCP r(tcp->sport(), tcp->dport());
-    r.flags(kind == ReplyKind::kRstAck ? (Tins::TCP::RST | Tins::TCP::ACK) : (Tins::TCP::SYN | Tins::TCP::ACK));
+    r.flags(kind == ReplyKind::kRstAck ? (Tins::TCP::RST | Tins::TCP::ACK)
+                                       : (Tins::TCP::SYN | Tins::TCP::ACK));
     r.ack_seq(tcp->seq() + 1);
     Tins::IPv6 out = Tins::IPv6(in.src_addr(), in.dst_addr()) / r;
     return out.serialize();
@@ -77,10 +82,14 @@ std::vector<uint8_t> foreign_reply_to(std::span<const uint8_t> probe) {
   const bool v6 = (copy[0] >> 4) == 6;
   const size_t l4 = v6 ? 40 : size_t(copy[0] & 0x0f) * 4;
   const uint8_t proto = v6 ? copy[6] : copy[9];
-  if (proto == 6) copy[l4 + 4] ^= 0x5a;                     // TCP seq: the ack will not fit
-  else if (proto == 1 || proto == 58) copy[l4 + 4] ^= 0x5a; // echo id
-  else if (v6) copy[3] ^= 0x5a;                             // flow label
-  else copy[4] ^= 0x5a;                                     // IP-ID
+  if (proto == 6)
+    copy[l4 + 4] ^= 0x5a;  // TCP seq: the ack will not fit
+  else if (proto == 1 || proto == 58)
+    copy[l4 + 4] ^= 0x5a;  // echo id
+  else if (v6)
+    copy[3] ^= 0x5a;  // flow label
+  else
+    copy[4] ^= 0x5a;  // IP-ID
   return reply_to(copy);
 }
 

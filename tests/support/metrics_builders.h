@@ -12,7 +12,8 @@ namespace netprobe::testing {
 
 inline GroupMeasurement measurement(const std::string& target, const std::string& group, ProbeType type,
                                     uint64_t sent, uint64_t lost, std::vector<double> rtts,
-                                    const std::string& state = "None", AddressFamily af = AddressFamily::kV4) {
+                                    const std::string& state = "None",
+                                    AddressFamily af = AddressFamily::kV4) {
   GroupMeasurement m;
   m.target = target;
   m.group = group;

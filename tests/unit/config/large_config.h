@@ -39,8 +39,10 @@ inline std::string large_config_yaml(int targets) {
     out += fmt::format("    description: \"target {}\"\n", i);
     out += fmt::format("    type: {}\n", kind);
     out += fmt::format("    destination: 10.{}.{}.{}\n", i >> 16, (i >> 8) & 255, i & 255);
-    if (kind == "TCPsyn") out += "    dst_port: 443\n";
-    else if (kind == "UDPunreachable") out += "    dst_port: 33434\n";
+    if (kind == "TCPsyn")
+      out += "    dst_port: 443\n";
+    else if (kind == "UDPunreachable")
+      out += "    dst_port: 33434\n";
     out += fmt::format("    nb_packets: {}\n", 5 + i % 5);
     if (i == 0) {
       out += "    threshold: &threshold {latency: 0.05, loss: 1}\n";

@@ -26,7 +26,9 @@ void PrintTo(const Case& c, std::ostream* os) { *os << c.file; }
 
 const std::vector<Case>& bad_cases() {
   static const std::vector<Case> cases = {
-      {"bad/type_enum.yaml", {R"(targets.google_ipv4.type: "TCPSYN" is not one of TCPsyn, ICMPping, UDPunreachable)"}, {}},
+      {"bad/type_enum.yaml",
+       {R"(targets.google_ipv4.type: "TCPSYN" is not one of TCPsyn, ICMPping, UDPunreachable)"},
+       {}},
       {"bad/unknown_key_hint.yaml",
        {"global.nb_proc: required key missing", R"(global.nb_prc: unknown key (did you mean "nb_proc"?))",
         R"(groups.g1.src_prot_z: unknown key (did you mean "src_port_z"?))"},
@@ -70,7 +72,8 @@ const std::vector<Case>& bad_cases() {
         R"(targets.v6_literal.address_family: ipv4 does not match the IPv6 destination "fe80::1")"},
        {}},
       {"bad/key_space_overflow.yaml",
-       {"targets.big_subnet: 33554428 probes per iteration (2 packet(s) x 1 group(s) x 16777214 host(s)), more than "
+       {"targets.big_subnet: 33554428 probes per iteration (2 packet(s) x 1 group(s) x 16777214 host(s)), "
+        "more than "
         "netprobe's limit of 16777216 per iteration",
         R"(targets.udp: 65536 UDPunreachable probes per iteration to "192.0.2.1", more than the 65535 that UDPunreachable's 16-bit token allows per destination; lower nb_packets)",
         R"(targets.web: 310000 TCPsyn probes per iteration to "192.0.2.1" (targets web, web_again), more than the 262143 that TCPsyn's 18-bit token allows per destination; lower nb_packets)"},
@@ -80,7 +83,8 @@ const std::vector<Case>& bad_cases() {
         "targets.a with 8388606)"},
        {}},
       {"bad/tcp_payload_too_large.yaml",
-       {"targets.web.ip_payload_size: 16404 is too large for TCPsyn: at most 16403 (the 20-byte TCP header + 16383 "
+       {"targets.web.ip_payload_size: 16404 is too large for TCPsyn: at most 16403 (the 20-byte TCP header + "
+        "16383 "
         "bytes of data, the room the sequence-number token leaves)"},
        {}},
       {"bad/several_errors.yaml",
@@ -100,7 +104,8 @@ const std::vector<Case>& bad_cases() {
       {"bad/yaml_syntax.yaml", {"{dir}/bad/yaml_syntax.yaml:3:12: YAML syntax error: illegal map value"}, {}},
       {"bad/not_a_mapping.yaml", {"(root): expected a mapping, got a list"}, {}},
       {"bad/empty.yaml",
-       {"{dir}/bad/empty.yaml: the configuration is empty; expected a mapping with global, groups and targets"},
+       {"{dir}/bad/empty.yaml: the configuration is empty; expected a mapping with global, groups and "
+        "targets"},
        {}},
   };
   return cases;
@@ -108,7 +113,8 @@ const std::vector<Case>& bad_cases() {
 
 std::vector<std::string> expand(std::vector<std::string> v) {
   for (auto& s : v)
-    if (auto p = s.find("{dir}"); p != std::string::npos) s.replace(p, 5, fixture("").substr(0, fixture("").size() - 1));
+    if (auto p = s.find("{dir}"); p != std::string::npos)
+      s.replace(p, 5, fixture("").substr(0, fixture("").size() - 1));
   return v;
 }
 
@@ -125,11 +131,10 @@ TEST_P(config_bad_fixture, ReportsExactlyTheseErrors) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(table, config_bad_fixture, ::testing::ValuesIn(bad_cases()),
-                         [](const auto& info) {
-                           std::string n = info.param.file.substr(4, info.param.file.size() - 9);
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(table, config_bad_fixture, ::testing::ValuesIn(bad_cases()), [](const auto& info) {
+  std::string n = info.param.file.substr(4, info.param.file.size() - 9);
+  return n;
+});
 
 TEST(config_bad_fixture, EveryBadFixtureIsInTheTable) {
   std::vector<std::string> listed;
@@ -168,8 +173,9 @@ TEST_P(config_good_fixture, LoadsWithExactlyTheseWarnings) {
   EXPECT_THAT(r.diagnostics.warnings, ElementsAreArray(c.warnings));
 }
 
-INSTANTIATE_TEST_SUITE_P(table, config_good_fixture, ::testing::ValuesIn(good_cases()),
-                         [](const auto& info) { return info.param.file.substr(5, info.param.file.size() - 10); });
+INSTANTIATE_TEST_SUITE_P(table, config_good_fixture, ::testing::ValuesIn(good_cases()), [](const auto& info) {
+  return info.param.file.substr(5, info.param.file.size() - 10);
+});
 
 TEST(config_good_fixture, EveryGoodFixtureIsInTheTable) {
   std::vector<std::string> listed;
@@ -215,13 +221,16 @@ TEST(config_loader, DefaultConfigIsLoopbackOnly) {
 TEST(config_loader, MissingFileIsAnErrorNotAnException) {
   const LoadedConfig r = load_config_file("/nonexistent/netprobe.yaml");
   EXPECT_FALSE(r.ok());
-  EXPECT_THAT(r.diagnostics.errors,
-              ElementsAre("/nonexistent/netprobe.yaml: cannot open the configuration file: No such file or directory"));
+  EXPECT_THAT(
+      r.diagnostics.errors,
+      ElementsAre(
+          "/nonexistent/netprobe.yaml: cannot open the configuration file: No such file or directory"));
 }
 
 TEST(config_loader, NeverThrowsOnGarbage) {
-  for (std::string_view text : {"", "---\n...\n---\n", "[", "{a: [1, {b: }", "\t\x01\x02", "&a [*a]", "!!binary xyz",
-                                "global: !custom 3", "a: 1\na: 2\n", "- - - - -", "<<: 5", "global: 99999999999999999999"}) {
+  for (std::string_view text :
+       {"", "---\n...\n---\n", "[", "{a: [1, {b: }", "\t\x01\x02", "&a [*a]", "!!binary xyz",
+        "global: !custom 3", "a: 1\na: 2\n", "- - - - -", "<<: 5", "global: 99999999999999999999"}) {
     LoadedConfig r;
     EXPECT_NO_THROW(r = load_config_string(text, "garbage.yaml")) << text;
     EXPECT_FALSE(r.ok()) << text;
@@ -327,8 +336,10 @@ TEST(config_defaults, AsNetprobifyLoadConf) {
   // register_to an unknown group is ignored with a warning; auto-registration still applies.
   EXPECT_THAT(c.targets.at("9_fake_group").groups, ElementsAre("group1"));
   EXPECT_EQ(c.targets.at("9_fake_group").timeout_s, 30);
-  EXPECT_THAT(r.diagnostics.warnings,
-              ElementsAre(R"(targets.9_fake_group.explicit_groups.register_to: group "fake" does not exist; ignored)"));
+  EXPECT_THAT(
+      r.diagnostics.warnings,
+      ElementsAre(
+          R"(targets.9_fake_group.explicit_groups.register_to: group "fake" does not exist; ignored)"));
 }
 
 // ICMP payload precedence (netprobify's test_icmp_payload_size_conf.py) and the other types.
@@ -363,8 +374,9 @@ TEST(config_helpers, EffectiveIpPayloadSize) {
 TEST(config_helpers, FamilyDetection) {
   TargetConfig t;
   const std::pair<std::string, AddressFamily> cases[] = {
-      {"192.0.2.1", AddressFamily::kV4},  {"2001:db8::1", AddressFamily::kV6}, {"fd00:1::/126", AddressFamily::kV6},
-      {"10.0.0.0/8", AddressFamily::kV4}, {"example.com", AddressFamily::kV4}, {"fe80::1", AddressFamily::kV6},
+      {"192.0.2.1", AddressFamily::kV4},    {"2001:db8::1", AddressFamily::kV6},
+      {"fd00:1::/126", AddressFamily::kV6}, {"10.0.0.0/8", AddressFamily::kV4},
+      {"example.com", AddressFamily::kV4},  {"fe80::1", AddressFamily::kV6},
   };
   for (const auto& [dest, af] : cases) {
     t.destination = dest;
@@ -405,7 +417,9 @@ constexpr std::string_view kHeader = R"(global:
   dns_update_interval: 300
 )";
 
-LoadedConfig load(std::string_view body) { return load_config_string(std::string(kHeader) + std::string(body), "t.yaml"); }
+LoadedConfig load(std::string_view body) {
+  return load_config_string(std::string(kHeader) + std::string(body), "t.yaml");
+}
 
 // netprobify's association rules: auto-register to permitting groups, add register_to, remove exclude_from.
 TEST(config_groups, Association) {
@@ -483,8 +497,10 @@ targets:
   t: {type: TCPsyn, destination: 192.0.2.1, dst_port: 443, nb_packets: 140000}
 )";
   LoadedConfig r = load(two_groups);
-  EXPECT_THAT(r.diagnostics.errors,
-              ElementsAre(R"(targets.t: 280000 TCPsyn probes per iteration to "192.0.2.1", more than the 262143 that TCPsyn's 18-bit token allows per destination; lower nb_packets)"));
+  EXPECT_THAT(
+      r.diagnostics.errors,
+      ElementsAre(
+          R"(targets.t: 280000 TCPsyn probes per iteration to "192.0.2.1", more than the 262143 that TCPsyn's 18-bit token allows per destination; lower nb_packets)"));
   r = load(R"(
 groups:
   a: {src_port_a: 65000, src_port_z: 65000}
@@ -532,8 +548,8 @@ TEST(config_scale, HundredThousandTargets) {
   yaml += "groups:\n  g1: {src_port_a: 60000, src_port_z: 60999}\n  g2: {}\ntargets:\n";
   constexpr int kTargets = 100000;
   for (int i = 0; i < kTargets; ++i)
-    yaml += fmt::format("  t{}: {{type: TCPsyn, destination: 10.{}.{}.{}, dst_port: 443, nb_packets: 10}}\n", i,
-                        i >> 16, (i >> 8) & 255, i & 255);
+    yaml += fmt::format("  t{}: {{type: TCPsyn, destination: 10.{}.{}.{}, dst_port: 443, nb_packets: 10}}\n",
+                        i, i >> 16, (i >> 8) & 255, i & 255);
   const LoadedConfig r = load_config_string(yaml, "big.yaml");
   ASSERT_TRUE(r.ok()) << r.diagnostics.errors[0];
   EXPECT_EQ(r.config->targets.size(), size_t(kTargets));
@@ -574,10 +590,12 @@ TEST(config_loader, InventoryDir) {
   const LoadedConfig all = load_config_file(fixture("good/all_keys.yaml"));
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(all.config->global.inventory_dir, "/etc/netprobe/inventories");
-  const LoadedConfig rel = load_config_string(std::string(kHeader) + "  inventory_dir: plugins\ngroups:\n  g1: {}\n", "x.yaml");
+  const LoadedConfig rel =
+      load_config_string(std::string(kHeader) + "  inventory_dir: plugins\ngroups:\n  g1: {}\n", "x.yaml");
   ASSERT_TRUE(rel.ok()) << rel.diagnostics.errors[0];
   EXPECT_EQ(rel.config->global.inventory_dir, "plugins");
-  const LoadedConfig bad = load_config_string(std::string(kHeader) + "  inventory_dir: 3\ngroups:\n  g1: {}\n", "x.yaml");
+  const LoadedConfig bad =
+      load_config_string(std::string(kHeader) + "  inventory_dir: 3\ngroups:\n  g1: {}\n", "x.yaml");
   EXPECT_FALSE(bad.ok());
   EXPECT_THAT(bad.diagnostics.errors, ElementsAre("global.inventory_dir: expected a string, got 3"));
 }

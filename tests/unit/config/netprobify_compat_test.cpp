@@ -10,8 +10,8 @@ namespace netprobe {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::IsEmpty;
 using testing::fixture;
+using ::testing::IsEmpty;
 
 LoadedConfig load(const std::string& name) { return load_config_file(fixture("netprobify/" + name)); }
 
@@ -28,8 +28,10 @@ TEST(config_netprobify, AcceptedFixtures) {
 TEST(config_netprobify, WrongIsRejected) {
   const LoadedConfig r = load("wrong.yaml");
   EXPECT_FALSE(r.ok());
-  EXPECT_THAT(r.diagnostics.errors,
-              ElementsAre(R"(groups.group2-ERROR: invalid name "group2-ERROR": does not match ^[a-z0-9_\-\.]+$ (did you mean "group2-error"?))"));
+  EXPECT_THAT(
+      r.diagnostics.errors,
+      ElementsAre(
+          R"(groups.group2-ERROR: invalid name "group2-ERROR": does not match ^[a-z0-9_\-\.]+$ (did you mean "group2-error"?))"));
 }
 
 TEST(config_netprobify, ReadmeExample) {
@@ -64,7 +66,8 @@ TEST(config_netprobify, LegacySrcIp) {
   const LoadedConfig r = load("src_ip.yaml");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r.config->groups.at("group1").src_ipv4, IpAddress::parse("127.0.0.2"));
-  EXPECT_THAT(r.diagnostics.warnings, ElementsAre("groups.group1.src_ip: deprecated: use src_ipv4 (still honoured)"));
+  EXPECT_THAT(r.diagnostics.warnings,
+              ElementsAre("groups.group1.src_ip: deprecated: use src_ipv4 (still honoured)"));
 }
 
 TEST(config_netprobify, ChangedPercentilesAndNames) {
@@ -72,7 +75,8 @@ TEST(config_netprobify, ChangedPercentilesAndNames) {
   EXPECT_EQ(load("change.yaml").config->targets.at("1_full").alert_level, AlertLevel::kNoAlert);
   EXPECT_EQ(load("change_name.yaml").config->global.probe_name, "new_name");
   EXPECT_THAT(load("deletion.yaml").config->global.percentile, ElementsAre(50));
-  EXPECT_THAT(load("disable_module.yaml").config->global.disable_dynamic_inventories, ElementsAre("network_devices"));
+  EXPECT_THAT(load("disable_module.yaml").config->global.disable_dynamic_inventories,
+              ElementsAre("network_devices"));
 }
 
 // test_config_af_detect.yaml (unused by netprobify's vacuous test): the families netprobify meant to detect,
@@ -85,7 +89,8 @@ TEST(config_netprobify, AddressFamilyDetection) {
   EXPECT_EQ(t.at("ipv6_subnet_detected").family(), AddressFamily::kV6);
   EXPECT_EQ(t.at("ipv6_address_detected").family(), AddressFamily::kV6);
   EXPECT_EQ(t.at("ipv4_default_fallback").family(), AddressFamily::kV4);
-  EXPECT_FALSE(t.at("ipv4_default_fallback").is_subnet);  // a hostname: one host, as scapy's Net() resolved it
+  EXPECT_FALSE(
+      t.at("ipv4_default_fallback").is_subnet);  // a hostname: one host, as scapy's Net() resolved it
 }
 
 }  // namespace

@@ -8,8 +8,12 @@
 
 namespace netprobe::testing {
 
-inline std::string source_path(const std::string& relative) { return std::string(NETPROBE_SOURCE_DIR) + "/" + relative; }
-inline std::string fixture(const std::string& relative) { return source_path("tests/fixtures/config/" + relative); }
+inline std::string source_path(const std::string& relative) {
+  return std::string(NETPROBE_SOURCE_DIR) + "/" + relative;
+}
+inline std::string fixture(const std::string& relative) {
+  return source_path("tests/fixtures/config/" + relative);
+}
 
 inline std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

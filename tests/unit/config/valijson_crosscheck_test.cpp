@@ -21,8 +21,8 @@ namespace {
 class config_valijson : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    schema_json_ = new nlohmann::json(
-        nlohmann::json::parse(testing::read_text(testing::source_path("schema/netprobe-config.schema.json"))));
+    schema_json_ = new nlohmann::json(nlohmann::json::parse(
+        testing::read_text(testing::source_path("schema/netprobe-config.schema.json"))));
     schema_ = new valijson::Schema;
     valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
     valijson::adapters::NlohmannJsonAdapter adapter(*schema_json_);
@@ -62,7 +62,8 @@ TEST_F(config_valijson, SameVerdictOnEveryFixture) {
   size_t compared = 0, rejected = 0;
   for (const auto& file : files) {
     const auto parsed = parse_yaml_to_json(testing::read_text(file), file);
-    if (!parsed.errors.empty() || parsed.value.is_null()) continue;  // YAML-level failures: no document to compare
+    if (!parsed.errors.empty() || parsed.value.is_null())
+      continue;  // YAML-level failures: no document to compare
     std::vector<std::string> our_errors;
     const bool our_ok = ours->validate(parsed.value, &our_errors);
     const std::string theirs = valijson_errors(parsed.value);
@@ -80,20 +81,39 @@ TEST_F(config_valijson, SameVerdictOnEveryFixture) {
 TEST_F(config_valijson, SameVerdictOnSingleMutations) {
   const SchemaValidator* ours = config_schema_validator();
   ASSERT_NE(ours, nullptr);
-  const auto base = parse_yaml_to_json(testing::read_text(testing::fixture("good/all_keys.yaml")), "all_keys").value;
+  const auto base =
+      parse_yaml_to_json(testing::read_text(testing::fixture("good/all_keys.yaml")), "all_keys").value;
   ASSERT_TRUE(base.is_object());
   const std::vector<std::pair<std::string, nlohmann::json>> mutations = {
-      {"/global/interval", 1.5},           {"/global/interval", "30"},          {"/global/verbose", 2},
-      {"/global/timeout", 0},              {"/global/timeout", 0.001},          {"/global/percentile/0", 0},
-      {"/global/percentile/1", 99},        {"/global/percentile", nullptr},     {"/global/nb_proc", 0},
-      {"/global/probe_name", "UP"},        {"/global/max_packets_per_second", -1},
-      {"/global/nb_prc", 1},               {"/groups/G1", nlohmann::json::object()},
-      {"/groups/transit1/dscp", 64},       {"/groups/transit1/src_port_a", 0},  {"/groups/transit1/bogus", 1},
-      {"/targets/web/type", "tcpsyn"},     {"/targets/web/state", nullptr},     {"/targets/web/state", "prod"},
-      {"/targets/web/threshold/los", 1},   {"/targets/web/threshold", nullptr}, {"/targets/web/description", 5},
-      {"/targets/web/explicit_groups/register_to/0", "Bad"},                    {"/targets/web/dst_port", 65536},
-      {"/targets/web/nb_packets", true},   {"/targets", nullptr},               {"/groups", nullptr},
-      {"/global", nullptr},                {"/extra", 1},
+      {"/global/interval", 1.5},
+      {"/global/interval", "30"},
+      {"/global/verbose", 2},
+      {"/global/timeout", 0},
+      {"/global/timeout", 0.001},
+      {"/global/percentile/0", 0},
+      {"/global/percentile/1", 99},
+      {"/global/percentile", nullptr},
+      {"/global/nb_proc", 0},
+      {"/global/probe_name", "UP"},
+      {"/global/max_packets_per_second", -1},
+      {"/global/nb_prc", 1},
+      {"/groups/G1", nlohmann::json::object()},
+      {"/groups/transit1/dscp", 64},
+      {"/groups/transit1/src_port_a", 0},
+      {"/groups/transit1/bogus", 1},
+      {"/targets/web/type", "tcpsyn"},
+      {"/targets/web/state", nullptr},
+      {"/targets/web/state", "prod"},
+      {"/targets/web/threshold/los", 1},
+      {"/targets/web/threshold", nullptr},
+      {"/targets/web/description", 5},
+      {"/targets/web/explicit_groups/register_to/0", "Bad"},
+      {"/targets/web/dst_port", 65536},
+      {"/targets/web/nb_packets", true},
+      {"/targets", nullptr},
+      {"/groups", nullptr},
+      {"/global", nullptr},
+      {"/extra", 1},
   };
   for (const auto& [pointer, value] : mutations) {
     nlohmann::json doc = base;
@@ -101,8 +121,9 @@ TEST_F(config_valijson, SameVerdictOnSingleMutations) {
     std::vector<std::string> our_errors;
     const bool our_ok = ours->validate(doc, &our_errors);
     const std::string theirs = valijson_errors(doc);
-    EXPECT_EQ(our_ok, theirs.empty()) << pointer << " = " << value.dump() << "\nours: "
-                                      << (our_errors.empty() ? "(valid)" : our_errors[0]) << "\nvalijson: " << theirs;
+    EXPECT_EQ(our_ok, theirs.empty())
+        << pointer << " = " << value.dump() << "\nours: " << (our_errors.empty() ? "(valid)" : our_errors[0])
+        << "\nvalijson: " << theirs;
   }
 }
 

@@ -49,7 +49,9 @@ std::string shown(const json& v) { return v.dump(-1, ' ', true, json::error_hand
 void expect_same(const std::string& text, const std::string& what) {
   const YamlToJsonResult fast = parse_yaml_to_json(text, "x.yaml");
   const YamlToJsonResult ref = parse_yaml_to_json_reference(text, "x.yaml");
-  EXPECT_TRUE(same_json(fast.value, ref.value)) << what << "\n" << shown(fast.value) << "\n" << shown(ref.value);
+  EXPECT_TRUE(same_json(fast.value, ref.value)) << what << "\n"
+                                                << shown(fast.value) << "\n"
+                                                << shown(ref.value);
   EXPECT_EQ(fast.errors, ref.errors) << what;
   EXPECT_EQ(fast.warnings, ref.warnings) << what;
 }
@@ -89,11 +91,13 @@ TEST(config_yaml_frontends, CornersConvertTheSame) {
   const char* const cases[] = {
       // scalars of every style
       "a: plain text\nb: 'single ''quoted'''\nc: \"double \\\"quoted\\\" \\t \\u00e9 \\x41\"\n",
-      "a: |\n  literal\n   kept\n\n  lines\nb: >\n  folded\n  text\n\n  para\nc: |-\n  strip\nd: |+\n  keep\n\ne: x\n",
+      "a: |\n  literal\n   kept\n\n  lines\nb: >\n  folded\n  text\n\n  para\nc: |-\n  strip\nd: |+\n  "
+      "keep\n\ne: x\n",
       "a: >-\n  folded\n   more indented\n  back\n",
       "a: multi\n  line\n\n  plain\nb: \"multi\n  line\n\n  quoted\"\n",
       "a: 'it''s'\nb: \"\\\\\"\nc: \"\\x00\"\n",
-      "a: 1\nb: -1\nc: 0x1F\nd: 0o17\ne: 017\nf: 1_000\ng: 1:30\nh: 1.5\ni: .inf\nj: -.inf\nk: .nan\nl: 1e3\n",
+      "a: 1\nb: -1\nc: 0x1F\nd: 0o17\ne: 017\nf: 1_000\ng: 1:30\nh: 1.5\ni: .inf\nj: -.inf\nk: .nan\nl: "
+      "1e3\n",
       "a: yes\nb: No\nc: ON\nd: off\ne: y\nf: n\ng: ~\nh: null\ni: Null\nj: NULL\nk:\nl: ''\n",
       "a: 99999999999999999999\nb: 18446744073709551615\nc: -9223372036854775809\n",
       "a: 2001-01-01\nb: 127.0.0.1\nc: fe80::1\nd: ::1\ne: 10.0.0.0/8\nf: a:b\ng: 'a: b'\n",
@@ -102,7 +106,8 @@ TEST(config_yaml_frontends, CornersConvertTheSame) {
       // tags
       "a: !!str 12\nb: !!int \"12\"\nc: !!float 3\nd: !!bool yes\ne: !!null x\nf: !!str\ng: !!int\nh: !\n",
       "a: !!int abc\nb: !!float abc\nc: !!bool maybe\nd: !custom 1\ne: !custom\nf: ! 12\ng: ! yes\n",
-      "a: !!seq [1]\nb: !!map {c: 1}\nc: !!map [1]\nd: !!seq {e: 1}\ne: !x [1]\nf: !x {g: 1}\ng: ! [1]\nh: ! {i: 1}\n",
+      "a: !!seq [1]\nb: !!map {c: 1}\nc: !!map [1]\nd: !!seq {e: 1}\ne: !x [1]\nf: !x {g: 1}\ng: ! [1]\nh: ! "
+      "{i: 1}\n",
       "%TAG !e! tag:yaml.org,2002:\n---\na: !e!int 12\nb: !e!str 12\n",
       "%YAML 1.1\n---\na: 1\n",
       "a: !<tag:yaml.org,2002:str> 12\nb: !<tag:yaml.org,2002:int> '7'\n",
@@ -129,14 +134,40 @@ TEST(config_yaml_frontends, CornersConvertTheSame) {
       "a: 1\na: 2\n<<: {a: 3}\n",
       "a: {b: 1, b: 2}\n",
       // documents, markers, encodings
-      "", "# only a comment\n", "---\n", "--- \n...\n", "---\na: 1\n...\n", "a: 1\n...\n", "--- 5\n", "--- |\n  text\n",
-      "\xEF\xBB\xBF" "a: 1\n", "a: 1\r\nb:\r\n  - x\r\n  - y\r\n", "a: caf\xC3\xA9\nb: \"\xE2\x82\xAC\"\n",
-      "- a\n- b:\n    c: 1\n-\n- - x\n  - y\n", "[1, 2, [3, {a: 4}]]\n", "just a scalar\n", "'quoted root'\n",
-      "a:\n- 1\n- 2\nb:\n  - 3\n", "a: [\n  1,\n  2,\n]\n", "a: {\n  b: 1,\n}\n",
+      "",
+      "# only a comment\n",
+      "---\n",
+      "--- \n...\n",
+      "---\na: 1\n...\n",
+      "a: 1\n...\n",
+      "--- 5\n",
+      "--- |\n  text\n",
+      "\xEF\xBB\xBF"
+      "a: 1\n",
+      "a: 1\r\nb:\r\n  - x\r\n  - y\r\n",
+      "a: caf\xC3\xA9\nb: \"\xE2\x82\xAC\"\n",
+      "- a\n- b:\n    c: 1\n-\n- - x\n  - y\n",
+      "[1, 2, [3, {a: 4}]]\n",
+      "just a scalar\n",
+      "'quoted root'\n",
+      "a:\n- 1\n- 2\nb:\n  - 3\n",
+      "a: [\n  1,\n  2,\n]\n",
+      "a: {\n  b: 1,\n}\n",
       "a: b\t# tab before a comment\nc:\td\n",
       // where yaml-cpp differs from libyaml (and PyYAML), the fallback keeps yaml-cpp's reading
-      "a: \"x\\N y\\_ z\\L w\\P\"\n", "a: \"no\xC2\xA0" "break\"\n", "a: |+\n  keep\n\n\nb: >2+\n   x\n\nc: |+2\n   y\n\n",
-      "a: x\ry\n", "b: x\ry: 2", "a: 1\r\nb:\r\n  - x\r", "a: x\xC2\x85" "b: y\n", "a: \"x\xE2\x80\xA8" "y\"\n", "# c\xE2\x80\xA9" "a: 1\n",
+      "a: \"x\\N y\\_ z\\L w\\P\"\n",
+      "a: \"no\xC2\xA0"
+      "break\"\n",
+      "a: |+\n  keep\n\n\nb: >2+\n   x\n\nc: |+2\n   y\n\n",
+      "a: x\ry\n",
+      "b: x\ry: 2",
+      "a: 1\r\nb:\r\n  - x\r",
+      "a: x\xC2\x85"
+      "b: y\n",
+      "a: \"x\xE2\x80\xA8"
+      "y\"\n",
+      "# c\xE2\x80\xA9"
+      "a: 1\n",
       "a: \"x|+y\"\n",
   };
   size_t fast = 0;
@@ -144,7 +175,8 @@ TEST(config_yaml_frontends, CornersConvertTheSame) {
     expect_same(text, text);
     fast += fast_path_reads(text);
   }
-  EXPECT_GT(fast, std::size(cases) * 3 / 4);  // the comparison is about libyaml's results, so it must read most
+  EXPECT_GT(fast,
+            std::size(cases) * 3 / 4);  // the comparison is about libyaml's results, so it must read most
 }
 
 // Nesting around the converter's limit (64) and past the depth where libyaml hands over to yaml-cpp.
@@ -165,9 +197,24 @@ TEST(config_yaml_frontends, DeepNestingConvertsTheSame) {
 // Where yaml-cpp refuses, the fallback makes the messages yaml-cpp's, whatever libyaml thought.
 TEST(config_yaml_frontends, SyntaxErrorsAreYamlCpps) {
   const char* const cases[] = {
-      "a: [1, 2\n", "a: {b: 1\n", "a: b: c\n", "a:\n  - 1\n  b: 2\n", "a: 'unterminated\n", "a: \"bad \\q escape\"\n",
-      "a: *undefined\n", "a: 1\n---\nb: 2\n", "- a\nb: c\n", "a: 1\n b: 2\n", "\ta: 1\n", "a: @x\n", "a: `x\n",
-      "a: 1\n--- b\n--- c\n", "key: \x01\n", "%BOGUS directive\n---\na: 1\n", "a: &x &y 1\n", "a: !!str !!int 1\n",
+      "a: [1, 2\n",
+      "a: {b: 1\n",
+      "a: b: c\n",
+      "a:\n  - 1\n  b: 2\n",
+      "a: 'unterminated\n",
+      "a: \"bad \\q escape\"\n",
+      "a: *undefined\n",
+      "a: 1\n---\nb: 2\n",
+      "- a\nb: c\n",
+      "a: 1\n b: 2\n",
+      "\ta: 1\n",
+      "a: @x\n",
+      "a: `x\n",
+      "a: 1\n--- b\n--- c\n",
+      "key: \x01\n",
+      "%BOGUS directive\n---\na: 1\n",
+      "a: &x &y 1\n",
+      "a: !!str !!int 1\n",
   };
   for (const char* text : cases) {
     const auto r = parse_yaml_to_json(text, "x.yaml");

@@ -21,7 +21,8 @@ using namespace std::chrono_literals;
 using testing::TestDnsServer;
 
 // What /metrics serves: the registry, then the per-target series.
-bool has_line_containing(const ProberMetrics& metrics, prometheus::Registry& registry, const std::string& needle) {
+bool has_line_containing(const ProberMetrics& metrics, prometheus::Registry& registry,
+                         const std::string& needle) {
   for (const auto& line : testing::sample_lines(registry, *metrics.target_series()))
     if (line.find(needle) != std::string::npos) return true;
   return false;
@@ -92,7 +93,8 @@ TEST_F(dns_EndToEnd, ResolutionV4AndV6SetStatusAndCountTheFirstResolution) {
   EXPECT_TRUE(has_line_containing(metrics_, *registry_, change_line("web4", "ipv4", 1)));
   EXPECT_TRUE(has_line_containing(metrics_, *registry_, status_line("web6", "ipv6", 1)));
   EXPECT_TRUE(has_line_containing(metrics_, *registry_, change_line("web6", "ipv6", 1)));
-  EXPECT_TRUE(has_line_containing(metrics_, *registry_, R"(icmp_sent_total{address_family="ipv4",destination="web4")"));
+  EXPECT_TRUE(has_line_containing(metrics_, *registry_,
+                                  R"(icmp_sent_total{address_family="ipv4",destination="web4")"));
 }
 
 TEST_F(dns_EndToEnd, ChangedRecordCountsAndMovesAtTheNextRefresh) {
@@ -121,7 +123,8 @@ TEST_F(dns_EndToEnd, NxdomainSetsStatusZeroAndRemovesMeasurementSeries) {
   config_ = {{"gone", target("gone", "gone.example.test", AddressFamily::kV4)}};
   book_->set_targets(config_);
   settle();
-  ASSERT_TRUE(has_line_containing(metrics_, *registry_, R"(icmp_sent_total{address_family="ipv4",destination="gone")"));
+  ASSERT_TRUE(has_line_containing(metrics_, *registry_,
+                                  R"(icmp_sent_total{address_family="ipv4",destination="gone")"));
 
   server_.remove("gone.example.test");
   book_->refresh_due();
@@ -130,9 +133,10 @@ TEST_F(dns_EndToEnd, NxdomainSetsStatusZeroAndRemovesMeasurementSeries) {
   EXPECT_EQ(book_->error("gone"), "NXDOMAIN");
   EXPECT_FALSE(book_->hosts("gone"));
   EXPECT_TRUE(has_line_containing(metrics_, *registry_, status_line("gone", "ipv4", 0)));
-  EXPECT_FALSE(
-      has_line_containing(metrics_, *registry_, R"(icmp_sent_total{address_family="ipv4",destination="gone")"));
-  EXPECT_TRUE(has_line_containing(metrics_, *registry_, change_line("gone", "ipv4", 1)));  // kept, as netprobify
+  EXPECT_FALSE(has_line_containing(metrics_, *registry_,
+                                   R"(icmp_sent_total{address_family="ipv4",destination="gone")"));
+  EXPECT_TRUE(
+      has_line_containing(metrics_, *registry_, change_line("gone", "ipv4", 1)));  // kept, as netprobify
 }
 
 TEST_F(dns_EndToEnd, TimeoutSetsStatusZeroWithinTheConfiguredTimeout) {

@@ -32,11 +32,14 @@ TEST(inventory_document, OneBadTargetIsRejectedTheRestIsKept) {
     {"hostname": "tor-03", "destination": "10.0.0.3", "type": "ICMPping", "groups": ["mesh", "b"], "nb_pakets": 3},
     {"hostname": "tor-04", "destination": "2001:db8::4", "type": "ICMPping", "groups": ["mesh"], "state": "in production",
      "nb_packets": 5, "threshold": {"loss": 0.1}, "alert_level": "paging", "timeout": 0.5}
-  ]})", "netbox");
+  ]})",
+                                            "netbox");
   ASSERT_TRUE(doc.ok()) << doc.error().message;
-  EXPECT_THAT(doc->rejected,
-              ElementsAre("netbox: targets[1] (hostname tor-02): dst_port: required for TCPsyn",
-                          R"(netbox: targets[2] (hostname tor-03): nb_pakets: unknown key (did you mean "nb_packets"?))"));
+  EXPECT_THAT(
+      doc->rejected,
+      ElementsAre(
+          "netbox: targets[1] (hostname tor-02): dst_port: required for TCPsyn",
+          R"(netbox: targets[2] (hostname tor-03): nb_pakets: unknown key (did you mean "nb_packets"?))"));
   ASSERT_EQ(doc->targets.size(), 2u);
   const TargetConfig& a = doc->targets[0].config;
   EXPECT_EQ(a.name, "netbox_tor-01");
@@ -69,7 +72,8 @@ targets:
     groups: [g1, g2]
     lifetime: 1d2h
     dont_fragment: off
-)", "cmdb", DocumentOptions{300});
+)",
+                                            "cmdb", DocumentOptions{300});
   ASSERT_TRUE(doc.ok()) << doc.error().message;
   ASSERT_EQ(doc->targets.size(), 1u);
   EXPECT_TRUE(doc->rejected.empty());
@@ -82,8 +86,8 @@ targets:
 }
 
 TEST(inventory_document, GarbageIsAnErrorForTheWholeDocument) {
-  for (const char* text : {"hello world", "[1, 2]", R"({"targets": 3})", R"({"target": []})", "{\"targets\": [",
-                           "targets: [a, b", "null"}) {
+  for (const char* text : {"hello world", "[1, 2]", R"({"targets": 3})", R"({"target": []})",
+                           "{\"targets\": [", "targets: [a, b", "null"}) {
     const auto doc = parse_inventory_document(text, "p");
     EXPECT_FALSE(doc.ok()) << text;
   }
@@ -117,21 +121,24 @@ TEST(inventory_document, TargetRules) {
     {"hostname": "g", "destination": "10.0.0.1", "type": "ICMPping", "groups": ["g"], "description": "x"},
     {"hostname": "h", "destination": "10.0.0.1", "type": "ICMPping", "groups": ["g"]},
     {"hostname": "h", "destination": "10.0.0.2", "type": "ICMPping", "groups": ["g"]}
-  ]})", "p");
+  ]})",
+                                            "p");
   ASSERT_TRUE(doc.ok()) << doc.error().message;
   ASSERT_EQ(doc->targets.size(), 1u);
   EXPECT_EQ(doc->targets[0].config.name, "p_h");
-  EXPECT_THAT(doc->rejected,
-              ElementsAre("p: targets[0] (hostname a): groups: expected at least 1 item(s), got 0",
-                          R"(p: targets[1] (hostname b b): hostname: "b b" does not match ^[!-~]+$)",
-                          R"(p: targets[2] (hostname c): destination: "10.0.0.0/24" is a network: set is_subnet: true to probe its addresses)",
-                          R"(p: targets[3] (hostname d): groups[0]: "G" does not match ^[a-z0-9_\-\.]+$)",
-                          R"(p: targets[4] (hostname e): lifetime: "2x" does not match ^([0-9]+[wdhms])+$)",
-                          R"(p: targets[5] (hostname f): creation_date: "2026-02-31T00:00:00Z" is not a date)",
-                          "p: targets[6] (hostname g): description: unknown key (allowed: address_family, alert_level, "
-                          "creation_date, destination, dns_update_interval, dont_fragment, dst_port, groups, hostname, "
-                          "ip_payload_size, is_subnet, lifetime, nb_packets, state, threshold, timeout, type)",
-                          "p: targets[8] (hostname h): hostname: duplicate of targets[7] (target names must be unique)"));
+  EXPECT_THAT(
+      doc->rejected,
+      ElementsAre(
+          "p: targets[0] (hostname a): groups: expected at least 1 item(s), got 0",
+          R"(p: targets[1] (hostname b b): hostname: "b b" does not match ^[!-~]+$)",
+          R"(p: targets[2] (hostname c): destination: "10.0.0.0/24" is a network: set is_subnet: true to probe its addresses)",
+          R"(p: targets[3] (hostname d): groups[0]: "G" does not match ^[a-z0-9_\-\.]+$)",
+          R"(p: targets[4] (hostname e): lifetime: "2x" does not match ^([0-9]+[wdhms])+$)",
+          R"(p: targets[5] (hostname f): creation_date: "2026-02-31T00:00:00Z" is not a date)",
+          "p: targets[6] (hostname g): description: unknown key (allowed: address_family, alert_level, "
+          "creation_date, destination, dns_update_interval, dont_fragment, dst_port, groups, hostname, "
+          "ip_payload_size, is_subnet, lifetime, nb_packets, state, threshold, timeout, type)",
+          "p: targets[8] (hostname h): hostname: duplicate of targets[7] (target names must be unique)"));
 }
 
 TEST(inventory_document, LifetimeAndDates) {
@@ -147,13 +154,15 @@ TEST(inventory_document, LifetimeAndDates) {
   EXPECT_EQ(parse_rfc3339("2026-11-21T13:52:14Z"), Nanos(std::chrono::seconds(1795269134)));
   EXPECT_EQ(parse_rfc3339("2026-11-21T14:52:14+01:00"), Nanos(std::chrono::seconds(1795269134)));
   EXPECT_EQ(parse_rfc3339("2026-11-21 13:52:14.5z"), Nanos(std::chrono::seconds(1795269134)) + Nanos(500ms));
-  for (const char* bad : {"2026-11-21T13:52:14", "2026-13-01T00:00:00Z", "2026-11-21", "2026-11-21T13:52:14+1"})
+  for (const char* bad :
+       {"2026-11-21T13:52:14", "2026-13-01T00:00:00Z", "2026-11-21", "2026-11-21T13:52:14+1"})
     EXPECT_FALSE(parse_rfc3339(bad)) << bad;
 
   const auto doc = parse_inventory_document(R"({"targets": [
     {"hostname": "a", "destination": "10.0.0.1", "type": "ICMPping", "groups": ["g"], "lifetime": 60, "creation_date": 1000},
     {"hostname": "b", "destination": "10.0.0.1", "type": "ICMPping", "groups": ["g"], "lifetime": "1h", "creation_date": "1970-01-01T00:00:10Z"}
-  ]})", "p");
+  ]})",
+                                            "p");
   ASSERT_TRUE(doc.ok());
   ASSERT_EQ(doc->targets.size(), 2u);
   EXPECT_EQ(doc->targets[0].lifetime, Nanos(60s));
@@ -182,7 +191,8 @@ TEST(inventory_schema, SharedKeysAreTheConfigurationsTargetKeys) {
   for (auto it = dynamic_props.begin(); it != dynamic_props.end(); ++it)
     if (!static_props.contains(it.key())) own.push_back(it.key());
   EXPECT_THAT(own, ElementsAre("creation_date", "groups", "hostname", "lifetime"));
-  EXPECT_EQ(nlohmann::json::parse(embedded_inventory_schema()), inventory);  // the build embeds this very file
+  EXPECT_EQ(nlohmann::json::parse(embedded_inventory_schema()),
+            inventory);  // the build embeds this very file
 }
 
 // A datacenter's full mesh: thousands of targets in one document (no timing assertion; a quadratic step
@@ -191,9 +201,10 @@ TEST(inventory_document, ThousandsOfTargets) {
   std::string text = R"({"targets": [)";
   constexpr int kTargets = 5000;
   for (int i = 0; i < kTargets; ++i)
-    text += fmt::format(R"({}{{"hostname": "tor-{}", "destination": "10.{}.{}.{}", "type": "UDPunreachable", )"
-                        R"("dst_port": 33434, "groups": ["mesh"], "nb_packets": 10}})",
-                        i ? ", " : "", i, i >> 16, (i >> 8) & 255, i & 255);
+    text +=
+        fmt::format(R"({}{{"hostname": "tor-{}", "destination": "10.{}.{}.{}", "type": "UDPunreachable", )"
+                    R"("dst_port": 33434, "groups": ["mesh"], "nb_packets": 10}})",
+                    i ? ", " : "", i, i >> 16, (i >> 8) & 255, i & 255);
   text += "]}";
   const auto doc = parse_inventory_document(text, "fullmesh");
   ASSERT_TRUE(doc.ok());

@@ -103,12 +103,12 @@ class inventory_manager : public ::testing::Test {
 };
 
 TEST_F(inventory_manager, AddChangeRemoveAtRunTime) {
-  plugin("cmdb",
-         emit(doc({target_json("a", "10.0.0.1"), target_json("b", "10.0.0.2")})) +
-             "while [ ! -f step2 ]; do sleep 0.02; done\n" +
-             emit(doc({target_json("a", "10.0.0.1"), target_json("b", "10.0.0.22"), target_json("c", "10.0.0.3")})) +
-             "while [ ! -f step3 ]; do sleep 0.02; done\n" + emit(doc({target_json("c", "10.0.0.3")})) +
-             "exec sleep 1000");
+  plugin("cmdb", emit(doc({target_json("a", "10.0.0.1"), target_json("b", "10.0.0.2")})) +
+                     "while [ ! -f step2 ]; do sleep 0.02; done\n" +
+                     emit(doc({target_json("a", "10.0.0.1"), target_json("b", "10.0.0.22"),
+                               target_json("c", "10.0.0.3")})) +
+                     "while [ ! -f step3 ]; do sleep 0.02; done\n" +
+                     emit(doc({target_json("c", "10.0.0.3")})) + "exec sleep 1000");
   EXPECT_THAT(manager().start(), ElementsAre("cmdb"));
   const uint64_t g0 = manager().generation();
   ASSERT_TRUE(poll_until([&] { return names().size() == 2; }));
@@ -198,7 +198,8 @@ TEST_F(inventory_manager, BackoffIsCappedAtSixtySeconds) {
 
 TEST_F(inventory_manager, GarbageKeepsTheLastGoodTargetsAndRestarts) {
   plugin("garbage", "if [ -f second_run ]; then " + emit(doc({target_json("b", "10.0.0.2")})) +
-                        " exec sleep 1000; fi\n" + "touch second_run\n" + emit(doc({target_json("a", "10.0.0.1")})) +
+                        " exec sleep 1000; fi\n" + "touch second_run\n" +
+                        emit(doc({target_json("a", "10.0.0.1")})) +
                         "printf 'this is { not a document\\n---\\n'\nexec sleep 1000");
   manager().start();
   ASSERT_TRUE(poll_until([&] { return failures_["garbage"] == 1 && status("garbage").pid == -1; }));
@@ -269,10 +270,13 @@ TEST_F(inventory_manager, DisabledAndNonPluginFilesAreNotStarted) {
 
 TEST_F(inventory_manager, ConfigPathEnvironmentAndWorkingDirectory) {
   // The hostname carries what the plug-in was given: its config file, its name, the probe name, its cwd.
-  plugin("env", "h=$(basename \"$1\")-$NETPROBE_INVENTORY-$NETPROBE_PROBE_NAME-$(basename \"$(pwd)\" | cut -c1-11)"
-                "-${PROM_PASSWORD:-none}\n" +
-                    emit(doc({R"({"hostname": "'$h'", "destination": "10.0.0.1", "type": "ICMPping", "groups": ["g"]})"})) +
-                    "exec sleep 1000");
+  plugin(
+      "env",
+      "h=$(basename \"$1\")-$NETPROBE_INVENTORY-$NETPROBE_PROBE_NAME-$(basename \"$(pwd)\" | cut -c1-11)"
+      "-${PROM_PASSWORD:-none}\n" +
+          emit(doc(
+              {R"({"hostname": "'$h'", "destination": "10.0.0.1", "type": "ICMPping", "groups": ["g"]})"})) +
+          "exec sleep 1000");
   std::ofstream(dir_ / "env.yaml") << "x: 1\n";
   setenv("PROM_PASSWORD", "secret", 1);
   manager().start();
@@ -283,7 +287,8 @@ TEST_F(inventory_manager, ConfigPathEnvironmentAndWorkingDirectory) {
 
 TEST_F(inventory_manager, LifetimeEndsOnTheClock) {
   plugin("p", emit(doc({target_json("short", "10.0.0.1", R"(, "lifetime": "10s")"),
-                        target_json("long", "10.0.0.2", R"(, "lifetime": "1h")"), target_json("forever", "10.0.0.3")})) +
+                        target_json("long", "10.0.0.2", R"(, "lifetime": "1h")"),
+                        target_json("forever", "10.0.0.3")})) +
                   "exec sleep 1000");
   manager().start();
   ASSERT_TRUE(poll_until([&] { return names().size() == 3; }));
@@ -303,8 +308,11 @@ TEST_F(inventory_manager, LifetimeEndsOnTheClock) {
 }
 
 TEST_F(inventory_manager, UnknownGroupsAreDropped) {
-  plugin("p", emit(doc({R"({"hostname": "a", "destination": "10.0.0.1", "type": "ICMPping", "groups": ["g1", "nope"]})"})) +
-                  "exec sleep 1000");
+  plugin(
+      "p",
+      emit(doc(
+          {R"({"hostname": "a", "destination": "10.0.0.1", "type": "ICMPping", "groups": ["g1", "nope"]})"})) +
+          "exec sleep 1000");
   manager().start();
   ASSERT_TRUE(poll_until([&] { return names().size() == 1; }));
   EXPECT_THAT(manager().dynamic_targets().at("p_a").groups, ElementsAre("g1", "nope"));
@@ -347,7 +355,7 @@ TEST_F(inventory_manager, StopKillsThePluginAndItsChildren) {
     return stat >> pid >> comm >> state && state != "Z";
   };
   for (int i = 0; i < 100 && alive(); ++i) std::this_thread::sleep_for(10ms);
-  EXPECT_FALSE(alive());  // the whole process group went
+  EXPECT_FALSE(alive());                     // the whole process group went
   EXPECT_THAT(names(), ElementsAre("p_a"));  // targets are kept
 }
 

@@ -97,8 +97,10 @@ TEST(match_DestinationIndex, InsertFindAndTypeAndFamilyAreSeparate) {
 TEST(match_DestinationIndex, GrowsBeyondTheExpectedSize) {
   DestinationIndex idx;
   idx.clear(2);
-  for (uint32_t i = 0; i < 100000; ++i) ASSERT_EQ(idx.insert(ProbeType::kIcmpPing, IpAddress::v4(0xC6120000u + i), i), i);
-  for (uint32_t i = 0; i < 100000; ++i) ASSERT_EQ(idx.find(ProbeType::kIcmpPing, IpAddress::v4(0xC6120000u + i)), i);
+  for (uint32_t i = 0; i < 100000; ++i)
+    ASSERT_EQ(idx.insert(ProbeType::kIcmpPing, IpAddress::v4(0xC6120000u + i), i), i);
+  for (uint32_t i = 0; i < 100000; ++i)
+    ASSERT_EQ(idx.find(ProbeType::kIcmpPing, IpAddress::v4(0xC6120000u + i)), i);
   EXPECT_EQ(idx.find(ProbeType::kIcmpPing, IpAddress::v4(0xC6120000u + 100000)), DestinationIndex::kNone);
 }
 

@@ -35,7 +35,9 @@ struct HttpResponse {
 };
 
 // Sends `request` as is and reads until the server closes the connection; "" if the connection fails.
-std::string send_and_read(int port, const std::string& request) { return testing::loopback_http(port, request); }
+std::string send_and_read(int port, const std::string& request) {
+  return testing::loopback_http(port, request);
+}
 
 // Splits one response off the front of `raw` (consumed): the body by Content-Length, by chunks
 // (Transfer-Encoding: chunked, decoded) or up to the end. Status 0 if it is malformed.
@@ -60,7 +62,8 @@ HttpResponse take_response(std::string& raw, bool head_request = false) {
       const size_t line_end = rest.find("\r\n", at);
       if (line_end == std::string::npos) return r;
       const size_t size = std::stoul(rest.substr(at, line_end - at), nullptr, 16);
-      if (rest.size() < line_end + 2 + size + 2 || rest.compare(line_end + 2 + size, 2, "\r\n") != 0) return r;
+      if (rest.size() < line_end + 2 + size + 2 || rest.compare(line_end + 2 + size, 2, "\r\n") != 0)
+        return r;
       r.body += rest.substr(line_end + 2, size);
       at = line_end + 2 + size + 2;
       if (size == 0) break;
@@ -77,8 +80,8 @@ HttpResponse take_response(std::string& raw, bool head_request = false) {
 HttpResponse http_get(int port, const std::string& path, const std::string& extra_headers = "",
                       const std::string& method = "GET", const std::string& version = "HTTP/1.0") {
   const std::string connection = version == "HTTP/1.0" ? "" : "Connection: close\r\n";
-  std::string raw =
-      send_and_read(port, method + " " + path + " " + version + "\r\nHost: 127.0.0.1\r\n" + connection + extra_headers + "\r\n");
+  std::string raw = send_and_read(port, method + " " + path + " " + version + "\r\nHost: 127.0.0.1\r\n" +
+                                            connection + extra_headers + "\r\n");
   HttpResponse r = take_response(raw, method == "HEAD");
   if (!raw.empty()) r.status = -1;  // bytes after the response
   return r;
@@ -104,13 +107,20 @@ std::string gunzip(const std::string& in) {
   return rc == Z_STREAM_END ? out : std::string();
 }
 
-std::string basic(const std::string& base64_credentials) { return "Authorization: Basic " + base64_credentials + "\r\n"; }
+std::string basic(const std::string& base64_credentials) {
+  return "Authorization: Basic " + base64_credentials + "\r\n";
+}
 
 class metrics_Exporter : public ::testing::Test {
  protected:
   void SetUp() override {
     registry_ = std::make_shared<prometheus::Registry>();
-    prometheus::BuildCounter().Name("tcpsyn_sent_total").Help("h").Register(*registry_).Add({{"group", "g1"}}).Increment(3);
+    prometheus::BuildCounter()
+        .Name("tcpsyn_sent_total")
+        .Help("h")
+        .Register(*registry_)
+        .Add({{"group", "g1"}})
+        .Increment(3);
     process_ = std::make_shared<ProcessCollector>();
   }
   int start(std::optional<BasicAuth> auth) {
@@ -154,7 +164,8 @@ TEST_F(metrics_Exporter, GzipWhenAccepted) {
     EXPECT_TRUE(plain.header("Content-Encoding").empty()) << refused;
     EXPECT_NE(plain.body.find("tcpsyn_sent_total"), std::string::npos) << refused;
   }
-  EXPECT_EQ(http_get(port, "/metrics", "Accept-Encoding: deflate, GZIP;q=0.5\r\n").header("Content-Encoding"), "gzip");
+  EXPECT_EQ(http_get(port, "/metrics", "Accept-Encoding: deflate, GZIP;q=0.5\r\n").header("Content-Encoding"),
+            "gzip");
 }
 
 TEST_F(metrics_Exporter, OtherPathsServeNoMetrics) {
@@ -184,7 +195,8 @@ TEST_F(metrics_Exporter, BasicAuthMatrix) {
   const auto ok = http_get(port, "/metrics", basic("cHJvbTpzM2NyZXQ="));
   EXPECT_EQ(ok.status, 200);
   EXPECT_NE(ok.body.find("tcpsyn_sent_total"), std::string::npos);
-  EXPECT_EQ(http_get(port, "/metrics", "Authorization: basic cHJvbTpzM2NyZXQ=\r\n").status, 200);  // scheme is case-insensitive
+  EXPECT_EQ(http_get(port, "/metrics", "Authorization: basic cHJvbTpzM2NyZXQ=\r\n").status,
+            200);  // scheme is case-insensitive
 
   const auto none = http_get(port, "/metrics");
   EXPECT_EQ(none.status, 401);
@@ -250,7 +262,8 @@ class BigSource : public TextSource {
   explicit BigSource(int lines) {
     std::mt19937_64 rng(7);
     text_ = "# HELP big_metric h\n# TYPE big_metric gauge\n";
-    for (int i = 0; i < lines; ++i) text_ += "big_metric{i=\"" + std::to_string(i) + "\"} " + std::to_string(rng()) + "\n";
+    for (int i = 0; i < lines; ++i)
+      text_ += "big_metric{i=\"" + std::to_string(i) + "\"} " + std::to_string(rng()) + "\n";
   }
   bool render(std::string& out, size_t flush_at, const TextSink& flush) const override {
     for (size_t at = 0; at < text_.size();) {  // one line per pass

@@ -17,7 +17,6 @@ using prometheus::Gauge;
 using prometheus::Histogram;
 using prometheus::Labels;
 
-
 std::string label_or_empty(const Labels& labels, const char* name) {
   auto it = labels.find(name);
   return it == labels.end() ? std::string() : it->second;
@@ -56,7 +55,8 @@ class ProberMetrics::SeriesSet : public ProberMetrics::SeriesSetBase {
     }
   }
 
-  void remove_if_destination(const std::string& destination, const std::function<bool(const Labels&)>& pred) override {
+  void remove_if_destination(const std::string& destination,
+                             const std::function<bool(const Labels&)>& pred) override {
     auto d = by_destination_.find(destination);
     if (d == by_destination_.end()) return;
     std::vector<Iterator>& of = d->second;
@@ -124,7 +124,8 @@ ProberMetrics::ProberMetrics(std::shared_ptr<prometheus::Registry> registry, std
   };
 
   netprobe_info_ = gauge("netprobe_info", "netprobe version");
-  netprobify_info_ = gauge("netprobify_info", "Compatibility: netprobify's info gauge (scapy_version is \"none\")");
+  netprobify_info_ =
+      gauge("netprobify_info", "Compatibility: netprobify's info gauge (scapy_version is \"none\")");
 
   // prometheus-cpp renders a family name as given (it does not append _total as prometheus_client does),
   // so counter families carry the _total suffix themselves to expose netprobify's exact series names.
@@ -135,47 +136,52 @@ ProberMetrics::ProberMetrics(std::shared_ptr<prometheus::Registry> registry, std
     tf->sent = counter(p + "_sent_total", t + " probes sent (answered + lost)", type);
     tf->loss = counter(p + "_loss_total", t + " probes without an answer", type);
     tf->loss_ratio = gauge(p + "_loss_ratio", t + " loss ratio of the last iteration", type);
-    tf->round_trip =
-        gauge(p + "_round_trip_seconds", t + " round-trip time percentile of the last iteration (0 without answer)",
-              type);
+    tf->round_trip = gauge(p + "_round_trip_seconds",
+                           t + " round-trip time percentile of the last iteration (0 without answer)", type);
     tf->rtt = add(prometheus::BuildHistogram()
                       .Name(p + "_rtt_seconds")
                       .Help(t + " round-trip time of every answered probe")
                       .Register(reg),
                   type);
-    tf->icmp_errors = counter(p + "_icmp_errors_total", t + " ICMP errors quoting our probes, by type/code", type);
+    tf->icmp_errors =
+        counter(p + "_icmp_errors_total", t + " ICMP errors quoting our probes, by type/code", type);
     if (type == ProbeType::kTcpSyn) {
-      tf->match_ack_fail =
-          gauge(p + "_match_ack_fail_count", "TCP answers whose ack matches no probe (gauge used as a counter)", type);
+      tf->match_ack_fail = gauge(p + "_match_ack_fail_count",
+                                 "TCP answers whose ack matches no probe (gauge used as a counter)", type);
     }
     if (type != ProbeType::kIcmpPing) {
       tf->port_mismatch =
-          gauge(p + "_port_mismatch_count", t + " answers whose port differs from the probe's (gauge used as a counter)",
-                type);
+          gauge(p + "_port_mismatch_count",
+                t + " answers whose port differs from the probe's (gauge used as a counter)", type);
     }
     types_[type_index(type)] = std::move(tf);
   }
 
   threshold_ = gauge("threshold", "Configured alerting threshold of a target");
-  resolution_status_ = gauge("app_host_resolution_status", "1 after a resolution that changed the address, 0 on failure");
+  resolution_status_ =
+      gauge("app_host_resolution_status", "1 after a resolution that changed the address, 0 on failure");
   resolution_change_ = counter("app_host_resolution_change_total", "Changes of a target's resolved address");
   time_ooo_ = counter("app_time_ooo_total", "Answers with a negative round-trip time");
   iteration_time_ = gauge("app_iteration_time_seconds", "Wall time of the last iteration");
   target_name_dup_ = counter("app_target_name_dup_total", "Duplicate target names");
-  process_timed_out_ = counter("app_process_timed_out_total", "Probing workers terminated for exceeding global.timeout");
+  process_timed_out_ =
+      counter("app_process_timed_out_total", "Probing workers terminated for exceeding global.timeout");
   worker_restarts_ = counter("app_worker_restarts_total", "Probe workers restarted after dying unexpectedly");
-  reload_failed_status_ = gauge("app_reload_conf_failed_status", "1 when the last configuration reload failed");
+  reload_failed_status_ =
+      gauge("app_reload_conf_failed_status", "1 when the last configuration reload failed");
   late_ = counter("netprobe_late_replies_total", "Answers that arrived after their probe's deadline");
   duplicates_ = counter("netprobe_duplicate_replies_total", "Second and later answers to one probe");
-  capture_received_ = counter("netprobe_capture_packets_received_total", "Packets received by the capture (pcap_stats)");
+  capture_received_ =
+      counter("netprobe_capture_packets_received_total", "Packets received by the capture (pcap_stats)");
   send_errors_ = counter("netprobe_send_errors_total",
                          "Probes the kernel refused to send (not accounted as sent nor lost)");
   capture_dropped_ = counter("netprobe_capture_packets_dropped_total",
                              "Packets dropped before the capture could read them (pcap_stats), by source");
   capture_rejected_ = counter("netprobe_capture_rejected_total", "Captured packets rejected, by reason");
-  inventory_targets_ = gauge("app_inventory_targets", "Targets currently contributed by a dynamic inventory plug-in");
-  inventory_failures_ =
-      counter("app_inventory_failures_total", "Dynamic inventory plug-in crashes, hangs and unreadable documents");
+  inventory_targets_ =
+      gauge("app_inventory_targets", "Targets currently contributed by a dynamic inventory plug-in");
+  inventory_failures_ = counter("app_inventory_failures_total",
+                                "Dynamic inventory plug-in crashes, hangs and unreadable documents");
 
   create_process_series();
 }
@@ -192,7 +198,8 @@ Labels ProberMetrics::m5(const std::string& target, AddressFamily af, const std:
 }
 
 Labels ProberMetrics::a3(const std::string& target, AddressFamily af) const {
-  return {{"probe_name", probe_name_}, {"destination", target}, {"address_family", std::string(to_string(af))}};
+  return {
+      {"probe_name", probe_name_}, {"destination", target}, {"address_family", std::string(to_string(af))}};
 }
 
 void ProberMetrics::create_process_series() {
@@ -225,7 +232,8 @@ void ProberMetrics::record(const IterationReport& report) {
     const Labels labels = m5(gm.target, gm.af, gm.state, gm.group);
     tf.sent->get(labels).Increment(static_cast<double>(gm.sent));
     tf.loss->get(labels).Increment(static_cast<double>(gm.lost));
-    tf.loss_ratio->get(labels).Set(gm.sent == 0 ? 0.0 : static_cast<double>(gm.lost) / static_cast<double>(gm.sent));
+    tf.loss_ratio->get(labels).Set(
+        gm.sent == 0 ? 0.0 : static_cast<double>(gm.lost) / static_cast<double>(gm.sent));
 
     rtts = gm.rtts_s;
     // The engine promises finite RTTs >= 0; a NaN would make the sort undefined, so enforce it here.
@@ -254,7 +262,11 @@ void ProberMetrics::record(const IterationReport& report) {
     }
 
     const std::string af(to_string(gm.af));
-    time_ooo_->get({{"probe_name", probe_name_}, {"destination", gm.target}, {"address_family", af}, {"group", gm.group}})
+    time_ooo_
+        ->get({{"probe_name", probe_name_},
+               {"destination", gm.target},
+               {"address_family", af},
+               {"group", gm.group}})
         .Increment(static_cast<double>(gm.time_ooo));
     const Labels event_labels{{"probe_name", probe_name_},
                               {"destination", gm.target},
@@ -280,7 +292,8 @@ void ProberMetrics::record(const IterationReport& report) {
   capture_dropped_->get({{"probe_name", probe_name_}, {"source", "interface"}})
       .Increment(static_cast<double>(report.capture_if_dropped));
   for (const auto& [reason, count] : report.rejected) {
-    capture_rejected_->get({{"probe_name", probe_name_}, {"reason", reason}}).Increment(static_cast<double>(count));
+    capture_rejected_->get({{"probe_name", probe_name_}, {"reason", reason}})
+        .Increment(static_cast<double>(count));
   }
   iteration_time_->get(pn).Set(report.duration_s);
 }
@@ -300,7 +313,10 @@ void ProberMetrics::create_target_series(const TargetConfig& target, AddressFami
       tf.round_trip->get(with_p);
     }
     tf.rtt->get(labels, rtt_buckets());
-    time_ooo_->get({{"probe_name", probe_name_}, {"destination", target.name}, {"address_family", af_label}, {"group", group}});
+    time_ooo_->get({{"probe_name", probe_name_},
+                    {"destination", target.name},
+                    {"address_family", af_label},
+                    {"group", group}});
     const Labels event_labels{{"probe_name", probe_name_},
                               {"destination", target.name},
                               {"address_family", af_label},
@@ -343,7 +359,8 @@ void ProberMetrics::declare_target(const TargetConfig& target, AddressFamily af)
       auto it = labels.find(name);
       return it != labels.end() && it->second != want;
     };
-    if (differs("address_family", af_label) || differs("state", state) || differs("type", type_label)) return true;
+    if (differs("address_family", af_label) || differs("state", state) || differs("type", type_label))
+      return true;
     auto g = labels.find("group");
     return g != labels.end() && !groups.count(g->second);
   };
@@ -353,9 +370,9 @@ void ProberMetrics::declare_target(const TargetConfig& target, AddressFamily af)
     if (i == type_index(target.type)) continue;
     TypeFamilies& tf = *types_[i];
     auto any = [](const Labels&) { return true; };
-    for (SeriesSetBase* set : std::initializer_list<SeriesSetBase*>{tf.sent, tf.loss, tf.loss_ratio, tf.round_trip,
-                                                                    tf.rtt, tf.icmp_errors, tf.match_ack_fail,
-                                                                    tf.port_mismatch}) {
+    for (SeriesSetBase* set :
+         std::initializer_list<SeriesSetBase*>{tf.sent, tf.loss, tf.loss_ratio, tf.round_trip, tf.rtt,
+                                               tf.icmp_errors, tf.match_ack_fail, tf.port_mismatch}) {
       if (set) set->remove_if_destination(target.name, any);
     }
   }
@@ -371,9 +388,9 @@ void ProberMetrics::clear_target(const std::string& target) {
 void ProberMetrics::clear_target_measurements(const std::string& target) {
   auto any = [](const Labels&) { return true; };
   for (auto& tf : types_) {
-    for (SeriesSetBase* set : std::initializer_list<SeriesSetBase*>{tf->sent, tf->loss, tf->loss_ratio, tf->round_trip,
-                                                                    tf->rtt, tf->icmp_errors, tf->match_ack_fail,
-                                                                    tf->port_mismatch}) {
+    for (SeriesSetBase* set :
+         std::initializer_list<SeriesSetBase*>{tf->sent, tf->loss, tf->loss_ratio, tf->round_trip, tf->rtt,
+                                               tf->icmp_errors, tf->match_ack_fail, tf->port_mismatch}) {
       if (set) set->remove_if_destination(target, any);
     }
   }
@@ -394,7 +411,8 @@ void ProberMetrics::set_percentiles(std::vector<int> percentiles) {
   std::set<std::string> keep;
   for (int p : percentiles) keep.insert(std::to_string(p));
   for (auto& tf : types_) {
-    tf->round_trip->remove_if([&](const Labels& labels) { return !keep.count(label_or_empty(labels, "percentile")); });
+    tf->round_trip->remove_if(
+        [&](const Labels& labels) { return !keep.count(label_or_empty(labels, "percentile")); });
   }
   percentiles_ = std::move(percentiles);
   for (const auto& [name, declared] : declared_) create_target_series(declared.config, declared.af);
@@ -416,9 +434,13 @@ void ProberMetrics::set_reload_failed(bool failed) {
   reload_failed_status_->get({{"probe_name", probe_name_}}).Set(failed ? 1 : 0);
 }
 
-void ProberMetrics::inc_worker_restarts() { worker_restarts_->get({{"probe_name", probe_name_}}).Increment(); }
+void ProberMetrics::inc_worker_restarts() {
+  worker_restarts_->get({{"probe_name", probe_name_}}).Increment();
+}
 
-void ProberMetrics::inc_process_timed_out() { process_timed_out_->get({{"probe_name", probe_name_}}).Increment(); }
+void ProberMetrics::inc_process_timed_out() {
+  process_timed_out_->get({{"probe_name", probe_name_}}).Increment();
+}
 
 void ProberMetrics::set_host_resolution_status(const std::string& target, AddressFamily af, int status) {
   resolution_status_->get(a3(target, af)).Set(status);

@@ -23,10 +23,9 @@
 
 namespace netprobe::legacy {
 
-using netprobe::percentile_linear;
 using netprobe::metric_prefix;
+using netprobe::percentile_linear;
 using netprobe::rtt_buckets;
-
 
 class ProberMetrics {
  public:
@@ -51,7 +50,8 @@ class ProberMetrics {
   void declare_target(const TargetConfig& target, AddressFamily af);
 
   // Removes every series of the target (measurements, thresholds, host resolution, events): a target
-  // removed from the configuration or an inventory. Exact name match (netprobify's substring match was a bug).
+  // removed from the configuration or an inventory. Exact name match (netprobify's substring match was a
+  // bug).
   void clear_target(const std::string& target);
   // Removes only the measurement series (sent, loss, ratio, RTT, histogram, errors, late, duplicates,
   // time_ooo, *_count) of a target that became inactive (DNS failure, self address, no group), as

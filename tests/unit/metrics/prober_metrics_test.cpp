@@ -24,7 +24,8 @@ using testing::target_config;
 std::set<std::string> series_of(const std::set<std::string>& lines, const std::string& name) {
   std::set<std::string> out;
   for (const auto& l : lines) {
-    if (l.compare(0, name.size(), name) == 0 && (l[name.size()] == '{' || l[name.size()] == ' ')) out.insert(l);
+    if (l.compare(0, name.size(), name) == 0 && (l[name.size()] == '{' || l[name.size()] == ' '))
+      out.insert(l);
   }
   return out;
 }
@@ -52,7 +53,8 @@ TEST_F(metrics_ProberMetrics, ProcessWideSeriesExistFromTheStart) {
   EXPECT_TRUE(lines.count(R"(app_process_timed_out_total{probe_name="probe1"} 0)"));
   EXPECT_TRUE(lines.count(R"(netprobe_capture_packets_received_total{probe_name="probe1"} 0)"));
   EXPECT_TRUE(lines.count(R"(netprobe_send_errors_total{probe_name="probe1"} 0)"));
-  EXPECT_TRUE(lines.count(R"(netprobe_capture_packets_dropped_total{probe_name="probe1",source="kernel"} 0)"));
+  EXPECT_TRUE(
+      lines.count(R"(netprobe_capture_packets_dropped_total{probe_name="probe1",source="kernel"} 0)"));
 }
 
 TEST_F(metrics_ProberMetrics, CountersRenderWithNetprobifyNamesAndTypes) {
@@ -93,13 +95,16 @@ TEST_F(metrics_ProberMetrics, RecordsOneIterationExactly) {
   metrics_.record(report);
   const auto lines = scrape();
 
-  const std::string m5 = R"(address_family="ipv4",destination="web",group="g1",probe_name="probe1",state="None")";
+  const std::string m5 =
+      R"(address_family="ipv4",destination="web",group="g1",probe_name="probe1",state="None")";
   EXPECT_TRUE(lines.count("tcpsyn_sent_total{" + m5 + "} 4"));
   EXPECT_TRUE(lines.count("tcpsyn_loss_total{" + m5 + "} 1"));
   EXPECT_TRUE(lines.count("tcpsyn_loss_ratio{" + m5 + "} 0.25"));
   const std::string m5_head = R"(address_family="ipv4",destination="web",group="g1",percentile=)";
-  EXPECT_TRUE(lines.count("tcpsyn_round_trip_seconds{" + m5_head + R"("95",probe_name="probe1",state="None"} 0.0029)"));
-  EXPECT_TRUE(lines.count("tcpsyn_round_trip_seconds{" + m5_head + R"("50",probe_name="probe1",state="None"} 0.002)"));
+  EXPECT_TRUE(lines.count("tcpsyn_round_trip_seconds{" + m5_head +
+                          R"("95",probe_name="probe1",state="None"} 0.0029)"));
+  EXPECT_TRUE(lines.count("tcpsyn_round_trip_seconds{" + m5_head +
+                          R"("50",probe_name="probe1",state="None"} 0.002)"));
   EXPECT_EQ(series_of(lines, "tcpsyn_round_trip_seconds").size(), 2u);
   EXPECT_TRUE(lines.count("tcpsyn_rtt_seconds_count{" + m5 + "} 3"));
   EXPECT_TRUE(lines.count("tcpsyn_rtt_seconds_bucket{" + m5 + R"(,le="0.0005"} 0)"));
@@ -108,14 +113,21 @@ TEST_F(metrics_ProberMetrics, RecordsOneIterationExactly) {
   EXPECT_TRUE(lines.count("tcpsyn_rtt_seconds_bucket{" + m5 + R"(,le="0.005"} 3)"));
   EXPECT_TRUE(lines.count("tcpsyn_rtt_seconds_bucket{" + m5 + R"(,le="+Inf"} 3)"));
   EXPECT_EQ(series_of(lines, "tcpsyn_rtt_seconds_bucket").size(), 18u);  // 17 bounds + Inf
-  EXPECT_TRUE(lines.count(R"(tcpsyn_icmp_errors_total{address_family="ipv4",destination="web",group="g1",icmp="3/13",probe_name="probe1",state="None"} 1)"));
-  EXPECT_TRUE(lines.count(R"(app_time_ooo_total{address_family="ipv4",destination="web",group="g1",probe_name="probe1"} 2)"));
-  EXPECT_TRUE(lines.count(R"(netprobe_late_replies_total{address_family="ipv4",destination="web",group="g1",probe_name="probe1",type="TCPsyn"} 3)"));
-  EXPECT_TRUE(lines.count(R"(netprobe_duplicate_replies_total{address_family="ipv4",destination="web",group="g1",probe_name="probe1",type="TCPsyn"} 5)"));
-  EXPECT_TRUE(lines.count(R"(tcpsyn_match_ack_fail_count{address_family="ipv4",destination="web",probe_name="probe1"} 2)"));
-  EXPECT_TRUE(lines.count(R"(tcpsyn_port_mismatch_count{address_family="ipv4",destination="web",probe_name="probe1"} 1)"));
+  EXPECT_TRUE(lines.count(
+      R"(tcpsyn_icmp_errors_total{address_family="ipv4",destination="web",group="g1",icmp="3/13",probe_name="probe1",state="None"} 1)"));
+  EXPECT_TRUE(lines.count(
+      R"(app_time_ooo_total{address_family="ipv4",destination="web",group="g1",probe_name="probe1"} 2)"));
+  EXPECT_TRUE(lines.count(
+      R"(netprobe_late_replies_total{address_family="ipv4",destination="web",group="g1",probe_name="probe1",type="TCPsyn"} 3)"));
+  EXPECT_TRUE(lines.count(
+      R"(netprobe_duplicate_replies_total{address_family="ipv4",destination="web",group="g1",probe_name="probe1",type="TCPsyn"} 5)"));
+  EXPECT_TRUE(lines.count(
+      R"(tcpsyn_match_ack_fail_count{address_family="ipv4",destination="web",probe_name="probe1"} 2)"));
+  EXPECT_TRUE(lines.count(
+      R"(tcpsyn_port_mismatch_count{address_family="ipv4",destination="web",probe_name="probe1"} 1)"));
   // UDP has no match_ack_fail family in netprobify; ICMP has neither.
-  EXPECT_TRUE(lines.count(R"(udp_unreachable_port_mismatch_count{address_family="ipv4",destination="udp",probe_name="probe1"} 3)"));
+  EXPECT_TRUE(lines.count(
+      R"(udp_unreachable_port_mismatch_count{address_family="ipv4",destination="udp",probe_name="probe1"} 3)"));
   EXPECT_FALSE(has_line_containing(lines, "udp_unreachable_match_ack_fail"));
   EXPECT_FALSE(has_line_containing(lines, "icmp_port_mismatch"));
 
@@ -136,8 +148,10 @@ TEST_F(metrics_ProberMetrics, RecordsOneIterationExactly) {
   EXPECT_TRUE(lines.count(R"(app_iteration_time_seconds{probe_name="probe1"} 1.5)"));
   EXPECT_TRUE(lines.count(R"(netprobe_capture_packets_received_total{probe_name="probe1"} 10)"));
   EXPECT_TRUE(lines.count(R"(netprobe_send_errors_total{probe_name="probe1"} 3)"));
-  EXPECT_TRUE(lines.count(R"(netprobe_capture_packets_dropped_total{probe_name="probe1",source="kernel"} 1)"));
-  EXPECT_TRUE(lines.count(R"(netprobe_capture_packets_dropped_total{probe_name="probe1",source="interface"} 0)"));
+  EXPECT_TRUE(
+      lines.count(R"(netprobe_capture_packets_dropped_total{probe_name="probe1",source="kernel"} 1)"));
+  EXPECT_TRUE(
+      lines.count(R"(netprobe_capture_packets_dropped_total{probe_name="probe1",source="interface"} 0)"));
   EXPECT_TRUE(lines.count(R"(netprobe_capture_rejected_total{probe_name="probe1",reason="foreign"} 4)"));
   for (const auto& l : lines) EXPECT_EQ(l.find("nan"), std::string::npos) << l;
 }
@@ -152,7 +166,8 @@ TEST_F(metrics_ProberMetrics, RatioIsLastIterationWhileTotalsAccumulate) {
   second.targets.push_back(TargetEvents{"web", ProbeType::kTcpSyn, AddressFamily::kV4, 1, 0});
   metrics_.record(second);
   const auto lines = scrape();
-  const std::string m5 = R"(address_family="ipv4",destination="web",group="g1",probe_name="probe1",state="None")";
+  const std::string m5 =
+      R"(address_family="ipv4",destination="web",group="g1",probe_name="probe1",state="None")";
   EXPECT_TRUE(lines.count("tcpsyn_sent_total{" + m5 + "} 20"));
   EXPECT_TRUE(lines.count("tcpsyn_loss_total{" + m5 + "} 5"));
   EXPECT_TRUE(lines.count("tcpsyn_loss_ratio{" + m5 + "} 0"));
@@ -193,7 +208,8 @@ TEST_F(metrics_ProberMetrics, DeclareTargetCreatesZeroSeriesAndThresholds) {
   EXPECT_TRUE(lines.count(
       R"(threshold{address_family="ipv4",alert_level="paging",destination="web",group="g2",probe_name="probe1",state="validation",type="loss"} 0.1)"));
   EXPECT_EQ(series_of(lines, "threshold").size(), 4u);
-  EXPECT_TRUE(lines.count(R"(tcpsyn_match_ack_fail_count{address_family="ipv4",destination="web",probe_name="probe1"} 0)"));
+  EXPECT_TRUE(lines.count(
+      R"(tcpsyn_match_ack_fail_count{address_family="ipv4",destination="web",probe_name="probe1"} 0)"));
 }
 
 TEST_F(metrics_ProberMetrics, RedeclaringKeepsCountersAndDropsStaleSeries) {
@@ -221,7 +237,9 @@ TEST_F(metrics_ProberMetrics, RedeclaringKeepsCountersAndDropsStaleSeries) {
   const auto after = scrape();
   EXPECT_FALSE(has_line_containing(after, "tcpsyn_"));
   EXPECT_TRUE(has_line_containing(after, R"(icmp_sent_total{address_family="ipv4",destination="web")"));
-  EXPECT_TRUE(has_line_containing(after, R"(netprobe_late_replies_total{address_family="ipv4",destination="web",group="g1",probe_name="probe1",type="ICMPping"})"));
+  EXPECT_TRUE(has_line_containing(
+      after,
+      R"(netprobe_late_replies_total{address_family="ipv4",destination="web",group="g1",probe_name="probe1",type="ICMPping"})"));
   EXPECT_FALSE(has_line_containing(after, R"(type="TCPsyn")"));
 }
 
@@ -245,7 +263,8 @@ TEST_F(metrics_ProberMetrics, ClearMeasurementsKeepsResolutionAndThreshold) {
   metrics_.clear_target_measurements("web");
   const auto lines = scrape();
   EXPECT_FALSE(has_line_containing(lines, "tcpsyn_"));
-  EXPECT_TRUE(lines.count(R"(app_host_resolution_status{address_family="ipv4",destination="web",probe_name="probe1"} 0)"));
+  EXPECT_TRUE(lines.count(
+      R"(app_host_resolution_status{address_family="ipv4",destination="web",probe_name="probe1"} 0)"));
   EXPECT_TRUE(has_line_containing(lines, "threshold{"));
 }
 
@@ -304,17 +323,18 @@ TEST_F(metrics_ProberMetrics, AppSeries) {
   const auto lines = scrape();
   EXPECT_TRUE(lines.count(R"(app_reload_conf_failed_status{probe_name="probe1"} 1)"));
   EXPECT_TRUE(lines.count(R"(app_process_timed_out_total{probe_name="probe1"} 2)"));
-  EXPECT_TRUE(lines.count(R"(app_host_resolution_status{address_family="ipv6",destination="web",probe_name="probe1"} 1)"));
-  EXPECT_TRUE(
-      lines.count(R"(app_host_resolution_change_total{address_family="ipv6",destination="web",probe_name="probe1"} 1)"));
+  EXPECT_TRUE(lines.count(
+      R"(app_host_resolution_status{address_family="ipv6",destination="web",probe_name="probe1"} 1)"));
+  EXPECT_TRUE(lines.count(
+      R"(app_host_resolution_change_total{address_family="ipv6",destination="web",probe_name="probe1"} 1)"));
   metrics_.set_reload_failed(false);
   EXPECT_TRUE(scrape().count(R"(app_reload_conf_failed_status{probe_name="probe1"} 0)"));
 }
 
 TEST_F(metrics_ProberMetrics, NonFiniteRttsAreIgnored) {
   IterationReport report;
-  report.groups.push_back(
-      measurement("web", "g1", ProbeType::kTcpSyn, 3, 0, {0.001, std::numeric_limits<double>::quiet_NaN(), -1}));
+  report.groups.push_back(measurement("web", "g1", ProbeType::kTcpSyn, 3, 0,
+                                      {0.001, std::numeric_limits<double>::quiet_NaN(), -1}));
   metrics_.record(report);
   const auto lines = scrape();
   EXPECT_TRUE(lines.count(

@@ -19,13 +19,15 @@ std::map<std::string, prometheus::MetricFamily> collect() {
 }
 
 double value(const prometheus::MetricFamily& f) {
-  return f.type == prometheus::MetricType::Counter ? f.metric.at(0).counter.value : f.metric.at(0).gauge.value;
+  return f.type == prometheus::MetricType::Counter ? f.metric.at(0).counter.value
+                                                   : f.metric.at(0).gauge.value;
 }
 
 TEST(metrics_ProcessCollector, ExposesPrometheusClientFamilies) {
   auto families = collect();
-  for (const char* name : {"process_cpu_seconds_total", "process_resident_memory_bytes", "process_virtual_memory_bytes",
-                           "process_start_time_seconds", "process_open_fds", "process_max_fds"}) {
+  for (const char* name :
+       {"process_cpu_seconds_total", "process_resident_memory_bytes", "process_virtual_memory_bytes",
+        "process_start_time_seconds", "process_open_fds", "process_max_fds"}) {
     ASSERT_TRUE(families.count(name)) << name;
     EXPECT_EQ(families[name].metric.size(), 1u) << name;
     EXPECT_TRUE(families[name].metric[0].label.empty()) << name;
@@ -38,7 +40,8 @@ TEST(metrics_ProcessCollector, ValuesArePlausible) {
   auto families = collect();
   EXPECT_GE(value(families["process_cpu_seconds_total"]), 0);
   EXPECT_GT(value(families["process_resident_memory_bytes"]), 1 << 20);
-  EXPECT_GT(value(families["process_virtual_memory_bytes"]), value(families["process_resident_memory_bytes"]));
+  EXPECT_GT(value(families["process_virtual_memory_bytes"]),
+            value(families["process_resident_memory_bytes"]));
   const double start = value(families["process_start_time_seconds"]);
   const double now = static_cast<double>(std::time(nullptr));
   EXPECT_LE(start, now + 1);

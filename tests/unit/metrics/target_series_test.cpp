@@ -409,7 +409,9 @@ TEST(metrics_TargetSeries, RenderingInSlicesGivesTheSameText) {
     EXPECT_TRUE(complete);
     EXPECT_LT(out.size(), std::max<size_t>(flush_at, 1)) << "left over above flush_at " << flush_at;
     EXPECT_EQ(pieces + out, whole) << "flush_at " << flush_at;
-    if (flush_at == 4096) EXPECT_GE(calls, whole.size() / (4096 + 8192));
+    if (flush_at == 4096) {
+      EXPECT_GE(calls, whole.size() / (4096 + 8192));
+    }
   }
 }
 

@@ -95,16 +95,18 @@ std::vector<FilterRow> filter_rows() {
     const uint8_t unreach = v4 ? 3 : 1, port_unreach = v4 ? 3 : 4, exceeded = v4 ? 11 : 3;
     // Passing rows.
     r.push_back({f + "own SYN", syn, true, false, false});
-    r.push_back({f + "SYN-ACK", tcp_packet(them, us, 443, 40000, kSyn | kAck, 5, kSeq + 1), true, false, false});
-    r.push_back({f + "RST-ACK", tcp_packet(them, us, 443, 40000, kRst | kAck, 0, kSeq + 1), true, false, false});
-    r.push_back({f + "RST-ACK acking payload", tcp_packet(them, us, 443, 40000, kRst | kAck, 0, kSeq + 41), true, false,
-                 false});
+    r.push_back(
+        {f + "SYN-ACK", tcp_packet(them, us, 443, 40000, kSyn | kAck, 5, kSeq + 1), true, false, false});
+    r.push_back(
+        {f + "RST-ACK", tcp_packet(them, us, 443, 40000, kRst | kAck, 0, kSeq + 1), true, false, false});
+    r.push_back({f + "RST-ACK acking payload", tcp_packet(them, us, 443, 40000, kRst | kAck, 0, kSeq + 41),
+                 true, false, false});
     r.push_back({f + "own echo request", echo, false, true, false});
     r.push_back({f + "echo reply", echo_packet(them, us, true, 0x10002), false, true, false});
     r.push_back({f + "own UDP", udp, false, false, true});
     r.push_back({f + "UDP port unreachable", icmp_error(af, unreach, port_unreach, udp), false, false, true});
-    r.push_back({f + "UDP port unreachable, 8-byte quote", icmp_error(af, unreach, port_unreach, udp, v4 ? 28 : 48),
-                 false, false, true});
+    r.push_back({f + "UDP port unreachable, 8-byte quote",
+                 icmp_error(af, unreach, port_unreach, udp, v4 ? 28 : 48), false, false, true});
     r.push_back({f + "UDP time exceeded", icmp_error(af, exceeded, 0, udp), false, false, true});
     r.push_back({f + "SYN time exceeded", icmp_error(af, exceeded, 0, syn), true, false, false});
     r.push_back({f + "SYN unreachable", icmp_error(af, unreach, 1, syn), true, false, false});
@@ -114,25 +116,28 @@ std::vector<FilterRow> filter_rows() {
     // UDP cannot be told apart from our probes in the kernel: it passes with UDPunreachable only.
     r.push_back({f + "incoming UDP", udp_packet(them, us, 53, 40000), false, false, true});
     // Rejected rows.
-    r.push_back({f + "PSH-ACK data", tcp_packet(them, us, 443, 40000, kPsh | kAck, 5, kSeq + 1, 100), false, false,
-                 false});
+    r.push_back({f + "PSH-ACK data", tcp_packet(them, us, 443, 40000, kPsh | kAck, 5, kSeq + 1, 100), false,
+                 false, false});
     r.push_back({f + "pure ACK", tcp_packet(them, us, 443, 40000, kAck, 5, kSeq + 1), false, false, false});
     r.push_back({f + "plain RST", tcp_packet(them, us, 443, 40000, kRst, kSeq + 1, 0), false, false, false});
-    r.push_back({f + "SYN-ACK to a normal connect", tcp_packet(them, us, 443, 40000, kSyn | kAck, 5, 0x12345678),
+    r.push_back({f + "SYN-ACK to a normal connect",
+                 tcp_packet(them, us, 443, 40000, kSyn | kAck, 5, 0x12345678), false, false, false});
+    r.push_back({f + "SYN of a normal connect", tcp_packet(us, them, 40000, 443, kSyn, 0x12345678, 0), false,
+                 false, false});
+    r.push_back({f + "redirect / neighbour solicitation",
+                 icmp_packet(router, us, v4 ? 5 : 135, 0, 0, 0, Bytes(24, 0)), false, false, false});
+    r.push_back({f + "router advertisement", icmp_packet(router, us, v4 ? 9 : 134, 0, 0, 0, Bytes(16, 0)),
                  false, false, false});
-    r.push_back({f + "SYN of a normal connect", tcp_packet(us, them, 40000, 443, kSyn, 0x12345678, 0), false, false,
-                 false});
-    r.push_back({f + "redirect / neighbour solicitation", icmp_packet(router, us, v4 ? 5 : 135, 0, 0, 0, Bytes(24, 0)),
+    r.push_back({f + "unreachable quoting GRE",
+                 icmp_error(af, unreach, 1,
+                            [&] {
+                              Bytes b = udp;
+                              b[v4 ? 9 : 6] = 47;
+                              return b;
+                            }()),
                  false, false, false});
-    r.push_back({f + "router advertisement", icmp_packet(router, us, v4 ? 9 : 134, 0, 0, 0, Bytes(16, 0)), false, false,
-                 false});
-    r.push_back({f + "unreachable quoting GRE", icmp_error(af, unreach, 1, [&] {
-                   Bytes b = udp;
-                   b[v4 ? 9 : 6] = 47;
-                   return b;
-                 }()),
-                 false, false, false});
-    r.push_back({f + "GRE", [&] {
+    r.push_back({f + "GRE",
+                 [&] {
                    Bytes b = udp;
                    b[v4 ? 9 : 6] = 47;
                    return b;
@@ -143,10 +148,13 @@ std::vector<FilterRow> filter_rows() {
 }
 
 TEST(probes, CaptureFilterCompilesForEveryLinkTypeAndTypeSet) {
-  const std::vector<std::vector<ProbeType>> sets = {
-      {}, {ProbeType::kTcpSyn}, {ProbeType::kIcmpPing}, {ProbeType::kUdpUnreachable},
-      {ProbeType::kTcpSyn, ProbeType::kIcmpPing}, {kAllTypes.begin(), kAllTypes.end()},
-      {ProbeType::kTcpSyn, ProbeType::kTcpSyn}};
+  const std::vector<std::vector<ProbeType>> sets = {{},
+                                                    {ProbeType::kTcpSyn},
+                                                    {ProbeType::kIcmpPing},
+                                                    {ProbeType::kUdpUnreachable},
+                                                    {ProbeType::kTcpSyn, ProbeType::kIcmpPing},
+                                                    {kAllTypes.begin(), kAllTypes.end()},
+                                                    {ProbeType::kTcpSyn, ProbeType::kTcpSyn}};
   for (const auto& set : sets) {
     const std::string expr = capture_filter(set);
     for (int dlt : kLinkTypes) {
@@ -164,8 +172,9 @@ TEST(probes, CaptureFilterPassesProbesAnswersAndErrorsOnly) {
     const ProbeType tcp[] = {ProbeType::kTcpSyn};
     const ProbeType icmp[] = {ProbeType::kIcmpPing};
     const ProbeType udp[] = {ProbeType::kUdpUnreachable};
-    CompiledFilter f_tcp(dlt, capture_filter(tcp)), f_icmp(dlt, capture_filter(icmp)), f_udp(dlt, capture_filter(udp)),
-        f_all(dlt, capture_filter(kAllTypes)), f_none(dlt, capture_filter({}));
+    CompiledFilter f_tcp(dlt, capture_filter(tcp)), f_icmp(dlt, capture_filter(icmp)),
+        f_udp(dlt, capture_filter(udp)), f_all(dlt, capture_filter(kAllTypes)),
+        f_none(dlt, capture_filter({}));
     ASSERT_TRUE(f_tcp.ok() && f_icmp.ok() && f_udp.ok() && f_all.ok() && f_none.ok());
     for (const auto& row : rows) {
       SCOPED_TRACE(row.description);

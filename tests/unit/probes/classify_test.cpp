@@ -31,9 +31,9 @@ struct Row {
   Direction dir = kIn;
   Verdict verdict = Verdict::kReject;
   RejectReason reason = RejectReason::kNone;
-  MatchKey key{};          // checked unless verdict == kReject
-  IpAddress local{};       // idem
-  uint8_t icmp_type = 0;   // checked for kIcmpError and ICMP-borne kAnswer
+  MatchKey key{};         // checked unless verdict == kReject
+  IpAddress local{};      // idem
+  uint8_t icmp_type = 0;  // checked for kIcmpError and ICMP-borne kAnswer
   uint8_t icmp_code = 0;
 };
 
@@ -112,8 +112,8 @@ std::vector<Row> rows() {
     r.push_back(accept(f + "own_udp", udp, kOut, Verdict::kOwnProbe, udp_key, af));
     r.push_back(reject(f + "outgoing_kernel_rst", tcp_packet(us, them, kSport, 443, kRst, kSeq + 1, 0), kOut,
                        RejectReason::kNotAProbe));
-    r.push_back(reject(f + "outgoing_syn_of_a_normal_connect", tcp_packet(us, them, kSport, 443, kSyn, kSeq + 7, 0),
-                       kOut, RejectReason::kNotAProbe));
+    r.push_back(reject(f + "outgoing_syn_of_a_normal_connect",
+                       tcp_packet(us, them, kSport, 443, kSyn, kSeq + 7, 0), kOut, RejectReason::kNotAProbe));
     r.push_back(reject(f + "outgoing_syn_ack", tcp_packet(us, them, kSport, 443, kSyn | kAck, kSeq, 5), kOut,
                        RejectReason::kNotAProbe));
     r.push_back(reject(f + "outgoing_echo_reply", echo_packet(us, them, true, kEchoToken), kOut,
@@ -126,28 +126,32 @@ std::vector<Row> rows() {
                        Verdict::kAnswer, tcp_key, af));
     r.push_back(accept(f + "rst_ack", tcp_packet(them, us, 443, kSport, kRst | kAck, 0, kSeq + 1), kIn,
                        Verdict::kAnswer, tcp_key, af));
-    r.push_back(accept(f + "rst_ack_acking_the_payload", tcp_packet(them, us, 443, kSport, kRst | kAck, 0, kSeq + 41),
-                       kIn, Verdict::kAnswer, tcp_key, af));
-    r.push_back(accept(f + "syn_ack_with_ack_wrapping_to_0", tcp_packet(them, us, 443, kSport, kSyn | kAck, 1, 0), kIn,
-                       Verdict::kAnswer, key(ProbeType::kTcpSyn, af, kSport, token_mask(ProbeType::kTcpSyn, af)),
-                       af));
+    r.push_back(accept(f + "rst_ack_acking_the_payload",
+                       tcp_packet(them, us, 443, kSport, kRst | kAck, 0, kSeq + 41), kIn, Verdict::kAnswer,
+                       tcp_key, af));
+    r.push_back(accept(f + "syn_ack_with_ack_wrapping_to_0",
+                       tcp_packet(them, us, 443, kSport, kSyn | kAck, 1, 0), kIn, Verdict::kAnswer,
+                       key(ProbeType::kTcpSyn, af, kSport, token_mask(ProbeType::kTcpSyn, af)), af));
     r.push_back(reject(f + "plain_rst_without_ack", tcp_packet(them, us, 443, kSport, kRst, kSeq + 1, 0), kIn,
                        RejectReason::kNotAReply));
     r.push_back(reject(f + "syn_arriving", tcp_packet(them, us, 443, kSport, kSyn, kSeq, 0), kIn,
                        RejectReason::kNotAReply));
-    r.push_back(reject(f + "psh_ack_data", tcp_packet(them, us, 443, kSport, kPsh | kAck, 1, kSeq + 1, 100), kIn,
-                       RejectReason::kNotAReply));
-    r.push_back(reject(f + "tcp_truncated_header", cut(tcp_packet(them, us, 443, kSport, kSyn | kAck, 1, 1), iph + 12),
-                       kIn, RejectReason::kTruncated));
+    r.push_back(reject(f + "psh_ack_data", tcp_packet(them, us, 443, kSport, kPsh | kAck, 1, kSeq + 1, 100),
+                       kIn, RejectReason::kNotAReply));
+    r.push_back(reject(f + "tcp_truncated_header",
+                       cut(tcp_packet(them, us, 443, kSport, kSyn | kAck, 1, 1), iph + 12), kIn,
+                       RejectReason::kTruncated));
     {
       Bytes b = tcp_packet(them, us, 443, kSport, kSyn | kAck, 1, kSeq + 1);
-      r.push_back(reject(f + "tcp_data_offset_3", set_byte(b, iph + 12, 3 << 4), kIn, RejectReason::kMalformed));
+      r.push_back(
+          reject(f + "tcp_data_offset_3", set_byte(b, iph + 12, 3 << 4), kIn, RejectReason::kMalformed));
       r.push_back(reject(f + "tcp_data_offset_beyond_packet", set_byte(b, iph + 12, 15 << 4), kIn,
                          RejectReason::kTruncated));
     }
 
     // --- ICMP echo
-    r.push_back(accept(f + "echo_reply", echo_packet(them, us, true, kEchoToken), kIn, Verdict::kAnswer, echo_key, af));
+    r.push_back(accept(f + "echo_reply", echo_packet(them, us, true, kEchoToken), kIn, Verdict::kAnswer,
+                       echo_key, af));
     r.push_back(reject(f + "echo_request_arriving", echo_packet(them, us, false, kEchoToken), kIn,
                        RejectReason::kNotAReply));
     r.push_back(reject(f + "icmp_truncated_header", cut(echo_packet(them, us, true, 1), iph + 6), kIn,
@@ -155,60 +159,69 @@ std::vector<Row> rows() {
 
     // --- ICMP errors, keyed by their quote whoever sends them
     r.push_back(accept(f + "udp_port_unreachable_from_target",
-                       icmp_packet(them, us, unreach, port_unreach, 0, 0, udp), kIn, Verdict::kAnswer, udp_key, af,
-                       unreach, port_unreach));
-    r.push_back(accept(f + "udp_port_unreachable_from_a_router", icmp_error(af, unreach, port_unreach, udp), kIn,
-                       Verdict::kAnswer, udp_key, af, unreach, port_unreach));
-    r.push_back(accept(f + "udp_port_unreachable_minimal_quote", icmp_error(af, unreach, port_unreach, udp, iph + 8),
+                       icmp_packet(them, us, unreach, port_unreach, 0, 0, udp), kIn, Verdict::kAnswer,
+                       udp_key, af, unreach, port_unreach));
+    r.push_back(accept(f + "udp_port_unreachable_from_a_router", icmp_error(af, unreach, port_unreach, udp),
                        kIn, Verdict::kAnswer, udp_key, af, unreach, port_unreach));
-    r.push_back(accept(f + "udp_host_unreachable", icmp_error(af, unreach, v4 ? 1 : 3, udp), kIn, Verdict::kIcmpError,
-                       udp_key, af, unreach, v4 ? 1 : 3));
-    r.push_back(accept(f + "udp_time_exceeded", icmp_error(af, time_exceeded, 0, udp), kIn, Verdict::kIcmpError,
-                       udp_key, af, time_exceeded, 0));
-    r.push_back(accept(f + "tcp_syn_time_exceeded", icmp_error(af, time_exceeded, 0, syn), kIn, Verdict::kIcmpError,
-                       tcp_key, af, time_exceeded, 0));
-    r.push_back(accept(f + "tcp_syn_unreachable_8_byte_quote", icmp_error(af, unreach, v4 ? 13 : 1, syn, iph + 8), kIn,
-                       Verdict::kIcmpError, tcp_key, af, unreach, v4 ? 13 : 1));
-    r.push_back(accept(f + "tcp_syn_port_unreachable_is_not_an_answer", icmp_error(af, unreach, port_unreach, syn),
-                       kIn, Verdict::kIcmpError, tcp_key, af, unreach, port_unreach));
-    r.push_back(accept(f + "echo_request_unreachable", icmp_error(af, unreach, 0, echo_req), kIn, Verdict::kIcmpError,
-                       echo_key, af, unreach, 0));
+    r.push_back(accept(f + "udp_port_unreachable_minimal_quote",
+                       icmp_error(af, unreach, port_unreach, udp, iph + 8), kIn, Verdict::kAnswer, udp_key,
+                       af, unreach, port_unreach));
+    r.push_back(accept(f + "udp_host_unreachable", icmp_error(af, unreach, v4 ? 1 : 3, udp), kIn,
+                       Verdict::kIcmpError, udp_key, af, unreach, v4 ? 1 : 3));
+    r.push_back(accept(f + "udp_time_exceeded", icmp_error(af, time_exceeded, 0, udp), kIn,
+                       Verdict::kIcmpError, udp_key, af, time_exceeded, 0));
+    r.push_back(accept(f + "tcp_syn_time_exceeded", icmp_error(af, time_exceeded, 0, syn), kIn,
+                       Verdict::kIcmpError, tcp_key, af, time_exceeded, 0));
+    r.push_back(accept(f + "tcp_syn_unreachable_8_byte_quote",
+                       icmp_error(af, unreach, v4 ? 13 : 1, syn, iph + 8), kIn, Verdict::kIcmpError, tcp_key,
+                       af, unreach, v4 ? 13 : 1));
+    r.push_back(accept(f + "tcp_syn_port_unreachable_is_not_an_answer",
+                       icmp_error(af, unreach, port_unreach, syn), kIn, Verdict::kIcmpError, tcp_key, af,
+                       unreach, port_unreach));
+    r.push_back(accept(f + "echo_request_unreachable", icmp_error(af, unreach, 0, echo_req), kIn,
+                       Verdict::kIcmpError, echo_key, af, unreach, 0));
     r.push_back(accept(f + "parameter_problem_quoting_udp", icmp_error(af, v4 ? 12 : 4, 0, udp), kIn,
                        Verdict::kIcmpError, udp_key, af, v4 ? 12 : 4, 0));
     if (v4) {
-      r.push_back(accept("v4_quote_with_ip_options", icmp_error(af, 3, 3, with_ipv4_option(udp)), kIn, Verdict::kAnswer,
-                         udp_key, af, 3, 3));
-      r.push_back(accept("v4_frag_needed_quoting_syn", icmp_error(af, 3, 4, syn), kIn, Verdict::kIcmpError, tcp_key,
-                         af, 3, 4));
+      r.push_back(accept("v4_quote_with_ip_options", icmp_error(af, 3, 3, with_ipv4_option(udp)), kIn,
+                         Verdict::kAnswer, udp_key, af, 3, 3));
+      r.push_back(accept("v4_frag_needed_quoting_syn", icmp_error(af, 3, 4, syn), kIn, Verdict::kIcmpError,
+                         tcp_key, af, 3, 4));
     } else {
-      r.push_back(accept("v6_packet_too_big_quoting_syn", icmp_error(af, 2, 0, syn), kIn, Verdict::kIcmpError, tcp_key,
-                         af, 2, 0));
+      r.push_back(accept("v6_packet_too_big_quoting_syn", icmp_error(af, 2, 0, syn), kIn, Verdict::kIcmpError,
+                         tcp_key, af, 2, 0));
     }
     // Quotes of packets we never sent.
-    r.push_back(reject(f + "error_quoting_a_syn_ack",
-                       icmp_error(af, unreach, port_unreach, tcp_packet(us, them, kSport, 443, kSyn | kAck, kSeq, 1)),
-                       kIn, RejectReason::kQuoteNotAProbe));
+    r.push_back(
+        reject(f + "error_quoting_a_syn_ack",
+               icmp_error(af, unreach, port_unreach, tcp_packet(us, them, kSport, 443, kSyn | kAck, kSeq, 1)),
+               kIn, RejectReason::kQuoteNotAProbe));
     r.push_back(reject(f + "error_quoting_a_syn_of_a_normal_connect",
                        icmp_error(af, unreach, 1, tcp_packet(us, them, kSport, 443, kSyn, kSeq + 9, 0)), kIn,
                        RejectReason::kQuoteNotAProbe));
-    r.push_back(reject(f + "error_quoting_an_echo_reply", icmp_error(af, unreach, 0, echo_packet(us, them, true, 5)),
-                       kIn, RejectReason::kQuoteNotAProbe));
-    r.push_back(reject(f + "error_quoting_gre", icmp_error(af, unreach, 2, set_byte(udp, v4 ? 9 : 6, 47)), kIn,
+    r.push_back(reject(f + "error_quoting_an_echo_reply",
+                       icmp_error(af, unreach, 0, echo_packet(us, them, true, 5)), kIn,
                        RejectReason::kQuoteNotAProbe));
-    r.push_back(reject(f + "error_quoting_the_other_family",
-                       icmp_error(af, unreach, port_unreach, crafted(ProbeType::kUdpUnreachable, v4 ? kV6 : kV4, 1, 1)),
+    r.push_back(reject(f + "error_quoting_gre", icmp_error(af, unreach, 2, set_byte(udp, v4 ? 9 : 6, 47)),
                        kIn, RejectReason::kQuoteNotAProbe));
-    r.push_back(reject(f + "error_quote_cut_in_transport_header", icmp_error(af, unreach, port_unreach, udp, iph + 7),
-                       kIn, RejectReason::kQuoteTruncated));
-    r.push_back(reject(f + "error_quote_cut_in_ip_header", icmp_error(af, unreach, port_unreach, udp, iph - 1), kIn,
+    r.push_back(reject(
+        f + "error_quoting_the_other_family",
+        icmp_error(af, unreach, port_unreach, crafted(ProbeType::kUdpUnreachable, v4 ? kV6 : kV4, 1, 1)), kIn,
+        RejectReason::kQuoteNotAProbe));
+    r.push_back(reject(f + "error_quote_cut_in_transport_header",
+                       icmp_error(af, unreach, port_unreach, udp, iph + 7), kIn,
                        RejectReason::kQuoteTruncated));
-    r.push_back(reject(f + "error_with_empty_quote",
-                       icmp_packet(router, us, unreach, port_unreach, 0, 0, {}), kIn, RejectReason::kQuoteTruncated));
+    r.push_back(reject(f + "error_quote_cut_in_ip_header",
+                       icmp_error(af, unreach, port_unreach, udp, iph - 1), kIn,
+                       RejectReason::kQuoteTruncated));
+    r.push_back(reject(f + "error_with_empty_quote", icmp_packet(router, us, unreach, port_unreach, 0, 0, {}),
+                       kIn, RejectReason::kQuoteTruncated));
     // Not-error, not-echo ICMP types.
     r.push_back(reject(f + "wrong_icmp_type", icmp_packet(them, us, v4 ? 5 : 135, 0, 0, 0, Bytes(24, 0)), kIn,
                        RejectReason::kNotAReply));
-    r.push_back(reject(f + "wrong_icmp_type_router_advert", icmp_packet(router, us, v4 ? 9 : 134, 0, 0, 0, Bytes(8, 0)),
-                       kIn, RejectReason::kNotAReply));
+    r.push_back(reject(f + "wrong_icmp_type_router_advert",
+                       icmp_packet(router, us, v4 ? 9 : 134, 0, 0, 0, Bytes(8, 0)), kIn,
+                       RejectReason::kNotAReply));
 
     // --- UDP never answers
     r.push_back(reject(f + "udp_arriving", udp_packet(them, us, 443, kSport), kIn, RejectReason::kNotAReply));
@@ -216,7 +229,8 @@ std::vector<Row> rows() {
     // --- malformed / truncated outer packets
     const Bytes synack = tcp_packet(them, us, 443, kSport, kSyn | kAck, 1, kSeq + 1);
     r.push_back(reject(f + "truncated_outer_header", cut(synack, 10), kIn, RejectReason::kTruncated));
-    r.push_back(reject(f + "length_field_beyond_bytes", cut(synack, synack.size() - 1), kIn, RejectReason::kTruncated));
+    r.push_back(reject(f + "length_field_beyond_bytes", cut(synack, synack.size() - 1), kIn,
+                       RejectReason::kTruncated));
     r.push_back(accept(f + "ethernet_padding_ignored", pad(synack, 6), kIn, Verdict::kAnswer, tcp_key, af));
     r.push_back(reject(f + "bad_version", set_byte(synack, 0, uint8_t(0x50 | (synack[0] & 0xf))), kIn,
                        RejectReason::kMalformed));
@@ -228,7 +242,8 @@ std::vector<Row> rows() {
   const Bytes synack4 = tcp_packet(target_addr(kV4), local_addr(kV4), 443, kSport, kSyn | kAck, 1, kSeq + 1);
   const Bytes synack6 = tcp_packet(target_addr(kV6), local_addr(kV6), 443, kSport, kSyn | kAck, 1, kSeq + 1);
   r.push_back(reject("v4_bad_ihl_4", set_byte(synack4, 0, 0x44), kIn, RejectReason::kMalformed));
-  r.push_back(reject("v4_ihl_15_beyond_bytes", set_byte(cut(synack4, 40), 0, 0x4f), kIn, RejectReason::kTruncated));
+  r.push_back(
+      reject("v4_ihl_15_beyond_bytes", set_byte(cut(synack4, 40), 0, 0x4f), kIn, RejectReason::kTruncated));
   {
     Bytes b = synack4;
     wire::store_be16(b.data() + 2, 19);
@@ -239,17 +254,19 @@ std::vector<Row> rows() {
   {
     Bytes b = synack4;
     wire::store_be16(b.data() + 6, 0x2000 | 0);  // first fragment (MF, offset 0): headers are there
-    r.push_back(accept("v4_first_fragment", b, kIn, Verdict::kAnswer, key(ProbeType::kTcpSyn, kV4, kSport, kTcpToken),
-                       kV4));
+    r.push_back(accept("v4_first_fragment", b, kIn, Verdict::kAnswer,
+                       key(ProbeType::kTcpSyn, kV4, kSport, kTcpToken), kV4));
     wire::store_be16(b.data() + 6, 185);
     r.push_back(reject("v4_later_fragment", b, kIn, RejectReason::kFragment));
   }
-  r.push_back(reject("v6_hop_by_hop_header", with_hop_by_hop(synack6), kIn, RejectReason::kNotAProbeProtocol));
+  r.push_back(
+      reject("v6_hop_by_hop_header", with_hop_by_hop(synack6), kIn, RejectReason::kNotAProbeProtocol));
   r.push_back(reject("v6_fragment_header", set_byte(with_hop_by_hop(synack6), 6, 44), kIn,
                      RejectReason::kNotAProbeProtocol));
-  r.push_back(reject("v6_error_quoting_extension_header",
-                     icmp_error(kV6, 1, 4, with_hop_by_hop(crafted(ProbeType::kUdpUnreachable, kV6, kSport, 5))), kIn,
-                     RejectReason::kQuoteNotAProbe));
+  r.push_back(
+      reject("v6_error_quoting_extension_header",
+             icmp_error(kV6, 1, 4, with_hop_by_hop(crafted(ProbeType::kUdpUnreachable, kV6, kSport, 5))), kIn,
+             RejectReason::kQuoteNotAProbe));
   {
     Bytes b = crafted(ProbeType::kUdpUnreachable, kV4, kSport, kUdpToken4);
     wire::store_be16(b.data() + 6, 0x2000 | 64);
@@ -259,8 +276,10 @@ std::vector<Row> rows() {
   r.push_back(reject("zero_length", {}, kIn, RejectReason::kTruncated));
   r.push_back(reject("zero_length_outgoing", {}, kOut, RejectReason::kTruncated));
   r.push_back(reject("one_byte_v4", {0x45}, kIn, RejectReason::kTruncated));
-  r.push_back(reject("garbage_bytes", {0xde, 0xad, 0xbe, 0xef, 0x00, 0x11, 0x22, 0x33}, kIn, RejectReason::kMalformed));
-  r.push_back(reject("ethernet_frame_not_ip", {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 1, 2, 3, 4, 5, 0x08, 0x06}, kIn,
+  r.push_back(reject("garbage_bytes", {0xde, 0xad, 0xbe, 0xef, 0x00, 0x11, 0x22, 0x33}, kIn,
+                     RejectReason::kMalformed));
+  r.push_back(reject("ethernet_frame_not_ip",
+                     {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 1, 2, 3, 4, 5, 0x08, 0x06}, kIn,
                      RejectReason::kMalformed));
   return r;
 }
@@ -293,7 +312,8 @@ TEST(probes, ProbeAndAnswerKeysAreEqual) {
     const IpAddress us = local_addr(af), them = target_addr(af);
     for (uint16_t size : {0, 60, 333}) {
       for (uint32_t raw : {1u, 0x12345u, 0xffffffffu}) {
-        SCOPED_TRACE(std::string(to_string(af)) + " payload " + std::to_string(size) + " token " + std::to_string(raw));
+        SCOPED_TRACE(std::string(to_string(af)) + " payload " + std::to_string(size) + " token " +
+                     std::to_string(raw));
         {
           const uint32_t token = raw & token_mask(ProbeType::kTcpSyn, af);
           const Bytes syn = crafted(ProbeType::kTcpSyn, af, 50000, token, size);
@@ -302,7 +322,8 @@ TEST(probes, ProbeAndAnswerKeysAreEqual) {
           EXPECT_EQ(own.tcp_flags, kSyn);
           const uint32_t seq = token << kTcpSeqShift;
           const size_t payload = size > 20 ? size - 20 : 0;
-          for (auto [flags, ack] : {std::pair<uint8_t, uint32_t>{kSyn | kAck, seq + 1}, {kRst | kAck, seq + 1},
+          for (auto [flags, ack] : {std::pair<uint8_t, uint32_t>{kSyn | kAck, seq + 1},
+                                    {kRst | kAck, seq + 1},
                                     {kRst | kAck, uint32_t(seq + 1 + payload)}}) {
             const auto ans = classify(tcp_packet(them, us, 443, 50000, flags, 99, ack), kIn);
             ASSERT_EQ(ans.verdict, Verdict::kAnswer);
@@ -368,7 +389,8 @@ TEST(probes, ClassifySurvivesTruncationMutationAndRandomBytes) {
     }
     for (int i = 0; i < 200; ++i) {
       Bytes m = b;
-      for (int flips = 1 + int(rng() % 3); flips > 0; --flips) m[rng() % m.size()] ^= uint8_t(1u << (rng() % 8));
+      for (int flips = 1 + int(rng() % 3); flips > 0; --flips)
+        m[rng() % m.size()] ^= uint8_t(1u << (rng() % 8));
       check(m);
       ++n;
     }

@@ -207,8 +207,9 @@ std::vector<CraftCase> craft_cases() {
       for (uint16_t size : {0, 4, 20, 64, 101, 1400})
         for (bool df : {true, false}) {
           if (!df && af == AddressFamily::kV6) continue;
-          const uint32_t token = type == ProbeType::kTcpSyn ? 0x2abcd : type == ProbeType::kIcmpPing ? 0xdeadbeef
-                                                                                                      : 0xbeef1;
+          const uint32_t token = type == ProbeType::kTcpSyn     ? 0x2abcd
+                                 : type == ProbeType::kIcmpPing ? 0xdeadbeef
+                                                                : 0xbeef1;
           cases.push_back({type, af, size, df, token & token_mask(type, af)});
         }
   return cases;
@@ -227,7 +228,8 @@ TEST(probes, CraftKeepsTemplateSourceWhenFieldsHaveNone) {
     const size_t n = probe.craft(t, f, out);
     ASSERT_GT(n, 0u);
     out.resize(n);
-    const IpAddress src = af == AddressFamily::kV4 ? wire::Ipv4View::parse(out)->src() : wire::Ipv6View::parse(out)->src();
+    const IpAddress src =
+        af == AddressFamily::kV4 ? wire::Ipv4View::parse(out)->src() : wire::Ipv6View::parse(out)->src();
     EXPECT_EQ(src, local_addr(af));
   }
 }
@@ -302,7 +304,8 @@ TEST(probes, TcpAckMatches) {
       {"pure ACK is not an answer", seq, 0, seq + 1, kAck, false},
       {"wraps at 2^32", 0xffffffffu, 0, 0, kSynAck, true},
   };
-  for (const auto& r : rows) EXPECT_EQ(tcp_ack_matches(r.seq, r.payload, r.ack, r.flags), r.match) << r.description;
+  for (const auto& r : rows)
+    EXPECT_EQ(tcp_ack_matches(r.seq, r.payload, r.ack, r.flags), r.match) << r.description;
 }
 
 }  // namespace

@@ -21,9 +21,15 @@ using Bytes = std::vector<uint8_t>;
 inline IpAddress addr(const char* s) { return *IpAddress::parse(s); }
 
 // IPv4: 10.0.0.1 is us, 10.0.0.2 the target, 10.9.9.9 a router on the path. IPv6 likewise.
-inline IpAddress local_addr(AddressFamily af) { return addr(af == AddressFamily::kV4 ? "10.0.0.1" : "fd00::1"); }
-inline IpAddress target_addr(AddressFamily af) { return addr(af == AddressFamily::kV4 ? "10.0.0.2" : "fd00::2"); }
-inline IpAddress router_addr(AddressFamily af) { return addr(af == AddressFamily::kV4 ? "10.9.9.9" : "fd00::99"); }
+inline IpAddress local_addr(AddressFamily af) {
+  return addr(af == AddressFamily::kV4 ? "10.0.0.1" : "fd00::1");
+}
+inline IpAddress target_addr(AddressFamily af) {
+  return addr(af == AddressFamily::kV4 ? "10.0.0.2" : "fd00::2");
+}
+inline IpAddress router_addr(AddressFamily af) {
+  return addr(af == AddressFamily::kV4 ? "10.9.9.9" : "fd00::99");
+}
 
 // Wraps an L4 PDU into an IP header from `src` to `dst` and serializes (libtins computes the checksums).
 inline Bytes ip_packet(const IpAddress& src, const IpAddress& dst, const Tins::PDU& l4, uint8_t ttl = 64) {
@@ -40,8 +46,8 @@ inline Bytes ip_packet(const IpAddress& src, const IpAddress& dst, const Tins::P
   return ip.serialize();
 }
 
-inline Bytes tcp_packet(const IpAddress& src, const IpAddress& dst, uint16_t sport, uint16_t dport, uint8_t flags,
-                        uint32_t seq, uint32_t ack, size_t payload = 0) {
+inline Bytes tcp_packet(const IpAddress& src, const IpAddress& dst, uint16_t sport, uint16_t dport,
+                        uint8_t flags, uint32_t seq, uint32_t ack, size_t payload = 0) {
   Tins::TCP tcp(dport, sport);
   tcp.flags(flags);
   tcp.seq(seq);
@@ -105,7 +111,8 @@ inline ProbeParams params_for(ProbeType type, AddressFamily af, uint16_t ip_payl
 }
 
 // Our own probe, as craft() writes it.
-inline Bytes crafted(ProbeType type, AddressFamily af, uint16_t sport, uint32_t token, uint16_t ip_payload_size = 0) {
+inline Bytes crafted(ProbeType type, AddressFamily af, uint16_t sport, uint32_t token,
+                     uint16_t ip_payload_size = 0) {
   const Probe& probe = probe_for(type);
   const PacketTemplate t = probe.make_template(params_for(type, af, ip_payload_size));
   Bytes out(t.bytes.size() + 16);

@@ -20,7 +20,8 @@ TEST(UsableSources, SkipNetworkAndBroadcastAcceptSinglePrefixes) {
   EXPECT_EQ(to_strings(source_addresses(*IpNetwork::parse("10.0.0.0/30"))), (V{"10.0.0.1", "10.0.0.2"}));
   EXPECT_EQ(to_strings(source_addresses(*IpNetwork::parse("10.0.0.0/31"))), (V{"10.0.0.0", "10.0.0.1"}));
   EXPECT_EQ(to_strings(source_addresses(*IpNetwork::parse("10.0.0.7/32"))), (V{"10.0.0.7"}));
-  EXPECT_EQ(to_strings(source_addresses(*IpNetwork::parse("fd00::/126"))), (V{"fd00::1", "fd00::2", "fd00::3"}));
+  EXPECT_EQ(to_strings(source_addresses(*IpNetwork::parse("fd00::/126"))),
+            (V{"fd00::1", "fd00::2", "fd00::3"}));
   EXPECT_EQ(to_strings(source_addresses(*IpNetwork::parse("fd00::5/128"))), (V{"fd00::5"}));
   EXPECT_EQ(host_addresses(*IpNetwork::parse("10.0.0.0/8"), 100).size(), 100u);
 }
@@ -55,8 +56,10 @@ struct Fixture {
   Plan plan() {
     resolved.clear();
     for (auto& [name, t] : config.targets) {
-      if (t.is_subnet) resolved.push_back({&t, host_addresses(*IpNetwork::parse(t.destination))});
-      else resolved.push_back({&t, {ip(t.destination.c_str())}});
+      if (t.is_subnet)
+        resolved.push_back({&t, host_addresses(*IpNetwork::parse(t.destination))});
+      else
+        resolved.push_back({&t, {ip(t.destination.c_str())}});
     }
     auto p = build_plan(config, resolved, [](const IpAddress&) { return std::optional(ip("192.0.2.1")); });
     EXPECT_TRUE(p.ok());
@@ -73,7 +76,8 @@ TEST(BuildPlan, NbPacketsPerGroupPortsRoundRobinGroupsInterleaved) {
   std::vector<uint16_t> g1_ports, g2_ports;
   for (size_t i = 0; i < plan.probes.size(); ++i) {
     const auto& p = plan.probes[i];
-    EXPECT_EQ(plan.buckets[plan.bucket_of(p)].group, i % 2 == 0 ? "g1" : "g2") << "groups alternate within a target";
+    EXPECT_EQ(plan.buckets[plan.bucket_of(p)].group, i % 2 == 0 ? "g1" : "g2")
+        << "groups alternate within a target";
     (plan.buckets[plan.bucket_of(p)].group == "g1" ? g1_ports : g2_ports).push_back(p.src_port);
     EXPECT_EQ(plan.source_of(p).to_string(), "192.0.2.1") << "kernel-chosen source";
   }
@@ -85,7 +89,7 @@ TEST(BuildPlan, NbPacketsPerGroupPortsRoundRobinGroupsInterleaved) {
 TEST(BuildPlan, SourceSubnetCoversEveryAddressPortPair) {
   Fixture f;
   f.config.groups["g1"].src_subnet_ipv4 = IpNetwork::parse("192.0.2.0/29");  // 6 usable addresses
-  f.config.groups["g1"].src_port_z = 65001;                                   // 2 ports
+  f.config.groups["g1"].src_port_z = 65001;                                  // 2 ports
   f.add("web", ProbeType::kUdpUnreachable, "198.51.100.1", 12).groups = {"g1"};
   const Plan plan = f.plan();
   std::set<std::pair<std::string, uint16_t>> pairs;

@@ -114,10 +114,22 @@ struct ParseRow {
 };
 
 TEST(wire, Ipv4ParseTable) {
-  auto with = [](Bytes b, size_t i, uint8_t v) { b.at(i) = v; return b; };
-  auto total = [](Bytes b, uint16_t t) { store_be16(b.data() + 2, t); return b; };
-  auto padded = [](Bytes b) { b.resize(b.size() + 6, 0xee); return b; };
-  auto cut = [](Bytes b, size_t n) { b.resize(n); return b; };
+  auto with = [](Bytes b, size_t i, uint8_t v) {
+    b.at(i) = v;
+    return b;
+  };
+  auto total = [](Bytes b, uint16_t t) {
+    store_be16(b.data() + 2, t);
+    return b;
+  };
+  auto padded = [](Bytes b) {
+    b.resize(b.size() + 6, 0xee);
+    return b;
+  };
+  auto cut = [](Bytes b, size_t n) {
+    b.resize(n);
+    return b;
+  };
   const ParseRow rows[] = {
       {"valid, 8-byte payload", ipv4(8), true, ParseError::kNone, 8},
       {"header only", ipv4(0), true, ParseError::kNone, 0},
@@ -198,9 +210,18 @@ Bytes ipv6(size_t payload, uint8_t next_header = kProtoUdp) {
 }
 
 TEST(wire, Ipv6ParseTable) {
-  auto cut = [](Bytes b, size_t n) { b.resize(n); return b; };
-  auto padded = [](Bytes b) { b.resize(b.size() + 6, 0xee); return b; };
-  auto with = [](Bytes b, size_t i, uint8_t v) { b.at(i) = v; return b; };
+  auto cut = [](Bytes b, size_t n) {
+    b.resize(n);
+    return b;
+  };
+  auto padded = [](Bytes b) {
+    b.resize(b.size() + 6, 0xee);
+    return b;
+  };
+  auto with = [](Bytes b, size_t i, uint8_t v) {
+    b.at(i) = v;
+    return b;
+  };
   const ParseRow rows[] = {
       {"valid", ipv6(8), true, ParseError::kNone, 8},
       {"padding ignored", padded(ipv6(8)), true, ParseError::kNone, 8},

@@ -211,11 +211,13 @@ TEST(worker_Ipc, ReportRoundTripIsExact) {
 }
 
 TEST(worker_Ipc, ReadyAndErrorRoundTrip) {
-  auto ready = decode_worker_message(payload_of(encode_frame(WorkerMessage{WorkerReady{2, {"small buffer"}}})));
+  auto ready =
+      decode_worker_message(payload_of(encode_frame(WorkerMessage{WorkerReady{2, {"small buffer"}}})));
   ASSERT_TRUE(ready.ok());
   EXPECT_EQ(std::get<WorkerReady>(*ready).index, 2u);
   EXPECT_EQ(std::get<WorkerReady>(*ready).warnings, std::vector<std::string>{"small buffer"});
-  auto error = decode_worker_message(payload_of(encode_frame(WorkerMessage{WorkerError{"no route", {"a", "b"}}})));
+  auto error =
+      decode_worker_message(payload_of(encode_frame(WorkerMessage{WorkerError{"no route", {"a", "b"}}})));
   ASSERT_TRUE(error.ok());
   EXPECT_EQ(std::get<WorkerError>(*error).message, "no route");
   EXPECT_EQ(std::get<WorkerError>(*error).inactive_targets, (std::vector<std::string>{"a", "b"}));

@@ -21,7 +21,6 @@
 namespace netprobe {
 namespace {
 
-
 TEST(worker_Metrics, WorkerRestartsCounter) {
   auto registry = std::make_shared<prometheus::Registry>();
   ProberMetrics metrics(registry, "probe1", {95, 50}, "0.1.0");
@@ -38,11 +37,13 @@ TEST(worker_Metrics, WorkerRestartsCounter) {
 
 std::string udp_config(int nb_proc, int nb_packets) {
   return "global:\n"
-         "  probe_name: p\n  interval: 30\n  nb_proc: " + std::to_string(nb_proc) +
+         "  probe_name: p\n  interval: 30\n  nb_proc: " +
+         std::to_string(nb_proc) +
          "\n  logging_level: INFO\n  prometheus_port: 8000\n  dns_update_interval: 300\n"
          "groups:\n  g:\n    src_port_a: 65000\n    src_port_z: 65000\n"
          "targets:\n  udp:\n    type: UDPunreachable\n    destination: 192.0.2.1\n    dst_port: 33434\n"
-         "    nb_packets: " + std::to_string(nb_packets) + "\n";
+         "    nb_packets: " +
+         std::to_string(nb_packets) + "\n";
 }
 
 TEST(worker_KeySpace, SliceBitsShrinkEachWorkersShare) {
@@ -122,7 +123,8 @@ TEST(worker_Resolution, LiteralsSubnetsNamesAndFailures) {
   c.targets["nogroup"] = c.targets["literal"];
   c.targets["nogroup"].groups.clear();
   TableResolver r;
-  r.table["web.example"] = Resolution{true, {*IpAddress::parse("192.0.2.80"), *IpAddress::parse("192.0.2.81")}, ""};
+  r.table["web.example"] =
+      Resolution{true, {*IpAddress::parse("192.0.2.80"), *IpAddress::parse("192.0.2.81")}, ""};
   r.table["nx.example"] = Resolution{false, {}, "NXDOMAIN"};
   FakeClock clock;
   const auto out = resolve_destinations(r, c, clock, Nanos(1'000'000'000));

@@ -32,7 +32,8 @@ TEST(worker_Sharding, AssignmentIsAPureFunctionOfNameAndCount) {
   std::vector<uint32_t> got;
   for (const auto& n : {"web", "dns", "tor1.par", "tor2.par", "backbone-1"}) got.push_back(worker_for(n, 4));
   std::vector<uint32_t> again;
-  for (const auto& n : {"web", "dns", "tor1.par", "tor2.par", "backbone-1"}) again.push_back(worker_for(n, 4));
+  for (const auto& n : {"web", "dns", "tor1.par", "tor2.par", "backbone-1"})
+    again.push_back(worker_for(n, 4));
   EXPECT_EQ(got, again);
   for (uint32_t w : got) EXPECT_LT(w, 4u);
 }
