@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config git
+  build-essential cmake pkg-config git ccache
   libpcap-dev libtins-dev prometheus-cpp-dev zlib1g-dev libyaml-cpp-dev libyaml-dev libcap-dev libc-ares-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libvalijson-dev
   libgtest-dev libgmock-dev libbenchmark-dev
