@@ -7,9 +7,9 @@
 #include <chrono>
 #include <string>
 
-#include "../tests/unit/config/large_config.h"
 #include "config/loader.h"
 #include "config/yaml_json.h"
+#include "tests/unit/config/large_config.h"
 
 namespace netprobe {
 namespace {

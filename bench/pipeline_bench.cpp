@@ -20,10 +20,10 @@
 #include <memory>
 #include <vector>
 
+#include "engine/engine.h"
 #include "match/huge_pages.h"
 #include "sched/plan.h"
 #include "wire/bytes.h"
-#include "worker/engine.h"
 
 namespace netprobe {
 namespace {

@@ -89,8 +89,6 @@ struct PacketTemplate {
   uint16_t l4_payload_sum = 0;
 };
 
-enum class Direction : uint8_t { kIncoming, kOutgoing };
-
 enum class Verdict : uint8_t {
   kOwnProbe,   // one of our probes seen leaving; its capture timestamp is the send time
   kAnswer,     // answers the probe under `key`: TCP SYN-ACK or RST-ACK, echo reply, UDP port unreachable
@@ -146,6 +144,10 @@ Classification classify(std::span<const uint8_t> ip_packet, Direction dir) noexc
 // TCP: true if `ack` (with `flags`) exactly answers a SYN with sequence `seq` carrying `payload` bytes:
 // SYN-ACK acks seq+1; RST-ACK acks seq+1 or seq+1+payload (netprobify accepts both).
 bool tcp_ack_matches(uint32_t seq, size_t payload, uint32_t ack, uint8_t flags) noexcept;
+
+// A set of probe types as a bit mask (bit 1 << ProbeType), as the launcher passes it to a worker.
+uint32_t probe_types_mask(std::span<const ProbeType> types);
+std::vector<ProbeType> probe_types_of_mask(uint32_t mask);
 
 // The probe implementations, one per type (registry.cpp).
 const Probe& probe_for(ProbeType type);

@@ -24,4 +24,17 @@ const Probe& probe_for(ProbeType type) {
   throw std::out_of_range("probe_for: unknown probe type");
 }
 
+uint32_t probe_types_mask(std::span<const ProbeType> types) {
+  uint32_t mask = 0;
+  for (ProbeType t : types) mask |= uint32_t(1) << unsigned(t);
+  return mask;
+}
+
+std::vector<ProbeType> probe_types_of_mask(uint32_t mask) {
+  std::vector<ProbeType> out;
+  for (int t = 0; t < kProbeTypeCount; ++t)
+    if (mask & (uint32_t(1) << unsigned(t))) out.push_back(ProbeType(t));
+  return out;
+}
+
 }  // namespace netprobe

@@ -5,9 +5,9 @@
 #include <cstdio>
 #include <string>
 
-#include "app/logging.h"
 #include "app/run.h"
 #include "config/loader.h"
+#include "logging/logging.h"
 
 #ifndef NETPROBE_VERSION
 #define NETPROBE_VERSION "0.0.0"

@@ -10,11 +10,13 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "app/logging.h"
 #include "config/loader.h"
+#include "launcher/launcher.h"
+#include "logging/logging.h"
 #include "metrics/exporter.h"
-#include "worker/privileges.h"
-#include "worker/supervisor.h"
+#include "sandbox/privileges.h"
+#include "supervisor/supervisor.h"
+#include "worker/worker_process.h"
 
 namespace netprobe {
 namespace {
@@ -45,7 +47,7 @@ int run_prober(const std::string& path, const std::string& version) {
   // The launcher next, while this process is still small: it and every worker it forks share this
   // process's memory of the moment copy-on-write, and a 10,000-target configuration loaded first would be
   // resident in each of them (counted in each one's RSS). On any error below its client stops it.
-  auto launcher = start_launcher();
+  auto launcher = LauncherClient::start(&worker_main);
   if (!launcher.ok()) {
     spdlog::critical("{}", launcher.error().message);
     return EX_OSERR;

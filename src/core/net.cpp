@@ -109,6 +109,32 @@ IpAddress IpNetwork::at(uint64_t i) const {
   return a;
 }
 
+namespace {
+// [first, last] of the usable addresses, as offsets into the network.
+std::pair<uint64_t, uint64_t> usable_range(const IpNetwork& net) {
+  const uint64_t n = net.size();
+  uint64_t first = 0, last = n - 1;
+  const int max_prefix = net.base.af == AddressFamily::kV4 ? 32 : 128;
+  if (net.prefix < max_prefix - 1) {
+    first = 1;                                            // network (IPv6: subnet-router anycast) address
+    if (net.base.af == AddressFamily::kV4) last = n - 2;  // IPv4 broadcast
+  }
+  return {first, last};
+}
+}  // namespace
+
+uint64_t IpNetwork::usable_count() const {
+  const auto [first, last] = usable_range(*this);
+  return last - first + 1;
+}
+
+std::vector<IpAddress> IpNetwork::usable_hosts(size_t limit) const {
+  std::vector<IpAddress> out;
+  const auto [first, last] = usable_range(*this);
+  for (uint64_t i = first; i <= last && out.size() < limit; ++i) out.push_back(at(i));
+  return out;
+}
+
 std::string IpNetwork::to_string() const { return base.to_string() + "/" + std::to_string(prefix); }
 
 }  // namespace netprobe

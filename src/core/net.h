@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace netprobe {
 
@@ -19,6 +20,9 @@ inline constexpr int kProbeTypeCount = 3;
 std::string_view to_string(ProbeType t);  // "TCPsyn", "ICMPping", "UDPunreachable"
 std::optional<ProbeType> probe_type_from_string(std::string_view s);
 std::string_view to_string(AddressFamily af);  // "ipv4", "ipv6" (the metric label values)
+
+// Which way a captured packet went through the interface: set by the capture from the link header.
+enum class Direction : uint8_t { kIncoming, kOutgoing };
 
 // An IPv4 or IPv6 address in network byte order. IPv4 uses the first 4 bytes; the rest are zero,
 // so that equality and hashing can look at all 16 bytes.
@@ -36,6 +40,8 @@ struct IpAddress {
   friend bool operator==(const IpAddress&, const IpAddress&) = default;
 };
 
+inline constexpr size_t kMaxSubnetHosts = size_t(1) << 24;
+
 // A network in CIDR form (also accepts a plain address as a /32 or /128).
 struct IpNetwork {
   IpAddress base;  // masked
@@ -46,6 +52,12 @@ struct IpNetwork {
   uint64_t size() const;
   // The i-th address of the network (0 = network address).
   IpAddress at(uint64_t i) const;
+  // The addresses netprobe probes in it (or sends from): the network address is skipped (for IPv6 the
+  // subnet-router anycast address) and the IPv4 broadcast, except in /31, /32, /127 and /128 networks.
+  // usable_count() counts them (saturated like size()); usable_hosts() lists at most `limit` of them.
+  uint64_t usable_count() const;
+  // kMaxSubnetHosts bounds what a subnet target expands to (a /8 is 16M hosts).
+  std::vector<IpAddress> usable_hosts(size_t limit) const;
   std::string to_string() const;
 };
 

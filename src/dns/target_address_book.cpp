@@ -1,8 +1,7 @@
 #include "dns/target_address_book.h"
 
 #include <algorithm>
-
-#include "sched/plan.h"
+#include <utility>
 
 namespace netprobe {
 
@@ -189,7 +188,7 @@ std::optional<std::vector<IpAddress>> TargetAddressBook::hosts(const std::string
   auto it = entries_.find(target);
   if (it == entries_.end() || it->second.state != State::kActive) return std::nullopt;
   const Entry& e = it->second;
-  if (e.kind == Kind::kSubnet) return host_addresses(*e.subnet);
+  if (e.kind == Kind::kSubnet) return e.subnet->usable_hosts(kMaxSubnetHosts);
   return std::vector<IpAddress>{e.address};
 }
 

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <span>
 
-#include "probes/probe.h"
+#include "core/net.h"
 
 namespace netprobe {
 

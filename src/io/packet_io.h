@@ -7,7 +7,6 @@
 
 #include "core/clock.h"
 #include "core/net.h"
-#include "probes/probe.h"
 
 namespace netprobe {
 

@@ -13,22 +13,6 @@
 #include "config/config.h"
 
 namespace netprobe {
-namespace {
-
-std::vector<IpAddress> usable(const IpNetwork& net, size_t limit) {
-  std::vector<IpAddress> out;
-  const uint64_t n = net.size();
-  uint64_t first = 0, last = n - 1;  // inclusive
-  const int max_prefix = net.base.af == AddressFamily::kV4 ? 32 : 128;
-  if (net.prefix < max_prefix - 1) {
-    first = 1;  // network address (IPv6: the subnet-router anycast address)
-    if (net.base.af == AddressFamily::kV4) last = n - 2;  // IPv4 broadcast
-  }
-  for (uint64_t i = first; i <= last && out.size() < limit; ++i) out.push_back(net.at(i));
-  return out;
-}
-
-}  // namespace
 
 std::optional<IpAddress> kernel_source_for(const IpAddress& dst) {
   const int family = dst.af == AddressFamily::kV4 ? AF_INET : AF_INET6;
@@ -87,8 +71,10 @@ LocalCheck host_local_addresses() {
   return [local](const IpAddress& a) { return std::find(local.begin(), local.end(), a) != local.end(); };
 }
 
-std::vector<IpAddress> source_addresses(const IpNetwork& net, size_t limit) { return usable(net, limit); }
-std::vector<IpAddress> host_addresses(const IpNetwork& net, size_t limit) { return usable(net, limit); }
+std::vector<IpAddress> source_addresses(const IpNetwork& net, size_t limit) {
+  return net.usable_hosts(limit);
+}
+std::vector<IpAddress> host_addresses(const IpNetwork& net, size_t limit) { return net.usable_hosts(limit); }
 
 namespace {
 constexpr size_t kMaxSources = 65535;  // PlannedProbe::src is 16 bits

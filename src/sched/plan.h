@@ -81,7 +81,7 @@ LocalCheck host_local_addresses();
 // /127 and /128 accepted, at most `limit` addresses.
 std::vector<IpAddress> source_addresses(const IpNetwork& net, size_t limit = 65536);
 // Usable hosts of a subnet destination (same rules).
-std::vector<IpAddress> host_addresses(const IpNetwork& net, size_t limit = 1u << 24);
+std::vector<IpAddress> host_addresses(const IpNetwork& net, size_t limit = kMaxSubnetHosts);
 
 Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>& targets,
                         const SourceResolver& source_for,
@@ -108,6 +108,13 @@ class Pacer {
   Nanos gap_;
   Nanos prev_{0};
   std::vector<Nanos> last_;  // per target
+};
+
+// How one worker paces its iterations (from the configuration's global section, the rate cap shared out).
+struct IterationSettings {
+  double interval_s = 30;
+  double max_packets_per_second = 0;
+  Nanos hard_timeout{Nanos::max()};  // global.timeout: the iteration is cut short after this
 };
 
 // The send window of an iteration: a share of what the interval leaves after the longest timeout (the

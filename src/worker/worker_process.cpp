@@ -18,29 +18,16 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "app/logging.h"
 #include "core/memory.h"
+#include "engine/engine.h"
 #include "io/pcap_source.h"
 #include "io/raw_socket_sink.h"
+#include "ipc/ipc.h"
+#include "logging/logging.h"
+#include "sandbox/privileges.h"
 #include "sched/plan.h"
-#include "worker/engine.h"
-#include "worker/ipc.h"
-#include "worker/privileges.h"
 
 namespace netprobe {
-
-uint32_t probe_types_mask(std::span<const ProbeType> types) {
-  uint32_t mask = 0;
-  for (ProbeType t : types) mask |= uint32_t(1) << unsigned(t);
-  return mask;
-}
-
-std::vector<ProbeType> probe_types_of_mask(uint32_t mask) {
-  std::vector<ProbeType> out;
-  for (ProbeType t : {ProbeType::kTcpSyn, ProbeType::kIcmpPing, ProbeType::kUdpUnreachable})
-    if (mask & (uint32_t(1) << unsigned(t))) out.push_back(t);
-  return out;
-}
 
 namespace {
 

@@ -19,15 +19,12 @@
 #include <vector>
 
 #include "core/net.h"
+#include "launcher/launcher.h"
 #include "probes/probe.h"
-#include "worker/launcher.h"
 
 namespace netprobe {
 
 // The process entry (a WorkerEntry, see launcher.h).
 int worker_main(int ipc_fd, const WorkerSpawn& spawn);
-
-uint32_t probe_types_mask(std::span<const ProbeType> types);
-std::vector<ProbeType> probe_types_of_mask(uint32_t mask);
 
 }  // namespace netprobe

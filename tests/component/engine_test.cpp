@@ -1,6 +1,6 @@
 // A whole iteration over the in-memory link, on a fake clock: the engine crafts and paces probes, the
 // scripted responder answers (or not), the runner matches, and the report says what the metrics will.
-#include "worker/engine.h"
+#include "engine/engine.h"
 
 #include <gtest/gtest.h>
 

@@ -9,8 +9,8 @@
 #include <prometheus/text_serializer.h>
 
 #include "dns/cares_resolver.h"
-#include "dns/resolution_metrics.h"
 #include "dns/target_address_book.h"
+#include "supervisor/resolution_metrics.h"
 #include "test_dns_server.h"
 #include "tests/support/metrics_lines.h"
 

@@ -1,4 +1,4 @@
-#include "worker/engine.h"
+#include "engine/engine.h"
 
 #include <algorithm>
 #include <random>

@@ -1,4 +1,4 @@
-#include "worker/sharding.h"
+#include "supervisor/sharding.h"
 
 #include "config/loader.h"
 

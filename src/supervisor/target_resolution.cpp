@@ -1,4 +1,4 @@
-#include "worker/target_resolution.h"
+#include "supervisor/target_resolution.h"
 
 #include <netdb.h>
 #include <sys/socket.h>

@@ -8,7 +8,7 @@
 #include <set>
 
 #include "config/loader.h"
-#include "worker/sharding.h"
+#include "supervisor/sharding.h"
 
 namespace netprobe {
 namespace {

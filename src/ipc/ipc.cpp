@@ -1,4 +1,4 @@
-#include "worker/ipc.h"
+#include "ipc/ipc.h"
 
 #include <errno.h>
 #include <unistd.h>

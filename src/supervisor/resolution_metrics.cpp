@@ -1,4 +1,4 @@
-#include "dns/resolution_metrics.h"
+#include "supervisor/resolution_metrics.h"
 
 #include <spdlog/spdlog.h>
 

@@ -1,4 +1,4 @@
-#include "worker/supervisor.h"
+#include "supervisor/supervisor.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -21,23 +21,22 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "app/logging.h"
 #include "config/loader.h"
 #include "core/memory.h"
-#include "dns/resolution_metrics.h"
 #include "dns/target_address_book.h"
 #include "inventory/manager.h"
 #include "inventory/merge.h"
+#include "ipc/ipc.h"
+#include "launcher/launcher.h"
+#include "logging/logging.h"
 #include "metrics/prober_metrics.h"
 #include "metrics/process_collector.h"
-#include "worker/backoff.h"
-#include "worker/capture_sizing.h"
-#include "worker/ipc.h"
-#include "worker/launcher.h"
-#include "worker/privileges.h"
-#include "worker/sharding.h"
-#include "worker/target_resolution.h"
-#include "worker/worker_process.h"
+#include "sandbox/privileges.h"
+#include "supervisor/backoff.h"
+#include "supervisor/capture_sizing.h"
+#include "supervisor/resolution_metrics.h"
+#include "supervisor/sharding.h"
+#include "supervisor/target_resolution.h"
 
 namespace netprobe {
 namespace {
@@ -743,8 +742,6 @@ class Supervisor {
 }
 
 }  // namespace
-
-Result<LauncherClient> start_launcher() { return LauncherClient::start(&worker_main); }
 
 void run_supervisor(LauncherClient launcher, Config config, const std::string& path,
                     const std::string& version, std::optional<BasicAuth> auth) {

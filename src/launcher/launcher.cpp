@@ -1,4 +1,4 @@
-#include "worker/launcher.h"
+#include "launcher/launcher.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -20,7 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/memory.h"
-#include "worker/privileges.h"
+#include "sandbox/privileges.h"
 
 namespace netprobe {
 namespace {

@@ -1,5 +1,5 @@
 // The capture ring of a worker follows the configured rate of its targets.
-#include "worker/capture_sizing.h"
+#include "supervisor/capture_sizing.h"
 
 #include <gtest/gtest.h>
 

@@ -11,11 +11,11 @@
 #include <prometheus/text_serializer.h>
 
 #include "config/loader.h"
+#include "launcher/launcher.h"
 #include "metrics/prober_metrics.h"
+#include "sandbox/privileges.h"
+#include "supervisor/target_resolution.h"
 #include "tests/support/metrics_lines.h"
-#include "worker/launcher.h"
-#include "worker/privileges.h"
-#include "worker/target_resolution.h"
 #include "worker/worker_process.h"
 
 namespace netprobe {

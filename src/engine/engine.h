@@ -19,9 +19,9 @@
 
 #include "core/clock.h"
 #include "core/measurement.h"
+#include "engine/iteration.h"
 #include "io/packet_io.h"
 #include "sched/plan.h"
-#include "worker/iteration.h"
 
 namespace netprobe {
 
@@ -32,12 +32,6 @@ struct EngineOptions {
   Nanos capture_grace{50'000'000};  // expire only deadlines older than this: answers may still sit in
                                     // the capture buffer (pcap's buffer timeout) when a deadline passes
   KeySlice slice{};                 // this worker's share of the token space
-};
-
-struct IterationSettings {
-  double interval_s = 30;
-  double max_packets_per_second = 0;
-  Nanos hard_timeout{Nanos::max()};  // global.timeout: the iteration is cut short after this
 };
 
 class Engine {

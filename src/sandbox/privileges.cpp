@@ -1,4 +1,4 @@
-#include "worker/privileges.h"
+#include "sandbox/privileges.h"
 
 #include <linux/securebits.h>
 #include <sys/capability.h>

@@ -24,7 +24,7 @@
 #include "core/measurement.h"
 #include "core/result.h"
 #include "probes/probe.h"
-#include "worker/engine.h"
+#include "sched/plan.h"
 
 namespace netprobe {
 

@@ -1,4 +1,4 @@
-#include "worker/iteration.h"
+#include "engine/iteration.h"
 
 #include <fmt/format.h>
 

@@ -9,7 +9,7 @@
 #include <limits>
 #include <thread>
 
-#include "worker/ipc.h"
+#include "ipc/ipc.h"
 
 namespace netprobe {
 namespace {

@@ -1,4 +1,4 @@
-#include "worker/capture_sizing.h"
+#include "supervisor/capture_sizing.h"
 
 #include <algorithm>
 #include <cmath>

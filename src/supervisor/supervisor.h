@@ -34,14 +34,9 @@
 #include "config/config.h"
 #include "metrics/exporter.h"
 
-#include "worker/launcher.h"
+#include "launcher/launcher.h"
 
 namespace netprobe {
-
-// Forks the launcher (start_launcher(): before the configuration is loaded, so that the launcher and
-// every worker it forks do not carry a copy-on-write image of the supervisor's heap), while still
-// privileged and single-threaded.
-Result<LauncherClient> start_launcher();
 
 // Drops every capability, starts the exporter and runs the supervisor until SIGTERM/SIGINT. `config` is
 // the validated start-up configuration of `path`. SIGINT, SIGTERM, SIGHUP and SIGCHLD must be blocked in
