@@ -10,9 +10,10 @@
 // Nothing here waits for DNS: IP literals and subnets are settled by set_targets() itself, and a hostname
 // whose answer has not come yet is simply not active yet (or keeps its previous address).
 //
-// Behaviour, netprobify's (reference §4.9) unless noted:
+// Behaviour, netprobify's unless noted (differences: docs/netprobify-compatibility.md#d27-dns-changes):
 // - hostnames are resolved at set_targets(), then every dns_update_interval seconds after the previous
-//   answer; 0 re-resolves at every refresh_due() (decision 9). A query still in flight is not restarted.
+//   answer; 0 re-resolves at every refresh_due() (docs/netprobify-compatibility.md#d9-dns-interval-zero).
+//   A query still in flight is not restarted.
 //   Dynamic targets honour their interval too (netprobify re-resolved them every iteration regardless).
 // - one address per target: the first of the answer; but while the address being probed is still in the
 //   answer it is kept, so that round-robin record order does not count as a change (netprobe's choice).

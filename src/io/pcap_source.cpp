@@ -179,7 +179,8 @@ Result<std::unique_ptr<PcapSource>> PcapSource::open(const Options& options) {
 
   pcap_set_snaplen(p, options.snaplen);
   pcap_set_promisc(p, 0);
-  pcap_set_immediate_mode(p, 0);  // DESIGN.md: immediate mode drops and caps the rate
+  // Immediate mode drops and caps the rate: docs/architecture.md#capture-settings.
+  pcap_set_immediate_mode(p, 0);
   pcap_set_timeout(p, std::max(1, ceil_millis(options.buffer_timeout)));
   pcap_set_buffer_size(p, options.buffer_bytes);
   bool want_nano = pcap_set_tstamp_precision(p, PCAP_TSTAMP_PRECISION_NANO) == 0;

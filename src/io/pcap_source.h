@@ -1,11 +1,11 @@
 #pragma once
 // PacketSource over libpcap: a live capture (PcapSource) and a pcap file replay (PcapFileSource, tests).
 //
-// Live capture settings follow DESIGN.md "Measured on this kind of machine": the default TPACKET_V3
-// ring with a large buffer and a short buffer timeout, NOT immediate mode (it falls back to TPACKET_V2,
-// drops and caps the rate). The handle is non-blocking; poll() waits with poll(2) on pcap's selectable fd
-// and an eventfd, so a blocked poll() returns when a ring block is retired (within the buffer timeout of
-// the first packet), on interrupt(), or after max_wait.
+// Live capture settings follow the measurements in docs/architecture.md#capture-settings: the default
+// TPACKET_V3 ring with a large buffer and a short buffer timeout, NOT immediate mode (it falls back to
+// TPACKET_V2, drops and caps the rate). The handle is non-blocking; poll() waits with poll(2) on pcap's
+// selectable fd and an eventfd, so a blocked poll() returns when a ring block is retired (within the
+// buffer timeout of the first packet), on interrupt(), or after max_wait.
 //
 // Direction:
 //   - Linux cooked headers ("any", the default device) carry the packet type: PACKET_OUTGOING is ours.

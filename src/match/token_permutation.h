@@ -1,7 +1,7 @@
 #pragma once
 // Tokens as a keyed permutation of the probe's ordinal, so that a reply's token is decoded back to its
 // probe by arithmetic instead of being looked up in a table: no per-probe key storage, no hash table,
-// no second cache miss (DESIGN.md "match/").
+// no second cache miss (docs/architecture.md#token-decoding).
 //
 // TokenPermutation(key, bits) is a pseudo-random bijection of [1, 2^bits) keyed by `key` (bits 1..32):
 // a 4-round Feistel network over the smallest even width >= bits, cycle-walked into the domain (an

@@ -1,9 +1,10 @@
 #pragma once
-// The netprobify-compatible Prometheus families (reference §3) plus netprobe's own additions, fed from
-// the engine's IterationReport. Dashboards and alerts written for netprobify must keep working, so every
-// name, type and label set of §3 is reproduced exactly; the deliberate differences (decision 4: the
-// *_count gauges count an event once, not once per group; HELP/TYPE lines only for families that have
-// series, as prometheus-cpp renders them) are noted where they happen.
+// The netprobify-compatible Prometheus families plus netprobe's own additions, fed from the engine's
+// IterationReport. Dashboards and alerts written for netprobify must keep working, so every name, type
+// and label set listed in docs/netprobify-compatibility.md#metrics is reproduced exactly; the deliberate
+// differences are noted where they happen: the *_count gauges count an event once, not once per group
+// (docs/netprobify-compatibility.md#d4-event-gauges); HELP/TYPE lines only for families that have
+// series, as prometheus-cpp renders them (docs/netprobify-compatibility.md#d28-exposition-details).
 //
 // Two stores, by size: the process-wide families (a handful of series: netprobe_info, app_*_total without a
 // destination, capture counters, inventories) are prometheus-cpp families in the Registry given to the
@@ -35,8 +36,9 @@
 namespace netprobe {
 
 // netprobify's percentile (the ActiveState recipe it ships in external.py): sort, k = (n-1)*p/100,
-// linear interpolation between floor(k) and ceil(k). Returns 0 when `values` is empty (quirk 2: a
-// 100%-loss iteration exports RTT 0, not NaN). Sorts `values` in place when it is not sorted yet.
+// linear interpolation between floor(k) and ceil(k). Returns 0 when `values` is empty (a 100%-loss
+// iteration exports RTT 0, not NaN: docs/netprobify-compatibility.md#q2-rtt-zero). Sorts `values` in
+// place when it is not sorted yet.
 double percentile_linear(std::vector<double>& values, int p);
 
 // The metric-name prefix of a probe type: "tcpsyn", "icmp", "udp_unreachable".
@@ -60,7 +62,8 @@ class ProberMetrics {
 
   // Applies one iteration: counters add, loss_ratio/percentile gauges are replaced by this iteration's
   // values, RTTs go into the histograms, TargetEvents increment the *_count gauges once per target
-  // (decision 4: not once per group as netprobify did), capture deltas add.
+  // (not once per group as netprobify did: docs/netprobify-compatibility.md#d4-event-gauges), capture
+  // deltas add.
   void record(const IterationReport& report);
 
   // Creates the target's series at 0 for each of its groups so that they exist before its first

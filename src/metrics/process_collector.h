@@ -1,5 +1,7 @@
 #pragma once
-// The process_* families that prometheus_client adds to every netprobify scrape (reference §3), read
+// The process_* families that prometheus_client adds to every netprobify scrape
+// (docs/netprobify-compatibility.md#metrics; of this process only, see
+// docs/netprobify-compatibility.md#d28-exposition-details), read
 // from /proc/self at collection time: process_cpu_seconds_total, process_resident_memory_bytes,
 // process_virtual_memory_bytes, process_start_time_seconds, process_open_fds, process_max_fds.
 //

@@ -81,7 +81,8 @@ TargetSeries::TargetSeries(std::string probe_name, std::vector<int> percentiles)
     std::string header = "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
     families_.push_back(Family{std::move(name), std::move(header), kind, probe});
   };
-  // Names and HELP texts as ProberMetrics registered them with prometheus-cpp (reference §3 for the names).
+  // Names and HELP texts as ProberMetrics registered them with prometheus-cpp (names and labels:
+  // docs/netprobify-compatibility.md#metrics).
   for (ProbeType type : {ProbeType::kTcpSyn, ProbeType::kIcmpPing, ProbeType::kUdpUnreachable}) {
     const std::string p(metric_prefix(type));
     const std::string t(to_string(type));
@@ -366,7 +367,8 @@ void TargetSeries::render_target(std::string& out, const Family& f, bool& header
     out += "\",destination=\"";
     append_label_value(out, name);
   };
-  // address_family, destination, group[, <mid>], probe_name, state: the M5 (+1) label set of reference §3.
+  // address_family, destination, group[, <mid>], probe_name, state: netprobify's measurement label set
+  // (+1), docs/netprobify-compatibility.md#metrics.
   auto m5 = [&](const Row& r, std::string_view mid_name = {}, std::string_view mid_value = {}) {
     out += to_string(r.af);
     destination();

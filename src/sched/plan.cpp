@@ -152,7 +152,8 @@ Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>&
             plan.foreign_sources.push_back(kUnknownLocality);
           }
           source_indexes[k] = uint16_t(it->second);
-          // Locality matters only for TCPsyn (decision 12): asked once per source, and only then.
+          // Locality matters only for TCPsyn (it decides who resets half-open connections,
+          // docs/netprobify-compatibility.md#d12-half-open-rst): asked once per source, and only then.
           uint8_t& foreign = plan.foreign_sources[it->second];
           if (t.type == ProbeType::kTcpSyn && foreign == kUnknownLocality)
             foreign = is_local(sources[k]) ? 0 : 1;
@@ -167,7 +168,7 @@ Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>&
   // Order: round robin across targets, and within a target across its streams (groups x hosts), so that
   // every target's packets are spread over the whole send window. Source (address, port) pairs of a
   // stream: n -> (n % A, (n / A) % P) covers every pair once per A*P packets (netprobify's rotation
-  // skipped pairs, quirk 8).
+  // skipped pairs: docs/netprobify-compatibility.md#q8-source-subnet-rotation).
   std::vector<std::vector<uint32_t>> streams_of(plan.targets.size());
   for (uint32_t i = 0; i < streams.size(); ++i)
     streams_of[plan.buckets[streams[i].bucket].target_index].push_back(i);

@@ -59,7 +59,7 @@ struct Plan {
   uint32_t bucket_of(const PlannedProbe& p) const { return template_buckets[p.tmpl]; }
   uint32_t target_of(const PlannedProbe& p) const { return buckets[bucket_of(p)].target_index; }
   // TCPsyn from a non-local source: our kernel will not reset the target's half-open connection,
-  // netprobe must (decision 12).
+  // netprobe must (docs/netprobify-compatibility.md#d12-half-open-rst).
   bool needs_rst(const PlannedProbe& p) const {
     return templates[p.tmpl].type == ProbeType::kTcpSyn && foreign_sources[p.src] != 0;
   }

@@ -1,5 +1,6 @@
 #pragma once
-// Turns the address book's events into netprobify's metrics (reference §3) and log lines, so that every
+// Turns the address book's events into netprobify's metrics (app_host_resolution_*,
+// docs/netprobify-compatibility.md#metrics) and log lines, so that every
 // supervisor applies them the same way.
 #include <vector>
 

@@ -1,7 +1,8 @@
 #pragma once
 // Big-endian loads and stores through memcpy: packet buffers are untrusted, unaligned byte arrays, and a
-// cast to a wider integer pointer is both misaligned and a strict-aliasing violation (DESIGN.md: a
-// checksum loop through a uint16_t* cast was miscompiled at -O2). Compilers turn these into single moves.
+// cast to a wider integer pointer is both misaligned and a strict-aliasing violation (a checksum loop
+// through a uint16_t* cast was miscompiled at -O2: docs/architecture.md#no-pointer-casts). Compilers turn
+// these into single moves.
 #include <bit>
 #include <cstdint>
 #include <cstring>

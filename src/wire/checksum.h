@@ -3,7 +3,8 @@
 //
 // Words are loaded with memcpy in machine byte order and summed 64 bits at a time with end-around carry;
 // the one's-complement sum is byte-order independent (RFC 1071 section 2(B)), so the result is swapped to
-// network order only once, at the end. No casts of the byte buffer (strict aliasing, see DESIGN.md).
+// network order only once, at the end. No casts of the byte buffer (strict aliasing, see
+// docs/architecture.md#no-pointer-casts).
 #include <cstddef>
 #include <cstdint>
 #include <span>

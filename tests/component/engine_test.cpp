@@ -260,8 +260,9 @@ TEST(EngineComponent, TokensChangeEveryIterationAndCarryTheKeySlice) {
 }
 
 TEST(EngineComponent, SynAckToANonLocalSourceIsResetWithSeqIsnPlusOne) {
-  // Decision 12: where the source address is not ours, no kernel answers the SYN-ACK with a RST, so
-  // netprobe closes the target's half-open connection itself, with the sequence number it expects.
+  // docs/netprobify-compatibility.md#d12-half-open-rst: where the source address is not ours, no kernel
+  // answers the SYN-ACK with a RST, so netprobe closes the target's half-open connection itself, with the
+  // sequence number it expects.
   Lab lab;
   lab.sources_local = false;
   std::vector<std::pair<uint32_t, uint32_t>> syns, rsts;  // (port, seq)

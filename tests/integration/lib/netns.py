@@ -58,7 +58,7 @@ class Lab:
         sh("ip", "netns", "add", name)
         self.namespaces.append(name)
         sh("ip", "link", "set", "lo", "up", ns=name)
-        # Lab targets must answer every probe: no ICMP rate limiting (DESIGN.md).
+        # Lab targets must answer every probe: no ICMP rate limiting (docs/testing.md#lab-icmp-rate-limits).
         for key, value in (("net.ipv4.icmp_ratelimit", "0"), ("net.ipv4.icmp_ratemask", "0"),
                            ("net.ipv4.icmp_msgs_per_sec", "10000000"), ("net.ipv4.icmp_msgs_burst", "10000000"),
                            ("net.ipv6.icmp.ratelimit", "0"),

@@ -80,7 +80,7 @@ TEST(config_netprobify, ChangedPercentilesAndNames) {
 }
 
 // test_config_af_detect.yaml (unused by netprobify's vacuous test): the families netprobify meant to detect,
-// including the IPv6 subnet it could not (quirk 10).
+// including the IPv6 subnet it could not (docs/netprobify-compatibility.md#q10-ipv6-subnets).
 TEST(config_netprobify, AddressFamilyDetection) {
   const LoadedConfig r = load("af_detect.yaml");
   ASSERT_TRUE(r.ok());

@@ -40,7 +40,8 @@ class ProberMetrics {
 
   // Applies one iteration: counters add, loss_ratio/percentile gauges are replaced by this iteration's
   // values, RTTs go into the histograms, TargetEvents increment the *_count gauges once per target
-  // (decision 4: not once per group as netprobify did), capture deltas add.
+  // (not once per group as netprobify did: docs/netprobify-compatibility.md#d4-event-gauges), capture
+  // deltas add.
   void record(const IterationReport& report);
 
   // Creates the target's series at 0 for each of its groups so that they exist before its first

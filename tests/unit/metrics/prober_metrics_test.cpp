@@ -1,6 +1,6 @@
 // ProberMetrics rendered as /metrics serves it (its registry with prometheus-cpp's TextSerializer, then its
 // target_series()): the exact series lines netprobify's dashboards query (names, label sets, values), and
-// the clearing rules of reference §3.
+// the clearing rules of docs/netprobify-compatibility.md#metrics.
 // Suites of this folder are named metrics_* so that `ctest -R metrics` selects them.
 #include <gtest/gtest.h>
 
@@ -131,7 +131,8 @@ TEST_F(metrics_ProberMetrics, RecordsOneIterationExactly) {
   EXPECT_FALSE(has_line_containing(lines, "udp_unreachable_match_ack_fail"));
   EXPECT_FALSE(has_line_containing(lines, "icmp_port_mismatch"));
 
-  // 100% loss: RTT percentiles are 0, not NaN (quirk 2); IPv6 and an explicit state label.
+  // 100% loss: RTT percentiles are 0, not NaN (docs/netprobify-compatibility.md#q2-rtt-zero); IPv6 and
+  // an explicit state label.
   const std::string icmp_m5 =
       R"(address_family="ipv6",destination="pinger",group="g2",probe_name="probe1",state="in production")";
   EXPECT_TRUE(lines.count("icmp_sent_total{" + icmp_m5 + "} 2"));

@@ -223,7 +223,7 @@ TEST(metrics_TargetSeries, SameExpositionAsPrometheusCpp) {
          b.declare(t, AddressFamily::kV4);
          b.expect_same("left g2");
          t.state = "validation";
-         b.declare(t, AddressFamily::kV4);  // M5 series restart, app_time_ooo and late replies keep counting
+         b.declare(t, AddressFamily::kV4);  // measurement series restart; time_ooo, late replies count on
          b.expect_same("new state");
          t.type = ProbeType::kUdpUnreachable;
          b.declare(t, AddressFamily::kV4);  // late replies restart too (type label); time_ooo still counts
