@@ -167,6 +167,7 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
   {
     std::lock_guard lock(mu_);
     report = runner_.report();
+    runner_.finish();  // the worker may replace the plan before the next iteration: never read it again
   }
   const CaptureStats stats = source_.stats();
   report.capture_received = stats.received - std::min(stats.received, last_stats_.received);

@@ -41,6 +41,7 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
+  // `plan` need only live until run_iteration returns: the capture thread drops it with the report.
   IterationReport run_iteration(const Plan& plan, const IterationSettings& settings);
   // Makes a running iteration return as soon as possible (from any thread, e.g. on SIGTERM).
   void stop();

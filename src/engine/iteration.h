@@ -46,6 +46,10 @@ class IterationRunner {
   // the iteration can end.
   bool expire(Nanos now);
   IterationReport report() const;
+  // Forgets the plan (the iteration is over and reported): from here on captured packets are ignored
+  // until the next prepare(), so the caller may destroy or replace the plan while the capture thread
+  // still runs.
+  void finish() noexcept { plan_ = nullptr; }
   // Probes whose SYN-ACK opened a half-open connection that netprobe must reset itself (non-local
   // source, Plan::needs_rst); the engine sends the RSTs and clears the list.
   std::vector<uint32_t>& pending_resets() { return pending_resets_; }

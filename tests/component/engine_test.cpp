@@ -395,6 +395,40 @@ TEST(EngineComponent, EachProbeHasItsOwnTargetsTimeout) {
 
 // The memory budget of issue 6 (at most 64 bytes per in-flight probe, plan included): what the runner
 // keeps per probe (slot, token, ordinal index) and the plan's record. Sizes, not timings.
+// The worker replaces its plan between iterations while the capture thread keeps running: once an
+// iteration is reported, the engine must not read its plan again (it did, through the runner: a late
+// reply after a new shard read freed memory).
+TEST(EngineComponent, TheCaptureLetsGoOfThePlanWhenTheIterationEnds) {
+  Lab lab;
+  lab.resolved.clear();
+  for (auto& [name, t] : lab.config.targets) lab.resolved.push_back({&t, {*IpAddress::parse(t.destination)}});
+  auto plan = std::make_unique<Plan>(
+      build_plan(
+          lab.config, lab.resolved,
+          [](const IpAddress& dst) {
+            return IpAddress::parse(dst.af == AddressFamily::kV4 ? "192.0.2.10" : "2001:db8:ff::10");
+          },
+          [](const IpAddress&) { return true; })
+          .value());
+  IterationRunner runner(0x5eed);
+  runner.prepare(*plan, 1);
+  ASSERT_EQ(runner.probe_count(), plan->probes.size());
+  runner.report();
+  runner.finish();
+  EXPECT_EQ(runner.probe_count(), 0u);
+  // A reply arriving now (any shape) is ignored without touching the destroyed plan (ASan checks it).
+  std::vector<uint8_t> late;
+  lab.link.set_responder([&](std::span<const uint8_t> p) {
+    late = testing::reply_to(p);
+    return std::vector<ScriptedReply>{};
+  });
+  lab.run();
+  ASSERT_FALSE(late.empty());
+  plan.reset();
+  runner.on_packet(CapturedPacket{late, Nanos(1), Direction::kIncoming});
+  EXPECT_EQ(runner.report().groups.size(), 0u);
+}
+
 TEST(EngineComponent, PerProbeStateStaysWithinBudget) {
   Lab lab;
   for (auto& [name, t] : lab.config.targets) t.nb_packets = 20000;  // 120,000 probes
