@@ -77,6 +77,7 @@ void Engine::send_resets(const Plan& plan, std::span<const uint32_t> tokens) {
 
 IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings& settings) {
   const Nanos start = clock_.monotonic();
+  progress_.store(start.count(), std::memory_order_relaxed);
   const size_t n = plan.probes.size();
   std::span<const uint32_t> tokens;  // the runner's: stable (and only read) until the next prepare()
   {
@@ -101,13 +102,14 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
   size_t i = 0;
   while (i < n && !stop_) {
     const Nanos now = clock_.monotonic() - start;
+    progress_.store((start + now).count(), std::memory_order_relaxed);
     if (start + now >= hard_deadline) {
       timed_out = true;
       break;
     }
     if (due > now) {
       if (!options_.capture_thread) poll_once(Nanos(0));
-      clock_.sleep_until(start + due);
+      clock_.sleep_until(std::min(start + due, start + now + kMaxWait));
       continue;
     }
     size_t k = 0;
@@ -148,6 +150,7 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
 
   // Wait for answers until every probe is answered or past its deadline.
   while (!stop_) {
+    progress_.store(clock_.monotonic().count(), std::memory_order_relaxed);
     if (!options_.capture_thread) poll_once(Nanos(0));
     send_resets(plan, tokens);
     bool done;

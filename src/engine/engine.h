@@ -46,6 +46,10 @@ class Engine {
   // Makes a running iteration return as soon as possible (from any thread, e.g. on SIGTERM).
   void stop();
   bool stopped() const { return stop_.load(); }
+  // When the sending thread last made progress (monotonic): it never waits longer than kMaxWait without
+  // updating it while an iteration runs, so that a wedged engine can be told from a slow interval.
+  Nanos last_progress() const { return Nanos(progress_.load(std::memory_order_relaxed)); }
+  static constexpr Nanos kMaxWait{250'000'000};
 
  private:
   void capture_loop();
@@ -60,6 +64,7 @@ class Engine {
   IterationRunner runner_;
   uint64_t iteration_ = 0;
   std::atomic<bool> stop_{false};
+  std::atomic<int64_t> progress_{0};
   std::atomic<bool> quit_capture_{false};
   std::thread capture_;
   CaptureStats last_stats_{};

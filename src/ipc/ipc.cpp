@@ -372,9 +372,12 @@ std::string encode_frame(const WorkerMessage& message) {
         } else if constexpr (std::is_same_v<T, WorkerReport>) {
           return frame_of(
               Json{{"type", "report"}, {"generation", m.generation}, {"report", to_json_document(m.report)}});
-        } else {
+        } else if constexpr (std::is_same_v<T, WorkerError>) {
           return frame_of(
               Json{{"type", "error"}, {"message", m.message}, {"inactive_targets", m.inactive_targets}});
+        } else {
+          static_assert(std::is_same_v<T, WorkerHeartbeat>);
+          return frame_of(Json{{"type", "heartbeat"}});
         }
       },
       message);
@@ -434,6 +437,7 @@ Result<WorkerMessage> decode_worker_message(std::span<const uint8_t> payload) {
       m.inactive_targets = doc->at("inactive_targets").get<std::vector<std::string>>();
       return WorkerMessage{std::move(m)};
     }
+    if (type == "heartbeat") return WorkerMessage{WorkerHeartbeat{}};
     return Error{"IPC: unknown worker message \"" + type + "\""};
   } catch (const std::exception& e) {
     return Error{std::string("IPC: bad worker message: ") + e.what()};

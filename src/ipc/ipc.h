@@ -8,8 +8,8 @@
 // is plain JSON otherwise (`json::from_cbor(payload).dump()` shows a frame when debugging).
 //
 // Every document has a "type": supervisor -> worker "shard" | "stop"; worker -> supervisor "ready" |
-// "report" | "error". Decoding never throws and checks every field: the supervisor reads what workers
-// send, and workers parse packets from the network.
+// "report" | "error" | "heartbeat". Decoding never throws and checks every field: the supervisor reads what
+// workers send, and workers parse packets from the network.
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/config.h"
+#include "core/clock.h"
 #include "core/measurement.h"
 #include "core/result.h"
 #include "probes/probe.h"
@@ -59,7 +60,11 @@ struct WorkerError {
   std::string message;
   std::vector<std::string> inactive_targets;  // targets of the shard the worker cannot probe (no route...)
 };
-using WorkerMessage = std::variant<WorkerReady, WorkerReport, WorkerError>;
+// Sent at least every kHeartbeatInterval while the worker's main loop makes progress (also mid-
+// iteration): the supervisor's WorkerPool kills a worker silent for a few seconds (stopped, wedged).
+struct WorkerHeartbeat {};
+inline constexpr Nanos kHeartbeatInterval{1'000'000'000};
+using WorkerMessage = std::variant<WorkerReady, WorkerReport, WorkerError, WorkerHeartbeat>;
 
 // A whole frame (length prefix included), ready to write.
 std::string encode_frame(const SupervisorMessage& message);

@@ -183,6 +183,8 @@ void ProberMetrics::clear_target_measurements(const std::string& target) {
   targets_->clear_measurements(target);
 }
 
+void ProberMetrics::mark_target_stale(const std::string& target) { targets_->mark_stale(target); }
+
 // No process-wide series has a group label.
 void ProberMetrics::clear_group(const std::string& group) { targets_->clear_group(group); }
 

@@ -80,6 +80,8 @@ class ProberMetrics {
   // time_ooo, *_count) of a target that became inactive (DNS failure, self address, no group), as
   // netprobify does; thresholds and app_host_resolution_* stay.
   void clear_target_measurements(const std::string& target);
+  // Its worker died or stalled: gauges go stale until the next record() (TargetSeries::mark_stale).
+  void mark_target_stale(const std::string& target);
   // Removes every series labelled with this group (a group removed from the configuration).
   void clear_group(const std::string& group);
   // Removes the percentile series no longer wanted and creates the new ones for declared targets.

@@ -183,6 +183,7 @@ void TargetSeries::record(const GroupMeasurement& m) {
 
   std::lock_guard lock(mutex_);
   Row& r = row(target(m.target), m.af, intern(m.group), m.type, intern(m.state));
+  r.stale = false;
   r.sent += static_cast<double>(m.sent);
   r.loss += static_cast<double>(m.lost);
   r.loss_ratio = m.sent == 0 ? 0.0 : static_cast<double>(m.lost) / static_cast<double>(m.sent);
@@ -255,6 +256,13 @@ void TargetSeries::clear_measurements(std::string_view name) {
   it->second.rows.clear();
   it->second.events.clear();
   erase_if_empty(it);
+}
+
+void TargetSeries::mark_stale(std::string_view name) {
+  std::lock_guard lock(mutex_);
+  auto it = targets_.find(name);
+  if (it == targets_.end()) return;
+  for (Row& r : it->second.rows) r.stale = true;
 }
 
 void TargetSeries::clear_group(std::string_view group) {
@@ -397,7 +405,7 @@ void TargetSeries::render_target(std::string& out, const Family& f, bool& header
     case Kind::kLoss:
     case Kind::kLossRatio:
       for (const Row& r : t.rows) {
-        if (r.type != f.type) continue;
+        if (r.type != f.type || (r.stale && f.kind == Kind::kLossRatio)) continue;
         begin({});
         m5(r);
         end(f.kind == Kind::kSent ? r.sent : f.kind == Kind::kLoss ? r.loss : r.loss_ratio);
@@ -405,7 +413,7 @@ void TargetSeries::render_target(std::string& out, const Family& f, bool& header
       break;
     case Kind::kRoundTrip:
       for (const Row& r : t.rows) {
-        if (r.type != f.type) continue;
+        if (r.type != f.type || r.stale) continue;
         for (size_t i = 0; i < percentiles_.size(); ++i) {
           begin({});
           m5(r, "percentile", percentile_labels_[i]);

@@ -58,6 +58,10 @@ class TargetSeries final : public TextSource {
   void clear_target(std::string_view target);
   // Measurement series only (every row and the per-target event gauges); thresholds and host resolution stay.
   void clear_measurements(std::string_view target);
+  // The target is not being measured (its worker died or stalled): its gauges (loss ratio, RTT
+  // percentiles) disappear until its next record(), so that they go stale in Prometheus instead of
+  // repeating their last values; counters and histograms stay, since they must never go backwards.
+  void mark_stale(std::string_view target);
   void clear_group(std::string_view group);
   void set_percentiles(std::vector<int> percentiles);
   void set_probe_name(std::string probe_name);
@@ -78,6 +82,7 @@ class TargetSeries final : public TextSource {
     uint32_t state = 0;  // interned
     ProbeType type = ProbeType::kTcpSyn;
     AddressFamily af = AddressFamily::kV4;
+    bool stale = false;  // mark_stale(): the gauges are not rendered
     double sent = 0;
     double loss = 0;
     double loss_ratio = 0;

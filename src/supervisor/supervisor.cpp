@@ -37,6 +37,7 @@
 #include "supervisor/resolution_metrics.h"
 #include "supervisor/sharding.h"
 #include "supervisor/target_resolution.h"
+#include "supervisor/worker_pool.h"
 
 namespace netprobe {
 namespace {
@@ -45,7 +46,6 @@ constexpr Nanos kDnsTick{
     10'000'000};  // loop wake-up while DNS answers are owed (c-ares' sockets are not in the poll set)
 constexpr Nanos kStartupDnsGrace{200'000'000};
 constexpr Nanos kStopWorkersWithin{700'000'000};  // of the 1 s shutdown budget; the launcher gets the rest
-constexpr Nanos kWatchdogGrace{10'000'000'000};
 
 uint64_t mix(uint64_t x) {
   x += 0x9e3779b97f4a7c15ULL;
@@ -58,28 +58,6 @@ uint64_t random_secret() {
   std::random_device rd;
   return (uint64_t(rd()) << 32) ^ rd();
 }
-
-double seconds(Nanos n) { return std::chrono::duration<double>(n).count(); }
-
-struct WorkerSlot {
-  enum class State { kIdle, kSpawning, kRunning, kStopping, kWaiting };
-  uint32_t index = 0;
-  State state = State::kIdle;
-  pid_t pid = -1;
-  int fd = -1;
-  FrameReader reader;
-  std::string out;        // frames not yet written (non-blocking socket)
-  WorkerSpawn spawned{};  // what the current incarnation's capture was opened for
-  uint64_t secret = 0;
-  uint64_t incarnations = 0;
-  Nanos started_at{0};
-  Nanos restart_at{0};
-  Nanos last_heard{0};
-  Backoff backoff;
-  bool planned = false;      // asked to stop: its exit is not a fault
-  bool has_targets = false;  // its last shard had targets: the watchdog applies
-  bool timed_out = false;    // killed by the watchdog
-};
 
 struct ActiveTarget {
   // Into Supervisor::config_.targets, not a copy (10,000 targets: ~5 MB): active_ is rebuilt by
@@ -101,10 +79,31 @@ void log_report(uint32_t worker, const IterationReport& r) {
   if (r.send_errors) spdlog::warn("worker {}: {} probe(s) could not be sent", worker, r.send_errors);
 }
 
+// The pool's launcher is the real one.
+class LauncherAdapter final : public WorkerLauncher {
+ public:
+  explicit LauncherAdapter(LauncherClient& client) : client_(client) {}
+  Status spawn(const WorkerSpawn& spawn) override { return client_.spawn(spawn); }
+  Status kill(uint32_t index, pid_t pid) override { return client_.kill(index, pid); }
+
+ private:
+  LauncherClient& client_;
+};
+
 class Supervisor {
  public:
   Supervisor(Config config, std::string path, ProberMetrics& metrics, LauncherClient& launcher)
-      : path_(std::move(path)), metrics_(metrics), launcher_(launcher), pending_config_(std::move(config)) {}
+      : path_(std::move(path)),
+        metrics_(metrics),
+        launcher_(launcher),
+        pending_config_(std::move(config)),
+        pool_(launcher_adapter_, clock_, pool_hooks()) {}
+
+  std::vector<ProcessRef> processes() const {
+    std::vector<ProcessRef> out{{"launcher", 0, launcher_.pid()}};
+    for (auto& p : pool_.processes()) out.push_back(std::move(p));
+    return out;
+  }
 
   int run() {
     sigset_t signals;
@@ -123,30 +122,17 @@ class Supervisor {
 
     while (!stopping_) {
       std::vector<pollfd> fds{{sfd_, POLLIN, 0}, {launcher_.fd(), POLLIN, 0}};
-      std::vector<WorkerSlot*> owners{nullptr, nullptr};
-      for (auto& w : workers_) {
-        if (w.fd < 0) continue;
-        fds.push_back({w.fd, short(POLLIN | (w.out.empty() ? 0 : POLLOUT)), 0});
-        owners.push_back(&w);
-      }
+      pool_.add_poll_fds(fds);
       if (inventory_)
-        for (int fd : inventory_->fds()) {  // plug-in output: read by on_inventories() below
-          fds.push_back({fd, POLLIN, 0});
-          owners.push_back(nullptr);
-        }
+        for (int fd : inventory_->fds()) fds.push_back({fd, POLLIN, 0});  // read by on_inventories()
       if (::poll(fds.data(), fds.size(), poll_timeout_ms()) < 0 && errno != EINTR) {
         spdlog::critical("poll: {}", std::strerror(errno));
         return shutdown(EX_OSERR);
       }
       if (fds[0].revents & POLLIN) read_signals();
       if (fds[1].revents) read_launcher();
-      for (size_t i = 2; i < fds.size(); ++i) {
-        if (!owners[i]) continue;  // an inventory plug-in's pipe
-        WorkerSlot& w = *owners[i];
-        if (w.fd < 0) continue;  // closed while handling an earlier event
-        if (fds[i].revents & POLLOUT) flush(w);
-        if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) read_worker(w);
-      }
+      pool_.on_poll(fds);
+      if (pool_.fatal()) fatal_ = true;
       if (fatal_) return shutdown(EX_SOFTWARE);
       if (stopping_) break;
       run_timers();
@@ -296,36 +282,36 @@ class Supervisor {
     return mask;
   }
 
-  // ---- workers ----
+  // ---- workers (worker_pool.h) ----
+
+  WorkerPool::Hooks pool_hooks() {
+    WorkerPool::Hooks h;
+    h.spawn_for = [this](uint32_t index) {
+      return WorkerSpawn{index, key_slice_for(index, nb_workers()), types_of(index), capture_mib_of(index)};
+    };
+    h.shard_for = [this](uint32_t index) { return shard_for(index); };
+    h.on_report = [this](uint32_t index, WorkerReport r) { on_report(index, std::move(r.report)); };
+    h.on_error = [this](uint32_t index, const WorkerError& error) {
+      for (const auto& name : error.inactive_targets) {
+        spdlog::error("target={} inactive: worker {} cannot probe it", name, index);
+        metrics_.clear_target_measurements(name);
+      }
+    };
+    h.on_lost = [this](uint32_t index) {
+      // Its targets are not measured until a new incarnation reports: their gauges go (stale in
+      // Prometheus) rather than freezing at the dead worker's last values. Counters stay.
+      for (const auto& [name, a] : active_)
+        if (a.worker == index) metrics_.mark_target_stale(name);
+    };
+    h.on_restart = [this](uint32_t) { metrics_.inc_worker_restarts(); };
+    h.on_stalled = [this](uint32_t) { metrics_.inc_process_timed_out(); };
+    return h;
+  }
 
   void reshard() {
     ++generation_;
-    const uint32_t nb = nb_workers();
-    while (workers_.size() < nb) {
-      WorkerSlot w;
-      w.index = uint32_t(workers_.size());
-      workers_.push_back(std::move(w));
-    }
-    for (auto& w : workers_) {
-      if (w.index >= nb) {
-        if (w.state == WorkerSlot::State::kRunning) request_stop(w);
-        if (w.state == WorkerSlot::State::kWaiting) w.state = WorkerSlot::State::kIdle;
-        continue;
-      }
-      if (w.state == WorkerSlot::State::kIdle)
-        spawn(w);
-      else if (w.state == WorkerSlot::State::kRunning)
-        send_shard(w);
-      // kSpawning: the shard goes out when the launcher hands the worker over; kStopping: respawned
-      // with the current shard on exit; kWaiting: started with it when the backoff expires.
-    }
-    trim();
-  }
-
-  void trim() {
-    while (!workers_.empty() && workers_.back().index >= nb_workers() &&
-           workers_.back().state == WorkerSlot::State::kIdle)
-      workers_.pop_back();
+    const Nanos silence = Nanos(int64_t((config_.global.interval_s + config_.global.timeout_s) * 1e9));
+    pool_.update(nb_workers(), silence);
   }
 
   // The capture ring this worker needs for the configured rate of its targets.
@@ -336,148 +322,32 @@ class Supervisor {
     return uint32_t(capture_buffer_bytes(rate) >> 20);
   }
 
-  void spawn(WorkerSlot& w) {
-    w.spawned = WorkerSpawn{w.index, key_slice_for(w.index, nb_workers()), types_of(w.index),
-                            capture_mib_of(w.index)};
-    w.secret = mix(run_secret_ ^ mix(uint64_t(w.index) << 32 | ++w.incarnations));
-    w.planned = false;
-    w.timed_out = false;
-    if (auto s = launcher_.spawn(w.spawned); !s.ok()) {
-      spdlog::critical("cannot ask the launcher for worker {}: {}", w.index, s.error().message);
-      fatal_ = true;
-      return;
-    }
-    w.state = WorkerSlot::State::kSpawning;
-  }
-
-  void request_stop(WorkerSlot& w) {
-    w.planned = true;
-    w.state = WorkerSlot::State::kStopping;
-    queue(w, encode_frame(SupervisorMessage{StopRequest{}}));
-  }
-
-  void send_shard(WorkerSlot& w) {
+  // Everything worker `index` needs for its targets. The secret changes with every shard: restarted
+  // incarnations must never reuse tokens (a late reply to the previous one stays unknown).
+  Shard shard_for(uint32_t index) {
     const uint32_t nb = nb_workers();
-    const KeySlice slice = key_slice_for(w.index, nb);
-    const uint32_t types = types_of(w.index);
-    const uint32_t capture_mib = capture_mib_of(w.index);
-    // A ring at least half the size wanted still holds 100 ms of the capture: restarting the worker (a
-    // gap in its measurements) is only worth it beyond that.
-    if (slice != w.spawned.slice || (types & ~w.spawned.types_mask) != 0 ||
-        capture_mib > 2 * w.spawned.capture_buffer_mib) {
-      // Its capture filter was compiled for other types or another slice, or its ring is too small for
-      // the new rate: replace the worker.
-      spdlog::info(
-          "worker {}: capture must change (types {:#x} -> {:#x}, slice bits {} -> {}, ring {} -> {} MiB): "
-          "restarting it",
-          w.index, w.spawned.types_mask, types, w.spawned.slice.bits, slice.bits,
-          w.spawned.capture_buffer_mib, capture_mib);
-      request_stop(w);
-      return;
-    }
     Shard s;
     s.generation = generation_;
-    s.index = w.index;
-    s.slice = slice;
-    s.secret = w.secret;
+    s.index = index;
+    s.slice = key_slice_for(index, nb);
+    s.secret = mix(run_secret_ ^ mix(uint64_t(index) << 32 | ++shards_sent_));
     s.settings.interval_s = config_.global.interval_s;
     s.settings.max_packets_per_second = config_.global.max_packets_per_second / nb;  // a global cap, shared
     s.settings.hard_timeout = Nanos(int64_t(config_.global.timeout_s * 1e9));
     s.config.source_path = config_.source_path;
     s.config.global = config_.global;
     s.config.groups = config_.groups;
-    std::vector<std::string> names;
     for (const auto& [name, a] : active_) {
-      if (a.worker != w.index) continue;
+      if (a.worker != index) continue;
       s.config.targets[name] = *a.config;
       if (!a.resolution.subnet) s.hosts[name] = a.resolution.hosts;
-      names.push_back(name);
     }
-    if (!w.has_targets && !names.empty()) w.last_heard = clock_.monotonic();  // the watchdog starts now
-    w.has_targets = !names.empty();
-    spdlog::info("shard worker={} pid={} generation={} targets={}", w.index, w.pid, generation_,
-                 fmt::join(names, ","));
-    queue(w, encode_frame(SupervisorMessage{std::move(s)}));
-  }
-
-  void queue(WorkerSlot& w, std::string frame) {
-    if (w.fd < 0) return;
-    w.out += frame;
-    flush(w);
-  }
-
-  void flush(WorkerSlot& w) {
-    while (!w.out.empty() && w.fd >= 0) {
-      const ssize_t n = ::send(w.fd, w.out.data(), w.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n > 0) {
-        w.out.erase(0, size_t(n));
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // POLLOUT resumes
-      w.out.clear();  // EPIPE: the worker is gone; its exit event follows
-      return;
-    }
-  }
-
-  void read_worker(WorkerSlot& w) {
-    std::vector<uint8_t> buf(1 << 16);
-    bool eof = false;
-    for (;;) {
-      const ssize_t n = ::read(w.fd, buf.data(), buf.size());
-      if (n > 0) {
-        w.reader.feed(std::span<const uint8_t>(buf.data(), size_t(n)));
-        if (size_t(n) < buf.size()) break;
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-      eof = true;
-      break;
-    }
-    handle_frames(w);
-    if (eof) close_fd(w);
-  }
-
-  void close_fd(WorkerSlot& w) {
-    if (w.fd >= 0) close(w.fd);
-    w.fd = -1;
-    w.out.clear();
-    w.reader = FrameReader();
-  }
-
-  void handle_frames(WorkerSlot& w) {
-    while (auto payload = w.reader.next()) {
-      auto msg = decode_worker_message(*payload);
-      if (!msg.ok()) {
-        spdlog::error("worker {} (pid {}): {}: killing it", w.index, w.pid, msg.error().message);
-        kill_worker(w);
-        return;
-      }
-      w.last_heard = clock_.monotonic();
-      if (auto* ready = std::get_if<WorkerReady>(&*msg)) {
-        spdlog::info("worker {} (pid {}) ready: sockets and capture open, no capability left", w.index,
-                     w.pid);
-        for (const auto& warning : ready->warnings) spdlog::warn("worker {}: {}", w.index, warning);
-      } else if (auto* report = std::get_if<WorkerReport>(&*msg)) {
-        on_report(w, std::move(report->report));
-      } else if (auto* error = std::get_if<WorkerError>(&*msg)) {
-        spdlog::error("worker {} (pid {}): {}", w.index, w.pid, error->message);
-        for (const auto& name : error->inactive_targets) {
-          spdlog::error("target={} inactive: worker {} cannot probe it", name, w.index);
-          metrics_.clear_target_measurements(name);
-        }
-      }
-    }
-    if (w.reader.error()) {
-      spdlog::error("worker {} (pid {}): oversized IPC frame: killing it", w.index, w.pid);
-      kill_worker(w);
-    }
+    return s;
   }
 
   // Keeps only what the current configuration still has, exactly as it has it: a report of an iteration
   // that ran before a reload must not bring back the series the reload removed or relabelled.
-  void on_report(WorkerSlot& w, IterationReport report) {
+  void on_report(uint32_t worker, IterationReport report) {
     auto current = [&](const std::string& target, ProbeType type, AddressFamily af) -> const TargetConfig* {
       const auto it = active_.find(target);
       if (it == active_.end() || it->second.config->type != type || it->second.config->family() != af)
@@ -491,22 +361,15 @@ class Supervisor {
     });
     std::erase_if(report.targets, [&](const TargetEvents& e) { return !current(e.target, e.type, e.af); });
     if (report.timed_out) {
-      spdlog::error("worker {}: iteration exceeded global.timeout ({} s) and was cut short", w.index,
+      spdlog::error("worker {}: iteration exceeded global.timeout ({} s) and was cut short", worker,
                     config_.global.timeout_s);
       metrics_.inc_process_timed_out();
     }
-    log_report(w.index, report);
+    log_report(worker, report);
     // app_iteration_time_seconds: the duration of the latest iteration of any worker.
     metrics_.record(report);
     report = {};
     release_free_memory();  // the decoded report (1M RTTs are 8 MB, their CBOR as much again)
-  }
-
-  void kill_worker(WorkerSlot& w) {
-    if (w.pid > 0) {
-      if (auto s = launcher_.kill(w.index, w.pid); !s.ok()) fatal_ = true;
-    }
-    close_fd(w);
   }
 
   // ---- launcher events ----
@@ -521,73 +384,8 @@ class Supervisor {
         return;
       }
       if (!*ev) return;
-      on_launch_event(**ev);
+      pool_.on_launch_event(**ev);
     }
-  }
-
-  WorkerSlot* slot_by_pid(pid_t pid) {
-    for (auto& w : workers_)
-      if (w.pid == pid) return &w;
-    return nullptr;
-  }
-
-  void on_launch_event(const LaunchEvent& ev) {
-    const Nanos now = clock_.monotonic();
-    if (ev.op == LaunchEvent::kSpawned) {
-      WorkerSlot* w = ev.index < workers_.size() ? &workers_[ev.index] : nullptr;
-      if (!w || w->state != WorkerSlot::State::kSpawning) {
-        close(ev.fd);  // nobody wants it any more: EOF makes it exit, and its exit is reported
-        return;
-      }
-      w->pid = ev.pid;
-      w->fd = ev.fd;
-      fcntl(w->fd, F_SETFL, fcntl(w->fd, F_GETFL) | O_NONBLOCK);
-      w->started_at = now;
-      w->last_heard = now;
-      w->has_targets = false;
-      w->state = WorkerSlot::State::kRunning;
-      spdlog::info("worker {} started: pid {}", w->index, w->pid);
-      if (stopping_ || w->index >= nb_workers())
-        request_stop(*w);
-      else
-        send_shard(*w);
-      return;
-    }
-    if (ev.op == LaunchEvent::kSpawnFailed) {
-      if (ev.index >= workers_.size()) return;
-      WorkerSlot& w = workers_[ev.index];
-      spdlog::error("worker {}: the launcher could not fork it: {}", w.index, std::strerror(ev.status));
-      schedule_restart(w, now);
-      return;
-    }
-    if (ev.op != LaunchEvent::kExited) return;
-    WorkerSlot* w = slot_by_pid(ev.pid);
-    if (!w) return;
-    // Reports already written by the dead worker are still in its socket: record them first.
-    if (w->fd >= 0) read_worker(*w);
-    close_fd(*w);
-    w->pid = -1;
-    if (stopping_) {
-      w->state = WorkerSlot::State::kIdle;
-      return;
-    }
-    if (w->planned) {
-      spdlog::info("worker {} (pid {}) stopped: {}", w->index, ev.pid, describe_wait_status(ev.status));
-      w->state = WorkerSlot::State::kIdle;
-      if (w->index < nb_workers()) spawn(*w);
-      trim();
-      return;
-    }
-    spdlog::error("worker {} (pid {}) died: {}{}", w->index, ev.pid, describe_wait_status(ev.status),
-                  w->timed_out ? " (killed: no report within interval + global.timeout)" : "");
-    schedule_restart(*w, now);
-  }
-
-  void schedule_restart(WorkerSlot& w, Nanos now) {
-    const Nanos delay = w.backoff.on_death(w.started_at, now);
-    w.state = WorkerSlot::State::kWaiting;
-    w.restart_at = now + delay;
-    spdlog::warn("worker {}: restarting in {:.1f} s", w.index, seconds(delay));
   }
 
   // ---- timers and signals ----
@@ -596,38 +394,16 @@ class Supervisor {
     Nanos wait{1'000'000'000};  // the watchdog and reload_conf_interval need no finer granularity
     if (book_.pending()) wait = kDnsTick;
     const Nanos now = clock_.monotonic();
-    for (const auto& w : workers_)
-      if (w.state == WorkerSlot::State::kWaiting)
-        wait = std::min(wait, std::max(Nanos(0), w.restart_at - now));
+    if (const Nanos next = pool_.next_deadline(); next != Nanos::max())
+      wait = std::min(wait, std::max(Nanos(0), next - now));
     if (inventory_) wait = std::min(wait, std::max(Nanos(0), inventory_->next_deadline() - now));
     return int(std::chrono::duration_cast<std::chrono::milliseconds>(wait).count()) + 1;
   }
 
   void run_timers() {
     const Nanos now = clock_.monotonic();
-    for (auto& w : workers_) {
-      if (w.state == WorkerSlot::State::kWaiting && now >= w.restart_at) {
-        if (w.index >= nb_workers()) {
-          w.state = WorkerSlot::State::kIdle;
-          continue;
-        }
-        spdlog::info("worker {}: restarting", w.index);
-        metrics_.inc_worker_restarts();
-        spawn(w);
-      }
-      const Nanos silence =
-          Nanos(int64_t((config_.global.interval_s + config_.global.timeout_s) * 1e9)) + kWatchdogGrace;
-      if (w.state == WorkerSlot::State::kRunning && w.has_targets && !w.timed_out &&
-          now - w.last_heard > silence) {
-        spdlog::error(
-            "worker {} (pid {}): no report for {:.0f} s (interval + global.timeout + {:.0f} s): killing it",
-            w.index, w.pid, seconds(now - w.last_heard), seconds(kWatchdogGrace));
-        metrics_.inc_process_timed_out();
-        w.timed_out = true;
-        if (w.pid > 0 && !launcher_.kill(w.index, w.pid).ok()) fatal_ = true;
-      }
-    }
-    trim();
+    pool_.run_timers();
+    if (pool_.fatal()) fatal_ = true;
     // netprobify's DNS update pass, once per iteration: dns_update_interval 0 re-resolves at every one.
     if (now >= next_dns_pass_) {
       book_.refresh_due();
@@ -666,19 +442,8 @@ class Supervisor {
     stopping_ = true;
     if (inventory_) inventory_->terminate();  // no wait: the 1 s budget is the workers'
     const Nanos deadline = clock_.monotonic() + kStopWorkersWithin;
-    for (auto& w : workers_) {
-      if (w.fd >= 0) {
-        w.out.clear();
-        queue(w, encode_frame(SupervisorMessage{StopRequest{}}));
-        close_fd(w);  // EOF after the stop frame: the worker stops even if it missed the frame
-      }
-    }
-    auto busy = [&] {
-      for (const auto& w : workers_)
-        if (w.pid > 0 || w.state == WorkerSlot::State::kSpawning) return true;
-      return false;
-    };
-    while (busy() && launcher_.fd() >= 0 && !fatal_) {
+    pool_.stop_all();
+    while (pool_.busy() && launcher_.fd() >= 0 && !fatal_) {
       const Nanos left = deadline - clock_.monotonic();
       if (left <= Nanos(0)) break;
       pollfd p{launcher_.fd(), POLLIN, 0};
@@ -686,22 +451,10 @@ class Supervisor {
       for (;;) {
         auto ev = launcher_.read_event();
         if (!ev.ok() || !*ev) break;
-        const LaunchEvent& e = **ev;
-        if (e.op == LaunchEvent::kSpawned) {
-          close(e.fd);  // EOF: it stops at once
-          if (e.index < workers_.size()) {
-            workers_[e.index].pid = e.pid;
-            workers_[e.index].state = WorkerSlot::State::kStopping;
-          }
-        } else if (e.op == LaunchEvent::kSpawnFailed) {
-          if (e.index < workers_.size()) workers_[e.index].state = WorkerSlot::State::kIdle;
-        } else if (WorkerSlot* w = slot_by_pid(e.pid)) {
-          w->pid = -1;
-          w->state = WorkerSlot::State::kIdle;
-        }
+        pool_.on_launch_event(**ev);  // a worker handed over now is closed at once (EOF: it stops)
       }
     }
-    if (busy()) spdlog::warn("some workers did not stop in time: the launcher kills them");
+    if (pool_.busy()) spdlog::warn("some workers did not stop in time: the launcher kills them");
     if (!launcher_.stop(Nanos(200'000'000))) spdlog::warn("the launcher did not exit in time: killed");
     if (sfd_ >= 0) close(sfd_);
     return code;
@@ -710,6 +463,7 @@ class Supervisor {
   std::string path_;
   ProberMetrics& metrics_;
   LauncherClient& launcher_;
+  LauncherAdapter launcher_adapter_{launcher_};
   SystemClock clock_;
   std::unique_ptr<Resolver> resolver_ = make_system_resolver();  // target_resolution.h
   TargetAddressBook book_{*resolver_, clock_};
@@ -721,14 +475,15 @@ class Supervisor {
   uint64_t inventory_generation_ = 0;
   Config config_;
   std::map<std::string, ActiveTarget> active_;
-  std::vector<WorkerSlot> workers_;
   uint64_t generation_ = 0;
+  uint64_t shards_sent_ = 0;
   uint64_t run_secret_ = random_secret();
   Nanos last_reload_{0};
   int sfd_ = -1;
   bool stopping_ = false;
   bool reload_requested_ = false;
   bool fatal_ = false;
+  WorkerPool pool_;  // last: its hooks use everything above
 };
 
 [[noreturn]] void exit_now(int code) {

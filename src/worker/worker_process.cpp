@@ -96,10 +96,12 @@ class WorkerLoop {
     std::vector<uint8_t> buf(1 << 16);
     for (;;) {
       pollfd fds[2] = {{fd_, POLLIN, 0}, {sfd, POLLIN, 0}};
-      if (::poll(fds, sfd >= 0 ? 2 : 1, -1) < 0) {
+      const int ready = ::poll(fds, sfd >= 0 ? 2 : 1, int(kHeartbeatInterval.count() / 1'000'000));
+      if (ready < 0) {
         if (errno == EINTR) continue;
         break;
       }
+      if (ready == 0 || SystemClock().monotonic() - last_heartbeat_ >= kHeartbeatInterval) heartbeat();
       if (sfd >= 0 && (fds[1].revents & POLLIN)) {
         spdlog::info("worker {}: signal received, stopping", index_);
         break;
@@ -188,7 +190,29 @@ class WorkerLoop {
                  generation_, plan_ ? plan_->active_targets : 0, plan_ ? plan_->probes.size() : 0);
   }
 
-  bool send(const WorkerMessage& m) { return write_all(fd_, encode_frame(m)); }
+  // Frames are written by the main thread (reports) and the reader thread (heartbeats).
+  bool send(const WorkerMessage& m) {
+    const std::string frame = encode_frame(m);
+    std::lock_guard lock(write_mu_);
+    return write_all(fd_, frame);
+  }
+
+  // The supervisor kills a worker it has not heard from for a few seconds (worker_pool.h). A heartbeat
+  // therefore says that the main loop makes progress, not only that this thread runs: it is sent while
+  // the main thread waits (for a shard or for the next interval) or has moved within the last few
+  // seconds (the engine stamps its progress at least every Engine::kMaxWait).
+  void heartbeat() {
+    const Nanos now = SystemClock().monotonic();
+    last_heartbeat_ = now;
+    Nanos progress{main_progress_.load()};
+    {
+      std::lock_guard lock(mu_);
+      if (engine_) progress = std::max(progress, engine_->last_progress());
+    }
+    if (!main_waiting_.load() && now - progress > kMainLoopStall) return;  // wedged: let the supervisor act
+    send(WorkerMessage{WorkerHeartbeat{}});
+  }
+  void mark_progress() { main_progress_.store(SystemClock().monotonic().count()); }
 
   int iterate() {
     SystemClock clock;
@@ -197,7 +221,10 @@ class WorkerLoop {
       {
         std::unique_lock lock(mu_);
         // Without probes there is nothing to do until a shard with some arrives.
+        main_waiting_ = true;
         cv_.wait(lock, [&] { return stop_ || pending_ || (plan_ && !plan_->probes.empty()); });
+        main_waiting_ = false;
+        mark_progress();
         if (stop_) return 0;
         if (pending_) {
           next = std::move(pending_);
@@ -210,6 +237,7 @@ class WorkerLoop {
         }
       }
       if (next) {
+        mark_progress();
         apply(std::move(*next));
         release_free_memory();  // the shard was decoded by the reader thread, in its own malloc arena
       }
@@ -232,7 +260,10 @@ class WorkerLoop {
                             std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                 start + Nanos(int64_t(settings_.interval_s * 1e9)) - clock.monotonic());
       std::unique_lock lock(mu_);
+      main_waiting_ = true;
       cv_.wait_until(lock, deadline, [&] { return stop_; });
+      main_waiting_ = false;
+      mark_progress();
       if (stop_) return 0;
     }
   }
@@ -242,6 +273,12 @@ class WorkerLoop {
   PacketSink& sink_;
   WatchedSource& source_;
   std::atomic<int> exit_code_{0};
+  // The main loop's liveness, for heartbeat() (reader thread).
+  static constexpr Nanos kMainLoopStall{3'000'000'000};
+  std::atomic<int64_t> main_progress_{SystemClock().monotonic().count()};
+  std::atomic<bool> main_waiting_{false};
+  Nanos last_heartbeat_{0};  // reader thread only
+  std::mutex write_mu_;
 
   std::mutex mu_;  // guards stop_, pending_, engine_ creation (the reader calls engine_->stop())
   std::condition_variable cv_;

@@ -297,6 +297,46 @@ def scenario_kill_worker(lab, p, t):
     print(f"  {samples} scrapes, counters monotonic, restart counted, other workers undisturbed")
 
 
+def scenario_stopped_worker(lab, p, t):
+    """A worker that stops making progress (SIGSTOP) with netprobify's default global.timeout (3600 s) is
+    noticed within seconds by its missing heartbeat: logged, counted, killed and restarted, and its targets'
+    gauges go stale (absent) instead of freezing, while their counters never go backwards."""
+    targets = make_targets()
+    pr = Prober(lab, p, targets, extra_global={"timeout": 3600})
+    wait_running(pr, targets, 2)
+    victim, (victim_pid, victim_targets) = next((k, v) for k, v in sorted(pr.shards().items()) if v[1])
+    probe = victim_targets[0]
+    kind = PREFIX[targets[probe][0]]
+    m0 = pr.scrape()
+    timed_out0 = harness.value(m0, "app_process_timed_out_total", probe_name="sup") or 0
+    restarts0 = harness.value(m0, "app_worker_restarts_total", probe_name="sup")
+    sent0 = sent(m0, probe, targets[probe][0])
+    os.kill(victim_pid, signal.SIGSTOP)
+    t_stop = time.monotonic()
+    print(f"  stopped worker {victim} (pid {victim_pid}) probing {victim_targets}")
+    try:
+        m = pr.wait(lambda m: (harness.value(m, "app_process_timed_out_total", probe_name="sup") or 0) > timed_out0,
+                    15, "the stalled worker to be noticed")
+        noticed = time.monotonic() - t_stop
+        assert noticed < 9, f"noticed after {noticed:.1f} s"
+        assert harness.value(m, f"{kind}_loss_ratio", destination=probe) is None, \
+            f"{probe}: loss ratio still exported while its worker is stalled"
+        assert sent(m, probe, targets[probe][0]) >= sent0, "a counter went backwards"
+        log = pr.log()
+        assert re.search(rf"worker {victim} \(pid {victim_pid}\): silent for [0-9.]+ s", log), log[-3000:]
+        # Restarted, and measuring again.
+        m = pr.wait(lambda m: harness.value(m, f"{kind}_loss_ratio", destination=probe) is not None,
+                    20, f"{probe} measured again after the restart")
+        assert harness.value(m, "app_worker_restarts_total", probe_name="sup") == restarts0 + 1
+        assert victim_pid not in pr.workers()
+        print(f"  noticed after {noticed:.1f} s, restarted, {probe} measured again")
+    finally:
+        try:
+            os.kill(victim_pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+
 def scenario_reload(lab, p, t):
     targets = make_targets()
     pr = Prober(lab, p, targets)
@@ -411,7 +451,8 @@ def run(scenario):
         return
     harness.require_root()
     fn = {"processes": scenario_processes, "kill_worker": scenario_kill_worker, "reload": scenario_reload,
-          "bad_reload": scenario_bad_reload, "shutdown": scenario_shutdown}[scenario]
+          "bad_reload": scenario_bad_reload, "shutdown": scenario_shutdown,
+          "stopped_worker": scenario_stopped_worker}[scenario]
     with netns.Lab() as lab:
         p, t = build_lab(lab)
         fn(lab, p, t)

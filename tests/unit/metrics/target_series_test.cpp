@@ -440,6 +440,30 @@ TEST(metrics_TargetSeries, EmptyTargetsAreForgotten) {
   EXPECT_EQ(testing::render_text(s), "");
 }
 
+// A target whose worker died or stalled: its gauges go (stale in Prometheus) instead of repeating the
+// last values, its counters and histogram stay (they never go backwards), and a new report brings all back.
+TEST(metrics_TargetSeries, AStaleTargetKeepsItsCountersButNotItsGauges) {
+  TargetSeries s("p", {50});
+  s.declare(target_config("a", ProbeType::kIcmpPing, {"g"}), AddressFamily::kV4);
+  s.record(measurement("a", "g", ProbeType::kIcmpPing, 10, 2, {0.001, 0.002}));
+  const std::string fresh = testing::render_text(s);
+  ASSERT_NE(fresh.find("icmp_loss_ratio{"), std::string::npos);
+  ASSERT_NE(fresh.find("icmp_round_trip_seconds{"), std::string::npos);
+  s.mark_stale("a");
+  s.mark_stale("unknown");  // no effect, no series created
+  const std::string stale = testing::render_text(s);
+  EXPECT_EQ(stale.find("icmp_loss_ratio{"), std::string::npos) << stale;
+  EXPECT_EQ(stale.find("icmp_round_trip_seconds{"), std::string::npos);
+  EXPECT_NE(stale.find("icmp_sent_total{"), std::string::npos);
+  EXPECT_NE(stale.find("icmp_loss_total{"), std::string::npos);
+  EXPECT_NE(stale.find("icmp_rtt_seconds_bucket{"), std::string::npos);
+  EXPECT_EQ(s.target_count(), 1u);
+  s.record(measurement("a", "g", ProbeType::kIcmpPing, 10, 0, {0.001}));
+  const std::string back = testing::render_text(s);
+  EXPECT_NE(back.find("icmp_loss_ratio{"), std::string::npos);
+  EXPECT_NE(back.find("icmp_round_trip_seconds{"), std::string::npos);
+}
+
 // Scrapes beside a writer (run it under ThreadSanitizer, see tests/unit/metrics/CMakeLists.txt): every
 // text well formed. Bounded: the writer makes a fixed number of calls, readers stop with it.
 TEST(metrics_TargetSeries, ConcurrentScrapesSeeWellFormedText) {
