@@ -216,9 +216,44 @@ std::string frame_of(const Json& doc) {
   return out;
 }
 
+// nlohmann's DOM builder, bounded: the CBOR reader recurses once per nesting level (a frame of nested
+// arrays would overflow the stack), and throws out_of_range even with allow_exceptions=false when a map
+// header claims more entries than a std::map can hold (found by fuzz/ipc_frame_fuzz.cpp). A container
+// header may not claim more entries than there are bytes left, and nesting stops at kMaxIpcDepth.
+constexpr size_t kMaxIpcDepth = 32;
+class BoundedCborSax : public nlohmann::detail::json_sax_dom_parser<Json> {
+ public:
+  BoundedCborSax(Json& root, size_t payload_size)
+      : json_sax_dom_parser(root, /*allow_exceptions=*/false), payload_size_(payload_size) {}
+  bool start_object(std::size_t len) { return enter(len) && json_sax_dom_parser::start_object(len); }
+  bool start_array(std::size_t len) { return enter(len) && json_sax_dom_parser::start_array(len); }
+  bool end_object() { return leave() && json_sax_dom_parser::end_object(); }
+  bool end_array() { return leave() && json_sax_dom_parser::end_array(); }
+
+ private:
+  bool enter(std::size_t len) {
+    if (len != static_cast<std::size_t>(-1) && len > payload_size_) return false;
+    return ++depth_ <= kMaxIpcDepth;
+  }
+  bool leave() {
+    --depth_;
+    return true;
+  }
+  size_t payload_size_;
+  size_t depth_ = 0;
+};
+
 Result<Json> parse_payload(std::span<const uint8_t> payload) {
-  Json doc = Json::from_cbor(payload.begin(), payload.end(), /*strict=*/true, /*allow_exceptions=*/false);
-  if (doc.is_discarded() || !doc.is_object()) return Error{"IPC: payload is not a CBOR object"};
+  Json doc;
+  BoundedCborSax sax(doc, payload.size());
+  bool ok = false;
+  try {
+    ok = Json::sax_parse(payload.begin(), payload.end(), &sax, nlohmann::detail::input_format_t::cbor,
+                         /*strict=*/true);
+  } catch (const std::exception&) {
+    ok = false;  // defensive: nlohmann throws in a few places whatever allow_exceptions says
+  }
+  if (!ok || sax.is_errored() || !doc.is_object()) return Error{"IPC: payload is not a bounded CBOR object"};
   return doc;
 }
 

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
 #include <limits>
 #include <thread>
 
@@ -271,6 +273,47 @@ TEST(worker_Ipc, MalformedInputIsAnError) {
   const std::string frame = encode_frame(WorkerMessage{WorkerReport{1, full_report()}});
   const auto p = payload_of(frame);
   for (size_t n = 0; n < p.size(); ++n) EXPECT_FALSE(decode_worker_message(p.first(n)).ok()) << n;
+}
+
+// Found by fuzz/ipc_frame_fuzz.cpp: a map header claiming 2^58 entries made nlohmann throw out of a
+// no-exception parse (the supervisor would have died on a worker's frame), and nested arrays recurse once
+// per level. Both are now refused as malformed frames.
+TEST(worker_Ipc, HostileCborIsRefusedNotThrown) {
+  const std::vector<uint8_t> huge_map{0xbb, 0x05, 0x26, 0x26, 0x6d, 0xff, 0xf0, 0x52, 0xbe};
+  EXPECT_FALSE(decode_worker_message(huge_map).ok());
+  EXPECT_FALSE(decode_supervisor_message(huge_map).ok());
+  std::vector<uint8_t> deep(1 << 20, 0x81);  // a million nested one-element arrays
+  deep.push_back(0x00);
+  EXPECT_FALSE(decode_worker_message(deep).ok());
+  const std::vector<uint8_t> huge_array{0x9b, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  EXPECT_FALSE(decode_worker_message(huge_array).ok());
+}
+
+// One frame of every message kind decodes; with NETPROBE_FUZZ_SEEDS=<dir> they are also written there as
+// the seed corpus of fuzz/ipc_frame_fuzz.cpp (fuzz/corpus/ipc_frame/ was made so).
+TEST(worker_Ipc, EveryMessageKindDecodesAndSeedsTheFuzzer) {
+  Shard shard;
+  shard.config = full_config();
+  shard.hosts["web"] = {*IpAddress::parse("192.0.2.80")};
+  const std::vector<std::pair<std::string, std::string>> frames{
+      {"shard", encode_frame(SupervisorMessage{shard})},
+      {"stop", encode_frame(SupervisorMessage{StopRequest{}})},
+      {"ready", encode_frame(WorkerMessage{WorkerReady{2, {"small buffer"}}})},
+      {"report", encode_frame(WorkerMessage{WorkerReport{7, full_report()}})},
+      {"error", encode_frame(WorkerMessage{WorkerError{"no route", {"a"}}})},
+      {"heartbeat", encode_frame(WorkerMessage{WorkerHeartbeat{}})},
+  };
+  const char* dir = std::getenv("NETPROBE_FUZZ_SEEDS");
+  for (const auto& [name, frame] : frames) {
+    const bool from_supervisor = name == "shard" || name == "stop";
+    EXPECT_EQ(from_supervisor ? decode_supervisor_message(payload_of(frame)).ok()
+                              : decode_worker_message(payload_of(frame)).ok(),
+              true)
+        << name;
+    if (dir) {
+      std::ofstream(std::string(dir) + "/" + name, std::ios::binary) << frame;
+    }
+  }
 }
 
 TEST(worker_Ipc, FrameReaderReassemblesAnySplit) {
