@@ -35,6 +35,7 @@ struct GlobalConfig {
   // netprobe extensions (not in netprobify's schema; all optional).
   double max_packets_per_second = 0;  // global send cap; 0 = no cap (pacing still spreads packets)
   std::string inventory_dir;  // as written; "" = absent. inventory/ resolves it against the file's directory
+  friend bool operator==(const GlobalConfig&, const GlobalConfig&) = default;
 };
 
 struct GroupConfig {
@@ -48,11 +49,13 @@ struct GroupConfig {
   std::optional<int> ip_payload_size;  // used by ICMPping targets without their own size only
   int dscp = 0;
   bool permit_target_auto_register = true;
+  friend bool operator==(const GroupConfig&, const GroupConfig&) = default;
 };
 
 struct Threshold {
   std::optional<double> latency;
   std::optional<double> loss;
+  friend bool operator==(const Threshold&, const Threshold&) = default;
 };
 
 struct TargetConfig {
@@ -79,6 +82,7 @@ struct TargetConfig {
 
   AddressFamily family() const;  // address_family, else detected, else v4
   std::string state_label() const { return state.value_or("None"); }
+  friend bool operator==(const TargetConfig&, const TargetConfig&) = default;
 };
 
 // IP payload size (L4 header included) of a target's packets in a group, with netprobify's precedence: the
@@ -94,6 +98,7 @@ struct Config {
   GlobalConfig global;
   std::map<std::string, GroupConfig> groups;    // by name (sorted, stable)
   std::map<std::string, TargetConfig> targets;  // by name
+  friend bool operator==(const Config&, const Config&) = default;
 };
 
 }  // namespace netprobe

@@ -46,6 +46,7 @@ inline constexpr size_t kMaxSubnetHosts = size_t(1) << 24;
 struct IpNetwork {
   IpAddress base;  // masked
   int prefix = 0;
+  friend bool operator==(const IpNetwork&, const IpNetwork&) = default;
 
   static std::optional<IpNetwork> parse(std::string_view text);
   // Number of addresses in the network, saturated at 2^32.

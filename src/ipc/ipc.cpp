@@ -5,6 +5,8 @@
 
 #include <cstring>
 
+#include "config/config_fields.h"
+
 namespace netprobe {
 namespace {
 
@@ -12,38 +14,11 @@ using Json = nlohmann::json;
 
 // ---- small field helpers (throw nlohmann exceptions, caught at the decode boundary) ----
 
-template <typename T>
-Json opt(const std::optional<T>& v) {
-  return v ? Json(*v) : Json(nullptr);
-}
-Json opt_ip(const std::optional<IpAddress>& v) { return v ? Json(v->to_string()) : Json(nullptr); }
-Json opt_net(const std::optional<IpNetwork>& v) { return v ? Json(v->to_string()) : Json(nullptr); }
-
-template <typename T>
-std::optional<T> get_opt(const Json& j, const char* key) {
-  const Json& v = j.at(key);
-  if (v.is_null()) return std::nullopt;
-  return v.get<T>();
-}
-
 IpAddress ip_from(const Json& v) {
   auto ip = IpAddress::parse(v.get<std::string>());
   if (!ip) throw std::invalid_argument("bad IP address " + v.get<std::string>());
   return *ip;
 }
-std::optional<IpAddress> opt_ip_from(const Json& j, const char* key) {
-  const Json& v = j.at(key);
-  if (v.is_null()) return std::nullopt;
-  return ip_from(v);
-}
-std::optional<IpNetwork> opt_net_from(const Json& j, const char* key) {
-  const Json& v = j.at(key);
-  if (v.is_null()) return std::nullopt;
-  auto net = IpNetwork::parse(v.get<std::string>());
-  if (!net) throw std::invalid_argument("bad network " + v.get<std::string>());
-  return net;
-}
-
 ProbeType type_from(const Json& v) {
   auto t = probe_type_from_string(v.get<std::string>());
   if (!t) throw std::invalid_argument("bad probe type " + v.get<std::string>());
@@ -55,121 +30,72 @@ AddressFamily af_from(const Json& v) {
   return af == 4 ? AddressFamily::kV4 : AddressFamily::kV6;
 }
 
-Json to_json(const GlobalConfig& g) {
-  return Json{{"probe_name", g.probe_name},
-              {"interval_s", g.interval_s},
-              {"interval_packets_s", g.interval_packets_s},
-              {"nb_proc", g.nb_proc},
-              {"verbose", g.verbose},
-              {"logging_level", g.logging_level},
-              {"prometheus_port", g.prometheus_port},
-              {"prometheus_address", g.prometheus_address},
-              {"dns_update_interval_s", g.dns_update_interval_s},
-              {"reload_conf_interval_s", g.reload_conf_interval_s},
-              {"l3_raw_socket", g.l3_raw_socket},
-              {"timeout_s", g.timeout_s},
-              {"percentile", g.percentile},
-              {"disable_dynamic_inventories", g.disable_dynamic_inventories},
-              {"max_packets_per_second", g.max_packets_per_second}};
+// ---- configuration: every field of config/config_fields.h's lists, by type ----
+// Encoding and decoding are generated from one list per struct, so a field cannot reach one side and
+// not the other.
+
+Json field_to_json(const std::string& v) { return v; }
+Json field_to_json(bool v) { return v; }
+Json field_to_json(int v) { return v; }
+Json field_to_json(uint16_t v) { return v; }
+Json field_to_json(double v) { return v; }
+Json field_to_json(const IpAddress& v) { return v.to_string(); }
+Json field_to_json(const IpNetwork& v) { return v.to_string(); }
+Json field_to_json(ProbeType v) { return std::string(to_string(v)); }
+Json field_to_json(AddressFamily v) { return int(v); }
+Json field_to_json(AlertLevel v) { return std::string(to_string(v)); }
+template <typename T>
+Json field_to_json(const std::vector<T>& v) {
+  Json a = Json::array();
+  for (const auto& x : v) a.push_back(field_to_json(x));
+  return a;
+}
+template <typename T>
+Json field_to_json(const std::optional<T>& v) {
+  return v ? field_to_json(*v) : Json(nullptr);
+}
+template <ConfigStruct S>
+Json field_to_json(const S& s) {
+  Json j = Json::object();
+  for_each_field(s, [&](const char* name, const auto& v) { j[name] = field_to_json(v); });
+  return j;
 }
 
-GlobalConfig global_from(const Json& j) {
-  GlobalConfig g;
-  g.probe_name = j.at("probe_name").get<std::string>();
-  g.interval_s = j.at("interval_s").get<int>();
-  g.interval_packets_s = j.at("interval_packets_s").get<double>();
-  g.nb_proc = j.at("nb_proc").get<int>();
-  g.verbose = j.at("verbose").get<int>();
-  g.logging_level = j.at("logging_level").get<std::string>();
-  g.prometheus_port = j.at("prometheus_port").get<int>();
-  g.prometheus_address = j.at("prometheus_address").get<std::string>();
-  g.dns_update_interval_s = j.at("dns_update_interval_s").get<int>();
-  g.reload_conf_interval_s = j.at("reload_conf_interval_s").get<int>();
-  g.l3_raw_socket = j.at("l3_raw_socket").get<bool>();
-  g.timeout_s = j.at("timeout_s").get<double>();
-  g.percentile = j.at("percentile").get<std::vector<int>>();
-  g.disable_dynamic_inventories = j.at("disable_dynamic_inventories").get<std::vector<std::string>>();
-  g.max_packets_per_second = j.at("max_packets_per_second").get<double>();
-  return g;
+void field_from_json(const Json& j, std::string& v) { v = j.get<std::string>(); }
+void field_from_json(const Json& j, bool& v) { v = j.get<bool>(); }
+void field_from_json(const Json& j, int& v) { v = j.get<int>(); }
+void field_from_json(const Json& j, uint16_t& v) { v = j.get<uint16_t>(); }
+void field_from_json(const Json& j, double& v) { v = j.get<double>(); }
+void field_from_json(const Json& j, IpAddress& v) { v = ip_from(j); }
+void field_from_json(const Json& j, IpNetwork& v) {
+  auto net = IpNetwork::parse(j.get<std::string>());
+  if (!net) throw std::invalid_argument("bad network " + j.get<std::string>());
+  v = *net;
 }
-
-Json to_json(const GroupConfig& g) {
-  return Json{{"name", g.name},
-              {"src_ipv4", opt_ip(g.src_ipv4)},
-              {"src_ipv6", opt_ip(g.src_ipv6)},
-              {"src_subnet_ipv4", opt_net(g.src_subnet_ipv4)},
-              {"src_subnet_ipv6", opt_net(g.src_subnet_ipv6)},
-              {"src_port_a", g.src_port_a},
-              {"src_port_z", g.src_port_z},
-              {"ip_payload_size", opt(g.ip_payload_size)},
-              {"dscp", g.dscp},
-              {"permit_target_auto_register", g.permit_target_auto_register}};
-}
-
-GroupConfig group_from(const Json& j) {
-  GroupConfig g;
-  g.name = j.at("name").get<std::string>();
-  g.src_ipv4 = opt_ip_from(j, "src_ipv4");
-  g.src_ipv6 = opt_ip_from(j, "src_ipv6");
-  g.src_subnet_ipv4 = opt_net_from(j, "src_subnet_ipv4");
-  g.src_subnet_ipv6 = opt_net_from(j, "src_subnet_ipv6");
-  g.src_port_a = j.at("src_port_a").get<uint16_t>();
-  g.src_port_z = j.at("src_port_z").get<uint16_t>();
-  g.ip_payload_size = get_opt<int>(j, "ip_payload_size");
-  g.dscp = j.at("dscp").get<int>();
-  g.permit_target_auto_register = j.at("permit_target_auto_register").get<bool>();
-  return g;
-}
-
-Json to_json(const TargetConfig& t) {
-  return Json{{"name", t.name},
-              {"description", t.description},
-              {"type", std::string(to_string(t.type))},
-              {"destination", t.destination},
-              {"address_family", t.address_family ? Json(int(*t.address_family)) : Json(nullptr)},
-              {"dont_fragment", t.dont_fragment},
-              {"is_subnet", t.is_subnet},
-              {"dst_port", opt(t.dst_port)},
-              {"nb_packets", t.nb_packets},
-              {"ip_payload_size", opt(t.ip_payload_size)},
-              {"threshold", Json{{"latency", opt(t.threshold.latency)}, {"loss", opt(t.threshold.loss)}}},
-              {"alert_level", std::string(to_string(t.alert_level))},
-              {"state", opt(t.state)},
-              {"timeout_s", t.timeout_s},
-              {"dns_update_interval_s", t.dns_update_interval_s},
-              {"auto_register_to_groups", t.auto_register_to_groups},
-              {"register_to", t.register_to},
-              {"exclude_from", t.exclude_from},
-              {"groups", t.groups},
-              {"is_dynamic", t.is_dynamic}};
-}
-
-TargetConfig target_from(const Json& j) {
-  TargetConfig t;
-  t.name = j.at("name").get<std::string>();
-  t.description = j.at("description").get<std::string>();
-  t.type = type_from(j.at("type"));
-  t.destination = j.at("destination").get<std::string>();
-  if (!j.at("address_family").is_null()) t.address_family = af_from(j.at("address_family"));
-  t.dont_fragment = j.at("dont_fragment").get<bool>();
-  t.is_subnet = j.at("is_subnet").get<bool>();
-  t.dst_port = get_opt<uint16_t>(j, "dst_port");
-  t.nb_packets = j.at("nb_packets").get<int>();
-  t.ip_payload_size = get_opt<int>(j, "ip_payload_size");
-  t.threshold.latency = get_opt<double>(j.at("threshold"), "latency");
-  t.threshold.loss = get_opt<double>(j.at("threshold"), "loss");
-  auto level = alert_level_from_string(j.at("alert_level").get<std::string>());
+void field_from_json(const Json& j, ProbeType& v) { v = type_from(j); }
+void field_from_json(const Json& j, AddressFamily& v) { v = af_from(j); }
+void field_from_json(const Json& j, AlertLevel& v) {
+  auto level = alert_level_from_string(j.get<std::string>());
   if (!level) throw std::invalid_argument("bad alert_level");
-  t.alert_level = *level;
-  t.state = get_opt<std::string>(j, "state");
-  t.timeout_s = j.at("timeout_s").get<double>();
-  t.dns_update_interval_s = j.at("dns_update_interval_s").get<int>();
-  t.auto_register_to_groups = j.at("auto_register_to_groups").get<bool>();
-  t.register_to = j.at("register_to").get<std::vector<std::string>>();
-  t.exclude_from = j.at("exclude_from").get<std::vector<std::string>>();
-  t.groups = j.at("groups").get<std::vector<std::string>>();
-  t.is_dynamic = j.at("is_dynamic").get<bool>();
-  return t;
+  v = *level;
+}
+template <typename T>
+void field_from_json(const Json& j, std::vector<T>& v) {
+  v.clear();
+  for (const Json& x : j) field_from_json(x, v.emplace_back());
+}
+template <typename T>
+void field_from_json(const Json& j, std::optional<T>& v) {
+  if (j.is_null()) {
+    v.reset();
+  } else {
+    field_from_json(j, v.emplace());
+  }
+}
+template <ConfigStruct S>
+void field_from_json(const Json& j, S& s) {
+  if (!j.is_object()) throw std::invalid_argument("not an object");
+  for_each_field(s, [&](const char* name, auto& v) { field_from_json(j.at(name), v); });
 }
 
 Json rtts_to_binary(const std::vector<double>& rtts) {
@@ -261,11 +187,11 @@ Result<Json> parse_payload(std::span<const uint8_t> payload) {
 
 nlohmann::json to_json_document(const Config& config) {
   Json groups = Json::array();
-  for (const auto& [name, g] : config.groups) groups.push_back(to_json(g));
+  for (const auto& [name, g] : config.groups) groups.push_back(field_to_json(g));
   Json targets = Json::array();
-  for (const auto& [name, t] : config.targets) targets.push_back(to_json(t));
+  for (const auto& [name, t] : config.targets) targets.push_back(field_to_json(t));
   return Json{{"source_path", config.source_path},
-              {"global", to_json(config.global)},
+              {"global", field_to_json(config.global)},
               {"groups", std::move(groups)},
               {"targets", std::move(targets)}};
 }
@@ -274,13 +200,15 @@ Result<Config> config_from_json_document(const nlohmann::json& doc) {
   try {
     Config c;
     c.source_path = doc.at("source_path").get<std::string>();
-    c.global = global_from(doc.at("global"));
+    field_from_json(doc.at("global"), c.global);
     for (const Json& g : doc.at("groups")) {
-      GroupConfig group = group_from(g);
+      GroupConfig group;
+      field_from_json(g, group);
       c.groups[group.name] = std::move(group);
     }
     for (const Json& t : doc.at("targets")) {
-      TargetConfig target = target_from(t);
+      TargetConfig target;
+      field_from_json(t, target);
       c.targets[target.name] = std::move(target);
     }
     return c;

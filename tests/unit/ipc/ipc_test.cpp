@@ -11,6 +11,7 @@
 #include <limits>
 #include <thread>
 
+#include "config/config_fields.h"
 #include "ipc/ipc.h"
 
 namespace netprobe {
@@ -39,6 +40,7 @@ Config full_config() {
   c.global.percentile = {99, 50, 1};
   c.global.disable_dynamic_inventories = {"cmdb"};
   c.global.max_packets_per_second = 50000;
+  c.global.inventory_dir = "inventories.d";
   GroupConfig g;
   g.name = "transit";
   g.src_ipv4 = IpAddress::parse("192.0.2.1");
@@ -87,7 +89,45 @@ Config full_config() {
   return c;
 }
 
+// The fixture sets every listed field (config/config_fields.h) away from its default in at least one of
+// `objects`, so that a field lost on the way to the workers cannot hide behind a default value.
+template <typename S>
+void expect_every_field_set(std::initializer_list<const S*> objects) {
+  const S defaults{};
+  int i = 0;
+  for_each_field(defaults, [&](const char* name, const auto&) {
+    bool set = false;
+    for (const S* full : objects) {
+      S one = defaults;  // the defaults with only field i taken from `full`
+      int j = 0;
+      for_each_field(*full, [&](const char*, const auto& value) {
+        if (j++ != i) return;
+        int k = 0;
+        for_each_field(one, [&](const char*, auto& field) {
+          if constexpr (std::is_same_v<std::remove_cvref_t<decltype(field)>,
+                                       std::remove_cvref_t<decltype(value)>>) {
+            if (k == i) field = value;
+          }
+          ++k;
+        });
+      });
+      set = set || !(one == defaults);
+    }
+    ++i;
+    EXPECT_TRUE(set) << name << " keeps its default value in the fixture";
+  });
+}
+
+TEST(worker_Ipc, TheFixtureSetsEveryConfigurationField) {
+  const Config c = full_config();
+  expect_every_field_set({&c.global});
+  expect_every_field_set({&c.groups.at("transit")});
+  expect_every_field_set({&c.targets.at("web"), &c.targets.at("rack")});
+  expect_every_field_set({&c.targets.at("web").threshold});
+}
+
 void expect_same(const Config& a, const Config& b) {
+  EXPECT_TRUE(a == b);  // every member, by the structs' defaulted operator==
   // Compared through the document: it lists every field, and config_test covers the struct itself.
   EXPECT_EQ(to_json_document(a).dump(), to_json_document(b).dump());
   EXPECT_EQ(a.targets.size(), b.targets.size());
