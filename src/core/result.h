@@ -7,8 +7,32 @@
 
 namespace netprobe {
 
+// An error as data: the human-readable message, plus what code needs to act on it without parsing the
+// text back. Error{"text"} builds a plain one; the named constructors add the rest.
 struct Error {
-  std::string message;
+  std::string message;  // complete and readable on its own (it names the path or target as well)
+  std::string path;     // where in a document (a configuration key path), when it is about one
+  std::string target;   // the target it concerns, when it concerns one (e.g. no route to its address)
+  int sys_errno = 0;    // errno of the failed system call, when one failed
+
+  Error() = default;
+  Error(std::string text) : message(std::move(text)) {}  // NOLINT: implicit by design
+  Error(const char* text) : message(text) {}             // NOLINT
+  static Error at_path(std::string path, std::string text) {
+    Error e(std::move(text));
+    e.path = std::move(path);
+    return e;
+  }
+  static Error for_target(std::string target, std::string text) {
+    Error e(std::move(text));
+    e.target = std::move(target);
+    return e;
+  }
+  static Error system(int err, std::string text) {
+    Error e(std::move(text));
+    e.sys_errno = err;
+    return e;
+  }
 };
 
 template <typename T>

@@ -101,6 +101,27 @@ Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>&
     const TargetConfig& t = *rt.config;
     if (t.groups.empty() || rt.hosts.empty()) continue;
     const AddressFamily af = t.family();
+    // The kernel's source towards each host, asked before anything of the target enters the plan, so that
+    // a target without a route is skipped whole (and reported) instead of failing the plan.
+    std::vector<std::optional<IpAddress>> kernel_sources(rt.hosts.size());
+    const bool needs_kernel_source =
+        std::any_of(t.groups.begin(), t.groups.end(), [&](const std::string& name) {
+          const auto git = config.groups.find(name);
+          if (git == config.groups.end()) return false;
+          const GroupConfig& g = git->second;
+          return !(af == AddressFamily::kV4 ? g.src_subnet_ipv4 || g.src_ipv4
+                                            : g.src_subnet_ipv6 || g.src_ipv6);
+        });
+    const IpAddress* unroutable = nullptr;
+    for (size_t h = 0; needs_kernel_source && h < rt.hosts.size() && !unroutable; ++h) {
+      kernel_sources[h] = source_for(rt.hosts[h]);
+      if (!kernel_sources[h]) unroutable = &rt.hosts[h];
+    }
+    if (unroutable) {
+      plan.skipped_targets.push_back(
+          Error::for_target(t.name, "target " + t.name + ": no route to " + unroutable->to_string()));
+      continue;
+    }
     const auto target_index = uint32_t(plan.targets.size());
     plan.targets.push_back(
         {t.name, t.type, af, std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(t.timeout_s))});
@@ -124,13 +145,10 @@ Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>&
       else if (fixed)
         group_sources = {*fixed};
 
-      for (const auto& host : rt.hosts) {
+      for (size_t h = 0; h < rt.hosts.size(); ++h) {
+        const IpAddress& host = rt.hosts[h];
         std::vector<IpAddress> sources = group_sources;
-        if (sources.empty()) {
-          auto src = source_for(host);
-          if (!src) return Error{"target " + t.name + ": no route to " + host.to_string()};
-          sources = {*src};
-        }
+        if (sources.empty()) sources = {*kernel_sources[h]};
         ProbeParams params;
         params.af = af;
         params.src = sources.front();

@@ -66,6 +66,9 @@ struct Plan {
   Nanos max_timeout{0};
   double interval_packets_s = 0;
   size_t active_targets = 0;
+  // Targets left out because the plan could not include them (no route to one of their addresses), each
+  // with Error::target set: one bad target never stops the others.
+  std::vector<Error> skipped_targets;
 };
 
 // Asks the kernel which source address it would use towards `dst` (a connected UDP socket, no packet

@@ -138,8 +138,8 @@ class WorkerLoop {
     request_stop();
   }
 
-  // Builds the plan of a shard. A target the plan cannot include (build_plan names it: "target NAME:
-  // no route to ...") is left out and reported, so that one unroutable target does not stop the others.
+  // Builds the plan of a shard. A target the plan cannot include (Plan::skipped_targets: no route to one
+  // of its addresses) is left out and reported, so that one unroutable target does not stop the others.
   void apply(Shard shard) {
     // Only the plan outlives this function: the configuration (about 0.6 KB per target) is not kept.
     const Config config = std::move(shard.config);
@@ -162,23 +162,16 @@ class WorkerLoop {
       resolved.push_back(std::move(r));
     }
     plan_.reset();
-    for (size_t attempt = 0; attempt <= config.targets.size(); ++attempt) {
-      auto plan = build_plan(config, resolved, kernel_source_for);
-      if (plan.ok()) {
-        plan_ = std::make_unique<Plan>(std::move(plan).value());
-        break;
+    auto plan = build_plan(config, resolved, kernel_source_for);
+    if (plan.ok()) {
+      for (const Error& e : plan->skipped_targets) {
+        problems.message += (problems.message.empty() ? "" : "; ") + e.message;
+        problems.inactive_targets.push_back(e.target);
       }
-      const std::string& msg = plan.error().message;
-      problems.message += (problems.message.empty() ? "" : "; ") + msg;
-      auto bad = std::find_if(resolved.begin(), resolved.end(), [&](const ResolvedTarget& r) {
-        return msg.rfind("target " + r.config->name + ":", 0) == 0;
-      });
-      if (bad == resolved.end()) {
-        for (const auto& r : resolved) problems.inactive_targets.push_back(r.config->name);
-        break;
-      }
-      problems.inactive_targets.push_back(bad->config->name);
-      resolved.erase(bad);
+      plan_ = std::make_unique<Plan>(std::move(plan).value());
+    } else {
+      problems.message += (problems.message.empty() ? "" : "; ") + plan.error().message;
+      for (const auto& r : resolved) problems.inactive_targets.push_back(r.config->name);
     }
     if (!problems.message.empty() || !problems.inactive_targets.empty()) {
       if (problems.message.empty()) problems.message = "no address to probe";

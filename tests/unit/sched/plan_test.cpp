@@ -94,7 +94,8 @@ TEST(BuildPlan, SourceSubnetCoversEveryAddressPortPair) {
   const Plan plan = f.plan();
   std::set<std::pair<std::string, uint16_t>> pairs;
   for (const auto& p : plan.probes) pairs.insert({plan.source_of(p).to_string(), p.src_port});
-  EXPECT_EQ(pairs.size(), 12u) << "netprobify's rotation repeated port 65000 here (quirk 8)";
+  EXPECT_EQ(pairs.size(), 12u) << "netprobify's rotation repeated port 65000 here "
+                                  "(docs/netprobify-compatibility.md#q8-source-subnet-rotation)";
   EXPECT_FALSE(pairs.count({"192.0.2.7", 65000})) << "broadcast never used";
 }
 
@@ -122,6 +123,28 @@ TEST(BuildPlan, TargetsRoundRobinAndInactiveOnesSkipped) {
   std::vector<std::string> order;
   for (const auto& p : plan.probes) order.push_back(plan.buckets[plan.bucket_of(p)].target);
   EXPECT_EQ(order, (std::vector<std::string>{"a", "b", "a", "b"}));
+}
+
+// A target without a route to one of its addresses is left out whole, named in Error::target (the worker
+// reports it as inactive from that field, it never parses the message), and the others are planned.
+TEST(BuildPlan, UnroutableTargetIsSkippedWholeAndNamed) {
+  Fixture f;
+  f.add("web", ProbeType::kTcpSyn, "198.51.100.1", 2);
+  f.add("lost", ProbeType::kTcpSyn, "203.0.113.9", 2);
+  f.add("also-web", ProbeType::kIcmpPing, "198.51.100.2", 2);
+  f.resolved.clear();
+  for (auto& [name, t] : f.config.targets) f.resolved.push_back({&t, {ip(t.destination.c_str())}});
+  auto p = build_plan(f.config, f.resolved, [](const IpAddress& dst) -> std::optional<IpAddress> {
+    if (dst == ip("203.0.113.9")) return std::nullopt;
+    return ip("192.0.2.1");
+  });
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  ASSERT_EQ(p->skipped_targets.size(), 1u);
+  EXPECT_EQ(p->skipped_targets[0].target, "lost");
+  EXPECT_NE(p->skipped_targets[0].message.find("no route to 203.0.113.9"), std::string::npos);
+  EXPECT_EQ(p->active_targets, 2u);
+  EXPECT_EQ(p->probes.size(), 8u);  // 2 targets x 2 groups x nb_packets 2
+  for (const auto& b : p->buckets) EXPECT_NE(b.target, "lost");
 }
 
 TEST(Schedule, SpreadsEvenlyCapsRateAndHonoursIntervalPackets) {
