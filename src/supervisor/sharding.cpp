@@ -1,6 +1,7 @@
 #include "supervisor/sharding.h"
 
 #include "config/loader.h"
+#include "core/hash.h"
 
 namespace netprobe {
 namespace {
@@ -12,13 +13,6 @@ uint64_t fnv1a(std::string_view s) {
     h *= 0x100000001b3ULL;
   }
   return h;
-}
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
 }
 
 }  // namespace

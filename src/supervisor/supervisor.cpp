@@ -22,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include "config/loader.h"
+#include "core/hash.h"
 #include "core/memory.h"
 #include "dns/target_address_book.h"
 #include "inventory/manager.h"
@@ -46,13 +47,6 @@ constexpr Nanos kDnsTick{
     10'000'000};  // loop wake-up while DNS answers are owed (c-ares' sockets are not in the poll set)
 constexpr Nanos kStartupDnsGrace{200'000'000};
 constexpr Nanos kStopWorkersWithin{700'000'000};  // of the 1 s shutdown budget; the launcher gets the rest
-
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
 
 uint64_t random_secret() {
   std::random_device rd;
@@ -330,7 +324,7 @@ class Supervisor {
     s.generation = generation_;
     s.index = index;
     s.slice = key_slice_for(index, nb);
-    s.secret = mix(run_secret_ ^ mix(uint64_t(index) << 32 | ++shards_sent_));
+    s.secret = splitmix64(run_secret_ ^ splitmix64(uint64_t(index) << 32 | ++shards_sent_));
     s.settings.interval_s = config_.global.interval_s;
     s.settings.max_packets_per_second = config_.global.max_packets_per_second / nb;  // a global cap, shared
     s.settings.hard_timeout = Nanos(int64_t(config_.global.timeout_s * 1e9));
