@@ -19,7 +19,7 @@ struct PercentileCase {
 
 TEST(metrics_PercentileLinear, MatchesNetprobifyRecipe) {
   const std::vector<PercentileCase> cases = {
-      {"empty -> 0 (quirk 2)", {}, 95, 0.0},
+      {"empty -> 0 (netprobify compat: q2-rtt-zero)", {}, 95, 0.0},
       {"single sample, any percentile", {0.004}, 95, 0.004},
       {"single sample, p50", {0.004}, 50, 0.004},
       {"two samples p50 interpolates", {1, 3}, 50, 2.0},
