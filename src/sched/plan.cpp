@@ -81,12 +81,71 @@ constexpr size_t kMaxSources = 65535;  // PlannedProbe::src is 16 bits
 constexpr uint8_t kUnknownLocality = 2;
 }  // namespace
 
-Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>& targets,
-                        const SourceResolver& source_for, const LocalCheck& is_local) {
-  Plan plan;
-  plan.interval_packets_s = config.global.interval_packets_s;
+namespace {
 
-  // A stream is the nb_packets probes of one (target, host, group); streams are interleaved below.
+// build_plan() in three steps: the targets' templates and streams (add_target), the distinct source
+// addresses (source_indexes), then the order of the probes (interleave).
+class PlanBuilder {
+ public:
+  PlanBuilder(const Config& config, const SourceResolver& source_for, const LocalCheck& is_local)
+      : config_(config), source_for_(source_for), is_local_(is_local) {
+    plan_.interval_packets_s = config.global.interval_packets_s;
+  }
+
+  Status add_target(const ResolvedTarget& rt) {
+    const TargetConfig& t = *rt.config;
+    if (t.groups.empty() || rt.hosts.empty()) return Status::success();
+    const AddressFamily af = t.family();
+    std::vector<std::optional<IpAddress>> kernel_sources;
+    if (const IpAddress* unroutable = ask_kernel_sources(rt, af, kernel_sources)) {
+      plan_.skipped_targets.push_back(
+          Error::for_target(t.name, "target " + t.name + ": no route to " + unroutable->to_string()));
+      return Status::success();
+    }
+    const auto target_index = uint32_t(plan_.targets.size());
+    plan_.targets.push_back(
+        {t.name, t.type, af, std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(t.timeout_s))});
+    plan_.max_timeout = std::max(plan_.max_timeout, plan_.targets.back().timeout);
+    ++plan_.active_targets;
+
+    for (const auto& group_name : t.groups) {
+      const auto git = config_.groups.find(group_name);
+      if (git == config_.groups.end()) continue;
+      const GroupConfig& g = git->second;
+      const auto bucket = uint32_t(plan_.buckets.size());
+      plan_.buckets.push_back({t.name, g.name, t.type, af, t.state_label(), target_index});
+      const std::vector<IpAddress> group_sources = configured_sources(g, af);
+      for (size_t h = 0; h < rt.hosts.size(); ++h) {
+        const std::vector<IpAddress> sources =
+            group_sources.empty() ? std::vector<IpAddress>{*kernel_sources[h]} : group_sources;
+        ProbeParams params;
+        params.af = af;
+        params.src = sources.front();
+        params.dst = rt.hosts[h];
+        params.dst_port = t.dst_port.value_or(0);
+        params.dscp = uint8_t(g.dscp);
+        params.dont_fragment = t.dont_fragment;
+        params.ip_payload_size = uint16_t(effective_ip_payload_size(t, g));
+        plan_.templates.push_back(probe_for(t.type).make_template(params));
+        plan_.template_buckets.push_back(bucket);
+        auto indexes = source_indexes(sources, t.type);
+        if (!indexes.ok()) return indexes.error();
+        streams_.push_back({uint32_t(plan_.templates.size() - 1), bucket, t.nb_packets, std::move(*indexes),
+                            g.src_port_a, uint16_t(g.src_port_z - g.src_port_a + 1)});
+      }
+    }
+    return Status::success();
+  }
+
+  Plan finish() {
+    interleave();
+    for (auto& f : plan_.foreign_sources)
+      if (f == kUnknownLocality) f = 0;  // never used by a TCPsyn probe: no RST to send
+    return std::move(plan_);
+  }
+
+ private:
+  // A stream is the nb_packets probes of one (target, host, group); streams are interleaved at the end.
   struct Stream {
     uint32_t tmpl;
     uint32_t bucket;
@@ -94,136 +153,114 @@ Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>&
     std::vector<uint16_t> sources;  // into Plan::sources: round robin (source subnet) or a single address
     uint16_t port_a, port_count;
   };
-  std::vector<Stream> streams;
-  std::unordered_map<IpAddress, uint32_t> source_index;
 
-  for (const auto& rt : targets) {
-    const TargetConfig& t = *rt.config;
-    if (t.groups.empty() || rt.hosts.empty()) continue;
-    const AddressFamily af = t.family();
-    // The kernel's source towards each host, asked before anything of the target enters the plan, so that
-    // a target without a route is skipped whole (and reported) instead of failing the plan.
-    std::vector<std::optional<IpAddress>> kernel_sources(rt.hosts.size());
-    const bool needs_kernel_source =
-        std::any_of(t.groups.begin(), t.groups.end(), [&](const std::string& name) {
-          const auto git = config.groups.find(name);
-          if (git == config.groups.end()) return false;
-          const GroupConfig& g = git->second;
-          return !(af == AddressFamily::kV4 ? g.src_subnet_ipv4 || g.src_ipv4
-                                            : g.src_subnet_ipv6 || g.src_ipv6);
-        });
-    const IpAddress* unroutable = nullptr;
-    for (size_t h = 0; needs_kernel_source && h < rt.hosts.size() && !unroutable; ++h) {
-      kernel_sources[h] = source_for(rt.hosts[h]);
-      if (!kernel_sources[h]) unroutable = &rt.hosts[h];
+  // Source addresses a group configures for a family: a subnet (round robin) or a fixed address; empty
+  // when the kernel chooses per destination host.
+  static std::vector<IpAddress> configured_sources(const GroupConfig& g, AddressFamily af) {
+    const auto& subnet = af == AddressFamily::kV4 ? g.src_subnet_ipv4 : g.src_subnet_ipv6;
+    const auto& fixed = af == AddressFamily::kV4 ? g.src_ipv4 : g.src_ipv6;
+    if (subnet) return source_addresses(*subnet);
+    if (fixed) return {*fixed};
+    return {};
+  }
+
+  // The kernel's source towards each host where a group needs it, asked before anything of the target
+  // enters the plan, so that a target without a route is skipped whole. Returns the first host without
+  // a route, or nullptr.
+  const IpAddress* ask_kernel_sources(const ResolvedTarget& rt, AddressFamily af,
+                                      std::vector<std::optional<IpAddress>>& out) const {
+    const auto& groups = rt.config->groups;
+    const bool needed = std::any_of(groups.begin(), groups.end(), [&](const std::string& name) {
+      const auto git = config_.groups.find(name);
+      return git != config_.groups.end() && configured_sources(git->second, af).empty();
+    });
+    out.assign(rt.hosts.size(), std::nullopt);
+    for (size_t h = 0; needed && h < rt.hosts.size(); ++h) {
+      out[h] = source_for_(rt.hosts[h]);
+      if (!out[h]) return &rt.hosts[h];
     }
-    if (unroutable) {
-      plan.skipped_targets.push_back(
-          Error::for_target(t.name, "target " + t.name + ": no route to " + unroutable->to_string()));
-      continue;
-    }
-    const auto target_index = uint32_t(plan.targets.size());
-    plan.targets.push_back(
-        {t.name, t.type, af, std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(t.timeout_s))});
-    plan.max_timeout = std::max(plan.max_timeout, plan.targets.back().timeout);
-    ++plan.active_targets;
+    return nullptr;
+  }
 
-    for (const auto& group_name : t.groups) {
-      const auto git = config.groups.find(group_name);
-      if (git == config.groups.end()) continue;
-      const GroupConfig& g = git->second;
-      const auto bucket = uint32_t(plan.buckets.size());
-      plan.buckets.push_back({t.name, g.name, t.type, af, t.state_label(), target_index});
-
-      // Source addresses of this group for this family: a subnet (round robin), a fixed address, or
-      // the kernel's choice per destination host.
-      std::vector<IpAddress> group_sources;
-      const auto& subnet = af == AddressFamily::kV4 ? g.src_subnet_ipv4 : g.src_subnet_ipv6;
-      const auto& fixed = af == AddressFamily::kV4 ? g.src_ipv4 : g.src_ipv6;
-      if (subnet)
-        group_sources = source_addresses(*subnet);
-      else if (fixed)
-        group_sources = {*fixed};
-
-      for (size_t h = 0; h < rt.hosts.size(); ++h) {
-        const IpAddress& host = rt.hosts[h];
-        std::vector<IpAddress> sources = group_sources;
-        if (sources.empty()) sources = {*kernel_sources[h]};
-        ProbeParams params;
-        params.af = af;
-        params.src = sources.front();
-        params.dst = host;
-        params.dst_port = t.dst_port.value_or(0);
-        params.dscp = uint8_t(g.dscp);
-        params.dont_fragment = t.dont_fragment;
-        params.ip_payload_size = uint16_t(effective_ip_payload_size(t, g));
-        plan.templates.push_back(probe_for(t.type).make_template(params));
-        plan.template_buckets.push_back(bucket);
-        std::vector<uint16_t> source_indexes(sources.size());
-        for (size_t k = 0; k < sources.size(); ++k) {
-          auto [it, added] = source_index.emplace(sources[k], uint32_t(plan.sources.size()));
-          if (added) {
-            if (plan.sources.size() > kMaxSources)
-              return Error{"more than " + std::to_string(kMaxSources + 1) +
-                           " distinct source addresses in the configuration (source subnets of all groups)"};
-            plan.sources.push_back(sources[k]);
-            plan.foreign_sources.push_back(kUnknownLocality);
-          }
-          source_indexes[k] = uint16_t(it->second);
-          // Locality matters only for TCPsyn (it decides who resets half-open connections,
-          // docs/netprobify-compatibility.md#d12-half-open-rst): asked once per source, and only then.
-          uint8_t& foreign = plan.foreign_sources[it->second];
-          if (t.type == ProbeType::kTcpSyn && foreign == kUnknownLocality)
-            foreign = is_local(sources[k]) ? 0 : 1;
-        }
-        streams.push_back({uint32_t(plan.templates.size() - 1), bucket, t.nb_packets,
-                           std::move(source_indexes), g.src_port_a,
-                           uint16_t(g.src_port_z - g.src_port_a + 1)});
+  // Indexes into Plan::sources of `sources`, adding the new ones.
+  Result<std::vector<uint16_t>> source_indexes(const std::vector<IpAddress>& sources, ProbeType type) {
+    std::vector<uint16_t> indexes(sources.size());
+    for (size_t k = 0; k < sources.size(); ++k) {
+      auto [it, added] = source_index_.emplace(sources[k], uint32_t(plan_.sources.size()));
+      if (added) {
+        if (plan_.sources.size() > kMaxSources)
+          return Error{"more than " + std::to_string(kMaxSources + 1) +
+                       " distinct source addresses in the configuration (source subnets of all groups)"};
+        plan_.sources.push_back(sources[k]);
+        plan_.foreign_sources.push_back(kUnknownLocality);
       }
+      indexes[k] = uint16_t(it->second);
+      // Locality matters only for TCPsyn (it decides who resets half-open connections,
+      // docs/netprobify-compatibility.md#d12-half-open-rst): asked once per source, and only then.
+      uint8_t& foreign = plan_.foreign_sources[it->second];
+      if (type == ProbeType::kTcpSyn && foreign == kUnknownLocality) foreign = is_local_(sources[k]) ? 0 : 1;
     }
+    return indexes;
   }
 
   // Order: round robin across targets, and within a target across its streams (groups x hosts), so that
   // every target's packets are spread over the whole send window. Source (address, port) pairs of a
   // stream: n -> (n % A, (n / A) % P) covers every pair once per A*P packets (netprobify's rotation
   // skipped pairs: docs/netprobify-compatibility.md#q8-source-subnet-rotation).
-  std::vector<std::vector<uint32_t>> streams_of(plan.targets.size());
-  for (uint32_t i = 0; i < streams.size(); ++i)
-    streams_of[plan.buckets[streams[i].bucket].target_index].push_back(i);
-  struct Cursor {
-    std::vector<int> next;  // per stream of the target: next probe number
-    size_t turn = 0;
-    size_t left = 0;
-  };
-  std::vector<Cursor> cursors(plan.targets.size());
-  size_t total = 0;
-  for (size_t t = 0; t < cursors.size(); ++t) {
-    cursors[t].next.assign(streams_of[t].size(), 0);
-    for (uint32_t si : streams_of[t]) cursors[t].left += size_t(streams[si].count);
-    total += cursors[t].left;
-  }
-  plan.probes.reserve(total);
-  while (plan.probes.size() < total) {
+  void interleave() {
+    std::vector<std::vector<uint32_t>> streams_of(plan_.targets.size());
+    for (uint32_t i = 0; i < streams_.size(); ++i)
+      streams_of[plan_.buckets[streams_[i].bucket].target_index].push_back(i);
+    struct Cursor {
+      std::vector<int> next;  // per stream of the target: next probe number
+      size_t turn = 0;
+      size_t left = 0;
+    };
+    std::vector<Cursor> cursors(plan_.targets.size());
+    size_t total = 0;
     for (size_t t = 0; t < cursors.size(); ++t) {
-      Cursor& c = cursors[t];
-      if (c.left == 0) continue;
-      // Next stream of this target that still has probes.
-      for (size_t k = 0; k < c.next.size(); ++k) {
-        const size_t j = (c.turn + k) % c.next.size();
-        const Stream& s = streams[streams_of[t][j]];
-        if (c.next[j] >= s.count) continue;
-        const size_t n = size_t(c.next[j]++);
-        const size_t a = s.sources.size();
-        plan.probes.push_back({s.tmpl, s.sources[n % a], uint16_t(s.port_a + (n / a) % s.port_count)});
-        c.turn = j + 1;
-        --c.left;
-        break;
+      cursors[t].next.assign(streams_of[t].size(), 0);
+      for (uint32_t si : streams_of[t]) cursors[t].left += size_t(streams_[si].count);
+      total += cursors[t].left;
+    }
+    plan_.probes.reserve(total);
+    while (plan_.probes.size() < total) {
+      for (size_t t = 0; t < cursors.size(); ++t) {
+        Cursor& c = cursors[t];
+        if (c.left == 0) continue;
+        // Next stream of this target that still has probes.
+        for (size_t k = 0; k < c.next.size(); ++k) {
+          const size_t j = (c.turn + k) % c.next.size();
+          const Stream& s = streams_[streams_of[t][j]];
+          if (c.next[j] >= s.count) continue;
+          const size_t n = size_t(c.next[j]++);
+          const size_t a = s.sources.size();
+          plan_.probes.push_back({s.tmpl, s.sources[n % a], uint16_t(s.port_a + (n / a) % s.port_count)});
+          c.turn = j + 1;
+          --c.left;
+          break;
+        }
       }
     }
   }
-  for (auto& f : plan.foreign_sources)
-    if (f == kUnknownLocality) f = 0;  // never used by a TCPsyn probe: no RST to send
-  return plan;
+
+  const Config& config_;
+  const SourceResolver& source_for_;
+  const LocalCheck& is_local_;
+  Plan plan_;
+  std::vector<Stream> streams_;
+  std::unordered_map<IpAddress, uint32_t> source_index_;
+};
+
+}  // namespace
+
+Result<Plan> build_plan(const Config& config, const std::vector<ResolvedTarget>& targets,
+                        const SourceResolver& source_for, const LocalCheck& is_local) {
+  PlanBuilder builder(config, source_for, is_local);
+  for (const auto& rt : targets) {
+    if (Status s = builder.add_target(rt); !s.ok()) return s.error();
+  }
+  return builder.finish();
 }
 
 Pacer::Pacer(const Plan& plan, Nanos window, double max_pps)
