@@ -359,174 +359,219 @@ size_t TargetSeries::target_count() const {
 // Labels are written in the order prometheus-cpp writes them (sorted by name, `le` last), values with
 // append_sample_value: the lines are byte for byte those TextSerializer wrote for the same series.
 
-void TargetSeries::render_target(std::string& out, const Family& f, bool& header, std::string_view name,
-                                 const Target& t) const {
-  // Starts a sample line: HELP/TYPE before the family's first one (prometheus-cpp leaves out empty families).
-  auto begin = [&](std::string_view suffix) {
-    if (!header) {
-      out += f.header;
-      header = true;
+// Writes the sample lines of one (family, target): one function per shape of label set.
+class TargetSeries::SampleWriter {
+ public:
+  SampleWriter(const TargetSeries& series, std::string& out, const Family& f, bool& header,
+               std::string_view name)
+      : s_(series), out_(out), f_(f), header_(header), name_(name) {}
+
+  // Sent, loss and loss ratio: netprobify's measurement label set, gauges hidden while stale.
+  void measurements(const Target& t) {
+    for (const Row& r : t.rows) {
+      if (r.type != f_.type || (r.stale && f_.kind == Kind::kLossRatio)) continue;
+      begin();
+      measurement_labels(r);
+      end(f_.kind == Kind::kSent ? r.sent : f_.kind == Kind::kLoss ? r.loss : r.loss_ratio);
     }
-    out += f.name;
-    out += suffix;
-    out += "{address_family=\"";
-  };
-  auto destination = [&] {
-    out += "\",destination=\"";
-    append_label_value(out, name);
-  };
+  }
+
+  void round_trips(const Target& t) {
+    for (const Row& r : t.rows) {
+      if (r.type != f_.type || r.stale) continue;
+      for (size_t i = 0; i < s_.percentiles_.size(); ++i) {
+        begin();
+        measurement_labels(r, "percentile", s_.percentile_labels_[i]);
+        end(r.round_trip[i]);
+      }
+    }
+  }
+
+  void histograms(const Target& t) {
+    for (const Row& r : t.rows) {
+      if (r.type != f_.type) continue;
+      uint64_t count = 0;
+      for (uint64_t c : r.rtt) count += c;
+      begin("_count");
+      measurement_labels(r);
+      end_count(count);
+      begin("_sum");
+      measurement_labels(r);
+      end(r.rtt_sum);
+      uint64_t cumulative = 0;
+      for (size_t i = 0; i < kBuckets; ++i) {
+        cumulative += r.rtt[i];
+        begin("_bucket");
+        measurement_labels(r);
+        out_ += ",le=\"";
+        out_ += le_labels()[i];
+        out_ += '"';
+        end_count(cumulative);
+      }
+    }
+  }
+
+  void icmp_errors(const Target& t) {
+    for (const Row& r : t.rows) {
+      if (r.type != f_.type) continue;
+      for (const auto& [icmp, count] : r.icmp) {
+        begin();
+        measurement_labels(r, "icmp", s_.strings_[icmp]);
+        end(count);
+      }
+    }
+  }
+
+  // match_ack_fail and port_mismatch: per target and family, no group.
+  void events(const Target& t) {
+    for (const Events& e : t.events) {
+      if (e.type != f_.type) continue;
+      begin();
+      out_ += to_string(e.af);
+      destination();
+      probe_name();
+      end(f_.kind == Kind::kMatchAckFail ? e.match_ack_fail : e.port_mismatch);
+    }
+  }
+
+  void thresholds(const Target& t) {
+    if (!t.declared) return;
+    for (uint32_t group : t.declared->groups) {
+      for (const auto& [kind, value] :
+           {std::pair{"latency", t.declared->latency}, std::pair{"loss", t.declared->loss}}) {
+        if (!value) continue;
+        begin();
+        out_ += to_string(t.declared->af);
+        out_ += "\",alert_level=\"";
+        out_ += to_string(t.declared->alert_level);
+        destination();
+        out_ += "\",group=\"";
+        out_ += s_.strings_[group];
+        out_ += "\",probe_name=\"";
+        out_ += s_.probe_name_label_;
+        out_ += "\",state=\"";
+        out_ += s_.strings_[t.declared->state];
+        out_ += "\",type=\"";
+        out_ += kind;
+        out_ += '"';
+        end(*value);
+      }
+    }
+  }
+
+  void resolutions(const Target& t) {
+    for (const Resolution& r : t.resolution) {
+      if (f_.kind == Kind::kResolutionStatus ? !r.has_status : !r.has_change) continue;
+      begin();
+      out_ += to_string(r.af);
+      destination();
+      probe_name();
+      end(f_.kind == Kind::kResolutionStatus ? r.status : r.change);
+    }
+  }
+
+  // time_ooo (no type label), late and duplicates (type label): per group, no state.
+  void reply_counters(const Target& t) {
+    for (const Row& r : t.rows) {
+      begin();
+      out_ += to_string(r.af);
+      destination();
+      out_ += "\",group=\"";
+      out_ += s_.strings_[r.group];
+      probe_name();
+      if (f_.kind != Kind::kTimeOoo) {
+        out_ += ",type=\"";
+        out_ += to_string(r.type);
+        out_ += '"';
+      }
+      end(f_.kind == Kind::kTimeOoo ? r.time_ooo : f_.kind == Kind::kLate ? r.late : r.duplicates);
+    }
+  }
+
+ private:
+  // Starts a sample line: HELP/TYPE before the family's first one (prometheus-cpp leaves out empty families).
+  void begin(std::string_view suffix = {}) {
+    if (!header_) {
+      out_ += f_.header;
+      header_ = true;
+    }
+    out_ += f_.name;
+    out_ += suffix;
+    out_ += "{address_family=\"";
+  }
+  void destination() {
+    out_ += "\",destination=\"";
+    append_label_value(out_, name_);
+  }
+  // Closes the label value before it and the label set.
+  void probe_name() {
+    out_ += "\",probe_name=\"";
+    out_ += s_.probe_name_label_;
+    out_ += '"';
+  }
   // address_family, destination, group[, <mid>], probe_name, state: netprobify's measurement label set
   // (+1), docs/netprobify-compatibility.md#metrics.
-  auto m5 = [&](const Row& r, std::string_view mid_name = {}, std::string_view mid_value = {}) {
-    out += to_string(r.af);
+  void measurement_labels(const Row& r, std::string_view mid_name = {}, std::string_view mid_value = {}) {
+    out_ += to_string(r.af);
     destination();
-    out += "\",group=\"";
-    out += strings_[r.group];
+    out_ += "\",group=\"";
+    out_ += s_.strings_[r.group];
     if (!mid_name.empty()) {
-      out += "\",";
-      out += mid_name;
-      out += "=\"";
-      out += mid_value;
+      out_ += "\",";
+      out_ += mid_name;
+      out_ += "=\"";
+      out_ += mid_value;
     }
-    out += "\",probe_name=\"";
-    out += probe_name_label_;
-    out += "\",state=\"";
-    out += strings_[r.state];
-    out += '"';
-  };
-  auto end = [&](double value) {
-    out += "} ";
-    append_sample_value(out, value);
-    out += '\n';
-  };
+    out_ += "\",probe_name=\"";
+    out_ += s_.probe_name_label_;
+    out_ += "\",state=\"";
+    out_ += s_.strings_[r.state];
+    out_ += '"';
+  }
+  void end(double value) {
+    out_ += "} ";
+    append_sample_value(out_, value);
+    out_ += '\n';
+  }
+  void end_count(uint64_t value) {
+    out_ += "} ";
+    append_uint(out_, value);
+    out_ += '\n';
+  }
 
+  const TargetSeries& s_;
+  std::string& out_;
+  const Family& f_;
+  bool& header_;
+  std::string_view name_;
+};
+
+void TargetSeries::render_target(std::string& out, const Family& f, bool& header, std::string_view name,
+                                 const Target& t) const {
+  SampleWriter w(*this, out, f, header, name);
   switch (f.kind) {
     case Kind::kSent:
     case Kind::kLoss:
     case Kind::kLossRatio:
-      for (const Row& r : t.rows) {
-        if (r.type != f.type || (r.stale && f.kind == Kind::kLossRatio)) continue;
-        begin({});
-        m5(r);
-        end(f.kind == Kind::kSent ? r.sent : f.kind == Kind::kLoss ? r.loss : r.loss_ratio);
-      }
-      break;
+      return w.measurements(t);
     case Kind::kRoundTrip:
-      for (const Row& r : t.rows) {
-        if (r.type != f.type || r.stale) continue;
-        for (size_t i = 0; i < percentiles_.size(); ++i) {
-          begin({});
-          m5(r, "percentile", percentile_labels_[i]);
-          end(r.round_trip[i]);
-        }
-      }
-      break;
+      return w.round_trips(t);
     case Kind::kRtt:
-      for (const Row& r : t.rows) {
-        if (r.type != f.type) continue;
-        uint64_t count = 0;
-        for (uint64_t c : r.rtt) count += c;
-        begin("_count");
-        m5(r);
-        out += "} ";
-        append_uint(out, count);
-        out += '\n';
-        begin("_sum");
-        m5(r);
-        end(r.rtt_sum);
-        uint64_t cumulative = 0;
-        for (size_t i = 0; i < kBuckets; ++i) {
-          cumulative += r.rtt[i];
-          begin("_bucket");
-          m5(r);
-          out += ",le=\"";
-          out += le_labels()[i];
-          out += "\"} ";
-          append_uint(out, cumulative);
-          out += '\n';
-        }
-      }
-      break;
+      return w.histograms(t);
     case Kind::kIcmpErrors:
-      for (const Row& r : t.rows) {
-        if (r.type != f.type) continue;
-        for (const auto& [icmp, count] : r.icmp) {
-          begin({});
-          m5(r, "icmp", strings_[icmp]);
-          end(count);
-        }
-      }
-      break;
+      return w.icmp_errors(t);
     case Kind::kMatchAckFail:
     case Kind::kPortMismatch:
-      for (const Events& e : t.events) {
-        if (e.type != f.type) continue;
-        begin({});
-        out += to_string(e.af);
-        destination();
-        out += "\",probe_name=\"";
-        out += probe_name_label_;
-        out += '"';
-        end(f.kind == Kind::kMatchAckFail ? e.match_ack_fail : e.port_mismatch);
-      }
-      break;
+      return w.events(t);
     case Kind::kThreshold:
-      if (!t.declared) break;
-      for (uint32_t group : t.declared->groups) {
-        for (const auto& [kind, value] :
-             {std::pair{"latency", t.declared->latency}, std::pair{"loss", t.declared->loss}}) {
-          if (!value) continue;
-          begin({});
-          out += to_string(t.declared->af);
-          out += "\",alert_level=\"";
-          out += to_string(t.declared->alert_level);
-          destination();
-          out += "\",group=\"";
-          out += strings_[group];
-          out += "\",probe_name=\"";
-          out += probe_name_label_;
-          out += "\",state=\"";
-          out += strings_[t.declared->state];
-          out += "\",type=\"";
-          out += kind;
-          out += '"';
-          end(*value);
-        }
-      }
-      break;
+      return w.thresholds(t);
     case Kind::kResolutionStatus:
     case Kind::kResolutionChange:
-      for (const Resolution& r : t.resolution) {
-        if (f.kind == Kind::kResolutionStatus ? !r.has_status : !r.has_change) continue;
-        begin({});
-        out += to_string(r.af);
-        destination();
-        out += "\",probe_name=\"";
-        out += probe_name_label_;
-        out += '"';
-        end(f.kind == Kind::kResolutionStatus ? r.status : r.change);
-      }
-      break;
+      return w.resolutions(t);
     case Kind::kTimeOoo:
     case Kind::kLate:
     case Kind::kDuplicates:
-      for (const Row& r : t.rows) {
-        begin({});
-        out += to_string(r.af);
-        destination();
-        out += "\",group=\"";
-        out += strings_[r.group];
-        out += "\",probe_name=\"";
-        out += probe_name_label_;
-        out += '"';
-        if (f.kind != Kind::kTimeOoo) {
-          out += ",type=\"";
-          out += to_string(r.type);
-          out += '"';
-        }
-        end(f.kind == Kind::kTimeOoo ? r.time_ooo : f.kind == Kind::kLate ? r.late : r.duplicates);
-      }
-      break;
+      return w.reply_counters(t);
   }
 }
 

@@ -128,6 +128,7 @@ class TargetSeries final : public TextSource {
   };
   enum class Kind : uint8_t;
   struct Family;
+  class SampleWriter;  // the sample lines of one (family, target), target_series.cpp
 
   uint32_t intern(std::string_view s);
   Target& target(std::string_view name);
