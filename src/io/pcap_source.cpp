@@ -129,9 +129,6 @@ class PcapDecoder {
 
 namespace {
 
-constexpr const char* kCapNetRawHint =
-    "run as root, or setcap cap_net_raw+ep build/netprobe, or AmbientCapabilities=CAP_NET_RAW in systemd";
-
 Status apply_filter(pcap_t* p, const std::string& filter) {
   if (filter.empty()) return {};
   bpf_program prog{};
@@ -190,8 +187,9 @@ Result<std::unique_ptr<PcapSource>> PcapSource::open(const Options& options) {
     const std::string detail = pcap_geterr(p);
     switch (rc) {
       case PCAP_ERROR_PERM_DENIED:
-        return Error{fmt::format("capture on '{}' needs CAP_NET_RAW: {} ({})", options.device, kCapNetRawHint,
-                                 detail)};
+        // How to grant it is said once, by `netprobe run` before anything opens (sandbox/privileges.h).
+        return Error::system(EPERM,
+                             fmt::format("capture on '{}' needs CAP_NET_RAW ({})", options.device, detail));
       case PCAP_ERROR_NO_SUCH_DEVICE:
         return Error{fmt::format("capture device '{}' does not exist ({})", options.device, detail)};
       case PCAP_ERROR_IFACE_NOT_UP:

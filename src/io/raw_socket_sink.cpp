@@ -19,10 +19,6 @@
 namespace netprobe {
 namespace {
 
-constexpr const char* kCapNetRawHint =
-    "raw sockets need CAP_NET_RAW: run as root, or setcap cap_net_raw+ep build/netprobe, "
-    "or AmbientCapabilities=CAP_NET_RAW in systemd";
-
 int64_t monotonic_ns() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -58,8 +54,9 @@ Result<int> open_raw(int family, const RawSocketSink::Options& options, std::vec
   const int fd = ::socket(family, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
   if (fd < 0) {
     const int err = errno;
-    if (err == EPERM || err == EACCES) return Error{kCapNetRawHint};
-    return Error{fmt::format("cannot open raw {} socket: {}", name, std::strerror(err))};
+    // How to grant CAP_NET_RAW is said once, by `netprobe run` before anything opens (sandbox/privileges.h).
+    const char* hint = err == EPERM || err == EACCES ? " (raw sockets need CAP_NET_RAW)" : "";
+    return Error::system(err, fmt::format("cannot open raw {} socket: {}{}", name, std::strerror(err), hint));
   }
   if (family == AF_INET6) {
     const int one = 1;
@@ -120,7 +117,7 @@ Result<std::unique_ptr<RawSocketSink>> RawSocketSink::open(const Options& option
     auto fd6 = open_raw(AF_INET6, sink->options_, &sink->warnings_);
     if (fd6) {
       sink->fd6_ = *fd6;
-    } else if (fd6.error().message == kCapNetRawHint) {
+    } else if (fd6.error().sys_errno == EPERM || fd6.error().sys_errno == EACCES) {
       return fd6.error();
     } else {
       // IPv6 disabled on this host: IPv4 probing still works; IPv6 packets count as kNoSocket.
