@@ -1,4 +1,6 @@
 #include "inventory/manager.h"
+#include "core/backoff.h"
+#include "core/wait_status.h"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -32,7 +34,8 @@ struct InventoryManager::Plugin {
   size_t scan_from = 0;   // out[0, scan_from) holds complete lines that are not a separator
   std::string err;        // stderr not yet split into lines
   std::string last_text;  // last document handled (an unchanged document is not parsed again)
-  int streak = 0;         // consecutive failures, for the backoff
+  int streak = 0;         // consecutive failures (logged)
+  Backoff backoff;
   uint64_t runs = 0;
   uint64_t failures = 0;
   std::string last_error;
@@ -114,6 +117,8 @@ std::vector<std::string> InventoryManager::start() {
     }
     auto p = std::make_unique<Plugin>();
     p->name = name;
+    // Healthy is decided here (a run that delivered and lived backoff_max), not by the run's length alone.
+    p->backoff = Backoff({options_.backoff_initial, options_.backoff_max, Nanos::max()});
     p->path = fs::absolute(f).lexically_normal().string();
     const fs::path config = fs::absolute(f.parent_path() / (name + ".yaml")).lexically_normal();
     if (fs::is_regular_file(config, ec)) p->config_path = config.string();
@@ -186,14 +191,15 @@ void InventoryManager::finish_run(Plugin& p, int wait_status) {
     }
     fail(p,
          WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0 ? "exited without writing a document"
-                                                                 : plugin_exit_text(wait_status),
+                                                                 : describe_wait_status(wait_status),
          /*kill=*/false);
   }
   // A run that delivered and then lived a while was healthy: its failure does not extend the backoff.
-  if (p.documents_this_run && now - p.started >= options_.backoff_max) p.streak = 0;
-  Nanos delay = options_.backoff_initial;
-  for (int i = 0; i < p.streak && delay < options_.backoff_max; ++i) delay *= 2;
-  delay = std::min(delay, options_.backoff_max);
+  if (p.documents_this_run && now - p.started >= options_.backoff_max) {
+    p.streak = 0;
+    p.backoff.reset();
+  }
+  const Nanos delay = p.backoff.on_death(p.started, now);
   p.streak++;
   p.restart_at = now + delay;
   spdlog::warn("inventory={} restarting in {} s (failure {} in a row); its last targets stay", p.name,

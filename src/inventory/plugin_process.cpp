@@ -26,14 +26,6 @@ void close_fd(int& fd) {
 
 }  // namespace
 
-std::string plugin_exit_text(int status) {
-  if (status == -1) return "exited (status unknown: reaped elsewhere)";
-  if (WIFEXITED(status)) return fmt::format("exited with status {}", WEXITSTATUS(status));
-  if (WIFSIGNALED(status))
-    return fmt::format("killed by signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
-  return fmt::format("stopped (wait status {:#x})", status);
-}
-
 Result<PluginProcess> PluginProcess::spawn(const Spec& spec) {
   // Everything the child needs is prepared before fork(): between fork and exec only async-signal-safe
   // calls are allowed (the supervisor has other threads, e.g. the HTTP server's).

@@ -60,7 +60,4 @@ class PluginProcess {
   bool reaped_ = false;
 };
 
-// "exited with status 3", "killed by signal 9 (Killed)".
-std::string plugin_exit_text(int status);
-
 }  // namespace netprobe

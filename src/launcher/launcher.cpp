@@ -273,15 +273,4 @@ bool LauncherClient::stop(Nanos timeout) {
   return false;
 }
 
-std::string describe_wait_status(int status) {
-  if (WIFEXITED(status)) return fmt::format("exited with status {}", WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) {
-    const int sig = WTERMSIG(status);
-    const char* name = sigdescr_np(sig);
-    return fmt::format("killed by signal {} ({}){}", sig, name ? name : "?",
-                       WCOREDUMP(status) ? ", core dumped" : "");
-  }
-  return fmt::format("wait status {:#x}", status);
-}
-
 }  // namespace netprobe

@@ -17,6 +17,7 @@
 
 #include "core/clock.h"
 #include "core/result.h"
+#include "core/wait_status.h"  // describe_wait_status() for the launcher's callers
 #include "probes/probe.h"
 
 namespace netprobe {
@@ -79,8 +80,5 @@ class LauncherClient {
   int fd_ = -1;
   pid_t pid_ = -1;
 };
-
-// "exited with status 3", "killed by signal 9 (Killed)": for logs.
-std::string describe_wait_status(int status);
 
 }  // namespace netprobe

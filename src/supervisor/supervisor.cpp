@@ -33,7 +33,7 @@
 #include "metrics/prober_metrics.h"
 #include "metrics/process_collector.h"
 #include "sandbox/privileges.h"
-#include "supervisor/backoff.h"
+#include "core/backoff.h"
 #include "supervisor/capture_sizing.h"
 #include "supervisor/resolution_metrics.h"
 #include "supervisor/sharding.h"

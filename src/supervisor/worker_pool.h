@@ -37,7 +37,7 @@
 #include "core/result.h"
 #include "ipc/ipc.h"
 #include "launcher/launcher.h"
-#include "supervisor/backoff.h"
+#include "core/backoff.h"
 
 namespace netprobe {
 

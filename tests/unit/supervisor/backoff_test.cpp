@@ -1,7 +1,7 @@
 // Restart backoff on a fake timeline: 1 s doubling to 30 s, reset after a healthy minute.
 #include <gtest/gtest.h>
 
-#include "supervisor/backoff.h"
+#include "core/backoff.h"
 
 namespace netprobe {
 namespace {

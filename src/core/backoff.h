@@ -1,8 +1,9 @@
 #pragma once
-// Restart delay of a worker that died: 1 s, doubling up to 30 s, back to 1 s once an incarnation has
-// stayed up for a healthy minute. A worker that crashes at start-up (bad capture device, missing
-// privilege) thus costs one log line every 30 s instead of a fork loop, while a rare crash is repaired
-// within a second. Pure arithmetic on times passed in, so that tests need no clock.
+// Restart delay of a process that died (a worker, an inventory plug-in): by default 1 s, doubling up to
+// 30 s, back to the initial delay once an incarnation has stayed up for a healthy minute. A worker that
+// crashes at start-up (bad capture device, missing privilege) thus costs one log line every 30 s instead
+// of a fork loop, while a rare crash is repaired within a second. Pure arithmetic on times passed in, so
+// that tests need no clock.
 #include <algorithm>
 
 #include "core/clock.h"
@@ -28,6 +29,8 @@ class Backoff {
   }
   // The delay the next death would get if the current incarnation were not healthy.
   Nanos peek() const { return next_; }
+  // For callers with their own notion of health (a plug-in is healthy once it delivered): start over.
+  void reset() { next_ = options_.initial; }
 
  private:
   Options options_{};
