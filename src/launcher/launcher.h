@@ -18,6 +18,7 @@
 #include "core/clock.h"
 #include "core/result.h"
 #include "probes/probe.h"
+#include "sandbox/user.h"
 
 namespace netprobe {
 
@@ -54,12 +55,25 @@ struct LaunchEvent {
   int fd = -1;         // kSpawned: the supervisor's end of the worker's IPC socket (owned by the receiver)
 };
 
+// How the launcher confines itself right after the fork, in this order (workers inherit all of it):
+//   1. an empty read-only root in a private mount namespace (sandbox/confine.h), when privileged enough;
+//      workers read no file: their sockets and capture need none
+//   2. the user switch, keeping CAP_NET_RAW (PR_SET_KEEPCAPS): every worker it forks holds CAP_NET_RAW as
+//      that user until its sockets are open; no ambient capability is needed since workers never exec
+//   3. every capability but CAP_NET_RAW dropped, no-new-privs, non-dumpable, its seccomp deny list
+struct LauncherConfinement {
+  std::optional<RunAs> user;  // nullopt: stay as the user netprobe was started as
+  bool empty_root = true;     // skipped (logged) without CAP_SYS_ADMIN
+};
+
 // The supervisor's handle on the launcher.
 class LauncherClient {
  public:
   // Forks the launcher. Call while privileged and before any thread exists (fork of a multithreaded
-  // process is unsafe). Signals the launcher must not react to must already be blocked.
-  static Result<LauncherClient> start(WorkerEntry entry);
+  // process is unsafe). Signals the launcher must not react to must already be blocked. A launcher that
+  // cannot confine itself as asked exits with EX_NOPERM (seen as an error on its channel).
+  static Result<LauncherClient> start(WorkerEntry entry, const LauncherConfinement& confinement);
+  static Result<LauncherClient> start(WorkerEntry entry) { return start(entry, LauncherConfinement{}); }
   LauncherClient(LauncherClient&& other) noexcept;
   LauncherClient& operator=(LauncherClient&& other) noexcept;
   ~LauncherClient();
