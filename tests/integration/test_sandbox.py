@@ -10,10 +10,13 @@ and the cost of its whole process tree. Scenarios (argv[1]):
                 works end to end (static and plug-in targets answered, no loss) and /metrics is served;
                 netprobe_process_* have one series per live process, and follow a worker's restart
   bad_user      `--user root`, `--user nosuchuser` and `--user ''` exit 64 (EX_USAGE) before starting anything
+  ambient       started as uid 65534 with an ambient CAP_NET_RAW (packaging/netprobe.service's way): it stays that
+                user, the launcher alone keeps CAP_NET_RAW, every process has NoNewPrivs 1 and Seccomp 2
   default       `make run`'s configuration (config/default.yaml, in a namespace of its own so that its port
                 8000 is free): every loopback target answered, every process non-root
 """
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -218,6 +221,39 @@ def scenario_default(lab):
         assert_confined(pid, f"process {pid}", net_raw=(pid == launcher[0]))
 
 
+def scenario_ambient(lab, p, t):
+    """As under packaging/netprobe.service: started as an unprivileged user with an ambient CAP_NET_RAW."""
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        harness.skip("setpriv is not installed")
+    d = harness.tmpdir("netprobe-ambient-")
+    binary = os.path.join(d, "netprobe")
+    shutil.copy(harness.netprobe_bin(), binary)
+    os.chmod(binary, 0o755)
+    targets = {"live_icmp": ("ICMPping", sup.T4, None), "live_tcp": ("TCPsyn", sup.T4, sup.OPEN_PORT)}
+    cfg = harness.write_config(sup.config_text(targets, nb_proc=2), d)
+    logf = open(os.path.join(d, "netprobe.log"), "w")
+    proc = lab.popen(p, [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=+net_raw",
+                         "--ambient-caps=+net_raw", binary, "run", cfg], stdout=logf, stderr=logf)
+
+    def scrape():
+        if proc.poll() is not None:
+            raise AssertionError(f"netprobe exited with {proc.returncode}:\n{open(logf.name).read()[-4000:]}")
+        text = netns.sh("curl", "-sf", f"http://127.0.0.1:{sup.PORT}/metrics", ns=p, capture=True, check=False)
+        return harness.parse_metrics(text) if text else {}
+    harness.wait_until(lambda: all((sup.sent(scrape(), n, tt[0]) or 0) >= sup.NB_PACKETS for n, tt in targets.items()),
+                       40, "every target probed")
+    m = scrape()
+    for n, (type_, _, _) in targets.items():
+        assert harness.value(m, f"{sup.PREFIX[type_]}_loss_total", destination=n) == 0, f"{n}: loss"
+    launcher = launcher_of(proc.pid)
+    assert assert_confined(proc.pid, "supervisor") == 65534
+    assert assert_confined(launcher, "launcher", net_raw=True) == 65534
+    for w in sup.children(launcher):
+        assert assert_confined(w, "worker") == 65534
+    assert status(launcher)["CapAmb"] == "0000000000000000", "the launcher keeps an ambient capability"
+
+
 def run(scenario):
     if scenario == "bad_user":
         scenario_bad_user()
@@ -227,6 +263,9 @@ def run(scenario):
             if scenario == "confined":
                 p, t = sup.build_lab(lab)
                 scenario_confined(lab, p, t)
+            elif scenario == "ambient":
+                p, t = sup.build_lab(lab)
+                scenario_ambient(lab, p, t)
             elif scenario == "default":
                 scenario_default(lab)
             else:
