@@ -60,6 +60,10 @@ int run_prober(const std::string& path, const std::string& version, const RunOpt
   auto launcher = LauncherClient::start(&worker_main, LauncherConfinement{user.user, true});
   if (!launcher.ok()) {
     spdlog::critical("{}", launcher.error().message);
+    return EX_OSERR;
+  }
+  if (auto ready = launcher->wait_ready(); !ready.ok()) {
+    spdlog::critical("{}", ready.error().message);
     return EX_NOPERM;
   }
 

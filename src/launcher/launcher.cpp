@@ -200,10 +200,12 @@ Result<LauncherClient> LauncherClient::start(WorkerEntry entry, const LauncherCo
     launcher_main(sv[1], parent, entry, confinement);
   }
   close(sv[1]);
-  LauncherClient client(sv[0], pid);
-  // Wait for the launcher to be confined: a launcher that cannot (user switch, seccomp) is a start-up
-  // error with its exit status, not a later "launcher gone" in the middle of the run.
-  pollfd p{sv[0], POLLIN, 0};
+  fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+  return LauncherClient(sv[0], pid);
+}
+
+Status LauncherClient::wait_ready() {
+  pollfd p{fd_, POLLIN, 0};
   int ready;
   do {
     ready = poll(&p, 1, kReadyTimeoutMs);
@@ -212,16 +214,13 @@ Result<LauncherClient> LauncherClient::start(WorkerEntry entry, const LauncherCo
   ssize_t n = -1;
   if (ready > 0) {
     do {
-      n = recv(sv[0], &rec, sizeof rec, 0);
+      n = recv(fd_, &rec, sizeof rec, MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
   }
-  if (n != ssize_t(sizeof rec) || rec.op != kReady) {
-    client.stop(Nanos(500'000'000));
-    return Error{ready == 0 ? std::string("the launcher did not get ready within 10 s")
-                            : "the launcher could not start (see its message above)"};
-  }
-  fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
-  return Result<LauncherClient>(std::move(client));
+  if (n == ssize_t(sizeof rec) && rec.op == kReady) return {};
+  stop(Nanos(500'000'000));
+  return Error{ready == 0 ? std::string("the launcher did not get ready within 10 s")
+                          : "the launcher could not confine itself (its message is above)"};
 }
 
 LauncherClient::LauncherClient(LauncherClient&& other) noexcept : fd_(other.fd_), pid_(other.pid_) {
@@ -297,6 +296,7 @@ Result<std::optional<LaunchEvent>> LauncherClient::read_event() {
     if (passed >= 0) close(passed);
     return Error{"malformed record from the launcher"};
   }
+  if (rec.op == kReady) return read_event();  // wait_ready() was not called: nothing to report
   ev.op = rec.op;
   ev.index = rec.index;
   ev.pid = rec.pid;

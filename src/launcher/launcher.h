@@ -70,10 +70,12 @@ struct LauncherConfinement {
 class LauncherClient {
  public:
   // Forks the launcher. Call while privileged and before any thread exists (fork of a multithreaded
-  // process is unsafe). Signals the launcher must not react to must already be blocked. A launcher that
-  // cannot confine itself as asked exits with EX_NOPERM (seen as an error on its channel).
+  // process is unsafe). Signals the launcher must not react to must already be blocked.
   static Result<LauncherClient> start(WorkerEntry entry, const LauncherConfinement& confinement);
   static Result<LauncherClient> start(WorkerEntry entry) { return start(entry, LauncherConfinement{}); }
+  // Waits (at most 10 s) until the launcher says it is confined and ready. A launcher that cannot confine
+  // itself logs why and exits: an Error here (and the launcher is reaped), not a "launcher gone" later.
+  Status wait_ready();
   LauncherClient(LauncherClient&& other) noexcept;
   LauncherClient& operator=(LauncherClient&& other) noexcept;
   ~LauncherClient();

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <set>
 #include <string>
@@ -144,6 +145,18 @@ TEST(sandbox_DenyList, WhatEachKindKeeps) {
   EXPECT_EQ(
       effective_deny_list(ProcessKind::kWorker).size(),
       effective_deny_list(ProcessKind::kLauncher).size() + seccomp_deny_list(ProcessKind::kWorker).size());
+}
+
+TEST(sandbox_DenyList, DocumentedInArchitecture) {
+  std::ifstream in(std::string(NETPROBE_SOURCE_DIR) + "/docs/architecture.md");
+  ASSERT_TRUE(in) << "docs/architecture.md";
+  const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t begin = doc.find("### Confinement");
+  ASSERT_NE(begin, std::string::npos);
+  const std::string section = doc.substr(begin, doc.find("\n### ", begin + 1) - begin);
+  for (auto kind : {ProcessKind::kSupervisor, ProcessKind::kLauncher, ProcessKind::kWorker})
+    for (const auto& r : seccomp_deny_list(kind))
+      EXPECT_NE(section.find("`" + r.name + "`"), std::string::npos) << r.name << " is not in the table";
 }
 
 // ---------------------------------------------------------------------------------------------------
