@@ -489,6 +489,7 @@ def main():
     kinds = [k for k in args.types.split(",") if k]
     rows, extra = [], {}
     with netns.Lab() as lab, tempfile.TemporaryDirectory(prefix="e2e-rate-") as tmp:
+        os.chmod(tmp, 0o755)  # netprobe reads its configuration as an unprivileged user
         p, _, targets = build_lab(lab, netns)
         scraper = NsThread(p)
         for kind in kinds:

@@ -58,6 +58,10 @@ int main(int argc, char** argv) {
   auto* run =
       app.add_subcommand("run", "run the prober on CONFIG until SIGTERM/SIGINT (SIGHUP reloads CONFIG)");
   run->add_option("config", run_path, "configuration file")->required();
+  std::string run_user;
+  run->add_option("--user", run_user,
+                  "started as root, run every process as this user once the sockets are open (default: "
+                  "`netprobe` if it exists, else `nobody`; never root)");
 
   std::string check_path;
   auto* check =
@@ -73,5 +77,7 @@ int main(int argc, char** argv) {
 
   if (*check) return check_config(check_path);
   netprobe::setup_logging();
-  return netprobe::run_prober(*run ? run_path : config_path, NETPROBE_VERSION);
+  netprobe::RunOptions options;
+  if (*run && run->count("--user") > 0) options.user = run_user;
+  return netprobe::run_prober(*run ? run_path : config_path, NETPROBE_VERSION, options);
 }

@@ -1,9 +1,14 @@
 #pragma once
+#include <optional>
 #include <string>
 
 namespace netprobe {
 
+struct RunOptions {
+  std::optional<std::string> user;  // --user: the unprivileged user to run as (sandbox/user.h)
+};
+
 // Runs the prober on the configuration at `path` until SIGTERM or SIGINT. Returns a sysexits code.
-int run_prober(const std::string& path, const std::string& version);
+int run_prober(const std::string& path, const std::string& version, const RunOptions& options);
 
 }  // namespace netprobe

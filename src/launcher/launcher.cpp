@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -20,6 +21,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/memory.h"
+#include "sandbox/confine.h"
 #include "sandbox/privileges.h"
 
 namespace netprobe {
@@ -32,6 +34,10 @@ struct EventRecord {
   int32_t pid;
   int32_t status;
 };
+
+// Sent once, when the launcher is confined and ready for requests; LauncherClient::start() waits for it.
+constexpr uint32_t kReady = 100;
+constexpr int kReadyTimeoutMs = 10'000;
 
 bool send_event(int fd, const EventRecord& ev, int pass_fd) {
   iovec iov{const_cast<EventRecord*>(&ev), sizeof ev};
@@ -55,17 +61,45 @@ bool send_event(int fd, const EventRecord& ev, int pass_fd) {
   }
 }
 
-[[noreturn]] void launcher_main(int sup_fd, pid_t supervisor, WorkerEntry entry) {
+// LauncherConfinement's steps (launcher.h). Errors are fatal but for the empty root, which needs root.
+Status confine(const LauncherConfinement& c, pid_t supervisor) {
+  if (c.empty_root) {
+    tzset();  // log lines keep the local time: /etc/localtime is out of reach afterwards
+    if (auto s = enter_empty_root(); !s.ok()) {
+      if (geteuid() == 0)
+        spdlog::warn("launcher: no empty filesystem view for the launcher and workers: {}",
+                     s.error().message);
+      else
+        spdlog::debug("launcher: no empty filesystem view (needs a start as root): {}", s.error().message);
+    }
+  }
+  if (c.user) {
+    if (auto s = switch_user(*c.user, /*keep_net_raw=*/true); !s.ok())
+      return Error{"cannot switch to user " + c.user->name + ": " + s.error().message};
+  }
+  if (auto s = restrict_to_net_raw(); !s.ok())
+    return Error{"cannot drop capabilities other than CAP_NET_RAW: " + s.error().message};
+  // A change of credentials clears the parent-death signal: set it again, then make sure that the
+  // supervisor did not die in between.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != supervisor) _exit(0);
+  if (auto s = set_non_dumpable(); !s.ok()) return s;
+  return install_seccomp(ProcessKind::kLauncher);
+}
+
+[[noreturn]] void launcher_main(int sup_fd, pid_t supervisor, WorkerEntry entry,
+                                const LauncherConfinement& c) {
   // Die with the supervisor (which forked us from its main thread, the one that lives until exit).
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != supervisor) _exit(0);
   prctl(PR_SET_NAME, "netprobe-launch");
   release_free_memory();  // the supervisor's free heap, shared copy-on-write since the fork
-  if (auto s = restrict_to_net_raw(); !s.ok()) {
-    spdlog::critical("launcher: cannot drop capabilities other than CAP_NET_RAW: {}", s.error().message);
+  if (auto s = confine(c, supervisor); !s.ok()) {
+    spdlog::critical("launcher: {}", s.error().message);
     _exit(EX_NOPERM);
   }
-  spdlog::debug("launcher: {}", capability_summary());
+  spdlog::debug("launcher: uid {} {}", getuid(), capability_summary());
+  if (!send_event(sup_fd, EventRecord{kReady, 0, getpid(), 0}, -1)) _exit(0);
 
   // SIGINT/SIGTERM/SIGHUP stay blocked (inherited): the launcher stops when the supervisor says so, or
   // dies with it. SIGCHLD is read through a signalfd.
@@ -150,7 +184,7 @@ bool send_event(int fd, const EventRecord& ev, int pass_fd) {
 
 }  // namespace
 
-Result<LauncherClient> LauncherClient::start(WorkerEntry entry) {
+Result<LauncherClient> LauncherClient::start(WorkerEntry entry, const LauncherConfinement& confinement) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     return Error{fmt::format("launcher socketpair: {}", std::strerror(errno))};
@@ -163,11 +197,30 @@ Result<LauncherClient> LauncherClient::start(WorkerEntry entry) {
   }
   if (pid == 0) {
     close(sv[0]);
-    launcher_main(sv[1], parent, entry);
+    launcher_main(sv[1], parent, entry, confinement);
   }
   close(sv[1]);
   fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
   return LauncherClient(sv[0], pid);
+}
+
+Status LauncherClient::wait_ready() {
+  pollfd p{fd_, POLLIN, 0};
+  int ready;
+  do {
+    ready = poll(&p, 1, kReadyTimeoutMs);
+  } while (ready < 0 && errno == EINTR);
+  EventRecord rec{};
+  ssize_t n = -1;
+  if (ready > 0) {
+    do {
+      n = recv(fd_, &rec, sizeof rec, MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+  }
+  if (n == ssize_t(sizeof rec) && rec.op == kReady) return {};
+  stop(Nanos(500'000'000));
+  return Error{ready == 0 ? std::string("the launcher did not get ready within 10 s")
+                          : "the launcher could not confine itself (its message is above)"};
 }
 
 LauncherClient::LauncherClient(LauncherClient&& other) noexcept : fd_(other.fd_), pid_(other.pid_) {
@@ -243,6 +296,7 @@ Result<std::optional<LaunchEvent>> LauncherClient::read_event() {
     if (passed >= 0) close(passed);
     return Error{"malformed record from the launcher"};
   }
+  if (rec.op == kReady) return read_event();  // wait_ready() was not called: nothing to report
   ev.op = rec.op;
   ev.index = rec.index;
   ev.pid = rec.pid;

@@ -19,6 +19,7 @@
 #include "core/result.h"
 #include "core/wait_status.h"  // describe_wait_status() for the launcher's callers
 #include "probes/probe.h"
+#include "sandbox/user.h"
 
 namespace netprobe {
 
@@ -55,12 +56,27 @@ struct LaunchEvent {
   int fd = -1;         // kSpawned: the supervisor's end of the worker's IPC socket (owned by the receiver)
 };
 
+// How the launcher confines itself right after the fork, in this order (workers inherit all of it):
+//   1. an empty read-only root in a private mount namespace (sandbox/confine.h), when privileged enough;
+//      workers read no file: their sockets and capture need none
+//   2. the user switch, keeping CAP_NET_RAW (PR_SET_KEEPCAPS): every worker it forks holds CAP_NET_RAW as
+//      that user until its sockets are open; no ambient capability is needed since workers never exec
+//   3. every capability but CAP_NET_RAW dropped, no-new-privs, non-dumpable, its seccomp deny list
+struct LauncherConfinement {
+  std::optional<RunAs> user;  // nullopt: stay as the user netprobe was started as
+  bool empty_root = true;     // skipped (logged) without CAP_SYS_ADMIN
+};
+
 // The supervisor's handle on the launcher.
 class LauncherClient {
  public:
   // Forks the launcher. Call while privileged and before any thread exists (fork of a multithreaded
   // process is unsafe). Signals the launcher must not react to must already be blocked.
-  static Result<LauncherClient> start(WorkerEntry entry);
+  static Result<LauncherClient> start(WorkerEntry entry, const LauncherConfinement& confinement);
+  static Result<LauncherClient> start(WorkerEntry entry) { return start(entry, LauncherConfinement{}); }
+  // Waits (at most 10 s) until the launcher says it is confined and ready. A launcher that cannot confine
+  // itself logs why and exits: an Error here (and the launcher is reaped), not a "launcher gone" later.
+  Status wait_ready();
   LauncherClient(LauncherClient&& other) noexcept;
   LauncherClient& operator=(LauncherClient&& other) noexcept;
   ~LauncherClient();

@@ -5,8 +5,8 @@
 #include <sys/prctl.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
-#include <fstream>
 
 #include <fmt/format.h>
 
@@ -21,8 +21,16 @@ std::string errno_text() { return std::strerror(errno); }
 void lock_down_exec(const cap_value_t* keep, int nkeep) {
   cap_t current = cap_get_proc();
   cap_flag_value_t setpcap = CAP_CLEAR;
-  if (current) cap_get_flag(current, CAP_SETPCAP, CAP_EFFECTIVE, &setpcap);
-  if (current) cap_free(current);
+  if (current) {
+    // A switch of user with PR_SET_KEEPCAPS (sandbox/user.h) keeps the permitted set but clears the
+    // effective one: raise CAP_SETPCAP again if it is permitted, for the bounding-set drop below.
+    cap_get_flag(current, CAP_SETPCAP, CAP_PERMITTED, &setpcap);
+    const cap_value_t pcap = CAP_SETPCAP;
+    if (setpcap == CAP_SET &&
+        (cap_set_flag(current, CAP_EFFECTIVE, 1, &pcap, CAP_SET) != 0 || cap_set_proc(current) != 0))
+      setpcap = CAP_CLEAR;
+    cap_free(current);
+  }
   if (setpcap == CAP_SET) {
     for (cap_value_t c = 0; c <= CAP_LAST_CAP; ++c) {
       bool kept = false;
@@ -91,17 +99,17 @@ Status restrict_to_net_raw() {
 Status drop_all_capabilities() { return set_only(nullptr, 0); }
 
 std::string capability_summary() {
-  std::ifstream in("/proc/self/status");
-  std::string line, out;
-  while (std::getline(in, line)) {
-    if (line.rfind("CapEff:", 0) == 0 || line.rfind("CapPrm:", 0) == 0) {
-      std::string v = line.substr(7);
-      v.erase(0, v.find_first_not_of(" \t"));
-      if (!out.empty()) out += ' ';
-      out += line.substr(0, 6) + "=" + v;
+  // From capget(2) rather than /proc/self/status: the launcher and the workers see no /proc.
+  uint64_t eff = 0, prm = 0;
+  if (cap_t caps = cap_get_proc()) {
+    for (cap_value_t c = 0; c <= CAP_LAST_CAP && c < 64; ++c) {
+      cap_flag_value_t v = CAP_CLEAR;
+      if (cap_get_flag(caps, c, CAP_EFFECTIVE, &v) == 0 && v == CAP_SET) eff |= uint64_t(1) << c;
+      if (cap_get_flag(caps, c, CAP_PERMITTED, &v) == 0 && v == CAP_SET) prm |= uint64_t(1) << c;
     }
+    cap_free(caps);
   }
-  return out;
+  return fmt::format("CapEff={:016x} CapPrm={:016x}", eff, prm);
 }
 
 }  // namespace netprobe

@@ -86,9 +86,11 @@ class LauncherAdapter final : public WorkerLauncher {
 
 class Supervisor {
  public:
-  Supervisor(Config config, std::string path, ProberMetrics& metrics, LauncherClient& launcher)
+  Supervisor(Config config, std::string path, ProberMetrics& metrics, LauncherClient& launcher,
+             ProcessCollector& process)
       : path_(std::move(path)),
         metrics_(metrics),
+        process_(process),
         launcher_(launcher),
         pending_config_(std::move(config)),
         pool_(launcher_adapter_, clock_, pool_hooks()) {}
@@ -97,6 +99,19 @@ class Supervisor {
     std::vector<ProcessRef> out{{"launcher", 0, launcher_.pid()}};
     for (auto& p : pool_.processes()) out.push_back(std::move(p));
     return out;
+  }
+
+  // The children whose CPU and memory /metrics reports (netprobe_process_*), when they changed.
+  void publish_processes() {
+    std::vector<ProcessCollector::Child> children;
+    for (const auto& p : processes()) {
+      if (p.pid <= 0) continue;
+      children.push_back(
+          {p.kind, p.kind == "worker" ? std::optional<uint32_t>(p.index) : std::nullopt, p.pid});
+    }
+    if (children == published_) return;
+    published_ = children;
+    process_.set_children(std::move(children));
   }
 
   int run() {
@@ -126,6 +141,7 @@ class Supervisor {
       if (fds[0].revents & POLLIN) read_signals();
       if (fds[1].revents) read_launcher();
       pool_.on_poll(fds);
+      publish_processes();
       if (pool_.fatal()) fatal_ = true;
       if (fatal_) return shutdown(EX_SOFTWARE);
       if (stopping_) break;
@@ -456,6 +472,8 @@ class Supervisor {
 
   std::string path_;
   ProberMetrics& metrics_;
+  ProcessCollector& process_;
+  std::vector<ProcessCollector::Child> published_;
   LauncherClient& launcher_;
   LauncherAdapter launcher_adapter_{launcher_};
   SystemClock clock_;
@@ -521,7 +539,7 @@ void run_supervisor(LauncherClient launcher, Config config, const std::string& p
   spdlog::info("serving /metrics on {}:{}{}", config.global.prometheus_address, config.global.prometheus_port,
                auth ? " (basic auth)" : "");
 
-  Supervisor supervisor(std::move(config), path, metrics, launcher);
+  Supervisor supervisor(std::move(config), path, metrics, launcher, *process);
   const int code = supervisor.run();
   spdlog::info("stopped");
   exit_now(code);

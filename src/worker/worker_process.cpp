@@ -24,6 +24,7 @@
 #include "io/raw_socket_sink.h"
 #include "ipc/ipc.h"
 #include "logging/logging.h"
+#include "sandbox/confine.h"
 #include "sandbox/privileges.h"
 #include "sched/plan.h"
 
@@ -320,8 +321,11 @@ int worker_main(int ipc_fd, const WorkerSpawn& spawn) {
   if (!source.ok()) return fail(EX_NOPERM, source.error().message);
   if (auto s = drop_all_capabilities(); !s.ok())
     return fail(EX_NOPERM, "cannot drop capabilities: " + s.error().message);
-  spdlog::debug("worker {}: sockets open (capture ring {} MiB), capabilities dropped ({})", index,
-                spawn.capture_buffer_mib, capability_summary());
+  // On top of the launcher's filter (inherited): no process, no signal to others (sandbox/confine.h).
+  if (auto s = set_non_dumpable(); !s.ok()) return fail(EX_NOPERM, s.error().message);
+  if (auto s = install_seccomp(ProcessKind::kWorker); !s.ok()) return fail(EX_NOPERM, s.error().message);
+  spdlog::debug("worker {}: sockets open (capture ring {} MiB), capabilities dropped ({}), uid {}, confined",
+                index, spawn.capture_buffer_mib, capability_summary(), getuid());
 
   WorkerReady ready{index, {}};
   for (const auto& w : (*sink)->warnings()) ready.warnings.push_back("send: " + w);

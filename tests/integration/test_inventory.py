@@ -43,8 +43,8 @@ exit 1
 """
 
 GARBAGE = """#!/bin/sh
-if [ -f garbage.ran ]; then echo 'Traceback (most recent call last):'; echo '---'; exec sleep 600; fi
-touch garbage.ran
+if [ -s garbage.ran ]; then echo 'Traceback (most recent call last):'; echo '---'; exec sleep 600; fi
+echo ran > garbage.ran
 printf '%s\\n---\\n' '{"targets": [{"hostname": "g", "destination": "127.0.0.5", "type": "ICMPping", "groups": ["it_group"], "timeout": 0.3}]}'
 printf 'not { a document\\n---\\n'
 exec sleep 600
@@ -74,12 +74,18 @@ def has_series(samples, **labels):
 def test():
     harness.require_root("netprobe opens raw sockets to probe 127.0.0.x")
     inv = harness.tmpdir("netprobe-inv-")
-    for name, text in [("changer", CHANGER % {"python": sys.executable}), ("crasher", CRASHER),
+    # Plug-ins run as netprobe's unprivileged user: an interpreter it can execute (not one under /root),
+    # and a pre-created state file it can write (the directory is root's).
+    python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    for name, text in [("changer", CHANGER % {"python": python}), ("crasher", CRASHER),
                        ("garbage", GARBAGE), ("disabled", DISABLED)]:
         path = os.path.join(inv, name)
         with open(path, "w") as f:
             f.write(text)
         os.chmod(path, 0o755)
+    state = os.path.join(inv, "garbage.ran")
+    open(state, "w").close()
+    os.chmod(state, 0o666)
 
     def write_changer(targets):
         tmp = os.path.join(inv, ".changer.tmp")

@@ -130,6 +130,7 @@ def run(scenario):
 
         port = 9100
         with tempfile.TemporaryDirectory() as tmp:
+            os.chmod(tmp, 0o755)  # netprobe reads its configuration as an unprivileged user
             path = os.path.join(tmp, "lab.yaml")
             with open(path, "w") as fh:
                 fh.write(config_text(port, nb))

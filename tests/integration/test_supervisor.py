@@ -148,6 +148,7 @@ class Prober:
     def __init__(self, lab, ns, targets, **cfg):
         self.lab, self.ns = lab, ns
         self.dir = tempfile.mkdtemp(prefix="netprobe-sup-")
+        os.chmod(self.dir, 0o755)  # netprobe reads its configuration as an unprivileged user
         self.path = os.path.join(self.dir, "netprobe.yaml")
         self.write(config_text(targets, **cfg))
         self.log_path = os.path.join(self.dir, "netprobe.log")

@@ -127,6 +127,9 @@ _install_signal_handlers()
 
 def tmpdir(prefix="netprobe-it-"):
     d = tempfile.mkdtemp(prefix=prefix)
+    # Started as root, netprobe runs as `nobody` (or `netprobe`) and reads its configuration and inventory
+    # plug-ins as that user: mkdtemp's 0700 would lock it out.
+    os.chmod(d, 0o755)
     _tmpdirs.append(d)
     return d
 

@@ -4,6 +4,7 @@
 
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <set>
 #include <sstream>
@@ -66,6 +67,23 @@ TEST(worker_KeySpace, SliceBitsShrinkEachWorkersShare) {
 TEST(worker_Launcher, DescribesWaitStatus) {
   EXPECT_EQ(describe_wait_status(3 << 8), "exited with status 3");
   EXPECT_EQ(describe_wait_status(SIGKILL), "killed by signal 9 (Killed)");
+}
+
+int idle_worker(int, const WorkerSpawn&) { return 0; }
+
+TEST(worker_Launcher, ConfinementFailureIsAStartError) {
+  // uid 0 is refused by the user switch: the launcher logs why and exits before it is ready.
+  auto refused = LauncherClient::start(&idle_worker, LauncherConfinement{RunAs{"root", 0, 0}, false});
+  ASSERT_TRUE(refused.ok()) << refused.error().message;
+  const Status s = refused->wait_ready();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("could not confine"), std::string::npos) << s.error().message;
+  EXPECT_EQ(refused->pid(), -1);  // reaped
+  if (geteuid() != 0) GTEST_SKIP() << "a launcher that keeps CAP_NET_RAW needs root";
+  auto ok = LauncherClient::start(&idle_worker, LauncherConfinement{std::nullopt, false});
+  ASSERT_TRUE(ok.ok());
+  EXPECT_TRUE(ok->wait_ready().ok());
+  EXPECT_TRUE(ok->stop(Nanos(2'000'000'000)));
 }
 
 TEST(worker_Privileges, MissingCapabilityMessageSaysHowToGrantIt) {
