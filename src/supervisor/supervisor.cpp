@@ -22,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include "config/loader.h"
+#include "core/backoff.h"
 #include "core/hash.h"
 #include "core/memory.h"
 #include "dns/target_address_book.h"
@@ -33,7 +34,6 @@
 #include "metrics/prober_metrics.h"
 #include "metrics/process_collector.h"
 #include "sandbox/privileges.h"
-#include "core/backoff.h"
 #include "supervisor/capture_sizing.h"
 #include "supervisor/resolution_metrics.h"
 #include "supervisor/sharding.h"

@@ -33,11 +33,11 @@
 #include <string>
 #include <vector>
 
+#include "core/backoff.h"
 #include "core/clock.h"
 #include "core/result.h"
 #include "ipc/ipc.h"
 #include "launcher/launcher.h"
-#include "core/backoff.h"
 
 namespace netprobe {
 
