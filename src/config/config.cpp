@@ -28,7 +28,8 @@ std::optional<AlertLevel> alert_level_from_string(std::string_view s) {
 
 AddressFamily TargetConfig::family() const {
   if (address_family) return *address_family;
-  // An IP literal, or a CIDR network (netprobify's quirk 10: it did not detect IPv6 subnets and crashed).
+  // An IP literal, or a CIDR network (netprobify did not detect IPv6 subnets and crashed:
+  // docs/netprobify-compatibility.md#q10-ipv6-subnets).
   if (auto addr = IpAddress::parse(destination)) return addr->af;
   if (destination.find('/') != std::string::npos)
     if (auto net = IpNetwork::parse(destination)) return net->base.af;
