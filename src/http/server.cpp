@@ -117,6 +117,28 @@ Response Response::text(int status, std::string body) {
   return r;
 }
 
+bool accepts_encoding(std::optional<std::string_view> header, std::string_view coding) {
+  if (!header) return false;
+  std::string_view rest(*header);
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    const size_t semi = item.find(';');
+    std::string_view name = item.substr(0, semi);
+    while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+    if (!iequals(name, coding)) continue;
+    if (semi == std::string_view::npos) return true;
+    std::string_view params = item.substr(semi + 1);
+    const size_t q = params.find("q=");
+    if (q == std::string_view::npos) return true;
+    const std::string_view qv = params.substr(q + 2);
+    return !(qv.rfind("0", 0) == 0 && qv.find_first_of("123456789") == std::string_view::npos);
+  }
+  return false;
+}
+
 std::optional<std::string> base64_decode(std::string_view in) {
   while (!in.empty() && in.back() == '=') in.remove_suffix(1);
   std::string out;
@@ -202,6 +224,17 @@ Server::~Server() {
 }
 
 Result<std::unique_ptr<Server>> Server::start(Options options, std::map<std::string, Handler> routes) {
+  if (options.external_loop) {
+    std::unique_ptr<Server> server(new Server(std::move(options), std::move(routes)));
+    const Limits& l = server->options_.limits;
+    server->daemon_ = MHD_start_daemon(
+        MHD_USE_NO_LISTEN_SOCKET, 0, nullptr, nullptr, &ServerAccess::on_request, server.get(),
+        MHD_OPTION_CONNECTION_LIMIT, l.connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, l.connections_per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, l.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, l.request_memory,
+        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+    if (!server->daemon_) return Error{"libmicrohttpd failed to start"};
+    return server;
+  }
   const std::optional<ListenAddress> listen = parse_listen_address(options.address, options.port);
   if (!listen) {
     if (options.port < 0 || options.port > 65535)
@@ -256,6 +289,22 @@ Result<std::unique_ptr<Server>> Server::start(Options options, std::map<std::str
     return Error{fmt::format("cannot listen on {}: libmicrohttpd failed to start", listen->text)};
   }
   return server;
+}
+
+bool Server::add_connection(int fd) {
+  sockaddr_in client{};
+  client.sin_family = AF_INET;
+  client.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (!options_.external_loop ||
+      MHD_add_connection(daemon_, fd, reinterpret_cast<const sockaddr*>(&client), sizeof client) != MHD_YES) {
+    close(fd);
+    return false;
+  }
+  return true;
+}
+
+void Server::run() {
+  if (options_.external_loop) MHD_run(daemon_);
 }
 
 bool Server::authorized(const Request& request) const {

@@ -84,6 +84,9 @@ struct Options {
   int port = 0;  // 0: any free port
   std::optional<BasicAuth> auth;
   Limits limits;
+  // Fuzzing: no listening socket and no thread; connections are handed in with add_connection() and served
+  // by run() on the caller's thread.
+  bool external_loop = false;
 };
 
 class Server {
@@ -96,6 +99,11 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   int port() const { return port_; }
+
+  // external_loop only: serves `fd` (a connected stream socket, owned from now on) as a client at 127.0.0.1.
+  bool add_connection(int fd);
+  // external_loop only: one round of I/O and request handling on every connection, without waiting.
+  void run();
   const Limits& limits() const { return options_.limits; }
 
  private:
@@ -121,6 +129,9 @@ std::optional<ListenAddress> parse_listen_address(std::string_view address, int 
 
 // Raises the soft RLIMIT_NOFILE to the hard limit (once per process); returns the soft limit now in force.
 unsigned long raise_nofile_limit();
+
+// True when an Accept-Encoding header value lists `coding` with a non-zero q ("gzip", "gzip;q=0.5").
+bool accepts_encoding(std::optional<std::string_view> header, std::string_view coding);
 
 // Decodes standard base64 (RFC 4648, padding optional); nullopt on any invalid character.
 std::optional<std::string> base64_decode(std::string_view in);

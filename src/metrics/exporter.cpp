@@ -3,7 +3,6 @@
 #include <zlib.h>
 
 #include <algorithm>
-#include <cctype>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -33,38 +32,6 @@ constexpr size_t kPiecesAhead = 2;
 // Scrapes rendered at once (each holds a thread and ~0.5 MB): more answer 503. Only authorized clients
 // get this far.
 constexpr int kMaxScrapes = 4;
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  }
-  return true;
-}
-
-// True when the client lists gzip in Accept-Encoding with a non-zero q (Prometheus sends "gzip").
-bool accepts_gzip(std::optional<std::string_view> header) {
-  if (!header) return false;
-  std::string_view rest(*header);
-  while (!rest.empty()) {
-    const size_t comma = rest.find(',');
-    std::string_view item = rest.substr(0, comma);
-    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-    const size_t semi = item.find(';');
-    std::string_view coding = item.substr(0, semi);
-    while (!coding.empty() && coding.back() == ' ') coding.remove_suffix(1);
-    if (!iequals(coding, "gzip")) continue;
-    if (semi == std::string_view::npos) return true;
-    std::string_view params = item.substr(semi + 1);
-    const size_t q = params.find("q=");
-    if (q == std::string_view::npos) return true;
-    const std::string_view qv = params.substr(q + 2);
-    return !(qv.rfind("0", 0) == 0 && qv.find_first_of("123456789") == std::string_view::npos);
-  }
-  return false;
-}
 
 // One scrape's output, between the thread that renders it and the HTTP thread that sends it.
 struct Scrape {
@@ -250,7 +217,7 @@ std::vector<int> Exporter::listening_ports() const {
 http::Response Exporter::serve(const http::Request& request) {
   http::Response response;
   response.headers.emplace_back("Content-Type", kMetricsContentType);
-  const bool gzip = accepts_gzip(request.header("Accept-Encoding"));
+  const bool gzip = http::accepts_encoding(request.header("Accept-Encoding"), "gzip");
   if (request.method == "HEAD") {
     // The headers a GET would get, without a length (it is not known before rendering).
     if (gzip) response.headers.emplace_back("Content-Encoding", "gzip");
