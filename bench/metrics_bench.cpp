@@ -158,7 +158,7 @@ void BM_Scrape(benchmark::State& state) {
     return;
   }
   const int port = (*exporter)->listening_ports().at(0);
-  scrape(port);  // CivetWeb's first-request allocations are not a scrape's
+  scrape(port);  // the HTTP server's first-request allocations are not a scrape's
   malloc_trim(0);
   const size_t rest = heap_in_use();
   peak = rest;

@@ -1,6 +1,7 @@
 # Finds every third-party dependency (all from Debian 12 packages, see packaging/install-deps.sh).
 # Libraries that ship a CMake config are found with find_package; the pkg-config-only ones
-# (libpcap, libtins, libcap, libseccomp, c-ares, libyaml) are wrapped as imported targets netprobe::<name>.
+# (libpcap, libtins, libcap, libseccomp, c-ares, libyaml, libmicrohttpd) are wrapped as imported targets
+# netprobe::<name>.
 find_package(PkgConfig REQUIRED)
 
 function(netprobe_pkg_target name module)
@@ -14,6 +15,7 @@ netprobe_pkg_target(cap libcap)
 netprobe_pkg_target(seccomp libseccomp)  # per-process system call deny lists (src/sandbox/confine.h)
 netprobe_pkg_target(cares libcares)
 netprobe_pkg_target(yaml yaml-0.1)  # libyaml: the fast YAML front end of the config loader
+netprobe_pkg_target(microhttpd libmicrohttpd)  # the HTTP server of src/http (docs/http-server.md)
 
 find_package(Threads REQUIRED)
 find_package(prometheus-cpp CONFIG REQUIRED)

@@ -501,8 +501,8 @@ class Supervisor {
 [[noreturn]] void exit_now(int code) {
   spdlog::default_logger()->flush();
   std::fflush(nullptr);
-  // No destructor runs: the exporter's (CivetWeb's mg_stop) waits for its master thread's poll timeout,
-  // about 2 s, which would break the 1 s shutdown promise. Nothing is lost: every worker and the
+  // No destructor runs: the exporter's waits for a scrape being rendered to stop (up to a whole page's
+  // rendering), which could break the 1 s shutdown promise. Nothing is lost: every worker and the
   // launcher are gone already, logs are flushed, and the kernel closes the listening socket and any
   // scrape in flight.
   _exit(code);

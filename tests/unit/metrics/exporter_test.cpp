@@ -297,7 +297,7 @@ class metrics_ExporterStreaming : public ::testing::Test {
 };
 
 // Whole and exactly framed: take_response needs the chunked terminator, http_get fails on any byte after
-// the response (CivetWeb closes the connection after each response: keep-alive is off by default).
+// the response (the server closes the connection after it: the request says Connection: close or HTTP/1.0).
 TEST_F(metrics_ExporterStreaming, LargePagesArriveWhole) {
   const int port = start();
   ASSERT_GT(port, 0);

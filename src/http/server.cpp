@@ -1,0 +1,366 @@
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include <fmt/format.h>
+
+namespace netprobe {
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  // Walk the longer of the two in full and fold every difference (lengths included) into one
+  // accumulator: no early exit, so the time does not reveal the length of a matching prefix.
+  const size_t n = std::max(a.size(), b.size());
+  volatile unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff = diff | static_cast<unsigned char>(x ^ y);
+  }
+  return diff == 0;
+}
+
+std::optional<BasicAuth> basic_auth_from_env(const char* user, const char* password, std::string* error) {
+  const bool has_user = user != nullptr && *user != '\0';
+  const bool has_password = password != nullptr && *password != '\0';
+  std::string message;
+  std::optional<BasicAuth> result;
+  if (has_user && has_password) {
+    result = BasicAuth{user, password};
+  } else if (has_user) {
+    message =
+        "PROM_USER is set but PROM_PASSWORD is not: set both to enable basic auth on /metrics, or neither";
+  } else if (has_password) {
+    message =
+        "PROM_PASSWORD is set but PROM_USER is not: set both to enable basic auth on /metrics, or neither";
+  }
+  if (error) *error = std::move(message);
+  return result;
+}
+
+namespace http {
+
+namespace {
+
+// netprobify's realm and body, so that anything that screen-scraped its 401 keeps working.
+constexpr const char* kAuthenticate = "Basic realm=\"Authentication Required\", charset=\"UTF-8\"";
+constexpr const char* kUnauthorizedBody = "Unauthorized Access";
+// File descriptors kept for everything else the process opens (sockets, pipes, logs, /proc).
+constexpr unsigned long kReservedFds = 256;
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const auto x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
+    if ((x >= 'A' && x <= 'Z' ? x + 32 : x) != (y >= 'A' && y <= 'Z' ? y + 32 : y)) return false;
+  }
+  return true;
+}
+
+// libmicrohttpd's callbacks for a streamed body.
+ssize_t read_stream(void* cls, uint64_t, char* buffer, size_t max) {
+  const ssize_t n = static_cast<BodyStream*>(cls)->read(buffer, max);
+  if (n > 0) return n;
+  // Never 0: libmicrohttpd would call again at once (busy loop).
+  return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+void free_stream(void* cls) { delete static_cast<BodyStream*>(cls); }
+
+MHD_Result queue(MHD_Connection* connection, Response response) {
+  MHD_Response* r;
+  if (response.stream) {
+    BodyStream* stream = response.stream.release();
+    r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, &read_stream, stream, &free_stream);
+    if (!r) delete stream;
+  } else {
+    r = MHD_create_response_from_buffer(response.body.size(), response.body.data(), MHD_RESPMEM_MUST_COPY);
+  }
+  if (!r) return MHD_NO;  // out of memory: libmicrohttpd closes the connection
+  for (const auto& [name, value] : response.headers) MHD_add_response_header(r, name.c_str(), value.c_str());
+  const MHD_Result result = MHD_queue_response(connection, static_cast<unsigned>(response.status), r);
+  MHD_destroy_response(r);
+  return result;
+}
+
+}  // namespace
+
+// The bridge from libmicrohttpd's C callback to Server (a friend).
+struct ServerAccess {
+  static MHD_Result on_request(void* self, MHD_Connection* connection, const char* url, const char* method,
+                               const char* version, const char*, size_t*, void**) {
+    return static_cast<Server*>(self)->serve(connection, url, method, version) ? MHD_YES : MHD_NO;
+  }
+};
+
+std::optional<std::string_view> Request::header(const char* name) const {
+  const char* value = MHD_lookup_connection_value(connection_, MHD_HEADER_KIND, name);
+  if (!value) return std::nullopt;
+  return std::string_view(value);
+}
+
+Response Response::text(int status, std::string body) {
+  Response r;
+  r.status = status;
+  r.headers.emplace_back("Content-Type", "text/plain; charset=utf-8");
+  r.body = std::move(body);
+  return r;
+}
+
+bool accepts_encoding(std::optional<std::string_view> header, std::string_view coding) {
+  if (!header) return false;
+  std::string_view rest(*header);
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    const size_t semi = item.find(';');
+    std::string_view name = item.substr(0, semi);
+    while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+    if (!iequals(name, coding)) continue;
+    if (semi == std::string_view::npos) return true;
+    std::string_view params = item.substr(semi + 1);
+    const size_t q = params.find("q=");
+    if (q == std::string_view::npos) return true;
+    const std::string_view qv = params.substr(q + 2);
+    return !(qv.rfind("0", 0) == 0 && qv.find_first_of("123456789") == std::string_view::npos);
+  }
+  return false;
+}
+
+std::optional<std::string> base64_decode(std::string_view in) {
+  while (!in.empty() && in.back() == '=') in.remove_suffix(1);
+  std::string out;
+  out.reserve(in.size() * 3 / 4);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char ch : in) {
+    int v;
+    if (ch >= 'A' && ch <= 'Z') {
+      v = ch - 'A';
+    } else if (ch >= 'a' && ch <= 'z') {
+      v = ch - 'a' + 26;
+    } else if (ch >= '0' && ch <= '9') {
+      v = ch - '0' + 52;
+    } else if (ch == '+') {
+      v = 62;
+    } else if (ch == '/') {
+      v = 63;
+    } else {
+      return std::nullopt;
+    }
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  if (bits >= 6) return std::nullopt;  // a lone trailing character cannot encode a byte
+  return out;
+}
+
+std::optional<ListenAddress> parse_listen_address(std::string_view address, int port) {
+  if (port < 0 || port > 65535) return std::nullopt;
+  if (address.size() >= 2 && address.front() == '[' && address.back() == ']') {
+    address = address.substr(1, address.size() - 2);
+    if (address.find(':') == std::string_view::npos) return std::nullopt;  // brackets are for IPv6 only
+  }
+  if (address.size() > INET6_ADDRSTRLEN) return std::nullopt;
+  const std::string text = address.empty() ? "0.0.0.0" : std::string(address);
+  ListenAddress out;
+  sockaddr_in v4{};
+  sockaddr_in6 v6{};
+  if (inet_pton(AF_INET, text.c_str(), &v4.sin_addr) == 1) {
+    v4.sin_family = AF_INET;
+    v4.sin_port = htons(static_cast<uint16_t>(port));
+    out.family = AF_INET;
+    out.sockaddr.assign(reinterpret_cast<unsigned char*>(&v4),
+                        reinterpret_cast<unsigned char*>(&v4) + sizeof v4);
+    out.text = fmt::format("{}:{}", text, port);
+  } else if (inet_pton(AF_INET6, text.c_str(), &v6.sin6_addr) == 1) {
+    v6.sin6_family = AF_INET6;
+    v6.sin6_port = htons(static_cast<uint16_t>(port));
+    out.family = AF_INET6;
+    out.sockaddr.assign(reinterpret_cast<unsigned char*>(&v6),
+                        reinterpret_cast<unsigned char*>(&v6) + sizeof v6);
+    out.text = fmt::format("[{}]:{}", text, port);
+  } else {
+    return std::nullopt;
+  }
+  return out;
+}
+
+unsigned long raise_nofile_limit() {
+  static std::mutex mutex;
+  const std::lock_guard lock(mutex);
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  return limit.rlim_cur == RLIM_INFINITY ? 1UL << 20 : static_cast<unsigned long>(limit.rlim_cur);
+}
+
+Server::Server(Options options, std::map<std::string, Handler> routes)
+    : options_(std::move(options)), routes_(std::move(routes)) {}
+
+Server::~Server() {
+  // Joins libmicrohttpd's threads and closes every connection (and the listening socket).
+  if (daemon_) MHD_stop_daemon(daemon_);
+}
+
+Result<std::unique_ptr<Server>> Server::start(Options options, std::map<std::string, Handler> routes) {
+  if (options.external_loop) {
+    std::unique_ptr<Server> server(new Server(std::move(options), std::move(routes)));
+    const Limits& l = server->options_.limits;
+    server->daemon_ = MHD_start_daemon(
+        MHD_USE_NO_LISTEN_SOCKET, 0, nullptr, nullptr, &ServerAccess::on_request, server.get(),
+        MHD_OPTION_CONNECTION_LIMIT, l.connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, l.connections_per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, l.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, l.request_memory,
+        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+    if (!server->daemon_) return Error{"libmicrohttpd failed to start"};
+    return server;
+  }
+  const std::optional<ListenAddress> listen = parse_listen_address(options.address, options.port);
+  if (!listen) {
+    if (options.port < 0 || options.port > 65535)
+      return Error{fmt::format("port {} is out of range 0-65535", options.port)};
+    return Error{fmt::format("cannot listen on '{}': not an IPv4 or IPv6 address", options.address)};
+  }
+  // Connections cost file descriptors only: allow as many as the process may open, less a reserve.
+  const unsigned long nofile = raise_nofile_limit();
+  Limits& limits = options.limits;
+  const unsigned long usable = nofile > 2 * kReservedFds ? nofile - kReservedFds : nofile / 2;
+  limits.connections = static_cast<unsigned>(std::min<unsigned long>(limits.connections, usable));
+  limits.connections = std::max(limits.connections, 1U);
+  limits.threads = std::clamp(limits.threads, 1U, 16U);
+
+  const int fd = socket(listen->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return Error{fmt::format("cannot listen on {}: {}", listen->text, std::strerror(errno))};
+  const int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (listen->family == AF_INET6) {
+    // "::" serves IPv4 too (as Go's exporters do); any other IPv6 address serves exactly itself.
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(listen->sockaddr.data());
+    const int v6only = IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr) ? 0 : 1;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+  }
+  if (bind(fd, reinterpret_cast<const sockaddr*>(listen->sockaddr.data()),
+           static_cast<socklen_t>(listen->sockaddr.size())) != 0 ||
+      ::listen(fd, SOMAXCONN) != 0) {
+    const int err = errno;
+    close(fd);
+    return Error{fmt::format("cannot listen on {}: {}", listen->text, std::strerror(err))};
+  }
+  sockaddr_storage bound{};
+  socklen_t bound_size = sizeof bound;
+  int port = options.port;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_size) == 0) {
+    port = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                             : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  }
+
+  std::unique_ptr<Server> server(new Server(std::move(options), std::move(routes)));
+  server->port_ = port;
+  const Limits& l = server->options_.limits;
+  // No MHD_USE_ERROR_LOG: libmicrohttpd stays quiet; start-up errors come back in the Result.
+  server->daemon_ = MHD_start_daemon(
+      MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC, 0, nullptr, nullptr, &ServerAccess::on_request,
+      server.get(), MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE, l.threads,
+      MHD_OPTION_CONNECTION_LIMIT, l.connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, l.connections_per_ip,
+      MHD_OPTION_CONNECTION_TIMEOUT, l.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, l.request_memory,
+      MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+  if (!server->daemon_) {
+    close(fd);
+    return Error{fmt::format("cannot listen on {}: libmicrohttpd failed to start", listen->text)};
+  }
+  return server;
+}
+
+bool Server::add_connection(int fd) {
+  sockaddr_in client{};
+  client.sin_family = AF_INET;
+  client.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (!options_.external_loop ||
+      MHD_add_connection(daemon_, fd, reinterpret_cast<const sockaddr*>(&client), sizeof client) != MHD_YES) {
+    close(fd);
+    return false;
+  }
+  return true;
+}
+
+void Server::run() {
+  if (options_.external_loop) MHD_run(daemon_);
+}
+
+bool Server::authorized(const Request& request) const {
+  const std::optional<std::string_view> header = request.header(MHD_HTTP_HEADER_AUTHORIZATION);
+  if (!header) return false;
+  std::string_view value = *header;
+  while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+  const size_t space = value.find(' ');
+  if (space == std::string_view::npos || !iequals(value.substr(0, space), "Basic")) return false;
+  value.remove_prefix(space);
+  while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+  while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+  const std::optional<std::string> decoded = base64_decode(value);
+  if (!decoded) return false;
+  const size_t colon = decoded->find(':');
+  if (colon == std::string::npos) return false;
+  const std::string_view user = std::string_view(*decoded).substr(0, colon);
+  const std::string_view password = std::string_view(*decoded).substr(colon + 1);
+  // Both comparisons always run (bitwise &), so timing does not tell which of the two was wrong.
+  const bool user_ok = constant_time_equal(user, options_.auth->user);
+  const bool password_ok = constant_time_equal(password, options_.auth->password);
+  return user_ok & password_ok;
+}
+
+bool Server::serve(MHD_Connection* connection, const char* url, const char* method, const char* version) {
+  const Request request(connection, method ? method : "", url ? url : "", version ? version : "");
+  Response response;
+  const auto route = routes_.find(std::string(request.path));
+  const auto length = request.header(MHD_HTTP_HEADER_CONTENT_LENGTH);
+  const bool has_body = (length && *length != "0") || request.header(MHD_HTTP_HEADER_TRANSFER_ENCODING);
+  if (route == routes_.end()) {
+    response = Response::text(404, "Not Found\n");
+  } else if (request.method != "GET" && request.method != "HEAD") {
+    response = Response::text(405, "Method Not Allowed\n");
+    response.headers.emplace_back("Allow", "GET, HEAD");
+  } else if (has_body) {
+    response = Response::text(413, "Request bodies are not accepted\n");
+  } else if (options_.auth && !authorized(request)) {
+    response = Response::text(401, kUnauthorizedBody);
+    response.headers.emplace_back("WWW-Authenticate", kAuthenticate);
+  } else {
+    try {
+      response = route->second(request);
+    } catch (...) {
+      // Handlers only throw on allocation failure: answer 500 rather than let it cross into C.
+      response = Response::text(500, "Internal Server Error\n");
+    }
+  }
+  if (request.method == "HEAD" && response.stream) {
+    // libmicrohttpd 0.9.75 sends the chunked terminator after the headers of a HEAD response of unknown
+    // length, a body HEAD must not have: send no stream (the headers then say Content-Length: 0).
+    response.stream.reset();
+    response.body.clear();
+  }
+  return queue(connection, std::move(response)) == MHD_YES;
+}
+
+}  // namespace http
+}  // namespace netprobe
