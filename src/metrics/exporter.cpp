@@ -23,7 +23,8 @@ struct ScrapeCounter {
 
 namespace {
 
-// The exposition format netprobify's users' Prometheus servers negotiate (decision 15).
+// The exposition format netprobify's users' Prometheus servers negotiate
+// (docs/netprobify-compatibility.md#d15-content-type).
 constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
 // Text rendered before it is handed on, and the size of the pieces sent to the client.
 constexpr size_t kPiece = 64 * 1024;

@@ -2,9 +2,9 @@
 // The /metrics HTTP endpoint, with optional HTTP basic auth (netprobify's PROM_USER / PROM_PASSWORD).
 //
 // Served by src/http (libmicrohttpd; docs/http-server.md says why it replaced CivetWeb, and its limits).
-// Content-Type carries the exposition-format version (decision 15): Prometheus 3 needs it to pick the parser
-// without a fallback_scrape_protocol. Only GET/HEAD on exactly /metrics serves metrics; every other path
-// answers 404.
+// Content-Type carries the exposition-format version (docs/netprobify-compatibility.md#d15-content-type):
+// Prometheus 3 needs it to pick the parser without a fallback_scrape_protocol. Only GET/HEAD on exactly
+// /metrics serves metrics; every other path answers 404.
 //
 // The response is streamed, because with 10,000 targets the page is ~40 MB of text (~1 MB gzipped): a
 // rendering thread per scrape renders the sources into a 64 KiB buffer that is handed on each time it fills,
