@@ -280,49 +280,46 @@ void IterationRunner::record_tuples() {
   }
 }
 
-bool IterationRunner::acks_earlier_probe(const Classification& c, uint32_t dest,
-                                         uint32_t before) const noexcept {
+uint32_t IterationRunner::acked_probe_on_tuple(const Classification& c, uint32_t dest) const noexcept {
   // A half-open connection acknowledges its SYN alone, exactly as its SYN-ACK did (never the payload).
   auto exact = [&](uint32_t token) {
     return tcp_ack_matches(token << kTcpSeqShift, 0, c.tcp_ack, /*SYN|ACK*/ 0x12);
   };
-  // This iteration: the token decodes to a probe sent before `before` on the same 4-tuple.
+  // This iteration: the token decodes to a probe sent on the same 4-tuple.
   uint32_t d;
   const uint32_t e = slot_of(c.key, &d);
   if (e != kNoSlot && d == dest) {
     const PlannedProbe& p = plan_->probes[e];
     const Slot& s = slots_[e];
-    // The ordinal of e is below `before` iff e's slot comes before the slot of ordinal `before`.
-    const Destination& dd = destinations_[dest];
-    if (s.state != State::kUnsent && s.time != 0 && before < dd.count && e < by_ordinal_[dd.first + before] &&
-        p.src_port == c.key.local_port && plan_->templates[p.tmpl].params.dst_port == c.remote_port &&
-        plan_->source_of(p) == c.local && exact(tokens_[e]))
-      return true;
+    if (s.state != State::kUnsent && s.time != 0 && p.src_port == c.key.local_port &&
+        plan_->templates[p.tmpl].params.dst_port == c.remote_port && plan_->source_of(p) == c.local &&
+        exact(tokens_[e]))
+      return e;
   }
   // The previous iteration: its own permutation, destinations and tuples (its plan is gone).
   const TupleBook& b = previous_book_;
   const uint32_t pd = b.index.find(ProbeType::kTcpSyn, c.key.target);
   if (pd == DestinationIndex::kNone || pd >= b.destinations.size() || pd >= b.tuple_first.size())
-    return false;
+    return kNoSlot;
   const Destination& pdest = b.destinations[pd];
-  if (pdest.bits == 0) return false;
+  if (pdest.bits == 0) return kNoSlot;
   uint32_t low = c.key.token;
   if (slice_.bits > 0) {
     const int shift = pdest.type_bits - slice_.bits;
-    if ((uint64_t(c.key.token) >> shift) != slice_.index) return false;
+    if ((uint64_t(c.key.token) >> shift) != slice_.index) return kNoSlot;
     low = c.key.token & uint32_t((uint64_t(1) << shift) - 1);
   }
   const uint32_t ordinal = b.permutations[pd].decode(low);
-  if (ordinal >= pdest.count) return false;
+  if (ordinal >= pdest.count) return kNoSlot;
   const size_t i = size_t(b.tuple_first[pd]) + ordinal;
-  if (i >= b.tuples.size()) return false;
+  if (i >= b.tuples.size()) return kNoSlot;
   const Tuple& t = b.tuples[i];
-  return t.src_port == c.key.local_port && t.dst_port == c.remote_port && t.source < b.sources.size() &&
-         b.sources[t.source] == c.local && exact(c.key.token);
+  const bool same_tuple = t.src_port == c.key.local_port && t.dst_port == c.remote_port &&
+                          t.source < b.sources.size() && b.sources[t.source] == c.local;
+  return same_tuple && exact(c.key.token) ? kPreviousIteration : kNoSlot;
 }
 
-uint32_t IterationRunner::latest_on_tuple(const Classification& c, uint32_t dest, Nanos at,
-                                          uint32_t* ordinal) const {
+uint32_t IterationRunner::latest_on_tuple(const Classification& c, uint32_t dest, Nanos at) const {
   // A destination's ordinals are in slot order, and slots leave in order: the probes already handed to
   // the sender are the ordinals whose slot is below sent_end_. Walk back from the latest of them, over
   // at most the probes of one timeout (older ones are resolved) and a hard bound.
@@ -340,7 +337,6 @@ uint32_t IterationRunner::latest_on_tuple(const Classification& c, uint32_t dest
         plan_->source_of(p) != c.local)
       continue;
     if (s.state == State::kUnsent) continue;
-    *ordinal = o;
     return slot;
   }
   return kNoSlot;
@@ -352,9 +348,11 @@ void IterationRunner::on_pure_ack(const Classification& c, Nanos at) {
   // segment out of its window that way, here the latest SYN, so that SYN arrived. Anything else (a
   // forged or foreign ACK, a token that decodes to nothing of ours on this 4-tuple) proves nothing.
   const uint32_t dest = destination_index_.find(ProbeType::kTcpSyn, c.key.target);
-  uint32_t ordinal = 0;
-  const uint32_t slot = dest == DestinationIndex::kNone ? kNoSlot : latest_on_tuple(c, dest, at, &ordinal);
-  if (slot == kNoSlot || !acks_earlier_probe(c, dest, ordinal)) {
+  const uint32_t earlier = dest == DestinationIndex::kNone ? kNoSlot : acked_probe_on_tuple(c, dest);
+  const uint32_t slot = earlier == kNoSlot ? kNoSlot : latest_on_tuple(c, dest, at);
+  // Slots leave in order: the acknowledged probe of this iteration must have left before the one it proves
+  // (a pure ACK of the latest SYN itself proves nothing new).
+  if (slot == kNoSlot || (earlier != kPreviousIteration && earlier >= slot)) {
     ++rejected_[kUnprovenAck];
     return;
   }

@@ -136,12 +136,14 @@ class IterationRunner {
     HugePageVector<Tuple> tuples;
   };
   void on_pure_ack(const Classification& c, Nanos at);
-  // Whether `c` acknowledges exactly a probe of ours sent from (local, local_port) to (target, remote_port)
-  // earlier than ordinal `before` of destination `dest` in this iteration, or any of the previous iteration.
-  bool acks_earlier_probe(const Classification& c, uint32_t dest, uint32_t before) const noexcept;
+  // The probe of ours that `c` acknowledges exactly, sent on the ACK's 4-tuple (ordered before it is
+  // looked for, so that a forged ACK costs one decode): its slot in this iteration, kPreviousIteration for
+  // one of the previous iteration, kNoSlot if none.
+  uint32_t acked_probe_on_tuple(const Classification& c, uint32_t dest) const noexcept;
+  static constexpr uint32_t kPreviousIteration = 0xFFFFFFFEu;
   // The most recently sent probe of destination `dest` on the ACK's 4-tuple, no older than its timeout
-  // at `at`; kNoSlot if none. *ordinal receives its ordinal.
-  uint32_t latest_on_tuple(const Classification& c, uint32_t dest, Nanos at, uint32_t* ordinal) const;
+  // at `at`; kNoSlot if none.
+  uint32_t latest_on_tuple(const Classification& c, uint32_t dest, Nanos at) const;
   void record_tuples();  // finish(): the book of the iteration that ends, for the next one
   void resolve(uint32_t slot, State state);
   Nanos timeout_of(uint32_t slot) const;
