@@ -457,6 +457,31 @@ TEST(EngineComponent, PerProbeStateStaysWithinBudget) {
             64.0);
 }
 
+TEST(EngineComponent, PreviousIterationsBookCostsEightBytesPerTcpProbe) {
+  // docs/architecture.md#two-way-loss: what decodes the previous iteration's TCP tokens is bounded by its
+  // TCP probes (a third of this plan), 8 bytes each, on top of the per-probe budget above.
+  Lab lab;
+  for (auto& [name, t] : lab.config.targets) t.nb_packets = 20000;  // 120,000 probes, 40,000 TCP
+  lab.resolved.clear();
+  for (auto& [name, t] : lab.config.targets) lab.resolved.push_back({&t, {*IpAddress::parse(t.destination)}});
+  auto plan = build_plan(
+      lab.config, lab.resolved,
+      [](const IpAddress& dst) {
+        return IpAddress::parse(dst.af == AddressFamily::kV4 ? "192.0.2.10" : "2001:db8:ff::10");
+      },
+      [](const IpAddress&) { return true; });
+  ASSERT_TRUE(plan.ok());
+  const size_t n = plan->probes.size();
+  IterationRunner runner(0x5eed);
+  runner.prepare(*plan, 1);
+  const double first = double(runner.memory_bytes()) / double(n);
+  runner.finish();
+  runner.prepare(*plan, 2);
+  const double steady = double(runner.memory_bytes()) / double(n);
+  EXPECT_LE(first, 24.5);
+  EXPECT_LE(steady - first, 8.0 * 40000 / double(n) + 0.1);
+}
+
 // Captured packets are untrusted: replies with flipped bits anywhere (tokens, ports, addresses, lengths)
 // go through classify() and the token decoding. Nothing may crash (the ASan/UBSan build runs this too),
 // and no probe may be counted twice: every probe is either answered by its true reply or lost.
