@@ -3,8 +3,8 @@
 // It passes, for IPv4 and IPv6:
 //   - our outgoing probes (their capture timestamp is the send time): bare SYNs whose seq has the token's
 //     zero low bits, echo requests, UDP;
-//   - the answers: SYN-ACKs whose ack-1 has zero low bits (anything else cannot ack one of our SYNs),
-//     RST-ACKs (they may ack seq+1+payload), echo replies;
+//   - the answers: SYN-ACKs and pure ACKs whose ack-1 has zero low bits (anything else cannot ack one of
+//     our SYNs), RST-ACKs (they may ack seq+1+payload), echo replies;
 //   - ICMP errors whose quoted header carries one of the selected protocols.
 // Direction is decided in user space from the link header: `inbound`/`outbound` only compile for some
 // link types. IPv6 uses fixed offsets (next header ip6[6], transport at ip6[40]) because libpcap cannot
@@ -122,15 +122,18 @@ std::string capture_filter(std::span<const ProbeType> types, const KeySlice& sli
 
   std::vector<std::string> v4, v6;
   if (tcp) {
-    // flags & (SYN|ACK) == SYN: our SYN; == SYN|ACK: SYN-ACK; flags & (RST|ACK) == RST|ACK: RST-ACK.
+    // flags & (SYN|ACK) == SYN: our SYN; == SYN|ACK: SYN-ACK; flags & (RST|ACK) == RST|ACK: RST-ACK;
+    // flags & (PSH|ACK|RST|SYN|FIN) == ACK: a pure ACK of an earlier SYN
+    // (docs/architecture.md#two-way-loss).
     for (bool v6_family : {false, true}) {
       const std::string flags = v6_family ? "ip6[53]" : "tcp[13]";
       const std::string seq = v6_family ? "ip6[44:4]" : "tcp[4:4]";
       const std::string ack1 = v6_family ? "(ip6[48:4] - 1)" : "(tcp[8:4] - 1)";
       const std::string proto = v6_family ? "ip6[6] = 6" : "ip proto 6";
       (v6_family ? v6 : v4)
-          .push_back(fmt::format("({} and (({} & 0x12 = 0x02 and {}) or ({} & 0x12 = 0x12 and {}) or {}))",
-                                 proto, flags, field_test(seq, 32, low, slice), flags,
+          .push_back(fmt::format("({} and (({} & 0x12 = 0x02 and {}) or (({} & 0x12 = 0x12 or {} & 0x1f = "
+                                 "0x10) and {}) or {}))",
+                                 proto, flags, field_test(seq, 32, low, slice), flags, flags,
                                  field_test(ack1, 32, low, slice),
                                  both(flags + " & 0x14 = 0x14", field_test(ack1, 32, 0, slice))));
     }

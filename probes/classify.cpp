@@ -151,11 +151,16 @@ Classification classify_tcp(const IpInfo& ip, Direction dir) noexcept {
     return c;
   }
   // SYN-ACK (open port) and RST-ACK (closed port) both answer a SYN, as in netprobify. A RST without ACK
-  // carries no acknowledgement to match (netprobify: match_fail + loss).
-  if (!(flags & TcpView::kAck) || !(flags & (TcpView::kSyn | TcpView::kRst)))
+  // carries no acknowledgement to match (netprobify: match_fail + loss). A pure ACK (no data: a half-open
+  // connection's answer to an out-of-window SYN) is passed on as such for the engine to judge.
+  const bool pure_ack =
+      (flags & (TcpView::kAck | TcpView::kSyn | TcpView::kRst | TcpView::kFin)) == TcpView::kAck &&
+      tcp->payload().empty();
+  if (!(flags & TcpView::kAck) || (!(flags & (TcpView::kSyn | TcpView::kRst)) && !pure_ack))
     return reject(RejectReason::kNotAReply);
-  c.verdict = Verdict::kAnswer;
+  c.verdict = pure_ack ? Verdict::kTcpPureAck : Verdict::kAnswer;
   c.tcp_ack = tcp->ack();
+  c.remote_port = tcp->src_port();
   set_key(c, ProbeType::kTcpSyn, ip.af, ip.src, tcp->dst_port(),
           ((tcp->ack() - 1) >> kTcpSeqShift) & kTcpTokenMask, ip.dst);
   return c;

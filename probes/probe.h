@@ -94,6 +94,11 @@ enum class Verdict : uint8_t {
   kAnswer,     // answers the probe under `key`: TCP SYN-ACK or RST-ACK, echo reply, UDP port unreachable
   kIcmpError,  // an ICMP error quoting the probe under `key` that is not its expected answer
   kReject,     // not ours or unusable; `reason` says why
+  // TCP: a pure ACK (no SYN, RST, FIN or data) to one of our ports. `key` and `tcp_ack` are read as for a
+  // SYN-ACK, so `key` names the SYN it acknowledges. A half-open connection left by an earlier probe (its
+  // RST lost) answers a new SYN on the same 4-tuple that way; the engine decides whether it proves that a
+  // pending probe arrived (docs/architecture.md#two-way-loss).
+  kTcpPureAck,
 };
 
 enum class RejectReason : uint8_t {
@@ -119,6 +124,9 @@ struct Classification {
   uint8_t tcp_flags = 0;  // TCP answers and own probes
   uint8_t icmp_type = 0;  // kIcmpError and UDP kAnswer: the ICMP/ICMPv6 type and code
   uint8_t icmp_code = 0;
+
+  // Incoming TCP: the sender's port (kTcpPureAck: part of the 4-tuple the engine checks).
+  uint16_t remote_port = 0;
 };
 
 class Probe {

@@ -60,19 +60,26 @@ void Engine::send_resets(const Plan& plan, std::span<const uint32_t> tokens) {
   {
     std::lock_guard lock(mu_);
     resets_.swap(runner_.pending_resets());
+    stale_resets_.swap(runner_.stale_resets());
   }
-  if (resets_.empty()) return;
+  if (resets_.empty() && stale_resets_.empty()) return;
   const auto& tcp = static_cast<const TcpSynProbe&>(probe_for(ProbeType::kTcpSyn));
   std::vector<uint8_t> packet;
-  for (uint32_t slot : resets_) {
+  // A RST from `slot`'s 4-tuple with seq = token << kTcpSeqShift + 1, `copies` times.
+  auto send_rst = [&](uint32_t slot, uint32_t token, int copies) {
     const PlannedProbe& p = plan.probes[slot];
     const PacketTemplate& t = plan.templates[p.tmpl];
     packet.resize(t.bytes.size());
-    const size_t len = tcp.craft_rst(t, PacketFields{plan.source_of(p), p.src_port, tokens[slot]}, packet);
+    const size_t len = tcp.craft_rst(t, PacketFields{plan.source_of(p), p.src_port, token}, packet);
     const OutPacket out{std::span<const uint8_t>(packet.data(), len), t.params.dst};
-    sink_.send(std::span<const OutPacket>(&out, 1));
-  }
+    for (int i = 0; i < copies; ++i) sink_.send(std::span<const OutPacket>(&out, 1));
+  };
+  for (uint32_t slot : resets_) send_rst(slot, tokens[slot], 1);
+  // Half-open connections of earlier probes: seq = the ack that proved them
+  // (docs/architecture.md#two-way-loss).
+  for (const auto& r : stale_resets_) send_rst(r.slot, r.token, IterationRunner::kStaleResetCopies);
   resets_.clear();
+  stale_resets_.clear();
 }
 
 IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings& settings) {
@@ -139,7 +146,7 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
         else
           runner_.mark_unsent(slots[j]);
       }
-      resets = !runner_.pending_resets().empty();
+      resets = !runner_.pending_resets().empty() || !runner_.stale_resets().empty();
     }
     if (resets) send_resets(plan, tokens);
   }

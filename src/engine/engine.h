@@ -70,6 +70,7 @@ class Engine {
   CaptureStats last_stats_{};
   std::vector<uint8_t> buffer_;
   std::vector<uint32_t> resets_;
+  std::vector<IterationRunner::StaleReset> stale_resets_;
 };
 
 }  // namespace netprobe

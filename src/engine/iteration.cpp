@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace netprobe {
 namespace {
 
@@ -37,6 +39,8 @@ std::string icmp_error_label(AddressFamily af, uint8_t type, uint8_t code) {
 }
 
 std::span<const uint32_t> IterationRunner::prepare(const Plan& plan, uint64_t iteration) {
+  // The previous iteration's book is valid only if it was finished (its plan may be gone otherwise).
+  if (plan_ != nullptr) previous_book_ = TupleBook{};
   plan_ = &plan;
   const size_t n = plan.probes.size();
   seed_ = mix64(secret_ ^ mix64(iteration));
@@ -45,7 +49,9 @@ std::span<const uint32_t> IterationRunner::prepare(const Plan& plan, uint64_t it
   for (const auto& t : plan.targets) target_events_.push_back({t.name, t.type, t.af, 0, 0});
   rejected_.fill(0);
   pending_resets_.clear();
+  stale_resets_.clear();
   expire_cursor_ = 0;
+  sent_end_ = 0;
 
   // Destinations: one per (type, address), shared by every template (group, target) probing it, since
   // replies carry no more than the address, the port and the token.
@@ -142,6 +148,9 @@ void IterationRunner::on_packet(const CapturedPacket& packet) {
     case Verdict::kIcmpError:
       on_icmp_error(c);
       break;
+    case Verdict::kTcpPureAck:
+      on_pure_ack(c, packet.timestamp);
+      break;
     case Verdict::kReject:
       // Outgoing packets that are not probes (the kernel's own RSTs, ...) are normal: not counted.
       if (packet.direction == Direction::kIncoming) ++rejected_[size_t(c.reason)];
@@ -165,6 +174,7 @@ void IterationRunner::on_own_probe(const Classification& c, Nanos at) {
   if (slot == kNoSlot) return;  // another prober's packet, or a previous iteration's
   const PlannedProbe& p = plan_->probes[slot];
   if (c.key.type != ProbeType::kIcmpPing && c.key.local_port != p.src_port) return;
+  if (slot >= sent_end_) sent_end_ = slot + 1;
   Slot& s = slots_[slot];
   if (!(s.flags & kCaptured)) {
     set_send_time(s, at.count());
@@ -202,6 +212,11 @@ void IterationRunner::on_answer(const Classification& c, Nanos at) {
     return;
   }
   if ((c.tcp_flags & 0x02) && plan_->needs_rst(p)) pending_resets_.push_back(slot);  // SYN-ACK: half-open
+  account_answer(slot, at);
+}
+
+void IterationRunner::account_answer(uint32_t slot, Nanos at) {
+  const PlannedProbe& p = plan_->probes[slot];
   Slot& s = slots_[slot];
   // The bucket only for late and duplicate answers: one random access less on the common path.
   auto bucket = [&]() -> BucketStats& { return bucket_stats_[plan_->bucket_of(p)]; };
@@ -232,6 +247,120 @@ void IterationRunner::on_answer(const Classification& c, Nanos at) {
       resolve(slot, State::kAnswered);
       break;
   }
+}
+
+// ---- Two-way loss (docs/architecture.md#two-way-loss) ------------------------------------------------
+
+void IterationRunner::record_tuples() {
+  if (!plan_) return;
+  const Plan& plan = *plan_;
+  TupleBook& b = previous_book_;
+  b.index = destination_index_;
+  b.destinations = destinations_;
+  b.permutations = permutations_;
+  b.sources = plan.sources;
+  // Only TCPsyn destinations are ever looked up (a pure ACK is TCP): the others take no room.
+  std::vector<uint8_t> is_tcp(destinations_.size(), 0);
+  for (uint32_t t = 0; t < plan.templates.size(); ++t)
+    if (plan.templates[t].type == ProbeType::kTcpSyn) is_tcp[template_destination_[t]] = 1;
+  b.tuple_first.assign(destinations_.size(), 0);
+  uint32_t tcp_probes = 0;
+  for (uint32_t d = 0; d < destinations_.size(); ++d) {
+    b.tuple_first[d] = tcp_probes;
+    if (is_tcp[d]) tcp_probes += destinations_[d].count;
+  }
+  b.tuples.resize(tcp_probes);
+  for (uint32_t d = 0; d < destinations_.size(); ++d) {
+    if (!is_tcp[d]) continue;
+    const Destination& dest = destinations_[d];
+    for (uint32_t o = 0; o < dest.count; ++o) {
+      const PlannedProbe& p = plan.probes[by_ordinal_[dest.first + o]];
+      b.tuples[b.tuple_first[d] + o] = {p.src_port, plan.templates[p.tmpl].params.dst_port, p.src};
+    }
+  }
+}
+
+uint32_t IterationRunner::acked_probe_on_tuple(const Classification& c, uint32_t dest) const noexcept {
+  // A half-open connection acknowledges its SYN alone, exactly as its SYN-ACK did (never the payload).
+  auto exact = [&](uint32_t token) {
+    return tcp_ack_matches(token << kTcpSeqShift, 0, c.tcp_ack, /*SYN|ACK*/ 0x12);
+  };
+  // This iteration: the token decodes to a probe sent on the same 4-tuple.
+  uint32_t d;
+  const uint32_t e = slot_of(c.key, &d);
+  if (e != kNoSlot && d == dest) {
+    const PlannedProbe& p = plan_->probes[e];
+    const Slot& s = slots_[e];
+    if (s.state != State::kUnsent && s.time != 0 && p.src_port == c.key.local_port &&
+        plan_->templates[p.tmpl].params.dst_port == c.remote_port && plan_->source_of(p) == c.local &&
+        exact(tokens_[e]))
+      return e;
+  }
+  // The previous iteration: its own permutation, destinations and tuples (its plan is gone).
+  const TupleBook& b = previous_book_;
+  const uint32_t pd = b.index.find(ProbeType::kTcpSyn, c.key.target);
+  if (pd == DestinationIndex::kNone || pd >= b.destinations.size() || pd >= b.tuple_first.size())
+    return kNoSlot;
+  const Destination& pdest = b.destinations[pd];
+  if (pdest.bits == 0) return kNoSlot;
+  uint32_t low = c.key.token;
+  if (slice_.bits > 0) {
+    const int shift = pdest.type_bits - slice_.bits;
+    if ((uint64_t(c.key.token) >> shift) != slice_.index) return kNoSlot;
+    low = c.key.token & uint32_t((uint64_t(1) << shift) - 1);
+  }
+  const uint32_t ordinal = b.permutations[pd].decode(low);
+  if (ordinal >= pdest.count) return kNoSlot;
+  const size_t i = size_t(b.tuple_first[pd]) + ordinal;
+  if (i >= b.tuples.size()) return kNoSlot;
+  const Tuple& t = b.tuples[i];
+  const bool same_tuple = t.src_port == c.key.local_port && t.dst_port == c.remote_port &&
+                          t.source < b.sources.size() && b.sources[t.source] == c.local;
+  return same_tuple && exact(c.key.token) ? kPreviousIteration : kNoSlot;
+}
+
+uint32_t IterationRunner::latest_on_tuple(const Classification& c, uint32_t dest, Nanos at) const {
+  // A destination's ordinals are in slot order, and slots leave in order: the probes already handed to
+  // the sender are the ordinals whose slot is below sent_end_. Walk back from the latest of them, over
+  // at most the probes of one timeout (older ones are resolved) and a hard bound.
+  constexpr uint32_t kMaxWalk = 1u << 16;
+  const Destination& d = destinations_[dest];
+  const uint32_t* begin = by_ordinal_.data() + d.first;
+  uint32_t o = uint32_t(std::lower_bound(begin, begin + d.count, sent_end_) - begin);
+  for (uint32_t steps = 0; o > 0 && steps < kMaxWalk; ++steps) {
+    --o;
+    const uint32_t slot = begin[o];
+    const Slot& s = slots_[slot];
+    if (s.time != 0 && !(s.flags & kRttPending) && s.time + timeout_of(slot).count() < at.count()) break;
+    const PlannedProbe& p = plan_->probes[slot];
+    if (p.src_port != c.key.local_port || plan_->templates[p.tmpl].params.dst_port != c.remote_port ||
+        plan_->source_of(p) != c.local)
+      continue;
+    if (s.state == State::kUnsent) continue;
+    return slot;
+  }
+  return kNoSlot;
+}
+
+void IterationRunner::on_pure_ack(const Classification& c, Nanos at) {
+  // A pure ACK on a probe's 4-tuple that acknowledges an EARLIER probe of ours on that same 4-tuple comes
+  // from the half-open connection that earlier probe left (its RST was lost): the target answers any
+  // segment out of its window that way, here the latest SYN, so that SYN arrived. Anything else (a
+  // forged or foreign ACK, a token that decodes to nothing of ours on this 4-tuple) proves nothing.
+  const uint32_t dest = destination_index_.find(ProbeType::kTcpSyn, c.key.target);
+  const uint32_t earlier = dest == DestinationIndex::kNone ? kNoSlot : acked_probe_on_tuple(c, dest);
+  const uint32_t slot = earlier == kNoSlot ? kNoSlot : latest_on_tuple(c, dest, at);
+  // Slots leave in order: the acknowledged probe of this iteration must have left before the one it proves
+  // (a pure ACK of the latest SYN itself proves nothing new).
+  if (slot == kNoSlot || (earlier != kPreviousIteration && earlier >= slot)) {
+    ++rejected_[kUnprovenAck];
+    return;
+  }
+  account_answer(slot, at);
+  // Our kernel answers the ACK with a RST (seq = its ack) when the source is local; that RST can be lost
+  // like the first one, and the target then ignores every SYN on this 4-tuple for its ACK rate limit
+  // (500 ms on Linux) without a word: send our own copies too.
+  stale_resets_.push_back({slot, c.key.token});
 }
 
 void IterationRunner::on_icmp_error(const Classification& c) {
@@ -268,7 +397,8 @@ bool IterationRunner::expire(Nanos now) {
 }
 
 size_t IterationRunner::memory_bytes() const noexcept {
-  return huge_page_rounded(tokens_.capacity() * sizeof(uint32_t)) +
+  return huge_page_rounded(previous_book_.tuples.capacity() * sizeof(Tuple)) +
+         huge_page_rounded(tokens_.capacity() * sizeof(uint32_t)) +
          huge_page_rounded(by_ordinal_.capacity() * sizeof(uint32_t)) +
          huge_page_rounded(slots_.capacity() * sizeof(Slot));
 }
@@ -319,6 +449,7 @@ IterationReport IterationRunner::report() const {
   if (rejected_[kUnmatched]) out.rejected["unmatched"] = rejected_[kUnmatched];
   if (rejected_[kWrongLocalAddress]) out.rejected["wrong_local_address"] = rejected_[kWrongLocalAddress];
   if (rejected_[kUnmatchedIcmpError]) out.rejected["unmatched_icmp_error"] = rejected_[kUnmatchedIcmpError];
+  if (rejected_[kUnprovenAck]) out.rejected["unproven_ack"] = rejected_[kUnprovenAck];
   return out;
 }
 

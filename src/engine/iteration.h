@@ -38,6 +38,7 @@ class IterationRunner {
   // The sender's clock right after the sendmmsg() that carried this probe: its send time unless the
   // capture of the outgoing copy (kernel stamp, more exact) gives one.
   void on_sender_stamp(uint32_t slot, Nanos at) {
+    if (slot >= sent_end_) sent_end_ = slot + 1;
     Slot& s = slots_[slot];
     if (!(s.flags & kCaptured)) set_send_time(s, at.count());
   }
@@ -49,10 +50,24 @@ class IterationRunner {
   // Forgets the plan (the iteration is over and reported): from here on captured packets are ignored
   // until the next prepare(), so the caller may destroy or replace the plan while the capture thread
   // still runs.
-  void finish() noexcept { plan_ = nullptr; }
+  // Keeps what decodes this iteration's TCP tokens next iteration (docs/architecture.md#two-way-loss).
+  void finish() {
+    record_tuples();
+    plan_ = nullptr;
+  }
   // Probes whose SYN-ACK opened a half-open connection that netprobe must reset itself (non-local
   // source, Plan::needs_rst); the engine sends the RSTs and clears the list.
   std::vector<uint32_t>& pending_resets() { return pending_resets_; }
+  // RSTs that clear a half-open connection an earlier probe left on the target (its RST was lost), proven by
+  // a pure ACK of that earlier SYN (docs/architecture.md#two-way-loss): sent from `slot`'s 4-tuple with
+  // seq = `token` << kTcpSeqShift + 1 (craft_rst() with that token), kStaleResetCopies times, for a local
+  // source too. The engine sends them and clears the list.
+  struct StaleReset {
+    uint32_t slot = 0;
+    uint32_t token = 0;
+  };
+  static constexpr int kStaleResetCopies = 3;
+  std::vector<StaleReset>& stale_resets() { return stale_resets_; }
   uint32_t token(uint32_t slot) const { return tokens_[slot]; }
 
   size_t probe_count() const { return plan_ ? plan_->probes.size() : 0; }
@@ -98,6 +113,38 @@ class IterationRunner {
   void on_own_probe(const Classification& c, Nanos at);
   void on_answer(const Classification& c, Nanos at);
   void on_icmp_error(const Classification& c);
+  // The accounting of an answer to `slot` at `at` (in time, late, duplicate), shared by every answer kind.
+  void account_answer(uint32_t slot, Nanos at);
+
+  // ---- Two-way loss (docs/architecture.md#two-way-loss): a pure ACK of an earlier SYN on a 4-tuple.
+  // A probe's 4-tuple besides the destination address: source address, source port, destination port.
+  struct Tuple {
+    uint16_t src_port = 0;
+    uint16_t dst_port = 0;
+    uint32_t source = 0;  // index into the iteration's sources (Plan::sources)
+  };
+  static_assert(sizeof(Tuple) == 8);
+  // What decodes the previous iteration's TCP tokens once its plan is gone: its destinations, their
+  // permutations and, per TCP probe (by destination and ordinal), its 4-tuple. 8 bytes per TCP probe of
+  // the previous iteration. Built by finish(); an iteration not finished leaves none.
+  struct TupleBook {
+    DestinationIndex index;
+    std::vector<Destination> destinations;
+    std::vector<TokenPermutation> permutations;
+    std::vector<uint32_t> tuple_first;  // per destination: its ordinals' tuples start here (TCP only)
+    std::vector<IpAddress> sources;
+    HugePageVector<Tuple> tuples;
+  };
+  void on_pure_ack(const Classification& c, Nanos at);
+  // The probe of ours that `c` acknowledges exactly, sent on the ACK's 4-tuple (ordered before it is
+  // looked for, so that a forged ACK costs one decode): its slot in this iteration, kPreviousIteration for
+  // one of the previous iteration, kNoSlot if none.
+  uint32_t acked_probe_on_tuple(const Classification& c, uint32_t dest) const noexcept;
+  static constexpr uint32_t kPreviousIteration = 0xFFFFFFFEu;
+  // The most recently sent probe of destination `dest` on the ACK's 4-tuple, no older than its timeout
+  // at `at`; kNoSlot if none.
+  uint32_t latest_on_tuple(const Classification& c, uint32_t dest, Nanos at) const;
+  void record_tuples();  // finish(): the book of the iteration that ends, for the next one
   void resolve(uint32_t slot, State state);
   Nanos timeout_of(uint32_t slot) const;
 
@@ -124,11 +171,15 @@ class IterationRunner {
     kUnmatched = size_t(RejectReason::kCount),  // an answer's key designates no probe in flight
     kWrongLocalAddress,                         // an answer to one of our probes, sent to another address
     kUnmatchedIcmpError,                        // an ICMP error quoting a probe not in flight
+    kUnprovenAck,  // a pure ACK that proves no probe of ours arrived (forged, foreign, or nothing pending)
     kRejectCounters
   };
   std::array<uint64_t, kRejectCounters> rejected_{};
   size_t unresolved_ = 0;
   std::vector<uint32_t> pending_resets_;
+  uint32_t sent_end_ = 0;  // slots below it were handed to the sender (probes leave in slot order)
+  TupleBook previous_book_;
+  std::vector<StaleReset> stale_resets_;
 };
 
 // Label of an ICMP error for the *_icmp_errors_total family, e.g. "unreachable:13", "time_exceeded:0".

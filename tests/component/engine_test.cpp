@@ -50,7 +50,9 @@ struct Lab {
     t.groups = {"g"};
     config.targets[name] = t;
   }
-  IterationReport run(EngineOptions options = {}) {
+  IterationReport run(EngineOptions options = {}) { return runs(1, options).front(); }
+  // `n` iterations of one engine (tokens change, the engine remembers the previous iteration).
+  std::vector<IterationReport> runs(int n, EngineOptions options = {}) {
     resolved.clear();
     for (auto& [name, t] : config.targets) resolved.push_back({&t, {*IpAddress::parse(t.destination)}});
     auto p = build_plan(
@@ -66,7 +68,9 @@ struct Lab {
     Engine engine(clock, link.sink(), link.source(), 0x5eed, options);
     IterationSettings settings;
     settings.interval_s = config.global.interval_s;
-    return engine.run_iteration(plan, settings);
+    std::vector<IterationReport> out;
+    for (int i = 0; i < n; ++i) out.push_back(engine.run_iteration(plan, settings));
+    return out;
   }
 };
 
@@ -453,6 +457,31 @@ TEST(EngineComponent, PerProbeStateStaysWithinBudget) {
             64.0);
 }
 
+TEST(EngineComponent, PreviousIterationsBookCostsEightBytesPerTcpProbe) {
+  // docs/architecture.md#two-way-loss: what decodes the previous iteration's TCP tokens is bounded by its
+  // TCP probes (a third of this plan), 8 bytes each, on top of the per-probe budget above.
+  Lab lab;
+  for (auto& [name, t] : lab.config.targets) t.nb_packets = 20000;  // 120,000 probes, 40,000 TCP
+  lab.resolved.clear();
+  for (auto& [name, t] : lab.config.targets) lab.resolved.push_back({&t, {*IpAddress::parse(t.destination)}});
+  auto plan = build_plan(
+      lab.config, lab.resolved,
+      [](const IpAddress& dst) {
+        return IpAddress::parse(dst.af == AddressFamily::kV4 ? "192.0.2.10" : "2001:db8:ff::10");
+      },
+      [](const IpAddress&) { return true; });
+  ASSERT_TRUE(plan.ok());
+  const size_t n = plan->probes.size();
+  IterationRunner runner(0x5eed);
+  runner.prepare(*plan, 1);
+  const double first = double(runner.memory_bytes()) / double(n);
+  runner.finish();
+  runner.prepare(*plan, 2);
+  const double steady = double(runner.memory_bytes()) / double(n);
+  EXPECT_LE(first, 24.5);
+  EXPECT_LE(steady - first, 8.0 * 40000 / double(n) + 0.1);
+}
+
 // Captured packets are untrusted: replies with flipped bits anywhere (tokens, ports, addresses, lengths)
 // go through classify() and the token decoding. Nothing may crash (the ASan/UBSan build runs this too),
 // and no probe may be counted twice: every probe is either answered by its true reply or lost.
@@ -488,6 +517,170 @@ TEST(EngineComponent, CorruptedRepliesNeverCountTwice) {
   for (const auto& g : report.groups) duplicates += g.duplicates;
   EXPECT_GT(duplicates, 0u);
   EXPECT_GT(answered, 0u);
+}
+
+// ---- Two-way loss (docs/architecture.md#two-way-loss) ----------------------------------------------
+
+struct TcpFields {
+  size_t l4 = 0;
+  uint16_t sport = 0, dport = 0;
+  uint32_t seq = 0;
+  uint8_t flags = 0;
+};
+TcpFields tcp_fields(std::span<const uint8_t> p) {
+  TcpFields f;
+  f.l4 = (p[0] >> 4) == 6 ? 40 : size_t(p[0] & 0x0f) * 4;
+  f.sport = uint16_t(p[f.l4] << 8 | p[f.l4 + 1]);
+  f.dport = uint16_t(p[f.l4 + 2] << 8 | p[f.l4 + 3]);
+  f.seq =
+      uint32_t(p[f.l4 + 4]) << 24 | uint32_t(p[f.l4 + 5]) << 16 | uint32_t(p[f.l4 + 6]) << 8 | p[f.l4 + 7];
+  f.flags = p[f.l4 + 13];
+  return f;
+}
+// What a half-open connection sends to an out-of-window SYN: a pure ACK of the SYN that opened it.
+std::vector<uint8_t> pure_ack_to(std::span<const uint8_t> syn, uint32_t ack) {
+  auto r = testing::reply_to(syn);  // SYN-ACK from the probe's destination and port to its source
+  const size_t l4 = (r[0] >> 4) == 6 ? 40 : size_t(r[0] & 0x0f) * 4;
+  r[l4 + 8] = uint8_t(ack >> 24);
+  r[l4 + 9] = uint8_t(ack >> 16);
+  r[l4 + 10] = uint8_t(ack >> 8);
+  r[l4 + 11] = uint8_t(ack);
+  r[l4 + 13] = 0x10;  // ACK only (classify() does not check checksums: the token authenticates)
+  return r;
+}
+
+// A target that keeps a half-open connection per 4-tuple the way Linux does (tcp_check_req): the first SYN
+// opens it and gets a SYN-ACK; a later SYN with another seq is out of window and gets a pure ACK of the
+// first one; a RST whose seq is the first SYN's seq + 1 closes it. Every RST sent to it is lost when
+// `lose_rsts` (the prober kernel's one, for a local source, is not modelled: it is lost too).
+struct HalfOpenTarget {
+  bool lose_rsts = true;
+  std::map<std::pair<std::vector<uint8_t>, uint16_t>, uint32_t> open;  // (dst bytes, sport) -> SYN seq
+  std::vector<TcpFields> rsts;
+  std::vector<ScriptedReply> operator()(std::span<const uint8_t> p) {
+    if (protocol_of(p) != 6) return {};
+    const TcpFields f = tcp_fields(p);
+    const size_t dst = (p[0] >> 4) == 6 ? 24 : 16, len = (p[0] >> 4) == 6 ? 16 : 4;
+    const auto key =
+        std::make_pair(std::vector<uint8_t>(p.begin() + long(dst), p.begin() + long(dst + len)), f.sport);
+    if (f.flags == 0x04) {
+      rsts.push_back(f);
+      auto it = open.find(key);
+      if (!lose_rsts && it != open.end() && f.seq == it->second + 1) open.erase(it);
+      return {};
+    }
+    auto it = open.find(key);
+    if (it == open.end()) {
+      open[key] = f.seq;
+      return {{testing::reply_to(p), microseconds(100)}};
+    }
+    return {{pure_ack_to(p, it->second + 1), microseconds(70)}};
+  }
+};
+
+TEST(EngineComponent, PureAckOfAnEarlierProbeOnTheSame4TupleAnswersTheNewProbe) {
+  // Every RST is lost: after the first probe on each of the 4 ports, the target answers every later SYN
+  // on that 4-tuple with a pure ACK of the first. Each of those proves its SYN arrived: no loss, and the
+  // RTT is that of the ACK. netprobe resets the half-open connection with seq = the ack.
+  for (bool local : {true, false}) {
+    SCOPED_TRACE(local ? "local source" : "foreign source");
+    Lab lab;
+    lab.sources_local = local;
+    HalfOpenTarget target;
+    lab.link.set_responder([&](std::span<const uint8_t> p) { return target(p); });
+    const auto report = by_target(lab.run());
+    for (const char* name : {"tcp", "tcp6"}) {
+      const GroupMeasurement& g = report.at(name);
+      EXPECT_EQ(g.sent, 20u) << name;
+      EXPECT_EQ(g.lost, 0u) << name;
+      ASSERT_EQ(g.rtts_s.size(), 20u) << name;
+      size_t acked = 0;
+      for (double rtt : g.rtts_s) acked += std::abs(rtt - 70e-6) < 1e-9;
+      EXPECT_EQ(acked, 16u) << name << ": 4 SYN-ACKs, then 16 pure ACKs";
+      EXPECT_EQ(g.duplicates + g.late, 0u) << name;
+    }
+    // Per TCP target: 16 stale connections proven, kStaleResetCopies RSTs each, all with seq = the first
+    // SYN's seq + 1 on the same port; with a foreign source also the 4 RSTs of the SYN-ACKs.
+    size_t stale = 0;
+    for (const auto& r : target.rsts) {
+      bool of_first = false;
+      for (const auto& [key, seq] : target.open) of_first |= key.second == r.sport && r.seq == seq + 1;
+      stale += of_first;
+    }
+    EXPECT_EQ(target.rsts.size(), 2 * (16 * size_t(IterationRunner::kStaleResetCopies) + (local ? 0 : 4)));
+    EXPECT_EQ(stale, target.rsts.size());
+  }
+}
+
+TEST(EngineComponent, ResetHalfOpenConnectionGivesSynAckAgain) {
+  // When the RSTs arrive, the target is clean again: every probe gets a SYN-ACK and nothing is lost.
+  Lab lab;
+  lab.sources_local = false;  // netprobe's RSTs are the only ones
+  HalfOpenTarget target;
+  target.lose_rsts = false;
+  lab.link.set_responder([&](std::span<const uint8_t> p) { return target(p); });
+  const auto report = by_target(lab.run());
+  EXPECT_EQ(report.at("tcp").lost, 0u);
+  EXPECT_EQ(report.at("tcp6").lost, 0u);
+  EXPECT_TRUE(target.open.empty()) << "every half-open connection was reset";
+  for (const char* name : {"tcp", "tcp6"})
+    for (double rtt : report.at(name).rtts_s) EXPECT_NEAR(rtt, 100e-6, 1e-9) << name << ": SYN-ACKs only";
+}
+
+TEST(EngineComponent, PureAckOfThePreviousIterationsProbeAnswersToo) {
+  // The half-open connections of iteration 1 are still there in iteration 2 (new tokens): the first
+  // probe of each 4-tuple in iteration 2 is answered by a pure ACK of an iteration-1 SYN.
+  Lab lab;
+  HalfOpenTarget target;
+  lab.link.set_responder([&](std::span<const uint8_t> p) { return target(p); });
+  const auto reports = lab.runs(2);
+  for (const auto& report : reports) {
+    const auto g = by_target(report);
+    EXPECT_EQ(g.at("tcp").lost, 0u);
+    EXPECT_EQ(g.at("tcp6").lost, 0u);
+  }
+  size_t acked = 0;
+  const auto second = by_target(reports[1]);
+  for (double rtt : second.at("tcp").rtts_s) acked += std::abs(rtt - 70e-6) < 1e-9;
+  EXPECT_EQ(acked, 20u) << "every probe of iteration 2 meets a half-open connection of iteration 1";
+}
+
+TEST(EngineComponent, PureAcksThatProveNothingNeverCount) {
+  // The target never answers; a forger sends, for every SYN, pure ACKs from the target's address and port
+  // with: a random ack; the ack of the probe itself (not an earlier one); the ack of an earlier probe on
+  // another port (another 4-tuple); an earlier probe's ack from another remote port. None proves the
+  // probe arrived: every TCP probe is lost.
+  Lab lab;
+  std::mt19937 rng(99);
+  std::map<std::pair<size_t, uint16_t>, uint32_t> first_seq;  // (family, port) -> seq of its first SYN
+  lab.link.set_responder([&](std::span<const uint8_t> p) {
+    std::vector<ScriptedReply> out;
+    if (protocol_of(p) != 6) return out;
+    const TcpFields f = tcp_fields(p);
+    if (f.flags != 0x02) return out;
+    const size_t fam = p[0] >> 4;
+    first_seq.try_emplace({fam, f.sport}, f.seq);
+    for (int k = 0; k < 50; ++k) out.push_back({pure_ack_to(p, uint32_t(rng())), microseconds(10 + k)});
+    for (int k = 0; k < 50; ++k)  // shaped like an answer: ack - 1 has zero low bits
+      out.push_back({pure_ack_to(p, (uint32_t(rng()) << kTcpSeqShift) + 1), microseconds(60 + k)});
+    out.push_back({pure_ack_to(p, f.seq + 1), microseconds(120)});
+    const uint16_t other = f.sport == 65000 ? 65001 : 65000;
+    if (auto it = first_seq.find({fam, other}); it != first_seq.end())
+      out.push_back({pure_ack_to(p, it->second + 1), microseconds(130)});
+    if (auto it = first_seq.find({fam, f.sport}); it != first_seq.end() && it->second != f.seq) {
+      auto wrong_port = pure_ack_to(p, it->second + 1);
+      const size_t l4 = (wrong_port[0] >> 4) == 6 ? 40 : size_t(wrong_port[0] & 0x0f) * 4;
+      wrong_port[l4 + 1] ^= 1;  // the target's port: another service on the same address
+      out.push_back({wrong_port, microseconds(140)});
+    }
+    return out;
+  });
+  const auto report = lab.run();
+  const auto g = by_target(report);
+  EXPECT_EQ(g.at("tcp").lost, 20u);
+  EXPECT_EQ(g.at("tcp6").lost, 20u);
+  ASSERT_TRUE(report.rejected.count("unproven_ack"));
+  EXPECT_GT(report.rejected.at("unproven_ack"), 2u * 20u * 100u / 2);
 }
 
 }  // namespace

@@ -118,7 +118,12 @@ std::vector<FilterRow> filter_rows() {
     // Rejected rows.
     r.push_back({f + "PSH-ACK data", tcp_packet(them, us, 443, 40000, kPsh | kAck, 5, kSeq + 1, 100), false,
                  false, false});
-    r.push_back({f + "pure ACK", tcp_packet(them, us, 443, 40000, kAck, 5, kSeq + 1), false, false, false});
+    // A half-open connection's ACK of an earlier SYN (docs/architecture.md#two-way-loss).
+    r.push_back({f + "pure ACK", tcp_packet(them, us, 443, 40000, kAck, 5, kSeq + 1), true, false, false});
+    r.push_back({f + "pure ACK of a normal connect", tcp_packet(them, us, 443, 40000, kAck, 5, 0x12345678),
+                 false, false, false});
+    r.push_back(
+        {f + "FIN-ACK", tcp_packet(them, us, 443, 40000, kAck | 0x01, 5, kSeq + 1), false, false, false});
     r.push_back({f + "plain RST", tcp_packet(them, us, 443, 40000, kRst, kSeq + 1, 0), false, false, false});
     r.push_back({f + "SYN-ACK to a normal connect",
                  tcp_packet(them, us, 443, 40000, kSyn | kAck, 5, 0x12345678), false, false, false});
@@ -377,7 +382,8 @@ TEST(probes, CaptureFilterSliceKeepsTheWholeSpaceRejections) {
 
 // The whole-space filter before key slices existed, all types.
 constexpr const char* kWholeSpaceAllTypes =
-    "(ip and ((ip proto 6 and ((tcp[13] & 0x12 = 0x02 and tcp[4:4] & 0x3fff = 0) or (tcp[13] & 0x12 = 0x12 "
+    "(ip and ((ip proto 6 and ((tcp[13] & 0x12 = 0x02 and tcp[4:4] & 0x3fff = 0) or ((tcp[13] & 0x12 = 0x12 "
+    "or tcp[13] & 0x1f = 0x10) "
     "and "
     "(tcp[8:4] - 1) & 0x3fff = 0) or tcp[13] & 0x14 = 0x14)) or (ip proto 1 and (icmp[0] = 0 or icmp[0] = "
     "8)) or "
@@ -385,7 +391,8 @@ constexpr const char* kWholeSpaceAllTypes =
     "icmp[17] = "
     "1 or icmp[17] = 17)))) or (ip6 and ((ip6[6] = 6 and ((ip6[53] & 0x12 = 0x02 and ip6[44:4] & 0x3fff = 0) "
     "or "
-    "(ip6[53] & 0x12 = 0x12 and (ip6[48:4] - 1) & 0x3fff = 0) or ip6[53] & 0x14 = 0x14)) or (ip6[6] = 58 and "
+    "((ip6[53] & 0x12 = 0x12 or ip6[53] & 0x1f = 0x10) and (ip6[48:4] - 1) & 0x3fff = 0) or ip6[53] & 0x14 = "
+    "0x14)) or (ip6[6] = 58 and "
     "(ip6[40] = 128 or ip6[40] = 129)) or ip6[6] = 17 or (ip6[6] = 58 and ip6[40] >= 1 and ip6[40] <= 4 and "
     "(ip6[54] = 6 or ip6[54] = 58 or ip6[54] = 17))))";
 

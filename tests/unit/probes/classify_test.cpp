@@ -138,6 +138,16 @@ std::vector<Row> rows() {
                        RejectReason::kNotAReply));
     r.push_back(reject(f + "psh_ack_data", tcp_packet(them, us, 443, kSport, kPsh | kAck, 1, kSeq + 1, 100),
                        kIn, RejectReason::kNotAReply));
+    // A half-open connection's answer to an out-of-window SYN: a pure ACK of the earlier SYN, keyed like a
+    // SYN-ACK (the engine decides whether it proves a probe arrived).
+    r.push_back(accept(f + "pure_ack", tcp_packet(them, us, 443, kSport, kAck, 777, kSeq + 1), kIn,
+                       Verdict::kTcpPureAck, tcp_key, af));
+    r.push_back(reject(f + "fin_ack", tcp_packet(them, us, 443, kSport, kAck | 0x01, 777, kSeq + 1), kIn,
+                       RejectReason::kNotAReply));
+    r.push_back(reject(f + "ack_with_data", tcp_packet(them, us, 443, kSport, kAck, 777, kSeq + 1, 10), kIn,
+                       RejectReason::kNotAReply));
+    r.push_back(reject(f + "outgoing_pure_ack", tcp_packet(us, them, kSport, 443, kAck, kSeq, 1), kOut,
+                       RejectReason::kNotAProbe));
     r.push_back(reject(f + "tcp_truncated_header",
                        cut(tcp_packet(them, us, 443, kSport, kSyn | kAck, 1, 1), iph + 12), kIn,
                        RejectReason::kTruncated));
