@@ -35,7 +35,7 @@ struct EventRecord {
   int32_t status;
 };
 
-// Sent once, when the launcher is confined and ready for requests; LauncherClient::start() waits for it.
+// Sent once, when the launcher is confined and ready for requests; LauncherClient::wait_ready() reads it.
 constexpr uint32_t kReady = 100;
 constexpr int kReadyTimeoutMs = 10'000;
 

@@ -6,6 +6,8 @@
 //    └─ netprobe-launch (CAP_NET_RAW only)      forks workers on request, reports their deaths
 //        ├─ netprobe-w0 (no capability)         probes its shard, one report per iteration
 //        └─ netprobe-w1 ...
+// All of them run as the unprivileged --user, confined (docs/architecture.md#confinement); the supervisor
+// publishes its children's pids to the ProcessCollector (netprobe_process_* of the whole tree).
 //
 // Workers: global.nb_proc of them, each probing the targets that rendezvous hashing gives it
 // (sharding.h) with tokens in its own key slice. The supervisor records each report into ProberMetrics
