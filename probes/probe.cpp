@@ -16,6 +16,18 @@ int token_bits(ProbeType type, AddressFamily af) {
   return 0;
 }
 
+int check_bits(ProbeType type, AddressFamily af) {
+  switch (type) {
+    case ProbeType::kTcpSyn:
+      return kTcpSeqShift;
+    case ProbeType::kIcmpPing:
+      return 0;
+    case ProbeType::kUdpUnreachable:
+      return af == AddressFamily::kV4 ? 16 : 12;
+  }
+  return 0;
+}
+
 uint32_t token_mask(ProbeType type, AddressFamily af) {
   const int bits = token_bits(type, af);
   return bits >= 32 ? 0xffffffffu : (uint32_t{1} << bits) - 1;
@@ -45,6 +57,14 @@ std::string_view to_string(RejectReason r) {
       break;
   }
   return "?";
+}
+
+int tcp_index_candidates(uint32_t ack, uint8_t flags, uint32_t out[2]) noexcept {
+  constexpr uint32_t kMask = (uint32_t{1} << (32 - kTcpSeqShift)) - 1;
+  out[0] = ((ack - 1) >> kTcpSeqShift) & kMask;
+  if (!(flags & wire::TcpView::kRst) || (flags & wire::TcpView::kSyn)) return 1;
+  out[1] = (out[0] - 1) & kMask;
+  return 2;
 }
 
 bool tcp_ack_matches(uint32_t seq, size_t payload, uint32_t ack, uint8_t flags) noexcept {

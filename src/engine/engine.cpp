@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <random>
 
-#include "probes/tcp_syn.h"
-
 namespace netprobe {
 
 Engine::Engine(Clock& clock, PacketSink& sink, PacketSource& source, uint64_t secret, EngineOptions options)
@@ -62,13 +60,14 @@ void Engine::send_resets(const Plan& plan, std::span<const uint32_t> tokens) {
     resets_.swap(runner_.pending_resets());
   }
   if (resets_.empty()) return;
-  const auto& tcp = static_cast<const TcpSynProbe&>(probe_for(ProbeType::kTcpSyn));
   std::vector<uint8_t> packet;
   for (uint32_t slot : resets_) {
     const PlannedProbe& p = plan.probes[slot];
     const PacketTemplate& t = plan.templates[p.tmpl];
     packet.resize(t.bytes.size());
-    const size_t len = tcp.craft_rst(t, PacketFields{plan.source_of(p), p.src_port, tokens[slot]}, packet);
+    const size_t len = probe_for(t.type).craft_follow_up(
+        t, PacketFields{plan.source_of(p), p.src_port, tokens[slot]}, packet);
+    if (len == 0) continue;
     const OutPacket out{std::span<const uint8_t>(packet.data(), len), t.params.dst};
     sink_.send(std::span<const OutPacket>(&out, 1));
   }

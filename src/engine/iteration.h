@@ -84,13 +84,22 @@ class IterationRunner {
   struct Destination {
     uint32_t first = 0;  // its probes' slots are by_ordinal_[first, first + count)
     uint32_t count = 0;
-    uint32_t target = 0;    // the first target probing it (match_ack_fail, port_mismatch)
-    uint8_t type_bits = 0;  // token_bits() of its type and family
-    uint8_t bits = 0;       // what is left once the worker's slice bits are taken (0: no token at all)
+    uint32_t target = 0;     // the first target probing it (match_ack_fail, port_mismatch)
+    uint8_t type_bits = 0;   // token_bits() of its type and family
+    uint8_t bits = 0;        // what is left once the worker's slice bits are taken (0: no token at all)
+    uint8_t check_bits = 0;  // check_bits() of its type and family
   };
+  // ICMP errors by (type, code) in a fixed table: the capture path never allocates. Real paths give a
+  // probe bucket one or two kinds; any beyond kIcmpKinds are counted as "other:overflow".
+  struct IcmpErrorCount {
+    uint16_t type_code = 0;  // type << 8 | code
+    uint32_t count = 0;      // 0: free
+  };
+  static constexpr size_t kIcmpKinds = 6;
   struct BucketStats {
     uint64_t late = 0, duplicates = 0;
-    std::map<std::string, uint64_t> icmp_errors;
+    std::array<IcmpErrorCount, kIcmpKinds> icmp_errors{};
+    uint32_t icmp_errors_overflow = 0;
   };
   TokenPermutation permutation(uint32_t dest) const noexcept;
   // The slot a captured key designates (kNoSlot if none): destination, slice, token, then the port.
@@ -98,6 +107,10 @@ class IterationRunner {
   void on_own_probe(const Classification& c, Nanos at);
   void on_answer(const Classification& c, Nanos at);
   void on_icmp_error(const Classification& c);
+  // The slot of an answer or error whose index designates a probe and whose whole token matches it
+  // (Probe::index_candidates, Probe::proof_matches), else kNoSlot; `indexed` says whether some index at
+  // least designated a probe (a wrong proof is then a likely forgery: counted apart).
+  uint32_t matched_slot(const Classification& c, uint32_t* dest, bool* indexed) const noexcept;
   void resolve(uint32_t slot, State state);
   Nanos timeout_of(uint32_t slot) const;
 
@@ -124,6 +137,8 @@ class IterationRunner {
     kUnmatched = size_t(RejectReason::kCount),  // an answer's key designates no probe in flight
     kWrongLocalAddress,                         // an answer to one of our probes, sent to another address
     kUnmatchedIcmpError,                        // an ICMP error quoting a probe not in flight
+    kWrongToken,  // designates a probe by its index, but the rest of its token is wrong: forged?
+    kWrongQuote,  // an ICMP error whose quote names our probe but not from its source / to its port
     kRejectCounters
   };
   std::array<uint64_t, kRejectCounters> rejected_{};

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <random>
 #include <thread>
 
 #include <fmt/format.h>
@@ -66,6 +67,10 @@ bool send_event(int fd, const EventRecord& ev, int pass_fd) {
     _exit(EX_NOPERM);
   }
   spdlog::debug("launcher: {}", capability_summary());
+  // The slice value each worker's tokens carry is its index XOR this key, so that a blind forger cannot
+  // tell which top token bits a destination's probes carry (docs/matching.md#guessed-bits); slices stay
+  // disjoint, and a restarted worker gets its slice back.
+  const uint32_t slice_key = std::random_device{}();
 
   // SIGINT/SIGTERM/SIGHUP stay blocked (inherited): the launcher stops when the supervisor says so, or
   // dies with it. SIGCHLD is read through a signalfd.
@@ -110,8 +115,8 @@ bool send_event(int fd, const EventRecord& ev, int pass_fd) {
     }
     // Checked although the supervisor is trusted: this process is privileged, the supervisor parses HTTP.
     if (req.op != LaunchRequest::kSpawn || req.slice_bits < 0 || req.slice_bits > 16 ||
-        req.index >= (uint32_t(1) << req.slice_bits) || req.types_mask > 7 || req.capture_buffer_mib < 1 ||
-        req.capture_buffer_mib > 1024) {
+        req.index >= (uint32_t(1) << req.slice_bits) || (req.types_mask >> kProbeTypeCount) != 0 ||
+        req.capture_buffer_mib < 1 || req.capture_buffer_mib > 1024) {
       spdlog::error("launcher: rejected a malformed request");
       break;
     }
@@ -133,8 +138,8 @@ bool send_event(int fd, const EventRecord& ev, int pass_fd) {
       close(sfd);
       close(sv[0]);
       sigprocmask(SIG_UNBLOCK, &chld, nullptr);
-      _exit(entry(sv[1], WorkerSpawn{req.index, KeySlice{req.slice_bits, req.index}, req.types_mask,
-                                     req.capture_buffer_mib}));
+      _exit(entry(sv[1], WorkerSpawn{req.index, keyed_slice(KeySlice{req.slice_bits, req.index}, slice_key),
+                                     req.types_mask, req.capture_buffer_mib}));
     }
     close(sv[1]);
     children[pid] = req.index;
