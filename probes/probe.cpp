@@ -4,29 +4,9 @@
 
 namespace netprobe {
 
-int token_bits(ProbeType type, AddressFamily af) {
-  switch (type) {
-    case ProbeType::kTcpSyn:
-      return 32 - kTcpSeqShift;
-    case ProbeType::kIcmpPing:
-      return 32;
-    case ProbeType::kUdpUnreachable:
-      return af == AddressFamily::kV4 ? 16 : 20;
-  }
-  return 0;
-}
+int token_bits(ProbeType type, AddressFamily af) { return probe_for(type).token_bits(af); }
 
-int check_bits(ProbeType type, AddressFamily af) {
-  switch (type) {
-    case ProbeType::kTcpSyn:
-      return kTcpSeqShift;
-    case ProbeType::kIcmpPing:
-      return 0;
-    case ProbeType::kUdpUnreachable:
-      return af == AddressFamily::kV4 ? 16 : 12;
-  }
-  return 0;
-}
+int check_bits(ProbeType type, AddressFamily af) { return probe_for(type).check_bits(af); }
 
 uint32_t token_mask(ProbeType type, AddressFamily af) {
   const int bits = token_bits(type, af);

@@ -139,10 +139,31 @@ struct Classification {
   uint8_t icmp_code = 0;
 };
 
+// A probe type's share of the kernel capture filter (capture_filter.cpp assembles them, in type order):
+// clauses for IPv4 and IPv6 packets (own probes and answers), and tests of an ICMP error's quote (the
+// quoted protocol and token). With a slice, each clause also tests the slice bits of the token
+// (capture_filter.h's helpers).
+struct CaptureClauses {
+  std::vector<std::string> v4, v6, quoted_v4, quoted_v6;
+};
+
 class Probe {
  public:
   virtual ~Probe() = default;
   virtual ProbeType type() const = 0;
+  // Token layout (see above): index bits and check bits of the wire token for family `af`.
+  virtual int token_bits(AddressFamily af) const noexcept = 0;
+  virtual int check_bits(AddressFamily af) const noexcept = 0;
+  // Whether probes have a source port that replies must come back to (ICMP echo has none).
+  virtual bool has_ports() const noexcept { return true; }
+  // Whether the answer is an ICMP error quoting the probe (UDP's port unreachable): its quoted
+  // destination port must then be the probe's too.
+  virtual bool answer_quotes_probe() const noexcept { return false; }
+  // Appends this type's capture-filter clauses for a worker's key slice (bits 0: the whole space).
+  virtual void capture_clauses(const KeySlice& slice, CaptureClauses& out) const = 0;
+  // Whether answers that designate no probe of a destination we probe are counted as the target's
+  // match_ack_fail (netprobify's TCPsyn family).
+  virtual bool counts_unmatched_answers() const noexcept { return false; }
   // Builds the constant packet with libtins. Control plane: may allocate and throw on programmer error.
   virtual PacketTemplate make_template(const ProbeParams& params) const = 0;
   // Writes the packet for `fields` into `out` and returns its length, or 0 if `out` is too small.

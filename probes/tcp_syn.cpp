@@ -2,6 +2,11 @@
 
 #include <tins/tcp.h>
 
+#include <fmt/format.h>
+
+#include <string>
+
+#include "probes/capture_util.h"
 #include "probes/packet_util.h"
 #include "wire/l4.h"
 
@@ -63,6 +68,31 @@ size_t TcpSynProbe::craft_rst(const PacketTemplate& tmpl, const PacketFields& fi
   detail::patch_l4_checksum(tmpl, out.data(), wire::kProtoTcp, 20, 16, /*pseudo=*/true,
                             /*zero_means_none=*/false);
   return n;
+}
+
+void TcpSynProbe::capture_clauses(const KeySlice& slice, CaptureClauses& out) const {
+  using detail::both;
+  using detail::field_test;
+  // flags & (SYN|ACK) == SYN: our SYN; == SYN|ACK: SYN-ACK; flags & (RST|ACK) == RST|ACK: RST-ACK. A
+  // RST-ACK acking seq+1+P may have carried into the index: its slice is that of ack-1 or ack-1-2^14.
+  for (bool v6_family : {false, true}) {
+    const std::string flags = v6_family ? "ip6[53]" : "tcp[13]";
+    const std::string seq = v6_family ? "ip6[44:4]" : "tcp[4:4]";
+    const std::string ack = v6_family ? "ip6[48:4]" : "tcp[8:4]";
+    const std::string ack1 = "(" + ack + " - 1)";
+    const std::string proto = v6_family ? "ip6[6] = 6" : "ip proto 6";
+    std::string rst = flags + " & 0x14 = 0x14";
+    if (slice.bits > 0)
+      rst = fmt::format("({} and ({} or {}))", rst, field_test(ack1, 32, 0, slice),
+                        field_test(fmt::format("({} - {:#x})", ack, (1u << kTcpSeqShift) + 1), 32, 0, slice));
+    (v6_family ? out.v6 : out.v4)
+        .push_back(fmt::format("({} and ({} or {} or {}))", proto,
+                               both(flags + " & 0x12 = 0x02", field_test(seq, 32, 0, slice)),
+                               both(flags + " & 0x12 = 0x12", field_test(ack1, 32, 0, slice)), rst));
+  }
+  // The quoted SYN's seq.
+  out.quoted_v4.push_back(both("icmp[17] = 6", field_test("icmp[32:4]", 32, 0, slice)));
+  out.quoted_v6.push_back(both("ip6[54] = 6", field_test("ip6[92:4]", 32, 0, slice)));
 }
 
 }  // namespace netprobe

@@ -9,6 +9,16 @@ namespace netprobe {
 class TcpSynProbe final : public Probe {
  public:
   ProbeType type() const override;
+  int token_bits(AddressFamily af) const noexcept override {
+    (void)af;
+    return 32 - kTcpSeqShift;
+  }
+  int check_bits(AddressFamily af) const noexcept override {
+    (void)af;
+    return kTcpSeqShift;
+  }
+  bool counts_unmatched_answers() const noexcept override { return true; }
+  void capture_clauses(const KeySlice& slice, CaptureClauses& out) const override;
   PacketTemplate make_template(const ProbeParams& params) const override;
   size_t craft(const PacketTemplate& tmpl, const PacketFields& fields,
                std::span<uint8_t> out) const noexcept override;

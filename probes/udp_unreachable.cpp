@@ -4,6 +4,11 @@
 
 #include <cstring>
 
+#include <fmt/format.h>
+
+#include <string>
+
+#include "probes/capture_util.h"
 #include "probes/packet_util.h"
 
 namespace netprobe {
@@ -58,6 +63,18 @@ size_t UdpUnreachableProbe::craft(const PacketTemplate& tmpl, const PacketFields
   wire::store_be32(udp + 8, fields.token);
   detail::patch_l4_checksum(tmpl, pkt, wire::kProtoUdp, 12, 6, /*pseudo=*/true, /*zero_means_none=*/true);
   return n;
+}
+
+void UdpUnreachableProbe::capture_clauses(const KeySlice& slice, CaptureClauses& out) const {
+  using detail::both;
+  using detail::field_test;
+  // IPv4: the IP-ID (own probe) / the quoted IP-ID; IPv6: the first UDP payload word / the quoted one.
+  // Incoming UDP cannot be told from our probes here: the worker ANDs its slice (docs/matching.md).
+  const int ip_id_top = token_bits(AddressFamily::kV4);
+  out.v4.push_back(both("ip proto 17", field_test("ip[4:2]", ip_id_top, 0, slice)));
+  out.v6.push_back(both("ip6[6] = 17", field_test("ip6[48:4]", 32, 0, slice)));
+  out.quoted_v4.push_back(both("icmp[17] = 17", field_test("icmp[12:2]", ip_id_top, 0, slice)));
+  out.quoted_v6.push_back(both("ip6[54] = 17", field_test("ip6[96:4]", 32, 0, slice)));
 }
 
 }  // namespace netprobe

@@ -10,6 +10,16 @@ namespace netprobe {
 class UdpUnreachableProbe final : public Probe {
  public:
   ProbeType type() const override;
+  int token_bits(AddressFamily af) const noexcept override {
+    (void)af;
+    return af == AddressFamily::kV4 ? 16 : 20;
+  }
+  int check_bits(AddressFamily af) const noexcept override {
+    (void)af;
+    return af == AddressFamily::kV4 ? 16 : 12;
+  }
+  bool answer_quotes_probe() const noexcept override { return true; }
+  void capture_clauses(const KeySlice& slice, CaptureClauses& out) const override;
   PacketTemplate make_template(const ProbeParams& params) const override;
   size_t craft(const PacketTemplate& tmpl, const PacketFields& fields,
                std::span<uint8_t> out) const noexcept override;

@@ -193,7 +193,7 @@ void IterationRunner::on_own_probe(const Classification& c, Nanos at) {
   const uint32_t slot = matched_slot(c, &dest, &indexed);
   if (slot == kNoSlot) return;  // another prober's packet, a previous iteration's, the host's own SYN
   const PlannedProbe& p = plan_->probes[slot];
-  if (c.key.type != ProbeType::kIcmpPing && c.key.local_port != p.src_port) return;
+  if (probe_for(c.key.type).has_ports() && c.key.local_port != p.src_port) return;
   Slot& s = slots_[slot];
   if (!(s.flags & kCaptured)) {
     set_send_time(s, at.count());
@@ -207,7 +207,7 @@ void IterationRunner::on_answer(const Classification& c, Nanos at) {
   const uint32_t slot = matched_slot(c, &dest, &indexed);
   if (slot == kNoSlot) {
     // A TCP answer from one of our destinations that maps to no probe: netprobify's match_ack_fail.
-    if (c.key.type == ProbeType::kTcpSyn && dest != DestinationIndex::kNone)
+    if (probe_for(c.key.type).counts_unmatched_answers() && dest != DestinationIndex::kNone)
       ++target_events_[destinations_[dest].target].match_ack_fail;
     // Its index designates a probe but the rest of the token is wrong: what a blind forger produces.
     ++rejected_[indexed ? kWrongToken : kUnmatched];
@@ -216,7 +216,8 @@ void IterationRunner::on_answer(const Classification& c, Nanos at) {
   const PlannedProbe& p = plan_->probes[slot];
   const uint32_t target = destinations_[dest].target;
   // The token designates a probe, but it left from another port: netprobify's port_mismatch.
-  if (c.key.type != ProbeType::kIcmpPing && c.key.local_port != p.src_port) {
+  const Probe& probe = probe_for(c.key.type);
+  if (probe.has_ports() && c.key.local_port != p.src_port) {
     ++target_events_[target].port_mismatch;
     return;
   }
@@ -226,11 +227,11 @@ void IterationRunner::on_answer(const Classification& c, Nanos at) {
     ++rejected_[kWrongLocalAddress];
     return;
   }
-  if (c.key.type == ProbeType::kUdpUnreachable && c.remote_port != plan_->templates[p.tmpl].params.dst_port) {
+  if (probe.answer_quotes_probe() && c.remote_port != plan_->templates[p.tmpl].params.dst_port) {
     ++rejected_[kWrongQuote];
     return;
   }
-  if (plan_->needs_rst(p) && probe_for(c.key.type).needs_follow_up(c)) pending_resets_.push_back(slot);
+  if (plan_->needs_rst(p) && probe.needs_follow_up(c)) pending_resets_.push_back(slot);
   Slot& s = slots_[slot];
   // The bucket only for late and duplicate answers: one random access less on the common path.
   auto bucket = [&]() -> BucketStats& { return bucket_stats_[plan_->bucket_of(p)]; };
@@ -274,7 +275,7 @@ void IterationRunner::on_icmp_error(const Classification& c) {
   // The quote must be our probe as it left: from its source address and port, to its port (any router
   // may send the error, so the outer source proves nothing).
   const PlannedProbe& p = plan_->probes[slot];
-  if ((c.key.type != ProbeType::kIcmpPing &&
+  if ((probe_for(c.key.type).has_ports() &&
        (c.key.local_port != p.src_port || c.remote_port != plan_->templates[p.tmpl].params.dst_port)) ||
       c.local != plan_->source_of(p)) {
     ++rejected_[kWrongQuote];
