@@ -365,6 +365,74 @@ TEST(probes, ProbeAndAnswerKeysAreEqual) {
   }
 }
 
+// The matching rule per type and family (docs/matching.md): the own probe, its answer and a quote carry the
+// whole wire token; one flipped check bit (or an ack off by one) is refused, for every type and family.
+TEST(probes, ProofMatchesTheWholeTokenPerTypeAndFamily) {
+  for (auto af : {kV4, kV6}) {
+    const bool v4 = af == kV4;
+    const IpAddress us = local_addr(af), them = target_addr(af);
+    for (auto type : {ProbeType::kTcpSyn, ProbeType::kIcmpPing, ProbeType::kUdpUnreachable}) {
+      SCOPED_TRACE(std::string(to_string(af)) + " " + std::string(to_string(type)));
+      EXPECT_GE(token_bits(type, af) + check_bits(type, af), 32) << "guessed bits";
+      const Probe& probe = probe_for(type);
+      const uint32_t index = 0x1234 & token_mask(type, af);
+      const uint32_t wire = wire_token(type, af, index);
+      const size_t payload = 40;
+      const Bytes own =
+          crafted(type, af, 50000, index, uint16_t(payload + (type == ProbeType::kTcpSyn ? 20 : 8)));
+      const auto c = classify(own, kOut);
+      ASSERT_EQ(c.verdict, Verdict::kOwnProbe);
+      EXPECT_EQ(c.key.token, index);
+      EXPECT_TRUE(probe.proof_matches(wire, payload, c));
+      EXPECT_FALSE(probe.proof_matches(wire ^ 1, payload, c));
+      const auto err = classify(icmp_error(af, v4 ? 11 : 3, 0, own), kIn);
+      ASSERT_EQ(err.verdict, Verdict::kIcmpError);
+      EXPECT_TRUE(probe.proof_matches(wire, payload, err));
+      EXPECT_FALSE(probe.proof_matches(wire ^ 1, payload, err));
+      if (probe.has_ports()) {
+        EXPECT_EQ(err.remote_port, 443);
+      }
+      if (type != ProbeType::kTcpSyn) continue;
+      struct Ack {
+        uint8_t flags;
+        uint32_t ack;
+        bool match;
+      };
+      for (const Ack& a :
+           {Ack{kSyn | kAck, wire + 1, true}, Ack{kSyn | kAck, wire + 2, false},
+            Ack{kSyn | kAck, wire + 1 + uint32_t(payload), false}, Ack{kRst | kAck, wire + 1, true},
+            Ack{kRst | kAck, wire + 1 + uint32_t(payload), true},
+            Ack{kRst | kAck, wire + uint32_t(payload), false},
+            // seq + 1 + P carrying out of the 14 check bits: the second candidate.
+            Ack{kRst | kAck, wire + 1 + 0x3fff, false}}) {
+        const auto ans = classify(tcp_packet(them, us, 443, 50000, a.flags, 7, a.ack), kIn);
+        ASSERT_EQ(ans.verdict, Verdict::kAnswer);
+        uint32_t candidates[2];
+        const int n = probe.index_candidates(ans, candidates);
+        EXPECT_TRUE(candidates[0] == index || (n == 2 && candidates[1] == index)) << a.ack;
+        EXPECT_EQ(probe.proof_matches(wire, payload, ans), a.match) << a.ack;
+      }
+    }
+  }
+}
+
+// Keyed slices stay disjoint: for every key, the workers' slice values are a permutation of the indexes.
+TEST(probes, KeyedSlicesArePermutations) {
+  for (int bits = 1; bits <= 4; ++bits) {
+    for (uint32_t key : {0u, 1u, 0x5a5a5a5au, 0xffffffffu}) {
+      std::vector<bool> seen(size_t{1} << bits);
+      for (uint32_t i = 0; i < (1u << bits); ++i) {
+        const KeySlice k = keyed_slice(KeySlice{bits, i}, key);
+        ASSERT_EQ(k.bits, bits);
+        ASSERT_LT(k.index, 1u << bits);
+        EXPECT_FALSE(seen[k.index]);
+        seen[k.index] = true;
+      }
+    }
+  }
+  EXPECT_EQ(keyed_slice(KeySlice{}, 0x1234), KeySlice{});
+}
+
 // Every truncation of valid packets, bit flips and random bytes: classify() must neither crash nor read out
 // of bounds (run under ASan to prove the latter), and its result must be self-consistent.
 TEST(probes, ClassifySurvivesTruncationMutationAndRandomBytes) {
