@@ -19,7 +19,7 @@ using wire::ParseError;
 using wire::TcpView;
 using wire::UdpView;
 
-constexpr uint32_t kTcpTokenMask = (uint32_t{1} << (32 - kTcpSeqShift)) - 1;
+constexpr int kUdp6CheckBits = 12;  // check_bits(kUdpUnreachable, kV6)
 
 // The network-layer fields classify() needs, for either family.
 struct IpInfo {
@@ -27,7 +27,7 @@ struct IpInfo {
   uint8_t protocol;
   const uint8_t* src;
   const uint8_t* dst;
-  uint32_t udp_token;  // IPv4 IP-ID / IPv6 flow label: the UDPunreachable token
+  uint16_t ip_id;  // IPv4 identification (0 for IPv6)
   std::span<const uint8_t> l4;
   bool later_fragment;  // IPv4 fragment offset != 0: `l4` is not a transport header
 };
@@ -50,18 +50,12 @@ bool parse_ip(std::span<const uint8_t> b, bool quoted, AddressFamily af, IpInfo&
     auto ip = quoted ? Ipv4View::parse_quoted(b, &why) : Ipv4View::parse(b, &why);
     if (!ip) return false;
     out = {AddressFamily::kV4, ip->protocol(), ip->src_bytes(),           ip->dst_bytes(),
-           ip->id(),           ip->payload(),  ip->fragment_offset() != 0};
+           uint16_t(ip->id()), ip->payload(),  ip->fragment_offset() != 0};
     return true;
   }
   auto ip = quoted ? Ipv6View::parse_quoted(b, &why) : Ipv6View::parse(b, &why);
   if (!ip) return false;
-  out = {AddressFamily::kV6,
-         ip->next_header(),
-         ip->src_bytes(),
-         ip->dst_bytes(),
-         ip->flow_label(),
-         ip->payload(),
-         false};
+  out = {AddressFamily::kV6, ip->next_header(), ip->src_bytes(), ip->dst_bytes(), 0, ip->payload(), false};
   return true;
 }
 
@@ -83,6 +77,21 @@ void set_key(Classification& c, ProbeType type, AddressFamily af, const uint8_t*
   c.local = IpAddress::from_bytes(af, local);
 }
 
+// A UDP probe's wire token from its IP header and UDP header + payload (`udp`, at least 8 bytes):
+// IPv4 IP-ID << 16 | checksum, IPv6 the first payload word. False if the payload word is missing.
+bool udp_wire_token(const IpInfo& ip, std::span<const uint8_t> udp, uint32_t& wire,
+                    uint32_t& index) noexcept {
+  if (ip.af == AddressFamily::kV4) {
+    wire = uint32_t(ip.ip_id) << 16 | wire::load_be16(udp.data() + 6);
+    index = ip.ip_id;
+    return true;
+  }
+  if (udp.size() < 12) return false;
+  wire = wire::load_be32(udp.data() + 8);
+  index = wire >> kUdp6CheckBits;
+  return true;
+}
+
 // An incoming ICMP/ICMPv6 error: identify the probe from the quoted packet.
 Classification classify_quote(const IpInfo& outer, const IcmpView& icmp) noexcept {
   IpInfo inner;
@@ -99,6 +108,7 @@ Classification classify_quote(const IpInfo& outer, const IcmpView& icmp) noexcep
   const uint16_t sport = wire::load_be16(l4.data());
 
   Classification c;
+  c.remote_port = wire::load_be16(l4.data() + 2);
   c.icmp_type = icmp.type();
   c.icmp_code = icmp.code();
   c.verdict = Verdict::kIcmpError;
@@ -110,12 +120,15 @@ Classification classify_quote(const IpInfo& outer, const IcmpView& icmp) noexcep
         if (!(flags & TcpView::kSyn) || (flags & TcpView::kAck)) return reject(RejectReason::kQuoteNotAProbe);
       }
       const uint32_t seq = wire::load_be32(l4.data() + 4);
-      if (seq & ((uint32_t{1} << kTcpSeqShift) - 1)) return reject(RejectReason::kQuoteNotAProbe);
+      c.proof = seq;
       set_key(c, ProbeType::kTcpSyn, inner.af, inner.dst, sport, seq >> kTcpSeqShift, inner.src);
       return c;
     }
     case wire::kProtoUdp: {
-      set_key(c, ProbeType::kUdpUnreachable, inner.af, inner.dst, sport, inner.udp_token, inner.src);
+      uint32_t index = 0;
+      // IPv6: our token is in the payload, which ICMPv6 errors quote (RFC 4443: as much as fits).
+      if (!udp_wire_token(inner, l4, c.proof, index)) return reject(RejectReason::kQuoteTruncated);
+      set_key(c, ProbeType::kUdpUnreachable, inner.af, inner.dst, sport, index, inner.src);
       const bool port_unreachable =
           outer.af == AddressFamily::kV4
               ? icmp.type() == IcmpView::kV4DestUnreachable && icmp.code() == IcmpView::kV4CodePortUnreachable
@@ -127,6 +140,7 @@ Classification classify_quote(const IpInfo& outer, const IcmpView& icmp) noexcep
     default: {  // ICMP / ICMPv6 (is_probe_protocol)
       if (l4[0] != echo_request_type(inner.af)) return reject(RejectReason::kQuoteNotAProbe);
       const uint32_t token = uint32_t(wire::load_be16(l4.data() + 4)) << 16 | wire::load_be16(l4.data() + 6);
+      c.proof = token;
       set_key(c, ProbeType::kIcmpPing, inner.af, inner.dst, 0, token, inner.src);
       return c;
     }
@@ -141,12 +155,11 @@ Classification classify_tcp(const IpInfo& ip, Direction dir) noexcept {
   Classification c;
   c.tcp_flags = flags;
   if (dir == Direction::kOutgoing) {
-    // Our SYNs carry a token in the top bits of seq and zeros below: anything else is not ours (e.g. the
-    // host's own connect()s, or the RST our kernel sends when a SYN-ACK arrives).
-    if (!(flags & TcpView::kSyn) || (flags & TcpView::kAck) ||
-        (tcp->seq() & ((uint32_t{1} << kTcpSeqShift) - 1)))
-      return reject(RejectReason::kNotAProbe);
+    // Our probes are bare SYNs (not e.g. the RST our kernel sends when a SYN-ACK arrives); the host's own
+    // connect() SYNs pass here and are told apart by their whole seq when matched.
+    if (!(flags & TcpView::kSyn) || (flags & TcpView::kAck)) return reject(RejectReason::kNotAProbe);
     c.verdict = Verdict::kOwnProbe;
+    c.proof = tcp->seq();
     set_key(c, ProbeType::kTcpSyn, ip.af, ip.dst, tcp->src_port(), tcp->seq() >> kTcpSeqShift, ip.src);
     return c;
   }
@@ -159,10 +172,11 @@ Classification classify_tcp(const IpInfo& ip, Direction dir) noexcept {
   if (!(flags & TcpView::kAck) || (!(flags & (TcpView::kSyn | TcpView::kRst)) && !pure_ack))
     return reject(RejectReason::kNotAReply);
   c.verdict = pure_ack ? Verdict::kTcpPureAck : Verdict::kAnswer;
-  c.tcp_ack = tcp->ack();
+  c.proof = tcp->ack();
   c.remote_port = tcp->src_port();
-  set_key(c, ProbeType::kTcpSyn, ip.af, ip.src, tcp->dst_port(),
-          ((tcp->ack() - 1) >> kTcpSeqShift) & kTcpTokenMask, ip.dst);
+  uint32_t candidates[2];
+  tcp_index_candidates(tcp->ack(), flags, candidates);
+  set_key(c, ProbeType::kTcpSyn, ip.af, ip.src, tcp->dst_port(), candidates[0], ip.dst);
   return c;
 }
 
@@ -173,8 +187,11 @@ Classification classify_udp(const IpInfo& ip, Direction dir) noexcept {
   // A UDP probe is answered by ICMP, never by UDP.
   if (dir == Direction::kIncoming) return reject(RejectReason::kNotAReply);
   Classification c;
+  uint32_t index = 0;
+  if (!udp_wire_token(ip, ip.l4, c.proof, index)) return reject(RejectReason::kNotAProbe);
   c.verdict = Verdict::kOwnProbe;
-  set_key(c, ProbeType::kUdpUnreachable, ip.af, ip.dst, udp->src_port(), ip.udp_token, ip.src);
+  c.remote_port = udp->dst_port();
+  set_key(c, ProbeType::kUdpUnreachable, ip.af, ip.dst, udp->src_port(), index, ip.src);
   return c;
 }
 
@@ -189,11 +206,13 @@ Classification classify_icmp(const IpInfo& ip, Direction dir) noexcept {
   if (dir == Direction::kOutgoing) {
     if (type != echo_request_type(ip.af) || icmp->code() != 0) return reject(RejectReason::kNotAProbe);
     c.verdict = Verdict::kOwnProbe;
+    c.proof = token;
     set_key(c, ProbeType::kIcmpPing, ip.af, ip.dst, 0, token, ip.src);
     return c;
   }
   if (type == (v4 ? IcmpView::kV4EchoReply : IcmpView::kV6EchoReply)) {
     c.verdict = Verdict::kAnswer;
+    c.proof = token;
     set_key(c, ProbeType::kIcmpPing, ip.af, ip.src, 0, token, ip.dst);
     return c;
   }

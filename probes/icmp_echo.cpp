@@ -3,6 +3,11 @@
 #include <tins/icmp.h>
 #include <tins/icmpv6.h>
 
+#include <fmt/format.h>
+
+#include <string>
+
+#include "probes/capture_util.h"
 #include "probes/packet_util.h"
 
 namespace netprobe {
@@ -38,6 +43,22 @@ size_t IcmpEchoProbe::craft(const PacketTemplate& tmpl, const PacketFields& fiel
                               /*zero_means_none=*/false);
   }
   return n;
+}
+
+void IcmpEchoProbe::capture_clauses(const KeySlice& slice, CaptureClauses& out) const {
+  using detail::both;
+  using detail::field_test;
+  // The echo id holds the top 16 token bits; a wider slice reaches into the echo seq after it.
+  const bool wide = slice.bits > 16;
+  const std::string size = wide ? ":4" : ":2";
+  const int top = wide ? 32 : 16;
+  const std::string s4 = field_test("icmp[4" + size + "]", top, 0, slice);
+  const std::string s6 = field_test("ip6[44" + size + "]", top, 0, slice);
+  const bool sliced = slice.bits > 0;
+  out.v4.push_back("(ip proto 1 and (icmp[0] = 0 or icmp[0] = 8)" + (sliced ? " and " + s4 : "") + ")");
+  out.v6.push_back("(ip6[6] = 58 and (ip6[40] = 128 or ip6[40] = 129)" + (sliced ? " and " + s6 : "") + ")");
+  out.quoted_v4.push_back(both("icmp[17] = 1", field_test("icmp[32" + size + "]", top, 0, slice)));
+  out.quoted_v6.push_back(both("ip6[54] = 58", field_test("ip6[92" + size + "]", top, 0, slice)));
 }
 
 }  // namespace netprobe

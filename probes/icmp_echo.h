@@ -7,6 +7,16 @@ namespace netprobe {
 class IcmpEchoProbe final : public Probe {
  public:
   ProbeType type() const override;
+  int token_bits(AddressFamily af) const noexcept override {
+    (void)af;
+    return 32;
+  }
+  int check_bits(AddressFamily af) const noexcept override {
+    (void)af;
+    return 0;
+  }
+  bool has_ports() const noexcept override { return false; }
+  void capture_clauses(const KeySlice& slice, CaptureClauses& out) const override;
   PacketTemplate make_template(const ProbeParams& params) const override;
   size_t craft(const PacketTemplate& tmpl, const PacketFields& fields,
                std::span<uint8_t> out) const noexcept override;

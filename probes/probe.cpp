@@ -4,17 +4,9 @@
 
 namespace netprobe {
 
-int token_bits(ProbeType type, AddressFamily af) {
-  switch (type) {
-    case ProbeType::kTcpSyn:
-      return 32 - kTcpSeqShift;
-    case ProbeType::kIcmpPing:
-      return 32;
-    case ProbeType::kUdpUnreachable:
-      return af == AddressFamily::kV4 ? 16 : 20;
-  }
-  return 0;
-}
+int token_bits(ProbeType type, AddressFamily af) { return probe_for(type).token_bits(af); }
+
+int check_bits(ProbeType type, AddressFamily af) { return probe_for(type).check_bits(af); }
 
 uint32_t token_mask(ProbeType type, AddressFamily af) {
   const int bits = token_bits(type, af);
@@ -45,6 +37,14 @@ std::string_view to_string(RejectReason r) {
       break;
   }
   return "?";
+}
+
+int tcp_index_candidates(uint32_t ack, uint8_t flags, uint32_t out[2]) noexcept {
+  constexpr uint32_t kMask = (uint32_t{1} << (32 - kTcpSeqShift)) - 1;
+  out[0] = ((ack - 1) >> kTcpSeqShift) & kMask;
+  if (!(flags & wire::TcpView::kRst) || (flags & wire::TcpView::kSyn)) return 1;
+  out[1] = (out[0] - 1) & kMask;
+  return 2;
 }
 
 bool tcp_ack_matches(uint32_t seq, size_t payload, uint32_t ack, uint8_t flags) noexcept {

@@ -29,15 +29,24 @@ struct MatchKey {
   friend bool operator==(const MatchKey&, const MatchKey&) = default;
 };
 
-// Token layout per type. Tokens are chosen by the engine (keyed hash of a per-run secret, the iteration
-// and the probe slot), masked to token_bits(); 0 is never used (the kernel rewrites an IPv4 IP-ID of 0).
-//   TCPsyn:          seq = token << kTcpSeqShift. A SYN-ACK acks seq+1, a RST-ACK to a SYN with P bytes of
-//                    payload acks seq+1+P; (ack-1) >> kTcpSeqShift recovers the token for any P < 2^shift
-//                    and the exact ack is then checked against the matched probe (tcp_ack_matches()).
-//   ICMPping:        echo id = token >> 16, echo seq = token & 0xffff.
-//   UDPunreachable:  IPv4 IP-ID (16 bits) / IPv6 flow label (20 bits), read back from the quoted header.
+// Token layout per type (docs/matching.md). A probe's wire token W (PacketFields::token, what craft()
+// writes) is an index part of token_bits() bits, from which a reply is decoded back to its probe (a keyed
+// permutation of the probe's ordinal, the worker's key slice in its top bits), followed by check_bits()
+// keyed random bits that are only compared: W = index << check_bits | check. A reply counts only if it
+// carries W exactly (matching rule: Probe::proof_matches()), so a blind forger must guess index + check
+// = 32 bits (the slice value is keyed per launcher, docs/matching.md#guessed-bits).
+//   TCPsyn:          seq = W (18 + 14 bits). A SYN-ACK acks seq+1, a RST-ACK to a SYN with P bytes of
+//                    payload acks seq+1 or seq+1+P; (ack-1) >> kTcpSeqShift is the index, or the index
+//                    + 1 when seq+P carried (tcp_index_candidates()); the exact ack is then checked.
+//   ICMPping:        echo id = W >> 16, echo seq = W & 0xffff (32 + 0 bits).
+//   UDPunreachable:  IPv4: IP-ID = index (16 bits), UDP checksum = check (16 bits, made so by a
+//                    compensating word in the first 2 payload bytes): both within the 8 quoted bytes.
+//                    IPv6: first 4 payload bytes = W (20 + 12 bits; ICMPv6 errors quote them). The flow
+//                    label stays 0 (ECMP hashes read it: it must not change within a flow).
 inline constexpr int kTcpSeqShift = 14;
 int token_bits(ProbeType type, AddressFamily af);
+// Keyed bits after the index in W (never all zero: an IPv4 UDP checksum of 0 means "none").
+int check_bits(ProbeType type, AddressFamily af);
 
 // A worker's share of the key space: the top `bits` bits of every token it uses equal `index`, so that
 // its capture filter can select its own replies in the kernel (capture_filter(types, slice)).
@@ -47,6 +56,13 @@ struct KeySlice {
   uint32_t index = 0;
   friend bool operator==(const KeySlice&, const KeySlice&) = default;
 };
+// The slice a worker's tokens actually carry: its index XOR a per-launcher random key (disjoint slices
+// stay disjoint; the value is unknown outside, docs/matching.md#guessed-bits).
+inline KeySlice keyed_slice(const KeySlice& slice, uint32_t key) {
+  if (slice.bits <= 0) return slice;
+  const uint32_t mask = slice.bits >= 32 ? 0xffffffffu : (uint32_t{1} << slice.bits) - 1;
+  return KeySlice{slice.bits, (slice.index ^ key) & mask};
+}
 // Forces the slice bits into a token of `token_bits` bits.
 inline uint32_t apply_slice(uint32_t token, int token_bits_of_type, const KeySlice& slice) {
   if (slice.bits == 0) return token;
@@ -94,7 +110,7 @@ enum class Verdict : uint8_t {
   kAnswer,     // answers the probe under `key`: TCP SYN-ACK or RST-ACK, echo reply, UDP port unreachable
   kIcmpError,  // an ICMP error quoting the probe under `key` that is not its expected answer
   kReject,     // not ours or unusable; `reason` says why
-  // TCP: a pure ACK (no SYN, RST, FIN or data) to one of our ports. `key` and `tcp_ack` are read as for a
+  // TCP: a pure ACK (no SYN, RST, FIN or data) to one of our ports. `key` and `proof` are read as for a
   // SYN-ACK, so `key` names the SYN it acknowledges. A half-open connection left by an earlier probe (its
   // RST lost) answers a new SYN on the same 4-tuple that way; the engine decides whether it proves that a
   // pending probe arrived (docs/architecture.md#two-way-loss).
@@ -119,26 +135,70 @@ struct Classification {
   Verdict verdict = Verdict::kReject;
   RejectReason reason = RejectReason::kNone;
   MatchKey key;
-  IpAddress local;        // our address: the reply's destination, or the probe's source
-  uint32_t tcp_ack = 0;   // TCP answers: the ack number, to check exactly against the probe
-  uint8_t tcp_flags = 0;  // TCP answers and own probes
-  uint8_t icmp_type = 0;  // kIcmpError and UDP kAnswer: the ICMP/ICMPv6 type and code
+  IpAddress local;           // our address: the reply's destination, or the probe's source
+  uint32_t proof = 0;        // what Probe::proof_matches() checks against W: TCP answers the ack, else the
+                             // wire token as read (seq, id/seq, IP-ID << 16 | UDP checksum, IPv6 UDP word)
+  uint16_t remote_port = 0;  // ICMP errors and UDP answers: the quoted destination port; incoming TCP:
+                             // the sender's port (kTcpPureAck: part of the 4-tuple the engine checks)
+  uint8_t tcp_flags = 0;     // TCP answers and own probes
+  uint8_t icmp_type = 0;     // kIcmpError and UDP kAnswer: the ICMP/ICMPv6 type and code
   uint8_t icmp_code = 0;
+};
 
-  // Incoming TCP: the sender's port (kTcpPureAck: part of the 4-tuple the engine checks).
-  uint16_t remote_port = 0;
+// A probe type's share of the kernel capture filter (capture_filter.cpp assembles them, in type order):
+// clauses for IPv4 and IPv6 packets (own probes and answers), and tests of an ICMP error's quote (the
+// quoted protocol and token). With a slice, each clause also tests the slice bits of the token
+// (capture_filter.h's helpers).
+struct CaptureClauses {
+  std::vector<std::string> v4, v6, quoted_v4, quoted_v6;
 };
 
 class Probe {
  public:
   virtual ~Probe() = default;
   virtual ProbeType type() const = 0;
+  // Token layout (see above): index bits and check bits of the wire token for family `af`.
+  virtual int token_bits(AddressFamily af) const noexcept = 0;
+  virtual int check_bits(AddressFamily af) const noexcept = 0;
+  // Whether probes have a source port that replies must come back to (ICMP echo has none).
+  virtual bool has_ports() const noexcept { return true; }
+  // Whether the answer is an ICMP error quoting the probe (UDP's port unreachable): its quoted
+  // destination port must then be the probe's too.
+  virtual bool answer_quotes_probe() const noexcept { return false; }
+  // Appends this type's capture-filter clauses for a worker's key slice (bits 0: the whole space).
+  virtual void capture_clauses(const KeySlice& slice, CaptureClauses& out) const = 0;
+  // Whether answers that designate no probe of a destination we probe are counted as the target's
+  // match_ack_fail (netprobify's TCPsyn family).
+  virtual bool counts_unmatched_answers() const noexcept { return false; }
   // Builds the constant packet with libtins. Control plane: may allocate and throw on programmer error.
   virtual PacketTemplate make_template(const ProbeParams& params) const = 0;
   // Writes the packet for `fields` into `out` and returns its length, or 0 if `out` is too small.
   // Copies the template, patches source address, source port and token, recomputes the checksums.
   virtual size_t craft(const PacketTemplate& tmpl, const PacketFields& fields,
                        std::span<uint8_t> out) const noexcept = 0;
+  // The matching rule: true if `c` (found by its index under the probe whose wire token is `wire` and
+  // whose L4 payload is `payload` bytes) carries that probe's whole token.
+  virtual bool proof_matches(uint32_t wire, size_t payload, const Classification& c) const noexcept {
+    (void)payload;
+    return c.proof == wire;
+  }
+  // The indexes an answer may designate (at most 2), the first being c.key.token.
+  virtual int index_candidates(const Classification& c, uint32_t out[2]) const noexcept {
+    out[0] = c.key.token;
+    return 1;
+  }
+  // Follow-ups: whether the answer `c` calls for a packet back when the probe's source is not local (the
+  // host's kernel does not answer for it), e.g. TCP's RST closing the half-open connection a SYN-ACK
+  // opened; craft_follow_up() writes it for the probe's own `fields` (0: none, or `out` too small).
+  virtual bool needs_follow_up(const Classification& c) const noexcept {
+    (void)c;
+    return false;
+  }
+  virtual size_t craft_follow_up(const PacketTemplate& tmpl, const PacketFields& fields,
+                                 std::span<uint8_t> out) const noexcept {
+    (void)tmpl, (void)fields, (void)out;
+    return 0;
+  }
 };
 
 // Classifies one captured IP packet (starting at the IPv4/IPv6 header) of any probe type. Bytes past the
@@ -148,6 +208,10 @@ class Probe {
 // SYNs and kernel RSTs are kNotAProbe. IPv6 extension headers are never walked (we never send them):
 // such packets are kNotAProbeProtocol, such quotes kQuoteNotAProbe.
 Classification classify(std::span<const uint8_t> ip_packet, Direction dir) noexcept;
+
+// TCP: the indexes an answer acking `ack` may designate: (ack-1) >> kTcpSeqShift, and for a RST-ACK the
+// one before (seq+1+P carried into the index). Returns how many (1 or 2) were written.
+int tcp_index_candidates(uint32_t ack, uint8_t flags, uint32_t out[2]) noexcept;
 
 // TCP: true if `ack` (with `flags`) exactly answers a SYN with sequence `seq` carrying `payload` bytes:
 // SYN-ACK acks seq+1; RST-ACK acks seq+1 or seq+1+payload (netprobify accepts both).
@@ -164,19 +228,18 @@ const Probe& probe_for(ProbeType type);
 // accept as an answer or ICMP error for the given types, for both address families. IPv6 uses fixed
 // offsets after the 40-byte header (libpcap cannot index transport headers over IPv6). It compiles for
 // DLT_LINUX_SLL, DLT_EN10MB and DLT_RAW and uses no `inbound`/`outbound` (direction comes from the link
-// header, in user space). Narrower than classify() where the kernel can tell for sure: SYNs and SYN-ACKs
-// whose seq / ack-1 has nonzero low kTcpSeqShift bits cannot be ours; ICMP errors must quote one of the
-// selected protocols. Incoming UDP passes whenever UDPunreachable is selected (it cannot be told from our
-// outgoing probes without local addresses or ports: AND the worker's own slice to this). An empty set
-// gives a filter that passes nothing. The snap length must cover link header + 96 bytes (an ICMPv6
-// error quoting an IPv6 header and 8 bytes of transport).
+// header, in user space). Narrower than classify() where the kernel can tell for sure: ICMP errors must
+// quote one of the selected protocols. Incoming UDP passes whenever UDPunreachable is selected (it cannot be
+// told from our outgoing probes without local addresses or ports: AND the worker's own slice to this). An
+// empty set gives a filter that passes nothing. The snap length must cover link header + 100 bytes (an ICMPv6
+// error quoting an IPv6 header, the UDP header and the 4-byte token word).
 std::string capture_filter(std::span<const ProbeType> types);
 // The same, narrowed to one worker's key slice: with slice.bits > 0 every clause also requires the top
 // slice.bits of the token (of each type's own token_bits(), as apply_slice() places them), read where
-// classify() reads it (TCP seq / ack-1, echo id, IP-ID / flow label, or the quoted header's), to equal
-// slice.index. Tokens are random below the slice bits, so N workers with disjoint slices each receive
+// classify() reads it (TCP seq / ack-1, echo id, IP-ID / IPv6 UDP payload word, or the quoted ones), to
+// equal slice.index. Tokens are random below the slice bits, so N workers with disjoint slices each receive
 // their own replies only. Quoted IPv4 headers are assumed to carry no options (ours never do). RST-ACKs
-// are selected by ack-1, exact for SYN payloads below 2^kTcpSeqShift (capture_filter.cpp explains).
+// are selected by ack-1 or ack-1-2^kTcpSeqShift (capture_filter.cpp explains).
 // bits == 0 is the whole space: the same string as capture_filter(types). Throws std::invalid_argument
 // if the index does not fit the bits or the bits exceed the token of a selected type (either family).
 std::string capture_filter(std::span<const ProbeType> types, const KeySlice& slice);

@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <random>
 
-#include "probes/tcp_syn.h"
-
 namespace netprobe {
 
 Engine::Engine(Clock& clock, PacketSink& sink, PacketSource& source, uint64_t secret, EngineOptions options)
@@ -63,14 +61,15 @@ void Engine::send_resets(const Plan& plan, std::span<const uint32_t> tokens) {
     stale_resets_.swap(runner_.stale_resets());
   }
   if (resets_.empty() && stale_resets_.empty()) return;
-  const auto& tcp = static_cast<const TcpSynProbe&>(probe_for(ProbeType::kTcpSyn));
   std::vector<uint8_t> packet;
-  // A RST from `slot`'s 4-tuple with seq = token << kTcpSeqShift + 1, `copies` times.
+  // The follow-up (TCPsyn: a RST with seq = token + 1) from `slot`'s 4-tuple, `copies` times.
   auto send_rst = [&](uint32_t slot, uint32_t token, int copies) {
     const PlannedProbe& p = plan.probes[slot];
     const PacketTemplate& t = plan.templates[p.tmpl];
     packet.resize(t.bytes.size());
-    const size_t len = tcp.craft_rst(t, PacketFields{plan.source_of(p), p.src_port, token}, packet);
+    const size_t len =
+        probe_for(t.type).craft_follow_up(t, PacketFields{plan.source_of(p), p.src_port, token}, packet);
+    if (len == 0) return;
     const OutPacket out{std::span<const uint8_t>(packet.data(), len), t.params.dst};
     for (int i = 0; i < copies; ++i) sink_.send(std::span<const OutPacket>(&out, 1));
   };

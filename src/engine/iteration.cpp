@@ -67,6 +67,7 @@ std::span<const uint32_t> IterationRunner::prepare(const Plan& plan, uint64_t it
     if (d == next) {
       Destination dest;
       dest.type_bits = uint8_t(token_bits(tmpl.type, tmpl.params.af));
+      dest.check_bits = uint8_t(check_bits(tmpl.type, tmpl.params.af));
       dest.bits = uint8_t(std::max(0, int(dest.type_bits) - slice_.bits));
       destinations_.push_back(dest);
       permutations_.emplace_back(mix64(seed_ ^ (uint64_t(d) << 1)), std::max(1, int(dest.bits)));
@@ -102,9 +103,20 @@ std::span<const uint32_t> IterationRunner::prepare(const Plan& plan, uint64_t it
       --unresolved_;
       continue;
     }
-    tokens_[slot] = apply_slice(perm.encode(ordinal), d.type_bits, slice_);
+    const uint32_t index = apply_slice(perm.encode(ordinal), d.type_bits, slice_);
+    tokens_[slot] = wire_token(seed_, di, ordinal, index, d.check_bits);
   }
   return {tokens_.data(), n};
+}
+
+uint32_t IterationRunner::wire_token(uint64_t seed, uint32_t dest, uint32_t ordinal, uint32_t index,
+                                     int check_bits) noexcept {
+  if (check_bits <= 0) return index;
+  // Keyed random bits that are only compared, never decoded; never all zero (an IPv4 UDP checksum of 0
+  // means "none").
+  const uint64_t h = mix64(seed ^ mix64((uint64_t(dest) << 32) | ordinal) ^ 0xC3A5C85C97CB3127ULL);
+  const uint32_t check = uint32_t(h % ((uint64_t(1) << check_bits) - 1)) + 1;
+  return check_bits >= 32 ? check : (index << check_bits) | check;
 }
 
 uint32_t IterationRunner::slot_of(const MatchKey& key, uint32_t* dest) const noexcept {
@@ -122,6 +134,25 @@ uint32_t IterationRunner::slot_of(const MatchKey& key, uint32_t* dest) const noe
   const uint32_t ordinal = permutations_[di].decode(low);
   if (ordinal >= d.count) return kNoSlot;  // also TokenPermutation::kNone
   return by_ordinal_[d.first + ordinal];
+}
+
+uint32_t IterationRunner::matched_slot(const Classification& c, uint32_t* dest,
+                                       bool* indexed) const noexcept {
+  const Probe& probe = probe_for(c.key.type);
+  uint32_t candidates[2];
+  const int n = probe.index_candidates(c, candidates);
+  *indexed = false;
+  *dest = DestinationIndex::kNone;
+  for (int i = 0; i < n; ++i) {
+    MatchKey key = c.key;
+    key.token = candidates[i];
+    const uint32_t slot = slot_of(key, dest);
+    if (slot == kNoSlot) continue;
+    *indexed = true;
+    const PlannedProbe& p = plan_->probes[slot];
+    if (probe.proof_matches(tokens_[slot], plan_->templates[p.tmpl].l4_payload_size, c)) return slot;
+  }
+  return kNoSlot;
 }
 
 Nanos IterationRunner::timeout_of(uint32_t slot) const {
@@ -170,10 +201,11 @@ void IterationRunner::set_send_time(Slot& s, int64_t at) noexcept {
 
 void IterationRunner::on_own_probe(const Classification& c, Nanos at) {
   uint32_t dest;
-  const uint32_t slot = slot_of(c.key, &dest);
-  if (slot == kNoSlot) return;  // another prober's packet, or a previous iteration's
+  bool indexed;
+  const uint32_t slot = matched_slot(c, &dest, &indexed);
+  if (slot == kNoSlot) return;  // another prober's packet, a previous iteration's, the host's own SYN
   const PlannedProbe& p = plan_->probes[slot];
-  if (c.key.type != ProbeType::kIcmpPing && c.key.local_port != p.src_port) return;
+  if (probe_for(c.key.type).has_ports() && c.key.local_port != p.src_port) return;
   if (slot >= sent_end_) sent_end_ = slot + 1;
   Slot& s = slots_[slot];
   if (!(s.flags & kCaptured)) {
@@ -184,34 +216,35 @@ void IterationRunner::on_own_probe(const Classification& c, Nanos at) {
 
 void IterationRunner::on_answer(const Classification& c, Nanos at) {
   uint32_t dest;
-  const uint32_t slot = slot_of(c.key, &dest);
+  bool indexed;
+  const uint32_t slot = matched_slot(c, &dest, &indexed);
   if (slot == kNoSlot) {
     // A TCP answer from one of our destinations that maps to no probe: netprobify's match_ack_fail.
-    if (c.key.type == ProbeType::kTcpSyn && dest != DestinationIndex::kNone)
+    if (probe_for(c.key.type).counts_unmatched_answers() && dest != DestinationIndex::kNone)
       ++target_events_[destinations_[dest].target].match_ack_fail;
-    ++rejected_[kUnmatched];
+    // Its index designates a probe but the rest of the token is wrong: what a blind forger produces.
+    ++rejected_[indexed ? kWrongToken : kUnmatched];
     return;
   }
   const PlannedProbe& p = plan_->probes[slot];
   const uint32_t target = destinations_[dest].target;
   // The token designates a probe, but it left from another port: netprobify's port_mismatch.
-  if (c.key.type != ProbeType::kIcmpPing && c.key.local_port != p.src_port) {
+  const Probe& probe = probe_for(c.key.type);
+  if (probe.has_ports() && c.key.local_port != p.src_port) {
     ++target_events_[target].port_mismatch;
     return;
   }
   // The answer must come back to the address the probe left from (a spoofed reply to another address
-  // of ours is not an answer), and a TCP ack must be exact.
+  // of ours is not an answer); a quoted probe (UDP's port unreachable) must also name its port.
   if (c.local != plan_->source_of(p)) {
     ++rejected_[kWrongLocalAddress];
     return;
   }
-  if (c.key.type == ProbeType::kTcpSyn &&
-      !tcp_ack_matches(tokens_[slot] << kTcpSeqShift, plan_->templates[p.tmpl].l4_payload_size, c.tcp_ack,
-                       c.tcp_flags)) {
-    ++target_events_[target].match_ack_fail;
+  if (probe.answer_quotes_probe() && c.remote_port != plan_->templates[p.tmpl].params.dst_port) {
+    ++rejected_[kWrongQuote];
     return;
   }
-  if ((c.tcp_flags & 0x02) && plan_->needs_rst(p)) pending_resets_.push_back(slot);  // SYN-ACK: half-open
+  if (plan_->needs_rst(p) && probe.needs_follow_up(c)) pending_resets_.push_back(slot);  // SYN-ACK: half-open
   account_answer(slot, at);
 }
 
@@ -258,6 +291,7 @@ void IterationRunner::record_tuples() {
   b.index = destination_index_;
   b.destinations = destinations_;
   b.permutations = permutations_;
+  b.seed = seed_;
   b.sources = plan.sources;
   // Only TCPsyn destinations are ever looked up (a pure ACK is TCP): the others take no room.
   std::vector<uint8_t> is_tcp(destinations_.size(), 0);
@@ -282,9 +316,7 @@ void IterationRunner::record_tuples() {
 
 uint32_t IterationRunner::acked_probe_on_tuple(const Classification& c, uint32_t dest) const noexcept {
   // A half-open connection acknowledges its SYN alone, exactly as its SYN-ACK did (never the payload).
-  auto exact = [&](uint32_t token) {
-    return tcp_ack_matches(token << kTcpSeqShift, 0, c.tcp_ack, /*SYN|ACK*/ 0x12);
-  };
+  auto exact = [&](uint32_t wire) { return tcp_ack_matches(wire, 0, c.proof, /*SYN|ACK*/ 0x12); };
   // This iteration: the token decodes to a probe sent on the same 4-tuple.
   uint32_t d;
   const uint32_t e = slot_of(c.key, &d);
@@ -316,7 +348,9 @@ uint32_t IterationRunner::acked_probe_on_tuple(const Classification& c, uint32_t
   const Tuple& t = b.tuples[i];
   const bool same_tuple = t.src_port == c.key.local_port && t.dst_port == c.remote_port &&
                           t.source < b.sources.size() && b.sources[t.source] == c.local;
-  return same_tuple && exact(c.key.token) ? kPreviousIteration : kNoSlot;
+  return same_tuple && exact(wire_token(b.seed, pd, ordinal, c.key.token, pdest.check_bits))
+             ? kPreviousIteration
+             : kNoSlot;
 }
 
 uint32_t IterationRunner::latest_on_tuple(const Classification& c, uint32_t dest, Nanos at) const {
@@ -360,22 +394,39 @@ void IterationRunner::on_pure_ack(const Classification& c, Nanos at) {
   // Our kernel answers the ACK with a RST (seq = its ack) when the source is local; that RST can be lost
   // like the first one, and the target then ignores every SYN on this 4-tuple for its ACK rate limit
   // (500 ms on Linux) without a word: send our own copies too.
-  stale_resets_.push_back({slot, c.key.token});
+  stale_resets_.push_back({slot, c.proof - 1});  // the earlier probe's seq: the RST's seq is the ack
 }
 
 void IterationRunner::on_icmp_error(const Classification& c) {
   uint32_t dest;
-  const uint32_t slot = slot_of(c.key, &dest);
-  if (slot == kNoSlot ||
-      (c.key.type != ProbeType::kIcmpPing && c.key.local_port != plan_->probes[slot].src_port)) {
-    ++rejected_[kUnmatchedIcmpError];
+  bool indexed;
+  const uint32_t slot = matched_slot(c, &dest, &indexed);
+  if (slot == kNoSlot) {
+    ++rejected_[indexed ? kWrongToken : kUnmatchedIcmpError];
+    return;
+  }
+  // The quote must be our probe as it left: from its source address and port, to its port (any router
+  // may send the error, so the outer source proves nothing).
+  const PlannedProbe& p = plan_->probes[slot];
+  if ((probe_for(c.key.type).has_ports() &&
+       (c.key.local_port != p.src_port || c.remote_port != plan_->templates[p.tmpl].params.dst_port)) ||
+      c.local != plan_->source_of(p)) {
+    ++rejected_[kWrongQuote];
     return;
   }
   Slot& s = slots_[slot];
   if (s.flags & kIcmpError) return;  // count one error per probe
   s.flags |= kIcmpError;
-  ++bucket_stats_[plan_->bucket_of(plan_->probes[slot])]
-        .icmp_errors[icmp_error_label(c.key.target.af, c.icmp_type, c.icmp_code)];
+  BucketStats& b = bucket_stats_[plan_->bucket_of(p)];
+  const auto type_code = uint16_t(c.icmp_type << 8 | c.icmp_code);
+  for (IcmpErrorCount& e : b.icmp_errors) {
+    if (e.count == 0) e.type_code = type_code;
+    if (e.type_code == type_code) {
+      ++e.count;
+      return;
+    }
+  }
+  ++b.icmp_errors_overflow;
 }
 
 void IterationRunner::mark_unsent(uint32_t slot) { resolve(slot, State::kUnsent); }
@@ -417,7 +468,11 @@ IterationReport IterationRunner::report() const {
     g.state = bk.state;
     g.late = bucket_stats_[b].late;
     g.duplicates = bucket_stats_[b].duplicates;
-    g.icmp_errors = bucket_stats_[b].icmp_errors;
+    for (const IcmpErrorCount& e : bucket_stats_[b].icmp_errors)
+      if (e.count)
+        g.icmp_errors[icmp_error_label(bk.af, uint8_t(e.type_code >> 8), uint8_t(e.type_code))] += e.count;
+    if (bucket_stats_[b].icmp_errors_overflow)
+      g.icmp_errors["other:overflow"] += bucket_stats_[b].icmp_errors_overflow;
   }
   // Exact sizes first: growing the RTT vectors by doubling would hold up to 3 times their size at the
   // moment of a reallocation (24 bytes per answered probe instead of 8 at 1M probes).
@@ -450,6 +505,8 @@ IterationReport IterationRunner::report() const {
   if (rejected_[kWrongLocalAddress]) out.rejected["wrong_local_address"] = rejected_[kWrongLocalAddress];
   if (rejected_[kUnmatchedIcmpError]) out.rejected["unmatched_icmp_error"] = rejected_[kUnmatchedIcmpError];
   if (rejected_[kUnprovenAck]) out.rejected["unproven_ack"] = rejected_[kUnprovenAck];
+  if (rejected_[kWrongToken]) out.rejected["wrong_token"] = rejected_[kWrongToken];
+  if (rejected_[kWrongQuote]) out.rejected["wrong_quote"] = rejected_[kWrongQuote];
   return out;
 }
 

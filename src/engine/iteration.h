@@ -60,8 +60,8 @@ class IterationRunner {
   std::vector<uint32_t>& pending_resets() { return pending_resets_; }
   // RSTs that clear a half-open connection an earlier probe left on the target (its RST was lost), proven by
   // a pure ACK of that earlier SYN (docs/architecture.md#two-way-loss): sent from `slot`'s 4-tuple with
-  // seq = `token` << kTcpSeqShift + 1 (craft_rst() with that token), kStaleResetCopies times, for a local
-  // source too. The engine sends them and clears the list.
+  // seq = `token` + 1 (craft_rst() with that token: the earlier probe's seq), kStaleResetCopies times, for a
+  // local source too. The engine sends them and clears the list.
   struct StaleReset {
     uint32_t slot = 0;
     uint32_t token = 0;
@@ -99,13 +99,22 @@ class IterationRunner {
   struct Destination {
     uint32_t first = 0;  // its probes' slots are by_ordinal_[first, first + count)
     uint32_t count = 0;
-    uint32_t target = 0;    // the first target probing it (match_ack_fail, port_mismatch)
-    uint8_t type_bits = 0;  // token_bits() of its type and family
-    uint8_t bits = 0;       // what is left once the worker's slice bits are taken (0: no token at all)
+    uint32_t target = 0;     // the first target probing it (match_ack_fail, port_mismatch)
+    uint8_t type_bits = 0;   // token_bits() of its type and family
+    uint8_t bits = 0;        // what is left once the worker's slice bits are taken (0: no token at all)
+    uint8_t check_bits = 0;  // check_bits() of its type and family
   };
+  // ICMP errors by (type, code) in a fixed table: the capture path never allocates. Real paths give a
+  // probe bucket one or two kinds; any beyond kIcmpKinds are counted as "other:overflow".
+  struct IcmpErrorCount {
+    uint16_t type_code = 0;  // type << 8 | code
+    uint32_t count = 0;      // 0: free
+  };
+  static constexpr size_t kIcmpKinds = 6;
   struct BucketStats {
     uint64_t late = 0, duplicates = 0;
-    std::map<std::string, uint64_t> icmp_errors;
+    std::array<IcmpErrorCount, kIcmpKinds> icmp_errors{};
+    uint32_t icmp_errors_overflow = 0;
   };
   TokenPermutation permutation(uint32_t dest) const noexcept;
   // The slot a captured key designates (kNoSlot if none): destination, slice, token, then the port.
@@ -131,6 +140,7 @@ class IterationRunner {
     DestinationIndex index;
     std::vector<Destination> destinations;
     std::vector<TokenPermutation> permutations;
+    uint64_t seed = 0;                  // its check bits (wire_token())
     std::vector<uint32_t> tuple_first;  // per destination: its ordinals' tuples start here (TCP only)
     std::vector<IpAddress> sources;
     HugePageVector<Tuple> tuples;
@@ -145,6 +155,14 @@ class IterationRunner {
   // at `at`; kNoSlot if none.
   uint32_t latest_on_tuple(const Classification& c, uint32_t dest, Nanos at) const;
   void record_tuples();  // finish(): the book of the iteration that ends, for the next one
+  // The slot of an answer or error whose index designates a probe and whose whole token matches it
+  // (Probe::index_candidates, Probe::proof_matches), else kNoSlot; `indexed` says whether some index at
+  // least designated a probe (a wrong proof is then a likely forgery: counted apart).
+  uint32_t matched_slot(const Classification& c, uint32_t* dest, bool* indexed) const noexcept;
+  // The token on the wire of the probe with `ordinal` at destination `dest` whose index part is `index`:
+  // the index followed by `check_bits` keyed check bits of the iteration's `seed`.
+  static uint32_t wire_token(uint64_t seed, uint32_t dest, uint32_t ordinal, uint32_t index,
+                             int check_bits) noexcept;
   void resolve(uint32_t slot, State state);
   Nanos timeout_of(uint32_t slot) const;
 
@@ -172,6 +190,8 @@ class IterationRunner {
     kWrongLocalAddress,                         // an answer to one of our probes, sent to another address
     kUnmatchedIcmpError,                        // an ICMP error quoting a probe not in flight
     kUnprovenAck,  // a pure ACK that proves no probe of ours arrived (forged, foreign, or nothing pending)
+    kWrongToken,   // designates a probe by its index, but the rest of its token is wrong: forged?
+    kWrongQuote,   // an ICMP error whose quote names our probe but not from its source / to its port
     kRejectCounters
   };
   std::array<uint64_t, kRejectCounters> rejected_{};

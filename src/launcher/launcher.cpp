@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -15,6 +16,7 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <random>
 #include <thread>
 
 #include <fmt/format.h>
@@ -99,6 +101,12 @@ Status confine(const LauncherConfinement& c, pid_t supervisor) {
     _exit(EX_NOPERM);
   }
   spdlog::debug("launcher: uid {} {}", getuid(), capability_summary());
+  // The slice value each worker's tokens carry is its index XOR this key, so that a blind forger cannot
+  // tell which top token bits a destination's probes carry (docs/matching.md#guessed-bits); slices stay
+  // disjoint, and a restarted worker gets its slice back.
+  // getrandom(), not std::random_device: the launcher's root is empty (no /dev/urandom to fall back on).
+  uint32_t slice_key = 0;
+  if (getrandom(&slice_key, sizeof slice_key, 0) != ssize_t(sizeof slice_key)) _exit(EX_OSERR);
   if (!send_event(sup_fd, EventRecord{kReady, 0, getpid(), 0}, -1)) _exit(0);
 
   // SIGINT/SIGTERM/SIGHUP stay blocked (inherited): the launcher stops when the supervisor says so, or
@@ -144,8 +152,8 @@ Status confine(const LauncherConfinement& c, pid_t supervisor) {
     }
     // Checked although the supervisor is trusted: this process is privileged, the supervisor parses HTTP.
     if (req.op != LaunchRequest::kSpawn || req.slice_bits < 0 || req.slice_bits > 16 ||
-        req.index >= (uint32_t(1) << req.slice_bits) || req.types_mask > 7 || req.capture_buffer_mib < 1 ||
-        req.capture_buffer_mib > 1024) {
+        req.index >= (uint32_t(1) << req.slice_bits) || (req.types_mask >> kProbeTypeCount) != 0 ||
+        req.capture_buffer_mib < 1 || req.capture_buffer_mib > 1024) {
       spdlog::error("launcher: rejected a malformed request");
       break;
     }
@@ -167,8 +175,8 @@ Status confine(const LauncherConfinement& c, pid_t supervisor) {
       close(sfd);
       close(sv[0]);
       sigprocmask(SIG_UNBLOCK, &chld, nullptr);
-      _exit(entry(sv[1], WorkerSpawn{req.index, KeySlice{req.slice_bits, req.index}, req.types_mask,
-                                     req.capture_buffer_mib}));
+      _exit(entry(sv[1], WorkerSpawn{req.index, keyed_slice(KeySlice{req.slice_bits, req.index}, slice_key),
+                                     req.types_mask, req.capture_buffer_mib}));
     }
     close(sv[1]);
     children[pid] = req.index;

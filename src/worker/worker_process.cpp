@@ -63,8 +63,8 @@ class WatchedSource final : public PacketSource {
 
 class WorkerLoop {
  public:
-  WorkerLoop(int fd, uint32_t index, PacketSink& sink, WatchedSource& source)
-      : fd_(fd), index_(index), sink_(sink), source_(source) {}
+  WorkerLoop(int fd, uint32_t index, KeySlice slice, PacketSink& sink, WatchedSource& source)
+      : fd_(fd), index_(index), slice_(slice), sink_(sink), source_(source) {}
 
   int run() {
     sigset_t stop_signals;
@@ -226,7 +226,7 @@ class WorkerLoop {
         }
         if (next && !engine_) {
           EngineOptions options;
-          options.slice = next->slice;
+          options.slice = slice_;  // the launcher's (keyed) slice, which the capture filter selects
           engine_ = std::make_unique<Engine>(clock, sink_, source_, next->secret, options);
         }
       }
@@ -264,6 +264,7 @@ class WorkerLoop {
 
   int fd_;
   uint32_t index_;
+  KeySlice slice_;
   PacketSink& sink_;
   WatchedSource& source_;
   std::atomic<int> exit_code_{0};
@@ -333,7 +334,7 @@ int worker_main(int ipc_fd, const WorkerSpawn& spawn) {
   if (!write_all(ipc_fd, encode_frame(WorkerMessage{ready}))) return 0;
 
   WatchedSource watched(**source);
-  WorkerLoop loop(ipc_fd, index, **sink, watched);
+  WorkerLoop loop(ipc_fd, index, slice, **sink, watched);
   return loop.run();
 }
 

@@ -4,8 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <map>
 #include <random>
+
+#include "wire/bytes.h"
 
 #include "io/fake_link.h"
 #include "responder.h"
@@ -681,6 +684,142 @@ TEST(EngineComponent, PureAcksThatProveNothingNeverCount) {
   EXPECT_EQ(g.at("tcp6").lost, 20u);
   ASSERT_TRUE(report.rejected.count("unproven_ack"));
   EXPECT_GT(report.rejected.at("unproven_ack"), 2u * 20u * 100u / 2);
+}
+
+namespace forging {
+
+// The reply a forger would build for the lab's destination `dst` and our source, with the token fields
+// left for patching: produced by answering a probe crafted here (with a token of our own choosing, so
+// nothing of the engine's leaks into it).
+std::vector<uint8_t> reply_shape(ProbeType type, const char* dst, const char* src, uint16_t dst_port) {
+  ProbeParams params;
+  params.dst = *IpAddress::parse(dst);
+  params.af = params.dst.af;
+  params.src = *IpAddress::parse(src);
+  params.dst_port = dst_port;
+  const Probe& probe = probe_for(type);
+  const PacketTemplate t = probe.make_template(params);
+  std::vector<uint8_t> p(t.bytes.size());
+  p.resize(probe.craft(t, PacketFields{params.src, 65000, 0x12345678}, p));
+  return testing::reply_to(p);
+}
+
+size_t l4_of(std::span<const uint8_t> p) { return (p[0] >> 4) == 6 ? 40 : size_t(p[0] & 0x0f) * 4; }
+
+}  // namespace forging
+
+// docs/matching.md#guessed-bits: a blind forger who knows the addresses and the one source port sweeps the
+// token field it can reach within one timeout (2^16 candidates per type and family: every IP-ID, every
+// echo id, every TCP index with a guessed check part, every IPv6 UDP index) against dead targets. Before
+// the check bits, the UDP IP-ID sweep answered every probe and the TCP sweep about a third. Nothing may
+// count: loss stays 100 %, no RTT is invented, and every forged reply is counted as rejected.
+TEST(EngineComponent, BlindForgerSweepingTheTokenSpaceChangesNothing) {
+  Lab lab;
+  lab.config.groups["g"].src_port_z = 65000;  // one source port, which the forger knows
+  for (auto& [name, t] : lab.config.targets) {
+    t.nb_packets = 4;
+    t.timeout_s = 1;
+  }
+  lab.config.global.interval_s = 2;  // all probes leave within 0.8 s, none expires before 1 s
+  std::mt19937 rng(42);
+  const Nanos at = lab.clock.realtime() + milliseconds(900);
+  uint64_t forged = 0;
+  auto spray = [&](std::vector<uint8_t> base, auto patch) {
+    for (uint32_t i = 0; i < 65536; ++i) {
+      std::vector<uint8_t> p = base;
+      patch(p, i, rng());
+      lab.link.inject(std::move(p), at);
+      ++forged;
+    }
+  };
+  using forging::l4_of;
+  for (const auto& [dst, src] : {std::pair{"198.51.100.1", "192.0.2.10"}, {"2001:db8::1", "2001:db8:ff::10"}})
+    // SYN-ACKs: index i << 2 (2^16 of the 2^18 indexes), a random guess of the 14 check bits.
+    spray(forging::reply_shape(ProbeType::kTcpSyn, dst, src, 80), [](auto& p, uint32_t i, uint32_t r) {
+      wire::store_be32(p.data() + l4_of(p) + 8, ((i << 2) << kTcpSeqShift | (r & 0x3fff)) + 1);
+    });
+  for (const auto& [dst, src] : {std::pair{"198.51.100.2", "192.0.2.10"}, {"2001:db8::2", "2001:db8:ff::10"}})
+    // Echo replies: every id, a random seq.
+    spray(forging::reply_shape(ProbeType::kIcmpPing, dst, src, 0), [](auto& p, uint32_t i, uint32_t r) {
+      wire::store_be16(p.data() + l4_of(p) + 4, uint16_t(i));
+      wire::store_be16(p.data() + l4_of(p) + 6, uint16_t(r));
+    });
+  // Port unreachable, IPv4: every quoted IP-ID, a random quoted UDP checksum.
+  spray(forging::reply_shape(ProbeType::kUdpUnreachable, "198.51.100.3", "192.0.2.10", 33434),
+        [](auto& p, uint32_t i, uint32_t r) {
+          wire::store_be16(p.data() + 20 + 8 + 4, uint16_t(i));
+          wire::store_be16(p.data() + 20 + 8 + 20 + 6, uint16_t(r | 1));
+        });
+  // Port unreachable, IPv6: the quoted payload word, index i << 4 (2^16 of the 2^20), random check bits.
+  spray(forging::reply_shape(ProbeType::kUdpUnreachable, "2001:db8::3", "2001:db8:ff::10", 33434),
+        [](auto& p, uint32_t i, uint32_t r) {
+          wire::store_be32(p.data() + 40 + 8 + 40 + 8, (i << 4) << 12 | (r & 0xfff));
+        });
+  const auto raw = lab.run();
+  for (const auto& [name, g] : by_target(raw)) {
+    EXPECT_EQ(g.sent, 4u) << name;
+    EXPECT_EQ(g.lost, 4u) << name;
+    EXPECT_TRUE(g.rtts_s.empty()) << name;
+    EXPECT_EQ(g.time_ooo, 0u) << name;
+  }
+  uint64_t rejected = 0;
+  for (const auto& [reason, n] : raw.rejected) rejected += n;
+  EXPECT_EQ(rejected, forged);
+  EXPECT_GT(raw.rejected.count("wrong_token") ? raw.rejected.at("wrong_token") : 0, 0u)
+      << "some forged replies hit a probe's index: their check part is what stopped them";
+}
+
+// Issue 10 defect 6: an ICMP error counts against our probe only if its quote is our probe as it left:
+// from our source address and port, to the target's port, with the whole token.
+TEST(EngineComponent, IcmpErrorsWhoseQuoteIsNotOurProbeAreNotCounted) {
+  struct Case {
+    const char* what;
+    std::function<void(std::vector<uint8_t>&)> damage;  // applied to the probe before it is quoted
+  };
+  const std::vector<Case> cases = {
+      {"quoted source address is another host's", [](auto& p) { p[(p[0] >> 4) == 6 ? 23 : 15] ^= 0x40; }},
+      {"quoted destination port differs",
+       [](auto& p) {
+         if (protocol_of(p) != 1 && protocol_of(p) != 58)
+           p[forging::l4_of(p) + 3] ^= 1;
+         else
+           p[(p[0] >> 4) == 6 ? 23 : 15] ^= 0x40;  // echo has no port: the source instead
+       }},
+      {"quoted check bits differ",
+       [](auto& p) {
+         const size_t l4 = forging::l4_of(p);
+         if (protocol_of(p) == 6)
+           p[l4 + 7] ^= 1;  // low seq bit
+         else if (protocol_of(p) == 17)
+           p[(p[0] >> 4) == 6 ? l4 + 11 : l4 + 7] ^= 1;  // payload word / checksum
+         else
+           p[l4 + 7] ^= 1;  // echo seq: part of the index, so this is another (unsent) probe
+       }},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.what);
+    Lab lab;
+    lab.link.set_responder([&](std::span<const uint8_t> p) {
+      std::vector<uint8_t> quoted(p.begin(), p.end());
+      c.damage(quoted);
+      const bool v6 = (p[0] >> 4) == 6;
+      // UDP gets its natural answer (port unreachable), the others a host unreachable.
+      auto r = protocol_of(p) == 17
+                   ? testing::reply_to(quoted)
+                   : testing::reply_to(quoted, ReplyKind::kIcmpError, v6 ? 1 : 3, v6 ? 3 : 1);
+      // Delivered to our real address, whatever the quote says.
+      std::copy(p.begin() + (v6 ? 8 : 12), p.begin() + (v6 ? 24 : 16), r.begin() + (v6 ? 24 : 16));
+      return std::vector<ScriptedReply>{{r, microseconds(90)}};
+    });
+    const auto raw = lab.run();
+    for (const auto& [name, g] : by_target(raw)) {
+      EXPECT_EQ(g.lost, 20u) << name;
+      EXPECT_TRUE(g.icmp_errors.empty()) << name;
+    }
+    uint64_t rejected = 0;
+    for (const auto& [reason, n] : raw.rejected) rejected += n;
+    EXPECT_EQ(rejected, 120u);
+  }
 }
 
 }  // namespace

@@ -6,9 +6,9 @@ namespace netprobe::testing {
 namespace {
 
 std::vector<uint8_t> quote_of(std::span<const uint8_t> probe, bool v6) {
-  // RFC 792: the IP header + 8 bytes; RFC 4443: as much as fits, we quote the same for both.
+  // RFC 792: the IP header + 8 bytes; RFC 4443: as much as fits in 1280 bytes (what Linux does).
   const size_t ihl = v6 ? 40 : size_t(probe[0] & 0x0f) * 4;
-  const size_t n = std::min(probe.size(), ihl + 8);
+  const size_t n = std::min(probe.size(), v6 ? size_t(1232) : ihl + 8);
   return {probe.begin(), probe.begin() + long(n)};
 }
 
@@ -87,7 +87,7 @@ std::vector<uint8_t> foreign_reply_to(std::span<const uint8_t> probe) {
   else if (proto == 1 || proto == 58)
     copy[l4 + 4] ^= 0x5a;  // echo id
   else if (v6)
-    copy[3] ^= 0x5a;  // flow label
+    copy[l4 + 8] ^= 0x5a;  // the token word in the UDP payload
   else
     copy[4] ^= 0x5a;  // IP-ID
   return reply_to(copy);

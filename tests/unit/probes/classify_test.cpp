@@ -21,7 +21,7 @@ constexpr auto kOut = Direction::kOutgoing;
 constexpr uint8_t kSyn = 0x02, kRst = 0x04, kPsh = 0x08, kAck = 0x10;
 constexpr uint16_t kSport = 40001;  // our probe's source port
 constexpr uint32_t kTcpToken = 0x2f00d;
-constexpr uint32_t kSeq = kTcpToken << kTcpSeqShift;
+constexpr uint32_t kSeq = kTcpToken << kTcpSeqShift;  // index part; the check bits are below
 constexpr uint32_t kEchoToken = 0xcafe0042;
 constexpr uint32_t kUdpToken4 = 0xbeef, kUdpToken6 = 0xabcde;
 
@@ -112,8 +112,11 @@ std::vector<Row> rows() {
     r.push_back(accept(f + "own_udp", udp, kOut, Verdict::kOwnProbe, udp_key, af));
     r.push_back(reject(f + "outgoing_kernel_rst", tcp_packet(us, them, kSport, 443, kRst, kSeq + 1, 0), kOut,
                        RejectReason::kNotAProbe));
-    r.push_back(reject(f + "outgoing_syn_of_a_normal_connect",
-                       tcp_packet(us, them, kSport, 443, kSyn, kSeq + 7, 0), kOut, RejectReason::kNotAProbe));
+    // Any bare SYN could be ours (the low seq bits are keyed check bits): the host's own connect() is told
+    // apart when matched, by its whole seq (engine tests).
+    r.push_back(accept(f + "outgoing_syn_of_a_normal_connect",
+                       tcp_packet(us, them, kSport, 443, kSyn, kSeq + 7, 0), kOut, Verdict::kOwnProbe,
+                       tcp_key, af));
     r.push_back(reject(f + "outgoing_syn_ack", tcp_packet(us, them, kSport, 443, kSyn | kAck, kSeq, 5), kOut,
                        RejectReason::kNotAProbe));
     r.push_back(reject(f + "outgoing_echo_reply", echo_packet(us, them, true, kEchoToken), kOut,
@@ -173,9 +176,10 @@ std::vector<Row> rows() {
                        udp_key, af, unreach, port_unreach));
     r.push_back(accept(f + "udp_port_unreachable_from_a_router", icmp_error(af, unreach, port_unreach, udp),
                        kIn, Verdict::kAnswer, udp_key, af, unreach, port_unreach));
+    // IPv4: RFC 792's 8 bytes hold IP-ID and checksum; IPv6: the token word follows the UDP header.
     r.push_back(accept(f + "udp_port_unreachable_minimal_quote",
-                       icmp_error(af, unreach, port_unreach, udp, iph + 8), kIn, Verdict::kAnswer, udp_key,
-                       af, unreach, port_unreach));
+                       icmp_error(af, unreach, port_unreach, udp, iph + (v4 ? 8 : 12)), kIn, Verdict::kAnswer,
+                       udp_key, af, unreach, port_unreach));
     r.push_back(accept(f + "udp_host_unreachable", icmp_error(af, unreach, v4 ? 1 : 3, udp), kIn,
                        Verdict::kIcmpError, udp_key, af, unreach, v4 ? 1 : 3));
     r.push_back(accept(f + "udp_time_exceeded", icmp_error(af, time_exceeded, 0, udp), kIn,
@@ -206,9 +210,10 @@ std::vector<Row> rows() {
         reject(f + "error_quoting_a_syn_ack",
                icmp_error(af, unreach, port_unreach, tcp_packet(us, them, kSport, 443, kSyn | kAck, kSeq, 1)),
                kIn, RejectReason::kQuoteNotAProbe));
-    r.push_back(reject(f + "error_quoting_a_syn_of_a_normal_connect",
+    // As for outgoing SYNs: the whole quoted seq is checked when matched.
+    r.push_back(accept(f + "error_quoting_a_syn_of_a_normal_connect",
                        icmp_error(af, unreach, 1, tcp_packet(us, them, kSport, 443, kSyn, kSeq + 9, 0)), kIn,
-                       RejectReason::kQuoteNotAProbe));
+                       Verdict::kIcmpError, tcp_key, af, unreach, 1));
     r.push_back(reject(f + "error_quoting_an_echo_reply",
                        icmp_error(af, unreach, 0, echo_packet(us, them, true, 5)), kIn,
                        RejectReason::kQuoteNotAProbe));
@@ -330,7 +335,7 @@ TEST(probes, ProbeAndAnswerKeysAreEqual) {
           const auto own = classify(syn, kOut);
           ASSERT_EQ(own.verdict, Verdict::kOwnProbe);
           EXPECT_EQ(own.tcp_flags, kSyn);
-          const uint32_t seq = token << kTcpSeqShift;
+          const uint32_t seq = wire_token(ProbeType::kTcpSyn, af, token);
           const size_t payload = size > 20 ? size - 20 : 0;
           for (auto [flags, ack] : {std::pair<uint8_t, uint32_t>{kSyn | kAck, seq + 1},
                                     {kRst | kAck, seq + 1},
@@ -339,7 +344,7 @@ TEST(probes, ProbeAndAnswerKeysAreEqual) {
             ASSERT_EQ(ans.verdict, Verdict::kAnswer);
             EXPECT_TRUE(ans.key == own.key);
             EXPECT_EQ(ans.local, own.local);
-            EXPECT_TRUE(tcp_ack_matches(seq, payload, ans.tcp_ack, ans.tcp_flags));
+            EXPECT_TRUE(tcp_ack_matches(seq, payload, ans.proof, ans.tcp_flags));
           }
         }
         {
@@ -368,6 +373,74 @@ TEST(probes, ProbeAndAnswerKeysAreEqual) {
       }
     }
   }
+}
+
+// The matching rule per type and family (docs/matching.md): the own probe, its answer and a quote carry the
+// whole wire token; one flipped check bit (or an ack off by one) is refused, for every type and family.
+TEST(probes, ProofMatchesTheWholeTokenPerTypeAndFamily) {
+  for (auto af : {kV4, kV6}) {
+    const bool v4 = af == kV4;
+    const IpAddress us = local_addr(af), them = target_addr(af);
+    for (auto type : {ProbeType::kTcpSyn, ProbeType::kIcmpPing, ProbeType::kUdpUnreachable}) {
+      SCOPED_TRACE(std::string(to_string(af)) + " " + std::string(to_string(type)));
+      EXPECT_GE(token_bits(type, af) + check_bits(type, af), 32) << "guessed bits";
+      const Probe& probe = probe_for(type);
+      const uint32_t index = 0x1234 & token_mask(type, af);
+      const uint32_t wire = wire_token(type, af, index);
+      const size_t payload = 40;
+      const Bytes own =
+          crafted(type, af, 50000, index, uint16_t(payload + (type == ProbeType::kTcpSyn ? 20 : 8)));
+      const auto c = classify(own, kOut);
+      ASSERT_EQ(c.verdict, Verdict::kOwnProbe);
+      EXPECT_EQ(c.key.token, index);
+      EXPECT_TRUE(probe.proof_matches(wire, payload, c));
+      EXPECT_FALSE(probe.proof_matches(wire ^ 1, payload, c));
+      const auto err = classify(icmp_error(af, v4 ? 11 : 3, 0, own), kIn);
+      ASSERT_EQ(err.verdict, Verdict::kIcmpError);
+      EXPECT_TRUE(probe.proof_matches(wire, payload, err));
+      EXPECT_FALSE(probe.proof_matches(wire ^ 1, payload, err));
+      if (probe.has_ports()) {
+        EXPECT_EQ(err.remote_port, 443);
+      }
+      if (type != ProbeType::kTcpSyn) continue;
+      struct Ack {
+        uint8_t flags;
+        uint32_t ack;
+        bool match;
+      };
+      for (const Ack& a :
+           {Ack{kSyn | kAck, wire + 1, true}, Ack{kSyn | kAck, wire + 2, false},
+            Ack{kSyn | kAck, wire + 1 + uint32_t(payload), false}, Ack{kRst | kAck, wire + 1, true},
+            Ack{kRst | kAck, wire + 1 + uint32_t(payload), true},
+            Ack{kRst | kAck, wire + uint32_t(payload), false},
+            // seq + 1 + P carrying out of the 14 check bits: the second candidate.
+            Ack{kRst | kAck, wire + 1 + 0x3fff, false}}) {
+        const auto ans = classify(tcp_packet(them, us, 443, 50000, a.flags, 7, a.ack), kIn);
+        ASSERT_EQ(ans.verdict, Verdict::kAnswer);
+        uint32_t candidates[2];
+        const int n = probe.index_candidates(ans, candidates);
+        EXPECT_TRUE(candidates[0] == index || (n == 2 && candidates[1] == index)) << a.ack;
+        EXPECT_EQ(probe.proof_matches(wire, payload, ans), a.match) << a.ack;
+      }
+    }
+  }
+}
+
+// Keyed slices stay disjoint: for every key, the workers' slice values are a permutation of the indexes.
+TEST(probes, KeyedSlicesArePermutations) {
+  for (int bits = 1; bits <= 4; ++bits) {
+    for (uint32_t key : {0u, 1u, 0x5a5a5a5au, 0xffffffffu}) {
+      std::vector<bool> seen(size_t{1} << bits);
+      for (uint32_t i = 0; i < (1u << bits); ++i) {
+        const KeySlice k = keyed_slice(KeySlice{bits, i}, key);
+        ASSERT_EQ(k.bits, bits);
+        ASSERT_LT(k.index, 1u << bits);
+        EXPECT_FALSE(seen[k.index]);
+        seen[k.index] = true;
+      }
+    }
+  }
+  EXPECT_EQ(keyed_slice(KeySlice{}, 0x1234), KeySlice{});
 }
 
 // Every truncation of valid packets, bit flips and random bytes: classify() must neither crash nor read out

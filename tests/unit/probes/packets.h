@@ -110,13 +110,20 @@ inline ProbeParams params_for(ProbeType type, AddressFamily af, uint16_t ip_payl
   return p;
 }
 
-// Our own probe, as craft() writes it.
+// The wire token of a probe whose index is `index`, with fixed check bits (the engine draws them).
+inline uint32_t wire_token(ProbeType type, AddressFamily af, uint32_t index) {
+  const int cb = check_bits(type, af);
+  if (cb == 0) return index;
+  return index << cb | ((0x5a5u & ((1u << cb) - 1)) | 1);
+}
+
+// Our own probe, as craft() writes it, carrying index `token`.
 inline Bytes crafted(ProbeType type, AddressFamily af, uint16_t sport, uint32_t token,
                      uint16_t ip_payload_size = 0) {
   const Probe& probe = probe_for(type);
   const PacketTemplate t = probe.make_template(params_for(type, af, ip_payload_size));
   Bytes out(t.bytes.size() + 16);
-  const size_t n = probe.craft(t, PacketFields{local_addr(af), sport, token}, out);
+  const size_t n = probe.craft(t, PacketFields{local_addr(af), sport, wire_token(type, af, token)}, out);
   out.resize(n);
   return out;
 }
