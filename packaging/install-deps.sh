@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config git ccache
-  libpcap-dev libtins-dev prometheus-cpp-dev zlib1g-dev libyaml-cpp-dev libyaml-dev libcap-dev libc-ares-dev
+  libpcap-dev libtins-dev prometheus-cpp-dev zlib1g-dev libyaml-dev libre2-dev libcap-dev libc-ares-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libvalijson-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # run-time and test tools: namespaces, loss injection, a real Prometheus, DNS, curl, ping, capabilities

@@ -12,11 +12,11 @@ netprobe_pkg_target(pcap libpcap)
 netprobe_pkg_target(tins libtins)
 netprobe_pkg_target(cap libcap)
 netprobe_pkg_target(cares libcares)
-netprobe_pkg_target(yaml yaml-0.1)  # libyaml: the fast YAML front end of the config loader
+netprobe_pkg_target(yaml yaml-0.1)  # libyaml: the only YAML parser of untrusted text
+netprobe_pkg_target(re2 re2)        # RE2: schema patterns in linear time, without recursion
 
 find_package(Threads REQUIRED)
 find_package(prometheus-cpp CONFIG REQUIRED)
-find_package(yaml-cpp CONFIG REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)
 find_package(spdlog CONFIG REQUIRED)
 find_package(fmt CONFIG REQUIRED)

@@ -12,6 +12,7 @@
 namespace netprobe {
 namespace {
 
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using testing::fixture;
@@ -538,7 +539,7 @@ TEST(config_checks, NonFiniteNumbers) {
   LoadedConfig r = load("  interval_packets: .nan\ngroups:\n  g: {}\n");
   EXPECT_THAT(r.diagnostics.errors, ElementsAre("global.interval_packets: nan is not a finite number"));
   r = load("groups:\n  g: {}\ntargets:\n  t: {type: ICMPping, destination: 192.0.2.1, timeout: .inf}\n");
-  EXPECT_THAT(r.diagnostics.errors, ElementsAre("targets.t.timeout: inf is not a finite number"));
+  EXPECT_THAT(r.diagnostics.errors, Contains("targets.t.timeout: inf is not a finite number"));
 }
 
 // Linear in the number of targets: 100,000 targets load (no timing assertion; a quadratic loop would take
