@@ -173,9 +173,10 @@ class Builder {
     if (auto v = get_string(g, "prometheus_address")) {
       // Handed to the HTTP server as its listen address: anything but one address literal could open
       // other listeners ("9301,127.0.0.1" did).
+      const bool schema_said_so = v->find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos;
       if (IpAddress::parse(*v))
         out.prometheus_address = *v;
-      else
+      else if (!schema_said_so)  // the schema's pattern already reported it
         error(join(p, "prometheus_address"),
               fmt::format("{} is not an IPv4 or IPv6 address (e.g. 0.0.0.0, 127.0.0.1, ::)",
                           quoted_excerpt(*v)));
