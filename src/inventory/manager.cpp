@@ -442,11 +442,12 @@ std::map<std::string, TargetConfig> InventoryManager::dynamic_targets(Nanos now_
       }
       TargetConfig c = t.config;
       if (known_groups_) {
+        const std::string& target = name;  // clang: a lambda may not capture a structured binding
         std::erase_if(c.groups, [&](const std::string& g) {
           if (known_groups_->count(g)) return false;
-          if (warned_groups_.emplace(name, g).second)
+          if (warned_groups_.emplace(target, g).second)
             spdlog::warn("inventory={} target={}: group \"{}\" does not exist in the configuration; ignored",
-                         p->name, name, g);
+                         p->name, target, g);
           return true;
         });
       }
