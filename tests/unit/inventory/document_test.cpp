@@ -245,6 +245,21 @@ TEST(inventory_hostile, LongHostnameAndLifetimeAreRejectedWithoutCrashing) {
   EXPECT_FALSE(doc.ok() && !doc->targets.empty());
 }
 
+// Found by fuzz/inventory_document_fuzz.cpp: the year 1013 overflowed Nanos (UBSan).
+TEST(inventory_hostile, DatesOutsideTheClockAreRejected) {
+  EXPECT_FALSE(parse_rfc3339("1013-11-21T13:52:14Z"));
+  EXPECT_FALSE(parse_rfc3339("9999-11-21T13:52:14Z"));
+  EXPECT_TRUE(parse_rfc3339("2026-11-21T13:52:14Z"));
+  EXPECT_FALSE(parse_lifetime("3651d"));  // over 10 years
+  EXPECT_TRUE(parse_lifetime("3650d"));
+  for (const char* date : {R"("1013-11-21T13:52:14Z")", R"("2300-01-01T00:00:00Z")", "1e11", "-5", "8.1e9"}) {
+    const auto doc = parse_inventory_document(
+        one_target(std::string(R"(, "lifetime": 60, "creation_date": )") + date), "p");
+    ASSERT_TRUE(doc.ok()) << date;
+    EXPECT_THAT(doc->rejected, ElementsAre(HasSubstr("creation_date"))) << date;
+  }
+}
+
 TEST(inventory_hostile, ParserTrapsAreErrors) {
   for (const char* text : {",", "{},\n c}", "x: &x [*x, *x]\n"}) {
     const auto doc = parse_inventory_document(text, "p");
