@@ -1,7 +1,7 @@
 // Configuration loading at scale (issue 6: 100,000 targets load and validate in under 2 s). Reports
-// ms_per_load for the whole load_config_string and for its two halves: YAML -> JSON (libyaml, and yaml-cpp
-// as the reference it replaced) and schema validation + cross-field checks + structs. The configuration is
-// tests/fixtures/config/gen_large.py's, so the figures compare with `time netprobe check-config big.yaml`.
+// ms_per_load for the whole load_config_string and for its two halves: YAML -> JSON (libyaml) and schema
+// validation + cross-field checks + structs. The configuration is tests/fixtures/config/gen_large.py's, so
+// the figures compare with `time netprobe check-config big.yaml`.
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -60,19 +60,6 @@ void BM_YamlToJson(benchmark::State& state) {
   timer.report(state, yaml.size());
 }
 
-// yaml-cpp, which parse_yaml_to_json used alone before libyaml (and still uses for syntax errors).
-void BM_YamlToJsonReference(benchmark::State& state) {
-  const std::string yaml = testing::large_config_yaml(int(state.range(0)));
-  LoadTimer timer;
-  for (auto _ : state) {
-    timer.start();
-    YamlToJsonResult r = parse_yaml_to_json_reference(yaml, "big.yaml");
-    timer.stop();
-    benchmark::DoNotOptimize(r);
-  }
-  timer.report(state, yaml.size());
-}
-
 void BM_ValidateAndBuild(benchmark::State& state) {
   const std::string yaml = testing::large_config_yaml(int(state.range(0)));
   const nlohmann::json doc = parse_yaml_to_json(yaml, "big.yaml").value;
@@ -88,7 +75,6 @@ void BM_ValidateAndBuild(benchmark::State& state) {
 
 BENCHMARK(BM_LoadConfig)->Arg(10000)->Arg(100000)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_YamlToJson)->Arg(10000)->Arg(100000)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_YamlToJsonReference)->Arg(10000)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ValidateAndBuild)->Arg(10000)->Arg(100000)->Unit(benchmark::kMillisecond);
 
 }  // namespace

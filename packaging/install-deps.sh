@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config git ccache
   # CI: the format check and the libFuzzer targets (clang with its sanitizer and fuzzer runtimes)
   clang-format clang libclang-rt-14-dev
-  libpcap-dev libtins-dev prometheus-cpp-dev zlib1g-dev libyaml-cpp-dev libyaml-dev libcap-dev libc-ares-dev
+  libpcap-dev libtins-dev prometheus-cpp-dev zlib1g-dev libyaml-dev libre2-dev libcap-dev libc-ares-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libvalijson-dev libmicrohttpd-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libseccomp-dev  # per-process system call deny lists (src/sandbox/confine.h)

@@ -1,6 +1,6 @@
 # Finds every third-party dependency (all from Debian 12 packages, see packaging/install-deps.sh).
 # Libraries that ship a CMake config are found with find_package; the pkg-config-only ones
-# (libpcap, libtins, libcap, libseccomp, c-ares, libyaml, libmicrohttpd) are wrapped as imported targets
+# (libpcap, libtins, libcap, libseccomp, c-ares, libyaml, RE2, libmicrohttpd) are wrapped as imported targets
 # netprobe::<name>.
 find_package(PkgConfig REQUIRED)
 
@@ -14,12 +14,12 @@ netprobe_pkg_target(tins libtins)
 netprobe_pkg_target(cap libcap)
 netprobe_pkg_target(seccomp libseccomp)  # per-process system call deny lists (src/sandbox/confine.h)
 netprobe_pkg_target(cares libcares)
-netprobe_pkg_target(yaml yaml-0.1)  # libyaml: the fast YAML front end of the config loader
+netprobe_pkg_target(yaml yaml-0.1)  # libyaml: the only YAML parser of untrusted text
+netprobe_pkg_target(re2 re2)        # RE2: schema patterns in linear time, without recursion
 netprobe_pkg_target(microhttpd libmicrohttpd)  # the HTTP server of src/http (docs/http-server.md)
 
 find_package(Threads REQUIRED)
 find_package(prometheus-cpp CONFIG REQUIRED)
-find_package(yaml-cpp CONFIG REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)
 find_package(spdlog CONFIG REQUIRED)
 find_package(fmt CONFIG REQUIRED)

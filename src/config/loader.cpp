@@ -6,13 +6,16 @@
 #include <climits>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <unordered_map>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 
+#include "config/path.h"
 #include "config/schema_validator.h"
 #include "config/yaml_json.h"
 #include "probes/probe.h"  // kTcpSeqShift only (a constant; no link dependency on the probes)
@@ -27,7 +30,7 @@ using Json = nlohmann::json;
 constexpr int kTcpHeader = 20;
 constexpr int kMaxTcpIpPayload = kTcpHeader + (1 << kTcpSeqShift) - 1;
 
-std::string join(const std::string& path, std::string_view key) { return path + "." + std::string(key); }
+std::string join(const std::string& path, std::string_view key) { return config_path_join(path, key); }
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -167,7 +170,17 @@ class Builder {
     if (auto v = get_small_int(g, "verbose", p)) out.verbose = *v;
     if (auto v = get_string(g, "logging_level")) out.logging_level = *v;
     if (auto v = get_small_int(g, "prometheus_port", p)) out.prometheus_port = *v;
-    if (auto v = get_string(g, "prometheus_address")) out.prometheus_address = *v;
+    if (auto v = get_string(g, "prometheus_address")) {
+      // Handed to the HTTP server as its listen address: anything but one address literal could open
+      // other listeners ("9301,127.0.0.1" did).
+      const bool schema_said_so = v->find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos;
+      if (IpAddress::parse(*v))
+        out.prometheus_address = *v;
+      else if (!schema_said_so)  // the schema's pattern already reported it
+        error(join(p, "prometheus_address"),
+              fmt::format("{} is not an IPv4 or IPv6 address (e.g. 0.0.0.0, 127.0.0.1, ::)",
+                          quoted_excerpt(*v)));
+    }
     if (auto v = get_small_int(g, "dns_update_interval", p)) out.dns_update_interval_s = *v;
     if (auto v = get_small_int(g, "reload_conf_interval", p)) out.reload_conf_interval_s = *v;
     if (auto v = get_bool(g, "l3_raw_socket")) out.l3_raw_socket = *v;
@@ -213,7 +226,7 @@ class Builder {
   }
 
   void build_group(const std::string& name, const Json& g) {
-    const std::string path = "groups." + name;
+    const std::string path = join("groups", name);
     GroupConfig out;
     out.name = name;
     if (member(g, "src_ipv4")) {
@@ -246,7 +259,7 @@ class Builder {
   }
 
   void build_target(const std::string& name, const Json& t) {
-    const std::string path = "targets." + name;
+    const std::string path = join("targets", name);
     if (!t.is_object()) return;  // reported by the schema
     TargetConfig out;
     out.name = name;
@@ -457,6 +470,15 @@ class Builder {
   bool over_limit_ = false;
 };
 
+// A document with a million bad targets must not print a million lines (nor hold them).
+void cap_messages(std::vector<std::string>* messages, std::string_view what) {
+  constexpr size_t kMaxMessages = 1000;
+  if (messages->size() <= kMaxMessages) return;
+  const size_t dropped = messages->size() - kMaxMessages;
+  messages->resize(kMaxMessages);
+  messages->push_back(fmt::format("(root): {} more {} not shown", dropped, what));
+}
+
 }  // namespace
 
 int config_token_bits(ProbeType type, AddressFamily af) {
@@ -513,6 +535,8 @@ LoadedConfig load_config_json(const nlohmann::json& doc, std::string source_name
     Builder builder(doc, &out.diagnostics);
     Config cfg = builder.build(std::move(source_name));
     if (out.diagnostics.errors.empty()) out.config = std::move(cfg);
+    cap_messages(&out.diagnostics.errors, "errors");
+    cap_messages(&out.diagnostics.warnings, "warnings");
   } catch (const std::exception& e) {
     out.config.reset();
     out.diagnostics.errors.push_back(
@@ -544,22 +568,50 @@ LoadedConfig load_config_string(std::string_view yaml, std::string source_name) 
   }
 }
 
+Result<std::string> read_config_text(const std::string& path, size_t max_bytes) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused right after as not a file.
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) return Error{fmt::format("cannot open the configuration file: {}", std::strerror(errno))};
+  struct Closer {
+    int fd;
+    ~Closer() { close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (fstat(fd, &st) != 0)
+    return Error{fmt::format("cannot read the configuration file: {}", std::strerror(errno))};
+  if (!S_ISREG(st.st_mode))
+    return Error{
+        "not a regular file (a FIFO, device or directory is refused: reading it could block or never end)"};
+  if (uint64_t(st.st_size) > max_bytes)
+    return Error{fmt::format("the file is {} bytes, more than the limit of {} bytes", st.st_size, max_bytes)};
+  std::string text;
+  text.resize(max_bytes + 1 < size_t(st.st_size) + 4096 ? max_bytes + 1 : size_t(st.st_size) + 4096);
+  size_t got = 0;
+  for (;;) {
+    if (got == text.size()) {
+      if (got > max_bytes) break;
+      text.resize(std::min(max_bytes + 1, text.size() * 2));
+    }
+    const ssize_t n = read(fd, text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error{fmt::format("cannot read the configuration file: {}", std::strerror(errno))};
+    if (n == 0) break;
+    got += size_t(n);
+  }
+  if (got > max_bytes)  // the file grew while we read it
+    return Error{fmt::format("the file is more than the limit of {} bytes", max_bytes)};
+  text.resize(got);
+  return text;
+}
+
 LoadedConfig load_config_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  auto text = read_config_text(path, kMaxConfigBytes);
+  if (!text.ok()) {
     LoadedConfig out;
-    out.diagnostics.errors.push_back(
-        fmt::format("{}: cannot open the configuration file: {}", path, std::strerror(errno)));
+    out.diagnostics.errors.push_back(fmt::format("{}: {}", path, text.error().message));
     return out;
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) {
-    LoadedConfig out;
-    out.diagnostics.errors.push_back(fmt::format("{}: cannot read the configuration file", path));
-    return out;
-  }
-  return load_config_string(text.str(), path);
+  return load_config_string(text.value(), path);
 }
 
 }  // namespace netprobe

@@ -17,6 +17,7 @@
 
 #include "config/config.h"
 #include "core/net.h"
+#include "core/result.h"
 
 namespace netprobe {
 
@@ -33,6 +34,11 @@ struct LoadedConfig {
   bool ok() const { return config.has_value() && diagnostics.errors.empty(); }
 };
 
+// The largest configuration file read (a 100,000-target configuration is about 10 MB).
+inline constexpr size_t kMaxConfigBytes = size_t(64) << 20;
+// Reads a configuration file: regular files only (a FIFO or a device is refused without blocking), at
+// most `max_bytes`. The error says why, without the path.
+Result<std::string> read_config_text(const std::string& path, size_t max_bytes = kMaxConfigBytes);
 // Reads and loads a file; Config::source_path is `path`. Never throws.
 LoadedConfig load_config_file(const std::string& path);
 // Loads YAML text; `source_name` is used in syntax errors and as Config::source_path. Never throws.

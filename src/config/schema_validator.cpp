@@ -5,10 +5,12 @@
 #include <cmath>
 #include <map>
 #include <optional>
-#include <regex>
 #include <set>
 
 #include <fmt/format.h>
+#include <re2/re2.h>
+
+#include "config/path.h"
 
 namespace netprobe {
 
@@ -24,9 +26,12 @@ enum TypeBit : uint8_t {
   kObject = 64,
 };
 
+// RE2, not std::regex: std::regex backtracks recursively and overflows the stack on a long string (a
+// 14,000-character probe_name crashed the prober); RE2 runs in time linear in the text, without recursion.
 struct Pattern {
   std::string source;
-  std::regex re;
+  std::shared_ptr<const RE2> re;
+  bool search(std::string_view text) const { return RE2::PartialMatch(text, *re); }
 };
 
 struct Node {
@@ -42,14 +47,19 @@ struct Node {
   std::optional<Pattern> pattern;
   std::optional<nlohmann::json> minimum, maximum, exclusive_minimum;
   int items = -1;
-  std::optional<size_t> min_items;
+  std::optional<size_t> min_items, max_items, max_length;
   bool unique_items = false;
 };
 
-std::string join(const std::string& path, std::string_view key) {
-  return path.empty() ? std::string(key) : path + "." + std::string(key);
-}
+std::string join(const std::string& path, std::string_view key) { return config_path_join(path, key); }
 std::string shown(const std::string& path) { return path.empty() ? "(root)" : path; }
+
+// Characters (code points) of a UTF-8 string, as JSON Schema's maxLength counts them.
+size_t utf8_length(std::string_view s) {
+  size_t n = 0;
+  for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return n;
+}
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -260,11 +270,11 @@ class Compiler {
           errors.push_back(fmt::format("schema {}: only a single schema is supported", at));
         else
           n.items = compile(v, at);
-      } else if (kw == "minItems") {
+      } else if (kw == "minItems" || kw == "maxItems" || kw == "maxLength") {
         if (!v.is_number_integer() || v.get<int64_t>() < 0)
           errors.push_back(fmt::format("schema {}: must be a non-negative integer", at));
         else
-          n.min_items = v.get<size_t>();
+          (kw == "minItems" ? n.min_items : kw == "maxItems" ? n.max_items : n.max_length) = v.get<size_t>();
       } else if (kw == "uniqueItems") {
         if (!v.is_boolean())
           errors.push_back(fmt::format("schema {}: must be a boolean", at));
@@ -285,12 +295,14 @@ class Compiler {
   }
 
   std::optional<Pattern> make_pattern(const std::string& source, const std::string& at) {
-    try {
-      return Pattern{source, std::regex(source, std::regex::ECMAScript | std::regex::optimize)};
-    } catch (const std::regex_error& e) {
-      errors.push_back(fmt::format("schema {}: invalid pattern {}: {}", at, source, e.what()));
+    RE2::Options options;
+    options.set_log_errors(false);
+    auto re = std::make_shared<const RE2>(source, options);
+    if (!re->ok()) {
+      errors.push_back(fmt::format("schema {}: invalid pattern {}: {}", at, source, re->error()));
       return std::nullopt;
     }
+    return Pattern{source, std::move(re)};
   }
 };
 
@@ -320,8 +332,12 @@ struct SchemaValidator::Impl {
         if (e == v && e.is_number() == v.is_number() && e.is_boolean() == v.is_boolean()) found = true;
       if (!found) error(fmt::format("{} is not one of {}", describe(v), list_values(*n.enum_values)));
     }
-    if (v.is_string() && n.pattern) {
-      if (!std::regex_search(v.get_ref<const std::string&>(), n.pattern->re))
+    if (v.is_string()) {
+      const std::string& s = v.get_ref<const std::string&>();
+      const size_t length = n.max_length ? utf8_length(s) : 0;
+      if (n.max_length && length > *n.max_length)
+        error(fmt::format("{} is too long: {} characters, at most {}", describe(v), length, *n.max_length));
+      else if (n.pattern && !n.pattern->search(s))
         error(fmt::format("{} does not match {}", describe(v), n.pattern->source));
     }
     if (v.is_number()) {
@@ -342,6 +358,9 @@ struct SchemaValidator::Impl {
     if (n.min_items && v.size() < *n.min_items)
       errors->push_back(
           fmt::format("{}: expected at least {} item(s), got {}", shown(path), *n.min_items, v.size()));
+    if (n.max_items && v.size() > *n.max_items)
+      errors->push_back(
+          fmt::format("{}: expected at most {} item(s), got {}", shown(path), *n.max_items, v.size()));
     if (n.items >= 0)
       for (size_t i = 0; i < v.size(); ++i)
         validate(n.items, v[i], path + "[" + std::to_string(i) + "]", errors);
@@ -378,7 +397,7 @@ struct SchemaValidator::Impl {
         validate(p->second, it.value(), child_path, errors);
       }
       for (const auto& [pat, child] : n.pattern_properties)
-        if (std::regex_search(key, pat.re)) {
+        if (pat.search(key)) {
           matched = true;
           validate(child, it.value(), child_path, errors);
         }
@@ -386,7 +405,7 @@ struct SchemaValidator::Impl {
       if (n.additional_schema >= 0) {
         validate(n.additional_schema, it.value(), child_path, errors);
       } else if (!n.additional_allowed) {
-        errors->push_back(fmt::format("{}: {}", child_path, unknown_key_message(n, key)));
+        errors->push_back(fmt::format("{}: {}", shown(child_path), unknown_key_message(n, key)));
       }
     }
   }
@@ -394,10 +413,10 @@ struct SchemaValidator::Impl {
   static std::string unknown_key_message(const Node& n, const std::string& key) {
     if (n.properties.empty() && !n.pattern_properties.empty()) {
       // A map of names (groups, targets): the key is a name that breaks the naming rule.
-      std::string msg =
-          fmt::format("invalid name \"{}\": does not match {}", key, n.pattern_properties[0].first.source);
+      std::string msg = fmt::format("invalid name {}: does not match {}", quoted_excerpt(key),
+                                    n.pattern_properties[0].first.source);
       for (const auto& [pat, child] : n.pattern_properties)
-        if (const auto l = lower(key); l != key && std::regex_search(l, pat.re))
+        if (const auto l = lower(key); l != key && pat.search(l))
           return msg + fmt::format(" (did you mean \"{}\"?)", l);
       return msg;
     }

@@ -5,9 +5,9 @@
 #include <limits>
 
 #include <fmt/format.h>
-#include <yaml-cpp/yaml.h>
-
+#include "config/path.h"
 #include "config/yaml_tree.h"
+#include "logging/escape.h"
 
 namespace netprobe {
 namespace {
@@ -216,7 +216,7 @@ nlohmann::json resolve_plain(std::string_view text, std::string* error) {
     case NumKind::kInt: {
       nlohmann::json v;
       if (parse_int(text, &v)) return v;
-      if (error) *error = fmt::format("integer {} does not fit in 64 bits", text);
+      if (error) *error = fmt::format("integer {} does not fit in 64 bits", escape_for_log(text, 64));
       return std::string(text);
     }
     case NumKind::kFloat:
@@ -236,10 +236,16 @@ constexpr std::string_view kTagMap = "tag:yaml.org,2002:map";
 constexpr std::string_view kTagSeq = "tag:yaml.org,2002:seq";
 constexpr std::string_view kTagMerge = "tag:yaml.org,2002:merge";
 constexpr int kMaxDepth = 64;
+// Aliases are expanded (JSON has none), so a few hundred bytes of nested aliases ("billion laughs") would
+// expand to billions of nodes. The expansion may add at most this many nodes and scalar bytes to those of
+// the document itself; a configuration that shares a block of defaults between 100,000 targets stays far
+// below.
+constexpr size_t kMaxAliasNodes = 1'000'000;
+constexpr size_t kMaxAliasBytes = size_t(64) << 20;
+// A document with more problems than this is not worth listing further.
+constexpr size_t kMaxErrors = 1000;
 
-std::string join_key(const std::string& path, std::string_view key) {
-  return path.empty() ? std::string(key) : path + "." + std::string(key);
-}
+std::string join_key(const std::string& path, std::string_view key) { return config_path_join(path, key); }
 std::string shown(const std::string& path) { return path.empty() ? "(root)" : path; }
 
 // Where the node being converted sits, spelled out only when a message needs it: building
@@ -259,37 +265,7 @@ struct Path {
 
 enum class NodeKind { kNull, kScalar, kSequence, kMap };
 
-// The two node graphs the converter reads, behind one interface: yaml-cpp's (the reference, and the
-// fallback whose syntax errors are the documented ones) and libyaml's YamlTree (the fast path).
-class YamlCppDoc {
- public:
-  using Ref = YAML::Node;
-  NodeKind kind(const Ref& n) const {
-    switch (n.Type()) {
-      case YAML::NodeType::Scalar:
-        return NodeKind::kScalar;
-      case YAML::NodeType::Sequence:
-        return NodeKind::kSequence;
-      case YAML::NodeType::Map:
-        return NodeKind::kMap;
-      case YAML::NodeType::Undefined:
-      case YAML::NodeType::Null:
-        break;
-    }
-    return NodeKind::kNull;
-  }
-  std::string_view tag(const Ref& n) const { return n.Tag(); }
-  std::string_view scalar(const Ref& n) const { return n.Scalar(); }
-  template <class F>
-  void for_each_item(const Ref& n, F&& f) const {
-    for (const auto& item : n) f(Ref(item));
-  }
-  template <class F>
-  void for_each_pair(const Ref& n, F&& f) const {
-    for (const auto& kv : n) f(Ref(kv.first), Ref(kv.second));
-  }
-};
-
+// The node graph the converter reads (libyaml's YamlTree).
 class YamlTreeDoc {
  public:
   using Ref = YamlTree::Index;
@@ -327,11 +303,20 @@ template <class Doc>
 class Converter {
  public:
   using Ref = typename Doc::Ref;
-  Converter(const Doc& doc, YamlToJsonResult* result) : doc_(doc), r_(result) {}
+  Converter(const Doc& doc, YamlToJsonResult* result, size_t max_nodes, size_t max_bytes)
+      : doc_(doc), r_(result), max_nodes_(max_nodes), max_bytes_(max_bytes) {}
+
+  bool refused() const { return refused_; }
 
   nlohmann::json convert(const Ref& node, const Path& path, int depth) {
+    if (refused_) return nullptr;
+    if (++nodes_ > max_nodes_) {
+      refuse(fmt::format("aliases expand the document to more than {} nodes (an alias bomb?); refused",
+                         max_nodes_));
+      return nullptr;
+    }
     if (depth > kMaxDepth) {
-      error(path, "nested too deeply (recursive alias?)");
+      error(path, fmt::format("nested deeper than {} levels (through aliases)", kMaxDepth));
       return nullptr;
     }
     const std::string_view tag = doc_.tag(node);
@@ -343,7 +328,7 @@ class Converter {
         return scalar(node, tag, path);
       case NodeKind::kSequence: {
         if (!generic_tag(tag, kTagSeq)) {
-          error(path, fmt::format("unsupported YAML tag {}", tag));
+          error(path, fmt::format("unsupported YAML tag {}", escape_for_log(tag, 64)));
           return nullptr;
         }
         nlohmann::json out = nlohmann::json::array();
@@ -356,7 +341,7 @@ class Converter {
       }
       case NodeKind::kMap: {
         if (!generic_tag(tag, kTagMap)) {
-          error(path, fmt::format("unsupported YAML tag {}", tag));
+          error(path, fmt::format("unsupported YAML tag {}", escape_for_log(tag, 64)));
           return nullptr;
         }
         return map(node, path, depth);
@@ -372,6 +357,12 @@ class Converter {
 
   nlohmann::json scalar(const Ref& node, std::string_view tag, const Path& path) {
     const std::string_view text = doc_.scalar(node);
+    bytes_ += text.size();
+    if (bytes_ > max_bytes_) {
+      refuse(fmt::format(
+          "aliases expand the document to more than {} bytes of text (an alias bomb?); refused", max_bytes_));
+      return nullptr;
+    }
     if (tag == "?" || tag.empty()) {  // plain scalar: implicit resolution
       std::string err;
       auto v = resolve_plain(text, &err);
@@ -391,10 +382,10 @@ class Converter {
       nlohmann::json v;
       if (kind == NumKind::kInt && parse_int(text, &v)) return v.get<double>();
     } else {
-      error(path, fmt::format("unsupported YAML tag {}", tag));
+      error(path, fmt::format("unsupported YAML tag {}", escape_for_log(tag, 64)));
       return nullptr;
     }
-    error(path, fmt::format("\"{}\" is not a valid {}", text, tag.substr(tag.rfind(':') + 1)));
+    error(path, fmt::format("{} is not a valid {}", quoted_excerpt(text), tag.substr(tag.rfind(':') + 1)));
     return nullptr;
   }
 
@@ -415,7 +406,7 @@ class Converter {
       }
       nlohmann::json v = convert(value, Path{&path, key}, depth + 1);
       auto [it, inserted] = obj.try_emplace(std::string(key));
-      if (!inserted)
+      if (!inserted && r_->warnings.size() < kMaxErrors)
         r_->warnings.push_back(
             fmt::format("{}: duplicate key; the last value is used (as PyYAML)", join_key(path.str(), key)));
       it->second = std::move(v);
@@ -446,20 +437,33 @@ class Converter {
 
   void error(const Path& path, const std::string& message) { error(path.str(), message); }
   void error(const std::string& path, const std::string& message) {
-    r_->errors.push_back(fmt::format("{}: {}", shown(path), message));
+    if (r_->errors.size() < kMaxErrors)
+      r_->errors.push_back(fmt::format("{}: {}", shown(path), message));
+    else if (r_->errors.size() == kMaxErrors)
+      r_->errors.push_back(fmt::format("(root): more than {} errors; the rest are not shown", kMaxErrors));
+  }
+  void refuse(const std::string& message) {
+    if (refused_) return;
+    refused_ = true;
+    r_->errors.push_back("(root): " + message);
   }
 
   const Doc& doc_;
   YamlToJsonResult* r_;
+  const size_t max_nodes_, max_bytes_;
+  size_t nodes_ = 0, bytes_ = 0;
+  bool refused_ = false;
 };
 
-template <class Doc>
-YamlToJsonResult convert_document(const Doc& doc, const typename Doc::Ref& root) {
+YamlToJsonResult convert_document(const YamlTree& tree, size_t text_size) {
   YamlToJsonResult r;
   try {
-    Converter<Doc> c(doc, &r);
-    r.value = c.convert(root, Path{}, 0);
-  } catch (const std::exception& e) {  // yaml-cpp may throw on odd nodes; never let it escape
+    const YamlTreeDoc doc(tree);
+    Converter<YamlTreeDoc> c(doc, &r, tree.node_count() + kMaxAliasNodes, text_size + kMaxAliasBytes);
+    r.value = c.convert(tree.root(), Path{}, 0);
+    if (c.refused()) r.value = nullptr;  // nothing of a refused document is used
+  } catch (const std::exception& e) {    // bad_alloc, or nlohmann on something unforeseen: never escapes
+    r.value = nullptr;
     r.errors.push_back(fmt::format("(root): cannot read the YAML document: {}", e.what()));
   }
   return r;
@@ -469,43 +473,16 @@ YamlToJsonResult convert_document(const Doc& doc, const typename Doc::Ref& root)
 
 nlohmann::json resolve_plain_scalar(std::string_view text) { return resolve_plain(text, nullptr); }
 
-YamlToJsonResult yaml_to_json(const YAML::Node& root) { return convert_document(YamlCppDoc(), root); }
-
-YamlToJsonResult parse_yaml_to_json_reference(std::string_view text, const std::string& source_name) {
-  std::vector<YAML::Node> docs;
-  try {
-    docs = YAML::LoadAll(std::string(text));
-  } catch (const YAML::Exception& e) {
-    YamlToJsonResult r;
-    if (e.mark.is_null())
-      r.errors.push_back(fmt::format("{}: YAML syntax error: {}", source_name, e.msg));
-    else
-      r.errors.push_back(fmt::format("{}:{}:{}: YAML syntax error: {}", source_name, e.mark.line + 1,
-                                     e.mark.column + 1, e.msg));
-    return r;
-  } catch (const std::exception& e) {
-    YamlToJsonResult r;
-    r.errors.push_back(fmt::format("{}: YAML error: {}", source_name, e.what()));
-    return r;
-  }
-  if (docs.size() > 1) {
-    YamlToJsonResult r;
-    r.errors.push_back(
-        fmt::format("{}: expected a single YAML document, found {}", source_name, docs.size()));
-    return r;
-  }
-  if (docs.empty()) return YamlToJsonResult{nullptr, {}, {}};
-  return yaml_to_json(docs[0]);
-}
-
 YamlToJsonResult parse_yaml_to_json(std::string_view text, const std::string& source_name) {
-  // libyaml first: it reads a 100,000-target file ten times faster than yaml-cpp. Anything it does not
-  // take as exactly one well-formed document goes to yaml-cpp, so that every error reads as before.
-  if (const auto tree = parse_yaml_tree(text)) {
-    if (!tree->has_root()) return YamlToJsonResult{nullptr, {}, {}};
-    return convert_document(YamlTreeDoc(*tree), tree->root());
+  std::string error;
+  const auto tree = parse_yaml_tree(text, &error);
+  if (!tree) {
+    YamlToJsonResult r;
+    r.errors.push_back(fmt::format("{}:{}", source_name, error));
+    return r;
   }
-  return parse_yaml_to_json_reference(text, source_name);
+  if (!tree->has_root()) return YamlToJsonResult{nullptr, {}, {}};
+  return convert_document(*tree, text.size());
 }
 
 }  // namespace netprobe

@@ -2,6 +2,10 @@
 
 #include <yaml.h>
 
+#include <fmt/format.h>
+
+#include "logging/escape.h"
+
 #include <limits>
 #include <memory>
 #include <unordered_map>
@@ -9,41 +13,16 @@
 namespace netprobe {
 namespace {
 
-// yaml-cpp refuses documents nested 500 levels deep with its own message, and the converter reports
-// anything deeper than 64 levels; past this depth we let yaml-cpp decide, which costs nothing real.
-constexpr size_t kMaxNesting = 100;
-// Offsets are 32-bit; a configuration is a few megabytes.
+// Deeper nesting is refused with a message (the converter and the schema validator recurse once per level;
+// netprobe's documents are 5 levels deep).
+constexpr size_t kMaxNesting = 64;
+// Offsets are 32-bit; the readers cap configurations and plug-in documents far below this.
 constexpr size_t kMaxText = size_t(1) << 31;
 
-// yaml-cpp's IsNullString: a plain untagged scalar spelled like this is a null node, not a scalar.
+// yaml-cpp's IsNullString, kept so that documents read as they always did: a plain untagged scalar spelled
+// like this is a null node, not a scalar.
 bool is_null_string(std::string_view s) {
   return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL";
-}
-
-// Texts where yaml-cpp and libyaml both succeed but disagree, yaml-cpp being the odd one out (found by
-// tests/unit/config/yaml_frontends_test.cpp). Such files are rare; yaml-cpp reads them, as it always did.
-//  - a lone CR and the Unicode line breaks NEL, LS and PS are line breaks to libyaml only;
-//  - keep chomping (|+, >+, |2+): yaml-cpp keeps one trailing line break fewer. Looked for in the whole
-//    text (libyaml's marks count characters, not bytes); "|+" inside a string only costs the fast path.
-bool has_divergent_text(std::string_view text) {
-  for (size_t i = text.find('\r'); i != std::string_view::npos; i = text.find('\r', i + 1))
-    if (i + 1 == text.size() || text[i + 1] != '\n') return true;
-  for (size_t i = text.find('+'); i != std::string_view::npos; i = text.find('+', i + 1)) {
-    size_t j = i;
-    if (j > 0 && text[j - 1] >= '1' && text[j - 1] <= '9') --j;
-    if (j > 0 && (text[j - 1] == '|' || text[j - 1] == '>')) return true;
-  }
-  return text.find("\xC2\x85") != std::string_view::npos ||
-         text.find("\xE2\x80\xA8") != std::string_view::npos ||
-         text.find("\xE2\x80\xA9") != std::string_view::npos;
-}
-
-// The \N and \_ escapes of double-quoted scalars: yaml-cpp writes the bare Latin-1 byte (0x85, 0xA0), not
-// UTF-8. Seen in the value as U+0085 or U+00A0 (a literal no-break space there only costs the fast path).
-bool has_divergent_escape(const yaml_event_t& e) {
-  if (e.data.scalar.style != YAML_DOUBLE_QUOTED_SCALAR_STYLE) return false;
-  const std::string_view v(reinterpret_cast<const char*>(e.data.scalar.value), e.data.scalar.length);
-  return v.find("\xC2\x85") != std::string_view::npos || v.find("\xC2\xA0") != std::string_view::npos;
 }
 
 std::string_view str(const yaml_char_t* s) {
@@ -72,14 +51,14 @@ class YamlTreeBuilder {
     t_.text_ = "?!";  // the two non-specific tags, shared by every node
   }
 
-  // False: hand the text to yaml-cpp (see parse_yaml_tree).
+  // False: the text is refused, error() says why.
   bool on_event(const yaml_event_t& e) {
     switch (e.type) {
       case YAML_DOCUMENT_START_EVENT:
-        return ++documents_ == 1;
+        if (++documents_ == 1) return true;
+        return fail(e.start_mark, "expected a single YAML document, found a second one");
       case YAML_SCALAR_EVENT: {
         const auto& s = e.data.scalar;
-        if (has_divergent_escape(e)) return false;
         const std::string_view value(reinterpret_cast<const char*>(s.value), s.length);
         YamlTree::Node n{};
         if (s.tag) {
@@ -96,7 +75,8 @@ class YamlTreeBuilder {
           n.kind = YamlTree::Kind::kScalar;
           store(value, &n.offset, &n.size);
         }
-        return add(n, s.anchor);
+        if (!add(n, s.anchor)) return fail(e.start_mark, "document too large");
+        return true;
       }
       case YAML_SEQUENCE_START_EVENT:
       case YAML_MAPPING_START_EVENT: {
@@ -109,8 +89,9 @@ class YamlTreeBuilder {
           store(str(tag), &n.tag_offset, &n.tag_size);
         else
           n.tag_offset = 0, n.tag_size = 1;  // "?"
-        if (!add(n, anchor)) return false;
-        if (open_.size() >= kMaxNesting) return false;
+        if (open_.size() >= kMaxNesting)
+          return fail(e.start_mark, fmt::format("nested deeper than {} levels", kMaxNesting));
+        if (!add(n, anchor)) return fail(e.start_mark, "document too large");
         open_.push_back({YamlTree::Index(t_.nodes_.size() - 1), pending_.size()});
         return true;
       }
@@ -126,10 +107,14 @@ class YamlTreeBuilder {
         return true;
       }
       case YAML_ALIAS_EVENT: {
-        // yaml-cpp registers an anchor before reading its content, so an alias inside its own anchor is
-        // the node itself (a cycle the converter stops at); an unknown anchor is yaml-cpp's error to word.
-        const auto it = anchors_.find(std::string(str(e.data.alias.anchor)));
-        if (it == anchors_.end()) return false;
+        const std::string name(str(e.data.alias.anchor));
+        const auto it = anchors_.find(name);
+        if (it == anchors_.end()) return fail(e.start_mark, fmt::format("unknown anchor *{}", name));
+        // An alias inside the node of its own anchor would make the document infinite.
+        for (const Open& o : open_)
+          if (o.node == it->second)
+            return fail(e.start_mark,
+                        fmt::format("recursive alias: *{} is inside the node that &{} names", name, name));
         attach(it->second);
         return true;
       }
@@ -139,12 +124,18 @@ class YamlTreeBuilder {
   }
 
   YamlTree take() { return std::move(t_); }
+  const std::string& error() const { return error_; }
 
  private:
   struct Open {
     YamlTree::Index node;
     size_t mark;  // where its children start in pending_
   };
+
+  bool fail(const yaml_mark_t& mark, const std::string& message) {
+    error_ = fmt::format("{}:{}: {}", mark.line + 1, mark.column + 1, message);
+    return false;
+  }
 
   void store(std::string_view s, uint32_t* offset, uint32_t* size) {
     *offset = uint32_t(t_.text_.size());
@@ -177,13 +168,44 @@ class YamlTreeBuilder {
   std::vector<YamlTree::Index> pending_;  // children of the open collections, innermost last
   std::unordered_map<std::string, YamlTree::Index> anchors_;
   int documents_ = 0;
+  std::string error_;
 };
 
-std::optional<YamlTree> parse_yaml_tree(std::string_view text) {
-  if (text.size() > kMaxText || has_divergent_text(text)) return std::nullopt;
+// "line:column" of a byte offset (libyaml's reader errors give an offset, not a mark).
+std::string position_of(std::string_view text, size_t offset) {
+  size_t line = 1, column = 1;
+  for (size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
+      ++column;
+    }
+  }
+  return fmt::format("{}:{}", line, column);
+}
+
+std::optional<YamlTree> parse_yaml_tree(std::string_view text, std::string* error) {
+  std::string ignored;
+  if (!error) error = &ignored;
+  if (text.size() > kMaxText) {
+    *error = fmt::format("1:1: document too large ({} bytes)", text.size());
+    return std::nullopt;
+  }
+  // libyaml checks UTF-8 too, but reports a byte offset and a terse message.
+  for (size_t i = 0; i < text.size();) {
+    const size_t n = utf8_sequence_length(text, i);
+    if (n == 0) {
+      *error = fmt::format("{}: invalid UTF-8 (byte 0x{:02x}); the document must be UTF-8 text",
+                           position_of(text, i), static_cast<unsigned char>(text[i]));
+      return std::nullopt;
+    }
+    i += n;
+  }
   std::unique_ptr<yaml_parser_t, ParserDeleter> parser(new yaml_parser_t);
   if (!yaml_parser_initialize(parser.get())) {
     delete parser.release();  // not initialised: nothing for yaml_parser_delete to free
+    *error = "1:1: cannot initialise the YAML parser (out of memory)";
     return std::nullopt;
   }
   yaml_parser_set_input_string(parser.get(), reinterpret_cast<const unsigned char*>(text.data()),
@@ -191,8 +213,24 @@ std::optional<YamlTree> parse_yaml_tree(std::string_view text) {
   YamlTreeBuilder builder(text.size());
   while (true) {
     Event ev;
-    if (!yaml_parser_parse(parser.get(), &ev.e)) return std::nullopt;
-    if (!builder.on_event(ev.e)) return std::nullopt;
+    if (!yaml_parser_parse(parser.get(), &ev.e)) {
+      const yaml_parser_t& p = *parser;
+      const std::string problem = p.problem ? p.problem : "syntax error";
+      if (p.error == YAML_READER_ERROR) {
+        *error = fmt::format("{}: {}", position_of(text, p.problem_offset), problem);
+      } else {
+        const yaml_mark_t& m = p.problem_mark;
+        *error = fmt::format("{}:{}: {}", m.line + 1, m.column + 1, problem);
+        if (p.context)
+          *error += fmt::format(" ({} at line {}, column {})", p.context, p.context_mark.line + 1,
+                                p.context_mark.column + 1);
+      }
+      return std::nullopt;
+    }
+    if (!builder.on_event(ev.e)) {
+      *error = builder.error();
+      return std::nullopt;
+    }
     if (ev.e.type == YAML_STREAM_END_EVENT) break;
   }
   return builder.take();

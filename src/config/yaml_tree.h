@@ -1,9 +1,8 @@
 #pragma once
-// A compact, read-only YAML node graph built with libyaml's event parser: the fast front end of
-// parse_yaml_to_json. yaml-cpp's scanner costs about 3 s on a 100,000-target configuration; libyaml (the C
-// parser under PyYAML's CLoader) reads the same file in a fraction of that. The graph reproduces what
-// yaml-cpp's node tree gives the converter (node kinds, non-specific tags "?" and "!", nulls, aliases that
-// share their anchor's node), so that both front ends convert to the same JSON with the same messages.
+// A compact, read-only YAML node graph built with libyaml's event parser (the C parser under PyYAML's
+// CLoader): the only YAML parser netprobe hands untrusted text to. libyaml is not recursive and fails
+// cleanly on every malformed text; yaml-cpp 0.7, used before, looped for ever on texts as small as `,`.
+// Tags read as yaml-cpp reported them (non-specific "?" and "!"), so the converter kept its rules.
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -21,6 +20,7 @@ class YamlTree {
   // False for a stream without a document (empty, or only comments).
   bool has_root() const { return has_root_; }
   Index root() const { return root_; }
+  size_t node_count() const { return nodes_.size(); }
 
   Kind kind(Index n) const { return nodes_[n].kind; }
   // As yaml-cpp reports it: "?" for a plain scalar or an untagged collection, "!" for a quoted or block
@@ -51,9 +51,9 @@ class YamlTree {
   bool has_root_ = false;
 };
 
-// Parses YAML text into a graph. nullopt whenever the text is not exactly one well-formed document as far
-// as libyaml can tell (syntax error, second document, undefined alias, nesting deeper than yaml-cpp
-// accepts, text over 2 GiB): the caller then takes yaml-cpp's path, whose messages are the documented ones.
-std::optional<YamlTree> parse_yaml_tree(std::string_view text);
+// Parses YAML text into a graph. nullopt, with *error set to "line:column: message", when the text is not
+// exactly one well-formed document: invalid UTF-8, syntax error, second document, unknown anchor, an alias
+// inside its own anchor's node (recursive), nesting deeper than 64 levels, text over 2 GiB.
+std::optional<YamlTree> parse_yaml_tree(std::string_view text, std::string* error = nullptr);
 
 }  // namespace netprobe

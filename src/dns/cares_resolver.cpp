@@ -48,6 +48,7 @@ struct CaresResolver::Query {
   CaresResolver* self;
   AddressFamily af;
   std::function<void(Resolution)> done;
+  std::string host;
 };
 
 Result<void*> CaresResolver::make_channel(const CaresOptions& options) {
@@ -208,9 +209,22 @@ std::string CaresResolver::error_text(int status, AddressFamily af) {
   }
 }
 
+const char* unusable_answer(const IpAddress& ip) {
+  const auto& b = ip.bytes;
+  if (ip.af == AddressFamily::kV4) {
+    if (b[0] == 0) return "an unspecified (0.0.0.0/8)";
+    if (b[0] >= 224 && b[0] <= 239) return "a multicast";
+    if (b[0] == 255 && b[1] == 255 && b[2] == 255 && b[3] == 255) return "the broadcast";
+    return nullptr;
+  }
+  if (b[0] == 0xff) return "a multicast";
+  if (std::all_of(b.begin(), b.end(), [](uint8_t x) { return x == 0; })) return "the unspecified (::)";
+  return nullptr;
+}
+
 void CaresResolver::resolve(const std::string& host, AddressFamily af, std::function<void(Resolution)> done) {
   maybe_reload_resolv_conf();
-  auto* q = new Query{this, af, std::move(done)};
+  auto* q = new Query{this, af, std::move(done), host};
   ++in_flight_;
   ares_addrinfo_hints hints{};
   hints.ai_family = af == AddressFamily::kV4 ? AF_INET : AF_INET6;
@@ -225,6 +239,7 @@ void CaresResolver::on_addrinfo(void* arg, int status, int /*timeouts*/, ares_ad
     return;
   }
   Resolution r;
+  size_t unusable = 0;
   if (status == ARES_SUCCESS && result) {
     const int want = q->af == AddressFamily::kV4 ? AF_INET : AF_INET6;
     for (auto* n = result->nodes; n; n = n->ai_next) {
@@ -234,11 +249,19 @@ void CaresResolver::on_addrinfo(void* arg, int status, int /*timeouts*/, ares_ad
               ? reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in*>(n->ai_addr)->sin_addr)
               : reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in6*>(n->ai_addr)->sin6_addr);
       auto ip = IpAddress::from_bytes(q->af, bytes);
+      if (const char* why = unusable_answer(ip)) {
+        // Probing it would send to ourselves or to a group: a wrong or hostile DNS answer.
+        spdlog::warn("DNS: {} resolved to {}, {} address: ignored", q->host, ip.to_string(), why);
+        ++unusable;
+        continue;
+      }
       if (std::find(r.addresses.begin(), r.addresses.end(), ip) == r.addresses.end())
         r.addresses.push_back(ip);
     }
     r.ok = !r.addresses.empty();
-    if (!r.ok) r.error = error_text(ARES_ENODATA, q->af);
+    if (!r.ok)
+      r.error = unusable ? fmt::format("only unusable {} address(es) in the answer", to_string(q->af))
+                         : error_text(ARES_ENODATA, q->af);
   } else {
     r.error = error_text(status, q->af);
   }

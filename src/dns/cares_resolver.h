@@ -17,6 +17,10 @@ struct ares_addrinfo;  // c-ares' own, global
 
 namespace netprobe {
 
+// Why a DNS answer cannot be a probing destination ("an unspecified (0.0.0.0/8)", "a multicast", "the
+// broadcast", "the unspecified (::)"), or nullptr if it can. Such answers are dropped with a log line.
+const char* unusable_answer(const IpAddress& ip);
+
 struct CaresOptions {
   // Per try, and tries. c-ares doubles the timeout at each new round over the servers, so with one server
   // and 2 tries a dead server is reported after timeout + 2 * timeout (6 s with the defaults).

@@ -10,6 +10,7 @@
 #include "config/loader.h"
 #include "config/schema_validator.h"
 #include "config/yaml_json.h"
+#include "logging/escape.h"
 
 namespace netprobe {
 namespace {
@@ -72,6 +73,11 @@ std::string describe_type(const Json& v) {
   }
 }
 
+// Nanos since the epoch overflow in 2262: creation dates end in 2223 and lifetimes at 10 years, so that
+// creation_date + lifetime always fits.
+constexpr int64_t kMaxCreationSeconds = 8'000'000'000;
+constexpr int64_t kMaxLifetimeSeconds = 315'360'000;
+
 }  // namespace
 
 std::optional<Nanos> parse_lifetime(std::string_view text) {
@@ -107,8 +113,10 @@ std::optional<Nanos> parse_lifetime(std::string_view text) {
           return std::nullopt;
       }
     }
-    if (n > (int64_t(1) << 40) / unit) return std::nullopt;  // beyond ~35,000 years: a typo
+    if (n > kMaxLifetimeSeconds / unit) return std::nullopt;
     total += n * unit;
+    if (total > kMaxLifetimeSeconds)
+      return std::nullopt;  // beyond 10 years: a typo, and Nanos would overflow
   }
   if (total <= 0) return std::nullopt;
   return std::chrono::seconds(total);
@@ -167,13 +175,29 @@ std::optional<Nanos> parse_rfc3339(std::string_view s) {
   tm.tm_sec = second;
   const time_t t = timegm(&tm);
   if (tm.tm_mday != day) return std::nullopt;  // 2026-02-31 normalised into March
-  return std::chrono::seconds(int64_t(t) - offset_s) + Nanos(frac_ns);
+  // Nanos since the epoch only reach the year 2262 (the fuzzer's year 1013 overflowed them).
+  const int64_t secs = int64_t(t) - offset_s;
+  if (secs < 0 || secs > kMaxCreationSeconds) return std::nullopt;
+  return std::chrono::seconds(secs) + Nanos(frac_ns);
 }
 
 Result<InventoryDocument> parse_inventory_document(std::string_view text, const std::string& plugin,
                                                    const DocumentOptions& options) {
   // JSON first (what most plug-ins write, and much faster than YAML), then YAML read as PyYAML would.
-  Json doc = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  // nlohmann's parser is iterative, but the validator and the converter recurse once per level: a value
+  // nested deeper than YAML's limit (64) is dropped while parsing and the document refused.
+  constexpr int kMaxDepth = 64;
+  bool too_deep = false;
+  const Json::parser_callback_t depth_guard = [&](int depth, Json::parse_event_t event, Json&) {
+    if (depth > kMaxDepth &&
+        (event == Json::parse_event_t::object_start || event == Json::parse_event_t::array_start)) {
+      too_deep = true;
+      return false;
+    }
+    return !too_deep;
+  };
+  Json doc = Json::parse(text, depth_guard, /*allow_exceptions=*/false);
+  if (too_deep) return Error{fmt::format("JSON nested deeper than {} levels", kMaxDepth)};
   if (doc.is_discarded()) {
     YamlToJsonResult yaml;
     try {
@@ -208,8 +232,9 @@ Result<InventoryDocument> parse_inventory_document(std::string_view text, const 
     std::string hostname;
     if (t.is_object() && t.contains("hostname") && t["hostname"].is_string())
       hostname = t["hostname"].get<std::string>();
-    const std::string who = fmt::format("{}: targets[{}]{}", plugin, i,
-                                        hostname.empty() ? "" : fmt::format(" (hostname {})", hostname));
+    const std::string who =
+        fmt::format("{}: targets[{}]{}", plugin, i,
+                    hostname.empty() ? "" : fmt::format(" (hostname {})", escape_for_log(hostname, 64)));
     if (auto it = target_errors.find(i); it != target_errors.end()) {
       out.rejected.push_back(fmt::format("{}: {}", who, join_messages(it->second)));
       continue;
@@ -250,16 +275,22 @@ Result<InventoryDocument> parse_inventory_document(std::string_view text, const 
     DynamicTarget dt;
     dt.hostname = hostname;
     if (const Json* lt = t.contains("lifetime") ? &t["lifetime"] : nullptr) {
-      dt.lifetime = lt->is_string() ? parse_lifetime(lt->get<std::string>())
-                                    : std::optional<Nanos>(std::chrono::seconds(lt->get<int64_t>()));
-      if (!dt.lifetime) problems.push_back(fmt::format("lifetime: {} is not a duration", lt->dump()));
+      // The schema allows 10 years; checked again here so that Nanos never overflow.
+      if (lt->is_string())
+        dt.lifetime = parse_lifetime(lt->get<std::string>());
+      else if (lt->is_number_integer() && lt->get<int64_t>() > 0 && lt->get<int64_t>() <= kMaxLifetimeSeconds)
+        dt.lifetime = std::chrono::seconds(lt->get<int64_t>());
+      if (!dt.lifetime)
+        problems.push_back(fmt::format("lifetime: {} is not a duration", escape_for_log(lt->dump(), 64)));
     }
     if (const Json* cd = t.contains("creation_date") ? &t["creation_date"] : nullptr) {
       if (cd->is_string())
         dt.creation_date = parse_rfc3339(cd->get<std::string>());
-      else if (std::isfinite(cd->get<double>()) && std::abs(cd->get<double>()) < 1e11)
+      else if (std::isfinite(cd->get<double>()) && cd->get<double>() >= 0 &&
+               cd->get<double>() <= double(kMaxCreationSeconds))
         dt.creation_date = Nanos(int64_t(cd->get<double>() * 1e9));
-      if (!dt.creation_date) problems.push_back(fmt::format("creation_date: {} is not a date", cd->dump()));
+      if (!dt.creation_date)
+        problems.push_back(fmt::format("creation_date: {} is not a date", escape_for_log(cd->dump(), 64)));
     }
     if (!problems.empty() || !loaded.ok()) {
       out.rejected.push_back(fmt::format("{}: {}", who, join_messages(problems)));

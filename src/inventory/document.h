@@ -42,7 +42,7 @@ struct DocumentOptions {
 Result<InventoryDocument> parse_inventory_document(std::string_view text, const std::string& plugin,
                                                    const DocumentOptions& options = {});
 
-// "1d2h", "90m", "1w", "45s", "3600" (seconds) -> duration. nullopt if malformed or zero.
+// "1d2h", "90m", "1w", "45s", "3600" (seconds) -> duration. nullopt if malformed, zero or over 10 years.
 std::optional<Nanos> parse_lifetime(std::string_view text);
 // RFC 3339 date-time with a zone ("2026-11-21T13:52:14Z", "...+01:00", fractional seconds allowed) ->
 // realtime since the Unix epoch. nullopt if malformed.

@@ -8,12 +8,12 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <regex>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "inventory/plugin_process.h"
+#include "logging/escape.h"
 
 namespace netprobe {
 
@@ -86,7 +86,11 @@ std::vector<std::string> InventoryManager::start() {
     spdlog::info("inventory: no plug-in directory {}: no dynamic inventory", options_.directory);
     return started;
   }
-  static const std::regex kName("^[a-z0-9_-]+$");
+  const auto valid_name = [](std::string_view n) {
+    return !n.empty() && std::all_of(n.begin(), n.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    });
+  };
   std::vector<fs::path> files;
   for (const auto& e : fs::directory_iterator(options_.directory, ec)) files.push_back(e.path());
   std::sort(files.begin(), files.end());
@@ -102,9 +106,9 @@ std::vector<std::string> InventoryManager::start() {
                      f.string());
       continue;  // configuration files, samples, documentation
     }
-    if (!std::regex_match(name, kName)) {
+    if (!valid_name(name)) {
       spdlog::warn("inventory: {}: plug-in names must be lowercase letters, digits, '_' or '-': ignored",
-                   f.string());
+                   escape_for_log(f.string()));
       continue;
     }
     if (std::find(options_.disabled.begin(), options_.disabled.end(), name) != options_.disabled.end()) {
@@ -214,11 +218,11 @@ void InventoryManager::drain(Plugin& p) {
   for (size_t nl; (nl = p.err.find('\n')) != std::string::npos || p.err.size() > 4096;) {
     const size_t end = nl == std::string::npos ? 4096 : nl;
     const std::string_view line = trim_right(std::string_view(p.err).substr(0, end));
-    if (!line.empty()) spdlog::warn("inventory={} stderr: {}", p.name, line);
+    if (!line.empty()) spdlog::warn("inventory={} stderr: {}", p.name, escape_for_log(line, 4096));
     p.err.erase(0, nl == std::string::npos ? end : nl + 1);
   }
   if (p.proc->stderr_fd() < 0 && !p.err.empty()) {
-    spdlog::warn("inventory={} stderr: {}", p.name, trim_right(p.err));
+    spdlog::warn("inventory={} stderr: {}", p.name, escape_for_log(trim_right(p.err), 4096));
     p.err.clear();
   }
 
@@ -273,16 +277,17 @@ void InventoryManager::handle_document(Plugin& p, std::string_view text) {
   doc_options.default_dns_update_interval_s = options_.default_dns_update_interval_s;
   auto doc = parse_inventory_document(text, p.name, doc_options);
   if (!doc.ok()) {
-    std::string excerpt(text.substr(0, 120));
-    std::replace(excerpt.begin(), excerpt.end(), '\n', ' ');
-    fail(p, fmt::format("wrote an unreadable document ({}), starting with: {}", doc.error().message, excerpt),
+    // Escaped: the plug-in's bytes must not forge or split log lines.
+    fail(p,
+         fmt::format("wrote an unreadable document ({}), starting with: {}",
+                     escape_for_log(doc.error().message), escape_for_log(text, 120)),
          /*kill=*/true);
     return;
   }
   p.documents_this_run = true;
   p.last_text = std::string(text);
-  for (const auto& r : doc->rejected) spdlog::error("inventory target rejected: {}", r);
-  for (const auto& w : doc->warnings) spdlog::warn("inventory target: {}", w);
+  for (const auto& r : doc->rejected) spdlog::error("inventory target rejected: {}", escape_for_log(r));
+  for (const auto& w : doc->warnings) spdlog::warn("inventory target: {}", escape_for_log(w));
 
   const Nanos now_real = clock_.realtime();
   std::map<std::string, TimedTarget> next;
@@ -443,11 +448,12 @@ std::map<std::string, TargetConfig> InventoryManager::dynamic_targets(Nanos now_
       }
       TargetConfig c = t.config;
       if (known_groups_) {
+        const std::string& target = name;  // clang: a lambda may not capture a structured binding
         std::erase_if(c.groups, [&](const std::string& g) {
           if (known_groups_->count(g)) return false;
-          if (warned_groups_.emplace(name, g).second)
+          if (warned_groups_.emplace(target, g).second)
             spdlog::warn("inventory={} target={}: group \"{}\" does not exist in the configuration; ignored",
-                         p->name, name, g);
+                         p->name, target, g);
           return true;
         });
       }

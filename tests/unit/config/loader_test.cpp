@@ -12,6 +12,7 @@
 namespace netprobe {
 namespace {
 
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using testing::fixture;
@@ -46,8 +47,8 @@ const std::vector<Case>& bad_cases() {
         R"(targets.web.timeout: expected a number, got "fast")"},
        {}},
       {"bad/uppercase_group.yaml",
-       {R"(groups.G1: invalid name "G1": does not match ^[a-z0-9_\-\.]+$ (did you mean "g1"?))",
-        R"(targets.Web: invalid name "Web": does not match ^[a-z0-9_\-\.]+$ (did you mean "web"?))"},
+       {R"(groups.G1: invalid name "G1": does not match ^[a-z0-9_\-\.]{1,128}$ (did you mean "g1"?))",
+        R"(targets.Web: invalid name "Web": does not match ^[a-z0-9_\-\.]{1,128}$ (did you mean "web"?))"},
        {}},
       {"bad/missing_dst_port.yaml",
        {"targets.dns.dst_port: required for UDPunreachable", "targets.web.dst_port: required for TCPsyn"},
@@ -92,7 +93,7 @@ const std::vector<Case>& bad_cases() {
         "global.nb_proc: 0 is less than the minimum 1",
         "global.percentile[3]: 101 is greater than the maximum 100",
         "global.percentile[2]: 95 is a duplicate of item 0 (items must be unique)",
-        R"(global.probe_name: "Lab" does not match ^([a-z0-9_\-\.])+$)",
+        R"(global.probe_name: "Lab" does not match ^[a-z0-9_\-\.]+$)",
         "global.prometheus_port: 80000 is greater than the maximum 65535",
         "groups.g1.dscp: 64 is greater than the maximum 63",
         R"(targets.ping.state: "production" is not one of in production, validation, null)",
@@ -101,7 +102,9 @@ const std::vector<Case>& bad_cases() {
         "groups.g1: src_port_a 65100 is greater than src_port_z 65001 (default)",
         "targets.web.dst_port: required for TCPsyn"},
        {}},
-      {"bad/yaml_syntax.yaml", {"{dir}/bad/yaml_syntax.yaml:3:12: YAML syntax error: illegal map value"}, {}},
+      {"bad/yaml_syntax.yaml",
+       {"{dir}/bad/yaml_syntax.yaml:3:12: mapping values are not allowed in this context"},
+       {}},
       {"bad/not_a_mapping.yaml", {"(root): expected a mapping, got a list"}, {}},
       {"bad/empty.yaml",
        {"{dir}/bad/empty.yaml: the configuration is empty; expected a mapping with global, groups and "
@@ -538,7 +541,7 @@ TEST(config_checks, NonFiniteNumbers) {
   LoadedConfig r = load("  interval_packets: .nan\ngroups:\n  g: {}\n");
   EXPECT_THAT(r.diagnostics.errors, ElementsAre("global.interval_packets: nan is not a finite number"));
   r = load("groups:\n  g: {}\ntargets:\n  t: {type: ICMPping, destination: 192.0.2.1, timeout: .inf}\n");
-  EXPECT_THAT(r.diagnostics.errors, ElementsAre("targets.t.timeout: inf is not a finite number"));
+  EXPECT_THAT(r.diagnostics.errors, Contains("targets.t.timeout: inf is not a finite number"));
 }
 
 // Linear in the number of targets: 100,000 targets load (no timing assertion; a quadratic loop would take

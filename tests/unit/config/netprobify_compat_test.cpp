@@ -31,7 +31,7 @@ TEST(config_netprobify, WrongIsRejected) {
   EXPECT_THAT(
       r.diagnostics.errors,
       ElementsAre(
-          R"(groups.group2-ERROR: invalid name "group2-ERROR": does not match ^[a-z0-9_\-\.]+$ (did you mean "group2-error"?))"));
+          R"(groups.group2-ERROR: invalid name "group2-ERROR": does not match ^[a-z0-9_\-\.]{1,128}$ (did you mean "group2-error"?))"));
 }
 
 TEST(config_netprobify, ReadmeExample) {

@@ -1,5 +1,6 @@
 // CaresResolver against TestDnsServer on 127.0.0.1: real c-ares queries over loopback UDP, never elsewhere
 // (servers overridden, no search list, no /etc/hosts). Suites are named dns_* for `ctest -R dns`.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -54,6 +55,28 @@ TEST(dns_CaresResolver, ResolvesV4InTheServersOrder) {
   EXPECT_EQ(res->addresses[1], ip("192.0.2.11"));
   EXPECT_EQ(r->pending(), 0u);
   EXPECT_GE(server.queries("web.example.test"), 1);
+}
+
+// Issue 10 (11): 0.0.0.0 and other addresses no probe can go to are dropped from answers, with a log line.
+TEST(dns_CaresResolver, UnusableAnswersAreDropped) {
+  TestDnsServer server;
+  server.set_a("zero.example.test", {"0.0.0.0"});
+  server.set_a("mixed.example.test", {"224.0.0.1", "192.0.2.5", "255.255.255.255", "0.1.2.3"});
+  server.set_aaaa("zero6.example.test", {"::", "ff02::1"});
+  auto r = resolver_for(server);
+  auto zero = resolve_now(*r, "zero.example.test", AddressFamily::kV4);
+  ASSERT_TRUE(zero);
+  EXPECT_FALSE(zero->ok);
+  EXPECT_THAT(zero->error, ::testing::HasSubstr("unusable"));
+  auto mixed = resolve_now(*r, "mixed.example.test", AddressFamily::kV4);
+  ASSERT_TRUE(mixed);
+  ASSERT_TRUE(mixed->ok) << mixed->error;
+  EXPECT_EQ(mixed->addresses, std::vector<IpAddress>{ip("192.0.2.5")});
+  auto zero6 = resolve_now(*r, "zero6.example.test", AddressFamily::kV6);
+  ASSERT_TRUE(zero6);
+  EXPECT_FALSE(zero6->ok);
+  EXPECT_EQ(unusable_answer(ip("10.0.0.1")), nullptr);
+  EXPECT_EQ(unusable_answer(ip("2001:db8::1")), nullptr);
 }
 
 TEST(dns_CaresResolver, ResolvesV6) {

@@ -214,3 +214,78 @@ TEST(inventory_document, ThousandsOfTargets) {
 
 }  // namespace
 }  // namespace netprobe
+
+namespace netprobe {
+namespace {
+
+// Issue 10: plug-in output written by an attacker. Each case crashed (std::regex recursion), hung
+// (yaml-cpp), exploded (aliases) or was accepted on main.
+std::string one_target(const std::string& extra) {
+  return R"({"targets": [{"hostname": "h", "destination": "192.0.2.1", "type": "ICMPping", "groups": ["g"])" +
+         extra + "}]}";
+}
+
+TEST(inventory_hostile, LongHostnameAndLifetimeAreRejectedWithoutCrashing) {
+  const std::string long_name(100'000, 'a');
+  auto doc =
+      parse_inventory_document(R"({"targets": [{"hostname": ")" + long_name +
+                                   R"(", "destination": "192.0.2.1", "type": "ICMPping", "groups": ["g"]}]})",
+                               "p");
+  ASSERT_TRUE(doc.ok()) << doc.error().message;
+  EXPECT_TRUE(doc->targets.empty());
+  ASSERT_THAT(doc->rejected, ElementsAre(HasSubstr("too long: 100000 characters, at most 253")));
+  EXPECT_LT(doc->rejected[0].size(), 600u);
+  doc = parse_inventory_document(one_target(R"(, "lifetime": ")" + std::string(100'000, '1') + "d\""), "p");
+  ASSERT_TRUE(doc.ok());
+  EXPECT_THAT(doc->rejected, ElementsAre(HasSubstr("lifetime")));
+  doc = parse_inventory_document(one_target(R"(, "lifetime": 9223372036854775807)"), "p");
+  ASSERT_TRUE(doc.ok());
+  EXPECT_THAT(doc->rejected, ElementsAre(HasSubstr("lifetime")));
+  doc = parse_inventory_document(one_target(R"(, "groups": [")" + std::string(30'000, 'g') + "\"]"), "p");
+  EXPECT_FALSE(doc.ok() && !doc->targets.empty());
+}
+
+// Found by fuzz/inventory_document_fuzz.cpp: the year 1013 overflowed Nanos (UBSan).
+TEST(inventory_hostile, DatesOutsideTheClockAreRejected) {
+  EXPECT_FALSE(parse_rfc3339("1013-11-21T13:52:14Z"));
+  EXPECT_FALSE(parse_rfc3339("9999-11-21T13:52:14Z"));
+  EXPECT_TRUE(parse_rfc3339("2026-11-21T13:52:14Z"));
+  EXPECT_FALSE(parse_lifetime("3651d"));  // over 10 years
+  EXPECT_TRUE(parse_lifetime("3650d"));
+  for (const char* date : {R"("1013-11-21T13:52:14Z")", R"("2300-01-01T00:00:00Z")", "1e11", "-5", "8.1e9"}) {
+    const auto doc = parse_inventory_document(
+        one_target(std::string(R"(, "lifetime": 60, "creation_date": )") + date), "p");
+    ASSERT_TRUE(doc.ok()) << date;
+    EXPECT_THAT(doc->rejected, ElementsAre(HasSubstr("creation_date"))) << date;
+  }
+}
+
+TEST(inventory_hostile, ParserTrapsAreErrors) {
+  for (const char* text : {",", "{},\n c}", "x: &x [*x, *x]\n"}) {
+    const auto doc = parse_inventory_document(text, "p");
+    ASSERT_FALSE(doc.ok()) << text;
+    EXPECT_THAT(doc.error().message, HasSubstr("p:1:")) << text;
+  }
+  const auto deep = parse_inventory_document(std::string(100'000, '[') + std::string(100'000, ']'), "p");
+  ASSERT_FALSE(deep.ok());
+  EXPECT_THAT(deep.error().message, HasSubstr("nested deeper than 64 levels"));
+  const auto deep_obj = parse_inventory_document(R"({"targets": [)" + std::string(50'000, '[') + "]}", "p");
+  ASSERT_FALSE(deep_obj.ok());
+  const auto bad_utf8 = parse_inventory_document("targets: [\xff]\n", "p");
+  ASSERT_FALSE(bad_utf8.ok());
+  EXPECT_THAT(bad_utf8.error().message, HasSubstr("invalid UTF-8"));
+}
+
+TEST(inventory_hostile, RejectionsNeverCarryRawControlCharacters) {
+  const auto doc = parse_inventory_document(
+      "{\"targets\": [{\"hostname\": \"a\\nlevel=error forged\", \"destination\": \"192.0.2.1\", \"type\": "
+      "\"ICMPping\", \"groups\": [\"g\"]}]}",
+      "p");
+  ASSERT_TRUE(doc.ok());
+  ASSERT_THAT(doc->rejected, ::testing::SizeIs(1));
+  EXPECT_EQ(doc->rejected[0].find('\n'), std::string::npos) << doc->rejected[0];
+  EXPECT_THAT(doc->rejected[0], HasSubstr("a\\nlevel=error forged"));
+}
+
+}  // namespace
+}  // namespace netprobe
