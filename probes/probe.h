@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/net.h"
+#include "core/token_space.h"
 
 namespace netprobe {
 
@@ -43,7 +44,7 @@ struct MatchKey {
 //                    compensating word in the first 2 payload bytes): both within the 8 quoted bytes.
 //                    IPv6: first 4 payload bytes = W (20 + 12 bits; ICMPv6 errors quote them). The flow
 //                    label stays 0 (ECMP hashes read it: it must not change within a flow).
-inline constexpr int kTcpSeqShift = 14;
+// kTcpSeqShift and the index widths: core/token_space.h (the configuration check reads them too).
 int token_bits(ProbeType type, AddressFamily af);
 // Keyed bits after the index in W (never all zero: an IPv4 UDP checksum of 0 means "none").
 int check_bits(ProbeType type, AddressFamily af);

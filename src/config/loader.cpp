@@ -18,7 +18,7 @@
 #include "config/path.h"
 #include "config/schema_validator.h"
 #include "config/yaml_json.h"
-#include "probes/probe.h"  // kTcpSeqShift only (a constant; no link dependency on the probes)
+#include "core/token_space.h"
 
 namespace netprobe {
 namespace {
@@ -393,7 +393,7 @@ class Builder {
     std::string dest;
     if (t.is_subnet) {
       const auto net = IpNetwork::parse(t.destination);
-      hosts = usable_hosts(*net);
+      hosts = net->usable_count();
       dest = net->to_string();
     } else if (const auto addr = IpAddress::parse(t.destination)) {
       dest = addr->to_string();
@@ -481,17 +481,7 @@ void cap_messages(std::vector<std::string>* messages, std::string_view what) {
 
 }  // namespace
 
-int config_token_bits(ProbeType type, AddressFamily af) {
-  switch (type) {
-    case ProbeType::kTcpSyn:
-      return 32 - kTcpSeqShift;
-    case ProbeType::kIcmpPing:
-      return 32;
-    case ProbeType::kUdpUnreachable:
-      return af == AddressFamily::kV4 ? 16 : 20;
-  }
-  return 16;
-}
+int config_token_bits(ProbeType type, AddressFamily af) { return token_index_bits(type, af); }
 
 uint64_t max_probes_per_key_space(ProbeType type, AddressFamily af, int slice_bits) {
   const int bits = config_token_bits(type, af) - std::max(0, slice_bits);
@@ -502,12 +492,6 @@ int key_slice_bits(int nb_proc) {
   int bits = 0;
   while (bits < 31 && (int64_t(1) << bits) < int64_t(nb_proc)) ++bits;
   return bits;
-}
-
-uint64_t usable_hosts(const IpNetwork& net) {
-  const uint64_t n = net.size();
-  if (net.base.af == AddressFamily::kV4 && net.prefix < 31) return n - 2;
-  return n;
 }
 
 const SchemaValidator* config_schema_validator(std::string* error) {

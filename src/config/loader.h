@@ -67,8 +67,4 @@ uint64_t max_probes_per_key_space(ProbeType type, AddressFamily af, int slice_bi
 int key_slice_bits(int nb_proc);
 inline constexpr uint64_t kMaxProbesPerIteration = 16'777'216;
 
-// Addresses of a destination network that are probed: all of them, except the network and broadcast
-// addresses of IPv4 prefixes shorter than /31. Saturates at 2^32 like IpNetwork::size().
-uint64_t usable_hosts(const IpNetwork& net);
-
 }  // namespace netprobe

@@ -4,17 +4,9 @@
 
 #include <algorithm>
 
+#include "core/hash.h"
+
 namespace netprobe {
-namespace {
-
-uint64_t mix64(uint64_t x) {  // splitmix64 finaliser
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
-
-}  // namespace
 
 std::string icmp_error_label(AddressFamily af, uint8_t type, uint8_t code) {
   const char* name = "other";
@@ -43,7 +35,7 @@ std::span<const uint32_t> IterationRunner::prepare(const Plan& plan, uint64_t it
   if (plan_ != nullptr) previous_book_ = TupleBook{};
   plan_ = &plan;
   const size_t n = plan.probes.size();
-  seed_ = mix64(secret_ ^ mix64(iteration));
+  seed_ = splitmix64(secret_ ^ splitmix64(iteration));
   bucket_stats_.assign(plan.buckets.size(), BucketStats{});
   target_events_.clear();
   for (const auto& t : plan.targets) target_events_.push_back({t.name, t.type, t.af, 0, 0});
@@ -70,7 +62,7 @@ std::span<const uint32_t> IterationRunner::prepare(const Plan& plan, uint64_t it
       dest.check_bits = uint8_t(check_bits(tmpl.type, tmpl.params.af));
       dest.bits = uint8_t(std::max(0, int(dest.type_bits) - slice_.bits));
       destinations_.push_back(dest);
-      permutations_.emplace_back(mix64(seed_ ^ (uint64_t(d) << 1)), std::max(1, int(dest.bits)));
+      permutations_.emplace_back(splitmix64(seed_ ^ (uint64_t(d) << 1)), std::max(1, int(dest.bits)));
     }
     template_destination_[t] = d;
     template_timeout_[t] = plan.targets[plan.buckets[plan.template_buckets[t]].target_index].timeout.count();
@@ -114,7 +106,7 @@ uint32_t IterationRunner::wire_token(uint64_t seed, uint32_t dest, uint32_t ordi
   if (check_bits <= 0) return index;
   // Keyed random bits that are only compared, never decoded; never all zero (an IPv4 UDP checksum of 0
   // means "none").
-  const uint64_t h = mix64(seed ^ mix64((uint64_t(dest) << 32) | ordinal) ^ 0xC3A5C85C97CB3127ULL);
+  const uint64_t h = splitmix64(seed ^ splitmix64((uint64_t(dest) << 32) | ordinal) ^ 0xC3A5C85C97CB3127ULL);
   const uint32_t check = uint32_t(h % ((uint64_t(1) << check_bits) - 1)) + 1;
   return check_bits >= 32 ? check : (index << check_bits) | check;
 }

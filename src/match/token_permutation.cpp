@@ -1,15 +1,8 @@
 #include "match/token_permutation.h"
 
+#include "core/hash.h"
+
 namespace netprobe {
-namespace {
-
-inline uint64_t mix64(uint64_t x) noexcept {  // splitmix64 finaliser
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
-
-}  // namespace
 
 TokenPermutation::TokenPermutation(uint64_t key, int bits) noexcept {
   if (bits < 1) bits = 1;
@@ -17,7 +10,8 @@ TokenPermutation::TokenPermutation(uint64_t key, int bits) noexcept {
   half_bits_ = (bits + 1) / 2;
   half_mask_ = (uint64_t(1) << half_bits_) - 1;
   domain_end_ = uint64_t(1) << bits;
-  for (int r = 0; r < 4; ++r) keys_[r] = mix64(key + 0x9E3779B97F4A7C15ULL * uint64_t(r + 1));
+  // Round r's key: the splitmix64 sequence started at `key` (its r-th output).
+  for (int r = 0; r < 4; ++r) keys_[r] = splitmix64(key + 0x9E3779B97F4A7C15ULL * uint64_t(r));
 }
 
 inline uint64_t TokenPermutation::round_(int r, uint64_t half) const noexcept {

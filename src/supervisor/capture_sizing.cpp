@@ -15,7 +15,7 @@ double planned_probe_rate(const Config& config, uint32_t nb_workers,
     if (t.groups.empty() || t.nb_packets <= 0 || !mine(name)) continue;
     double hosts = 1;
     if (t.is_subnet)
-      if (const auto net = IpNetwork::parse(t.destination)) hosts = double(usable_hosts(*net));
+      if (const auto net = IpNetwork::parse(t.destination)) hosts = double(net->usable_count());
     probes += double(t.nb_packets) * double(t.groups.size()) * hosts;
     max_timeout = std::max(max_timeout, t.timeout_s);
   }

@@ -286,6 +286,10 @@ TEST(probes, RegistryAndTokenBits) {
   EXPECT_EQ(token_mask(ProbeType::kIcmpPing, AddressFamily::kV6), 0xffffffffu);
   EXPECT_EQ(token_mask(ProbeType::kUdpUnreachable, AddressFamily::kV6), 0xfffffu);
   for (int r = 0; r < int(RejectReason::kCount); ++r) EXPECT_NE(to_string(RejectReason(r)), "?");
+  // The configuration's key-space check reads core/token_space.h: every module must agree with it.
+  for (ProbeType t : {ProbeType::kTcpSyn, ProbeType::kIcmpPing, ProbeType::kUdpUnreachable})
+    for (AddressFamily af : {AddressFamily::kV4, AddressFamily::kV6})
+      EXPECT_EQ(token_bits(t, af), token_index_bits(t, af)) << to_string(t) << " v" << int(af);
 }
 
 TEST(probes, TcpAckMatches) {
