@@ -1,5 +1,6 @@
 #pragma once
-// ICMPping (netprobify 4.2): ICMP / ICMPv6 echo request, id = token >> 16, seq = token & 0xffff.
+// ICMPping (netprobify's type; matching: docs/matching.md): ICMP / ICMPv6 echo request, id = token >> 16, seq
+// = token & 0xffff.
 #include "probes/probe.h"
 
 namespace netprobe {

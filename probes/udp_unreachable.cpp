@@ -25,7 +25,7 @@ PacketTemplate UdpUnreachableProbe::make_template(const ProbeParams& params) con
   ProbeParams p = params;
   const size_t min_size = 8 + token_bytes(params.af);
   if (p.ip_payload_size < min_size) p.ip_payload_size = uint16_t(min_size);
-  // Decision 7: unlike netprobify, dont_fragment is honoured (build_template applies it).
+  // Unlike netprobify, dont_fragment is honoured (docs/netprobify-compatibility.md#d7-udp-dont-fragment).
   PacketTemplate t = detail::build_template(ProbeType::kUdpUnreachable, p, udp, 8, 1);
   // The token bytes are written per packet: zero in the template, so the payload sum leaves them out.
   std::memset(t.bytes.data() + t.l4_offset + 8, 0, token_bytes(params.af));

@@ -1,8 +1,8 @@
 #pragma once
-// UDPunreachable (netprobify 4.3): a UDP datagram to a closed port whose answer is an ICMP port
-// unreachable. The token travels where the ICMP error quotes it back: IPv4 in the IP-ID (index) and the
-// UDP checksum (check, set through the first payload word), IPv6 in the first 4 payload bytes (ICMPv6
-// errors quote up to 1232 bytes). The IPv6 flow label stays constant: ECMP hashes read it.
+// UDPunreachable (netprobify's type; matching: docs/matching.md): a UDP datagram to a closed port whose
+// answer is an ICMP port unreachable. The token travels where the ICMP error quotes it back: IPv4 in the
+// IP-ID (index) and the UDP checksum (check, set through the first payload word), IPv6 in the first 4 payload
+// bytes (ICMPv6 errors quote up to 1232 bytes). The IPv6 flow label stays constant: ECMP hashes read it.
 #include "probes/probe.h"
 
 namespace netprobe {
