@@ -10,7 +10,8 @@ seconds=${1:-10}
 shift || true
 build=${FUZZ_BUILD:-build-fuzz}
 CC=clang CXX=clang++ cmake -S . -B "$build" -DNETPROBE_FUZZ=ON -DNETPROBE_BUILD_TESTS=OFF \
-  -DNETPROBE_BUILD_BENCH=OFF -DNETPROBE_CHECK_HEADERS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  -DNETPROBE_BUILD_BENCH=OFF -DNETPROBE_CHECK_HEADERS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" >/dev/null
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   for src in fuzz/*_fuzz.cpp; do
