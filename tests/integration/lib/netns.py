@@ -37,11 +37,62 @@ def _cleanup_all():
 harness.register_cleanup(_cleanup_all)
 
 
+# Every lab records its owner's pid here, so that a lab whose test was SIGKILLed (no cleanup can run then:
+# a killed CI job, a killed session) is removed by the next lab that starts, instead of lingering.
+OWNERS_DIR = "/run/netprobe-test-labs"
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_orphans():
+    """Deletes the namespaces of labs whose owner process is gone (np<tag>*, tag recorded in OWNERS_DIR),
+    and the namespaces named like a lab that have no owner record at all (labs from before the records)."""
+    try:
+        names = sh("ip", "netns", "list", check=False, capture=True) or ""
+    except Exception:
+        return
+    live_tags = set()
+    if os.path.isdir(OWNERS_DIR):
+        for tag in os.listdir(OWNERS_DIR):
+            try:
+                with open(os.path.join(OWNERS_DIR, tag)) as f:
+                    pid = int(f.read().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and _pid_alive(pid):
+                live_tags.add(tag)
+            else:
+                try:
+                    os.unlink(os.path.join(OWNERS_DIR, tag))
+                except OSError:
+                    pass
+    for line in names.splitlines():
+        name = line.split()[0] if line.split() else ""
+        # np + 6 hex digits + a short name: only what Lab.ns() creates.
+        if len(name) < 9 or not name.startswith("np") or not all(c in "0123456789abcdef" for c in name[2:8]):
+            continue
+        if name[2:8] in live_tags:
+            continue
+        sh("ip", "netns", "del", name, check=False)
+
+
 class Lab:
     """A set of namespaces. ns(name) creates one; link(a, b, ...) joins two with a veth pair."""
 
     def __init__(self):
+        sweep_orphans()
         self.tag = uuid.uuid4().hex[:6]
+        os.makedirs(OWNERS_DIR, exist_ok=True)
+        with open(os.path.join(OWNERS_DIR, self.tag), "w") as f:
+            f.write(str(os.getpid()))
         self.namespaces = []
         self.procs = []
         self.links = 0
@@ -110,5 +161,9 @@ class Lab:
                     pass
             sh("ip", "netns", "del", name, check=False)
         self.namespaces = []
+        try:
+            os.unlink(os.path.join(OWNERS_DIR, self.tag))
+        except OSError:
+            pass
         if self in _live_labs:
             _live_labs.remove(self)
