@@ -9,6 +9,19 @@
 
 namespace netprobe {
 
+// One flow of a (target, group) in one iteration (docs/paths.md): the probes that share a source address, a
+// source port and a destination address, so one 5-tuple and one ECMP path.
+struct FlowMeasurement {
+  IpAddress src;
+  IpAddress dst;
+  uint16_t src_port = 0;   // 0 for ICMPping (no ports: one flow per source address)
+  uint32_t sent = 0;       // answered + lost, as GroupMeasurement::sent
+  uint32_t lost = 0;       // as GroupMeasurement::lost
+  uint32_t late = 0;       // lost probes whose answer came after the deadline
+  uint32_t rtt_count = 0;  // answered probes with a usable RTT
+  double rtt_sum_s = 0;    // their RTTs' sum
+};
+
 struct GroupMeasurement {
   std::string target;  // target name (config key, or <plugin>_<hostname>)
   std::string group;
@@ -22,6 +35,7 @@ struct GroupMeasurement {
   uint64_t late = 0;           // answers that arrived after their probe's deadline
   uint64_t duplicates = 0;     // second and later answers to one probe
   std::map<std::string, uint64_t> icmp_errors;  // ICMP errors quoting our probes, by "type/code" label
+  std::vector<FlowMeasurement> flows;           // the flows probed (sent > 0), in plan order
 };
 
 // Per-target events that netprobify exports without a group label.

@@ -446,6 +446,21 @@ size_t IterationRunner::memory_bytes() const noexcept {
          huge_page_rounded(slots_.capacity() * sizeof(Slot));
 }
 
+// Hands each probed flow to its group, with its 5-tuple (the first probe of a flow carries it: FlowCursor).
+void IterationRunner::add_flows(IterationReport& out, std::vector<FlowMeasurement>& flows) const {
+  for (uint32_t t = 0; t < plan_->templates.size(); ++t) {
+    const TemplateFlows& tf = plan_->template_flows[t];
+    const ProbeParams& params = plan_->templates[t].params;
+    GroupMeasurement& g = out.groups[plan_->template_buckets[t]];
+    for (uint32_t k = 0; k < tf.count; ++k) {
+      FlowMeasurement& f = flows[tf.first + k];
+      if (f.sent == 0) continue;
+      f.dst = params.dst;
+      g.flows.push_back(f);
+    }
+  }
+}
+
 IterationReport IterationRunner::report() const {
   IterationReport out;
   if (!plan_) return out;
@@ -472,16 +487,31 @@ IterationReport IterationRunner::report() const {
   for (uint32_t slot = 0; slot < slots_.size(); ++slot)
     if (slots_[slot].state == State::kAnswered) ++answered[plan_->bucket_of(plan_->probes[slot])];
   for (size_t b = 0; b < answered.size(); ++b) out.groups[b].rtts_s.reserve(answered[b]);
+  // Per flow (docs/paths.md): a tally per flow of the plan, walked in plan order (FlowCursor).
+  std::vector<FlowMeasurement> flows(plan_->flow_count);
+  std::vector<uint8_t> flow_seen(plan_->flow_count, 0);
+  FlowCursor cursor(*plan_);
   for (uint32_t slot = 0; slot < slots_.size(); ++slot) {
     const Slot& s = slots_[slot];
+    const PlannedProbe& p = plan_->probes[slot];
+    const uint32_t flow = cursor.next(p);
+    FlowMeasurement& f = flows[flow];
+    if (!flow_seen[flow]) {
+      flow_seen[flow] = 1;
+      f.src = plan_->source_of(p);
+      f.src_port = probe_for(plan_->templates[p.tmpl].type).has_ports() ? p.src_port : 0;
+    }
     if (s.state == State::kUnsent) {
       ++out.send_errors;
       continue;
     }
-    GroupMeasurement& g = out.groups[plan_->bucket_of(plan_->probes[slot])];
+    GroupMeasurement& g = out.groups[plan_->bucket_of(p)];
     ++g.sent;
+    ++f.sent;
     if (s.state != State::kAnswered) {
       ++g.lost;  // lost, or still pending when the iteration was cut short
+      ++f.lost;
+      if (s.flags & kReplied) ++f.late;
       continue;
     }
     if ((s.flags & kRttPending) || s.rtt_ns < 0) {
@@ -489,7 +519,10 @@ IterationReport IterationRunner::report() const {
       continue;
     }
     g.rtts_s.push_back(double(s.rtt_ns) * 1e-9);
+    ++f.rtt_count;
+    f.rtt_sum_s += double(s.rtt_ns) * 1e-9;
   }
+  add_flows(out, flows);
   out.targets = target_events_;
   for (size_t r = 0; r < size_t(RejectReason::kCount); ++r)
     if (rejected_[r]) out.rejected[std::string(to_string(RejectReason(r)))] = rejected_[r];

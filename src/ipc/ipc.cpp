@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <unistd.h>
 
+#include <bit>
+#include <cmath>
 #include <cstring>
 
 #include "config/config_fields.h"
@@ -111,6 +113,68 @@ std::vector<double> rtts_from_binary(const Json& v) {
   std::vector<double> rtts(bytes.size() / sizeof(double));
   if (!rtts.empty()) std::memcpy(rtts.data(), bytes.data(), bytes.size());
   return rtts;
+}
+
+// A group's flows as fixed-size records in one byte string (a decoded JSON object per flow would cost a map
+// node per field, for tens of thousands of flows per iteration): source and destination address (4 or 16
+// bytes each, the group's family), then source port u16, sent, lost, late, rtt_count u32 and rtt_sum f64,
+// little-endian.
+size_t flow_record_size(AddressFamily af) { return 2 * (af == AddressFamily::kV4 ? 4 : 16) + 2 + 4 * 4 + 8; }
+
+template <typename T>
+void put_le(std::vector<uint8_t>& out, T v) {
+  static_assert(std::endian::native == std::endian::little, "flow records are little-endian");
+  const size_t at = out.size();
+  out.resize(at + sizeof v);
+  std::memcpy(out.data() + at, &v, sizeof v);
+}
+template <typename T>
+T get_le(const uint8_t*& p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  p += sizeof v;
+  return v;
+}
+
+Json flows_to_binary(const GroupMeasurement& g) {
+  std::vector<uint8_t> bytes;
+  bytes.reserve(g.flows.size() * flow_record_size(g.af));
+  const size_t len = g.af == AddressFamily::kV4 ? 4 : 16;
+  for (const FlowMeasurement& f : g.flows) {
+    bytes.insert(bytes.end(), f.src.bytes.begin(), f.src.bytes.begin() + long(len));
+    bytes.insert(bytes.end(), f.dst.bytes.begin(), f.dst.bytes.begin() + long(len));
+    put_le(bytes, f.src_port);
+    for (uint32_t v : {f.sent, f.lost, f.late, f.rtt_count}) put_le(bytes, v);
+    put_le(bytes, f.rtt_sum_s);
+  }
+  return Json::binary(std::move(bytes));
+}
+
+// A worker parses hostile packets: what it reports is checked like any input (counts that add up).
+std::vector<FlowMeasurement> flows_from_binary(const Json& v, AddressFamily af, uint64_t group_sent) {
+  const auto& bytes = v.get_binary();
+  const size_t record = flow_record_size(af), len = af == AddressFamily::kV4 ? 4 : 16;
+  if (bytes.size() % record != 0) throw std::invalid_argument("bad flows length");
+  std::vector<FlowMeasurement> flows(bytes.size() / record);
+  const uint8_t* p = bytes.data();
+  uint64_t sent = 0;
+  for (FlowMeasurement& f : flows) {
+    f.src = IpAddress::from_bytes(af, p);
+    f.dst = IpAddress::from_bytes(af, p + len);
+    p += 2 * len;
+    f.src_port = get_le<uint16_t>(p);
+    f.sent = get_le<uint32_t>(p);
+    f.lost = get_le<uint32_t>(p);
+    f.late = get_le<uint32_t>(p);
+    f.rtt_count = get_le<uint32_t>(p);
+    f.rtt_sum_s = get_le<double>(p);
+    if (f.sent == 0 || f.lost > f.sent || f.late > f.lost || f.rtt_count > f.sent - f.lost ||
+        !(f.rtt_sum_s >= 0) || std::isinf(f.rtt_sum_s))
+      throw std::invalid_argument("inconsistent flow counts");
+    sent += f.sent;
+  }
+  if (sent > group_sent) throw std::invalid_argument("flows sent more than their group");
+  return flows;
 }
 
 Json to_json(const IterationSettings& s) {
@@ -236,6 +300,7 @@ nlohmann::json to_json_document(const IterationReport& r) {
     a[kGroupLate] = g.late;
     a[kGroupDuplicates] = g.duplicates;
     a[kGroupIcmpErrors] = g.icmp_errors;
+    a[kGroupFlows] = flows_to_binary(g);
     groups.push_back(std::move(row));
   }
   Json targets = Json::array();
@@ -282,6 +347,7 @@ Result<IterationReport> report_from_json_document(const nlohmann::json& doc) {
       g.late = j[kGroupLate].get<uint64_t>();
       g.duplicates = j[kGroupDuplicates].get<uint64_t>();
       g.icmp_errors = j[kGroupIcmpErrors].get<std::map<std::string, uint64_t>>();
+      g.flows = flows_from_binary(j[kGroupFlows], g.af, g.sent);
       r.groups.push_back(std::move(g));
     }
     for (const Json& j : doc.at("targets")) {

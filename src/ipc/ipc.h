@@ -115,6 +115,7 @@ enum ReportGroupField : size_t {
   kGroupLate,
   kGroupDuplicates,
   kGroupIcmpErrors,
+  kGroupFlows,  // FlowMeasurement records (ipc.cpp flows_to_binary)
   kGroupFields
 };
 enum ReportTargetField : size_t {

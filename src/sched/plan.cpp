@@ -130,6 +130,9 @@ class PlanBuilder {
         plan_.template_buckets.push_back(bucket);
         auto indexes = source_indexes(sources, t.type);
         if (!indexes.ok()) return indexes.error();
+        add_flows(uint32_t(indexes->size()),
+                  probe_for(t.type).has_ports() ? uint32_t(g.src_port_z - g.src_port_a + 1) : 1u,
+                  t.nb_packets);
         streams_.push_back({uint32_t(plan_.templates.size() - 1), bucket, t.nb_packets, std::move(*indexes),
                             g.src_port_a, uint16_t(g.src_port_z - g.src_port_a + 1)});
       }
@@ -180,6 +183,20 @@ class PlanBuilder {
       if (!out[h]) return &rt.hosts[h];
     }
     return nullptr;
+  }
+
+  // The flows of the template just added: its stream takes source pair n % (sources x ports) for its n-th
+  // probe (interleave()); without ports the pairs of one address are one flow, and since the address
+  // rotates fastest (n % sources), n % sources names it.
+  void add_flows(uint32_t sources, uint32_t ports, int probes) {
+    TemplateFlows f;
+    f.first = plan_.flow_count;
+    const uint64_t n = uint64_t(std::max(probes, 1));
+    // A period longer than the probes is never completed: n % period = n for every probe, as with n.
+    f.period = uint32_t(std::min<uint64_t>(uint64_t(sources) * ports, n));
+    f.count = std::min<uint32_t>(f.period, uint32_t(std::max(probes, 0)));
+    plan_.template_flows.push_back(f);
+    plan_.flow_count += f.count;
   }
 
   // Indexes into Plan::sources of `sources`, adding the new ones.

@@ -47,9 +47,21 @@ struct PlannedProbe {
 };
 static_assert(sizeof(PlannedProbe) == 8);
 
+// The flows of one template (target, host, group): a flow is one (source address, source port) pair, so one
+// 5-tuple, so one ECMP path (ICMPping, which has no ports: one source address). The n-th probe of a template
+// in plan order belongs to its flow `first + n % period`: a stream rotates through its source pairs with
+// that period (PlanBuilder::interleave), so the mapping needs no per-probe memory.
+struct TemplateFlows {
+  uint32_t first = 0;   // global flow index of its flow 0
+  uint32_t count = 0;   // min(probes of the template, period): the flows it probes
+  uint32_t period = 1;  // source addresses x source ports (x 1 without ports)
+};
+
 struct Plan {
-  std::vector<PacketTemplate> templates;   // one per (target, host, group)
-  std::vector<uint32_t> template_buckets;  // per template: its index into Plan::buckets
+  std::vector<PacketTemplate> templates;      // one per (target, host, group)
+  std::vector<uint32_t> template_buckets;     // per template: its index into Plan::buckets
+  std::vector<TemplateFlows> template_flows;  // per template
+  uint32_t flow_count = 0;                    // flows of all templates
   std::vector<Bucket> buckets;
   std::vector<PlannedTarget> targets;
   std::vector<IpAddress> sources;        // distinct source addresses of the probes
@@ -69,6 +81,21 @@ struct Plan {
   // Targets left out because the plan could not include them (no route to one of their addresses), each
   // with Error::target set: one bad target never stops the others.
   std::vector<Error> skipped_targets;
+};
+
+// The flow of each probe, for a walk over Plan::probes in plan order (TemplateFlows): a counter per template.
+class FlowCursor {
+ public:
+  explicit FlowCursor(const Plan& plan) : plan_(plan), seen_(plan.templates.size(), 0) {}
+  // The flow of the next probe of the walk (call once per probe, in plan order).
+  uint32_t next(const PlannedProbe& p) {
+    const TemplateFlows& f = plan_.template_flows[p.tmpl];
+    return f.first + seen_[p.tmpl]++ % f.period;
+  }
+
+ private:
+  const Plan& plan_;
+  std::vector<uint32_t> seen_;
 };
 
 // Asks the kernel which source address it would use towards `dst` (a connected UDP socket, no packet

@@ -118,6 +118,57 @@ TEST(EngineComponent, DroppedProbesAreLossAndOnlyThose) {
   EXPECT_EQ(lost, 30u);
 }
 
+// Per flow (docs/paths.md): a black-holed source port loses all of its flow's probes and nothing else; a
+// port whose answers come late shows them as late; ICMPping, without ports, has one flow per source.
+TEST(EngineComponent, EachFlowIsAccountedOnItsOwn) {
+  Lab lab;
+  auto src_port = [](std::span<const uint8_t> p) -> uint16_t {
+    const size_t l4 = (p[0] >> 4) == 6 ? 40 : size_t(p[0] & 0xf) * 4;
+    return wire::load_be16(p.data() + l4);
+  };
+  lab.link.set_responder([&](std::span<const uint8_t> p) {
+    const uint8_t proto = protocol_of(p);
+    const bool ported = proto == 6 || proto == 17;
+    if (ported && src_port(p) == 65001) return std::vector<ScriptedReply>{};  // black hole
+    if (ported && src_port(p) == 65002)
+      return std::vector<ScriptedReply>{{testing::reply_to(p), milliseconds(1500)}};  // late (timeout 1 s)
+    return std::vector<ScriptedReply>{{testing::reply_to(p), microseconds(100)}};
+  });
+  for (const auto& [name, g] : by_target(lab.run())) {
+    SCOPED_TRACE(name);
+    const bool icmp = g.type == ProbeType::kIcmpPing;
+    ASSERT_EQ(g.flows.size(), icmp ? 1u : 4u);
+    uint64_t sent = 0, lost = 0;
+    for (const FlowMeasurement& f : g.flows) {
+      SCOPED_TRACE(f.src_port);
+      sent += f.sent;
+      lost += f.lost;
+      EXPECT_EQ(f.src.to_string(), g.af == AddressFamily::kV4 ? "192.0.2.10" : "2001:db8:ff::10");
+      EXPECT_EQ(f.dst.to_string(), lab.config.targets.at(name).destination);
+      if (icmp) {
+        EXPECT_EQ(f.src_port, 0u);
+        EXPECT_EQ(f.sent, 20u);
+        EXPECT_EQ(f.lost, 0u);
+        continue;
+      }
+      EXPECT_EQ(f.sent, 5u) << "20 probes over 4 ports";
+      const bool hole = f.src_port == 65001, late = f.src_port == 65002;
+      EXPECT_EQ(f.lost, hole || late ? 5u : 0u);
+      EXPECT_EQ(f.rtt_count, hole || late ? 0u : 5u);
+      if (!hole && !late) {
+        EXPECT_NEAR(f.rtt_sum_s, 5 * 100e-6, 1e-9);
+      }
+      if (late) {
+        EXPECT_GT(f.late, 0u) << "answers after the iteration ended are not seen";
+      } else {
+        EXPECT_EQ(f.late, 0u);
+      }
+    }
+    EXPECT_EQ(sent, g.sent);
+    EXPECT_EQ(lost, g.lost);
+  }
+}
+
 TEST(EngineComponent, AnswerAfterTheDeadlineIsLateAndLost) {
   Lab lab;
   lab.link.set_responder([](std::span<const uint8_t> p) {

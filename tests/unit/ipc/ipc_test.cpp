@@ -2,6 +2,9 @@
 // pieces, and malformed input is an Error, never an exception or a crash.
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <tuple>
+
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -202,6 +205,20 @@ IterationReport full_report() {
   g.late = 3;
   g.duplicates = 4;
   g.icmp_errors = {{"unreachable:1", 5}, {"time_exceeded:0", 6}};
+  FlowMeasurement f;
+  f.src = *IpAddress::parse("2001:db8::10");
+  f.dst = *IpAddress::parse("2001:db8::1");
+  f.src_port = 40001;
+  f.sent = 600;
+  f.lost = 7;
+  f.late = 1;
+  f.rtt_count = 590;
+  f.rtt_sum_s = 0.0123456789;
+  g.flows = {f, f};
+  g.flows[1].src_port = 40002;
+  g.flows[1].sent = 400;
+  g.flows[1].lost = g.flows[1].late = g.flows[1].rtt_count = 0;
+  g.flows[1].rtt_sum_s = 0;
   r.groups.push_back(g);
   GroupMeasurement empty;
   empty.target = "idle";
@@ -238,6 +255,16 @@ TEST(worker_Ipc, ReportRoundTripIsExact) {
   EXPECT_EQ(g.late, 3u);
   EXPECT_EQ(g.duplicates, 4u);
   EXPECT_EQ(g.icmp_errors, r.groups[0].icmp_errors);
+  ASSERT_EQ(g.flows.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    const FlowMeasurement &x = g.flows[i], &y = r.groups[0].flows[i];
+    EXPECT_EQ(x.src, y.src);
+    EXPECT_EQ(x.dst, y.dst);
+    EXPECT_EQ(x.src_port, y.src_port);
+    EXPECT_EQ(std::tuple(x.sent, x.lost, x.late, x.rtt_count),
+              std::tuple(y.sent, y.lost, y.late, y.rtt_count));
+    EXPECT_EQ(x.rtt_sum_s, y.rtt_sum_s);
+  }
   EXPECT_TRUE(b.groups[1].rtts_s.empty());
   EXPECT_EQ(b.groups[1].state, "None");
   ASSERT_EQ(b.targets.size(), 1u);
@@ -309,6 +336,21 @@ TEST(worker_Ipc, MalformedInputIsAnError) {
   doc = to_json_document(full_report());
   doc["targets"][0].push_back(1);
   EXPECT_FALSE(decode_worker_message(cbor({{"type", "report"}, {"generation", 1}, {"report", doc}})).ok());
+  // Flow records: a partial record, and counts that do not add up (a worker parses hostile packets).
+  doc = to_json_document(full_report());
+  doc["groups"][0][kGroupFlows] = nlohmann::json::binary({1, 2, 3});
+  EXPECT_FALSE(decode_worker_message(cbor({{"type", "report"}, {"generation", 1}, {"report", doc}})).ok());
+  for (auto bad : std::vector<std::function<void(FlowMeasurement&)>>{
+           [](FlowMeasurement& f) { f.lost = f.sent + 1; }, [](FlowMeasurement& f) { f.late = f.lost + 1; },
+           [](FlowMeasurement& f) { f.rtt_count = f.sent; },
+           [](FlowMeasurement& f) { f.sent = 0, f.lost = f.late = f.rtt_count = 0; },
+           [](FlowMeasurement& f) { f.rtt_sum_s = -1; },
+           [](FlowMeasurement& f) { f.sent = 100000, f.lost = 0; },  // more than the group sent
+       }) {
+    IterationReport r = full_report();
+    bad(r.groups[0].flows[0]);
+    EXPECT_FALSE(decode_worker_message(payload_of(encode_frame(WorkerMessage{WorkerReport{1, r}}))).ok());
+  }
   // Every truncation of a valid frame is rejected cleanly.
   const std::string frame = encode_frame(WorkerMessage{WorkerReport{1, full_report()}});
   const auto p = payload_of(frame);

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
+#include <tuple>
 
 namespace netprobe {
 namespace {
@@ -111,6 +113,51 @@ TEST(BuildPlan, SubnetTargetProbesEveryHostInOneTarget) {
   std::set<std::string> dsts;
   for (const auto& p : plan.probes) dsts.insert(plan.templates[p.tmpl].params.dst.to_string());
   EXPECT_EQ(dsts, (std::set<std::string>{"198.51.100.1", "198.51.100.2"}));
+}
+
+// A flow (docs/paths.md) is one (template, source address, source port), or (template, source address) for
+// ICMPping: every probe FlowCursor maps to it carries that pair, and two flows never share one.
+TEST(BuildPlan, FlowsAreTheDistinctSourcePairsOfEachTemplate) {
+  struct Case {
+    const char* name;
+    ProbeType type;
+    const char* dst;
+    int nb_packets;
+    const char* src_subnet;  // of g1, or null
+    size_t flows;            // expected Plan::flow_count
+  };
+  // g1: 3 ports, g2: 2 ports (Fixture).
+  const Case cases[] = {
+      {"ports only", ProbeType::kTcpSyn, "198.51.100.1", 7, nullptr, 3 + 2},
+      {"fewer probes than ports", ProbeType::kUdpUnreachable, "198.51.100.1", 2, nullptr, 2 + 2},
+      {"subnet sources x ports", ProbeType::kTcpSyn, "198.51.100.1", 40, "192.0.2.0/29", 6 * 3 + 2},
+      {"icmp: one flow per source", ProbeType::kIcmpPing, "198.51.100.1", 40, "192.0.2.0/29", 6 + 1},
+      {"subnet target: per host", ProbeType::kTcpSyn, "198.51.100.0/30", 9, nullptr, 2 * (3 + 2)},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    Fixture f;
+    if (c.src_subnet) f.config.groups["g1"].src_subnet_ipv4 = IpNetwork::parse(c.src_subnet);
+    auto& t = f.add("t", c.type, c.dst, c.nb_packets);
+    t.is_subnet = std::string(c.dst).find('/') != std::string::npos;
+    const Plan plan = f.plan();
+    ASSERT_EQ(plan.template_flows.size(), plan.templates.size());
+    EXPECT_EQ(plan.flow_count, c.flows);
+    std::map<uint32_t, std::tuple<uint32_t, std::string, uint16_t>> pair_of_flow;
+    FlowCursor cursor(plan);
+    for (const PlannedProbe& p : plan.probes) {
+      const uint32_t flow = cursor.next(p);
+      ASSERT_LT(flow, plan.flow_count);
+      const uint16_t port = c.type == ProbeType::kIcmpPing ? 0 : p.src_port;
+      const auto pair = std::tuple(p.tmpl, plan.source_of(p).to_string(), port);
+      auto [it, added] = pair_of_flow.emplace(flow, pair);
+      EXPECT_EQ(it->second, pair) << "flow " << flow << " changed its 5-tuple";
+    }
+    EXPECT_EQ(pair_of_flow.size(), c.flows) << "every flow probed";
+    std::set<std::tuple<uint32_t, std::string, uint16_t>> distinct;
+    for (const auto& [flow, pair] : pair_of_flow) distinct.insert(pair);
+    EXPECT_EQ(distinct.size(), c.flows) << "two flows share a 5-tuple";
+  }
 }
 
 TEST(BuildPlan, TargetsRoundRobinAndInactiveOnesSkipped) {
