@@ -11,6 +11,7 @@ packages=(
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libvalijson-dev libmicrohttpd-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libseccomp-dev  # per-process system call deny lists (src/sandbox/confine.h)
+  libboost-dev    # Boost.Math (header-only): the binomial tail of the per-path loss test (src/paths)
   # run-time and test tools: namespaces, loss injection, a real Prometheus, DNS, curl, ping, capabilities
   iproute2 nftables prometheus dnsmasq-base curl iputils-ping libcap2-bin python3 procps
 )
