@@ -35,6 +35,10 @@ struct GlobalConfig {
   // netprobe extensions (not in netprobify's schema; all optional).
   double max_packets_per_second = 0;  // global send cap; 0 = no cap (pacing still spreads packets)
   std::string inventory_dir;  // as written; "" = absent. inventory/ resolves it against the file's directory
+  // Per-path results (docs/paths.md): iterations the per-flow loss test looks back over, and how many of a
+  // target's lossiest flows get series of their own.
+  int path_window = 5;
+  int path_series_per_target = 4;
   friend bool operator==(const GlobalConfig&, const GlobalConfig&) = default;
 };
 

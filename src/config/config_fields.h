@@ -19,7 +19,7 @@ concept ConfigStruct = std::is_same_v<std::remove_cvref_t<S>, GlobalConfig> ||
 template <typename S, typename F>
 requires std::is_same_v<std::remove_cvref_t<S>, GlobalConfig>
 void for_each_field(S& g, F&& f) {
-  static_assert(field_count<GlobalConfig>() == 16, "GlobalConfig changed: list the new field here");
+  static_assert(field_count<GlobalConfig>() == 18, "GlobalConfig changed: list the new field here");
   f("probe_name", g.probe_name);
   f("interval_s", g.interval_s);
   f("interval_packets_s", g.interval_packets_s);
@@ -36,6 +36,8 @@ void for_each_field(S& g, F&& f) {
   f("disable_dynamic_inventories", g.disable_dynamic_inventories);
   f("max_packets_per_second", g.max_packets_per_second);
   f("inventory_dir", g.inventory_dir);
+  f("path_window", g.path_window);
+  f("path_series_per_target", g.path_series_per_target);
 }
 
 template <typename S, typename F>

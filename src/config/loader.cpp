@@ -195,6 +195,8 @@ class Builder {
     out.disable_dynamic_inventories = get_strings(g, "disable_dynamic_inventories");
     if (auto v = get_finite(g, "max_packets_per_second", p)) out.max_packets_per_second = *v;
     if (auto v = get_string(g, "inventory_dir")) out.inventory_dir = *v;
+    if (auto v = get_small_int(g, "path_window", p)) out.path_window = *v;
+    if (auto v = get_small_int(g, "path_series_per_target", p)) out.path_series_per_target = *v;
   }
 
   std::optional<IpAddress> parse_source(const Json& g, const std::string& path, std::string_view key,

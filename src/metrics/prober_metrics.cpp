@@ -193,6 +193,10 @@ void ProberMetrics::set_percentiles(std::vector<int> percentiles) {
   percentiles_ = std::move(percentiles);
 }
 
+void ProberMetrics::set_path_settings(int window, int series_per_target) {
+  targets_->set_path_settings(uint32_t(std::max(window, 1)), uint32_t(std::max(series_per_target, 0)));
+}
+
 void ProberMetrics::set_probe_name(std::string probe_name) {
   if (probe_name == probe_name_) return;
   remove_if([&](const Labels& labels) {

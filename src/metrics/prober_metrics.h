@@ -89,6 +89,8 @@ class ProberMetrics {
   // Removes every series of the old probe name and recreates the process-wide and declared-target series
   // under the new one.
   void set_probe_name(std::string probe_name);
+  // global.path_window and global.path_series_per_target (docs/paths.md).
+  void set_path_settings(int window, int series_per_target);
 
   void set_reload_failed(bool failed);
   void inc_process_timed_out();

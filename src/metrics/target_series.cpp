@@ -25,6 +25,11 @@ enum class TargetSeries::Kind : uint8_t {
   kTimeOoo,
   kLate,
   kDuplicates,
+  kPaths,
+  kPathsWithLoss,
+  kWorstPathLossRatio,
+  kPathLossRatio,
+  kPathSent,
 };
 
 struct TargetSeries::Family {
@@ -68,6 +73,9 @@ void TargetSeries::Row::reset_type_series() {
   rtt.fill(0);
   std::fill(round_trip.begin(), round_trip.end(), 0.0);
   icmp.clear();
+  paths.clear();
+  measured_paths = false;
+  path_series.clear();
 }
 
 TargetSeries::TargetSeries(std::string probe_name, std::vector<int> percentiles)
@@ -98,6 +106,18 @@ TargetSeries::TargetSeries(std::string probe_name, std::vector<int> percentiles)
       add(p + "_match_ack_fail_count", "TCP answers whose ack matches no probe (gauge used as a counter)",
           "gauge", Kind::kMatchAckFail, type);
     }
+    // Per-path results (docs/paths.md): netprobe's own families.
+    add(p + "_paths", t + " flows (source address and port: ECMP paths) probed in the last iteration",
+        "gauge", Kind::kPaths, type);
+    add(p + "_paths_with_loss", t + " flows losing significantly more than the others over the path window",
+        "gauge", Kind::kPathsWithLoss, type);
+    add(p + "_worst_path_loss_ratio", t + " highest loss ratio of one flow over the path window", "gauge",
+        Kind::kWorstPathLossRatio, type);
+    add(p + "_path_loss_ratio",
+        t + " loss ratio over the path window of a flow found lossy (worst flows only)", "gauge",
+        Kind::kPathLossRatio, type);
+    add(p + "_path_sent", t + " probes sent over the path window on a flow found lossy (worst flows only)",
+        "gauge", Kind::kPathSent, type);
     if (has_event_families(type)) {
       add(p + "_port_mismatch_count",
           t + " answers whose port differs from the probe's (gauge used as a counter)", "gauge",
@@ -200,6 +220,31 @@ void TargetSeries::record(const GroupMeasurement& m) {
   r.time_ooo += static_cast<double>(m.time_ooo);
   r.late += static_cast<double>(m.late);
   r.duplicates += static_cast<double>(m.duplicates);
+  record_paths(r, m);
+}
+
+// The per-flow test runs here, under the lock: its cost is a few binomial tails per flow of the group.
+void TargetSeries::record_paths(Row& r, const GroupMeasurement& m) {
+  r.paths.set_iterations(path_window_);
+  r.paths.add(m.flows);
+  r.measured_paths = true;
+  const PathSummary& s = r.paths.summary();
+  r.path_series.clear();
+  for (const PathFlow& f : s.lossy) {
+    if (r.path_series.size() >= path_series_per_target_) break;
+    r.path_series.push_back({s.several_destinations ? escaped(f.key.dst.to_string()) : std::string(),
+                             s.several_sources ? escaped(f.key.src.to_string()) : std::string(),
+                             f.key.src_port, f.loss_ratio(), double(f.sent)});
+  }
+}
+
+void TargetSeries::set_path_settings(uint32_t window, uint32_t series_per_target) {
+  std::lock_guard lock(mutex_);
+  path_window_ = window;
+  path_series_per_target_ = series_per_target;
+  for (auto& [name, t] : targets_)
+    for (Row& r : t.rows)
+      if (r.path_series.size() > series_per_target) r.path_series.resize(series_per_target);
 }
 
 void TargetSeries::record(const TargetEvents& events) {
@@ -422,6 +467,62 @@ class TargetSeries::SampleWriter {
     }
   }
 
+  // Per-path gauges of the last iteration, hidden while stale, and only once a report measured them.
+  void paths(const Target& t) {
+    for (const Row& r : t.rows) {
+      if (r.type != f_.type || r.stale || !r.measured_paths) continue;
+      const PathSummary& p = r.paths.summary();
+      begin();
+      measurement_labels(r);
+      end(f_.kind == Kind::kPaths           ? double(p.paths)
+          : f_.kind == Kind::kPathsWithLoss ? double(p.paths_with_loss)
+                                            : p.worst_loss_ratio);
+    }
+  }
+
+  // The target's worst flagged flows over all its groups, at most path_series_per_target_ of them.
+  void flow_series(const Target& t) {
+    std::vector<std::pair<const Row*, const FlowSeries*>> worst;
+    for (const Row& r : t.rows) {
+      if (r.type != f_.type || r.stale) continue;
+      for (const FlowSeries& f : r.path_series) worst.emplace_back(&r, &f);
+    }
+    const size_t n = std::min<size_t>(worst.size(), s_.path_series_per_target_);
+    std::partial_sort(worst.begin(), worst.begin() + long(n), worst.end(), [](const auto& a, const auto& b) {
+      return a.second->loss_ratio != b.second->loss_ratio ? a.second->loss_ratio > b.second->loss_ratio
+                                                          : a.second->sent > b.second->sent;
+    });
+    worst.resize(n);
+    // Rendered in row order, so that a scrape's series come in a stable order.
+    std::stable_sort(worst.begin(), worst.end(), [](const auto& a, const auto& b) {
+      return a.first != b.first ? a.first < b.first : a.second < b.second;
+    });
+    for (const auto& [r, f] : worst) {
+      begin();
+      // Labels sorted by name: address_family, destination, dst, group, probe_name, src, src_port, state.
+      out_ += to_string(r->af);
+      destination();
+      if (!f->dst.empty()) {
+        out_ += "\",dst=\"";
+        out_ += f->dst;
+      }
+      out_ += "\",group=\"";
+      out_ += s_.strings_[r->group];
+      out_ += "\",probe_name=\"";
+      out_ += s_.probe_name_label_;
+      if (!f->src.empty()) {
+        out_ += "\",src=\"";
+        out_ += f->src;
+      }
+      out_ += "\",src_port=\"";
+      append_uint(out_, f->src_port);
+      out_ += "\",state=\"";
+      out_ += s_.strings_[r->state];
+      out_ += '"';
+      end(f_.kind == Kind::kPathLossRatio ? f->loss_ratio : f->sent);
+    }
+  }
+
   // match_ack_fail and port_mismatch: per target and family, no group.
   void events(const Target& t) {
     for (const Events& e : t.events) {
@@ -572,6 +673,13 @@ void TargetSeries::render_target(std::string& out, const Family& f, bool& header
     case Kind::kLate:
     case Kind::kDuplicates:
       return w.reply_counters(t);
+    case Kind::kPaths:
+    case Kind::kPathsWithLoss:
+    case Kind::kWorstPathLossRatio:
+      return w.paths(t);
+    case Kind::kPathLossRatio:
+    case Kind::kPathSent:
+      return w.flow_series(t);
   }
 }
 

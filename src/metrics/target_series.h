@@ -38,6 +38,7 @@
 #include "core/measurement.h"
 #include "core/net.h"
 #include "metrics/exposition.h"
+#include "paths/path_window.h"
 
 namespace netprobe {
 
@@ -65,6 +66,9 @@ class TargetSeries final : public TextSource {
   void clear_group(std::string_view group);
   void set_percentiles(std::vector<int> percentiles);
   void set_probe_name(std::string probe_name);
+  // Per-path results (docs/paths.md): the window of the per-flow loss test, in iterations, and how many of a
+  // target's flagged flows get per-flow series (0 = none).
+  void set_path_settings(uint32_t window, uint32_t series_per_target);
   void set_resolution_status(std::string_view target, AddressFamily af, double status);
   void inc_resolution_change(std::string_view target, AddressFamily af);
 
@@ -76,6 +80,15 @@ class TargetSeries final : public TextSource {
  private:
   static constexpr size_t kBuckets = 18;  // rtt_buckets() and +Inf
 
+  // A flagged flow's per-flow series: its labels beyond the measurement set (already escaped; an empty
+  // src or dst is left out: one source address, one destination) and values over the window.
+  struct FlowSeries {
+    std::string dst;
+    std::string src;
+    uint16_t src_port = 0;
+    double loss_ratio = 0;
+    double sent = 0;
+  };
   // The series of one (target, address family, group).
   struct Row {
     uint32_t group = 0;  // interned
@@ -93,6 +106,9 @@ class TargetSeries final : public TextSource {
     std::array<uint64_t, kBuckets> rtt{};           // per bucket, not cumulative
     std::vector<double> round_trip;                 // one per percentile of percentiles_
     std::vector<std::pair<uint32_t, double>> icmp;  // (interned "type/code", count); rarely any
+    PathWindow paths;                               // its flows over the window (docs/paths.md)
+    bool measured_paths = false;                    // record() fed `paths` at least once
+    std::vector<FlowSeries> path_series;            // the worst flagged flows, at most series_per_target
     void reset_type_series();                       // the series labelled with the probe type or the state
   };
   // The per-target gauges of one (probe type, address family), which have no group label.
@@ -135,6 +151,7 @@ class TargetSeries final : public TextSource {
   void erase_if_empty(std::map<std::string, Target, std::less<>>::iterator it);
   Row& row(Target& t, AddressFamily af, uint32_t group, ProbeType type, uint32_t state);
   void create_declared_series(Target& t);
+  void record_paths(Row& r, const GroupMeasurement& m);
   void render_target(std::string& out, const Family& family, bool& header, std::string_view name,
                      const Target& t) const;
 
@@ -143,7 +160,9 @@ class TargetSeries final : public TextSource {
   std::string probe_name_label_;  // escaped
   std::vector<int> percentiles_;
   std::vector<std::string> percentile_labels_;  // percentiles_ as label values
-  std::vector<std::string> strings_;            // interned label values, already escaped
+  uint32_t path_window_ = PathWindow::kDefaultIterations;
+  uint32_t path_series_per_target_ = 4;
+  std::vector<std::string> strings_;  // interned label values, already escaped
   struct StringHash {
     using is_transparent = void;  // lookups by string_view, without a temporary std::string
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }

@@ -111,6 +111,10 @@ void PathWindow::summarise() {
     if (flagged[i]) summary_.lossy.push_back(totals[i]);
   }
   summary_.paths_with_loss = uint32_t(summary_.lossy.size());
+  summary_.several_sources =
+      std::any_of(keys_.begin(), keys_.end(), [&](const FlowKey& k) { return k.src != keys_[0].src; });
+  summary_.several_destinations =
+      std::any_of(keys_.begin(), keys_.end(), [&](const FlowKey& k) { return k.dst != keys_[0].dst; });
   std::sort(summary_.lossy.begin(), summary_.lossy.end(), [](const PathFlow& a, const PathFlow& b) {
     // Equal fractions give equal doubles (each is the correctly rounded quotient of the same real).
     if (a.loss_ratio() != b.loss_ratio()) return a.loss_ratio() > b.loss_ratio();

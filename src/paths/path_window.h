@@ -30,10 +30,12 @@ struct PathFlow {
 };
 
 struct PathSummary {
-  uint32_t paths = 0;            // flows probed in the last iteration
-  uint32_t paths_with_loss = 0;  // flows flagged by lossy_flows() over the window
-  double worst_loss_ratio = 0;   // the highest loss ratio over the window of a flow probed in it
-  std::vector<PathFlow> lossy;   // the flagged flows, worst first (loss ratio, then probes sent)
+  uint32_t paths = 0;                 // flows probed in the last iteration
+  uint32_t paths_with_loss = 0;       // flows flagged by lossy_flows() over the window
+  double worst_loss_ratio = 0;        // the highest loss ratio over the window of a flow probed in it
+  std::vector<PathFlow> lossy;        // the flagged flows, worst first (loss ratio, then probes sent)
+  bool several_sources = false;       // the flows in the window have more than one source address
+  bool several_destinations = false;  // ... more than one destination address (a subnet target)
 };
 
 class PathWindow {

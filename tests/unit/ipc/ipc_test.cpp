@@ -44,6 +44,8 @@ Config full_config() {
   c.global.disable_dynamic_inventories = {"cmdb"};
   c.global.max_packets_per_second = 50000;
   c.global.inventory_dir = "inventories.d";
+  c.global.path_window = 9;
+  c.global.path_series_per_target = 2;
   GroupConfig g;
   g.name = "transit";
   g.src_ipv4 = IpAddress::parse("192.0.2.1");

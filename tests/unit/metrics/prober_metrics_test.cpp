@@ -374,3 +374,116 @@ TEST_F(metrics_ProberMetrics, InventorySeries) {
 
 }  // namespace
 }  // namespace netprobe
+
+namespace netprobe {
+namespace {
+
+// A measurement of `ports` flows from one source, `per_flow` probes each, `lost` of them lost on the ports
+// listed.
+GroupMeasurement with_flows(const std::string& target, const std::string& group, int ports, uint32_t per_flow,
+                            std::vector<std::pair<uint16_t, uint32_t>> lost, const char* src = "192.0.2.10") {
+  GroupMeasurement m = testing::measurement(target, group, ProbeType::kTcpSyn, 0, 0, {});
+  for (int i = 0; i < ports; ++i) {
+    FlowMeasurement f;
+    f.src = *IpAddress::parse(src);
+    f.dst = *IpAddress::parse("198.51.100.1");
+    f.src_port = uint16_t(40000 + i);
+    f.sent = per_flow;
+    for (auto [port, n] : lost)
+      if (port == f.src_port) f.lost = n;
+    m.sent += f.sent;
+    m.lost += f.lost;
+    m.flows.push_back(f);
+  }
+  return m;
+}
+
+class metrics_PathFamilies : public metrics_ProberMetrics {
+ protected:
+  void record(std::vector<GroupMeasurement> groups) {
+    IterationReport r;
+    r.groups = std::move(groups);
+    metrics_.record(r);
+  }
+};
+
+constexpr const char* kWeb =
+    R"({address_family="ipv4",destination="web",group="g1",probe_name="probe1",state="None"})";
+
+TEST_F(metrics_PathFamilies, BlackHoledFlowIsCountedAndNamed) {
+  record({with_flows("web", "g1", 8, 10, {{40003, 10}})});
+  const auto lines = scrape();
+  EXPECT_TRUE(lines.count(std::string("tcpsyn_paths") + kWeb + " 8"));
+  EXPECT_TRUE(lines.count(std::string("tcpsyn_paths_with_loss") + kWeb + " 1"));
+  EXPECT_TRUE(lines.count(std::string("tcpsyn_worst_path_loss_ratio") + kWeb + " 1"));
+  EXPECT_EQ(
+      series_of(lines, "tcpsyn_path_loss_ratio"),
+      (std::set<std::string>{R"(tcpsyn_path_loss_ratio{address_family="ipv4",destination="web",group="g1",)"
+                             R"(probe_name="probe1",src_port="40003",state="None"} 1)"}));
+  EXPECT_EQ(series_of(lines, "tcpsyn_path_sent"),
+            (std::set<std::string>{R"(tcpsyn_path_sent{address_family="ipv4",destination="web",group="g1",)"
+                                   R"(probe_name="probe1",src_port="40003",state="None"} 10)"}));
+}
+
+TEST_F(metrics_PathFamilies, HealthyFlowsGiveCountsButNoPerFlowSeries) {
+  record({with_flows("web", "g1", 8, 10, {{40001, 1}})});  // one lost probe proves nothing
+  const auto lines = scrape();
+  EXPECT_TRUE(lines.count(std::string("tcpsyn_paths_with_loss") + kWeb + " 0"));
+  EXPECT_TRUE(lines.count(std::string("tcpsyn_worst_path_loss_ratio") + kWeb + " 0.1"));
+  EXPECT_TRUE(series_of(lines, "tcpsyn_path_loss_ratio").empty());
+}
+
+TEST_F(metrics_PathFamilies, PerFlowSeriesAreTheTargetsWorstAndDisappearOnRecovery) {
+  metrics_.set_path_settings(2, 2);
+  // g1: 40002 at 100 %, 40005 at 60 %; g2: 40001 at 80 %. The two worst of the target: 40002 (g1), 40001
+  // (g2).
+  record({with_flows("web", "g1", 8, 20, {{40002, 20}, {40005, 12}}),
+          with_flows("web", "g2", 8, 20, {{40001, 16}})});
+  auto lines = scrape();
+  EXPECT_TRUE(lines.count(std::string("tcpsyn_paths_with_loss") + kWeb + " 2"));
+  std::set<std::string> ports;
+  for (const auto& l : series_of(lines, "tcpsyn_path_loss_ratio"))
+    ports.insert(l.substr(l.find("group="), l.find(",probe_name") - l.find("group=")) + " " +
+                 l.substr(l.find("src_port=")));
+  EXPECT_EQ(ports, (std::set<std::string>{R"(group="g1" src_port="40002",state="None"} 1)",
+                                          R"(group="g2" src_port="40001",state="None"} 0.8)"}));
+  // Window of 2: one clean iteration keeps them, the second clears them.
+  record({with_flows("web", "g1", 8, 20, {}), with_flows("web", "g2", 8, 20, {})});
+  EXPECT_EQ(series_of(scrape(), "tcpsyn_path_loss_ratio").size(), 2u);
+  record({with_flows("web", "g1", 8, 20, {}), with_flows("web", "g2", 8, 20, {})});
+  lines = scrape();
+  EXPECT_TRUE(series_of(lines, "tcpsyn_path_loss_ratio").empty());
+  EXPECT_TRUE(series_of(lines, "tcpsyn_path_sent").empty());
+  EXPECT_TRUE(lines.count(std::string("tcpsyn_paths_with_loss") + kWeb + " 0"));
+}
+
+TEST_F(metrics_PathFamilies, NoPerFlowSeriesWhenDisabled) {
+  metrics_.set_path_settings(5, 0);
+  record({with_flows("web", "g1", 8, 10, {{40003, 10}})});
+  const auto lines = scrape();
+  EXPECT_TRUE(lines.count(std::string("tcpsyn_paths_with_loss") + kWeb + " 1"));
+  EXPECT_TRUE(series_of(lines, "tcpsyn_path_loss_ratio").empty());
+}
+
+TEST_F(metrics_PathFamilies, SourceLabelOnlyWhenTheGroupRotatesSources) {
+  GroupMeasurement m = with_flows("web", "g1", 4, 10, {{40000, 10}});
+  GroupMeasurement other = with_flows("web", "g1", 4, 10, {}, "192.0.2.11");
+  m.flows.insert(m.flows.end(), other.flows.begin(), other.flows.end());
+  m.sent += other.sent;
+  record({m});
+  EXPECT_EQ(
+      series_of(scrape(), "tcpsyn_path_loss_ratio"),
+      (std::set<std::string>{R"(tcpsyn_path_loss_ratio{address_family="ipv4",destination="web",group="g1",)"
+                             R"(probe_name="probe1",src="192.0.2.10",src_port="40000",state="None"} 1)"}));
+}
+
+TEST_F(metrics_PathFamilies, StaleTargetHidesItsPathGauges) {
+  record({with_flows("web", "g1", 8, 10, {{40003, 10}})});
+  metrics_.mark_target_stale("web");
+  const auto lines = scrape();
+  EXPECT_TRUE(series_of(lines, "tcpsyn_paths").empty());
+  EXPECT_TRUE(series_of(lines, "tcpsyn_path_loss_ratio").empty());
+}
+
+}  // namespace
+}  // namespace netprobe

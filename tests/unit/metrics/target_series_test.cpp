@@ -12,6 +12,7 @@
 #include <limits>
 #include <map>
 #include <random>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -105,9 +106,15 @@ class Both {
   // Same set of lines, the new text well formed; gtest failure otherwise, naming the differing lines.
   void expect_same(const std::string& where) {
     const std::string now = now_text();
-    const auto now_lines = line_set(now);
-    const auto old_lines = line_set(old_text());
+    auto now_lines = line_set(now);
     EXPECT_EQ(all_lines(now).size(), now_lines.size()) << where << ": a line twice";
+    // The per-path families (docs/paths.md) are netprobe's own, with no prometheus-cpp counterpart in the
+    // legacy implementation: tested by metrics_PathFamilies (prober_metrics_test.cpp).
+    static const std::regex path_family(
+        "(tcpsyn|icmp|udp_unreachable)_(paths|paths_with_loss|"
+        "worst_path_loss_ratio|path_loss_ratio|path_sent)[{ ]");
+    std::erase_if(now_lines, [](const std::string& l) { return std::regex_search(l, path_family); });
+    const auto old_lines = line_set(old_text());
     EXPECT_EQ(well_formed(now), "") << where;
     std::string missing, extra;
     for (const auto& l : old_lines)
