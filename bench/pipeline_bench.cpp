@@ -233,7 +233,7 @@ void BM_Pipeline(benchmark::State& state) {
       sent += g.sent;
       lost += g.lost;
     }
-    return sent == n && lost == 0 && r.send_errors == 0;
+    return sent == n && lost == 0 && r.total_send_errors() == 0;
   };
 
   // First iteration outside the timing: it sizes every buffer, and its heap growth is the state.

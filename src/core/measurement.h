@@ -55,8 +55,15 @@ struct IterationReport {
   uint64_t capture_dropped = 0;
   uint64_t capture_if_dropped = 0;
   std::map<std::string, uint64_t> rejected;  // captured packets rejected, by reason
-  uint64_t send_errors = 0;                  // probes the kernel refused (not accounted as sent)
-  bool timed_out = false;                    // the iteration hit global.timeout and was cut short
+  // Probes not sent (not accounted as sent), by reason: the kernel's (io SendError names), "no_token" (more
+  // probes to a destination than its token space) or "cut_short" (the iteration ended before their time).
+  std::map<std::string, uint64_t> send_errors;
+  uint64_t total_send_errors() const {
+    uint64_t n = 0;
+    for (const auto& [reason, count] : send_errors) n += count;
+    return n;
+  }
+  bool timed_out = false;  // the iteration hit global.timeout and was cut short
 };
 
 }  // namespace netprobe

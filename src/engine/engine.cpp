@@ -143,7 +143,7 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
         if (!failed[j])
           runner_.on_sender_stamp(slots[j], stamp);
         else
-          runner_.mark_unsent(slots[j]);
+          runner_.mark_unsent(slots[j], size_t(failed[j] - 1));
       }
       resets = !runner_.pending_resets().empty() || !runner_.stale_resets().empty();
     }
@@ -151,7 +151,7 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
   }
   {
     std::lock_guard lock(mu_);
-    for (size_t j = i; j < n; ++j) runner_.mark_unsent(uint32_t(j));  // stopped or timed out
+    for (size_t j = i; j < n; ++j) runner_.mark_unsent(uint32_t(j), IterationRunner::kUnsentCutShort);
   }
 
   // Wait for answers until every probe is answered or past its deadline.
@@ -182,6 +182,10 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
   report.capture_received = stats.received - std::min(stats.received, last_stats_.received);
   report.capture_dropped = stats.dropped - std::min(stats.dropped, last_stats_.dropped);
   report.capture_if_dropped = stats.if_dropped - std::min(stats.if_dropped, last_stats_.if_dropped);
+  if (const uint64_t d = stats.not_ip - std::min(stats.not_ip, last_stats_.not_ip))
+    report.rejected["not_ip"] += d;
+  if (const uint64_t d = stats.truncated - std::min(stats.truncated, last_stats_.truncated))
+    report.rejected["truncated_frame"] += d;
   last_stats_ = stats;
   report.timed_out = timed_out;
   report.duration_s = std::chrono::duration<double>(clock_.monotonic() - start).count();

@@ -40,6 +40,7 @@ std::span<const uint32_t> IterationRunner::prepare(const Plan& plan, uint64_t it
   target_events_.clear();
   for (const auto& t : plan.targets) target_events_.push_back({t.name, t.type, t.af, 0, 0});
   rejected_.fill(0);
+  unsent_.fill(0);
   pending_resets_.clear();
   stale_resets_.clear();
   expire_cursor_ = 0;
@@ -93,6 +94,7 @@ std::span<const uint32_t> IterationRunner::prepare(const Plan& plan, uint64_t it
       tokens_[slot] = 0;
       slots_[slot].state = State::kUnsent;
       --unresolved_;
+      ++unsent_[kUnsentNoToken];
       continue;
     }
     const uint32_t index = apply_slice(perm.encode(ordinal), d.type_bits, slice_);
@@ -421,7 +423,11 @@ void IterationRunner::on_icmp_error(const Classification& c) {
   ++b.icmp_errors_overflow;
 }
 
-void IterationRunner::mark_unsent(uint32_t slot) { resolve(slot, State::kUnsent); }
+void IterationRunner::mark_unsent(uint32_t slot, size_t reason) {
+  if (slots_[slot].state != State::kPending) return;
+  resolve(slot, State::kUnsent);
+  ++unsent_[std::min(reason, unsent_.size() - 1)];
+}
 
 bool IterationRunner::expire(Nanos now) {
   // Probes leave in slot order, so their send times increase with the slot: a cursor finds every
@@ -501,10 +507,7 @@ IterationReport IterationRunner::report() const {
       f.src = plan_->source_of(p);
       f.src_port = probe_for(plan_->templates[p.tmpl].type).has_ports() ? p.src_port : 0;
     }
-    if (s.state == State::kUnsent) {
-      ++out.send_errors;
-      continue;
-    }
+    if (s.state == State::kUnsent) continue;
     GroupMeasurement& g = out.groups[plan_->bucket_of(p)];
     ++g.sent;
     ++f.sent;
@@ -532,6 +535,13 @@ IterationReport IterationRunner::report() const {
   if (rejected_[kUnprovenAck]) out.rejected["unproven_ack"] = rejected_[kUnprovenAck];
   if (rejected_[kWrongToken]) out.rejected["wrong_token"] = rejected_[kWrongToken];
   if (rejected_[kWrongQuote]) out.rejected["wrong_quote"] = rejected_[kWrongQuote];
+  for (size_t r = 0; r < unsent_.size(); ++r) {
+    if (!unsent_[r]) continue;
+    const std::string_view name = r == kUnsentCutShort  ? "cut_short"
+                                  : r == kUnsentNoToken ? "no_token"
+                                                        : to_string(SendError(r));
+    out.send_errors[std::string(name)] = unsent_[r];
+  }
   return out;
 }
 

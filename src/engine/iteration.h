@@ -33,8 +33,11 @@ class IterationRunner {
 
   // A captured packet: our own probe leaving (send time), an answer, an ICMP error, or something to reject.
   void on_packet(const CapturedPacket& packet);
-  // The sender could not hand this probe to the kernel: it is not accounted as sent.
-  void mark_unsent(uint32_t slot);
+  // The probe was not sent (it is not accounted as sent): `reason` is a SendError, or one of the runner's
+  // own reasons below.
+  static constexpr size_t kUnsentCutShort = size_t(SendError::kCount);  // the iteration ended first
+  static constexpr size_t kUnsentNoToken = kUnsentCutShort + 1;         // no token left (prepare())
+  void mark_unsent(uint32_t slot, size_t reason);
   // The sender's clock right after the sendmmsg() that carried this probe: its send time unless the
   // capture of the outgoing copy (kernel stamp, more exact) gives one.
   void on_sender_stamp(uint32_t slot, Nanos at) {
@@ -196,6 +199,7 @@ class IterationRunner {
     kRejectCounters
   };
   std::array<uint64_t, kRejectCounters> rejected_{};
+  std::array<uint64_t, kUnsentNoToken + 1> unsent_{};  // by reason (mark_unsent)
   size_t unresolved_ = 0;
   std::vector<uint32_t> pending_resets_;
   uint32_t sent_end_ = 0;  // slots below it were handed to the sender (probes leave in slot order)

@@ -42,7 +42,7 @@ size_t FakeLink::send(std::span<const OutPacket> batch, std::span<uint8_t> faile
   for (size_t i = 0; i < batch.size(); ++i) {
     const OutPacket& p = batch[i];
     const bool ok = !filter || filter(p.bytes);
-    if (!failed.empty()) failed[i] = ok ? 0 : 1;
+    if (!failed.empty()) failed[i] = ok ? 0 : uint8_t(1 + uint8_t(SendError::kOther));
     if (!ok) {
       std::lock_guard lock(mu_);
       ++failed_;

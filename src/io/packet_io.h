@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <string_view>
 
 #include "core/clock.h"
 #include "core/net.h"
@@ -16,14 +17,27 @@ struct OutPacket {
   IpAddress dst;
 };
 
+// Why the kernel refused a packet (PacketSink::send's `failed`, netprobe_send_errors_total's reason).
+enum class SendError : uint8_t {
+  kNoBuffer,     // EAGAIN/ENOBUFS still after the sink's wait budget
+  kUnreachable,  // ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL, ENETDOWN
+  kPermission,   // EPERM, EACCES: usually a firewall rule (or a broadcast destination)
+  kTooBig,       // EMSGSIZE: larger than the path MTU with DF
+  kInvalid,      // EINVAL, EFAULT, malformed packet (too short, family mismatch)
+  kNoSocket,     // no socket for the destination's family
+  kOther,
+  kCount
+};
+std::string_view to_string(SendError e);
+
 class PacketSink {
  public:
   virtual ~PacketSink() = default;
   // Sends the batch in as few syscalls as possible (sendmmsg). Returns how many were handed to the kernel;
   // fewer than batch.size() means some failed (errors are counted by the sink, never thrown). The failed
   // ones are NOT necessarily a suffix: an unreachable destination fails alone and the rest still go.
-  // `failed`, when it has at least batch.size() bytes, receives 1 for each packet that failed and 0 for
-  // each one handed to the kernel: use it to tell exactly which probes were never sent.
+  // `failed`, when it has at least batch.size() bytes, receives 0 for each packet handed to the kernel and
+  // 1 + its SendError for each one that failed: which probes were never sent, and why.
   virtual size_t send(std::span<const OutPacket> batch, std::span<uint8_t> failed) noexcept = 0;
   size_t send(std::span<const OutPacket> batch) noexcept { return send(batch, {}); }
 };
@@ -40,6 +54,9 @@ struct CaptureStats {
   uint64_t received = 0;    // pcap_stats ps_recv
   uint64_t dropped = 0;     // ps_drop: the kernel buffer was full
   uint64_t if_dropped = 0;  // ps_ifdrop
+  // Frames the decoder skipped before classification (netprobe_capture_rejected_total reasons).
+  uint64_t not_ip = 0;     // not IPv4/IPv6
+  uint64_t truncated = 0;  // shorter than their link header
 };
 
 class PacketSource {

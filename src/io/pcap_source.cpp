@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -33,7 +34,11 @@ class PcapDecoder {
   void set_loopback_device(bool v) { loopback_device_ = v; }
   int dlt() const { return dlt_; }
   bool nano() const { return nano_; }
-  const DecodeCounters& counters() const { return counters_; }
+  // A snapshot; safe from any thread while the capture thread decodes.
+  DecodeCounters counters() const {
+    return {frames_.load(std::memory_order_relaxed), delivered_.load(std::memory_order_relaxed),
+            not_ip_.load(std::memory_order_relaxed), truncated_.load(std::memory_order_relaxed)};
+  }
 
   // Runs one pcap_dispatch() batch through `handler`; returns pcap's result (frames processed or error).
   int dispatch(pcap_t* p, int max_frames, const PacketSource::Handler& handler, int* delivered) {
@@ -56,14 +61,14 @@ class PcapDecoder {
   }
 
   int decode(const pcap_pkthdr* h, const u_char* bytes, const PacketSource::Handler& handler) {
-    ++counters_.frames;
+    bump(frames_);
     LinkFrame frame;
     switch (decode_link(dlt_, std::span<const uint8_t>(bytes, h->caplen), &frame)) {
       case LinkDecode::kNotIp:
-        ++counters_.not_ip;
+        bump(not_ip_);
         return 0;
       case LinkDecode::kTruncated:
-        ++counters_.truncated;
+        bump(truncated_);
         return 0;
       case LinkDecode::kIp:
         break;
@@ -97,11 +102,11 @@ class PcapDecoder {
       handler(pkt);
       pkt.direction = Direction::kIncoming;
       handler(pkt);
-      counters_.delivered += 2;
+      bump(delivered_, 2);
       return 2;
     }
     handler(pkt);
-    ++counters_.delivered;
+    bump(delivered_);
     return 1;
   }
 
@@ -124,7 +129,11 @@ class PcapDecoder {
   std::array<uint8_t, 6> mac_{};
   bool has_mac_ = false;
   bool loopback_device_ = false;
-  DecodeCounters counters_;
+  // One writer (the thread that decodes), readers anywhere: a relaxed load and store, no locked add.
+  static void bump(std::atomic<uint64_t>& c, uint64_t n = 1) {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  std::atomic<uint64_t> frames_{0}, delivered_{0}, not_ip_{0}, truncated_{0};
 };
 
 namespace {
@@ -282,6 +291,9 @@ CaptureStats PcapSource::stats() const {
     out.dropped = ps.ps_drop;
     out.if_dropped = ps.ps_ifdrop;
   }
+  const DecodeCounters c = decoder_->counters();
+  out.not_ip = c.not_ip;
+  out.truncated = c.truncated;
   return out;
 }
 
@@ -332,7 +344,10 @@ int PcapFileSource::poll(const Handler& handler, Nanos /*max_wait*/) {
 
 CaptureStats PcapFileSource::stats() const {
   CaptureStats out;
-  out.received = decoder_->counters().frames;
+  const DecodeCounters c = decoder_->counters();
+  out.received = c.frames;
+  out.not_ip = c.not_ip;
+  out.truncated = c.truncated;
   return out;
 }
 

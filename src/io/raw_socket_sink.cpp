@@ -159,7 +159,8 @@ size_t RawSocketSink::send_run(std::span<const OutPacket> run, std::span<uint8_t
   const auto fail = [&](size_t from, size_t to, SendError e) {
     count_error(e, to - from);
     if (!failed.empty())
-      std::fill(failed.begin() + std::ptrdiff_t(from), failed.begin() + std::ptrdiff_t(to), 1);
+      std::fill(failed.begin() + std::ptrdiff_t(from), failed.begin() + std::ptrdiff_t(to),
+                uint8_t(1 + uint8_t(e)));
   };
   const AddressFamily af = run[0].dst.af;
   const int fd = fd_for(af);

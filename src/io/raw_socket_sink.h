@@ -28,18 +28,6 @@
 
 namespace netprobe {
 
-enum class SendError : uint8_t {
-  kNoBuffer,     // EAGAIN/ENOBUFS still after blocked_wait
-  kUnreachable,  // ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL, ENETDOWN
-  kPermission,   // EPERM, EACCES: usually a firewall rule (or a broadcast destination)
-  kTooBig,       // EMSGSIZE: larger than the path MTU with DF
-  kInvalid,      // EINVAL, EFAULT, malformed packet (too short, family mismatch)
-  kNoSocket,     // no socket for the destination's family
-  kOther,
-  kCount
-};
-std::string_view to_string(SendError e);
-
 struct SinkStats {
   uint64_t sent = 0;
   uint64_t syscalls = 0;  // sendmmsg calls, to see the batching at work

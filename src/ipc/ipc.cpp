@@ -365,7 +365,7 @@ Result<IterationReport> report_from_json_document(const nlohmann::json& doc) {
     r.capture_dropped = doc.at("capture_dropped").get<uint64_t>();
     r.capture_if_dropped = doc.at("capture_if_dropped").get<uint64_t>();
     r.rejected = doc.at("rejected").get<std::map<std::string, uint64_t>>();
-    r.send_errors = doc.at("send_errors").get<uint64_t>();
+    r.send_errors = doc.at("send_errors").get<std::map<std::string, uint64_t>>();
     r.timed_out = doc.at("timed_out").get<bool>();
     return r;
   } catch (const std::exception& e) {

@@ -117,8 +117,10 @@ ProberMetrics::ProberMetrics(std::shared_ptr<prometheus::Registry> registry, std
       gauge("app_reload_conf_failed_status", "1 when the last configuration reload failed");
   capture_received_ =
       counter("netprobe_capture_packets_received_total", "Packets received by the capture (pcap_stats)");
-  send_errors_ = counter("netprobe_send_errors_total",
-                         "Probes the kernel refused to send (not accounted as sent nor lost)");
+  send_errors_ =
+      counter("netprobe_send_errors_total",
+              "Probes not sent (not accounted as sent nor lost), by reason: the kernel's errno class, "
+              "no_token or cut_short");
   capture_dropped_ = counter("netprobe_capture_packets_dropped_total",
                              "Packets dropped before the capture could read them (pcap_stats), by source");
   capture_rejected_ = counter("netprobe_capture_rejected_total", "Captured packets rejected, by reason");
@@ -142,7 +144,8 @@ void ProberMetrics::create_process_series() {
   process_timed_out_->get(pn);
   worker_restarts_->get(pn);
   capture_received_->get(pn);
-  send_errors_->get(pn);
+  for (size_t e = 0; e < kSendErrorReasons.size(); ++e)
+    send_errors_->get({{"probe_name", probe_name_}, {"reason", std::string(kSendErrorReasons[e])}});
   capture_dropped_->get({{"probe_name", probe_name_}, {"source", "kernel"}});
   capture_dropped_->get({{"probe_name", probe_name_}, {"source", "interface"}});
   for (const auto& [inventory, targets] : inventories_) {
@@ -161,16 +164,29 @@ void ProberMetrics::record(const IterationReport& report) {
 
   const Labels pn{{"probe_name", probe_name_}};
   capture_received_->get(pn).Increment(static_cast<double>(report.capture_received));
-  send_errors_->get(pn).Increment(static_cast<double>(report.send_errors));
+  for (const auto& [reason, count] : report.send_errors) {
+    send_errors_->get({{"probe_name", probe_name_}, {"reason", bounded_label(send_error_reasons_, reason)}})
+        .Increment(static_cast<double>(count));
+  }
   capture_dropped_->get({{"probe_name", probe_name_}, {"source", "kernel"}})
       .Increment(static_cast<double>(report.capture_dropped));
   capture_dropped_->get({{"probe_name", probe_name_}, {"source", "interface"}})
       .Increment(static_cast<double>(report.capture_if_dropped));
   for (const auto& [reason, count] : report.rejected) {
-    capture_rejected_->get({{"probe_name", probe_name_}, {"reason", reason}})
+    capture_rejected_
+        ->get({{"probe_name", probe_name_}, {"reason", bounded_label(rejected_reasons_, reason)}})
         .Increment(static_cast<double>(count));
   }
   iteration_time_->get(pn).Set(report.duration_s);
+}
+
+// Reasons come from a worker, which parses hostile packets: a worker that invented new reasons every
+// iteration must not grow the series without bound. Past kMaxReasons distinct values, "other".
+const std::string& ProberMetrics::bounded_label(std::set<std::string>& seen, const std::string& value) {
+  static const std::string other = "other";
+  if (seen.count(value)) return value;
+  if (seen.size() >= kMaxReasons) return other;
+  return *seen.insert(value).first;
 }
 
 void ProberMetrics::declare_target(const TargetConfig& target, AddressFamily af) {

@@ -16,10 +16,13 @@
 // families lock internally and whose values are atomics) and target_series() (one mutex, held a slice at a
 // time), so rendering while record() runs is safe; such a scrape may see an iteration half applied (sent
 // added, loss not yet), which every later scrape corrects.
+#include <array>
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <prometheus/counter.h>
@@ -110,6 +113,12 @@ class ProberMetrics {
   void inc_inventory_failure(const std::string& inventory);
   void clear_inventory(const std::string& inventory);
 
+  // The reasons netprobe_send_errors_total shows at 0 from the start: io's SendError names (a test checks
+  // they agree) and the engine's.
+  static constexpr std::array<std::string_view, 9> kSendErrorReasons{"no_buffer", "unreachable", "permission",
+                                                                     "too_big",   "invalid",     "no_socket",
+                                                                     "other",     "cut_short",   "no_token"};
+
   const std::string& probe_name() const { return probe_name_; }
   const std::vector<int>& percentiles() const { return percentiles_; }
 
@@ -129,6 +138,8 @@ class ProberMetrics {
   class SeriesSet;
 
   void create_process_series();
+  static constexpr size_t kMaxReasons = 64;
+  static const std::string& bounded_label(std::set<std::string>& seen, const std::string& value);
   void remove_if(const std::function<bool(const prometheus::Labels&)>& pred);
 
   std::shared_ptr<prometheus::Registry> registry_;
@@ -152,7 +163,9 @@ class ProberMetrics {
   SeriesSet<prometheus::Counter>* send_errors_ = nullptr;
   SeriesSet<prometheus::Gauge>* inventory_targets_ = nullptr;
   SeriesSet<prometheus::Counter>* inventory_failures_ = nullptr;
-  std::map<std::string, size_t> inventories_;  // declared plug-ins and their target counts, for renames
+  std::map<std::string, size_t> inventories_;
+  std::set<std::string> send_error_reasons_{kSendErrorReasons.begin(), kSendErrorReasons.end()};
+  std::set<std::string> rejected_reasons_;  // declared plug-ins and their target counts, for renames
 };
 
 }  // namespace netprobe

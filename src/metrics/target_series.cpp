@@ -107,8 +107,8 @@ TargetSeries::TargetSeries(std::string probe_name, std::vector<int> percentiles)
           "gauge", Kind::kMatchAckFail, type);
     }
     // Per-path results (docs/paths.md): netprobe's own families.
-    add(p + "_paths", t + " flows (5-tuples: ECMP paths) probed in the last iteration",
-        "gauge", Kind::kPaths, type);
+    add(p + "_paths", t + " flows (5-tuples: ECMP paths) probed in the last iteration", "gauge", Kind::kPaths,
+        type);
     add(p + "_paths_with_loss", t + " flows losing significantly more than the others over the path window",
         "gauge", Kind::kPathsWithLoss, type);
     add(p + "_worst_path_loss_ratio", t + " highest loss ratio of one flow over the path window", "gauge",

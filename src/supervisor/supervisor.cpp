@@ -30,6 +30,7 @@
 #include "inventory/merge.h"
 #include "ipc/ipc.h"
 #include "launcher/launcher.h"
+#include "logging/escape.h"
 #include "logging/logging.h"
 #include "metrics/prober_metrics.h"
 #include "metrics/process_collector.h"
@@ -70,7 +71,11 @@ void log_report(uint32_t worker, const IterationReport& r) {
         "worker {}: capture dropped {} packet(s) ({} at the interface) during the iteration: raise the "
         "capture buffer",
         worker, r.capture_dropped, r.capture_if_dropped);
-  if (r.send_errors) spdlog::warn("worker {}: {} probe(s) could not be sent", worker, r.send_errors);
+  if (const uint64_t n = r.total_send_errors()) {
+    std::string reasons;
+    for (const auto& [reason, count] : r.send_errors) reasons += fmt::format(" {}={}", reason, count);
+    spdlog::warn("worker {}: {} probe(s) could not be sent:{}", worker, n, escape_for_log(reasons));
+  }
 }
 
 // The pool's launcher is the real one.

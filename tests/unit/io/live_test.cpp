@@ -217,9 +217,9 @@ TEST(io_Live, SinkCountsMalformedAndMissingFamily) {
                              {v6, *IpAddress::parse("::1")}};
   uint8_t failed[3] = {9, 9, 9};
   EXPECT_EQ((*sink)->send(batch, failed), 1u);
-  EXPECT_EQ(failed[0], 1);
+  EXPECT_EQ(failed[0], 1 + int(SendError::kInvalid)) << "failed says why";
   EXPECT_EQ(failed[1], 0);
-  EXPECT_EQ(failed[2], 1);
+  EXPECT_EQ(failed[2], 1 + int(SendError::kNoSocket));
   const SinkStats s = (*sink)->stats();
   EXPECT_EQ(s.errors[size_t(SendError::kInvalid)], 1u);
   EXPECT_EQ(s.errors[size_t(SendError::kNoSocket)], 1u);

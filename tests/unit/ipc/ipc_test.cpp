@@ -231,7 +231,7 @@ IterationReport full_report() {
   r.capture_dropped = 11;
   r.capture_if_dropped = 12;
   r.rejected = {{"not_a_reply", 13}};
-  r.send_errors = 14;
+  r.send_errors = {{"unreachable", 14}};
   r.timed_out = true;
   return r;
 }
@@ -277,7 +277,7 @@ TEST(worker_Ipc, ReportRoundTripIsExact) {
   EXPECT_EQ(b.capture_dropped, 11u);
   EXPECT_EQ(b.capture_if_dropped, 12u);
   EXPECT_EQ(b.rejected, r.rejected);
-  EXPECT_EQ(b.send_errors, 14u);
+  EXPECT_EQ(b.send_errors, r.send_errors);
   EXPECT_TRUE(b.timed_out);
 }
 

@@ -173,8 +173,10 @@ ProberMetrics::ProberMetrics(std::shared_ptr<prometheus::Registry> registry, std
   duplicates_ = counter("netprobe_duplicate_replies_total", "Second and later answers to one probe");
   capture_received_ =
       counter("netprobe_capture_packets_received_total", "Packets received by the capture (pcap_stats)");
-  send_errors_ = counter("netprobe_send_errors_total",
-                         "Probes the kernel refused to send (not accounted as sent nor lost)");
+  send_errors_ =
+      counter("netprobe_send_errors_total",
+              "Probes not sent (not accounted as sent nor lost), by reason: the kernel's errno class, "
+              "no_token or cut_short");
   capture_dropped_ = counter("netprobe_capture_packets_dropped_total",
                              "Packets dropped before the capture could read them (pcap_stats), by source");
   capture_rejected_ = counter("netprobe_capture_rejected_total", "Captured packets rejected, by reason");
@@ -210,7 +212,8 @@ void ProberMetrics::create_process_series() {
   process_timed_out_->get(pn);
   worker_restarts_->get(pn);
   capture_received_->get(pn);
-  send_errors_->get(pn);
+  for (std::string_view reason : netprobe::ProberMetrics::kSendErrorReasons)
+    send_errors_->get({{"probe_name", probe_name_}, {"reason", std::string(reason)}});
   capture_dropped_->get({{"probe_name", probe_name_}, {"source", "kernel"}});
   capture_dropped_->get({{"probe_name", probe_name_}, {"source", "interface"}});
   for (const auto& [inventory, targets] : inventories_) {
@@ -286,7 +289,9 @@ void ProberMetrics::record(const IterationReport& report) {
 
   const Labels pn{{"probe_name", probe_name_}};
   capture_received_->get(pn).Increment(static_cast<double>(report.capture_received));
-  send_errors_->get(pn).Increment(static_cast<double>(report.send_errors));
+  for (const auto& [reason, count] : report.send_errors)
+    send_errors_->get({{"probe_name", probe_name_}, {"reason", reason}})
+        .Increment(static_cast<double>(count));
   capture_dropped_->get({{"probe_name", probe_name_}, {"source", "kernel"}})
       .Increment(static_cast<double>(report.capture_dropped));
   capture_dropped_->get({{"probe_name", probe_name_}, {"source", "interface"}})

@@ -10,6 +10,7 @@
 
 #include <prometheus/text_serializer.h>
 
+#include "io/packet_io.h"
 #include "metrics/prober_metrics.h"
 #include "tests/support/metrics_builders.h"
 #include "tests/support/metrics_lines.h"
@@ -52,7 +53,7 @@ TEST_F(metrics_ProberMetrics, ProcessWideSeriesExistFromTheStart) {
   EXPECT_TRUE(lines.count(R"(app_reload_conf_failed_status{probe_name="probe1"} 0)"));
   EXPECT_TRUE(lines.count(R"(app_process_timed_out_total{probe_name="probe1"} 0)"));
   EXPECT_TRUE(lines.count(R"(netprobe_capture_packets_received_total{probe_name="probe1"} 0)"));
-  EXPECT_TRUE(lines.count(R"(netprobe_send_errors_total{probe_name="probe1"} 0)"));
+  EXPECT_TRUE(lines.count(R"(netprobe_send_errors_total{probe_name="probe1",reason="permission"} 0)"));
   EXPECT_TRUE(
       lines.count(R"(netprobe_capture_packets_dropped_total{probe_name="probe1",source="kernel"} 0)"));
 }
@@ -89,7 +90,7 @@ TEST_F(metrics_ProberMetrics, RecordsOneIterationExactly) {
   report.targets.push_back(TargetEvents{"udp", ProbeType::kUdpUnreachable, AddressFamily::kV4, 7, 3});
   report.duration_s = 1.5;
   report.capture_received = 10;
-  report.send_errors = 3;
+  report.send_errors = {{"unreachable", 3}, {"cut_short", 2}};
   report.capture_dropped = 1;
   report.rejected["foreign"] = 4;
   metrics_.record(report);
@@ -148,7 +149,9 @@ TEST_F(metrics_ProberMetrics, RecordsOneIterationExactly) {
 
   EXPECT_TRUE(lines.count(R"(app_iteration_time_seconds{probe_name="probe1"} 1.5)"));
   EXPECT_TRUE(lines.count(R"(netprobe_capture_packets_received_total{probe_name="probe1"} 10)"));
-  EXPECT_TRUE(lines.count(R"(netprobe_send_errors_total{probe_name="probe1"} 3)"));
+  EXPECT_TRUE(lines.count(R"(netprobe_send_errors_total{probe_name="probe1",reason="unreachable"} 3)"));
+  EXPECT_TRUE(lines.count(R"(netprobe_send_errors_total{probe_name="probe1",reason="cut_short"} 2)"));
+  EXPECT_TRUE(lines.count(R"(netprobe_send_errors_total{probe_name="probe1",reason="no_buffer"} 0)"));
   EXPECT_TRUE(
       lines.count(R"(netprobe_capture_packets_dropped_total{probe_name="probe1",source="kernel"} 1)"));
   EXPECT_TRUE(
@@ -483,6 +486,37 @@ TEST_F(metrics_PathFamilies, StaleTargetHidesItsPathGauges) {
   const auto lines = scrape();
   EXPECT_TRUE(series_of(lines, "tcpsyn_paths").empty());
   EXPECT_TRUE(series_of(lines, "tcpsyn_path_loss_ratio").empty());
+}
+
+}  // namespace
+}  // namespace netprobe
+
+namespace netprobe {
+namespace {
+
+// The reasons created at 0 are exactly io's SendError names and the engine's own two.
+TEST(metrics_SendErrorReasons, AreIosNamesAndTheEngines) {
+  std::set<std::string> expected{"cut_short", "no_token"};
+  for (size_t e = 0; e < size_t(SendError::kCount); ++e)
+    expected.insert(std::string(to_string(SendError(e))));
+  const std::set<std::string> listed(ProberMetrics::kSendErrorReasons.begin(),
+                                     ProberMetrics::kSendErrorReasons.end());
+  EXPECT_EQ(listed, expected);
+}
+
+// A worker inventing a new reason every iteration cannot grow the series without bound.
+TEST_F(metrics_ProberMetrics, ReasonLabelsAreBounded) {
+  for (int i = 0; i < 200; ++i) {
+    IterationReport r;
+    r.rejected["invented_" + std::to_string(i)] = 1;
+    r.send_errors["invented_" + std::to_string(i)] = 1;
+    metrics_.record(r);
+  }
+  const auto lines = scrape();
+  EXPECT_EQ(series_of(lines, "netprobe_capture_rejected_total").size(), 65u) << "64 reasons and other";
+  EXPECT_EQ(series_of(lines, "netprobe_send_errors_total").size(), 64u) << "\"other\" is one of them";
+  EXPECT_TRUE(has_line_containing(
+      lines, R"(netprobe_capture_rejected_total{probe_name="probe1",reason="other"} 136)"));
 }
 
 }  // namespace
