@@ -44,7 +44,7 @@ double percentile_linear(std::vector<double>& values, int p);
 // The metric-name prefix of a probe type: "tcpsyn", "icmp", "udp_unreachable".
 std::string_view metric_prefix(ProbeType type);
 
-// Latency histogram buckets (seconds), shared by the three *_rtt_seconds families: 25 us .. 5 s.
+// Latency histogram buckets (seconds), shared by the three *_rtt_seconds families: 2.5 us .. 3 s.
 const std::vector<double>& rtt_buckets();
 
 class TargetSeries;
