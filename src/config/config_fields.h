@@ -16,10 +16,21 @@ concept ConfigStruct = std::is_same_v<std::remove_cvref_t<S>, GlobalConfig> ||
     std::is_same_v<std::remove_cvref_t<S>, GroupConfig> ||
     std::is_same_v<std::remove_cvref_t<S>, Threshold> || std::is_same_v<std::remove_cvref_t<S>, TargetConfig>;
 
+// The fields of GlobalConfig that only the supervisor reads: they are not listed in for_each_field, so they
+// never travel to the workers (whose copy keeps their defaults); listed here so that the field count below
+// still catches a member listed nowhere.
+template <typename S, typename F>
+requires std::is_same_v<std::remove_cvref_t<S>, GlobalConfig>
+void for_each_supervisor_only_field(S& g, F&& f) {
+  f("rtt_histogram", g.rtt_histogram);  // the supervisor renders the metrics
+}
+inline constexpr int kSupervisorOnlyGlobalFields = 1;
+
 template <typename S, typename F>
 requires std::is_same_v<std::remove_cvref_t<S>, GlobalConfig>
 void for_each_field(S& g, F&& f) {
-  static_assert(field_count<GlobalConfig>() == 16, "GlobalConfig changed: list the new field here");
+  static_assert(field_count<GlobalConfig>() == 16 + kSupervisorOnlyGlobalFields,
+                "GlobalConfig changed: list the new field here (or in for_each_supervisor_only_field)");
   f("probe_name", g.probe_name);
   f("interval_s", g.interval_s);
   f("interval_packets_s", g.interval_packets_s);

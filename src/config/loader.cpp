@@ -195,6 +195,10 @@ class Builder {
     out.disable_dynamic_inventories = get_strings(g, "disable_dynamic_inventories");
     if (auto v = get_finite(g, "max_packets_per_second", p)) out.max_packets_per_second = *v;
     if (auto v = get_string(g, "inventory_dir")) out.inventory_dir = *v;
+    if (auto v = get_string(g, "rtt_histogram")) {
+      if (auto granularity = rtt_histogram_from_string(*v))
+        out.rtt_histogram = *granularity;  // anything else: the schema's enum already reported it
+    }
   }
 
   std::optional<IpAddress> parse_source(const Json& g, const std::string& path, std::string_view key,

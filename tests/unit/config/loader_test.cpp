@@ -269,6 +269,7 @@ TEST(config_defaults, AsNetprobifyLoadConf) {
   EXPECT_TRUE(g.disable_dynamic_inventories.empty());
   EXPECT_EQ(g.max_packets_per_second, 0);
   EXPECT_EQ(g.inventory_dir, "");  // absent: inventory/ uses `inventories` next to the file
+  EXPECT_EQ(g.rtt_histogram, RttHistogram::kPerGroup);  // netprobe extension, absent: per group
 
   ASSERT_EQ(c.groups.size(), 3u);
   const GroupConfig& g1 = c.groups.at("group1");
@@ -608,6 +609,37 @@ TEST(config_loader, InventoryDir) {
       load_config_string(std::string(kHeader) + "  inventory_dir: 3\ngroups:\n  g1: {}\n", "x.yaml");
   EXPECT_FALSE(bad.ok());
   EXPECT_THAT(bad.diagnostics.errors, ElementsAre("global.inventory_dir: expected a string, got 3"));
+}
+
+// netprobe extension global.rtt_histogram: a closed set of values, reported with the allowed ones.
+TEST(config_loader, RttHistogram) {
+  const LoadedConfig all = load_config_file(fixture("good/all_keys.yaml"));
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all.config->global.rtt_histogram, RttHistogram::kPerTarget);
+  const struct {
+    const char* value;
+    RttHistogram expected;
+  } good[] = {{"per_target", RttHistogram::kPerTarget},
+              {"per_group", RttHistogram::kPerGroup},
+              {"none", RttHistogram::kNone}};
+  for (const auto& g : good) {
+    const LoadedConfig r = load_config_string(
+        std::string(kHeader) + "  rtt_histogram: " + g.value + "\ngroups:\n  g1: {}\n", "x.yaml");
+    ASSERT_TRUE(r.ok()) << g.value << ": " << r.diagnostics.errors[0];
+    EXPECT_EQ(r.config->global.rtt_histogram, g.expected) << g.value;
+    EXPECT_EQ(to_string(g.expected), g.value);
+  }
+  for (const char* bad : {"per_host", "PER_GROUP", "\"\"", "1", "[per_group]", "null"}) {
+    const LoadedConfig r = load_config_string(
+        std::string(kHeader) + "  rtt_histogram: " + bad + "\ngroups:\n  g1: {}\n", "x.yaml");
+    EXPECT_FALSE(r.ok()) << bad;
+    ASSERT_EQ(r.diagnostics.errors.size(), 1u) << bad;
+    EXPECT_EQ(r.diagnostics.errors[0].rfind("global.rtt_histogram: ", 0), 0u) << r.diagnostics.errors[0];
+  }
+  const LoadedConfig r =
+      load_config_string(std::string(kHeader) + "  rtt_histogram: per_host\ngroups:\n  g1: {}\n", "x.yaml");
+  EXPECT_THAT(r.diagnostics.errors,
+              ElementsAre("global.rtt_histogram: \"per_host\" is not one of per_group, per_target, none"));
 }
 
 }  // namespace

@@ -173,6 +173,29 @@ TEST(worker_Ipc, ShardRoundTrip) {
   EXPECT_EQ(r.hosts.at("web"), s.hosts.at("web"));
 }
 
+// The supervisor-only fields (config/config_fields.h) stay in the supervisor: the workers' copy has their
+// defaults, and the document has no key for them.
+TEST(worker_Ipc, SupervisorOnlyFieldsDoNotTravel) {
+  Config c = full_config();
+  c.global.rtt_histogram = RttHistogram::kNone;
+  const Config defaults;
+  int fields = 0;
+  for_each_supervisor_only_field(c.global, [&](const char* name, const auto&) {
+    ++fields;
+    EXPECT_FALSE(to_json_document(c).at("global").contains(name)) << name;
+  });
+  EXPECT_EQ(fields, kSupervisorOnlyGlobalFields);
+  Shard s;
+  s.config = c;
+  auto back = decode_supervisor_message(payload_of(encode_frame(SupervisorMessage{s})));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  const Config& r = std::get<Shard>(*back).config;
+  EXPECT_EQ(r.global.rtt_histogram, defaults.global.rtt_histogram);
+  Config expected = c;
+  expected.global.rtt_histogram = defaults.global.rtt_histogram;
+  expect_same(expected, r);  // and everything else did travel
+}
+
 TEST(worker_Ipc, NoTimeoutSurvives) {
   Shard s;
   s.settings.hard_timeout = Nanos::max();
