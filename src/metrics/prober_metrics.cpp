@@ -208,6 +208,8 @@ void ProberMetrics::set_probe_name(std::string probe_name) {
   targets_->set_probe_name(probe_name_);
 }
 
+void ProberMetrics::set_rtt_histogram(RttHistogram granularity) { targets_->set_rtt_histogram(granularity); }
+
 void ProberMetrics::set_reload_failed(bool failed) {
   reload_failed_ = failed;
   reload_failed_status_->get({{"probe_name", probe_name_}}).Set(failed ? 1 : 0);

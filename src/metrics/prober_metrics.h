@@ -89,6 +89,9 @@ class ProberMetrics {
   // Removes every series of the old probe name and recreates the process-wide and declared-target series
   // under the new one.
   void set_probe_name(std::string probe_name);
+  // global.rtt_histogram (per_target until called): the *_rtt_seconds series of the old choice disappear,
+  // those of the new one start at 0 (TargetSeries::set_rtt_histogram).
+  void set_rtt_histogram(RttHistogram granularity);
 
   void set_reload_failed(bool failed);
   void inc_process_timed_out();
