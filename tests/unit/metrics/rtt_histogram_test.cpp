@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include <zlib.h>
+
 #include "metrics/exposition.h"
 #include "metrics/prober_metrics.h"
 #include "tests/support/metrics_builders.h"
@@ -322,7 +324,7 @@ TEST_F(metrics_RttHistogram, ConcurrentScrapesWhileSwitching) {
 // docs/netprobify-compatibility.md#rtt-histogram).
 TEST(metrics_RttHistogramCost, SeriesAndBytesPerScrape) {
   struct Cost {
-    size_t lines = 0, bytes = 0, histogram_lines = 0;
+    size_t lines = 0, bytes = 0, histogram_lines = 0, compressed = 0;
   };
   auto cost = [](RttHistogram choice, int targets, const std::vector<std::string>& groups) {
     auto registry = std::make_shared<prometheus::Registry>();
@@ -350,6 +352,12 @@ TEST(metrics_RttHistogramCost, SeriesAndBytesPerScrape) {
       if (line.find("_rtt_seconds_") != std::string::npos) ++c.histogram_lines;
     }
     c.bytes = text.size();
+    // What a Prometheus server receives: /metrics is deflated at zlib's default level (exporter.cpp).
+    uLongf size = compressBound(uLong(text.size()));
+    std::vector<Bytef> packed(size);
+    if (compress2(packed.data(), &size, reinterpret_cast<const Bytef*>(text.data()), uLong(text.size()),
+                  Z_DEFAULT_COMPRESSION) == Z_OK)
+      c.compressed = size;
     return c;
   };
   for (const std::vector<std::string>& groups :
@@ -360,7 +368,7 @@ TEST(metrics_RttHistogramCost, SeriesAndBytesPerScrape) {
       const Cost small = cost(choice, 20, groups);
       std::cout << "rtt_histogram " << to_string(choice) << ", 2000 targets x " << n
                 << " group(s): " << big.lines << " series (" << big.histogram_lines << " of histograms), "
-                << big.bytes << " bytes per scrape\n";
+                << big.bytes << " bytes per scrape, " << big.compressed << " deflated\n";
       switch (choice) {
         case RttHistogram::kPerTarget:
           EXPECT_EQ(big.histogram_lines, 2000u * n * 20u);
