@@ -26,6 +26,25 @@ std::optional<AlertLevel> alert_level_from_string(std::string_view s) {
   return std::nullopt;
 }
 
+std::string_view to_string(RttHistogram granularity) {
+  switch (granularity) {
+    case RttHistogram::kPerTarget:
+      return "per_target";
+    case RttHistogram::kPerGroup:
+      return "per_group";
+    case RttHistogram::kNone:
+      return "none";
+  }
+  return "none";
+}
+
+std::optional<RttHistogram> rtt_histogram_from_string(std::string_view s) {
+  if (s == "per_target") return RttHistogram::kPerTarget;
+  if (s == "per_group") return RttHistogram::kPerGroup;
+  if (s == "none") return RttHistogram::kNone;
+  return std::nullopt;
+}
+
 AddressFamily TargetConfig::family() const {
   if (address_family) return *address_family;
   // An IP literal, or a CIDR network (netprobify did not detect IPv6 subnets and crashed:

@@ -17,6 +17,11 @@ enum class AlertLevel : uint8_t { kPaging, kPagingValidation, kSandbox, kNoAlert
 std::string_view to_string(AlertLevel level);  // "paging", "paging_validation", "sandbox", "no_alert"
 std::optional<AlertLevel> alert_level_from_string(std::string_view s);
 
+// global.rtt_histogram: which *_rtt_seconds series exist (docs/netprobify-compatibility.md#rtt-histogram).
+enum class RttHistogram : uint8_t { kPerTarget, kPerGroup, kNone };
+std::string_view to_string(RttHistogram granularity);  // "per_target", "per_group", "none"
+std::optional<RttHistogram> rtt_histogram_from_string(std::string_view s);
+
 struct GlobalConfig {
   std::string probe_name;
   int interval_s = 0;             // required
@@ -39,6 +44,8 @@ struct GlobalConfig {
   // target's lossiest flows get series of their own.
   int path_window = 5;
   int path_series_per_target = 4;
+  // Read by the supervisor only (it renders the metrics): config_fields.h keeps it out of the workers' copy.
+  RttHistogram rtt_histogram = RttHistogram::kPerGroup;
   friend bool operator==(const GlobalConfig&, const GlobalConfig&) = default;
 };
 

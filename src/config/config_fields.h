@@ -16,10 +16,24 @@ concept ConfigStruct = std::is_same_v<std::remove_cvref_t<S>, GlobalConfig> ||
     std::is_same_v<std::remove_cvref_t<S>, GroupConfig> ||
     std::is_same_v<std::remove_cvref_t<S>, Threshold> || std::is_same_v<std::remove_cvref_t<S>, TargetConfig>;
 
+// The fields of GlobalConfig that only the supervisor reads: they are not listed in for_each_field, so they
+// never travel to the workers (whose copy keeps their defaults); listed here so that the field count below
+// still catches a member listed nowhere.
+template <typename S, typename F>
+requires std::is_same_v<std::remove_cvref_t<S>, GlobalConfig>
+void for_each_supervisor_only_field(S& g, F&& f) {
+  // The supervisor renders the metrics and runs the per-path test (docs/paths.md).
+  f("rtt_histogram", g.rtt_histogram);
+  f("path_window", g.path_window);
+  f("path_series_per_target", g.path_series_per_target);
+}
+inline constexpr int kSupervisorOnlyGlobalFields = 3;
+
 template <typename S, typename F>
 requires std::is_same_v<std::remove_cvref_t<S>, GlobalConfig>
 void for_each_field(S& g, F&& f) {
-  static_assert(field_count<GlobalConfig>() == 18, "GlobalConfig changed: list the new field here");
+  static_assert(field_count<GlobalConfig>() == 16 + kSupervisorOnlyGlobalFields,
+                "GlobalConfig changed: list the new field here (or in for_each_supervisor_only_field)");
   f("probe_name", g.probe_name);
   f("interval_s", g.interval_s);
   f("interval_packets_s", g.interval_packets_s);
@@ -36,8 +50,6 @@ void for_each_field(S& g, F&& f) {
   f("disable_dynamic_inventories", g.disable_dynamic_inventories);
   f("max_packets_per_second", g.max_packets_per_second);
   f("inventory_dir", g.inventory_dir);
-  f("path_window", g.path_window);
-  f("path_series_per_target", g.path_series_per_target);
 }
 
 template <typename S, typename F>

@@ -197,6 +197,10 @@ class Builder {
     if (auto v = get_string(g, "inventory_dir")) out.inventory_dir = *v;
     if (auto v = get_small_int(g, "path_window", p)) out.path_window = *v;
     if (auto v = get_small_int(g, "path_series_per_target", p)) out.path_series_per_target = *v;
+    if (auto v = get_string(g, "rtt_histogram")) {
+      if (auto granularity = rtt_histogram_from_string(*v))
+        out.rtt_histogram = *granularity;  // anything else: the schema's enum already reported it
+    }
   }
 
   std::optional<IpAddress> parse_source(const Json& g, const std::string& path, std::string_view key,

@@ -47,7 +47,7 @@ double percentile_linear(std::vector<double>& values, int p);
 // The metric-name prefix of a probe type: "tcpsyn", "icmp", "udp_unreachable".
 std::string_view metric_prefix(ProbeType type);
 
-// Latency histogram buckets (seconds), shared by the three *_rtt_seconds families: 25 us .. 5 s.
+// Latency histogram buckets (seconds), shared by the three *_rtt_seconds families: 2.5 us .. 3 s.
 const std::vector<double>& rtt_buckets();
 
 class TargetSeries;
@@ -94,6 +94,9 @@ class ProberMetrics {
   void set_probe_name(std::string probe_name);
   // global.path_window and global.path_series_per_target (docs/paths.md).
   void set_path_settings(int window, int series_per_target);
+  // global.rtt_histogram (per_target until called): the *_rtt_seconds series of the old choice disappear,
+  // those of the new one start at 0 (TargetSeries::set_rtt_histogram).
+  void set_rtt_histogram(RttHistogram granularity);
 
   void set_reload_failed(bool failed);
   void inc_process_timed_out();

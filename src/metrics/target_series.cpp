@@ -209,8 +209,7 @@ void TargetSeries::record(const GroupMeasurement& m) {
   r.loss_ratio = m.sent == 0 ? 0.0 : static_cast<double>(m.lost) / static_cast<double>(m.sent);
   for (size_t i = 0; i < percentiles_.size(); ++i)
     r.round_trip[i] = percentile_linear(sorted, percentiles_[i]);
-  for (size_t i = 0; i < kBuckets; ++i) r.rtt[i] += increments[i];
-  r.rtt_sum += sum;
+  add_rtts(r, increments, sum);
   for (const auto& [icmp, count] : m.icmp_errors) {
     const uint32_t key = intern(icmp);
     auto it = std::find_if(r.icmp.begin(), r.icmp.end(), [&](const auto& e) { return e.first == key; });
@@ -247,6 +246,45 @@ void TargetSeries::set_path_settings(uint32_t window, uint32_t series_per_target
       if (r.path_series.size() > series_per_target) r.path_series.resize(series_per_target);
 }
 
+void TargetSeries::add_rtts(Row& r, const std::array<uint64_t, kBuckets>& increments, double sum) {
+  switch (rtt_histogram_) {
+    case RttHistogram::kPerTarget:
+      for (size_t i = 0; i < kBuckets; ++i) r.rtt[i] += increments[i];
+      r.rtt_sum += sum;
+      return;
+    case RttHistogram::kPerGroup: {
+      Aggregate& a = aggregates_[{uint8_t(r.type), uint8_t(r.af), r.group}];
+      for (size_t i = 0; i < kBuckets; ++i) a.rtt[i] += increments[i];
+      a.sum += sum;
+      return;
+    }
+    case RttHistogram::kNone:
+      return;
+  }
+}
+
+void TargetSeries::create_aggregates(const Declared& d) {
+  if (rtt_histogram_ != RttHistogram::kPerGroup) return;
+  for (uint32_t group : d.groups) aggregates_.try_emplace({uint8_t(d.type), uint8_t(d.af), group});
+}
+
+void TargetSeries::set_rtt_histogram(RttHistogram granularity) {
+  std::lock_guard lock(mutex_);
+  if (granularity == rtt_histogram_) return;
+  // The old choice's series go; the new one's start at 0, never from counts of an earlier period under it.
+  for (auto& [name, t] : targets_) {
+    for (Row& r : t.rows) {
+      r.rtt.fill(0);
+      r.rtt_sum = 0;
+    }
+  }
+  aggregates_.clear();
+  rtt_histogram_ = granularity;
+  for (auto& [name, t] : targets_) {
+    if (t.declared) create_aggregates(*t.declared);
+  }
+}
+
 void TargetSeries::record(const TargetEvents& events) {
   if (!has_event_families(events.type)) return;
   std::lock_guard lock(mutex_);
@@ -261,6 +299,7 @@ void TargetSeries::record(const TargetEvents& events) {
 void TargetSeries::create_declared_series(Target& t) {
   const Declared& d = *t.declared;
   for (uint32_t group : d.groups) row(t, d.af, group, d.type, d.state);
+  create_aggregates(d);
   if (!d.groups.empty() && has_event_families(d.type)) {
     auto it = std::find_if(t.events.begin(), t.events.end(),
                            [&](const Events& e) { return e.type == d.type && e.af == d.af; });
@@ -315,6 +354,7 @@ void TargetSeries::clear_group(std::string_view group) {
   auto found = string_index_.find(group);
   if (found == string_index_.end()) return;
   const uint32_t g = found->second;
+  std::erase_if(aggregates_, [&](const auto& a) { return std::get<2>(a.first) == g; });
   for (auto it = targets_.begin(); it != targets_.end();) {
     Target& t = it->second;
     std::erase_if(t.rows, [&](const Row& r) { return r.group == g; });
@@ -360,6 +400,7 @@ void TargetSeries::set_probe_name(std::string probe_name) {
   if (probe_name == probe_name_) return;
   // Every series carries the probe name: the old ones go, declared targets start again at 0 under the new
   // one.
+  aggregates_.clear();
   for (auto it = targets_.begin(); it != targets_.end();) {
     Target& t = it->second;
     t.rows.clear();
@@ -432,28 +473,23 @@ class TargetSeries::SampleWriter {
     }
   }
 
+  // global.rtt_histogram per_target only.
   void histograms(const Target& t) {
+    if (s_.rtt_histogram_ != RttHistogram::kPerTarget) return;
     for (const Row& r : t.rows) {
       if (r.type != f_.type) continue;
-      uint64_t count = 0;
-      for (uint64_t c : r.rtt) count += c;
-      begin("_count");
-      measurement_labels(r);
-      end_count(count);
-      begin("_sum");
-      measurement_labels(r);
-      end(r.rtt_sum);
-      uint64_t cumulative = 0;
-      for (size_t i = 0; i < kBuckets; ++i) {
-        cumulative += r.rtt[i];
-        begin("_bucket");
-        measurement_labels(r);
-        out_ += ",le=\"";
-        out_ += le_labels()[i];
-        out_ += '"';
-        end_count(cumulative);
-      }
+      histogram(r.rtt, r.rtt_sum, [&] { measurement_labels(r); });
     }
+  }
+
+  // global.rtt_histogram per_group: address_family, group, probe_name.
+  void aggregate(const AggregateKey& key, const Aggregate& a) {
+    histogram(a.rtt, a.sum, [&] {
+      out_ += to_string(static_cast<AddressFamily>(std::get<1>(key)));
+      out_ += "\",group=\"";
+      out_ += s_.strings_[std::get<2>(key)];
+      probe_name();
+    });
   }
 
   void icmp_errors(const Target& t) {
@@ -590,6 +626,30 @@ class TargetSeries::SampleWriter {
   }
 
  private:
+  // _count, _sum and the cumulative _bucket lines of one histogram; `labels` writes the label set from the
+  // address family's value on (begin() wrote `{address_family="`).
+  template <typename Labels>
+  void histogram(const std::array<uint64_t, kBuckets>& rtt, double sum, const Labels& labels) {
+    uint64_t count = 0;
+    for (uint64_t c : rtt) count += c;
+    begin("_count");
+    labels();
+    end_count(count);
+    begin("_sum");
+    labels();
+    end(sum);
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < kBuckets; ++i) {
+      cumulative += rtt[i];
+      begin("_bucket");
+      labels();
+      out_ += ",le=\"";
+      out_ += le_labels()[i];
+      out_ += '"';
+      end_count(cumulative);
+    }
+  }
+
   // Starts a sample line: HELP/TYPE before the family's first one (prometheus-cpp leaves out empty families).
   void begin(std::string_view suffix = {}) {
     if (!header_) {
@@ -695,6 +755,7 @@ bool TargetSeries::render(std::string& out, size_t flush_at, const TextSink& flu
   };
   if (!flush_if_full()) return false;
   std::string last;  // the last target rendered in the current family: the next slice starts after it
+  uint32_t per_target_rtt = 0;  // probe types whose *_rtt_seconds family had per-target series (bit per type)
   for (const Family& family : families_) {
     bool header = false;
     bool started = false;
@@ -716,8 +777,40 @@ bool TargetSeries::render(std::string& out, size_t flush_at, const TextSink& flu
       if (!flush_if_full()) return false;
       if (done) break;
     }
+    if (family.kind == Kind::kRtt && header) per_target_rtt |= 1u << unsigned(family.type);
+  }
+  // The per_group histograms, after the per-target families. A family already rendered per target in this
+  // scrape (the choice changed meanwhile) is left out: no family twice.
+  for (const Family& family : families_) {
+    if (family.kind != Kind::kRtt || (per_target_rtt & (1u << unsigned(family.type)))) continue;
+    if (!render_aggregates(out, family, flush_at, flush_if_full)) return false;
   }
   return true;
+}
+
+bool TargetSeries::render_aggregates(std::string& out, const Family& family, size_t flush_at,
+                                     const std::function<bool()>& flush_if_full) const {
+  constexpr size_t kPerSlice = 1024;
+  const auto type = uint8_t(family.type);
+  bool header = false;
+  std::optional<AggregateKey> last;  // as render(): the next slice starts after it
+  for (;;) {
+    bool done;
+    {
+      std::lock_guard lock(mutex_);
+      auto it = last ? aggregates_.upper_bound(*last) : aggregates_.lower_bound({type, 0, 0});
+      SampleWriter w(*this, out, family, header, {});
+      for (size_t visited = 0; it != aggregates_.end() && std::get<0>(it->first) == type &&
+                               out.size() < flush_at && visited < kPerSlice;
+           ++it, ++visited) {
+        w.aggregate(it->first, it->second);
+      }
+      done = it == aggregates_.end() || std::get<0>(it->first) != type;
+      if (!done) last = std::prev(it)->first;
+    }
+    if (!flush_if_full()) return false;
+    if (done) return true;
+  }
 }
 
 }  // namespace netprobe

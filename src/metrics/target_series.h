@@ -17,6 +17,11 @@
 //   it left) and creates the missing ones at 0, thresholds being rebuilt every time;
 // - set_percentiles() and set_probe_name() recreate the rows of every declared target, as ProberMetrics did
 //   (which includes a declared target whose measurements had been cleared).
+// - the RTT histograms follow set_rtt_histogram() (global.rtt_histogram): per row (per_target, the default of
+//   this class), or one per (probe type, address family, group) summed over the targets (per_group: rendered
+//   after every per-target family; such a histogram lives as long as its group and probe name, since a target
+//   that leaves must not take its counts back), or none. A change of choice removes the old series; the new
+//   ones start at 0.
 //
 // Thread-safety: the writers (one thread, the supervisor, through ProberMetrics) and render() (HTTP threads)
 // share one mutex. render() holds it for one slice of ~64 KB of text at a time (well under a millisecond)
@@ -31,6 +36,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -69,6 +75,7 @@ class TargetSeries final : public TextSource {
   // Per-path results (docs/paths.md): the window of the per-flow loss test, in iterations, and how many of a
   // target's flagged flows get per-flow series (0 = none).
   void set_path_settings(uint32_t window, uint32_t series_per_target);
+  void set_rtt_histogram(RttHistogram granularity);
   void set_resolution_status(std::string_view target, AddressFamily af, double status);
   void inc_resolution_change(std::string_view target, AddressFamily af);
 
@@ -152,6 +159,7 @@ class TargetSeries final : public TextSource {
   Row& row(Target& t, AddressFamily af, uint32_t group, ProbeType type, uint32_t state);
   void create_declared_series(Target& t);
   void record_paths(Row& r, const GroupMeasurement& m);
+  void add_rtts(Row& r, const std::array<uint64_t, kBuckets>& increments, double sum);
   void render_target(std::string& out, const Family& family, bool& header, std::string_view name,
                      const Target& t) const;
 
@@ -170,6 +178,18 @@ class TargetSeries final : public TextSource {
   std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> string_index_;
   std::map<std::string, Target, std::less<>> targets_;  // ordered: render() resumes a slice by name
   std::vector<Family> families_;                        // in exposition order; immutable after construction
+
+  // global.rtt_histogram.
+  RttHistogram rtt_histogram_ = RttHistogram::kPerTarget;
+  struct Aggregate {                       // one per_group histogram
+    std::array<uint64_t, kBuckets> rtt{};  // per bucket, not cumulative
+    double sum = 0;
+  };
+  using AggregateKey = std::tuple<uint8_t, uint8_t, uint32_t>;  // probe type, address family, interned group
+  std::map<AggregateKey, Aggregate> aggregates_;  // per_group only; ordered: render() resumes a slice by key
+  void create_aggregates(const Declared& d);
+  bool render_aggregates(std::string& out, const Family& family, size_t flush_at,
+                         const std::function<bool()>& flush_if_full) const;
 };
 
 }  // namespace netprobe

@@ -243,6 +243,7 @@ class Supervisor {
     metrics_.set_probe_name(c.global.probe_name);
     metrics_.set_percentiles(c.global.percentile);
     metrics_.set_path_settings(c.global.path_window, c.global.path_series_per_target);
+    metrics_.set_rtt_histogram(c.global.rtt_histogram);
     spdlog::set_level(log_level_from_config(c.global.logging_level));
     activate(std::move(c));
     metrics_.set_reload_failed(false);
@@ -530,6 +531,7 @@ void run_supervisor(LauncherClient launcher, Config config, const std::string& p
   auto registry = std::make_shared<prometheus::Registry>();
   ProberMetrics metrics(registry, config.global.probe_name, config.global.percentile, version);
   metrics.set_path_settings(config.global.path_window, config.global.path_series_per_target);
+  metrics.set_rtt_histogram(config.global.rtt_histogram);
   auto process = std::make_shared<ProcessCollector>();
   auto exporter = Exporter::start(config.global.prometheus_address, config.global.prometheus_port, auth,
                                   {registry, process}, {metrics.target_series()});

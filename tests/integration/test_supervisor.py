@@ -14,6 +14,9 @@ with nb_proc: 4. Scenarios (argv[1]):
   shutdown      SIGTERM: supervisor, launcher and workers all gone within 1 s, exit code 0, no half-open
                 connection left on the target
   unprivileged  `netprobe run` as an unprivileged user prints how to grant CAP_NET_RAW and exits 77
+  rtt_histogram global.rtt_histogram: per_group by default (no destination label, the sum of the group's
+                targets; veth RTTs spread over the low buckets), then SIGHUP to per_target, none and back: each
+                time the old choice's series disappear and the new ones appear
 """
 import os
 import re
@@ -367,6 +370,53 @@ def scenario_reload(lab, p, t):
     print(f"  removed {removed}, added {added}, workers now {workers}")
 
 
+def rtt_series(m):
+    """The *_rtt_seconds samples: [(name, labels dict, value)]."""
+    return [(n, dict(ls), v) for (n, ls), v in m.items() if "_rtt_seconds_" in n]
+
+
+def scenario_rtt_histogram(lab, p, t):
+    targets = make_targets()
+    live_tcp = [n for n, (type_, dst, _) in targets.items() if type_ == "TCPsyn" and dst == T4]
+    pr = Prober(lab, p, targets)
+    wait_running(pr, targets)
+
+    def answered(m):
+        return sum(sent(m, n, "TCPsyn") - harness.value(m, "tcpsyn_loss_total", destination=n) for n in live_tcp)
+
+    # Default per_group: one histogram per (type, family, group), the sum of its targets' answered probes.
+    m = pr.wait(lambda m: harness.value(m, "tcpsyn_rtt_seconds_count", group="lab") == answered(m) > 0, 15,
+                "the TCPsyn group histogram equal to its targets' answered probes")
+    for name, labels, _ in rtt_series(m):
+        assert "destination" not in labels and "state" not in labels, (name, labels)
+        assert labels["group"] == "lab" and labels["probe_name"] == "sup", (name, labels)
+    count = harness.value(m, "tcpsyn_rtt_seconds_count", group="lab")
+    buckets = sorted((float(labels["le"]), v) for name, labels, v in rtt_series(m)
+                     if name == "tcpsyn_rtt_seconds_bucket")
+    print(f"  per_group: {len(rtt_series(m))} histogram lines; veth TCPsyn RTTs, cumulative: "
+          + ", ".join(f"<={le:g}: {int(v)}" for le, v in buckets[:8]))
+    assert buckets[0][1] < count, f"every RTT in the first bucket (<= {buckets[0][0]}): {buckets}"
+
+    def switch(extra, what, predicate):
+        pr.write(config_text(targets, extra_global=extra))
+        os.kill(pr.proc.pid, signal.SIGHUP)
+        return pr.wait(predicate, 20, what)
+
+    def per_target(m):
+        series = rtt_series(m)
+        return series and all("destination" in labels for _, labels, _ in series) and \
+            all((harness.value(m, "tcpsyn_rtt_seconds_count", destination=n) or 0) > 0 for n in live_tcp)
+    m = switch({"rtt_histogram": "per_target"}, "per-target histograms only", per_target)
+    assert harness.value(m, "app_reload_conf_failed_status", probe_name="sup") == 0
+    base = all_sent(m, targets)
+    m = switch({"rtt_histogram": "none"}, "no histogram", lambda m: not rtt_series(m))
+    m = pr.wait(lambda m: not rtt_series(m) and all(all_sent(m, targets)[n] > base[n] for n in targets), 20,
+                "every target probed again, still without histogram")
+    m = switch({}, "the group histograms back",
+               lambda m: rtt_series(m) and all("destination" not in labels for _, labels, _ in rtt_series(m)))
+    print("  per_target, none and per_group again after SIGHUP: the old series gone each time")
+
+
 def scenario_bad_reload(lab, p, t):
     targets = make_targets()
     pr = Prober(lab, p, targets)
@@ -453,7 +503,7 @@ def run(scenario):
     harness.require_root()
     fn = {"processes": scenario_processes, "kill_worker": scenario_kill_worker, "reload": scenario_reload,
           "bad_reload": scenario_bad_reload, "shutdown": scenario_shutdown,
-          "stopped_worker": scenario_stopped_worker}[scenario]
+          "stopped_worker": scenario_stopped_worker, "rtt_histogram": scenario_rtt_histogram}[scenario]
     with netns.Lab() as lab:
         p, t = build_lab(lab)
         fn(lab, p, t)

@@ -30,6 +30,9 @@ const std::vector<Case>& bad_cases() {
       {"bad/type_enum.yaml",
        {R"(targets.google_ipv4.type: "TCPSYN" is not one of TCPsyn, ICMPping, UDPunreachable)"},
        {}},
+      {"bad/rtt_histogram_enum.yaml",
+       {R"(global.rtt_histogram: "per_destination" is not one of per_group, per_target, none)"},
+       {}},
       {"bad/unknown_key_hint.yaml",
        {"global.nb_proc: required key missing", R"(global.nb_prc: unknown key (did you mean "nb_proc"?))",
         R"(groups.g1.src_prot_z: unknown key (did you mean "src_port_z"?))"},
@@ -269,6 +272,9 @@ TEST(config_defaults, AsNetprobifyLoadConf) {
   EXPECT_TRUE(g.disable_dynamic_inventories.empty());
   EXPECT_EQ(g.max_packets_per_second, 0);
   EXPECT_EQ(g.inventory_dir, "");  // absent: inventory/ uses `inventories` next to the file
+  EXPECT_EQ(g.rtt_histogram, RttHistogram::kPerGroup);  // netprobe extension, absent: per group
+  EXPECT_EQ(g.path_window, 5);                          // docs/paths.md
+  EXPECT_EQ(g.path_series_per_target, 4);
 
   ASSERT_EQ(c.groups.size(), 3u);
   const GroupConfig& g1 = c.groups.at("group1");
@@ -608,6 +614,53 @@ TEST(config_loader, InventoryDir) {
       load_config_string(std::string(kHeader) + "  inventory_dir: 3\ngroups:\n  g1: {}\n", "x.yaml");
   EXPECT_FALSE(bad.ok());
   EXPECT_THAT(bad.diagnostics.errors, ElementsAre("global.inventory_dir: expected a string, got 3"));
+}
+
+// netprobe extensions global.path_window and path_series_per_target (docs/paths.md): read, and bounded.
+TEST(config_loader, PathKeys) {
+  const LoadedConfig all = load_config_file(fixture("good/all_keys.yaml"));
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all.config->global.path_window, 7);
+  EXPECT_EQ(all.config->global.path_series_per_target, 0);
+  for (const char* bad : {"path_window: 0", "path_window: 101", "path_series_per_target: -1",
+                          "path_series_per_target: 1001", "path_window: five"}) {
+    const LoadedConfig r =
+        load_config_string(std::string(kHeader) + "  " + bad + "\ngroups:\n  g1: {}\n", "x.yaml");
+    EXPECT_FALSE(r.ok()) << bad;
+    ASSERT_FALSE(r.diagnostics.errors.empty()) << bad;
+    EXPECT_EQ(r.diagnostics.errors[0].rfind("global.path_", 0), 0u) << r.diagnostics.errors[0];
+  }
+}
+
+// netprobe extension global.rtt_histogram: a closed set of values, reported with the allowed ones.
+TEST(config_loader, RttHistogram) {
+  const LoadedConfig all = load_config_file(fixture("good/all_keys.yaml"));
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all.config->global.rtt_histogram, RttHistogram::kPerTarget);
+  const struct {
+    const char* value;
+    RttHistogram expected;
+  } good[] = {{"per_target", RttHistogram::kPerTarget},
+              {"per_group", RttHistogram::kPerGroup},
+              {"none", RttHistogram::kNone}};
+  for (const auto& g : good) {
+    const LoadedConfig r = load_config_string(
+        std::string(kHeader) + "  rtt_histogram: " + g.value + "\ngroups:\n  g1: {}\n", "x.yaml");
+    ASSERT_TRUE(r.ok()) << g.value << ": " << r.diagnostics.errors[0];
+    EXPECT_EQ(r.config->global.rtt_histogram, g.expected) << g.value;
+    EXPECT_EQ(to_string(g.expected), g.value);
+  }
+  for (const char* bad : {"per_host", "PER_GROUP", "\"\"", "1", "[per_group]", "null"}) {
+    const LoadedConfig r = load_config_string(
+        std::string(kHeader) + "  rtt_histogram: " + bad + "\ngroups:\n  g1: {}\n", "x.yaml");
+    EXPECT_FALSE(r.ok()) << bad;
+    ASSERT_EQ(r.diagnostics.errors.size(), 1u) << bad;
+    EXPECT_EQ(r.diagnostics.errors[0].rfind("global.rtt_histogram: ", 0), 0u) << r.diagnostics.errors[0];
+  }
+  const LoadedConfig r =
+      load_config_string(std::string(kHeader) + "  rtt_histogram: per_host\ngroups:\n  g1: {}\n", "x.yaml");
+  EXPECT_THAT(r.diagnostics.errors,
+              ElementsAre("global.rtt_histogram: \"per_host\" is not one of per_group, per_target, none"));
 }
 
 }  // namespace

@@ -44,8 +44,6 @@ Config full_config() {
   c.global.disable_dynamic_inventories = {"cmdb"};
   c.global.max_packets_per_second = 50000;
   c.global.inventory_dir = "inventories.d";
-  c.global.path_window = 9;
-  c.global.path_series_per_target = 2;
   GroupConfig g;
   g.name = "transit";
   g.src_ipv4 = IpAddress::parse("192.0.2.1");
@@ -176,6 +174,33 @@ TEST(worker_Ipc, ShardRoundTrip) {
   expect_same(s.config, r.config);
   ASSERT_EQ(r.hosts.size(), 1u);
   EXPECT_EQ(r.hosts.at("web"), s.hosts.at("web"));
+}
+
+// The supervisor-only fields (config/config_fields.h) stay in the supervisor: the workers' copy has their
+// defaults, and the document has no key for them.
+TEST(worker_Ipc, SupervisorOnlyFieldsDoNotTravel) {
+  Config c = full_config();
+  c.global.rtt_histogram = RttHistogram::kNone;
+  c.global.path_window = 9;
+  c.global.path_series_per_target = 2;
+  const Config defaults;
+  int fields = 0;
+  for_each_supervisor_only_field(c.global, [&](const char* name, const auto&) {
+    ++fields;
+    EXPECT_FALSE(to_json_document(c).at("global").contains(name)) << name;
+  });
+  EXPECT_EQ(fields, kSupervisorOnlyGlobalFields);
+  Shard s;
+  s.config = c;
+  auto back = decode_supervisor_message(payload_of(encode_frame(SupervisorMessage{s})));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  const Config& r = std::get<Shard>(*back).config;
+  EXPECT_EQ(r.global.rtt_histogram, defaults.global.rtt_histogram);
+  Config expected = c;
+  expected.global.rtt_histogram = defaults.global.rtt_histogram;
+  expected.global.path_window = defaults.global.path_window;
+  expected.global.path_series_per_target = defaults.global.path_series_per_target;
+  expect_same(expected, r);  // and everything else did travel
 }
 
 TEST(worker_Ipc, NoTimeoutSurvives) {

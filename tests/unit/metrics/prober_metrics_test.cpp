@@ -4,6 +4,7 @@
 // Suites of this folder are named metrics_* so that `ctest -R metrics` selects them.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 #include <sstream>
 #include <string>
@@ -158,6 +159,38 @@ TEST_F(metrics_ProberMetrics, RecordsOneIterationExactly) {
       lines.count(R"(netprobe_capture_packets_dropped_total{probe_name="probe1",source="interface"} 0)"));
   EXPECT_TRUE(lines.count(R"(netprobe_capture_rejected_total{probe_name="probe1",reason="foreign"} 4)"));
   for (const auto& l : lines) EXPECT_EQ(l.find("nan"), std::string::npos) << l;
+}
+
+// The buckets resolve a datacenter (docs/netprobify-compatibility.md#rtt-buckets): veth and intra-rack
+// RTTs of a few microseconds land in buckets of their own, not in the first one (which would read every
+// percentile as half its bound), and WAN RTTs of seconds still have a bound.
+TEST_F(metrics_ProberMetrics, RttBucketsResolveMicroseconds) {
+  const auto& bounds = rtt_buckets();
+  ASSERT_FALSE(bounds.empty());
+  EXPECT_TRUE(std::is_sorted(bounds.begin(), bounds.end()));
+  EXPECT_EQ(std::adjacent_find(bounds.begin(), bounds.end()), bounds.end());
+  EXPECT_LE(bounds.front(), 3e-6);
+  EXPECT_GE(bounds.back(), 2.0);
+  EXPECT_LE(bounds.size(), 17u);  // no more series than before
+  for (size_t i = 1; i < bounds.size(); ++i) EXPECT_LE(bounds[i] / bounds[i - 1], 3.34) << bounds[i];
+
+  IterationReport report;
+  report.groups.push_back(
+      measurement("veth", "g1", ProbeType::kIcmpPing, 6, 0, {3e-6, 5e-6, 5e-6, 9e-6, 40e-6, 300e-6}));
+  metrics_.record(report);
+  const auto lines = scrape();
+  const std::string m5 =
+      R"(address_family="ipv4",destination="veth",group="g1",probe_name="probe1",state="None")";
+  auto bucket = [&](const std::string& le, int count) {
+    return lines.count("icmp_rtt_seconds_bucket{" + m5 + ",le=\"" + le + "\"} " + std::to_string(count)) == 1;
+  };
+  EXPECT_TRUE(bucket("2.5e-06", 0));  // the catch-all below a few microseconds holds nothing
+  EXPECT_TRUE(bucket("5e-06", 3));    // a 5 us RTT is in (2.5 us, 5 us]
+  EXPECT_TRUE(bucket("1e-05", 4));
+  EXPECT_TRUE(bucket("5e-05", 5));
+  EXPECT_TRUE(bucket("0.0005", 6));
+  EXPECT_TRUE(bucket("+Inf", 6));
+  EXPECT_EQ(series_of(lines, "icmp_rtt_seconds_bucket").size(), bounds.size() + 1);
 }
 
 TEST_F(metrics_ProberMetrics, RatioIsLastIterationWhileTotalsAccumulate) {

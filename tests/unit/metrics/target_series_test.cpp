@@ -76,7 +76,9 @@ class Both {
  public:
   explicit Both(std::vector<int> percentiles = {95, 50})
       : now_(now_registry_, "probe1", percentiles, "0.1.0"),
-        old_(old_registry_, "probe1", percentiles, "0.1.0") {}
+        old_(old_registry_, "probe1", percentiles, "0.1.0") {
+    now_.set_rtt_histogram(RttHistogram::kPerTarget);  // the old exposition's histograms
+  }
 
   void record(const IterationReport& r) { now_.record(r), old_.record(r); }
   void declare(const TargetConfig& t, AddressFamily af) {
