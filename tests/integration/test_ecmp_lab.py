@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""The ECMP lab itself (tests/integration/lib/ecmp.py, issue 12 part 5), without netprobe.
+
+For TCP SYNs and UDP datagrams over IPv4 and IPv6, over 24 source ports:
+  - the router's layer-4 multipath hash spreads the ports over both links, and port_map() is stable (asked
+    twice, with different packet counts: the same answer) and covers every port;
+  - every packet of a flow crosses one link only (IPv4: IP-ID and TCP sequence vary per packet);
+  - IPv6 flow label: with fib_multipath_hash_policy=1 the router ignores it (16 packets per flow with 16
+    different labels stay on the flow's link, the one of the label-0 map); as a control, the custom policy 3
+    with the flow label among its fields splits those same flows over both links, and not with a constant
+    label: the counters see a flow label that a hash reads (docs/testing.md#ecmp-lab);
+  - loss: with link B black-holed the B ports' packets are counted entering B and none reaches the target,
+    while every packet of the A ports does; with 20 % on B, what B passes and the target receives agree
+    exactly and the passed share is within 4.5 binomial standard deviations of 80 %; with 0 % all arrive.
+Assertions are on counts only; every wait is bounded.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
+import ecmp  # noqa: E402
+import harness  # noqa: E402
+
+PORTS = list(range(41000, 41024))
+DPORT = {"tcp": 8080, "udp": 33434}
+CASES = [(proto, fam) for proto in ("tcp", "udp") for fam in (4, 6)]
+SIGMAS = 4.5
+
+
+def check_maps(lab):
+    maps = {}
+    for proto, fam in CASES:
+        first = lab.port_map(proto, fam, DPORT[proto], PORTS, count=8)
+        second = lab.port_map(proto, fam, DPORT[proto], PORTS, count=3)
+        print(f"  {proto}/v{fam}: A {first['A']}\n  {' ' * len(proto)}     B {first['B']}", flush=True)
+        assert first == second, f"{proto}/v{fam}: the map changed between two runs: {first} then {second}"
+        assert first["A"] and first["B"], f"{proto}/v{fam}: the hash put every port on one link: {first}"
+        assert sorted(first["A"] + first["B"]) == PORTS, f"{proto}/v{fam}: ports missing from {first}"
+        maps[(proto, fam)] = first
+    # Kernel UDP sockets, for information only: what reaches the router then depends on the prober's kernel
+    # (see docs/testing.md#ecmp-lab), so nothing is asserted.
+    for fam in (4, 6):
+        same = lab.port_map("udp", fam, DPORT["udp"], PORTS, method="socket") == maps[("udp", fam)]
+        print(f"  udp/v{fam} from kernel sockets: {'the same map' if same else 'another map'}", flush=True)
+    return maps
+
+
+def split_flows(lab, proto, labels):
+    """Sends len(labels) IPv6 packets per port, packet i with flow label labels[i]; returns ({Flow:
+    {link: n}}, the flows seen on both links)."""
+    before = lab.snapshot()
+    sent = lab.send([{"family": 6, "proto": proto, "dport": DPORT[proto], "sports": PORTS, "count": len(labels),
+                      "flow_labels": labels}])
+    after = lab.wait_counts(before, sent, ecmp.LINKS)
+    per_flow = lab.split(before, after, sent)
+    return per_flow, [f for f, n in per_flow.items() if n["A"] and n["B"]]
+
+
+def check_flow_label(lab, maps):
+    varying = list(range(0x1001, 0x1011))  # 16 different labels per flow
+    for proto in ("tcp", "udp"):
+        per_flow, both = split_flows(lab, proto, varying)
+        assert not both, f"{proto}/v6 policy 1: {len(both)} flows crossed both links, e.g. {per_flow[both[0]]}"
+        on_b = sorted(f.sport for f, n in per_flow.items() if n["B"])
+        assert on_b == maps[(proto, 6)]["B"], \
+            f"{proto}/v6 policy 1: with varying labels B has {on_b}, with label 0 {maps[(proto, 6)]['B']}"
+    print("  policy 1: 16 labels per flow, every flow on its label-0 link", flush=True)
+    # Control: a hash that reads the flow label.
+    lab.hash_policy(3, ecmp.HASH_FIELDS_L4_FLOWLABEL, families=(6,))
+    try:
+        for proto in ("tcp", "udp"):
+            _, both = split_flows(lab, proto, varying)
+            assert both, f"{proto}/v6 policy 3 with the flow label: no flow split over the links"
+            _, both_const = split_flows(lab, proto, [0x1001] * 16)
+            assert not both_const, f"{proto}/v6 policy 3, constant label: {len(both_const)} flows split"
+            print(f"  policy 3 (5-tuple + flow label), {proto}: {len(both)} of {len(PORTS)} flows split by "
+                  "varying labels, none with a constant label", flush=True)
+    finally:
+        lab.hash_policy(1, families=(6,))
+    for proto in ("tcp", "udp"):
+        again = lab.port_map(proto, 6, DPORT[proto], PORTS)
+        assert again == maps[(proto, 6)], f"{proto}/v6: policy 1 again, another map: {again}"
+
+
+def send_all(lab, count):
+    return lab.send([{"family": fam, "proto": proto, "dport": DPORT[proto], "sports": PORTS, "count": count}
+                     for proto, fam in CASES])
+
+
+def check_drop(lab, maps):
+    def link_of(flow):
+        return "B" if flow.sport in maps[(flow.proto, flow.family)]["B"] else "A"
+
+    # Black hole on B.
+    lab.drop("B", 100)
+    before = lab.snapshot()
+    sent = send_all(lab, 5)
+    lab.wait_counts(before, sent, ecmp.LINKS)
+    on_a = {f: n for f, n in sent.items() if link_of(f) == "A"}
+    after = lab.wait_counts(before, on_a, ("target",))
+    for flow, n in sent.items():
+        link = link_of(flow)
+        entered = ecmp._delta(after[link], before[link], flow)
+        got = ecmp._delta(after["target"], before["target"], flow)
+        assert entered == n, f"{flow}: {entered} of {n} packets entered link {link}"
+        assert got == (n if link == "A" else 0), f"{flow} (link {link}, B black-holed): {got} of {n} delivered"
+    print(f"  B black-holed: {len(on_a)} A flows all delivered, {len(sent) - len(on_a)} B flows none", flush=True)
+
+    # 20 % on B: what B passes reaches the target exactly; the share passed is binomial around 80 %.
+    lab.drop("B", 20)
+    before = lab.snapshot()
+    sent = send_all(lab, 25)
+    mid = lab.wait_counts(before, sent, ecmp.LINKS)
+    passed = {f: ecmp._delta(mid[f"{link_of(f)}_passed"], before[f"{link_of(f)}_passed"], f) for f in sent}
+    after = lab.wait_counts(before, {f: n for f, n in passed.items() if n}, ("target",))
+    total_b = passed_b = 0
+    for flow, n in sent.items():
+        got = ecmp._delta(after["target"], before["target"], flow)
+        assert got == passed[flow], f"{flow}: {passed[flow]} passed link {link_of(flow)}, {got} delivered"
+        if link_of(flow) == "A":
+            assert got == n, f"{flow} (link A): {got} of {n} delivered with 20 % on B"
+        else:
+            total_b += n
+            passed_b += got
+    share = passed_b / total_b
+    sd = (0.8 * 0.2 / total_b) ** 0.5
+    print(f"  20 % on B: {passed_b} of {total_b} B packets delivered ({share:.3f}, {(share - 0.8) / sd:+.1f} sd)",
+          flush=True)
+    assert abs(share - 0.8) <= SIGMAS * sd, f"20 % on B: {share:.3f} delivered, not within {SIGMAS} sd of 0.8"
+
+    # No loss again.
+    lab.drop("B", 0)
+    before = lab.snapshot()
+    sent = send_all(lab, 2)
+    lab.wait_counts(before, sent, ("target",))
+    print("  drop removed: every packet delivered", flush=True)
+
+
+def run():
+    harness.require_root("the ECMP lab needs root (network namespaces, nftables, raw sockets)")
+    with ecmp.EcmpLab() as lab:
+        print("port maps (24 source ports; policy 1):", flush=True)
+        maps = check_maps(lab)
+        print("IPv6 flow label:", flush=True)
+        check_flow_label(lab, maps)
+        print("loss on link B:", flush=True)
+        check_drop(lab, maps)
+    print("ecmp_lab: ok")
+
+
+if __name__ == "__main__":
+    harness.main(run)
