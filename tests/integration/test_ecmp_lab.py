@@ -6,9 +6,10 @@ For TCP SYNs and UDP datagrams over IPv4 and IPv6, over 24 source ports:
     twice, with different packet counts: the same answer) and covers every port;
   - every packet of a flow crosses one link only (IPv4: IP-ID and TCP sequence vary per packet);
   - IPv6 flow label: with fib_multipath_hash_policy=1 the router ignores it (16 packets per flow with 16
-    different labels stay on the flow's link, the one of the label-0 map); as a control, the custom policy 3
-    with the flow label among its fields splits those same flows over both links, and not with a constant
-    label: the counters see a flow label that a hash reads (docs/testing.md#ecmp-lab);
+    different labels stay on the flow's link, the one of the label-0 map); as controls, policy 0 (layer 3:
+    addresses and flow label) and the custom policy 3 with the flow label among its fields split those same
+    flows over both links, and not with a constant label: the counters see a flow label that a hash reads
+    (docs/testing.md#ecmp-lab);
   - loss: with link B black-holed the B ports' packets are counted entering B and none reaches the target,
     while every packet of the A ports does; with 20 % on B, what B passes and the target receives agree
     exactly and the passed share is within 4.5 binomial standard deviations of 80 %; with 0 % all arrive.
@@ -65,18 +66,20 @@ def check_flow_label(lab, maps):
         assert on_b == maps[(proto, 6)]["B"], \
             f"{proto}/v6 policy 1: with varying labels B has {on_b}, with label 0 {maps[(proto, 6)]['B']}"
     print("  policy 1: 16 labels per flow, every flow on its label-0 link", flush=True)
-    # Control: a hash that reads the flow label.
-    lab.hash_policy(3, ecmp.HASH_FIELDS_L4_FLOWLABEL, families=(6,))
-    try:
-        for proto in ("tcp", "udp"):
-            _, both = split_flows(lab, proto, varying)
-            assert both, f"{proto}/v6 policy 3 with the flow label: no flow split over the links"
-            _, both_const = split_flows(lab, proto, [0x1001] * 16)
-            assert not both_const, f"{proto}/v6 policy 3, constant label: {len(both_const)} flows split"
-            print(f"  policy 3 (5-tuple + flow label), {proto}: {len(both)} of {len(PORTS)} flows split by "
-                  "varying labels, none with a constant label", flush=True)
-    finally:
-        lab.hash_policy(1, families=(6,))
+    # Controls: hashes that read the flow label (policy 0: layer 3 with the label; policy 3: custom fields).
+    for policy, fields, name in ((0, None, "policy 0 (addresses + flow label)"),
+                                 (3, ecmp.HASH_FIELDS_L4_FLOWLABEL, "policy 3 (5-tuple + flow label)")):
+        lab.hash_policy(policy, fields, families=(6,))
+        try:
+            for proto in ("tcp", "udp"):
+                _, both = split_flows(lab, proto, varying)
+                assert both, f"{proto}/v6 {name}: no flow split over the links by varying labels"
+                _, both_const = split_flows(lab, proto, [0x1001] * 16)
+                assert not both_const, f"{proto}/v6 {name}, constant label: {len(both_const)} flows split"
+                print(f"  {name}, {proto}: {len(both)} of {len(PORTS)} flows split by varying labels, none "
+                      "with a constant label", flush=True)
+        finally:
+            lab.hash_policy(1, families=(6,))
     for proto in ("tcp", "udp"):
         again = lab.port_map(proto, 6, DPORT[proto], PORTS)
         assert again == maps[(proto, 6)], f"{proto}/v6: policy 1 again, another map: {again}"
