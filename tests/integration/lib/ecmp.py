@@ -4,18 +4,20 @@
                      \\===(next hop 2)=== link B ---/
 
 The router reaches the target's addresses over a Linux multipath route with two equal-cost next hops, one
-through each link namespace, for IPv4 and IPv6, hashing on layer 4 (fib_multipath_hash_policy=1 for both
-families: addresses, protocol and ports; no flow label). The target answers over link A only, so both links
-carry the forward direction (prober -> target) and A alone the return. In each link namespace nftables
+through each link namespace, for IPv4 and IPv6, hashing on layer 4: addresses, protocol and ports, no flow
+label. By default with the custom policy (fib_multipath_hash_policy=3, fields 0x37: the 5-tuple), which
+hashes every packet itself, rather than policy 1, which reuses a hash the prober's kernel attached to its
+own packets (docs/testing.md#ecmp-lab); EcmpLab(policy=1) gives policy 1. The target answers over link A
+only, so both links carry the forward direction (prober -> target) and A alone the return. In each link namespace nftables
   - counts the packets coming from the router, per flow (family, protocol, source and destination address
-    and port): every UDP datagram and every TCP SYN without ACK, i.e. the probes (the RSTs the prober's
-    kernel sends after a SYN-ACK are not counted);
+    and port): every UDP datagram and every TCP SYN without ACK, i.e. the probes; and apart, the TCP RSTs
+    (the prober's kernel answers a SYN-ACK with one);
   - then drops a share of them on demand (`drop(link, percent)`): loss in the forward direction only.
 The target counts what reaches its input hook with the same key: what got through.
 
 `port_map()` finds which source ports the router hashes onto each link without netprobe: it sends a few
-crafted packets per source port from the prober namespace and reads the link counters. Crafted on a raw
-socket like netprobe's own probes, not by kernel sockets: see docs/testing.md#ecmp-lab for why.
+packets per source port from the prober namespace, crafted on a raw socket like netprobe's probes, and reads
+the link counters.
 
 Run as a script (`python3 ecmp.py send SPECS`, inside the prober namespace) it is the packet sender that
 port_map() and the tests use.
@@ -68,7 +70,8 @@ def _nft_apply(ns, text):
 def _nft_counting_table(stages, hook_chain):
     """Table `inet ecmp`: for each stage name in `stages`, per-flow counters in dynamic sets <stage>4 and
     <stage>6 (one counter per element) filled by the chain <stage>; `hook_chain` lines declare the base chain
-    that jumps to them."""
+    that jumps to them. A stage named "resets" counts TCP RSTs, any other the probes: UDP datagrams and TCP
+    SYNs without ACK."""
     lines = ["table inet ecmp {"]
     k4 = "ip saddr . ip daddr . meta l4proto . th sport . th dport"
     k6 = "ip6 saddr . ip6 daddr . meta l4proto . th sport . th dport"
@@ -76,30 +79,32 @@ def _nft_counting_table(stages, hook_chain):
         for fam, addr in (("4", "ipv4_addr"), ("6", "ipv6_addr")):
             lines.append(f"  set {stage}{fam} {{ type {addr} . {addr} . inet_proto . inet_service . inet_service; "
                          "flags dynamic; counter; size 65536; }")
-        lines += [f"  chain {stage} {{",
-                  f"    meta nfproto ipv4 meta l4proto udp update @{stage}4 {{ {k4} }}",
-                  f"    meta nfproto ipv6 meta l4proto udp update @{stage}6 {{ {k6} }}",
-                  f"    meta nfproto ipv4 tcp flags & (syn | ack) == syn update @{stage}4 {{ {k4} }}",
-                  f"    meta nfproto ipv6 tcp flags & (syn | ack) == syn update @{stage}6 {{ {k6} }}",
-                  "  }"]
+        matches = ["tcp flags & rst == rst"] if stage == "resets" else \
+            ["meta l4proto udp", "tcp flags & (syn | ack) == syn"]
+        lines.append(f"  chain {stage} {{")
+        for match in matches:
+            lines += [f"    meta nfproto ipv4 {match} update @{stage}4 {{ {k4} }}",
+                      f"    meta nfproto ipv6 {match} update @{stage}6 {{ {k6} }}"]
+        lines.append("  }")
     return "\n".join(lines + hook_chain + ["}", ""])
 
 
-def _parse_set(json_text):
-    """`nft -j list set inet ecmp fN` -> {Flow: packets}."""
-    out = {}
+def _parse_sets(json_text):
+    """`nft -j list table inet ecmp` -> {stage: {Flow: packets}} (sets <stage>4 and <stage>6 merged)."""
+    out = collections.defaultdict(dict)
     for item in json.loads(json_text).get("nftables", []):
         s = item.get("set")
         if not s:
             continue
         v6 = s.get("type", [""])[0] == "ipv6_addr"
+        flows = out[s["name"][:-1]]
         for elem in s.get("elem", []):
             e = elem.get("elem", elem) if isinstance(elem, dict) else elem
             key = e.get("val", e) if isinstance(e, dict) else e
             src, dst, proto, sport, dport = key["concat"]
             proto = _PROTO_NAME.get(proto, proto)
             packets = ((e.get("counter") if isinstance(e, dict) else None) or {}).get("packets", 0)
-            out[Flow(6 if v6 else 4, proto, src, dst, int(sport), int(dport))] = packets
+            flows[Flow(6 if v6 else 4, proto, src, dst, int(sport), int(dport))] = packets
     return out
 
 
@@ -108,11 +113,13 @@ def _delta(after, before, flow):
 
 
 class EcmpLab:
-    """The lab. A context manager that builds it on entry; or pass an existing netns.Lab (that Lab then
-    removes the namespaces). Attributes: prober, router, target, link_ns {"A": ns, "B": ns}."""
+    """The lab, built by the constructor; a context manager that removes it on exit (or pass an existing
+    netns.Lab, which then removes the namespaces). `policy` and `fields`: the router's multipath hash for both
+    families (see hash_policy()). Attributes: prober, router, target, link_ns {"A": ns, "B": ns}."""
 
-    def __init__(self, lab=None):
+    def __init__(self, lab=None, policy=3, fields=HASH_FIELDS_L4):
         import netns
+        self.default_policy = (policy, fields if policy == 3 else None)
         self._own = lab is None
         self.lab = lab or netns.Lab()
         self.ifaces = {}
@@ -148,7 +155,7 @@ class EcmpLab:
         for ns in (r, a, b):
             _sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=ns)
             _sh("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1", ns=ns)
-        self.hash_policy(1)
+        self.hash_policy(*self.default_policy)
 
         def join(x, y, net):
             n4, n6 = NETS4[net], NETS6[net]
@@ -187,18 +194,22 @@ class EcmpLab:
         _sh("ip", "-6", "route", "add", PROBER_NET6, "via", f"{NETS6['at']}::1", ns=t)
 
         for link in LINKS:
-            # Count what enters the link, apply the loss (none until drop()), count what passed it.
+            # Count what enters the link (probes, and the prober kernel's RSTs apart), apply the loss (none
+            # until drop()), count what passed it.
             iif = f"iifname \"{self.ifaces[link]}\""
-            _nft_apply(self.link_ns[link], _nft_counting_table(("entered", "passed"), [
+            _nft_apply(self.link_ns[link], _nft_counting_table(("entered", "resets", "passed"), [
                 "  chain loss {", "  }",
                 "  chain forward_hook { type filter hook forward priority 0; policy accept;",
-                f"    {iif} jump entered", f"    {iif} jump loss", f"    {iif} jump passed", "  }"]))
+                f"    {iif} jump entered", f"    {iif} jump resets", f"    {iif} jump loss", f"    {iif} jump passed",
+                "  }"]))
         _nft_apply(t, _nft_counting_table(
             ("delivered",), ["  chain input_hook { type filter hook input priority 0; policy accept; jump delivered; }"]))
 
-    def hash_policy(self, policy, fields=None, families=(4, 6)):
+    def hash_policy(self, policy=None, fields=None, families=(4, 6)):
         """Sets the router's net.ipv{4,6}.fib_multipath_hash_policy (0 L3, 1 L4, 3 custom with `fields`,
-        e.g. HASH_FIELDS_L4_FLOWLABEL). The lab starts with 1 for both families."""
+        e.g. HASH_FIELDS_L4_FLOWLABEL); no argument: back to the lab's default (see __init__)."""
+        if policy is None:
+            policy, fields = self.default_policy
         for fam in families:
             base = "net.ipv4" if fam == 4 else "net.ipv6"
             if fields is not None:
@@ -232,30 +243,28 @@ class EcmpLab:
             lines.append(f"add rule inet ecmp loss numgen random mod 100 < {int(percent)} drop")
         _nft_apply(self.link_ns[link], "\n".join(lines) + "\n")
 
-    def _read(self, ns, stage):
-        out = {}
-        for fam in ("4", "6"):
-            out.update(_parse_set(_sh("nft", "-j", "list", "set", "inet", "ecmp", stage + fam, ns=ns,
-                                      capture=True)))
-        return out
+    def _read(self, ns):
+        return _parse_sets(_sh("nft", "-j", "list", "table", "inet", "ecmp", ns=ns, capture=True))
 
     def counts(self, link):
         """{Flow: packets} that entered `link` from the router (before any drop)."""
-        return self._read(self.link_ns[link], "entered")
-
-    def passed(self, link):
-        """{Flow: packets} that crossed `link` towards the target (after the drop)."""
-        return self._read(self.link_ns[link], "passed")
+        return self._read(self.link_ns[link])["entered"]
 
     def delivered(self):
         """{Flow: packets} that reached the target's input."""
-        return self._read(self.target, "delivered")
+        return self._read(self.target)["delivered"]
 
     def snapshot(self):
-        """Every counter: {"A": {Flow: n}, "B": ..., "A_passed": ..., "B_passed": ..., "target": ...}, each
-        {Flow: packets}; "A"/"B" are what entered the link from the router."""
-        return {"A": self.counts("A"), "B": self.counts("B"), "A_passed": self.passed("A"),
-                "B_passed": self.passed("B"), "target": self.delivered()}
+        """Every counter, each {Flow: packets}: "A"/"B" the probes that entered the link from the router,
+        "A_passed"/"B_passed" those that crossed it, "A_resets"/"B_resets" the TCP RSTs that entered it,
+        "target" the probes that reached the target."""
+        out = {"target": self.delivered()}
+        for link in LINKS:
+            sets = self._read(self.link_ns[link])
+            out[link] = sets["entered"]
+            out[f"{link}_passed"] = sets["passed"]
+            out[f"{link}_resets"] = sets["resets"]
+        return out
 
     # ----------------------------------------------------------------------------------------------
     # Sending and the port map
