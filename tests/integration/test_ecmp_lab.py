@@ -140,20 +140,22 @@ def check_drop(lab, maps):
     def link_of(flow):
         return "B" if flow.sport in maps[(flow.proto, flow.family)]["B"] else "A"
 
-    # Black hole on B.
-    lab.drop("B", 100)
-    before = lab.snapshot()
-    sent = send_all(lab, 5)
-    lab.wait_counts(before, sent, ecmp.LINKS)
-    on_a = {f: n for f, n in sent.items() if link_of(f) == "A"}
-    after = lab.wait_counts(before, on_a, ("target",))
-    for flow, n in sent.items():
-        link = link_of(flow)
-        entered = ecmp._delta(after[link], before[link], flow)
-        got = ecmp._delta(after["target"], before["target"], flow)
-        assert entered == n, f"{flow}: {entered} of {n} packets entered link {link}"
-        assert got == (n if link == "A" else 0), f"{flow} (link {link}, B black-holed): {got} of {n} delivered"
-    print(f"  B black-holed: {len(on_a)} A flows all delivered, {len(sent) - len(on_a)} B flows none", flush=True)
+    # Black hole on B: everything, then the probes only.
+    for probes_only in (False, True):
+        lab.drop("B", 100, probes_only=probes_only)
+        before = lab.snapshot()
+        sent = send_all(lab, 5)
+        lab.wait_counts(before, sent, ecmp.LINKS)
+        on_a = {f: n for f, n in sent.items() if link_of(f) == "A"}
+        after = lab.wait_counts(before, on_a, ("target",))
+        for flow, n in sent.items():
+            link = link_of(flow)
+            entered = ecmp._delta(after[link], before[link], flow)
+            got = ecmp._delta(after["target"], before["target"], flow)
+            assert entered == n, f"{flow}: {entered} of {n} packets entered link {link}"
+            assert got == (n if link == "A" else 0), f"{flow} (link {link}, B black-holed): {got} of {n} delivered"
+        print(f"  B black-holed{' (probes only)' if probes_only else ''}: {len(on_a)} A flows all delivered, "
+              f"{len(sent) - len(on_a)} B flows none", flush=True)
 
     # 20 % on B: what B passes reaches the target exactly; the share passed is binomial around 80 %.
     lab.drop("B", 20)

@@ -231,16 +231,18 @@ class EcmpLab:
     # ----------------------------------------------------------------------------------------------
     # Loss and counters
 
-    def drop(self, link, percent):
+    def drop(self, link, percent, probes_only=False):
         """Drops `percent` % (0..100) of the packets that cross `link` ("A" or "B") from the router towards
-        the target, after they are counted. 0 removes the loss. Counters are kept."""
+        the target, after they are counted. 0 removes the loss. Counters are kept. probes_only: only UDP
+        datagrams and TCP SYNs; otherwise the prober kernel's RSTs too, and a RST lost leaves the target
+        half-open, so that TCPsyn probes of that flow to a listening port lose more than `percent`."""
         if link not in LINKS or not 0 <= percent <= 100:
             raise ValueError(f"drop({link!r}, {percent!r}): link A or B, percent 0..100")
         lines = ["flush chain inet ecmp loss"]
-        if percent >= 100:
-            lines.append("add rule inet ecmp loss drop")
-        elif percent > 0:
-            lines.append(f"add rule inet ecmp loss numgen random mod 100 < {int(percent)} drop")
+        matches = ["meta l4proto udp", "tcp flags & (syn | ack) == syn"] if probes_only else [""]
+        for match in matches if percent > 0 else []:
+            share = "" if percent >= 100 else f" numgen random mod 100 < {int(percent)}"
+            lines.append(f"add rule inet ecmp loss {match}{share} drop".replace("  ", " "))
         _nft_apply(self.link_ns[link], "\n".join(lines) + "\n")
 
     def _read(self, ns):
