@@ -100,9 +100,9 @@ def resets_off_path(lab, before, after, sent):
     """The flows of `sent` whose RSTs (from the prober's kernel) entered another link than their SYNs."""
     off = []
     for flow in sent:
-        syn_link = "A" if ecmp._delta(after["A"], before["A"], flow) else "B"
+        syn_link = "A" if ecmp.delta(after["A"], before["A"], flow) else "B"
         rst_link = "B" if syn_link == "A" else "A"
-        if ecmp._delta(after[f"{rst_link}_resets"], before[f"{rst_link}_resets"], flow):
+        if ecmp.delta(after[f"{rst_link}_resets"], before[f"{rst_link}_resets"], flow):
             off.append(flow)
     return off
 
@@ -150,8 +150,8 @@ def check_drop(lab, maps):
         after = lab.wait_counts(before, on_a, ("target",))
         for flow, n in sent.items():
             link = link_of(flow)
-            entered = ecmp._delta(after[link], before[link], flow)
-            got = ecmp._delta(after["target"], before["target"], flow)
+            entered = ecmp.delta(after[link], before[link], flow)
+            got = ecmp.delta(after["target"], before["target"], flow)
             assert entered == n, f"{flow}: {entered} of {n} packets entered link {link}"
             assert got == (n if link == "A" else 0), f"{flow} (link {link}, B black-holed): {got} of {n} delivered"
         print(f"  B black-holed{' (probes only)' if probes_only else ''}: {len(on_a)} A flows all delivered, "
@@ -162,11 +162,11 @@ def check_drop(lab, maps):
     before = lab.snapshot()
     sent = send_all(lab, 25)
     mid = lab.wait_counts(before, sent, ecmp.LINKS)
-    passed = {f: ecmp._delta(mid[f"{link_of(f)}_passed"], before[f"{link_of(f)}_passed"], f) for f in sent}
+    passed = {f: ecmp.delta(mid[f"{link_of(f)}_passed"], before[f"{link_of(f)}_passed"], f) for f in sent}
     after = lab.wait_counts(before, {f: n for f, n in passed.items() if n}, ("target",))
     total_b = passed_b = 0
     for flow, n in sent.items():
-        got = ecmp._delta(after["target"], before["target"], flow)
+        got = ecmp.delta(after["target"], before["target"], flow)
         assert got == passed[flow], f"{flow}: {passed[flow]} passed link {link_of(flow)}, {got} delivered"
         if link_of(flow) == "A":
             assert got == n, f"{flow} (link A): {got} of {n} delivered with 20 % on B"

@@ -179,7 +179,7 @@ def flow_invariance(lab, before, maps):
         src = ecmp.PROBER6 if fam == 6 else ecmp.PROBER4
         for sport in PORTS:
             flow = ecmp.Flow(fam, proto, src, dst, sport, dport)
-            n = {link: ecmp._delta(after[link], before[link], flow) for link in ecmp.LINKS}
+            n = {link: ecmp.delta(after[link], before[link], flow) for link in ecmp.LINKS}
             expected = "B" if sport in maps[name]["B"] else "A"
             other = "A" if expected == "B" else "B"
             if n[expected] == 0 or n[other] != 0:

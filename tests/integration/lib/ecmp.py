@@ -108,7 +108,8 @@ def _parse_sets(json_text):
     return out
 
 
-def _delta(after, before, flow):
+def delta(after, before, flow):
+    """Packets of `flow` between two counter maps ({Flow: n}, e.g. snapshot()["A"])."""
     return after.get(flow, 0) - before.get(flow, 0)
 
 
@@ -295,7 +296,7 @@ class EcmpLab:
         deadline = time.monotonic() + timeout_s
         while True:
             now = self.snapshot()
-            short = {f: n - sum(_delta(now[w], before[w], f) for w in where) for f, n in expected.items()}
+            short = {f: n - sum(delta(now[w], before[w], f) for w in where) for f, n in expected.items()}
             short = {f: m for f, m in short.items() if m > 0}
             if not short:
                 return now
@@ -307,7 +308,7 @@ class EcmpLab:
     @staticmethod
     def split(before, after, flows):
         """{Flow: {"A": n, "B": n}}: each flow's packets per link between two snapshots."""
-        return {f: {link: _delta(after[link], before[link], f) for link in LINKS} for f in flows}
+        return {f: {link: delta(after[link], before[link], f) for link in LINKS} for f in flows}
 
     def port_map(self, proto, family, dst_port, sports, count=3, method="raw", flow_labels=None, timeout_s=10):
         """Which of `sports` the router hashes onto link A and which onto B, for `proto` ("tcp"/"udp") and
