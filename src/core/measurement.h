@@ -11,16 +11,19 @@ namespace netprobe {
 
 // One flow of a (target, group) in one iteration (docs/paths.md): the probes that share a source address, a
 // source port and a destination address, so one 5-tuple and one ECMP path.
+// 32 bytes, addresses by index: a configuration with more source ports than packets makes every probe its
+// own flow, and the per-probe memory budget (bench/RESULTS.md) must still hold.
 struct FlowMeasurement {
-  IpAddress src;
-  IpAddress dst;
+  uint32_t src = 0;        // index into IterationReport::sources
+  uint32_t dst = 0;        // index into GroupMeasurement::flow_destinations
   uint16_t src_port = 0;   // 0 for ICMPping (no ports: one flow per source address)
   uint32_t sent = 0;       // answered + lost, as GroupMeasurement::sent
   uint32_t lost = 0;       // as GroupMeasurement::lost
   uint32_t late = 0;       // lost probes whose answer came after the deadline
   uint32_t rtt_count = 0;  // answered probes with a usable RTT
-  double rtt_sum_s = 0;    // their RTTs' sum
+  float rtt_sum_s = 0;     // their RTTs' sum
 };
+static_assert(sizeof(FlowMeasurement) == 32);
 
 struct GroupMeasurement {
   std::string target;  // target name (config key, or <plugin>_<hostname>)
@@ -36,6 +39,7 @@ struct GroupMeasurement {
   uint64_t duplicates = 0;     // second and later answers to one probe
   std::map<std::string, uint64_t> icmp_errors;  // ICMP errors quoting our probes, by "type/code" label
   std::vector<FlowMeasurement> flows;           // the flows probed (sent > 0), in plan order
+  std::vector<IpAddress> flow_destinations;     // the hosts FlowMeasurement::dst designates
 };
 
 // Per-target events that netprobify exports without a group label.
@@ -55,6 +59,7 @@ struct IterationReport {
   uint64_t capture_dropped = 0;
   uint64_t capture_if_dropped = 0;
   std::map<std::string, uint64_t> rejected;  // captured packets rejected, by reason
+  std::vector<IpAddress> sources;            // the source addresses FlowMeasurement::src designates
   // Probes not sent (not accounted as sent), by reason: the kernel's (io SendError names), "no_token" (more
   // probes to a destination than its token space) or "cut_short" (the iteration ended before their time).
   std::map<std::string, uint64_t> send_errors;

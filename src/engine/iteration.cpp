@@ -452,21 +452,6 @@ size_t IterationRunner::memory_bytes() const noexcept {
          huge_page_rounded(slots_.capacity() * sizeof(Slot));
 }
 
-// Hands each probed flow to its group, with its 5-tuple (the first probe of a flow carries it: FlowCursor).
-void IterationRunner::add_flows(IterationReport& out, std::vector<FlowMeasurement>& flows) const {
-  for (uint32_t t = 0; t < plan_->templates.size(); ++t) {
-    const TemplateFlows& tf = plan_->template_flows[t];
-    const ProbeParams& params = plan_->templates[t].params;
-    GroupMeasurement& g = out.groups[plan_->template_buckets[t]];
-    for (uint32_t k = 0; k < tf.count; ++k) {
-      FlowMeasurement& f = flows[tf.first + k];
-      if (f.sent == 0) continue;
-      f.dst = params.dst;
-      g.flows.push_back(f);
-    }
-  }
-}
-
 IterationReport IterationRunner::report() const {
   IterationReport out;
   if (!plan_) return out;
@@ -493,21 +478,39 @@ IterationReport IterationRunner::report() const {
   for (uint32_t slot = 0; slot < slots_.size(); ++slot)
     if (slots_[slot].state == State::kAnswered) ++answered[plan_->bucket_of(plan_->probes[slot])];
   for (size_t b = 0; b < answered.size(); ++b) out.groups[b].rtts_s.reserve(answered[b]);
-  // Per flow (docs/paths.md): a tally per flow of the plan, walked in plan order (FlowCursor).
-  std::vector<FlowMeasurement> flows(plan_->flow_count);
-  std::vector<uint8_t> flow_seen(plan_->flow_count, 0);
+  // Per flow (docs/paths.md): each group's tracked flows, tallied in place while walking the probes in plan
+  // order (FlowCursor), then the flows never probed dropped.
+  std::vector<FlowMeasurement*> template_flows(plan_->templates.size());
+  for (uint32_t t = 0; t < plan_->templates.size(); ++t) {
+    GroupMeasurement& g = out.groups[plan_->template_buckets[t]];
+    g.flows.resize(g.flows.size() + plan_->template_flows[t].count);
+    g.flow_destinations.push_back(plan_->templates[t].params.dst);
+  }
+  {  // pointers only once every group's vector has its final size
+    std::vector<uint32_t> filled(out.groups.size(), 0), host(out.groups.size(), 0);
+    for (uint32_t t = 0; t < plan_->templates.size(); ++t) {
+      const uint32_t b = plan_->template_buckets[t];
+      GroupMeasurement& g = out.groups[b];
+      template_flows[t] = g.flows.data() + filled[b];
+      for (uint32_t k = 0; k < plan_->template_flows[t].count; ++k) g.flows[filled[b] + k].dst = host[b];
+      filled[b] += plan_->template_flows[t].count;
+      ++host[b];
+    }
+  }
   FlowCursor cursor(*plan_);
+  FlowMeasurement untracked;  // a sink for the probes of flows beyond the tracked ones
   for (uint32_t slot = 0; slot < slots_.size(); ++slot) {
     const Slot& s = slots_[slot];
     const PlannedProbe& p = plan_->probes[slot];
     const uint32_t flow = cursor.next(p);
-    FlowMeasurement& f = flows[flow];
-    if (!flow_seen[flow]) {
-      flow_seen[flow] = 1;
-      f.src = plan_->source_of(p);
+    FlowMeasurement& f = flow == kUntrackedFlow
+                             ? untracked
+                             : template_flows[p.tmpl][flow - plan_->template_flows[p.tmpl].first];
+    if (s.state == State::kUnsent) continue;
+    if (f.sent == 0) {  // its first probe sent: the flow's 5-tuple
+      f.src = p.src;
       f.src_port = probe_for(plan_->templates[p.tmpl].type).has_ports() ? p.src_port : 0;
     }
-    if (s.state == State::kUnsent) continue;
     GroupMeasurement& g = out.groups[plan_->bucket_of(p)];
     ++g.sent;
     ++f.sent;
@@ -523,9 +526,11 @@ IterationReport IterationRunner::report() const {
     }
     g.rtts_s.push_back(double(s.rtt_ns) * 1e-9);
     ++f.rtt_count;
-    f.rtt_sum_s += double(s.rtt_ns) * 1e-9;
+    f.rtt_sum_s += float(double(s.rtt_ns) * 1e-9);
   }
-  add_flows(out, flows);
+  for (GroupMeasurement& g : out.groups)
+    std::erase_if(g.flows, [](const FlowMeasurement& f) { return f.sent == 0; });
+  out.sources = plan_->sources;
   out.targets = target_events_;
   for (size_t r = 0; r < size_t(RejectReason::kCount); ++r)
     if (rejected_[r]) out.rejected[std::string(to_string(RejectReason(r)))] = rejected_[r];

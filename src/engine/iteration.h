@@ -166,7 +166,6 @@ class IterationRunner {
   // the index followed by `check_bits` keyed check bits of the iteration's `seed`.
   static uint32_t wire_token(uint64_t seed, uint32_t dest, uint32_t ordinal, uint32_t index,
                              int check_bits) noexcept;
-  void add_flows(IterationReport& out, std::vector<FlowMeasurement>& flows) const;
   void resolve(uint32_t slot, State state);
   Nanos timeout_of(uint32_t slot) const;
 

@@ -116,10 +116,11 @@ std::vector<double> rtts_from_binary(const Json& v) {
 }
 
 // A group's flows as fixed-size records in one byte string (a decoded JSON object per flow would cost a map
-// node per field, for tens of thousands of flows per iteration): source and destination address (4 or 16
-// bytes each, the group's family), then source port u16, sent, lost, late, rtt_count u32 and rtt_sum f64,
-// little-endian.
-size_t flow_record_size(AddressFamily af) { return 2 * (af == AddressFamily::kV4 ? 4 : 16) + 2 + 4 * 4 + 8; }
+// node per field, for up to hundreds of thousands of flows per iteration): src u32, dst u32, src_port u16,
+// sent, lost, late, rtt_count u32, rtt_sum f32, little-endian. Addresses travel once, as 17-byte records
+// (family 4 or 6, then 16 bytes).
+constexpr size_t kFlowRecord = 4 + 4 + 2 + 4 * 4 + 4;
+constexpr size_t kAddressRecord = 17;
 
 template <typename T>
 void put_le(std::vector<uint8_t>& out, T v) {
@@ -136,13 +137,35 @@ T get_le(const uint8_t*& p) {
   return v;
 }
 
+Json addresses_to_binary(const std::vector<IpAddress>& addresses) {
+  std::vector<uint8_t> bytes;
+  bytes.reserve(addresses.size() * kAddressRecord);
+  for (const IpAddress& a : addresses) {
+    bytes.push_back(a.af == AddressFamily::kV4 ? 4 : 6);
+    bytes.insert(bytes.end(), a.bytes.begin(), a.bytes.end());
+  }
+  return Json::binary(std::move(bytes));
+}
+
+std::vector<IpAddress> addresses_from_binary(const Json& v) {
+  const auto& bytes = v.get_binary();
+  if (bytes.size() % kAddressRecord != 0) throw std::invalid_argument("bad addresses length");
+  std::vector<IpAddress> out(bytes.size() / kAddressRecord);
+  for (size_t i = 0; i < out.size(); ++i) {
+    const uint8_t* p = bytes.data() + i * kAddressRecord;
+    if (p[0] != 4 && p[0] != 6) throw std::invalid_argument("bad address family");
+    out[i].af = p[0] == 4 ? AddressFamily::kV4 : AddressFamily::kV6;
+    std::memcpy(out[i].bytes.data(), p + 1, 16);
+  }
+  return out;
+}
+
 Json flows_to_binary(const GroupMeasurement& g) {
   std::vector<uint8_t> bytes;
-  bytes.reserve(g.flows.size() * flow_record_size(g.af));
-  const size_t len = g.af == AddressFamily::kV4 ? 4 : 16;
+  bytes.reserve(g.flows.size() * kFlowRecord);
   for (const FlowMeasurement& f : g.flows) {
-    bytes.insert(bytes.end(), f.src.bytes.begin(), f.src.bytes.begin() + long(len));
-    bytes.insert(bytes.end(), f.dst.bytes.begin(), f.dst.bytes.begin() + long(len));
+    put_le(bytes, f.src);
+    put_le(bytes, f.dst);
     put_le(bytes, f.src_port);
     for (uint32_t v : {f.sent, f.lost, f.late, f.rtt_count}) put_le(bytes, v);
     put_le(bytes, f.rtt_sum_s);
@@ -150,30 +173,31 @@ Json flows_to_binary(const GroupMeasurement& g) {
   return Json::binary(std::move(bytes));
 }
 
-// A worker parses hostile packets: what it reports is checked like any input (counts that add up).
-std::vector<FlowMeasurement> flows_from_binary(const Json& v, AddressFamily af, uint64_t group_sent) {
+// A worker parses hostile packets: what it reports is checked like any input (counts that add up, indexes
+// that designate an address).
+std::vector<FlowMeasurement> flows_from_binary(const Json& v, const GroupMeasurement& g, size_t sources) {
   const auto& bytes = v.get_binary();
-  const size_t record = flow_record_size(af), len = af == AddressFamily::kV4 ? 4 : 16;
-  if (bytes.size() % record != 0) throw std::invalid_argument("bad flows length");
-  std::vector<FlowMeasurement> flows(bytes.size() / record);
+  if (bytes.size() % kFlowRecord != 0) throw std::invalid_argument("bad flows length");
+  std::vector<FlowMeasurement> flows(bytes.size() / kFlowRecord);
   const uint8_t* p = bytes.data();
   uint64_t sent = 0;
   for (FlowMeasurement& f : flows) {
-    f.src = IpAddress::from_bytes(af, p);
-    f.dst = IpAddress::from_bytes(af, p + len);
-    p += 2 * len;
+    f.src = get_le<uint32_t>(p);
+    f.dst = get_le<uint32_t>(p);
     f.src_port = get_le<uint16_t>(p);
     f.sent = get_le<uint32_t>(p);
     f.lost = get_le<uint32_t>(p);
     f.late = get_le<uint32_t>(p);
     f.rtt_count = get_le<uint32_t>(p);
-    f.rtt_sum_s = get_le<double>(p);
+    f.rtt_sum_s = get_le<float>(p);
     if (f.sent == 0 || f.lost > f.sent || f.late > f.lost || f.rtt_count > f.sent - f.lost ||
         !(f.rtt_sum_s >= 0) || std::isinf(f.rtt_sum_s))
       throw std::invalid_argument("inconsistent flow counts");
+    if (f.src >= sources || f.dst >= g.flow_destinations.size())
+      throw std::invalid_argument("flow address index out of range");
     sent += f.sent;
   }
-  if (sent > group_sent) throw std::invalid_argument("flows sent more than their group");
+  if (sent > g.sent) throw std::invalid_argument("flows sent more than their group");
   return flows;
 }
 
@@ -301,6 +325,7 @@ nlohmann::json to_json_document(const IterationReport& r) {
     a[kGroupDuplicates] = g.duplicates;
     a[kGroupIcmpErrors] = g.icmp_errors;
     a[kGroupFlows] = flows_to_binary(g);
+    a[kGroupFlowDestinations] = addresses_to_binary(g.flow_destinations);
     groups.push_back(std::move(row));
   }
   Json targets = Json::array();
@@ -323,6 +348,7 @@ nlohmann::json to_json_document(const IterationReport& r) {
               {"capture_dropped", r.capture_dropped},
               {"capture_if_dropped", r.capture_if_dropped},
               {"rejected", r.rejected},
+              {"sources", addresses_to_binary(r.sources)},
               {"send_errors", r.send_errors},
               {"timed_out", r.timed_out}};
 }
@@ -330,6 +356,7 @@ nlohmann::json to_json_document(const IterationReport& r) {
 Result<IterationReport> report_from_json_document(const nlohmann::json& doc) {
   try {
     IterationReport r;
+    r.sources = addresses_from_binary(doc.at("sources"));  // before the groups: their flows designate them
     const Json& groups = doc.at("groups");
     r.groups.reserve(groups.size());
     for (const Json& j : groups) {
@@ -347,7 +374,8 @@ Result<IterationReport> report_from_json_document(const nlohmann::json& doc) {
       g.late = j[kGroupLate].get<uint64_t>();
       g.duplicates = j[kGroupDuplicates].get<uint64_t>();
       g.icmp_errors = j[kGroupIcmpErrors].get<std::map<std::string, uint64_t>>();
-      g.flows = flows_from_binary(j[kGroupFlows], g.af, g.sent);
+      g.flow_destinations = addresses_from_binary(j[kGroupFlowDestinations]);
+      g.flows = flows_from_binary(j[kGroupFlows], g, r.sources.size());
       r.groups.push_back(std::move(g));
     }
     for (const Json& j : doc.at("targets")) {

@@ -115,7 +115,8 @@ enum ReportGroupField : size_t {
   kGroupLate,
   kGroupDuplicates,
   kGroupIcmpErrors,
-  kGroupFlows,  // FlowMeasurement records (ipc.cpp flows_to_binary)
+  kGroupFlows,             // FlowMeasurement records (ipc.cpp flows_to_binary)
+  kGroupFlowDestinations,  // addresses (ipc.cpp addresses_to_binary)
   kGroupFields
 };
 enum ReportTargetField : size_t {

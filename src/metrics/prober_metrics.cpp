@@ -163,7 +163,7 @@ void ProberMetrics::remove_if(const std::function<bool(const Labels&)>& pred) {
 }
 
 void ProberMetrics::record(const IterationReport& report) {
-  for (const GroupMeasurement& gm : report.groups) targets_->record(gm);
+  for (const GroupMeasurement& gm : report.groups) targets_->record(gm, report.sources);
   for (const TargetEvents& te : report.targets) targets_->record(te);
 
   const Labels pn{{"probe_name", probe_name_}};

@@ -183,7 +183,7 @@ TargetSeries::Row& TargetSeries::row(Target& t, AddressFamily af, uint32_t group
   return *it;
 }
 
-void TargetSeries::record(const GroupMeasurement& m) {
+void TargetSeries::record(const GroupMeasurement& m, std::span<const IpAddress> sources) {
   // Everything that does not need the target's row is computed before taking the lock.
   std::vector<double> sorted = m.rtts_s;
   // The engine promises finite RTTs >= 0; a NaN would make the sort undefined, so enforce it here.
@@ -219,13 +219,14 @@ void TargetSeries::record(const GroupMeasurement& m) {
   r.time_ooo += static_cast<double>(m.time_ooo);
   r.late += static_cast<double>(m.late);
   r.duplicates += static_cast<double>(m.duplicates);
-  record_paths(r, m);
+  record_paths(r, m, sources);
 }
 
 // The per-flow test runs here, under the lock: its cost is a few binomial tails per flow of the group.
-void TargetSeries::record_paths(Row& r, const GroupMeasurement& m) {
+void TargetSeries::record_paths(Row& r, const GroupMeasurement& m, std::span<const IpAddress> sources) {
+  if (m.flows.empty()) return;  // not measured per path (an old worker, or nothing sent)
   r.paths.set_iterations(path_window_);
-  r.paths.add(m.flows);
+  r.paths.add(m, sources);
   r.measured_paths = true;
   const PathSummary& s = r.paths.summary();
   r.path_series.clear();

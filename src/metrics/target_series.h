@@ -34,6 +34,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -58,7 +59,8 @@ class TargetSeries final : public TextSource {
 
   // One iteration of one (target, group): counters add, the loss ratio and percentiles are replaced, the
   // RTTs go into the histogram (those that are not finite and >= 0 are ignored).
-  void record(const GroupMeasurement& m);
+  // `sources`: the report's (IterationReport::sources), which the per-flow results designate.
+  void record(const GroupMeasurement& m, std::span<const IpAddress> sources = {});
   // *_match_ack_fail_count / *_port_mismatch_count of a target (ICMPping has neither family: ignored).
   void record(const TargetEvents& events);
   void declare(const TargetConfig& target, AddressFamily af);
@@ -158,7 +160,7 @@ class TargetSeries final : public TextSource {
   void erase_if_empty(std::map<std::string, Target, std::less<>>::iterator it);
   Row& row(Target& t, AddressFamily af, uint32_t group, ProbeType type, uint32_t state);
   void create_declared_series(Target& t);
-  void record_paths(Row& r, const GroupMeasurement& m);
+  void record_paths(Row& r, const GroupMeasurement& m, std::span<const IpAddress> sources);
   void add_rtts(Row& r, const std::array<uint64_t, kBuckets>& increments, double sum);
   void render_target(std::string& out, const Family& family, bool& header, std::string_view name,
                      const Target& t) const;

@@ -40,14 +40,14 @@ void PathWindow::clear() {
   summary_ = {};
 }
 
-void PathWindow::add(std::span<const FlowMeasurement> flows) {
+void PathWindow::add(const GroupMeasurement& m, std::span<const IpAddress> sources) {
   ++added_;
   column_ = (column_ + 1) % iterations_;
   for (size_t i = 0; i < keys_.size(); ++i) ring_[i * iterations_ + column_] = {};
   summary_.paths = 0;
-  for (const FlowMeasurement& f : flows) {
-    if (f.sent == 0) continue;
-    FlowKey key{f.src, f.dst, f.src_port};
+  for (const FlowMeasurement& f : m.flows) {
+    if (f.sent == 0 || f.src >= sources.size() || f.dst >= m.flow_destinations.size()) continue;
+    FlowKey key{sources[f.src], m.flow_destinations[f.dst], f.src_port};
     auto [it, added] = index_.try_emplace(key, uint32_t(keys_.size()));
     if (added) {
       keys_.push_back(key);
@@ -61,7 +61,7 @@ void PathWindow::add(std::span<const FlowMeasurement> flows) {
     t.sent += f.sent;
     t.lost += std::min(f.lost, f.sent);
     t.rtt_count += f.rtt_count;
-    t.rtt_sum_s += float(f.rtt_sum_s);
+    t.rtt_sum_s += f.rtt_sum_s;
   }
   forget_stale();
   summarise();

@@ -47,8 +47,10 @@ class PathWindow {
   // A new window length forgets what was kept (the test compares like with like).
   void set_iterations(uint32_t iterations);
   uint32_t iterations() const { return iterations_; }
-  // One iteration's flows of the (target, group); flows absent from the last `iterations` ones are forgotten.
-  void add(std::span<const FlowMeasurement> flows);
+  // One iteration's flows of the (target, group), whose source indexes designate `sources` (the report's);
+  // flows absent from the last `iterations` ones are forgotten. A flow whose index designates nothing is
+  // ignored.
+  void add(const GroupMeasurement& m, std::span<const IpAddress> sources);
   const PathSummary& summary() const { return summary_; }
   void clear();
 

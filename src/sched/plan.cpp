@@ -194,7 +194,7 @@ class PlanBuilder {
     const uint64_t n = uint64_t(std::max(probes, 1));
     // A period longer than the probes is never completed: n % period = n for every probe, as with n.
     f.period = uint32_t(std::min<uint64_t>(uint64_t(sources) * ports, n));
-    f.count = std::min<uint32_t>(f.period, uint32_t(std::max(probes, 0)));
+    f.count = std::min({f.period, uint32_t(n), tracked_flow_budget(uint32_t(n))});
     plan_.template_flows.push_back(f);
     plan_.flow_count += f.count;
   }

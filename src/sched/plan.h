@@ -2,6 +2,7 @@
 // The plan of one configuration: which packets an iteration sends, in which order, from which source
 // address and port, and which (target, group) each one is accounted to. Built on the control plane
 // whenever the configuration or a resolved address changes; the data plane only walks it.
+#include <algorithm>
 #include <functional>
 #include <optional>
 #include <string>
@@ -51,9 +52,22 @@ static_assert(sizeof(PlannedProbe) == 8);
 // 5-tuple, so one ECMP path (ICMPping, which has no ports: one source address). The n-th probe of a template
 // in plan order belongs to its flow `first + n % period`: a stream rotates through its source pairs with
 // that period (PlanBuilder::interleave), so the mapping needs no per-probe memory.
+//
+// Only the first flows of a template are tracked (tracked_flow_budget()): per-path results need probes per
+// flow to mean anything, and a group with thousands of source ports (a load-spreading choice, not a path
+// map) would otherwise cost a flow's state (32 bytes in the report) for every probe. The others count in the
+// (target, group) totals.
+inline constexpr uint32_t kMaxTrackedFlows = 256;
+inline constexpr uint32_t kMinTrackedFlows = 16;
+inline constexpr uint32_t kUntrackedFlow = 0xFFFFFFFFu;
+// Flows tracked for a template of `probes` probes per iteration (when it has that many): half its probes
+// (a tracked flow costs at most 16 bytes per probe), at least 16, at most 256.
+constexpr uint32_t tracked_flow_budget(uint32_t probes) {
+  return std::min(kMaxTrackedFlows, std::max(kMinTrackedFlows, probes / 2));
+}
 struct TemplateFlows {
   uint32_t first = 0;   // global flow index of its flow 0
-  uint32_t count = 0;   // min(probes of the template, period): the flows it probes
+  uint32_t count = 0;   // tracked flows: min(probes of the template, period, kMaxTrackedFlows)
   uint32_t period = 1;  // source addresses x source ports (x 1 without ports)
 };
 
@@ -87,10 +101,12 @@ struct Plan {
 class FlowCursor {
  public:
   explicit FlowCursor(const Plan& plan) : plan_(plan), seen_(plan.templates.size(), 0) {}
-  // The flow of the next probe of the walk (call once per probe, in plan order).
+  // The flow of the next probe of the walk (call once per probe, in plan order); kUntrackedFlow beyond the
+  // template's tracked flows.
   uint32_t next(const PlannedProbe& p) {
     const TemplateFlows& f = plan_.template_flows[p.tmpl];
-    return f.first + seen_[p.tmpl]++ % f.period;
+    const uint32_t local = seen_[p.tmpl]++ % f.period;
+    return local < f.count ? f.first + local : kUntrackedFlow;
   }
 
  private:

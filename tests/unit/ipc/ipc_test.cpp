@@ -233,8 +233,8 @@ IterationReport full_report() {
   g.duplicates = 4;
   g.icmp_errors = {{"unreachable:1", 5}, {"time_exceeded:0", 6}};
   FlowMeasurement f;
-  f.src = *IpAddress::parse("2001:db8::10");
-  f.dst = *IpAddress::parse("2001:db8::1");
+  f.src = 1;
+  f.dst = 0;
   f.src_port = 40001;
   f.sent = 600;
   f.lost = 7;
@@ -242,6 +242,7 @@ IterationReport full_report() {
   f.rtt_count = 590;
   f.rtt_sum_s = 0.0123456789;
   g.flows = {f, f};
+  g.flow_destinations = {*IpAddress::parse("2001:db8::1")};
   g.flows[1].src_port = 40002;
   g.flows[1].sent = 400;
   g.flows[1].lost = g.flows[1].late = g.flows[1].rtt_count = 0;
@@ -258,6 +259,7 @@ IterationReport full_report() {
   r.rejected = {{"not_a_reply", 13}};
   r.send_errors = {{"unreachable", 14}};
   r.timed_out = true;
+  r.sources = {*IpAddress::parse("192.0.2.10"), *IpAddress::parse("2001:db8::10")};
   return r;
 }
 
@@ -283,6 +285,8 @@ TEST(worker_Ipc, ReportRoundTripIsExact) {
   EXPECT_EQ(g.duplicates, 4u);
   EXPECT_EQ(g.icmp_errors, r.groups[0].icmp_errors);
   ASSERT_EQ(g.flows.size(), 2u);
+  EXPECT_EQ(g.flow_destinations, r.groups[0].flow_destinations);
+  EXPECT_EQ(b.sources, r.sources);
   for (size_t i = 0; i < 2; ++i) {
     const FlowMeasurement &x = g.flows[i], &y = r.groups[0].flows[i];
     EXPECT_EQ(x.src, y.src);
@@ -373,6 +377,8 @@ TEST(worker_Ipc, MalformedInputIsAnError) {
            [](FlowMeasurement& f) { f.sent = 0, f.lost = f.late = f.rtt_count = 0; },
            [](FlowMeasurement& f) { f.rtt_sum_s = -1; },
            [](FlowMeasurement& f) { f.sent = 100000, f.lost = 0; },  // more than the group sent
+           [](FlowMeasurement& f) { f.src = 2; },                    // no such source
+           [](FlowMeasurement& f) { f.dst = 1; },                    // no such destination
        }) {
     IterationReport r = full_report();
     bad(r.groups[0].flows[0]);

@@ -414,15 +414,18 @@ TEST_F(metrics_ProberMetrics, InventorySeries) {
 namespace netprobe {
 namespace {
 
-// A measurement of `ports` flows from one source, `per_flow` probes each, `lost` of them lost on the ports
-// listed.
+// The reports' source addresses: index 0 and 1.
+const std::vector<IpAddress> kSources{*IpAddress::parse("192.0.2.10"), *IpAddress::parse("192.0.2.11")};
+
+// A measurement of `ports` flows from source `src` (an index into kSources), `per_flow` probes each, `lost`
+// of them lost on the ports listed.
 GroupMeasurement with_flows(const std::string& target, const std::string& group, int ports, uint32_t per_flow,
-                            std::vector<std::pair<uint16_t, uint32_t>> lost, const char* src = "192.0.2.10") {
+                            std::vector<std::pair<uint16_t, uint32_t>> lost, uint32_t src = 0) {
   GroupMeasurement m = testing::measurement(target, group, ProbeType::kTcpSyn, 0, 0, {});
+  m.flow_destinations = {*IpAddress::parse("198.51.100.1")};
   for (int i = 0; i < ports; ++i) {
     FlowMeasurement f;
-    f.src = *IpAddress::parse(src);
-    f.dst = *IpAddress::parse("198.51.100.1");
+    f.src = src;
     f.src_port = uint16_t(40000 + i);
     f.sent = per_flow;
     for (auto [port, n] : lost)
@@ -439,6 +442,7 @@ class metrics_PathFamilies : public metrics_ProberMetrics {
   void record(std::vector<GroupMeasurement> groups) {
     IterationReport r;
     r.groups = std::move(groups);
+    r.sources = kSources;
     metrics_.record(r);
   }
 };
@@ -503,7 +507,7 @@ TEST_F(metrics_PathFamilies, NoPerFlowSeriesWhenDisabled) {
 
 TEST_F(metrics_PathFamilies, SourceLabelOnlyWhenTheGroupRotatesSources) {
   GroupMeasurement m = with_flows("web", "g1", 4, 10, {{40000, 10}});
-  GroupMeasurement other = with_flows("web", "g1", 4, 10, {}, "192.0.2.11");
+  GroupMeasurement other = with_flows("web", "g1", 4, 10, {}, 1);
   m.flows.insert(m.flows.end(), other.flows.begin(), other.flows.end());
   m.sent += other.sent;
   record({m});

@@ -125,6 +125,7 @@ TEST(BuildPlan, FlowsAreTheDistinctSourcePairsOfEachTemplate) {
     int nb_packets;
     const char* src_subnet;  // of g1, or null
     size_t flows;            // expected Plan::flow_count
+    uint16_t g1_ports = 3;
   };
   // g1: 3 ports, g2: 2 ports (Fixture).
   const Case cases[] = {
@@ -133,11 +134,18 @@ TEST(BuildPlan, FlowsAreTheDistinctSourcePairsOfEachTemplate) {
       {"subnet sources x ports", ProbeType::kTcpSyn, "198.51.100.1", 40, "192.0.2.0/29", 6 * 3 + 2},
       {"icmp: one flow per source", ProbeType::kIcmpPing, "198.51.100.1", 40, "192.0.2.0/29", 6 + 1},
       {"subnet target: per host", ProbeType::kTcpSyn, "198.51.100.0/30", 9, nullptr, 2 * (3 + 2)},
+      {"1,000 ports: the first 256 flows tracked", ProbeType::kTcpSyn, "198.51.100.1", 3000, nullptr,
+       kMaxTrackedFlows + 2, 1000},
+      {"more ports than probes: half the probes' flows", ProbeType::kTcpSyn, "198.51.100.1", 100, nullptr,
+       50 + 2, 1000},
+      {"few probes: at least 16 flows", ProbeType::kTcpSyn, "198.51.100.1", 20, nullptr, 16 + 2, 1000},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     Fixture f;
     if (c.src_subnet) f.config.groups["g1"].src_subnet_ipv4 = IpNetwork::parse(c.src_subnet);
+    f.config.groups["g1"].src_port_a = 40000;
+    f.config.groups["g1"].src_port_z = uint16_t(40000 - 1 + c.g1_ports);
     auto& t = f.add("t", c.type, c.dst, c.nb_packets);
     t.is_subnet = std::string(c.dst).find('/') != std::string::npos;
     const Plan plan = f.plan();
@@ -147,6 +155,11 @@ TEST(BuildPlan, FlowsAreTheDistinctSourcePairsOfEachTemplate) {
     FlowCursor cursor(plan);
     for (const PlannedProbe& p : plan.probes) {
       const uint32_t flow = cursor.next(p);
+      if (flow == kUntrackedFlow) {
+        EXPECT_GE(p.src_port, 40000 + plan.template_flows[p.tmpl].count)
+            << "only flows beyond the tracked ones";
+        continue;
+      }
       ASSERT_LT(flow, plan.flow_count);
       const uint16_t port = c.type == ProbeType::kIcmpPing ? 0 : p.src_port;
       const auto pair = std::tuple(p.tmpl, plan.source_of(p).to_string(), port);
