@@ -45,4 +45,30 @@ inline std::set<std::string> sample_lines(prometheus::Registry& registry) {
   return sample_lines(out.str());
 }
 
+// What Prometheus' text parser insists on: every line ends with \n, no series twice, one HELP and TYPE per
+// family, given before its samples, which all follow it without another family in between. Returns "" or
+// what is wrong.
+inline std::string well_formed(const std::string& text) {
+  if (!text.empty() && text.back() != '\n') return "no final newline";
+  std::set<std::string> series, families;
+  std::string family, type;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("# HELP ", 0) == 0) continue;
+    if (line.rfind("# TYPE ", 0) == 0) {
+      std::istringstream words(line.substr(7));
+      words >> family >> type;
+      if (!families.insert(family).second) return "family twice: " + family;
+      continue;
+    }
+    if (!series.insert(line.substr(0, line.rfind(' '))).second) return "series twice: " + line;
+    const std::string name = line.substr(0, line.find_first_of("{ "));
+    const bool ok = type == "histogram"
+                        ? name == family + "_count" || name == family + "_sum" || name == family + "_bucket"
+                        : name == family;
+    if (!ok) return "sample outside its family (" + family + "): " + line;
+  }
+  return "";
+}
+
 }  // namespace netprobe::testing

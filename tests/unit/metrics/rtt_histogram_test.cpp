@@ -22,6 +22,8 @@
 namespace netprobe {
 namespace {
 
+using testing::well_formed;
+
 using testing::measurement;
 using testing::target_config;
 
@@ -50,30 +52,6 @@ std::vector<std::string> lines_with(const std::string& text, const std::string& 
   for (std::string line; std::getline(in, line);)
     if (line.find(needle) != std::string::npos) out.push_back(line);
   return out;
-}
-
-// Prometheus' text rules that a change of choice could break: no series twice, one TYPE per family, a
-// family's samples right after it. Returns "" or what is wrong.
-std::string well_formed(const std::string& text) {
-  std::set<std::string> series, families;
-  std::string family, type;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("# HELP ", 0) == 0) continue;
-    if (line.rfind("# TYPE ", 0) == 0) {
-      std::istringstream words(line.substr(7));
-      words >> family >> type;
-      if (!families.insert(family).second) return "family twice: " + family;
-      continue;
-    }
-    if (!series.insert(line.substr(0, line.rfind(' '))).second) return "series twice: " + line;
-    const std::string name = line.substr(0, line.find_first_of("{ "));
-    const bool ok = type == "histogram"
-                        ? name == family + "_count" || name == family + "_sum" || name == family + "_bucket"
-                        : name == family;
-    if (!ok) return "sample outside its family (" + family + "): " + line;
-  }
-  return "";
 }
 
 class metrics_RttHistogram : public ::testing::Test {

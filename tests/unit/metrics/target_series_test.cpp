@@ -30,6 +30,8 @@
 namespace netprobe {
 namespace {
 
+using testing::well_formed;
+
 using testing::measurement;
 using testing::target_config;
 
@@ -43,32 +45,6 @@ std::vector<std::string> all_lines(const std::string& text) {
 std::set<std::string> line_set(const std::string& text) {
   const auto lines = all_lines(text);
   return {lines.begin(), lines.end()};
-}
-
-// What Prometheus' text parser insists on: every line ends with \n, no series twice, one HELP and TYPE per
-// family, given before its samples, which all follow it without another family in between. Returns "" or
-// what is wrong.
-std::string well_formed(const std::string& text) {
-  if (!text.empty() && text.back() != '\n') return "no final newline";
-  std::set<std::string> seen_series;
-  std::set<std::string> seen_families;
-  std::string family, type;
-  for (const auto& line : all_lines(text)) {
-    if (line.rfind("# HELP ", 0) == 0) continue;
-    if (line.rfind("# TYPE ", 0) == 0) {
-      std::istringstream in(line.substr(7));
-      in >> family >> type;
-      if (!seen_families.insert(family).second) return "family twice: " + family;
-      continue;
-    }
-    if (!seen_series.insert(line.substr(0, line.rfind(' '))).second) return "series twice: " + line;
-    const std::string name = line.substr(0, line.find_first_of("{ "));
-    bool ok = name == family;
-    if (type == "histogram")
-      ok = name == family + "_count" || name == family + "_sum" || name == family + "_bucket";
-    if (!ok) return "sample outside its family (" + family + "): " + line;
-  }
-  return "";
 }
 
 // The same calls on both implementations.
