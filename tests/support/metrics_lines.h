@@ -1,12 +1,17 @@
 #pragma once
 // Test helper: every sample line of a registry's exposition (comments dropped), as a set, since
 // prometheus-cpp's order of children within a family is an implementation detail.
+#include <gtest/gtest.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <atomic>
+#include <functional>
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "metrics/exposition.h"
 
@@ -69,6 +74,38 @@ inline std::string well_formed(const std::string& text) {
     if (!ok) return "sample outside its family (" + family + "): " + line;
   }
   return "";
+}
+
+// Two readers render `source` in slices of `slice` bytes, over and over, while `writer` runs on this thread
+// (run it under ThreadSanitizer too). Expects every text well_formed() and every reader to have rendered at
+// least once. Bounded: the readers stop with the writer (at most 100,000 renders each).
+inline void expect_well_formed_while(const TextSource& source, size_t slice,
+                                     const std::function<void()>& writer) {
+  std::atomic<bool> done{false};
+  std::vector<std::string> problems(2);
+  std::vector<int> renders(2, 0);
+  std::vector<std::thread> readers;
+  for (size_t r = 0; r < 2; ++r) {
+    readers.emplace_back([&, r] {
+      for (int i = 0; i < 100000 && !(done && renders[r] > 0); ++i) {
+        std::string out, text;
+        source.render(out, slice, [&](std::string_view piece) {
+          text += piece;
+          return true;
+        });
+        text += out;
+        ++renders[r];
+        if (auto p = well_formed(text); !p.empty() && problems[r].empty()) problems[r] = p;
+      }
+    });
+  }
+  writer();
+  done = true;
+  for (auto& t : readers) t.join();
+  for (size_t r = 0; r < 2; ++r) {
+    EXPECT_EQ(problems[r], "") << "reader " << r;
+    EXPECT_GT(renders[r], 0);
+  }
 }
 
 }  // namespace netprobe::testing
