@@ -15,6 +15,8 @@
 #include <fmt/core.h>
 #include <spdlog/spdlog.h>
 
+#include "core/sockaddr.h"
+
 namespace netprobe {
 namespace {
 
@@ -243,12 +245,10 @@ void CaresResolver::on_addrinfo(void* arg, int status, int /*timeouts*/, ares_ad
   if (status == ARES_SUCCESS && result) {
     const int want = q->af == AddressFamily::kV4 ? AF_INET : AF_INET6;
     for (auto* n = result->nodes; n; n = n->ai_next) {
-      if (n->ai_family != want || !n->ai_addr) continue;
-      const auto* bytes =
-          want == AF_INET
-              ? reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in*>(n->ai_addr)->sin_addr)
-              : reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in6*>(n->ai_addr)->sin6_addr);
-      auto ip = IpAddress::from_bytes(q->af, bytes);
+      if (n->ai_family != want) continue;
+      const std::optional<IpAddress> address = from_sockaddr(n->ai_addr);
+      if (!address) continue;
+      const IpAddress& ip = *address;
       if (const char* why = unusable_answer(ip)) {
         // Probing it would send to ourselves or to a group: a wrong or hostile DNS answer.
         spdlog::warn("DNS: {} resolved to {}, {} address: ignored", q->host, ip.to_string(), why);

@@ -15,6 +15,8 @@
 
 #include <fmt/format.h>
 
+#include "core/sockaddr.h"
+
 namespace netprobe {
 
 bool constant_time_equal(std::string_view a, std::string_view b) {
@@ -179,26 +181,15 @@ std::optional<ListenAddress> parse_listen_address(std::string_view address, int 
   }
   if (address.size() > INET6_ADDRSTRLEN) return std::nullopt;
   const std::string text = address.empty() ? "0.0.0.0" : std::string(address);
+  const std::optional<IpAddress> ip = IpAddress::parse(text);
+  if (!ip) return std::nullopt;
   ListenAddress out;
-  sockaddr_in v4{};
-  sockaddr_in6 v6{};
-  if (inet_pton(AF_INET, text.c_str(), &v4.sin_addr) == 1) {
-    v4.sin_family = AF_INET;
-    v4.sin_port = htons(static_cast<uint16_t>(port));
-    out.family = AF_INET;
-    out.sockaddr.assign(reinterpret_cast<unsigned char*>(&v4),
-                        reinterpret_cast<unsigned char*>(&v4) + sizeof v4);
-    out.text = fmt::format("{}:{}", text, port);
-  } else if (inet_pton(AF_INET6, text.c_str(), &v6.sin6_addr) == 1) {
-    v6.sin6_family = AF_INET6;
-    v6.sin6_port = htons(static_cast<uint16_t>(port));
-    out.family = AF_INET6;
-    out.sockaddr.assign(reinterpret_cast<unsigned char*>(&v6),
-                        reinterpret_cast<unsigned char*>(&v6) + sizeof v6);
-    out.text = fmt::format("[{}]:{}", text, port);
-  } else {
-    return std::nullopt;
-  }
+  sockaddr_storage ss;
+  const socklen_t len = to_sockaddr(*ip, static_cast<uint16_t>(port), ss);
+  out.family = ip->af == AddressFamily::kV4 ? AF_INET : AF_INET6;
+  out.sockaddr.assign(reinterpret_cast<unsigned char*>(&ss), reinterpret_cast<unsigned char*>(&ss) + len);
+  out.text =
+      ip->af == AddressFamily::kV4 ? fmt::format("{}:{}", text, port) : fmt::format("[{}]:{}", text, port);
   return out;
 }
 

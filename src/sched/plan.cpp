@@ -11,41 +11,22 @@
 #include <unordered_map>
 
 #include "config/config.h"
+#include "core/sockaddr.h"
 
 namespace netprobe {
 
 std::optional<IpAddress> kernel_source_for(const IpAddress& dst) {
-  const int family = dst.af == AddressFamily::kV4 ? AF_INET : AF_INET6;
-  const int fd = ::socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  const int fd = ::socket(dst.af == AddressFamily::kV4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return std::nullopt;
-  sockaddr_storage ss{};
-  socklen_t len;
-  if (dst.af == AddressFamily::kV4) {
-    auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(9);
-    std::memcpy(&sin->sin_addr, dst.bytes.data(), 4);
-    len = sizeof(sockaddr_in);
-  } else {
-    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    sin6->sin6_family = AF_INET6;
-    sin6->sin6_port = htons(9);
-    std::memcpy(&sin6->sin6_addr, dst.bytes.data(), 16);
-    len = sizeof(sockaddr_in6);
-  }
+  sockaddr_storage ss;
+  const socklen_t len = to_sockaddr(dst, 9, ss);
   // connect() on a datagram socket only selects a route and a source address: nothing is sent.
   std::optional<IpAddress> out;
   if (::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0) {
     sockaddr_storage local{};
     socklen_t local_len = sizeof local;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) == 0) {
-      if (dst.af == AddressFamily::kV4)
-        out = IpAddress::from_bytes(
-            dst.af, reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in*>(&local)->sin_addr));
-      else
-        out = IpAddress::from_bytes(
-            dst.af, reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr));
-    }
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) == 0)
+      out = from_sockaddr(reinterpret_cast<const sockaddr*>(&local));
   }
   ::close(fd);
   return out;
@@ -55,17 +36,8 @@ LocalCheck host_local_addresses() {
   std::vector<IpAddress> local;
   ifaddrs* list = nullptr;
   if (getifaddrs(&list) == 0) {
-    for (ifaddrs* i = list; i; i = i->ifa_next) {
-      if (!i->ifa_addr) continue;
-      if (i->ifa_addr->sa_family == AF_INET)
-        local.push_back(IpAddress::from_bytes(
-            AddressFamily::kV4,
-            reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr)));
-      else if (i->ifa_addr->sa_family == AF_INET6)
-        local.push_back(IpAddress::from_bytes(
-            AddressFamily::kV6,
-            reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr)));
-    }
+    for (ifaddrs* i = list; i; i = i->ifa_next)
+      if (auto a = from_sockaddr(i->ifa_addr)) local.push_back(*a);
     freeifaddrs(list);
   }
   return [local](const IpAddress& a) { return std::find(local.begin(), local.end(), a) != local.end(); };

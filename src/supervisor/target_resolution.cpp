@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "core/sockaddr.h"
 #include "dns/cares_resolver.h"
 
 namespace netprobe {
@@ -22,16 +23,8 @@ void GetaddrinfoResolver::resolve(const std::string& host, AddressFamily af,
   if (rc != 0) {
     r.error = gai_strerror(rc);
   } else {
-    for (addrinfo* a = res; a; a = a->ai_next) {
-      if (a->ai_family == AF_INET)
-        r.addresses.push_back(IpAddress::from_bytes(
-            AddressFamily::kV4,
-            reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr)));
-      else if (a->ai_family == AF_INET6)
-        r.addresses.push_back(IpAddress::from_bytes(
-            AddressFamily::kV6,
-            reinterpret_cast<const uint8_t*>(&reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr)));
-    }
+    for (addrinfo* a = res; a; a = a->ai_next)
+      if (auto address = from_sockaddr(a->ai_addr)) r.addresses.push_back(*address);
     freeaddrinfo(res);
     r.ok = !r.addresses.empty();
     if (!r.ok) r.error = "no address";
