@@ -191,6 +191,8 @@ class Probe {
   // Follow-ups: whether the answer `c` calls for a packet back when the probe's source is not local (the
   // host's kernel does not answer for it), e.g. TCP's RST closing the half-open connection a SYN-ACK
   // opened; craft_follow_up() writes it for the probe's own `fields` (0: none, or `out` too small).
+  // Whether this type ever needs a follow-up (the plan then asks whether each source address is local).
+  virtual bool has_follow_ups() const noexcept { return false; }
   virtual bool needs_follow_up(const Classification& c) const noexcept {
     (void)c;
     return false;

@@ -30,6 +30,7 @@ class TcpSynProbe final : public Probe {
   bool proof_matches(uint32_t wire, size_t payload, const Classification& c) const noexcept override;
   int index_candidates(const Classification& c, uint32_t out[2]) const noexcept override;
   // A SYN-ACK to a probe whose source is not local: craft_rst().
+  bool has_follow_ups() const noexcept override { return true; }
   bool needs_follow_up(const Classification& c) const noexcept override;
   size_t craft_follow_up(const PacketTemplate& tmpl, const PacketFields& fields,
                          std::span<uint8_t> out) const noexcept override;

@@ -238,7 +238,8 @@ void IterationRunner::on_answer(const Classification& c, Nanos at) {
     ++rejected_[kWrongQuote];
     return;
   }
-  if (plan_->needs_rst(p) && probe.needs_follow_up(c)) pending_resets_.push_back(slot);  // SYN-ACK: half-open
+  if (plan_->source_is_foreign(p) && probe.needs_follow_up(c))
+    pending_resets_.push_back(slot);  // SYN-ACK: half-open
   account_answer(slot, at);
 }
 

@@ -59,7 +59,7 @@ class IterationRunner {
     plan_ = nullptr;
   }
   // Probes whose SYN-ACK opened a half-open connection that netprobe must reset itself (non-local
-  // source, Plan::needs_rst); the engine sends the RSTs and clears the list.
+  // source, Plan::source_is_foreign); the engine sends the RSTs and clears the list.
   std::vector<uint32_t>& pending_resets() { return pending_resets_; }
   // RSTs that clear a half-open connection an earlier probe left on the target (its RST was lost), proven by
   // a pure ACK of that earlier SYN (docs/architecture.md#two-way-loss): sent from `slot`'s 4-tuple with

@@ -115,7 +115,7 @@ class PlanBuilder {
   Plan finish() {
     interleave();
     for (auto& f : plan_.foreign_sources)
-      if (f == kUnknownLocality) f = 0;  // never used by a TCPsyn probe: no RST to send
+      if (f == kUnknownLocality) f = 0;  // never used by a type with follow-ups: nothing to send
     return std::move(plan_);
   }
 
@@ -184,10 +184,11 @@ class PlanBuilder {
         plan_.foreign_sources.push_back(kUnknownLocality);
       }
       indexes[k] = uint16_t(it->second);
-      // Locality matters only for TCPsyn (it decides who resets half-open connections,
+      // Locality matters only for types with follow-ups (who resets TCP half-open connections,
       // docs/netprobify-compatibility.md#d12-half-open-rst): asked once per source, and only then.
       uint8_t& foreign = plan_.foreign_sources[it->second];
-      if (type == ProbeType::kTcpSyn && foreign == kUnknownLocality) foreign = is_local_(sources[k]) ? 0 : 1;
+      if (probe_for(type).has_follow_ups() && foreign == kUnknownLocality)
+        foreign = is_local_(sources[k]) ? 0 : 1;
     }
     return indexes;
   }

@@ -84,11 +84,10 @@ struct Plan {
   const IpAddress& source_of(const PlannedProbe& p) const { return sources[p.src]; }
   uint32_t bucket_of(const PlannedProbe& p) const { return template_buckets[p.tmpl]; }
   uint32_t target_of(const PlannedProbe& p) const { return buckets[bucket_of(p)].target_index; }
-  // TCPsyn from a non-local source: our kernel will not reset the target's half-open connection,
-  // netprobe must (docs/netprobify-compatibility.md#d12-half-open-rst).
-  bool needs_rst(const PlannedProbe& p) const {
-    return templates[p.tmpl].type == ProbeType::kTcpSyn && foreign_sources[p.src] != 0;
-  }
+  // A probe from a non-local source: our kernel will not send its follow-ups (TCP's RST closing a half-open
+  // connection), netprobe must (docs/netprobify-compatibility.md#d12-half-open-rst). Known for the sources of
+  // types with follow-ups (Probe::has_follow_ups) only.
+  bool source_is_foreign(const PlannedProbe& p) const { return foreign_sources[p.src] != 0; }
   Nanos max_timeout{0};
   double interval_packets_s = 0;
   size_t active_targets = 0;
