@@ -417,6 +417,7 @@ std::string render_commands(const std::vector<EgressRule>& rules, const Resolved
     }
     std::set<std::pair<AddressFamily, std::string>> error_sources;
     std::vector<std::pair<AddressFamily, std::optional<IpNetwork>>> errors;
+    std::set<AddressFamily> stateful;
     for (; i < end; ++i) {
       const EgressRule& r = rules[i];
       const auto flows = expand(r, resolved);
@@ -443,7 +444,20 @@ std::string render_commands(const std::vector<EgressRule>& rules, const Resolved
         if ((r.returning & kIcmpErrors) &&
             error_sources.insert({f.af(), f.src ? f.src->to_string() : ""}).second)
           errors.emplace_back(f.af(), f.src);
+        if (r.returning == 0) stateful.insert(f.af());
       }
+    }
+    // conn-check's rules list no returning traffic: its checks are kernel connections, tracked by conntrack.
+    if (!stateful.empty() &&
+        (options.backend == Backend::kIptables || options.backend == Backend::kNftables)) {
+      out.comment(
+          "replies to the rules above without `returning` (conn-check's: kernel connections, tracked)");
+      if (options.backend == Backend::kNftables)
+        out.command(fmt::format("add rule inet {} input ct state established,related accept", table));
+      for (const auto af : stateful)
+        if (options.backend == Backend::kIptables)
+          out.command(fmt::format("{} -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+                                  af == AddressFamily::kV4 ? "iptables" : "ip6tables"));
     }
     if (!errors.empty() && (options.backend == Backend::kIptables || options.backend == Backend::kNftables)) {
       out.comment(

@@ -183,14 +183,24 @@ class Reader {
 
   bool full() const { return out_.errors.size() >= limits_.max_errors || over_budget_; }
 
-  // Counts a node; false once the document expanded (through aliases) beyond the budget.
-  bool visit(Index) {
-    if (++visited_ <= limits_.max_nodes) return true;
-    if (!over_budget_)
-      out_.errors.push_back(
-          fmt::format("{}: more than {} YAML nodes (aliases included); refused", source_, limits_.max_nodes));
-    over_budget_ = true;
-    return false;
+  // Counts a node; false once the document expanded (through aliases) beyond the budget, or for a
+  // collection with an explicit tag (`!!python/object/apply:...`): nothing of ours is tagged.
+  bool visit(Index n) {
+    if (++visited_ > limits_.max_nodes) {
+      if (!over_budget_)
+        out_.errors.push_back(fmt::format("{}: more than {} YAML nodes (aliases included); refused", source_,
+                                          limits_.max_nodes));
+      over_budget_ = true;
+      return false;
+    }
+    const auto kind = t_.kind(n);
+    const auto tag = t_.tag(n);
+    if ((kind == YamlTree::Kind::kSequence || kind == YamlTree::Kind::kMap) && tag != "?" &&
+        tag != "tag:yaml.org,2002:seq" && tag != "tag:yaml.org,2002:map") {
+      error(n, fmt::format("unsupported tag {}", quote_for_log(tag, 96)));
+      return false;
+    }
+    return true;
   }
 
   void error(Index n, const std::string& message) {
@@ -298,7 +308,8 @@ class Reader {
     if (cidr_ok && text.find('/') != std::string_view::npos) {
       const auto net = IpNetwork::parse(text);
       if (!net) {
-        error(n, fmt::format("{}: {} is not a network in CIDR form", what, quote_for_log(text, 64)));
+        error(n, fmt::format("{}: {} is not an address, a CIDR network or a valid host name", what,
+                             quote_for_log(text, 64)));
         return false;
       }
       *out = net->to_string();
