@@ -63,14 +63,17 @@ int export_fw(const FirewallCli& cli) {
     char name[256] = {};
     if (gethostname(name, sizeof(name) - 1) == 0) from_host = name;
   }
+  if (!firewall::is_valid_host_name(from_host) && !IpAddress::parse(from_host)) {
+    std::fprintf(stderr, "export-fw: the host name \"%s\" cannot be a from_host: use --from-host NAME\n",
+                 from_host.c_str());
+    return EX_USAGE;
+  }
   // The selection: every target until the tag options are added (see add_firewall_commands).
   const std::vector<const TargetConfig*> selected = firewall::all_targets(config);
   const auto rules = firewall::export_rules(config, selected, from_host);
   if (!rules) {
-    std::fprintf(
-        stderr, "%s: error: %s%s\n", cli.config_path.c_str(), rules.error().message.c_str(),
-        cli.from_host.empty() && !firewall::is_valid_host_name(from_host) ? " (use --from-host)" : "");
-    return cli.from_host.empty() ? EX_DATAERR : EX_USAGE;
+    std::fprintf(stderr, "%s: error: %s\n", cli.config_path.c_str(), rules.error().message.c_str());
+    return EX_DATAERR;
   }
   const std::string text = firewall::render_yaml(
       rules.value(),

@@ -377,7 +377,7 @@ std::string render_commands(const std::vector<EgressRule>& rules, const Resolved
       out.comment(
           "netprobe convert-fw -t iptables: probes allowed out on OUTPUT, what comes back allowed on INPUT");
       out.comment(
-          "(stateless: no conntrack entry per probe; docs/firewall.md). Source ports are the groups' "
+          "(stateless: independent of conntrack; docs/firewall.md). Source ports are the groups' "
           "ranges.");
       break;
     case Backend::kNftables:

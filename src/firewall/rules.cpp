@@ -359,7 +359,10 @@ class Reader {
       }
       std::vector<Index> list;
       if (key == "from_host") {
-        if (t_.kind(v) != YamlTree::Kind::kNull) ok &= host(v, what, false, &r.from_host);
+        // Absent, null or "" (export-fw writes "" when it has no name): the rules stay the same.
+        if (t_.kind(v) != YamlTree::Kind::kNull &&
+            !(t_.kind(v) == YamlTree::Kind::kScalar && scalar(v).empty()))
+          ok &= host(v, what, false, &r.from_host);
       } else if (key == "to_host") {
         ok &= have_to = host(v, what, true, &r.to_host);
       } else if (key == "protocol") {

@@ -173,6 +173,7 @@ def run():
                 (["convert-fw", "-t", "iptables", missing], 68, "nowhere.fw.test: does not resolve"),
                 (["export-fw", os.path.join(work, "nope.yaml")], 65, ""),
                 (["export-fw"], 64, ""),
+                (["export-fw", "--from-host", "a b", config], 64, "--from-host"),
             ]
             for args, code, text in cases:
                 r = netprobe(*args)

@@ -227,6 +227,7 @@ TEST(FirewallParse, HostileFilesAreRefusedWithFileAndLine) {
   const Case cases[] = {
       {"a conn-check rule", rule + "  ports: [80, 443]\n  from_host: dev\n", ""},
       {"empty file", "", ""},
+      {"an empty from_host (export-fw without a name)", rule + "  ports: [1]\n  from_host: \"\"\n", ""},
       {"not a mapping", "- a\n", "t:1: the document must be a mapping with an `egress` list"},
       {"egress not a list", "egress: 3\n", "t:1: egress: expected a list of rules, found a scalar"},
       {"rule not a mapping", "egress:\n- [1, 2]\n",
