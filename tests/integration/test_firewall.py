@@ -9,6 +9,16 @@
     default-drop input and output chains, the iptables/ip6tables output passes `iptables-restore --test` /
     `ip6tables-restore --test`, and so do the unit tests' golden files (tests/fixtures/firewall);
   - exit codes: 0, 64 (unknown type), 65 (invalid file), 66 (no such file), 68 (a name does not resolve).
+
+Scenario `enforced`: the rules are not only valid, they are enough. A prober namespace whose nftables input
+and output chains drop everything but loopback gets convert-fw's rules for its configuration (every probe
+type, IPv4 and IPv6, a listening and a closed TCP port); netprobe then measures zero loss on every target,
+while a target added to the configuration after the export (so without rules) is refused by the output
+chain (its probes fail with EPERM: netprobe_send_errors_total{reason="permission"}).
+
+Scenario `enforced_iptables`: the same with the iptables/ip6tables commands and DROP policies.
+
+Usage: test_firewall.py [parse|enforced|enforced_iptables]
 """
 import os
 import shutil
@@ -70,7 +80,7 @@ def restore_files(text, work, tag):
     return paths
 
 
-def run():
+def run_parse():
     harness.require_root()
     for tool in ("nft", "iptables-restore", "ip6tables-restore"):
         if not shutil.which(tool):
@@ -185,5 +195,124 @@ def run():
             shutil.rmtree(netns_etc, ignore_errors=True)
 
 
+P4, T4, P6, T6 = "198.18.8.1", "198.18.8.2", "fd00:8::1", "fd00:8::2"
+OPEN_PORT, CLOSED_PORT, UNLISTED_PORT, UDP_PORT = 8080, 8081, 8082, 33434
+ENFORCED_TARGETS = {
+    "tcp_open_v4": ("TCPsyn", T4, OPEN_PORT), "tcp_closed_v4": ("TCPsyn", T4, CLOSED_PORT),
+    "icmp_v4": ("ICMPping", T4, None), "udp_v4": ("UDPunreachable", T4, UDP_PORT),
+    "tcp_open_v6": ("TCPsyn", T6, OPEN_PORT), "tcp_closed_v6": ("TCPsyn", T6, CLOSED_PORT),
+    "icmp_v6": ("ICMPping", T6, None), "udp_v6": ("UDPunreachable", T6, UDP_PORT),
+}
+LISTENER = f"""
+import socket, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(("::", {OPEN_PORT})); s.listen(4096)
+time.sleep(600)
+"""
+# Default drop, loopback allowed (netprobe's /metrics and its processes talk over it).
+DROP_ALL_NFT = """\
+table inet filter {
+  chain input { type filter hook input priority 0; policy drop; iif lo accept; }
+  chain output { type filter hook output priority 0; policy drop; oif lo accept; }
+}
+"""
+
+
+def enforced_config(port, targets):
+    lines = ["global:", "  probe_name: fw_enforced", "  interval: 2", "  nb_proc: 1", "  logging_level: INFO",
+             f"  prometheus_port: {port}", "  prometheus_address: 127.0.0.1", "  dns_update_interval: 300",
+             "groups:", "  lab:", "    src_port_a: 41000", "    src_port_z: 41007", f"    src_ipv4: {P4}",
+             f"    src_ipv6: \"{P6}\"", "targets:"]
+    for name, (type_, dst, dport) in targets.items():
+        lines += [f"  {name}:", f"    type: {type_}", f"    destination: \"{dst}\"", "    nb_packets: 20",
+                  "    timeout: 0.5"]
+        if dport:
+            lines.append(f"    dst_port: {dport}")
+    return "\n".join(lines) + "\n"
+
+
+def run_enforced(backend):
+    harness.require_root()
+    tool = "nft" if backend == "nftables" else "iptables"
+    if not shutil.which(tool):
+        harness.skip(f"{tool} is not installed (packaging/install-deps.sh)")
+    work = harness.tmpdir()
+    port = 9101
+    with netns.Lab() as lab:
+        p, t = lab.ns("p"), lab.ns("t")
+        lab.link(p, t, [f"{P4}/24", f"{P6}/64"], [f"{T4}/24", f"{T6}/64"])
+        lab.popen(t, ["python3", "-c", LISTENER])
+        harness.wait_until(lambda: f":{OPEN_PORT} " in netns.sh("ss", "-ltnH", ns=t, capture=True), 10,
+                           "the target's TCP listener")
+        config = os.path.join(work, "lab.yaml")
+        with open(config, "w") as f:
+            f.write(enforced_config(port, ENFORCED_TARGETS))
+        rules = os.path.join(work, "rules.yaml")
+        r = netns.sh(harness.netprobe_bin(), "export-fw", "--from-host", "p", "-o", rules, config, check=False)
+        assert r.returncode == 0, r.stderr
+        r = netns.sh(harness.netprobe_bin(), "convert-fw", "-t", backend, rules, check=False)
+        assert r.returncode == 0, r.stderr
+        if backend == "nftables":
+            generated = os.path.join(work, "rules.nft")
+            with open(generated, "w") as f:
+                f.write(r.stdout)
+            base = os.path.join(work, "drop.nft")
+            with open(base, "w") as f:
+                f.write(DROP_ALL_NFT)
+            netns.sh("nft", "-f", base, ns=p)
+            netns.sh("nft", "-f", generated, ns=p)
+        else:
+            for cmd in ("iptables", "ip6tables"):
+                netns.sh(cmd, "-P", "INPUT", "DROP", ns=p)
+                netns.sh(cmd, "-P", "OUTPUT", "DROP", ns=p)
+                netns.sh(cmd, "-A", "INPUT", "-i", "lo", "-j", "ACCEPT", ns=p)
+                netns.sh(cmd, "-A", "OUTPUT", "-o", "lo", "-j", "ACCEPT", ns=p)
+            commands = [line.split() for line in r.stdout.splitlines() if line and not line.startswith("#")]
+            assert commands and all(c[0] in ("iptables", "ip6tables") for c in commands), r.stdout
+            for c in commands:
+                netns.sh(*c, ns=p)
+
+        # The configuration netprobe runs has one target more than what was exported: it must be dropped.
+        targets = dict(ENFORCED_TARGETS, unlisted_v4=("TCPsyn", T4, UNLISTED_PORT))
+        with open(config, "w") as f:
+            f.write(enforced_config(port, targets))
+        log_path = os.path.join(work, "netprobe.log")
+        log = open(log_path, "w")
+        proc = lab.popen(p, [harness.netprobe_bin(), "run", config], stdout=log, stderr=log)
+
+        def output():
+            with open(log_path) as f:
+                return f.read()[-4000:]
+
+        def scrape():
+            text = netns.sh("curl", "-sf", f"http://127.0.0.1:{port}/metrics", ns=p, capture=True, check=False)
+            return harness.parse_metrics(text or "")
+
+        prefix = {"TCPsyn": "tcpsyn", "ICMPping": "icmp", "UDPunreachable": "udp_unreachable"}
+        holder = {}
+
+        def three_iterations():
+            assert proc.poll() is None, f"netprobe exited:\n{output()}"
+            holder["m"] = m = scrape()
+            sent = [harness.value(m, f"{prefix[ty]}_sent_total", destination=n) or 0
+                    for n, (ty, _, _) in ENFORCED_TARGETS.items()]
+            refused = harness.value(m, "netprobe_send_errors_total", reason="permission") or 0
+            return min(sent) >= 60 and refused >= 60
+        harness.wait_until(three_iterations, 60, "three iterations of every target")
+        m = holder["m"]
+        for name, (type_, _, _) in ENFORCED_TARGETS.items():
+            loss = harness.value(m, f"{prefix[type_]}_loss_ratio", destination=name)
+            assert loss == 0.0, f"{name}: loss {loss} behind convert-fw's rules\n{output()}"
+        # The control: the output chain refuses the unlisted target's probes (EPERM at sendmmsg).
+        assert not harness.value(m, "tcpsyn_sent_total", destination="unlisted_v4"), output()
+        print(f"enforced ({backend}): {len(ENFORCED_TARGETS)} targets lose nothing behind default-drop chains with "
+              f"convert-fw's rules; the unlisted target's probes are refused by the output chain")
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 if __name__ == "__main__":
-    harness.main(run)
+    scenario = sys.argv[1] if len(sys.argv) > 1 else "parse"
+    harness.main({"parse": run_parse, "enforced": lambda: run_enforced("nftables"),
+                  "enforced_iptables": lambda: run_enforced("iptables")}[scenario])
