@@ -21,9 +21,9 @@ bool FirewallCli::selected() const { return (export_fw && *export_fw) || (conver
 void add_firewall_commands(CLI::App& app, FirewallCli& cli) {
   cli.export_fw = app.add_subcommand(
       "export-fw",
-      "print the egress firewall rules CONFIG's probes need, as conn-check-export-fw's YAML plus source "
-      "ports, "
-      "source addresses and the returning traffic (docs/firewall.md); exit 0, 64 usage, 65 invalid CONFIG");
+      "print the egress firewall rules CONFIG's probes need (conn-check's YAML, plus source ports and "
+      "the returning traffic; docs/firewall.md)");
+  cli.export_fw->footer("Exit codes: 0 ok, 64 usage, 65 invalid CONFIG, 73 cannot write the output file");
   cli.export_fw->add_option("config", cli.config_path, "configuration file")->required();
   cli.export_fw->add_option("-o,--output", cli.output_path, "write the YAML to this file instead of stdout");
   cli.export_fw->add_option("--from-host", cli.from_host,
@@ -33,9 +33,11 @@ void add_firewall_commands(CLI::App& app, FirewallCli& cli) {
 
   cli.convert_fw = app.add_subcommand(
       "convert-fw",
-      "merge egress rule files (export-fw's or conn-check-export-fw's) and print the commands for a "
-      "firewall; "
-      "exit 0, 64 usage, 65 invalid input, 66 unreadable file, 68 a host name does not resolve");
+      "merge egress rule files (export-fw's or conn-check's) and print iptables, nftables, ufw, aws "
+      "or neutron commands");
+  cli.convert_fw->footer(
+      "Exit codes: 0 ok, 64 usage, 65 invalid rules file, 66 unreadable file, 68 a host name does not "
+      "resolve");
   cli.convert_fw->add_option("-t,--type", cli.backend, "iptables, nftables, ufw, aws or neutron")->required();
   cli.convert_fw->add_option("files", cli.files, "YAML rule files")->required();
   cli.convert_fw->add_option(
