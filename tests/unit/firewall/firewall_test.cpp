@@ -92,7 +92,7 @@ std::vector<EgressRule> parse_ok(const std::string& file) {
   return parsed.rules;
 }
 
-TEST(FirewallExport, GoldenYaml) {
+TEST(firewall_Export, GoldenYaml) {
   const auto loaded = load_config_file(kDir + "export_config.yaml");
   ASSERT_TRUE(loaded.ok()) << (loaded.diagnostics.errors.empty() ? "" : loaded.diagnostics.errors[0]);
   const auto rules = export_rules(*loaded.config, all_targets(*loaded.config), "prober1.example.com");
@@ -106,7 +106,7 @@ TEST(FirewallExport, GoldenYaml) {
   EXPECT_EQ(render_yaml(back.rules, {"golden: export_config.yaml"}), yaml);
 }
 
-TEST(FirewallExport, SelectionNarrowsTheRules) {
+TEST(firewall_Export, SelectionNarrowsTheRules) {
   const auto loaded = load_config_file(kDir + "export_config.yaml");
   ASSERT_TRUE(loaded.ok());
   const auto& targets = loaded.config->targets;
@@ -120,9 +120,9 @@ TEST(FirewallExport, SelectionNarrowsTheRules) {
   EXPECT_FALSE(export_rules(*loaded.config, selected, "bad host\nname").ok());
 }
 
-class FirewallConvertGolden : public ::testing::TestWithParam<const char*> {};
+class firewall_ConvertGolden : public ::testing::TestWithParam<const char*> {};
 
-TEST_P(FirewallConvertGolden, PerBackend) {
+TEST_P(firewall_ConvertGolden, PerBackend) {
   auto rules = parse_ok("convert_a.yaml");
   for (auto& r : parse_ok("convert_b.yaml")) rules.push_back(std::move(r));
   const auto merged = merge_rules(std::move(rules));
@@ -134,10 +134,10 @@ TEST_P(FirewallConvertGolden, PerBackend) {
   expect_golden(std::string("convert.") + GetParam() + ".golden", render_commands(merged, resolved, options));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, FirewallConvertGolden,
+INSTANTIATE_TEST_SUITE_P(firewall, firewall_ConvertGolden,
                          ::testing::Values("iptables", "nftables", "ufw", "aws", "neutron"));
 
-TEST(FirewallConvert, MergeJoinsPortsAndKeepsSourcesApart) {
+TEST(firewall_Convert, MergeJoinsPortsAndKeepsSourcesApart) {
   auto rules = parse_ok("convert_a.yaml");
   for (auto& r : parse_ok("convert_b.yaml")) rules.push_back(std::move(r));
   const auto merged = merge_rules(rules);
@@ -155,7 +155,7 @@ TEST(FirewallConvert, MergeJoinsPortsAndKeepsSourcesApart) {
   EXPECT_EQ(merge_rules(rules).size(), 7u);
 }
 
-TEST(FirewallConvert, EveryRecordOfEveryFamily) {
+TEST(firewall_Convert, EveryRecordOfEveryFamily) {
   const auto merged = merge_rules(parse_ok("convert_a.yaml"));
   auto resolver = golden_resolver();
   const auto resolved = resolve_names(merged, resolver, std::chrono::seconds(5));
@@ -172,7 +172,7 @@ TEST(FirewallConvert, EveryRecordOfEveryFamily) {
             0);
 }
 
-TEST(FirewallConvert, NamesThatDoNotResolve) {
+TEST(firewall_Convert, NamesThatDoNotResolve) {
   struct Case {
     const char* what;
     void (*script)(ScriptedResolver&);
@@ -210,7 +210,7 @@ TEST(FirewallConvert, NamesThatDoNotResolve) {
   }
 }
 
-TEST(FirewallParse, HostileFilesAreRefusedWithFileAndLine) {
+TEST(firewall_Parse, HostileFilesAreRefusedWithFileAndLine) {
   struct Case {
     const char* what;
     std::string text;
@@ -292,7 +292,7 @@ TEST(FirewallParse, HostileFilesAreRefusedWithFileAndLine) {
   }
 }
 
-TEST(FirewallParse, SizeAndCountLimits) {
+TEST(firewall_Parse, SizeAndCountLimits) {
   ParseLimits limits;
   limits.max_bytes = 100;
   auto parsed = parse_rules(std::string(101, '#'), "big.yaml", limits);
@@ -315,7 +315,7 @@ TEST(FirewallParse, SizeAndCountLimits) {
   EXPECT_EQ(parsed.errors[1].substr(0, 9), "m.yaml:3:");
 }
 
-TEST(FirewallParse, OptionValuesThatReachTheShell) {
+TEST(firewall_Parse, OptionValuesThatReachTheShell) {
   EXPECT_TRUE(is_valid_group("$SECGROUP"));
   EXPECT_TRUE(is_valid_group("sg-0123abcd"));
   EXPECT_FALSE(is_valid_group("sg; rm -rf /"));
@@ -329,7 +329,7 @@ TEST(FirewallParse, OptionValuesThatReachTheShell) {
   EXPECT_FALSE(is_valid_host_name("a..b"));
 }
 
-TEST(FirewallRules, CoalesceAndNames) {
+TEST(firewall_Rules, CoalesceAndNames) {
   EXPECT_EQ(coalesce({{443, 443}, {80, 80}, {444, 450}, {81, 81}}),
             (std::vector<PortRange>{{80, 81}, {443, 450}}));
   EXPECT_EQ(coalesce({{65535, 65535}, {1, 65535}}), (std::vector<PortRange>{{1, 65535}}));
