@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <string>
 
+#include "app/firewall.h"
 #include "app/run.h"
 #include "config/loader.h"
 #include "logging/logging.h"
@@ -68,6 +69,9 @@ int main(int argc, char** argv) {
       app.add_subcommand("check-config", "validate CONFIG, print every error with its path, exit 0 or 65");
   check->add_option("config", check_path, "configuration file")->required();
 
+  netprobe::FirewallCli firewall;  // export-fw, convert-fw: src/app/firewall.cpp
+  netprobe::add_firewall_commands(app, firewall);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -76,6 +80,7 @@ int main(int argc, char** argv) {
   }
 
   if (*check) return check_config(check_path);
+  if (firewall.selected()) return netprobe::run_firewall_command(firewall);
   netprobe::setup_logging();
   netprobe::RunOptions options;
   if (*run && run->count("--user") > 0) options.user = run_user;

@@ -75,7 +75,7 @@ class YamlTreeBuilder {
           n.kind = YamlTree::Kind::kScalar;
           store(value, &n.offset, &n.size);
         }
-        if (!add(n, s.anchor)) return fail(e.start_mark, "document too large");
+        if (!add(n, s.anchor, e.start_mark)) return fail(e.start_mark, "document too large");
         return true;
       }
       case YAML_SEQUENCE_START_EVENT:
@@ -91,7 +91,7 @@ class YamlTreeBuilder {
           n.tag_offset = 0, n.tag_size = 1;  // "?"
         if (open_.size() >= kMaxNesting)
           return fail(e.start_mark, fmt::format("nested deeper than {} levels", kMaxNesting));
-        if (!add(n, anchor)) return fail(e.start_mark, "document too large");
+        if (!add(n, anchor, e.start_mark)) return fail(e.start_mark, "document too large");
         open_.push_back({YamlTree::Index(t_.nodes_.size() - 1), pending_.size()});
         return true;
       }
@@ -143,11 +143,12 @@ class YamlTreeBuilder {
     t_.text_.append(s);
   }
 
-  bool add(const YamlTree::Node& n, const yaml_char_t* anchor) {
+  bool add(const YamlTree::Node& n, const yaml_char_t* anchor, const yaml_mark_t& mark) {
     if (t_.nodes_.size() >= std::numeric_limits<YamlTree::Index>::max() || t_.text_.size() > kMaxText)
       return false;
     const auto index = YamlTree::Index(t_.nodes_.size());
     t_.nodes_.push_back(n);
+    t_.lines_.push_back(uint32_t(mark.line + 1));
     if (anchor)
       anchors_.insert_or_assign(std::string(str(anchor)), index);  // a redefined anchor: the last wins
     attach(index);

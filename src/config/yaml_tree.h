@@ -32,6 +32,8 @@ class YamlTree {
   std::span<const Index> children(Index n) const {
     return std::span<const Index>(children_).subspan(nodes_[n].offset, nodes_[n].size);
   }
+  // The 1-based line where the node starts (for messages that point at a line of the document).
+  uint32_t line(Index n) const { return lines_[n]; }
 
  private:
   friend class YamlTreeBuilder;
@@ -46,6 +48,7 @@ class YamlTree {
 
   std::vector<Node> nodes_;
   std::vector<Index> children_;
+  std::vector<uint32_t> lines_;  // per node; apart from Node so that its layout stays 20 bytes
   std::string text_;  // every scalar's and tag's bytes, back to back: one allocation instead of a million
   Index root_ = 0;
   bool has_root_ = false;
