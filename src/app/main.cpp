@@ -3,10 +3,12 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "app/run.h"
 #include "config/loader.h"
+#include "config/tag_selection.h"
 #include "logging/logging.h"
 
 #ifndef NETPROBE_VERSION
@@ -62,6 +64,9 @@ int main(int argc, char** argv) {
   run->add_option("--user", run_user,
                   "started as root, run every process as this user once the sockets are open (default: "
                   "`netprobe` if it exists, else `nobody`; never root)");
+  std::optional<std::string> run_include, run_exclude;
+  run->add_option("--include-tags", run_include, "probe only the targets sharing a tag with this list (a,b)");
+  run->add_option("--exclude-tags", run_exclude, "do not probe the targets sharing a tag with this list");
 
   std::string check_path;
   auto* check =
@@ -79,5 +84,11 @@ int main(int argc, char** argv) {
   netprobe::setup_logging();
   netprobe::RunOptions options;
   if (*run && run->count("--user") > 0) options.user = run_user;
+  auto selection = netprobe::parse_tag_selection(run_include, run_exclude);
+  if (!selection.ok()) {
+    std::fprintf(stderr, "netprobe run: %s\n", selection.error().message.c_str());
+    return EX_USAGE;
+  }
+  options.selection = *selection;
   return netprobe::run_prober(*run ? run_path : config_path, NETPROBE_VERSION, options);
 }
