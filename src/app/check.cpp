@@ -1,0 +1,273 @@
+// `netprobe check CONFIG`: conn-check's job on netprobe's engine. Order (the worker's, in one process):
+// load and select (no privilege needed, nothing from the network), open the sockets and the capture and
+// drop every capability (Session::open), resolve names, plan, probe, print.
+#include "app/check.h"
+
+#include <signal.h>
+#include <sysexits.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+
+#include "config/loader.h"
+#include "config/tag_selection.h"
+#include "sched/target_plan.h"
+#include "session/session.h"
+#include "supervisor/target_resolution.h"
+
+namespace netprobe {
+namespace {
+
+constexpr int kMaxCount = 1000;
+constexpr Nanos kDnsBudget = std::chrono::seconds(10);
+
+// One (target, group) over every iteration run.
+struct Check {
+  const TargetConfig* target = nullptr;
+  std::string group;
+  uint64_t sent = 0;
+  uint64_t lost = 0;
+  std::vector<double> rtts_s;
+  std::map<std::string, uint64_t> icmp_errors;
+  std::string not_probed;  // why the target could not be probed at all (DNS, route)
+
+  double loss_ratio() const { return sent ? double(lost) / double(sent) : 1.0; }
+  // The target's threshold.loss, read as a ratio up to 1 and as a percentage above (the schema allows
+  // either, "as your alert rules expect"); nullopt without one.
+  std::optional<double> max_loss() const {
+    const auto& t = target->threshold.loss;
+    if (!t) return std::nullopt;
+    return *t <= 1 ? *t : *t / 100;
+  }
+  // OK: loss below the threshold when the target has one, else at least one answer.
+  bool ok() const {
+    if (!not_probed.empty() || sent == 0) return false;
+    if (auto m = max_loss()) return loss_ratio() < *m || (*m == 0 && lost == 0);
+    return lost < sent;
+  }
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+std::string percent(double ratio) { return fmt::format("{:g} %", std::round(ratio * 10000) / 100); }
+
+std::string endpoint(const TargetConfig& t) {
+  const bool v6 = t.destination.find(':') != std::string::npos;
+  if (!t.dst_port || t.type == ProbeType::kIcmpPing) return t.destination;
+  return v6 ? fmt::format("[{}]:{}", t.destination, *t.dst_port)
+            : fmt::format("{}:{}", t.destination, *t.dst_port);
+}
+
+std::string detail(const Check& c) {
+  if (!c.not_probed.empty()) return "not probed: " + c.not_probed;
+  std::string out;
+  if (c.ok()) {
+    out = c.rtts_s.empty() ? "no RTT" : fmt::format("{:.2f} ms", median(c.rtts_s) * 1e3);
+    if (c.lost) out += fmt::format(", {} loss", percent(c.loss_ratio()));
+  } else {
+    out = percent(c.loss_ratio()) + " loss";
+  }
+  if (auto m = c.max_loss()) out += fmt::format(" (threshold {})", percent(*m));
+  if (!c.icmp_errors.empty()) {
+    std::vector<std::string> errors;
+    for (const auto& [code, n] : c.icmp_errors) errors.push_back(fmt::format("{} x{}", code, n));
+    out += fmt::format(", ICMP {}", fmt::join(errors, " "));
+  }
+  return out;
+}
+
+std::string line(const Check& c) {
+  return fmt::format("{} {} {} {} [{}/{}]", to_string(c.target->type), endpoint(*c.target),
+                     c.ok() ? "OK" : "FAILED", detail(c), c.target->name, c.group);
+}
+
+nlohmann::json to_json(const Check& c) {
+  nlohmann::json j{{"target", c.target->name},
+                   {"group", c.group},
+                   {"type", std::string(to_string(c.target->type))},
+                   {"destination", c.target->destination},
+                   {"tags", c.target->tags},
+                   {"status", c.ok() ? "OK" : "FAILED"},
+                   {"sent", c.sent},
+                   {"lost", c.lost},
+                   {"loss_ratio", c.not_probed.empty() ? nlohmann::json(c.loss_ratio()) : nlohmann::json()}};
+  if (c.target->dst_port && c.target->type != ProbeType::kIcmpPing) j["port"] = *c.target->dst_port;
+  if (auto m = c.max_loss()) j["max_loss_ratio"] = *m;
+  if (!c.rtts_s.empty()) {
+    const auto [lo, hi] = std::minmax_element(c.rtts_s.begin(), c.rtts_s.end());
+    auto ms = [](double s) { return std::round(s * 1e6) / 1e3; };  // to the microsecond
+    j["rtt_ms"] = {{"min", ms(*lo)}, {"median", ms(median(c.rtts_s))}, {"max", ms(*hi)}};
+  } else {
+    j["rtt_ms"] = nullptr;
+  }
+  if (!c.icmp_errors.empty()) j["icmp_errors"] = c.icmp_errors;
+  if (!c.not_probed.empty()) j["not_probed"] = c.not_probed;
+  return j;
+}
+
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "netprobe check: %s\n", message.c_str());
+  return kCheckUnknown;
+}
+
+std::atomic<Session*> g_session{nullptr};  // for the signal thread
+
+}  // namespace
+
+int run_check(const CheckOptions& options) {
+  if (options.format != "text" && options.format != "json")
+    return usage_error("--format: \"" + options.format.substr(0, 16) + "\" is not text or json");
+  if (options.count < 1 || options.count > kMaxCount)
+    return usage_error(fmt::format("--count: {} is not between 1 and {}", options.count, kMaxCount));
+  auto selection = parse_tag_selection(options.include_tags, options.exclude_tags);
+  if (!selection.ok()) return usage_error(selection.error().message);
+
+  auto loaded = load_config_file(options.config_path);
+  for (const auto& w : loaded.diagnostics.warnings)
+    std::fprintf(stderr, "%s: warning: %s\n", options.config_path.c_str(), w.c_str());
+  if (!loaded.ok()) {
+    for (const auto& e : loaded.diagnostics.errors)
+      std::fprintf(stderr, "%s: error: %s\n", options.config_path.c_str(), e.c_str());
+    return usage_error(fmt::format("{}: {} error(s); configuration rejected", options.config_path,
+                                   loaded.diagnostics.errors.size()));
+  }
+  Config config = std::move(*loaded.config);
+  select_targets(*selection, config.targets);
+  std::erase_if(config.targets, [](const auto& kv) { return kv.second.groups.empty(); });  // never probed
+  if (config.targets.empty())
+    return usage_error(
+        fmt::format("no target to check in {} (tags: {})", options.config_path, describe(*selection)));
+
+  // SIGINT/SIGTERM end the run early and print what was measured: blocked before any thread exists (the
+  // session's capture thread), taken by sigwait() below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  SessionOptions session_options;
+  std::set<ProbeType> types;
+  for (const auto& [name, t] : config.targets) types.insert(t.type);
+  session_options.types.assign(types.begin(), types.end());
+  ProbeIoError error;
+  auto session = Session::open(session_options, error);
+  if (!session) {
+    std::fprintf(stderr, "%s\n", error.message.c_str());
+    return error.exit_code;
+  }
+  for (const auto& w : session->warnings()) spdlog::warn("{}", w);
+
+  // Capabilities are gone: now the network (DNS first).
+  auto resolver = make_system_resolver();
+  SystemClock clock;
+  std::map<std::string, std::vector<IpAddress>> hosts;
+  std::map<std::pair<std::string, std::string>, Check> checks;  // (target, group)
+  std::map<std::string, std::string> not_probed;
+  for (const auto& [name, d] : resolve_destinations(*resolver, config, clock, kDnsBudget)) {
+    if (d.ok && !d.subnet) hosts[name] = d.hosts;
+    if (!d.ok) not_probed[name] = d.error.empty() ? "unresolved" : "unresolved: " + d.error;
+  }
+  TargetPlan tp = plan_targets(config, hosts, kernel_source_for);
+  for (const auto& name : tp.inactive_targets)
+    if (!not_probed.count(name)) not_probed[name] = tp.message.empty() ? "no address to probe" : tp.message;
+  for (const auto& [name, t] : config.targets)
+    for (const auto& g : t.groups) {
+      Check& c = checks[{name, g}];
+      c.target = &t;
+      c.group = g;
+      if (auto it = not_probed.find(name); it != not_probed.end()) c.not_probed = it->second;
+    }
+
+  auto print_text = [](const std::string& s) {
+    std::fwrite(s.data(), 1, s.size(), stdout);
+    std::fflush(stdout);
+  };
+  const bool streaming = options.unbuffered && options.format == "text";
+  if (streaming)
+    for (const auto& [key, c] : checks)
+      if (!c.not_probed.empty()) print_text(line(c) + "\n");
+
+  int iterations = 0;
+  std::string capture_error;
+  if (tp.plan && !tp.plan->probes.empty()) {
+    IterationSettings settings;
+    // One shot: the probes go out within 0.8 s (send_window), answers are waited for as configured.
+    settings.interval_s = std::chrono::duration<double>(tp.plan->max_timeout).count() + 1;
+    settings.max_packets_per_second = config.global.max_packets_per_second;
+    settings.hard_timeout = Nanos(int64_t(config.global.timeout_s * 1e9));
+    g_session = session.get();
+    std::thread waiter([stop_signals] {
+      int sig = 0;
+      if (sigwait(&stop_signals, &sig) != 0) return;
+      if (Session* s = g_session.exchange(nullptr)) s->stop();
+    });
+    auto reports = session->run(*tp.plan, settings, options.count, [&](int i, const IterationReport& r) {
+      for (const auto& g : r.groups) {
+        auto it = checks.find({g.target, g.group});
+        if (it == checks.end()) continue;
+        Check& c = it->second;
+        c.sent += g.sent;
+        c.lost += g.lost;
+        c.rtts_s.insert(c.rtts_s.end(), g.rtts_s.begin(), g.rtts_s.end());
+        for (const auto& [code, n] : g.icmp_errors) c.icmp_errors[code] += n;
+        if (streaming) {
+          Check one{c.target, c.group, g.sent, g.lost, g.rtts_s, g.icmp_errors, {}};
+          print_text((options.count > 1 ? fmt::format("#{} ", i + 1) : std::string()) + line(one) + "\n");
+        }
+      }
+    });
+    iterations = int(reports.size());
+    capture_error = session->capture_error();
+    g_session = nullptr;
+    pthread_kill(waiter.native_handle(), SIGTERM);  // wakes the waiter (blocked: sigwait takes it)
+    waiter.join();
+  }
+
+  std::vector<const Check*> results;
+  for (const auto& [key, c] : checks) results.push_back(&c);
+  // Failures first, grouped by destination (the order a reader acts in).
+  std::stable_sort(results.begin(), results.end(), [](const Check* a, const Check* b) {
+    if (a->ok() != b->ok()) return !a->ok();
+    return a->target->destination < b->target->destination;
+  });
+  const auto failed =
+      size_t(std::count_if(results.begin(), results.end(), [](const Check* c) { return !c->ok(); }));
+  const int code = failed || !capture_error.empty() ? kCheckFailed : kCheckOk;
+  const std::string summary = fmt::format("{}: {} check(s), {} OK, {} FAILED ({} iteration(s), tags: {}){}",
+                                          code == kCheckOk ? "OK" : "FAILED", results.size(),
+                                          results.size() - failed, failed, iterations, describe(*selection),
+                                          capture_error.empty() ? "" : "; capture failed: " + capture_error);
+  if (options.format == "json") {
+    nlohmann::json doc{
+        {"config", options.config_path},
+        {"selection", describe(*selection)},
+        {"iterations", iterations},
+        {"results", nlohmann::json::array()},
+        {"summary", {{"checks", results.size()}, {"ok", results.size() - failed}, {"failed", failed}}},
+        {"exit_code", code}};
+    for (const Check* c : results) doc["results"].push_back(to_json(*c));
+    if (!capture_error.empty()) doc["capture_error"] = capture_error;
+    print_text(doc.dump(2) + "\n");
+  } else {
+    if (!streaming)
+      for (const Check* c : results) print_text(line(*c) + "\n");
+    print_text(summary + "\n");
+  }
+  return code;
+}
+
+}  // namespace netprobe
