@@ -4,8 +4,9 @@ target namespace over a veth pair. Targets: a listening TCP port (OK), a closed 
 unreachable answers it), a TCP port whose SYNs nftables drops in the target (FAILED, 100 % loss). Scenarios
 (argv[1]):
 
-  check     exit codes 0 / 2 / 3 (bad configuration, both tag options, bad --count), tag selection through the
-            CLI, the text output (failures first, a summary) and the JSON document with RTTs masked, -U
+  check     exit codes 0 / 2 / 3 (bad configuration, both tag options, bad --count), 77 without CAP_NET_RAW, tag
+            selection through the CLI, the text output (failures first, a summary), the JSON document with RTTs
+            masked, -U
   run_tags  `netprobe run --exclude-tags broken`: the excluded target has no series, netprobe_target_info
             carries the others' tags
 """
@@ -148,6 +149,14 @@ def scenario_check():
             expect("OK" not in r.stdout, f"{args}: printed results")
         r = check(p, path, "--include-tags", "a", "--exclude-tags", "b")
         expect("mutually exclusive" in r.stderr, "both tag options: the message says why")
+
+        # Without CAP_NET_RAW: 77 and the three ways to grant it, nothing printed on stdout.
+        os.chmod(tmp, 0o755)
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+                            "--bounding-set=-all", harness.netprobe_bin(), "check", path],
+                           capture_output=True, text=True, timeout=60)
+        expect(r.returncode == 77 and "CAP_NET_RAW" in r.stderr and not r.stdout,
+               f"unprivileged: exit {r.returncode}, stderr {r.stderr!r}")
 
         # JSON: one document, numbers as numbers; RTTs present for the answered targets only.
         r = check(p, path, "--format", "json", "--count", "2")
