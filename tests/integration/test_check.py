@@ -7,12 +7,13 @@ unreachable answers it), a TCP port whose SYNs nftables drops in the target (FAI
   check     exit codes 0 / 2 / 3 (bad configuration, both tag options, bad --count), 77 without CAP_NET_RAW, tag
             selection through the CLI, the text output (failures first, a summary), the JSON document with RTTs
             masked, -U
-  run_tags  `netprobe run --exclude-tags broken`: the excluded target has no series, netprobe_target_info
-            carries the others' tags
+  run_tags  `netprobe run --exclude-tags broken`: the excluded configuration and plug-in targets have no
+            series, netprobe_target_info carries the others' tags; a reload that tags a target "broken" removes it
 """
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -40,7 +41,14 @@ RULES = f"""table inet lab {{
 """
 
 
-def config_text(port=0):
+TAGGER = f"""#!/bin/sh
+printf '%s\\n---\\n' '{{"targets": [{{"hostname": "keep", "destination": "{T4}", "type": "ICMPping", "groups": ["lab"], "timeout": 0.5, "tags": ["infra"]}}, {{"hostname": "drop", "destination": "{T4}", "type": "ICMPping", "groups": ["lab"], "timeout": 0.5, "tags": ["broken"]}}]}}'
+exec sleep 600
+"""
+
+
+def config_text(port=0, inventory_dir=None, web_tags="[web, front]"):
+    inventory = f"  inventory_dir: {inventory_dir}\n" if inventory_dir else ""
     return f"""global:
   probe_name: lab
   interval: 2
@@ -49,7 +57,7 @@ def config_text(port=0):
   prometheus_port: {port}
   prometheus_address: 127.0.0.1
   dns_update_interval: 300
-groups:
+{inventory}groups:
   lab:
     src_port_a: 65000
     src_port_z: 65003
@@ -60,7 +68,7 @@ targets:
     dst_port: {OPEN_PORT}
     nb_packets: 4
     timeout: 0.5
-    tags: [web, front]
+    tags: {web_tags}
   dns_udp:
     type: UDPunreachable
     destination: {T4}
@@ -205,32 +213,62 @@ def scenario_run_tags():
     port = 9100
     with netns.Lab() as lab, tempfile.TemporaryDirectory() as tmp:
         p, _ = build_lab(lab)
-        os.chmod(tmp, 0o755)  # netprobe reads its configuration as an unprivileged user
+        os.chmod(tmp, 0o755)  # netprobe reads its configuration and runs its plug-ins as an unprivileged user
+        inv = os.path.join(tmp, "inv")
+        os.mkdir(inv)
+        os.chmod(inv, 0o755)
+        with open(os.path.join(inv, "tagger"), "w") as fh:
+            fh.write(TAGGER)
+        os.chmod(os.path.join(inv, "tagger"), 0o755)
         path = os.path.join(tmp, "lab.yaml")
         with open(path, "w") as fh:
-            fh.write(config_text(port))
+            fh.write(config_text(port, inv))
         log = open(os.path.join(tmp, "netprobe.log"), "w+")
         proc = lab.popen(p, [harness.netprobe_bin(), "run", path, "--exclude-tags", "broken"], stdout=log, stderr=log)
+
+        def scrape():
+            text = netns.sh("curl", "-sf", f"http://127.0.0.1:{port}/metrics", ns=p, capture=True, check=False)
+            return harness.parse_metrics(text or "")
+
+        def output():
+            log.seek(0)
+            return log.read()
+
         deadline = time.time() + 30
         metrics = {}
         while time.time() < deadline and proc.poll() is None:
-            text = netns.sh("curl", "-sf", f"http://127.0.0.1:{port}/metrics", ns=p, capture=True, check=False)
-            metrics = harness.parse_metrics(text or "")
-            if (harness.value(metrics, "tcpsyn_sent_total", destination="web") or 0) >= 8:
+            metrics = scrape()
+            if ((harness.value(metrics, "tcpsyn_sent_total", destination="web") or 0) >= 8 and
+                    (harness.value(metrics, "icmp_sent_total", destination="tagger_keep") or 0) >= 2):
                 break
             time.sleep(0.5)
-        log.seek(0)
-        output = log.read()
-        assert proc.poll() is None, f"netprobe exited:\n{output}"
+        assert proc.poll() is None, f"netprobe exited:\n{output()}"
         info = {d["destination"]: d for d, _ in harness.select(metrics, "netprobe_target_info")}
-        assert set(info) == {"web", "dns_udp"}, f"target_info: {info}\n{output}"
+        # Configuration and inventory targets alike: the "broken" ones are neither probed nor declared.
+        assert set(info) == {"web", "dns_udp", "tagger_keep"}, f"target_info: {info}\n{output()}"
         assert info["web"]["tags"] == "front,web" and info["web"]["type"] == "TCPsyn", info["web"]
         assert info["dns_udp"]["tags"] == "infra", info["dns_udp"]
+        assert info["tagger_keep"]["tags"] == "infra", info["tagger_keep"]
         assert not harness.select(metrics, "tcpsyn_sent_total", destination="dropped"), "an excluded target probed"
-        assert (harness.value(metrics, "tcpsyn_loss_ratio", destination="web", group="lab") == 0.0)
+        assert not harness.select(metrics, "icmp_sent_total", destination="tagger_drop"), "an excluded plug-in target"
+        assert harness.value(metrics, "tcpsyn_loss_ratio", destination="web", group="lab") == 0.0
         # No tags label anywhere else.
         others = [n for (n, ls) in metrics if n != "netprobe_target_info" and "tags" in dict(ls)]
         assert not others, f"tags label on {others}"
+
+        # A reload that tags web "broken" deselects it: its series go, the others stay.
+        with open(path, "w") as fh:
+            fh.write(config_text(port, inv, web_tags="[web, broken]"))
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 20
+        while time.time() < deadline and proc.poll() is None:
+            metrics = scrape()
+            info = {d["destination"] for d, _ in harness.select(metrics, "netprobe_target_info")}
+            if info == {"dns_udp", "tagger_keep"}:
+                break
+            time.sleep(0.5)
+        assert info == {"dns_udp", "tagger_keep"}, f"after reload: {info}\n{output()}"
+        assert not harness.select(metrics, "tcpsyn_sent_total", destination="web"), "web still has series"
     print("run_tags: ok")
 
 
