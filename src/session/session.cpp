@@ -38,8 +38,12 @@ std::unique_ptr<Session> Session::open(const SessionOptions& options, ProbeIoErr
     error = {EX_NOPERM, "cannot drop capabilities: " + s.error().message};
     return nullptr;
   }
-  if (auto s = set_non_dumpable(); !s.ok()) {
-    error = {EX_NOPERM, s.error().message};
+  // The supervisor's deny list (EPERM, never a kill): this process also resolves names and prints, as the
+  // supervisor does. Installed before the engine's capture thread exists, so that every thread has it.
+  Status confined = set_non_dumpable();
+  if (confined.ok()) confined = install_seccomp(ProcessKind::kSupervisor);
+  if (!confined.ok()) {
+    error = {EX_NOPERM, confined.error().message};
     return nullptr;
   }
   return std::unique_ptr<Session>(new Session(std::move(io), random_secret()));

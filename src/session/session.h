@@ -2,8 +2,9 @@
 // In-process probing for the one-shot commands (`netprobe check`, and `netprobe ping` next): no launcher,
 // no worker, no IPC. Session::open() opens the raw sockets and the capture in this process while it holds
 // CAP_NET_RAW (engine/probe_io.h, exactly what a worker opens), drops every capability before anything is
-// read from the network, and then runs iterations of a plan with the workers' Engine, handing back their
-// IterationReports. The caller resolves names and builds the plan (sched/target_plan.h) after open().
+// read from the network (non-dumpable, the supervisor's seccomp deny list), and then runs iterations of a
+// plan with the workers' Engine, handing back their IterationReports. The caller resolves names and builds
+// the plan (sched/target_plan.h) after open().
 //
 // The whole token space is this process's (KeySlice{}): there is no other worker to share it with.
 #include <cstdint>
