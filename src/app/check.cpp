@@ -182,8 +182,7 @@ int run_check(const CheckOptions& options) {
     if (!d.ok) not_probed[name] = d.error.empty() ? "unresolved" : "unresolved: " + d.error;
   }
   TargetPlan tp = plan_targets(config, hosts, kernel_source_for);
-  for (const auto& name : tp.inactive_targets)
-    if (!not_probed.count(name)) not_probed[name] = tp.message.empty() ? "no address to probe" : tp.message;
+  for (const auto& [name, why] : tp.why) not_probed.emplace(name, why);  // a DNS error says more
   for (const auto& [name, t] : config.targets)
     for (const auto& g : t.groups) {
       Check& c = checks[{name, g}];

@@ -16,6 +16,7 @@ TargetPlan plan_targets(const Config& config, const std::map<std::string, std::v
     }
     if (r.hosts.empty()) {
       out.inactive_targets.push_back(name);
+      out.why[name] = "no address to probe";
       continue;
     }
     resolved.push_back(std::move(r));
@@ -25,11 +26,15 @@ TargetPlan plan_targets(const Config& config, const std::map<std::string, std::v
     for (const Error& e : plan->skipped_targets) {
       note(e.message);
       out.inactive_targets.push_back(e.target);
+      out.why[e.target] = e.message;
     }
     out.plan = std::make_unique<Plan>(std::move(plan).value());
   } else {
     note(plan.error().message);
-    for (const auto& r : resolved) out.inactive_targets.push_back(r.config->name);
+    for (const auto& r : resolved) {
+      out.inactive_targets.push_back(r.config->name);
+      out.why[r.config->name] = plan.error().message;
+    }
   }
   return out;
 }

@@ -16,7 +16,8 @@ namespace netprobe {
 struct TargetPlan {
   std::unique_ptr<Plan> plan;                 // null when no plan could be built at all
   std::vector<std::string> inactive_targets;  // left out: no address, no route, or no plan
-  std::string message;                        // why, "; "-joined (empty when every target is in)
+  std::map<std::string, std::string> why;  // per inactive target: "no address to probe", the route error...
+  std::string message;                     // the errors, "; "-joined (empty when no error but addresses)
 };
 
 // `hosts`: the resolved addresses of each non-subnet target of `config`, by name (a missing or empty

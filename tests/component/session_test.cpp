@@ -62,6 +62,7 @@ TEST(SessionComponent, RunsEachIterationOnceInOrderAndReportsThem) {
   TargetPlan tp = lab.plan();
   ASSERT_TRUE(tp.plan);
   EXPECT_EQ(tp.inactive_targets, std::vector<std::string>{"unresolved"});
+  EXPECT_EQ(tp.why, (std::map<std::string, std::string>{{"unresolved", "no address to probe"}}));
   Session session(lab.clock, lab.link.sink(), lab.link.source(), 0x5eed, fake_options());
   IterationSettings settings;
   settings.interval_s = 5;

@@ -158,6 +158,17 @@ def scenario_check():
         r = check(p, path, "--include-tags", "a", "--exclude-tags", "b")
         expect("mutually exclusive" in r.stderr, "both tag options: the message says why")
 
+        # A name that does not resolve (the namespace has no DNS server): FAILED with the reason, the rest probed.
+        ghost = os.path.join(tmp, "ghost.yaml")
+        with open(ghost, "w") as fh:
+            fh.write(config_text().replace(f"destination: {T4}\n    dst_port: {DROPPED_PORT}",
+                                           f"destination: ghost.invalid\n    dst_port: {DROPPED_PORT}"))
+        r = check(p, ghost)
+        expect(r.returncode == 2, f"unresolved: exit {r.returncode}")
+        expect(re.match(rf"TCPsyn ghost.invalid:{DROPPED_PORT} FAILED not probed: unresolved\b.*\[dropped/lab\]\n",
+                        r.stdout) is not None, f"unresolved: {r.stdout!r}")
+        expect(r.stdout.count(" OK ") == 2, "unresolved: the other targets are probed")
+
         # Without CAP_NET_RAW: 77 and the three ways to grant it, nothing printed on stdout.
         os.chmod(tmp, 0o755)
         r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
