@@ -21,6 +21,7 @@
 #include "config/loader.h"
 #include "config/tag_selection.h"
 #include "sched/target_plan.h"
+#include "session/check_result.h"
 #include "session/session.h"
 #include "supervisor/target_resolution.h"
 
@@ -30,69 +31,7 @@ namespace {
 constexpr int kMaxCount = 1000;
 constexpr Nanos kDnsBudget = std::chrono::seconds(10);
 
-// One (target, group) over every iteration run.
-struct Check {
-  const TargetConfig* target = nullptr;
-  std::string group;
-  uint64_t sent = 0;
-  uint64_t lost = 0;
-  std::vector<double> rtts_s;
-  std::map<std::string, uint64_t> icmp_errors;
-  std::string not_probed;  // why the target could not be probed at all (DNS, route)
-
-  double loss_ratio() const { return sent ? double(lost) / double(sent) : 1.0; }
-  // The target's threshold.loss, read as a ratio up to 1 and as a percentage above (the schema allows
-  // either, "as your alert rules expect"); nullopt without one.
-  std::optional<double> max_loss() const {
-    const auto& t = target->threshold.loss;
-    if (!t) return std::nullopt;
-    return *t <= 1 ? *t : *t / 100;
-  }
-  // OK: loss below the threshold when the target has one, else at least one answer.
-  bool ok() const {
-    if (!not_probed.empty() || sent == 0) return false;
-    if (auto m = max_loss()) return loss_ratio() < *m || (*m == 0 && lost == 0);
-    return lost < sent;
-  }
-};
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-std::string percent(double ratio) { return fmt::format("{:g} %", std::round(ratio * 10000) / 100); }
-
-std::string endpoint(const TargetConfig& t) {
-  const bool v6 = t.destination.find(':') != std::string::npos;
-  if (!t.dst_port || t.type == ProbeType::kIcmpPing) return t.destination;
-  return v6 ? fmt::format("[{}]:{}", t.destination, *t.dst_port)
-            : fmt::format("{}:{}", t.destination, *t.dst_port);
-}
-
-std::string detail(const Check& c) {
-  if (!c.not_probed.empty()) return "not probed: " + c.not_probed;
-  std::string out;
-  if (c.ok()) {
-    out = c.rtts_s.empty() ? "no RTT" : fmt::format("{:.2f} ms", median(c.rtts_s) * 1e3);
-    if (c.lost) out += fmt::format(", {} loss", percent(c.loss_ratio()));
-  } else {
-    out = percent(c.loss_ratio()) + " loss";
-  }
-  if (auto m = c.max_loss()) out += fmt::format(" (threshold {})", percent(*m));
-  if (!c.icmp_errors.empty()) {
-    std::vector<std::string> errors;
-    for (const auto& [code, n] : c.icmp_errors) errors.push_back(fmt::format("{} x{}", code, n));
-    out += fmt::format(", ICMP {}", fmt::join(errors, " "));
-  }
-  return out;
-}
-
-std::string line(const Check& c) {
-  return fmt::format("{} {} {} {} [{}/{}]", to_string(c.target->type), endpoint(*c.target),
-                     c.ok() ? "OK" : "FAILED", detail(c), c.target->name, c.group);
-}
+using Check = CheckResult;
 
 nlohmann::json to_json(const Check& c) {
   nlohmann::json j{{"target", c.target->name},
@@ -109,7 +48,7 @@ nlohmann::json to_json(const Check& c) {
   if (!c.rtts_s.empty()) {
     const auto [lo, hi] = std::minmax_element(c.rtts_s.begin(), c.rtts_s.end());
     auto ms = [](double s) { return std::round(s * 1e6) / 1e3; };  // to the microsecond
-    j["rtt_ms"] = {{"min", ms(*lo)}, {"median", ms(median(c.rtts_s))}, {"max", ms(*hi)}};
+    j["rtt_ms"] = {{"min", ms(*lo)}, {"median", ms(c.median_rtt_s())}, {"max", ms(*hi)}};
   } else {
     j["rtt_ms"] = nullptr;
   }
@@ -198,7 +137,7 @@ int run_check(const CheckOptions& options) {
   const bool streaming = options.unbuffered && options.format == "text";
   if (streaming)
     for (const auto& [key, c] : checks)
-      if (!c.not_probed.empty()) print_text(line(c) + "\n");
+      if (!c.not_probed.empty()) print_text(c.line() + "\n");
 
   int iterations = 0;
   std::string capture_error;
@@ -219,13 +158,11 @@ int run_check(const CheckOptions& options) {
         auto it = checks.find({g.target, g.group});
         if (it == checks.end()) continue;
         Check& c = it->second;
-        c.sent += g.sent;
-        c.lost += g.lost;
-        c.rtts_s.insert(c.rtts_s.end(), g.rtts_s.begin(), g.rtts_s.end());
-        for (const auto& [code, n] : g.icmp_errors) c.icmp_errors[code] += n;
+        c.add(g);
         if (streaming) {
-          Check one{c.target, c.group, g.sent, g.lost, g.rtts_s, g.icmp_errors, {}};
-          print_text((options.count > 1 ? fmt::format("#{} ", i + 1) : std::string()) + line(one) + "\n");
+          Check one{c.target, c.group};
+          one.add(g);
+          print_text((options.count > 1 ? fmt::format("#{} ", i + 1) : std::string()) + one.line() + "\n");
         }
       }
     });
@@ -263,7 +200,7 @@ int run_check(const CheckOptions& options) {
     print_text(doc.dump(2) + "\n");
   } else {
     if (!streaming)
-      for (const Check* c : results) print_text(line(*c) + "\n");
+      for (const Check* c : results) print_text(c->line() + "\n");
     print_text(summary + "\n");
   }
   return code;
