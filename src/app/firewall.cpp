@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "config/loader.h"
+#include "config/tag_selection.h"
 #include "dns/cares_resolver.h"
 #include "firewall/convert.h"
 #include "firewall/export.h"
@@ -28,8 +29,8 @@ void add_firewall_commands(CLI::App& app, FirewallCli& cli) {
   cli.export_fw->add_option("-o,--output", cli.output_path, "write the YAML to this file instead of stdout");
   cli.export_fw->add_option("--from-host", cli.from_host,
                             "the prober's name in from_host (default: the host name)");
-  // Target selection: --include-tags / --exclude-tags (issue 13) go here, as on `netprobe check`; they
-  // narrow the vector that run_export_fw() passes to firewall::export_rules().
+  cli.export_fw->add_option("--include-tags", cli.include_tags, "only the targets sharing a tag (a,b)");
+  cli.export_fw->add_option("--exclude-tags", cli.exclude_tags, "not the targets sharing a tag (a,b)");
 
   cli.convert_fw = app.add_subcommand(
       "convert-fw",
@@ -70,8 +71,14 @@ int export_fw(const FirewallCli& cli) {
                  from_host.c_str());
     return EX_USAGE;
   }
-  // The selection: every target until the tag options are added (see add_firewall_commands).
-  const std::vector<const TargetConfig*> selected = firewall::all_targets(config);
+  const auto selection = parse_tag_selection(cli.include_tags, cli.exclude_tags);
+  if (!selection.ok()) {
+    std::fprintf(stderr, "export-fw: %s\n", selection.error().message.c_str());
+    return EX_USAGE;
+  }
+  std::vector<const TargetConfig*> selected;
+  for (const TargetConfig* t : firewall::all_targets(config))
+    if (tags_selected(selection.value(), t->tags)) selected.push_back(t);
   const auto rules = firewall::export_rules(config, selected, from_host);
   if (!rules) {
     std::fprintf(stderr, "%s: error: %s\n", cli.config_path.c_str(), rules.error().message.c_str());

@@ -1,6 +1,7 @@
 #pragma once
 // `netprobe export-fw` and `netprobe convert-fw` (docs/firewall.md): their options and subcommands. main.cpp
 // registers them before parsing and runs the selected one after.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,8 +16,9 @@ struct FirewallCli {
   CLI::App* convert_fw = nullptr;
   // export-fw
   std::string config_path;
-  std::string output_path;  // "" or "-": stdout
-  std::string from_host;    // "": gethostname()
+  std::string output_path;                                // "" or "-": stdout
+  std::string from_host;                                  // "": gethostname()
+  std::optional<std::string> include_tags, exclude_tags;  // as on `netprobe check` (config/tag_selection.h)
   // convert-fw
   std::string backend;
   std::vector<std::string> files;

@@ -1,13 +1,17 @@
 // netprobe command line: run the prober, or check a configuration.
 #include <sysexits.h>
 
+#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <optional>
 #include <string>
 
+#include "app/check.h"
 #include "app/firewall.h"
 #include "app/run.h"
 #include "config/loader.h"
+#include "config/tag_selection.h"
 #include "logging/logging.h"
 
 #ifndef NETPROBE_VERSION
@@ -63,6 +67,9 @@ int main(int argc, char** argv) {
   run->add_option("--user", run_user,
                   "started as root, run every process as this user once the sockets are open (default: "
                   "`netprobe` if it exists, else `nobody`; never root)");
+  std::optional<std::string> run_include, run_exclude;
+  run->add_option("--include-tags", run_include, "probe only the targets sharing a tag with this list (a,b)");
+  run->add_option("--exclude-tags", run_exclude, "do not probe the targets sharing a tag with this list");
 
   std::string check_path;
   auto* check =
@@ -71,12 +78,32 @@ int main(int argc, char** argv) {
 
   netprobe::FirewallCli firewall;  // export-fw, convert-fw: src/app/firewall.cpp
   netprobe::add_firewall_commands(app, firewall);
+  // netprobe check: the selected targets once, Nagios exit codes (src/app/check.cpp).
+  netprobe::CheckOptions check_options;
+  auto* one_shot = app.add_subcommand(
+      "check",
+      "probe the targets of CONFIG once (or --count times), print each result, exit 0 all OK, 2 any "
+      "failed, 3 configuration or usage error");
+  one_shot->add_option("config", check_options.config_path, "configuration file")->required();
+  one_shot->add_option("--include-tags", check_options.include_tags, "only the targets sharing a tag (a,b)");
+  one_shot->add_option("--exclude-tags", check_options.exclude_tags, "not the targets sharing a tag (a,b)");
+  one_shot->add_option("--count", check_options.count, "iterations (1 to 1000, default 1)");
+  one_shot->add_option("--format", check_options.format, "text or json (default text)");
+  one_shot->add_flag("-U,--unbuffered", check_options.unbuffered,
+                     "text lines as each iteration ends, instead of failures first at the end");
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
-    return rc == 0 ? 0 : EX_USAGE;
+    // A usage error of `check` is Nagios' UNKNOWN (3), as its configuration errors are.
+    const bool check_command = argc > 1 && std::string(argv[1]) == "check";
+    return rc == 0 ? 0 : check_command ? netprobe::kCheckUnknown : EX_USAGE;
+  }
+  if (*one_shot) {
+    netprobe::setup_logging();
+    spdlog::set_level(spdlog::level::warn);
+    return netprobe::run_check(check_options);
   }
 
   if (*check) return check_config(check_path);
@@ -84,5 +111,11 @@ int main(int argc, char** argv) {
   netprobe::setup_logging();
   netprobe::RunOptions options;
   if (*run && run->count("--user") > 0) options.user = run_user;
+  auto selection = netprobe::parse_tag_selection(run_include, run_exclude);
+  if (!selection.ok()) {
+    std::fprintf(stderr, "netprobe run: %s\n", selection.error().message.c_str());
+    return EX_USAGE;
+  }
+  options.selection = *selection;
   return netprobe::run_prober(*run ? run_path : config_path, NETPROBE_VERSION, options);
 }

@@ -112,7 +112,8 @@ int run_prober(const std::string& path, const std::string& version, const RunOpt
     return EX_CONFIG;
   }
 
-  run_supervisor(std::move(launcher).value(), std::move(config), path, version, auth);  // exits the process
+  run_supervisor(std::move(launcher).value(), std::move(config), path, version, auth,
+                 options.selection);  // exits the process
 }
 
 }  // namespace netprobe

@@ -2,10 +2,13 @@
 #include <optional>
 #include <string>
 
+#include "config/tag_selection.h"
+
 namespace netprobe {
 
 struct RunOptions {
   std::optional<std::string> user;  // --user: the unprivileged user to run as (sandbox/user.h)
+  TagSelection selection;           // --include-tags / --exclude-tags
 };
 
 // Runs the prober on the configuration at `path` until SIGTERM or SIGINT. Returns a sysexits code.

@@ -83,6 +83,7 @@ struct TargetConfig {
   Threshold threshold;
   AlertLevel alert_level = AlertLevel::kNoAlert;
   std::optional<std::string> state;  // "in production" / "validation"; exported as "None" when unset
+  std::vector<std::string> tags;     // sorted, distinct; selection and netprobe_target_info only
   double timeout_s = 1;              // wait after the last packet
   int dns_update_interval_s = 0;     // inherited from global when absent
   bool auto_register_to_groups = true;

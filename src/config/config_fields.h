@@ -76,10 +76,18 @@ void for_each_field(S& t, F&& f) {
   f("loss", t.loss);
 }
 
+// The same for TargetConfig: tags only select targets (in the supervisor, before sharding) and label
+// netprobe_target_info; a worker never reads them.
+template <typename S, typename F>
+requires std::is_same_v<std::remove_cvref_t<S>, TargetConfig>
+void for_each_supervisor_only_field(S& t, F&& f) { f("tags", t.tags); }
+inline constexpr int kSupervisorOnlyTargetFields = 1;
+
 template <typename S, typename F>
 requires std::is_same_v<std::remove_cvref_t<S>, TargetConfig>
 void for_each_field(S& t, F&& f) {
-  static_assert(field_count<TargetConfig>() == 20, "TargetConfig changed: list the new field here");
+  static_assert(field_count<TargetConfig>() == 20 + kSupervisorOnlyTargetFields,
+                "TargetConfig changed: list the new field here (or in for_each_supervisor_only_field)");
   f("name", t.name);
   f("description", t.description);
   f("type", t.type);

@@ -294,6 +294,9 @@ class Builder {
     if (auto v = get_string(t, "alert_level"))
       out.alert_level = alert_level_from_string(*v).value_or(AlertLevel::kNoAlert);
     out.state = get_string(t, "state");
+    out.tags = get_strings(t, "tags");  // bounded and shaped by the schema
+    std::sort(out.tags.begin(), out.tags.end());
+    out.tags.erase(std::unique(out.tags.begin(), out.tags.end()), out.tags.end());
     if (auto v = get_finite(t, "timeout", path)) out.timeout_s = *v;
     out.dns_update_interval_s = cfg_.global.dns_update_interval_s;
     if (auto v = get_small_int(t, "dns_update_interval", path)) out.dns_update_interval_s = *v;

@@ -30,6 +30,7 @@ enum class TargetSeries::Kind : uint8_t {
   kWorstPathLossRatio,
   kPathLossRatio,
   kPathSent,
+  kTargetInfo,
 };
 
 struct TargetSeries::Family {
@@ -125,6 +126,10 @@ TargetSeries::TargetSeries(std::string probe_name, std::vector<int> percentiles)
     }
   }
   add("threshold", "Configured alerting threshold of a target", "gauge", Kind::kThreshold);
+  // Tags in one info series per target rather than a label on every series (docs/architecture.md): join
+  // them in PromQL with `* on(destination) group_left(tags) netprobe_target_info`.
+  add("netprobe_target_info", "A declared target, with its tags (sorted, comma-joined); always 1", "gauge",
+      Kind::kTargetInfo);
   add("app_host_resolution_status", "1 after a resolution that changed the address, 0 on failure", "gauge",
       Kind::kResolutionStatus);
   add("app_host_resolution_change_total", "Changes of a target's resolved address", "counter",
@@ -310,9 +315,11 @@ void TargetSeries::create_declared_series(Target& t) {
 
 void TargetSeries::declare(const TargetConfig& config, AddressFamily af) {
   std::lock_guard lock(mutex_);
+  std::string tags;
+  for (const auto& tag : config.tags) tags += (tags.empty() ? "" : ",") + tag;
   Declared d{
       config.type,           af, config.alert_level, intern(config.state_label()), config.threshold.latency,
-      config.threshold.loss, {}};
+      config.threshold.loss, {}, escaped(tags)};
   for (const auto& g : config.groups) {
     const uint32_t group = intern(g);
     if (std::find(d.groups.begin(), d.groups.end(), group) == d.groups.end()) d.groups.push_back(group);
@@ -597,6 +604,22 @@ class TargetSeries::SampleWriter {
     }
   }
 
+  // address_family, destination, probe_name, tags, type: one per declared target.
+  void target_info(const Target& t) {
+    if (!t.declared) return;
+    begin();
+    out_ += to_string(t.declared->af);
+    destination();
+    out_ += "\",probe_name=\"";
+    out_ += s_.probe_name_label_;
+    out_ += "\",tags=\"";
+    out_ += t.declared->tags;
+    out_ += "\",type=\"";
+    out_ += to_string(t.declared->type);
+    out_ += '"';
+    end(1);
+  }
+
   void resolutions(const Target& t) {
     for (const Resolution& r : t.resolution) {
       if (f_.kind == Kind::kResolutionStatus ? !r.has_status : !r.has_change) continue;
@@ -727,6 +750,8 @@ void TargetSeries::render_target(std::string& out, const Family& f, bool& header
       return w.events(t);
     case Kind::kThreshold:
       return w.thresholds(t);
+    case Kind::kTargetInfo:
+      return w.target_info(t);
     case Kind::kResolutionStatus:
     case Kind::kResolutionChange:
       return w.resolutions(t);

@@ -143,6 +143,7 @@ class TargetSeries final : public TextSource {
     std::optional<double> latency;
     std::optional<double> loss;
     std::vector<uint32_t> groups;  // interned
+    std::string tags;              // escaped, comma-joined (not interned: often one set per target)
   };
   struct Target {
     std::vector<Row> rows;

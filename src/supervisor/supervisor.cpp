@@ -22,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include "config/loader.h"
+#include "config/tag_selection.h"
 #include "core/backoff.h"
 #include "core/hash.h"
 #include "core/memory.h"
@@ -92,8 +93,9 @@ class LauncherAdapter final : public WorkerLauncher {
 class Supervisor {
  public:
   Supervisor(Config config, std::string path, ProberMetrics& metrics, LauncherClient& launcher,
-             ProcessCollector& process)
-      : path_(std::move(path)),
+             ProcessCollector& process, TagSelection selection)
+      : selection_(std::move(selection)),
+        path_(std::move(path)),
         metrics_(metrics),
         process_(process),
         launcher_(launcher),
@@ -263,14 +265,22 @@ class Supervisor {
     inventory_->start();
   }
 
-  // The configuration file's targets plus the plug-ins' (dynamic targets keep only the file's groups).
+  // The configuration file's targets plus the plug-ins' (dynamic targets keep only the file's groups), less
+  // those the tag selection (--include-tags/--exclude-tags) leaves out: at start, reload and every new
+  // inventory document alike.
   Config with_inventories() {
-    if (!inventory_) return static_config_;
-    std::set<std::string> groups;
-    for (const auto& [name, g] : static_config_.groups) groups.insert(name);
-    inventory_->set_known_groups(std::move(groups));
-    inventory_generation_ = inventory_->generation();
-    return with_dynamic_targets(static_config_, inventory_->dynamic_targets());
+    Config c = static_config_;
+    if (inventory_) {
+      std::set<std::string> groups;
+      for (const auto& [name, g] : static_config_.groups) groups.insert(name);
+      inventory_->set_known_groups(std::move(groups));
+      inventory_generation_ = inventory_->generation();
+      c = with_dynamic_targets(static_config_, inventory_->dynamic_targets());
+    }
+    const auto dropped = select_targets(selection_, c.targets);
+    if (!dropped.empty())
+      spdlog::debug("tags ({}): {} target(s) not selected", describe(selection_), dropped.size());
+    return c;
   }
 
   // A new document (or an expired lifetime) changes the probed set at once: targets that left lose every
@@ -477,6 +487,7 @@ class Supervisor {
     return code;
   }
 
+  const TagSelection selection_;  // --include-tags / --exclude-tags
   std::string path_;
   ProberMetrics& metrics_;
   ProcessCollector& process_;
@@ -518,7 +529,7 @@ class Supervisor {
 }  // namespace
 
 void run_supervisor(LauncherClient launcher, Config config, const std::string& path,
-                    const std::string& version, std::optional<BasicAuth> auth) {
+                    const std::string& version, std::optional<BasicAuth> auth, TagSelection selection) {
   // Drop everything here, before the HTTP server's threads exist (capabilities are per thread).
   if (auto s = drop_all_capabilities(); !s.ok()) {
     spdlog::critical("cannot drop capabilities in the supervisor: {}", s.error().message);
@@ -548,7 +559,9 @@ void run_supervisor(LauncherClient launcher, Config config, const std::string& p
   spdlog::info("serving /metrics on {}:{}{}", config.global.prometheus_address, config.global.prometheus_port,
                auth ? " (basic auth)" : "");
 
-  Supervisor supervisor(std::move(config), path, metrics, launcher, *process);
+  if (selection.mode != TagSelection::Mode::kAll)
+    spdlog::info("targets selected by tags: {}", describe(selection));
+  Supervisor supervisor(std::move(config), path, metrics, launcher, *process, std::move(selection));
   const int code = supervisor.run();
   spdlog::info("stopped");
   exit_now(code);

@@ -34,6 +34,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "config/tag_selection.h"
 #include "metrics/exporter.h"
 
 #include "launcher/launcher.h"
@@ -43,8 +44,10 @@ namespace netprobe {
 // Drops every capability, starts the exporter and runs the supervisor until SIGTERM/SIGINT. `config` is
 // the validated start-up configuration of `path`. SIGINT, SIGTERM, SIGHUP and SIGCHLD must be blocked in
 // the calling thread (and no other thread may exist yet). Does not return: it exits the process with a
-// sysexits code (0 after a requested stop).
+// sysexits code (0 after a requested stop). Only the targets `selection` selects are probed (configuration
+// and inventory targets, at every reload).
 [[noreturn]] void run_supervisor(LauncherClient launcher, Config config, const std::string& path,
-                                 const std::string& version, std::optional<BasicAuth> auth);
+                                 const std::string& version, std::optional<BasicAuth> auth,
+                                 TagSelection selection = {});
 
 }  // namespace netprobe

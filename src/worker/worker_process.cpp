@@ -20,46 +20,17 @@
 
 #include "core/memory.h"
 #include "engine/engine.h"
-#include "io/pcap_source.h"
-#include "io/raw_socket_sink.h"
+#include "engine/probe_io.h"
 #include "ipc/ipc.h"
 #include "logging/logging.h"
 #include "sandbox/confine.h"
 #include "sandbox/privileges.h"
 #include "sched/plan.h"
+#include "sched/target_plan.h"
 
 namespace netprobe {
 
 namespace {
-
-// Forwards to the live capture and remembers that it failed: the engine only sleeps on a failed
-// capture (it cannot restart it), and an iteration run blind would report 100 % loss. The worker exits
-// non-zero instead and the supervisor starts a fresh one.
-class WatchedSource final : public PacketSource {
- public:
-  explicit WatchedSource(PcapSource& inner) : inner_(inner) {}
-  int poll(const Handler& handler, Nanos max_wait) override {
-    const int n = inner_.poll(handler, max_wait);
-    if (n < 0 && !failed_.exchange(true)) {
-      std::lock_guard lock(mu_);
-      error_ = inner_.error();
-    }
-    return n;
-  }
-  void interrupt() override { inner_.interrupt(); }
-  CaptureStats stats() const override { return inner_.stats(); }
-  bool failed() const { return failed_.load(); }
-  std::string error() const {
-    std::lock_guard lock(mu_);
-    return error_;
-  }
-
- private:
-  PcapSource& inner_;
-  std::atomic<bool> failed_{false};
-  mutable std::mutex mu_;
-  std::string error_;
-};
 
 class WorkerLoop {
  public:
@@ -147,33 +118,10 @@ class WorkerLoop {
     spdlog::set_level(log_level_from_config(config.global.logging_level));  // follows reloads
     generation_ = shard.generation;
     settings_ = shard.settings;
-    std::vector<ResolvedTarget> resolved;
-    WorkerError problems;
-    for (const auto& [name, t] : config.targets) {
-      ResolvedTarget r{&t, {}};
-      if (t.is_subnet) {
-        if (auto net = IpNetwork::parse(t.destination)) r.hosts = host_addresses(*net);
-      } else if (auto it = shard.hosts.find(name); it != shard.hosts.end()) {
-        r.hosts = it->second;
-      }
-      if (r.hosts.empty()) {
-        problems.inactive_targets.push_back(name);
-        continue;
-      }
-      resolved.push_back(std::move(r));
-    }
     plan_.reset();
-    auto plan = build_plan(config, resolved, kernel_source_for);
-    if (plan.ok()) {
-      for (const Error& e : plan->skipped_targets) {
-        problems.message += (problems.message.empty() ? "" : "; ") + e.message;
-        problems.inactive_targets.push_back(e.target);
-      }
-      plan_ = std::make_unique<Plan>(std::move(plan).value());
-    } else {
-      problems.message += (problems.message.empty() ? "" : "; ") + plan.error().message;
-      for (const auto& r : resolved) problems.inactive_targets.push_back(r.config->name);
-    }
+    TargetPlan built = plan_targets(config, shard.hosts, kernel_source_for);
+    plan_ = std::move(built.plan);
+    WorkerError problems{std::move(built.message), std::move(built.inactive_targets)};
     if (!problems.message.empty() || !problems.inactive_targets.empty()) {
       if (problems.message.empty()) problems.message = "no address to probe";
       spdlog::error("worker {}: {} (inactive: {})", index_, problems.message,
@@ -305,21 +253,9 @@ int worker_main(int ipc_fd, const WorkerSpawn& spawn) {
   };
 
   // Privileged part: nothing read from anyone yet but the launcher's checked record.
-  auto sink = RawSocketSink::open();
-  if (!sink.ok()) return fail(EX_NOPERM, sink.error().message);
-  PcapSource::Options capture;
-  capture.buffer_bytes = int(std::min<uint32_t>(spawn.capture_buffer_mib, 1024)) << 20;
-  const std::vector<ProbeType> types = probe_types_of_mask(spawn.types_mask);
-  // The kernel passes only replies carrying this worker's slice: N workers do not each see N times the
-  // traffic. (Foreign tokens would never match anyway; this is about cost.)
-  try {
-    capture.filter = capture_filter(types, slice);
-  } catch (const std::exception& e) {
-    return fail(EX_SOFTWARE,
-                fmt::format("no capture filter for slice {}/{}: {}", slice.index, slice.bits, e.what()));
-  }
-  auto source = PcapSource::open(capture);
-  if (!source.ok()) return fail(EX_NOPERM, source.error().message);
+  ProbeIoError io_error;
+  auto io = open_probe_io({probe_types_of_mask(spawn.types_mask), slice, spawn.capture_buffer_mib}, io_error);
+  if (!io) return fail(io_error.exit_code, io_error.message);
   if (auto s = drop_all_capabilities(); !s.ok())
     return fail(EX_NOPERM, "cannot drop capabilities: " + s.error().message);
   // On top of the launcher's filter (inherited): no process, no signal to others (sandbox/confine.h).
@@ -328,13 +264,9 @@ int worker_main(int ipc_fd, const WorkerSpawn& spawn) {
   spdlog::debug("worker {}: sockets open (capture ring {} MiB), capabilities dropped ({}), uid {}, confined",
                 index, spawn.capture_buffer_mib, capability_summary(), getuid());
 
-  WorkerReady ready{index, {}};
-  for (const auto& w : (*sink)->warnings()) ready.warnings.push_back("send: " + w);
-  for (const auto& w : (*source)->warnings()) ready.warnings.push_back("capture: " + w);
-  if (!write_all(ipc_fd, encode_frame(WorkerMessage{ready}))) return 0;
+  if (!write_all(ipc_fd, encode_frame(WorkerMessage{WorkerReady{index, io->warnings}}))) return 0;
 
-  WatchedSource watched(**source);
-  WorkerLoop loop(ipc_fd, index, slice, **sink, watched);
+  WorkerLoop loop(ipc_fd, index, slice, *io->sink, *io->source);
   return loop.run();
 }
 

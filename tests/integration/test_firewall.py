@@ -50,7 +50,7 @@ groups:
     src_port_a: 65000
     src_port_z: 65000
 targets:
-  web: {type: TCPsyn, destination: 203.0.113.10, dst_port: 443}
+  web: {type: TCPsyn, destination: 203.0.113.10, dst_port: 443, tags: [front]}
   web6: {type: TCPsyn, destination: "2001:db8:113::10", dst_port: 443}
   udp: {type: UDPunreachable, destination: 203.0.113.53, dst_port: 33434}
   udp6: {type: UDPunreachable, destination: "2001:db8:113::53", dst_port: 33434}
@@ -117,6 +117,12 @@ def run_parse():
             with open(rules) as f:
                 exported = f.read()
             assert "to_host: api.fw.test" in exported and "to_host: 203.0.113.64/29" in exported, exported
+            # Tag selection, as on `netprobe check`: only `web` carries the tag.
+            r = netprobe("export-fw", "--from-host", "prober.fw.test", "--include-tags", "front", config)
+            assert r.returncode == 0, f"export-fw --include-tags: {r.returncode} {r.stderr}"
+            assert "203.0.113.10" in r.stdout and "api.fw.test" not in r.stdout, r.stdout
+            r = netprobe("export-fw", "--from-host", "prober.fw.test", "--exclude-tags", "front", config)
+            assert "203.0.113.10" not in r.stdout and "api.fw.test" in r.stdout, r.stdout
 
             outputs = {}
             for backend in ("nftables", "iptables", "ufw", "aws", "neutron"):
@@ -184,6 +190,7 @@ def run_parse():
                 (["export-fw", os.path.join(work, "nope.yaml")], 65, ""),
                 (["export-fw"], 64, ""),
                 (["export-fw", "--from-host", "a b", config], 64, "--from-host"),
+                (["export-fw", "--include-tags", "a", "--exclude-tags", "b", config], 64, ""),
             ]
             for args, code, text in cases:
                 r = netprobe(*args)

@@ -665,3 +665,30 @@ TEST(config_loader, RttHistogram) {
 
 }  // namespace
 }  // namespace netprobe
+
+namespace netprobe {
+namespace {
+
+// netprobe extension targets.*.tags: sorted and distinct, bounded and shaped by the schema.
+TEST(config_loader, Tags) {
+  const LoadedConfig all = load_config_file(fixture("good/all_keys.yaml"));
+  ASSERT_TRUE(all.ok());
+  EXPECT_THAT(all.config->targets.at("web").tags, ElementsAre("tier:front", "web"));
+  EXPECT_TRUE(all.config->targets.at("rack").tags.empty());
+  const std::string target =
+      "groups:\n  g1: {}\ntargets:\n  t:\n    type: ICMPping\n    destination: 192.0.2.1\n";
+  for (const char* bad :
+       {"    tags: [\"a,b\"]\n", "    tags: [\"\"]\n", "    tags: web\n", "    tags: [1]\n"}) {
+    const LoadedConfig r = load_config_string(std::string(kHeader) + target + bad, "x.yaml");
+    EXPECT_FALSE(r.ok()) << bad;
+    ASSERT_FALSE(r.diagnostics.errors.empty()) << bad;
+    EXPECT_EQ(r.diagnostics.errors[0].rfind("targets.t.tags", 0), 0u) << r.diagnostics.errors[0];
+  }
+  std::string many = "    tags: [";
+  for (int i = 0; i < 33; ++i) many += (i ? ", t" : "t") + std::to_string(i);
+  const LoadedConfig r = load_config_string(std::string(kHeader) + target + many + "]\n", "x.yaml");
+  EXPECT_FALSE(r.ok());
+}
+
+}  // namespace
+}  // namespace netprobe

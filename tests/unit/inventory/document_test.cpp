@@ -137,7 +137,7 @@ TEST(inventory_document, TargetRules) {
           R"(p: targets[5] (hostname f): creation_date: "2026-02-31T00:00:00Z" is not a date)",
           "p: targets[6] (hostname g): description: unknown key (allowed: address_family, alert_level, "
           "creation_date, destination, dns_update_interval, dont_fragment, dst_port, groups, hostname, "
-          "ip_payload_size, is_subnet, lifetime, nb_packets, state, threshold, timeout, type)",
+          "ip_payload_size, is_subnet, lifetime, nb_packets, state, tags, threshold, timeout, type)",
           "p: targets[8] (hostname h): hostname: duplicate of targets[7] (target names must be unique)"));
 }
 
@@ -184,7 +184,7 @@ TEST(inventory_schema, SharedKeysAreTheConfigurationsTargetKeys) {
     EXPECT_EQ(it.value(), static_props[it.key()]) << it.key();
     shared++;
   }
-  EXPECT_EQ(shared, 13);
+  EXPECT_EQ(shared, 14);
   EXPECT_EQ(inventory["definitions"]["name"], config["definitions"]["name"]);
   // Everything else is netprobify's dynamic-only keys.
   std::vector<std::string> own;
@@ -285,6 +285,29 @@ TEST(inventory_hostile, RejectionsNeverCarryRawControlCharacters) {
   ASSERT_THAT(doc->rejected, ::testing::SizeIs(1));
   EXPECT_EQ(doc->rejected[0].find('\n'), std::string::npos) << doc->rejected[0];
   EXPECT_THAT(doc->rejected[0], HasSubstr("a\\nlevel=error forged"));
+}
+
+}  // namespace
+}  // namespace netprobe
+
+namespace netprobe {
+namespace {
+
+// Plug-ins may tag their targets (issue 13): the tags reach the TargetConfig, sorted; bad ones reject the
+// target.
+TEST(inventory_document, Tags) {
+  const auto doc = parse_inventory_document(
+      R"({"targets": [{"hostname": "a", "destination": "10.0.0.1", "type": "ICMPping", "groups": ["g"],
+                       "tags": ["rack:12", "db"]},
+                      {"hostname": "b", "destination": "10.0.0.2", "type": "ICMPping", "groups": ["g"],
+                       "tags": ["a,b"]}]})",
+      "p");
+  ASSERT_TRUE(doc.ok());
+  ASSERT_EQ(doc->targets.size(), 1u);
+  EXPECT_EQ(doc->targets[0].config.tags, (std::vector<std::string>{"db", "rack:12"}));
+  ASSERT_EQ(doc->rejected.size(), 1u);
+  EXPECT_NE(doc->rejected[0].find("p: targets[1] (hostname b): tags[0]"), std::string::npos)
+      << doc->rejected[0];
 }
 
 }  // namespace

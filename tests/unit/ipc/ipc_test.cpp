@@ -190,6 +190,13 @@ TEST(worker_Ipc, SupervisorOnlyFieldsDoNotTravel) {
     EXPECT_FALSE(to_json_document(c).at("global").contains(name)) << name;
   });
   EXPECT_EQ(fields, kSupervisorOnlyGlobalFields);
+  c.targets.at("web").tags = {"front", "web"};
+  fields = 0;
+  for_each_supervisor_only_field(c.targets.at("web"), [&](const char* name, const auto&) {
+    ++fields;
+    EXPECT_EQ(to_json_document(c).dump().find(std::string("\"") + name + "\""), std::string::npos) << name;
+  });
+  EXPECT_EQ(fields, kSupervisorOnlyTargetFields);
   Shard s;
   s.config = c;
   auto back = decode_supervisor_message(payload_of(encode_frame(SupervisorMessage{s})));
@@ -200,6 +207,7 @@ TEST(worker_Ipc, SupervisorOnlyFieldsDoNotTravel) {
   expected.global.rtt_histogram = defaults.global.rtt_histogram;
   expected.global.path_window = defaults.global.path_window;
   expected.global.path_series_per_target = defaults.global.path_series_per_target;
+  expected.targets.at("web").tags.clear();
   expect_same(expected, r);  // and everything else did travel
 }
 

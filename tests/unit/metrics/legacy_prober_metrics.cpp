@@ -158,6 +158,8 @@ ProberMetrics::ProberMetrics(std::shared_ptr<prometheus::Registry> registry, std
   }
 
   threshold_ = gauge("threshold", "Configured alerting threshold of a target");
+  target_info_ =
+      gauge("netprobe_target_info", "A declared target, with its tags (sorted, comma-joined); always 1");
   resolution_status_ =
       gauge("app_host_resolution_status", "1 after a resolution that changed the address, 0 on failure");
   resolution_change_ = counter("app_host_resolution_change_total", "Changes of a target's resolved address");
@@ -344,6 +346,15 @@ void ProberMetrics::create_target_series(const TargetConfig& target, AddressFami
     if (target.threshold.latency) set_threshold("latency", *target.threshold.latency);
     if (target.threshold.loss) set_threshold("loss", *target.threshold.loss);
   }
+  std::string tags;
+  for (const auto& tag : target.tags) tags += (tags.empty() ? "" : ",") + tag;
+  target_info_
+      ->get({{"probe_name", probe_name_},
+             {"destination", target.name},
+             {"address_family", af_label},
+             {"tags", tags},
+             {"type", std::string(to_string(target.type))}})
+      .Set(1);
   if (!target.groups.empty()) {
     if (tf.match_ack_fail) tf.match_ack_fail->get(a3(target.name, af));
     if (tf.port_mismatch) tf.port_mismatch->get(a3(target.name, af));
@@ -359,7 +370,7 @@ void ProberMetrics::declare_target(const TargetConfig& target, AddressFamily af)
   // other series survive only if they still describe this target as configured now.
   auto stale = [&](const Labels& labels) {
     if (label_or_empty(labels, "destination") != target.name) return false;
-    if (labels.count("alert_level")) return true;
+    if (labels.count("alert_level") || labels.count("tags")) return true;
     auto differs = [&](const char* name, const std::string& want) {
       auto it = labels.find(name);
       return it != labels.end() && it->second != want;

@@ -121,6 +121,7 @@ class ProberMetrics {
   SeriesSet<prometheus::Gauge>* netprobe_info_ = nullptr;
   SeriesSet<prometheus::Gauge>* netprobify_info_ = nullptr;
   SeriesSet<prometheus::Gauge>* threshold_ = nullptr;
+  SeriesSet<prometheus::Gauge>* target_info_ = nullptr;
   SeriesSet<prometheus::Gauge>* resolution_status_ = nullptr;
   SeriesSet<prometheus::Counter>* resolution_change_ = nullptr;
   SeriesSet<prometheus::Counter>* time_ooo_ = nullptr;

@@ -484,3 +484,47 @@ TEST(metrics_TargetSeries, ConcurrentScrapesSeeWellFormedText) {
 
 }  // namespace
 }  // namespace netprobe
+
+namespace netprobe {
+namespace {
+
+std::vector<std::string> info_lines(const TargetSeries& s) {
+  std::vector<std::string> out;
+  for (const auto& l : all_lines(testing::render_text(s)))
+    if (l.rfind("netprobe_target_info{", 0) == 0) out.push_back(l);
+  return out;
+}
+
+// netprobe_target_info: one series per declared target carrying its tags, with the target's lifecycle
+// (replaced on a new declaration, kept when only measurements go, gone with the target).
+TEST(metrics_TargetSeries, TargetInfoFollowsTheDeclaredTarget) {
+  TargetSeries s("p", {50});
+  TargetConfig a = target_config("a", ProbeType::kTcpSyn, {"g1", "g2"});
+  a.tags = {"db", "web"};
+  s.declare(a, AddressFamily::kV4);
+  s.declare(target_config("b\"x", ProbeType::kIcmpPing, {}), AddressFamily::kV6);
+  EXPECT_EQ(
+      info_lines(s),
+      (std::vector<std::string>{
+          R"(netprobe_target_info{address_family="ipv4",destination="a",probe_name="p",tags="db,web",type="TCPsyn"} 1)",
+          R"(netprobe_target_info{address_family="ipv6",destination="b\"x",probe_name="p",tags="",type="ICMPping"} 1)"}));
+  const std::string text = testing::render_text(s);
+  EXPECT_NE(text.find("# TYPE netprobe_target_info gauge\n"), std::string::npos);
+  size_t tags_labels = 0;
+  for (size_t at = text.find("tags="); at != std::string::npos; at = text.find("tags=", at + 1))
+    ++tags_labels;
+  EXPECT_EQ(tags_labels, 2u) << "tags only on the info series";
+  a.tags = {"web"};
+  s.declare(a, AddressFamily::kV4);
+  s.clear_measurements("a");
+  s.set_probe_name("q");
+  EXPECT_EQ(
+      info_lines(s).front(),
+      R"(netprobe_target_info{address_family="ipv4",destination="a",probe_name="q",tags="web",type="TCPsyn"} 1)");
+  s.clear_target("a");
+  s.clear_target("b\"x");
+  EXPECT_TRUE(info_lines(s).empty());
+}
+
+}  // namespace
+}  // namespace netprobe

@@ -1,0 +1,209 @@
+// `netprobe check CONFIG`: conn-check's job on netprobe's engine. Order (the worker's, in one process):
+// load and select (no privilege needed, nothing from the network), open the sockets and the capture and
+// drop every capability (Session::open), resolve names, plan, probe, print.
+#include "app/check.h"
+
+#include <signal.h>
+#include <sysexits.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+
+#include "config/loader.h"
+#include "config/tag_selection.h"
+#include "sched/target_plan.h"
+#include "session/check_result.h"
+#include "session/session.h"
+#include "supervisor/target_resolution.h"
+
+namespace netprobe {
+namespace {
+
+constexpr int kMaxCount = 1000;
+constexpr Nanos kDnsBudget = std::chrono::seconds(10);
+
+using Check = CheckResult;
+
+nlohmann::json to_json(const Check& c) {
+  nlohmann::json j{{"target", c.target->name},
+                   {"group", c.group},
+                   {"type", std::string(to_string(c.target->type))},
+                   {"destination", c.target->destination},
+                   {"tags", c.target->tags},
+                   {"status", c.ok() ? "OK" : "FAILED"},
+                   {"sent", c.sent},
+                   {"lost", c.lost},
+                   {"loss_ratio", c.not_probed.empty() ? nlohmann::json(c.loss_ratio()) : nlohmann::json()}};
+  if (c.target->dst_port && c.target->type != ProbeType::kIcmpPing) j["port"] = *c.target->dst_port;
+  if (auto m = c.max_loss()) j["max_loss_ratio"] = *m;
+  if (!c.rtts_s.empty()) {
+    const auto [lo, hi] = std::minmax_element(c.rtts_s.begin(), c.rtts_s.end());
+    auto ms = [](double s) { return std::round(s * 1e6) / 1e3; };  // to the microsecond
+    j["rtt_ms"] = {{"min", ms(*lo)}, {"median", ms(c.median_rtt_s())}, {"max", ms(*hi)}};
+  } else {
+    j["rtt_ms"] = nullptr;
+  }
+  if (!c.icmp_errors.empty()) j["icmp_errors"] = c.icmp_errors;
+  if (!c.not_probed.empty()) j["not_probed"] = c.not_probed;
+  return j;
+}
+
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "netprobe check: %s\n", message.c_str());
+  return kCheckUnknown;
+}
+
+std::atomic<Session*> g_session{nullptr};  // for the signal thread
+
+}  // namespace
+
+int run_check(const CheckOptions& options) {
+  if (options.format != "text" && options.format != "json")
+    return usage_error("--format: \"" + options.format.substr(0, 16) + "\" is not text or json");
+  if (options.count < 1 || options.count > kMaxCount)
+    return usage_error(fmt::format("--count: {} is not between 1 and {}", options.count, kMaxCount));
+  auto selection = parse_tag_selection(options.include_tags, options.exclude_tags);
+  if (!selection.ok()) return usage_error(selection.error().message);
+
+  auto loaded = load_config_file(options.config_path);
+  for (const auto& w : loaded.diagnostics.warnings)
+    std::fprintf(stderr, "%s: warning: %s\n", options.config_path.c_str(), w.c_str());
+  if (!loaded.ok()) {
+    for (const auto& e : loaded.diagnostics.errors)
+      std::fprintf(stderr, "%s: error: %s\n", options.config_path.c_str(), e.c_str());
+    return usage_error(fmt::format("{}: {} error(s); configuration rejected", options.config_path,
+                                   loaded.diagnostics.errors.size()));
+  }
+  Config config = std::move(*loaded.config);
+  select_targets(*selection, config.targets);
+  std::erase_if(config.targets, [](const auto& kv) { return kv.second.groups.empty(); });  // never probed
+  if (config.targets.empty())
+    return usage_error(
+        fmt::format("no target to check in {} (tags: {})", options.config_path, describe(*selection)));
+
+  // SIGINT/SIGTERM end the run early and print what was measured: blocked before any thread exists (the
+  // session's capture thread), taken by sigwait() below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  SessionOptions session_options;
+  std::set<ProbeType> types;
+  for (const auto& [name, t] : config.targets) types.insert(t.type);
+  session_options.types.assign(types.begin(), types.end());
+  ProbeIoError error;
+  auto session = Session::open(session_options, error);
+  if (!session) {
+    std::fprintf(stderr, "%s\n", error.message.c_str());
+    return error.exit_code;
+  }
+  for (const auto& w : session->warnings()) spdlog::warn("{}", w);
+
+  // Capabilities are gone: now the network (DNS first).
+  auto resolver = make_system_resolver();
+  SystemClock clock;
+  std::map<std::string, std::vector<IpAddress>> hosts;
+  std::map<std::pair<std::string, std::string>, Check> checks;  // (target, group)
+  std::map<std::string, std::string> not_probed;
+  for (const auto& [name, d] : resolve_destinations(*resolver, config, clock, kDnsBudget)) {
+    if (d.ok && !d.subnet) hosts[name] = d.hosts;
+    if (!d.ok) not_probed[name] = d.error.empty() ? "unresolved" : "unresolved: " + d.error;
+  }
+  TargetPlan tp = plan_targets(config, hosts, kernel_source_for);
+  for (const auto& [name, why] : tp.why) not_probed.emplace(name, why);  // a DNS error says more
+  for (const auto& [name, t] : config.targets)
+    for (const auto& g : t.groups) {
+      Check& c = checks[{name, g}];
+      c.target = &t;
+      c.group = g;
+      if (auto it = not_probed.find(name); it != not_probed.end()) c.not_probed = it->second;
+    }
+
+  auto print_text = [](const std::string& s) {
+    std::fwrite(s.data(), 1, s.size(), stdout);
+    std::fflush(stdout);
+  };
+  const bool streaming = options.unbuffered && options.format == "text";
+  if (streaming)
+    for (const auto& [key, c] : checks)
+      if (!c.not_probed.empty()) print_text(c.line() + "\n");
+
+  int iterations = 0;
+  std::string capture_error;
+  if (tp.plan && !tp.plan->probes.empty()) {
+    IterationSettings settings;
+    // One shot: the probes go out within 0.8 s (send_window), answers are waited for as configured.
+    settings.interval_s = std::chrono::duration<double>(tp.plan->max_timeout).count() + 1;
+    settings.max_packets_per_second = config.global.max_packets_per_second;
+    settings.hard_timeout = Nanos(int64_t(config.global.timeout_s * 1e9));
+    g_session = session.get();
+    std::thread waiter([stop_signals] {
+      int sig = 0;
+      if (sigwait(&stop_signals, &sig) != 0) return;
+      if (Session* s = g_session.exchange(nullptr)) s->stop();
+    });
+    auto reports = session->run(*tp.plan, settings, options.count, [&](int i, const IterationReport& r) {
+      for (const auto& g : r.groups) {
+        auto it = checks.find({g.target, g.group});
+        if (it == checks.end()) continue;
+        Check& c = it->second;
+        c.add(g);
+        if (streaming) {
+          Check one{c.target, c.group};
+          one.add(g);
+          print_text((options.count > 1 ? fmt::format("#{} ", i + 1) : std::string()) + one.line() + "\n");
+        }
+      }
+    });
+    iterations = int(reports.size());
+    capture_error = session->capture_error();
+    g_session = nullptr;
+    pthread_kill(waiter.native_handle(), SIGTERM);  // wakes the waiter (blocked: sigwait takes it)
+    waiter.join();
+  }
+
+  std::vector<const Check*> results;
+  for (const auto& [key, c] : checks) results.push_back(&c);
+  // Failures first, grouped by destination (the order a reader acts in).
+  std::stable_sort(results.begin(), results.end(), [](const Check* a, const Check* b) {
+    if (a->ok() != b->ok()) return !a->ok();
+    return a->target->destination < b->target->destination;
+  });
+  const auto failed =
+      size_t(std::count_if(results.begin(), results.end(), [](const Check* c) { return !c->ok(); }));
+  const int code = failed || !capture_error.empty() ? kCheckFailed : kCheckOk;
+  const std::string summary = fmt::format("{}: {} check(s), {} OK, {} FAILED ({} iteration(s), tags: {}){}",
+                                          code == kCheckOk ? "OK" : "FAILED", results.size(),
+                                          results.size() - failed, failed, iterations, describe(*selection),
+                                          capture_error.empty() ? "" : "; capture failed: " + capture_error);
+  if (options.format == "json") {
+    nlohmann::json doc{
+        {"config", options.config_path},
+        {"selection", describe(*selection)},
+        {"iterations", iterations},
+        {"results", nlohmann::json::array()},
+        {"summary", {{"checks", results.size()}, {"ok", results.size() - failed}, {"failed", failed}}},
+        {"exit_code", code}};
+    for (const Check* c : results) doc["results"].push_back(to_json(*c));
+    if (!capture_error.empty()) doc["capture_error"] = capture_error;
+    print_text(doc.dump(2) + "\n");
+  } else {
+    if (!streaming)
+      for (const Check* c : results) print_text(c->line() + "\n");
+    print_text(summary + "\n");
+  }
+  return code;
+}
+
+}  // namespace netprobe
