@@ -81,7 +81,8 @@ void Engine::send_resets(const Plan& plan, std::span<const uint32_t> tokens) {
   stale_resets_.clear();
 }
 
-IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings& settings) {
+IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings& settings,
+                                      std::vector<ProbeEvent>* events) {
   const Nanos start = clock_.monotonic();
   progress_.store(start.count(), std::memory_order_relaxed);
   const size_t n = plan.probes.size();
@@ -176,6 +177,10 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
   {
     std::lock_guard lock(mu_);
     report = runner_.report();
+    if (events) {
+      events->clear();
+      runner_.probe_events(*events);
+    }
     runner_.finish();  // the worker may replace the plan before the next iteration: never read it again
   }
   const CaptureStats stats = source_.stats();

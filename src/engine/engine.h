@@ -42,7 +42,10 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // `plan` need only live until run_iteration returns: the capture thread drops it with the report.
-  IterationReport run_iteration(const Plan& plan, const IterationSettings& settings);
+  // With `events`, also one ProbeEvent per probe of the plan (IterationRunner::probe_events(), replacing its
+  // content): for the one-shot commands; the workers pass none and pay nothing.
+  IterationReport run_iteration(const Plan& plan, const IterationSettings& settings,
+                                std::vector<ProbeEvent>* events = nullptr);
   // Makes a running iteration return as soon as possible (from any thread, e.g. on SIGTERM).
   void stop();
   bool stopped() const { return stop_.load(); }

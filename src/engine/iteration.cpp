@@ -412,6 +412,8 @@ void IterationRunner::on_icmp_error(const Classification& c) {
   Slot& s = slots_[slot];
   if (s.flags & kIcmpError) return;  // count one error per probe
   s.flags |= kIcmpError;
+  s.icmp_type = c.icmp_type;
+  s.icmp_code = c.icmp_code;
   BucketStats& b = bucket_stats_[plan_->bucket_of(p)];
   const auto type_code = uint16_t(c.icmp_type << 8 | c.icmp_code);
   for (IcmpErrorCount& e : b.icmp_errors) {
@@ -451,6 +453,51 @@ size_t IterationRunner::memory_bytes() const noexcept {
          huge_page_rounded(tokens_.capacity() * sizeof(uint32_t)) +
          huge_page_rounded(by_ordinal_.capacity() * sizeof(uint32_t)) +
          huge_page_rounded(slots_.capacity() * sizeof(Slot));
+}
+
+std::string_view to_string(ProbeEvent::State state) {
+  switch (state) {
+    case ProbeEvent::State::kAnswered:
+      return "answered";
+    case ProbeEvent::State::kLost:
+      return "lost";
+    case ProbeEvent::State::kLate:
+      return "late";
+    case ProbeEvent::State::kIcmpError:
+      return "icmp_error";
+    case ProbeEvent::State::kUnsent:
+      return "unsent";
+  }
+  return "unknown";
+}
+
+void IterationRunner::probe_events(std::vector<ProbeEvent>& out) const {
+  if (!plan_) return;
+  out.reserve(out.size() + slots_.size());
+  for (uint32_t slot = 0; slot < slots_.size(); ++slot) {
+    const Slot& s = slots_[slot];
+    const PlannedProbe& p = plan_->probes[slot];
+    ProbeEvent e;
+    e.slot = slot;
+    e.src_port = probe_for(plan_->templates[p.tmpl].type).has_ports() ? p.src_port : 0;
+    e.icmp_error = s.flags & kIcmpError;
+    e.icmp_type = s.icmp_type;
+    e.icmp_code = s.icmp_code;
+    switch (s.state) {
+      case State::kAnswered:
+        e.state = ProbeEvent::State::kAnswered;
+        if (!(s.flags & kRttPending) && s.rtt_ns >= 0) e.rtt_s = double(s.rtt_ns) * 1e-9;
+        break;
+      case State::kUnsent:
+        e.state = ProbeEvent::State::kUnsent;
+        break;
+      default:  // lost, or pending when cut short
+        e.state = e.icmp_error           ? ProbeEvent::State::kIcmpError
+                  : (s.flags & kReplied) ? ProbeEvent::State::kLate
+                                         : ProbeEvent::State::kLost;
+    }
+    out.push_back(e);
+  }
 }
 
 IterationReport IterationRunner::report() const {

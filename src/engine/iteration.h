@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "core/measurement.h"
@@ -15,6 +16,27 @@
 #include "sched/plan.h"
 
 namespace netprobe {
+
+// What became of one probe of an iteration, for a one-shot caller that prints a line per probe
+// (`netprobe ping`). Built on request at the end of the iteration (IterationRunner::probe_events()): the
+// daemon path never pays for it.
+struct ProbeEvent {
+  enum class State : uint8_t {
+    kAnswered,   // in time: rtt_s is its RTT (unless negative: no usable send time)
+    kLost,       // no answer before its deadline (or still pending when the iteration was cut short)
+    kLate,       // an answer came, but after its deadline
+    kIcmpError,  // not answered, and an ICMP error quoting it came: icmp_type / icmp_code
+    kUnsent,     // never sent (the kernel refused it, or the iteration ended first)
+  };
+  uint32_t slot = 0;      // its index in plan.probes
+  uint16_t src_port = 0;  // 0 for probe types without ports
+  State state = State::kLost;
+  uint8_t icmp_type = 0;  // the first ICMP error quoting it, if any (also set when answered)
+  uint8_t icmp_code = 0;
+  bool icmp_error = false;
+  double rtt_s = -1;  // kAnswered only; -1 otherwise
+};
+std::string_view to_string(ProbeEvent::State state);
 
 class IterationRunner {
  public:
@@ -50,6 +72,9 @@ class IterationRunner {
   // the iteration can end.
   bool expire(Nanos now);
   IterationReport report() const;
+  // One event per probe of the plan, in plan order (appended to `out`), before finish(). O(probes): for the
+  // one-shot commands, never called by the workers.
+  void probe_events(std::vector<ProbeEvent>& out) const;
   // Forgets the plan (the iteration is over and reported): from here on captured packets are ignored
   // until the next prepare(), so the caller may destroy or replace the plan while the capture thread
   // still runs.
@@ -89,6 +114,8 @@ class IterationRunner {
     float rtt_ns = 0;  // kAnswered without kRttPending
     State state = State::kPending;
     uint8_t flags = 0;
+    uint8_t icmp_type = 0;  // with kIcmpError: the error's (in what was padding)
+    uint8_t icmp_code = 0;
   };
   static_assert(sizeof(Slot) == 16);
   enum : uint8_t {

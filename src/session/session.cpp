@@ -63,13 +63,16 @@ Session::Session(Clock& clock, PacketSink& sink, PacketSource& source, uint64_t 
 Session::~Session() = default;
 
 std::vector<IterationReport> Session::run(const Plan& plan, const IterationSettings& settings, int count,
-                                          const ReportHandler& on_report) {
+                                          const ReportHandler& on_report,
+                                          const ProbeEventHandler& on_probes) {
   std::vector<IterationReport> reports;
+  std::vector<ProbeEvent> events;
   for (int i = 0; i < count && !engine_.stopped(); ++i) {
     const Nanos start = clock_.monotonic();
-    IterationReport report = engine_.run_iteration(plan, settings);
+    IterationReport report = engine_.run_iteration(plan, settings, on_probes ? &events : nullptr);
     if (engine_.stopped() || source_.failed()) break;
     report.duration_s = std::chrono::duration<double>(clock_.monotonic() - start).count();
+    if (on_probes) on_probes(i, events);
     if (on_report) on_report(i, report);
     reports.push_back(std::move(report));
     if (i + 1 < count) clock_.sleep_until(start + Nanos(int64_t(settings.interval_s * 1e9)));

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -39,11 +40,15 @@ class Session {
 
   // Called after each iteration, with its 0-based number, as soon as its report is complete.
   using ReportHandler = std::function<void(int iteration, const IterationReport& report)>;
+  // Called after each iteration, before its ReportHandler, with one event per probe of the plan in plan
+  // order (`netprobe ping`'s line per probe). Without it the events are not built.
+  using ProbeEventHandler = std::function<void(int iteration, std::span<const ProbeEvent> events)>;
   // Runs `count` iterations of `plan`, starting one every settings.interval_s (no wait after the last),
   // and returns their reports in order. Returns fewer when stop() was called (the cut-short iteration is
   // left out) or when the capture failed (capture_error()).
   std::vector<IterationReport> run(const Plan& plan, const IterationSettings& settings, int count,
-                                   const ReportHandler& on_report = {});
+                                   const ReportHandler& on_report = {},
+                                   const ProbeEventHandler& on_probes = {});
   // From any thread (a signal handler's thread): the running iteration returns as soon as possible.
   void stop();
   // Non-empty once the capture failed: the reports after that would read as 100 % loss, so run() stops.

@@ -103,5 +103,99 @@ TEST(SessionComponent, StopEndsTheRunWithoutTheCutShortIteration) {
   EXPECT_TRUE(session.capture_error().empty());
 }
 
+// `netprobe ping`'s line per probe: one event per probe of the plan, in plan order, after each iteration,
+// with the state the report counts (answered with its RTT, lost, late, ICMP error with its type and code).
+TEST(SessionComponent, ReportsOneEventPerProbeWithItsState) {
+  SessionLab lab;
+  lab.add("err", ProbeType::kTcpSyn, "198.51.100.3", 443);
+  lab.add("late", ProbeType::kTcpSyn, "198.51.100.4", 443);
+  lab.link.set_responder([](std::span<const uint8_t> p) -> std::vector<ScriptedReply> {
+    if (p[9] == 17) return {};  // UDP: silently dropped
+    const size_t ihl = size_t(p[0] & 0x0f) * 4;
+    const uint16_t sport = uint16_t(p[ihl] << 8 | p[ihl + 1]);
+    switch (p[19]) {  // the destination's last byte
+      case 1:         // up: source port 65001 black-holed
+        if (sport == 65001) return {};
+        return {{testing::reply_to(p), microseconds(200)}};
+      case 3:
+        return {{testing::reply_to(p, testing::ReplyKind::kIcmpError, 3, 13), microseconds(300)}};
+      case 4:
+        return {{testing::reply_to(p), std::chrono::milliseconds(1500)}};  // timeout 1 s
+    }
+    return {};
+  });
+  TargetPlan tp = lab.plan();
+  ASSERT_TRUE(tp.plan);
+  const Plan& plan = *tp.plan;
+  Session session(lab.clock, lab.link.sink(), lab.link.source(), 0x5eed, fake_options());
+  IterationSettings settings;
+  settings.interval_s = 5;
+  std::vector<std::vector<ProbeEvent>> seen;
+  std::vector<int> order;  // 'e' events, 'r' report: events first
+  auto reports = session.run(
+      plan, settings, 2, [&](int, const IterationReport&) { order.push_back('r'); },
+      [&](int i, std::span<const ProbeEvent> events) {
+        EXPECT_EQ(size_t(i), seen.size());
+        order.push_back('e');
+        seen.emplace_back(events.begin(), events.end());
+      });
+  ASSERT_EQ(reports.size(), 2u);
+  EXPECT_EQ(order, (std::vector<int>{'e', 'r', 'e', 'r'}));
+  for (size_t it = 0; it < seen.size(); ++it) {
+    const auto& events = seen[it];
+    ASSERT_EQ(events.size(), plan.probes.size());
+    std::map<std::string, std::map<ProbeEvent::State, int>> states;
+    for (size_t k = 0; k < events.size(); ++k) {
+      const ProbeEvent& e = events[k];
+      EXPECT_EQ(e.slot, k);
+      const PlannedProbe& p = plan.probes[e.slot];
+      const std::string& target = plan.buckets[plan.bucket_of(p)].target;
+      EXPECT_EQ(e.src_port, p.src_port) << target;
+      ++states[target][e.state];
+      if (e.state == ProbeEvent::State::kAnswered) {
+        EXPECT_EQ(target, "up");
+        EXPECT_NE(e.src_port, 65001);
+        EXPECT_NEAR(e.rtt_s, 200e-6, 1e-6);
+      } else {
+        EXPECT_EQ(e.rtt_s, -1);
+      }
+      if (target == "err") {
+        EXPECT_EQ(e.state, ProbeEvent::State::kIcmpError);
+        EXPECT_TRUE(e.icmp_error);
+        EXPECT_EQ(e.icmp_type, 3);
+        EXPECT_EQ(e.icmp_code, 13);
+      } else {
+        EXPECT_FALSE(e.icmp_error) << target;
+      }
+      if (target == "up" && e.src_port == 65001) {
+        EXPECT_EQ(e.state, ProbeEvent::State::kLost);
+      }
+      if (target == "down") {
+        EXPECT_EQ(e.state, ProbeEvent::State::kLost);
+      }
+      if (target == "late") {
+        EXPECT_TRUE(e.state == ProbeEvent::State::kLate || e.state == ProbeEvent::State::kLost);
+      }
+    }
+    EXPECT_EQ(states["up"][ProbeEvent::State::kAnswered], 2) << "iteration " << it;
+    EXPECT_EQ(states["up"][ProbeEvent::State::kLost], 2);
+    EXPECT_EQ(states["err"][ProbeEvent::State::kIcmpError], 4);
+    // Answers to the last probes come after the iteration ended; the earlier ones are late.
+    EXPECT_GT(states["late"][ProbeEvent::State::kLate], 0);
+    // The report counts the same.
+    for (const auto& g : reports[it].groups) {
+      const auto& st = states[g.target];
+      EXPECT_EQ(g.sent, 4u) << g.target;
+      EXPECT_EQ(
+          g.lost,
+          4u - uint64_t(st.count(ProbeEvent::State::kAnswered) ? st.at(ProbeEvent::State::kAnswered) : 0))
+          << g.target;
+      if (g.target == "late") {
+        EXPECT_EQ(g.late, uint64_t(st.at(ProbeEvent::State::kLate)));
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace netprobe
