@@ -3,21 +3,19 @@
 // drop every capability (Session::open), resolve names, plan, probe, print.
 #include "app/check.h"
 
-#include <signal.h>
 #include <sysexits.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <map>
 #include <set>
-#include <thread>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "app/stop_signals.h"
 #include "config/loader.h"
 #include "config/tag_selection.h"
 #include "sched/target_plan.h"
@@ -62,8 +60,6 @@ int usage_error(const std::string& message) {
   return kCheckUnknown;
 }
 
-std::atomic<Session*> g_session{nullptr};  // for the signal thread
-
 }  // namespace
 
 int run_check(const CheckOptions& options) {
@@ -90,13 +86,8 @@ int run_check(const CheckOptions& options) {
     return usage_error(
         fmt::format("no target to check in {} (tags: {})", options.config_path, describe(*selection)));
 
-  // SIGINT/SIGTERM end the run early and print what was measured: blocked before any thread exists (the
-  // session's capture thread), taken by sigwait() below.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // SIGINT/SIGTERM end the run early and print what was measured (blocked before any thread exists).
+  StopSignals stop_signals;
 
   SessionOptions session_options;
   std::set<ProbeType> types;
@@ -147,12 +138,7 @@ int run_check(const CheckOptions& options) {
     settings.interval_s = std::chrono::duration<double>(tp.plan->max_timeout).count() + 1;
     settings.max_packets_per_second = config.global.max_packets_per_second;
     settings.hard_timeout = Nanos(int64_t(config.global.timeout_s * 1e9));
-    g_session = session.get();
-    std::thread waiter([stop_signals] {
-      int sig = 0;
-      if (sigwait(&stop_signals, &sig) != 0) return;
-      if (Session* s = g_session.exchange(nullptr)) s->stop();
-    });
+    stop_signals.start([s = session.get()] { s->stop(); });
     auto reports = session->run(*tp.plan, settings, options.count, [&](int i, const IterationReport& r) {
       for (const auto& g : r.groups) {
         auto it = checks.find({g.target, g.group});
@@ -168,9 +154,7 @@ int run_check(const CheckOptions& options) {
     });
     iterations = int(reports.size());
     capture_error = session->capture_error();
-    g_session = nullptr;
-    pthread_kill(waiter.native_handle(), SIGTERM);  // wakes the waiter (blocked: sigwait takes it)
-    waiter.join();
+    stop_signals.finish();
   }
 
   std::vector<const Check*> results;

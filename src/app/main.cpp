@@ -9,6 +9,7 @@
 
 #include "app/check.h"
 #include "app/firewall.h"
+#include "app/ping.h"
 #include "app/run.h"
 #include "config/loader.h"
 #include "config/tag_selection.h"
@@ -92,6 +93,36 @@ int main(int argc, char** argv) {
   one_shot->add_flag("-U,--unbuffered", check_options.unbuffered,
                      "text lines as each iteration ends, instead of failures first at the end");
 
+  // netprobe ping: hping3's job, one target (src/app/ping.cpp).
+  netprobe::PingOptions ping_options;
+  auto* ping = app.add_subcommand(
+      "ping",
+      "probe TARGET COUNT times from a sweep of source ports, a line per probe, a summary and the lossy "
+      "source "
+      "ports; exit 0 when loss <= --max-loss (default: some reply), 1 when not, 68 unknown host");
+  ping->add_option("target", ping_options.target, "host name or address")->required();
+  auto* ping_syn = ping->add_flag_callback(
+      "-S", [&] { ping_options.mode = 'S'; }, "TCP SYN (default)");
+  auto* ping_icmp = ping->add_flag_callback(
+      "-1", [&] { ping_options.mode = '1'; }, "ICMP echo");
+  auto* ping_udp = ping->add_flag_callback(
+      "-2", [&] { ping_options.mode = '2'; }, "UDP to a closed port");
+  ping_syn->excludes(ping_icmp, ping_udp);
+  ping_icmp->excludes(ping_udp);
+  ping->add_option("-p,--destport", ping_options.dst_port, "destination port (default 80 TCP, 33434 UDP)");
+  ping->add_option("--sport-range", ping_options.sport_range, "source ports A-B, swept in turn");
+  ping->add_option("-s,--baseport", ping_options.base_sport, "source ports BASE to BASE+15 (default 65000)");
+  ping->add_flag("-k,--keep", ping_options.keep_sport, "keep one source port");
+  ping->add_option("-c,--count", ping_options.count, "probes (default 5)");
+  ping->add_option("-i,--interval", ping_options.interval,
+                   "seconds between probes, or uN microseconds (default 1)");
+  ping->add_option("-W,--timeout", ping_options.timeout_s, "seconds to wait for each answer (default 1)");
+  ping->add_flag("-q,--quiet", ping_options.quiet, "summary and port table only");
+  ping->add_option("--format", ping_options.format, "text or json (one object per line)");
+  ping->add_option("--max-loss", ping_options.max_loss_pct, "exit 1 above this loss percentage");
+  ping->add_flag("-4", ping_options.ipv4, "IPv4 address of a name");
+  ping->add_flag("-6", ping_options.ipv6, "IPv6 address of a name");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -106,6 +137,11 @@ int main(int argc, char** argv) {
     return netprobe::run_check(check_options);
   }
 
+  if (*ping) {
+    netprobe::setup_logging();
+    spdlog::set_level(spdlog::level::warn);
+    return netprobe::run_ping(ping_options);
+  }
   if (*check) return check_config(check_path);
   if (firewall.selected()) return netprobe::run_firewall_command(firewall);
   netprobe::setup_logging();
