@@ -7,7 +7,8 @@ over a veth pair, IPv4 and IPv6. Scenarios (argv[1]):
             the JSON events; SIGINT prints the summary; usage errors (64), an unknown host (68), no CAP_NET_RAW (77)
   lossy     nftables in the target drops every packet from one source port: that port alone is flagged
             (black-holed) in the per-source-port table; the exit code follows --max-loss; a black-holed
-            target (every SYN dropped): exit 1, 100.00% loss
+            target (every SYN dropped): exit 1, 100.00% loss; an ICMP error per probe (IPv4, IPv6): its line
+            (`icmp unreachable:13`), counted in the summary, exit 1
 """
 import json
 import os
@@ -23,7 +24,7 @@ import netns  # noqa: E402
 
 P4, T4 = "198.18.0.1", "198.18.0.2"
 P6, T6 = "fd00:13::1", "fd00:13::2"
-OPEN_PORT, DROPPED_PORT, UDP_PORT = 8080, 8082, 33434
+OPEN_PORT, DROPPED_PORT, REJECTED_PORT, UDP_PORT = 8080, 8082, 8083, 33434
 LOSSY_SPORT = 65007  # not among the first 4 ports that the "modes" scenario sweeps
 
 LISTENER = """
@@ -40,6 +41,7 @@ time.sleep(600)
 RULES = f"""table inet lab {{
   chain in {{ type filter hook input priority 0;
     tcp dport {DROPPED_PORT} drop
+    tcp dport {REJECTED_PORT} reject with icmpx type admin-prohibited
     tcp sport {LOSSY_SPORT} drop
   }}
 }}
@@ -203,6 +205,14 @@ def scenario_lossy():
         expect(r.returncode == 1, f"black hole: exit {r.returncode}")
         expect(summary == (3, 0, 100.0, 0, 0) and rtt is None, f"black hole: summary {summary}, rtt {rtt}")
         expect([x[2] for x in probes] == ["timeout"] * 3, f"black hole: {probes}")
+
+        # An ICMP error (administratively prohibited) quoting each probe: its line, counted, exit 1.
+        for addr, label in ((T4, "icmp unreachable:13"), (T6, "icmp unreachable:1")):
+            r = ping(p, "-p", str(REJECTED_PORT), "-c", "3", "-i", "0.05", "-W", "0.3", addr)
+            probes, summary, _, _ = parse(r.stdout)
+            expect(r.returncode == 1, f"rejected {addr}: exit {r.returncode}")
+            expect([x[2] for x in probes] == [label] * 3, f"rejected {addr}: {probes}")
+            expect(summary == (3, 0, 100.0, 0, 3), f"rejected {addr}: summary {summary}")
 
         if failures:
             sys.exit("FAIL:\n  " + "\n  ".join(failures))
