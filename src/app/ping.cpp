@@ -18,8 +18,8 @@
 
 #include "app/stop_signals.h"
 #include "engine/iteration.h"
-#include "paths/significance.h"
 #include "sched/target_plan.h"
+#include "session/ping_result.h"
 #include "session/session.h"
 #include "supervisor/target_resolution.h"
 
@@ -64,12 +64,6 @@ std::optional<double> parse_interval(const std::string& s) {
 }
 
 double ms(double s) { return std::round(s * 1e6) / 1e3; }  // to the microsecond
-
-struct Probed {
-  int seq = 0;
-  uint16_t sport = 0;
-  ProbeEvent event;
-};
 
 }  // namespace
 
@@ -190,7 +184,7 @@ int run_ping(const PingOptions& o) {
     session->stop();
     clock.wake();
   });
-  std::vector<Probed> probed;
+  std::vector<ProbeEvent> probed;  // every probe sent, in order
   std::string capture_error, plan_error;
   const auto source_for = [](const IpAddress& d) { return kernel_source_for(d); };
   for (int seq = 0; seq < o.count && !stopped; ++seq) {
@@ -205,19 +199,18 @@ int run_ping(const PingOptions& o) {
     session->run(*tp.plan, settings, 1, {}, [&](int, std::span<const ProbeEvent> events) {
       for (const ProbeEvent& e : events) {
         if (e.state == ProbeEvent::State::kUnsent) continue;
-        Probed p{seq, ports ? e.src_port : uint16_t(0), e};
-        probed.push_back(p);
+        probed.push_back(e);
         if (o.quiet) continue;
         if (json) {
           nlohmann::json j{{"event", "probe"}, {"seq", seq}, {"state", std::string(to_string(e.state))}};
-          if (ports) j["sport"] = p.sport;
+          if (ports) j["sport"] = e.src_port;
           j["rtt_ms"] = e.rtt_s >= 0 ? nlohmann::json(ms(e.rtt_s)) : nlohmann::json();
           if (e.icmp_error) j["icmp_error"] = icmp_error_label(dst.af, e.icmp_type, e.icmp_code);
           out(j.dump() + "\n");
           continue;
         }
         std::string line = fmt::format("seq={}", seq);
-        if (ports) line += fmt::format(" sport={}", p.sport);
+        if (ports) line += fmt::format(" sport={}", e.src_port);
         switch (e.state) {
           case ProbeEvent::State::kAnswered:
             line += e.rtt_s >= 0 ? fmt::format(" rtt={:.3f} ms", ms(e.rtt_s)) : std::string(" rtt=unknown");
@@ -243,83 +236,49 @@ int run_ping(const PingOptions& o) {
   stop_signals.finish();
 
   // ---- Summary.
-  std::vector<double> rtts;
-  uint64_t received = 0, late = 0, icmp_errors = 0;
-  std::map<uint16_t, FlowTally> by_port;
-  for (const Probed& p : probed) {
-    FlowTally& t = by_port[p.sport];
-    ++t.sent;
-    if (p.event.state == ProbeEvent::State::kAnswered) {
-      ++received;
-      if (p.event.rtt_s >= 0) rtts.push_back(p.event.rtt_s);
-    } else {
-      ++t.lost;
-    }
-    late += p.event.state == ProbeEvent::State::kLate;
-    icmp_errors += p.event.icmp_error;
-  }
-  const uint64_t sent = probed.size();
-  const double loss_pct = sent ? 100.0 * double(sent - received) / double(sent) : 100;
-  const bool ok = sent > 0 && (o.max_loss_pct ? loss_pct <= *o.max_loss_pct + 1e-9 : received > 0);
-  double lo = 0, hi = 0, avg = 0, mdev = 0;
-  if (!rtts.empty()) {
-    lo = *std::min_element(rtts.begin(), rtts.end());
-    hi = *std::max_element(rtts.begin(), rtts.end());
-    double sq = 0;
-    for (double r : rtts) avg += r, sq += r * r;
-    avg /= double(rtts.size());
-    mdev = std::sqrt(std::max(0.0, sq / double(rtts.size()) - avg * avg));
-  }
-  std::vector<uint16_t> port_keys;
-  std::vector<FlowTally> tallies;
-  for (const auto& [port, t] : by_port) port_keys.push_back(port), tallies.push_back(t);
-  const std::vector<bool> lossy = lossy_flows(tallies);
-  auto flag = [&](size_t k) {
-    return !lossy[k] ? "" : tallies[k].lost == tallies[k].sent ? "black-holed" : "lossy";
-  };
+  const PingSummary sum = summarize_ping(probed);
+  const int code = sum.exit_code(o.max_loss_pct);
   const std::string error_text = !plan_error.empty()      ? "no route: " + plan_error
                                  : !capture_error.empty() ? "capture failed: " + capture_error
                                                           : std::string();
   if (json) {
     nlohmann::json j{{"event", "summary"},
-                     {"sent", sent},
-                     {"received", received},
-                     {"loss_pct", std::round(loss_pct * 100) / 100},
-                     {"late", late},
-                     {"icmp_errors", icmp_errors},
+                     {"sent", sum.sent},
+                     {"received", sum.received},
+                     {"loss_pct", std::round(sum.loss_pct * 100) / 100},
+                     {"late", sum.late},
+                     {"icmp_errors", sum.icmp_errors},
                      {"interrupted", stopped.load()},
-                     {"exit_code", ok ? 0 : 1}};
-    j["rtt_ms"] =
-        rtts.empty() ? nlohmann::json()
-                     : nlohmann::json{{"min", ms(lo)}, {"avg", ms(avg)}, {"max", ms(hi)}, {"mdev", ms(mdev)}};
+                     {"exit_code", code}};
+    j["rtt_ms"] = sum.rtts_s.empty() ? nlohmann::json()
+                                     : nlohmann::json{{"min", ms(sum.min_s)},
+                                                      {"avg", ms(sum.avg_s)},
+                                                      {"max", ms(sum.max_s)},
+                                                      {"mdev", ms(sum.mdev_s)}};
     if (ports) {
       j["ports"] = nlohmann::json::array();
-      for (size_t k = 0; k < tallies.size(); ++k)
-        j["ports"].push_back({{"sport", port_keys[k]},
-                              {"sent", tallies[k].sent},
-                              {"lost", tallies[k].lost},
-                              {"flag", flag(k)}});
+      for (const PingPort& r : sum.ports)
+        j["ports"].push_back({{"sport", r.sport}, {"sent", r.sent}, {"lost", r.lost}, {"flag", r.flag}});
     }
     if (!error_text.empty()) j["error"] = error_text;
     out(j.dump() + "\n");
   } else {
     if (!error_text.empty()) std::fprintf(stderr, "netprobe ping: %s\n", error_text.c_str());
     std::string s = fmt::format("--- {} netprobe ping statistics ---\n", o.target);
-    s += fmt::format("{} sent, {} received, {:.2f}% loss, {} late, {} icmp error(s)\n", sent, received,
-                     loss_pct, late, icmp_errors);
-    if (!rtts.empty())
-      s += fmt::format("rtt min/avg/max/mdev = {:.3f}/{:.3f}/{:.3f}/{:.3f} ms\n", ms(lo), ms(avg), ms(hi),
-                       ms(mdev));
-    if (ports && tallies.size() > 1) {
+    s += fmt::format("{} sent, {} received, {:.2f}% loss, {} late, {} icmp error(s)\n", sum.sent,
+                     sum.received, sum.loss_pct, sum.late, sum.icmp_errors);
+    if (!sum.rtts_s.empty())
+      s += fmt::format("rtt min/avg/max/mdev = {:.3f}/{:.3f}/{:.3f}/{:.3f} ms\n", ms(sum.min_s),
+                       ms(sum.avg_s), ms(sum.max_s), ms(sum.mdev_s));
+    if (ports && sum.ports.size() > 1) {
       s += "sport  sent  lost    loss  flag\n";
-      for (size_t k = 0; k < tallies.size(); ++k)
-        s += fmt::format("{:<5}  {:>4}  {:>4}  {:>5.1f}%{}\n", port_keys[k], tallies[k].sent, tallies[k].lost,
-                         100.0 * double(tallies[k].lost) / double(tallies[k].sent),
-                         lossy[k] ? std::string("  ") + flag(k) : std::string());
+      for (const PingPort& r : sum.ports)
+        s += fmt::format("{:<5}  {:>4}  {:>4}  {:>5.1f}%{}\n", r.sport, r.sent, r.lost,
+                         100.0 * double(r.lost) / double(r.sent), r.flag.empty() ? "" : "  " + r.flag);
     }
     out(s);
   }
-  return ok ? 0 : 1;
+  return code;
 }
 
 }  // namespace netprobe
