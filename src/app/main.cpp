@@ -120,6 +120,7 @@ int main(int argc, char** argv) {
   ping->add_flag("-q,--quiet", ping_options.quiet, "summary and port table only");
   ping->add_option("--format", ping_options.format, "text or json (one object per line)");
   ping->add_option("--max-loss", ping_options.max_loss_pct, "exit 1 above this loss percentage");
+  ping->add_option("--max-rtt", ping_options.max_rtt_ms, "exit 1 when the p99 RTT is above this (ms)");
   ping->add_flag("-4", ping_options.ipv4, "IPv4 address of a name");
   ping->add_flag("-6", ping_options.ipv6, "IPv6 address of a name");
 

@@ -81,6 +81,8 @@ int run_ping(const PingOptions& o) {
     return usage_error(fmt::format("-W: {} is not between 0 and {} s", o.timeout_s, kMaxTimeout));
   if (o.max_loss_pct && !(*o.max_loss_pct >= 0 && *o.max_loss_pct <= 100))
     return usage_error("--max-loss: not a percentage between 0 and 100");
+  if (o.max_rtt_ms && !(*o.max_rtt_ms > 0 && *o.max_rtt_ms <= 1e6))
+    return usage_error("--max-rtt: not a number of milliseconds above 0");
   if (o.ipv4 && o.ipv6) return usage_error("-4 and -6 exclude each other");
   if (o.target.empty() || o.target.size() > 253) return usage_error("TARGET: a host name or an address");
   const ProbeType type = o.mode == '1'   ? ProbeType::kIcmpPing
@@ -237,7 +239,7 @@ int run_ping(const PingOptions& o) {
 
   // ---- Summary.
   const PingSummary sum = summarize_ping(probed);
-  const int code = sum.exit_code(o.max_loss_pct);
+  const int code = sum.exit_code(o.max_loss_pct, o.max_rtt_ms);
   const std::string error_text = !plan_error.empty()      ? "no route: " + plan_error
                                  : !capture_error.empty() ? "capture failed: " + capture_error
                                                           : std::string();
@@ -251,9 +253,9 @@ int run_ping(const PingOptions& o) {
                      {"interrupted", stopped.load()},
                      {"exit_code", code}};
     j["rtt_ms"] = sum.rtts_s.empty() ? nlohmann::json()
-                                     : nlohmann::json{{"min", ms(sum.min_s)},
-                                                      {"avg", ms(sum.avg_s)},
-                                                      {"max", ms(sum.max_s)},
+                                     : nlohmann::json{{"min", ms(sum.min_s)},  {"avg", ms(sum.avg_s)},
+                                                      {"p50", ms(sum.p50_s)},  {"p90", ms(sum.p90_s)},
+                                                      {"p99", ms(sum.p99_s)},  {"max", ms(sum.max_s)},
                                                       {"mdev", ms(sum.mdev_s)}};
     if (ports) {
       j["ports"] = nlohmann::json::array();
@@ -267,9 +269,13 @@ int run_ping(const PingOptions& o) {
     std::string s = fmt::format("--- {} netprobe ping statistics ---\n", o.target);
     s += fmt::format("{} sent, {} received, {:.2f}% loss, {} late, {} icmp error(s)\n", sum.sent,
                      sum.received, sum.loss_pct, sum.late, sum.icmp_errors);
-    if (!sum.rtts_s.empty())
+    if (!sum.rtts_s.empty()) {
+      // ping's line first (parsers read it), the percentiles on their own line.
       s += fmt::format("rtt min/avg/max/mdev = {:.3f}/{:.3f}/{:.3f}/{:.3f} ms\n", ms(sum.min_s),
                        ms(sum.avg_s), ms(sum.max_s), ms(sum.mdev_s));
+      s += fmt::format("rtt p50/p90/p99 = {:.3f}/{:.3f}/{:.3f} ms\n", ms(sum.p50_s), ms(sum.p90_s),
+                       ms(sum.p99_s));
+    }
     if (ports && sum.ports.size() > 1) {
       s += "sport  sent  lost    loss  flag\n";
       for (const PingPort& r : sum.ports)

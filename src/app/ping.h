@@ -20,6 +20,7 @@ struct PingOptions {
   bool quiet = false;                      // -q: summary and table only
   std::string format = "text";             // text | json
   std::optional<double> max_loss_pct;      // --max-loss; default: at least one reply
+  std::optional<double> max_rtt_ms;        // --max-rtt: the p99 RTT must be at most this
   bool ipv4 = false, ipv6 = false;         // -4 / -6: the family of a name's addresses
 };
 

@@ -126,6 +126,12 @@ def scenario_modes():
         probes, _, _, _ = parse(r.stdout)
         expect(r.returncode == 0 and [x[1] for x in probes] == [62000, 62001, 62000], f"--sport-range: {probes}")
 
+        # --max-rtt bounds the p99 RTT (lab RTTs are tens of microseconds); the percentiles line is printed.
+        r = ping(p, "-p", str(OPEN_PORT), "-c", "3", "-i", "0.05", "--max-rtt", "500", T4)
+        expect(r.returncode == 0 and "rtt p50/p90/p99 = " in r.stdout, f"--max-rtt 500: exit {r.returncode}")
+        r = ping(p, "-p", str(OPEN_PORT), "-c", "3", "-i", "0.05", "--max-rtt", "0.0001", T4)
+        expect(r.returncode == 1, f"--max-rtt 0.0001: exit {r.returncode}")
+
         # JSON: one object per line, start, probes, summary; numbers as numbers.
         r = ping(p, "-p", str(OPEN_PORT), "-c", "3", "-i", "0.05", "--format", "json", T6)
         try:
@@ -159,7 +165,7 @@ def scenario_modes():
 
         # Errors: usage 64 (nothing probed), unknown host 68 (the namespace has no DNS server), no CAP_NET_RAW 77.
         for args in (["-c", "0", T4], ["-1", "-2", T4], ["--sport-range", "9-2", T4], ["-i", "x", T4],
-                     ["--format", "xml", T4], ["--max-loss", "101", T4], []):
+                     ["--format", "xml", T4], ["--max-loss", "101", T4], ["--max-rtt", "0", T4], []):
             r = ping(p, *args)
             expect(r.returncode == 64 and not r.stdout.startswith("NETPROBE"), f"usage {args}: exit {r.returncode}")
         r = ping(p, "-c", "1", "ghost.invalid")

@@ -67,6 +67,25 @@ TEST(session_PingResult, SummaryCountsAndRtt) {
   EXPECT_DOUBLE_EQ(summarize_ping({}).loss_pct, 100.0);
 }
 
+// Percentiles as the metrics compute them (k = (n - 1) p / 100, linear), and --max-rtt on the p99.
+TEST(session_PingResult, PercentilesAndMaxRtt) {
+  std::vector<ProbeEvent> events;
+  for (int i = 1; i <= 10; ++i) events.push_back(ev(S::kAnswered, 1, i * 1e-3));  // 1..10 ms
+  const PingSummary s = summarize_ping(events);
+  EXPECT_NEAR(s.p50_s, 5.5e-3, 1e-12);
+  EXPECT_NEAR(s.p90_s, 9.1e-3, 1e-12);
+  EXPECT_NEAR(s.p99_s, 9.91e-3, 1e-12);
+  EXPECT_EQ(s.exit_code(std::nullopt, 10.0), 0);
+  EXPECT_EQ(s.exit_code(std::nullopt, 9.91), 0);
+  EXPECT_EQ(s.exit_code(std::nullopt, 9.9), 1);
+  EXPECT_EQ(s.exit_code(100.0, 9.9), 1) << "both conditions hold";
+  const PingSummary one = summarize_ping(std::vector<ProbeEvent>{ev(S::kAnswered, 1, 2e-3)});
+  EXPECT_DOUBLE_EQ(one.p50_s, 2e-3);
+  EXPECT_DOUBLE_EQ(one.p99_s, 2e-3);
+  const PingSummary none = summarize_ping(std::vector<ProbeEvent>{ev(S::kLost)});
+  EXPECT_EQ(none.exit_code(100.0, 1000.0), 1) << "no RTT cannot prove an RTT bound";
+}
+
 TEST(session_PingResult, FlagsTheBlackHoledAndLossyPortsOnly) {
   // 16 ports, 8 probes each: 65003 loses all, 65009 loses 6 of 8, 65011 one (chance), the rest none.
   std::vector<ProbeEvent> events;
