@@ -34,15 +34,10 @@
 #include "config/config.h"
 #include "core/measurement.h"
 #include "core/net.h"
+#include "core/percentile.h"  // percentile_linear, used by the metrics
 #include "metrics/exposition.h"
 
 namespace netprobe {
-
-// netprobify's percentile (the ActiveState recipe it ships in external.py): sort, k = (n-1)*p/100,
-// linear interpolation between floor(k) and ceil(k). Returns 0 when `values` is empty (a 100%-loss
-// iteration exports RTT 0, not NaN: docs/netprobify-compatibility.md#q2-rtt-zero). Sorts `values` in
-// place when it is not sorted yet.
-double percentile_linear(std::vector<double>& values, int p);
 
 // The metric-name prefix of a probe type: "tcpsyn", "icmp", "udp_unreachable".
 std::string_view metric_prefix(ProbeType type);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 
+#include "core/percentile.h"
 #include "paths/significance.h"
 
 namespace netprobe {
@@ -15,14 +16,6 @@ int PingSummary::exit_code(std::optional<double> max_loss_pct, std::optional<dou
   const bool rtt_ok = !max_rtt_ms || (!rtts_s.empty() && p99_s * 1e3 <= *max_rtt_ms);
   return loss_ok && rtt_ok ? 0 : 1;
 }
-
-namespace {
-double percentile(const std::vector<double>& sorted, double p) {
-  const double k = double(sorted.size() - 1) * p / 100.0;
-  const auto lo = size_t(std::floor(k)), hi = size_t(std::ceil(k));
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (k - double(lo));
-}
-}  // namespace
 
 PingSummary summarize_ping(std::span<const ProbeEvent> events) {
   PingSummary s;
@@ -51,11 +44,10 @@ PingSummary summarize_ping(std::span<const ProbeEvent> events) {
     const auto n = double(s.rtts_s.size());
     s.avg_s = sum / n;
     s.mdev_s = std::sqrt(std::max(0.0, sq / n - s.avg_s * s.avg_s));
-    std::vector<double> sorted = s.rtts_s;
-    std::sort(sorted.begin(), sorted.end());
-    s.p50_s = percentile(sorted, 50);
-    s.p90_s = percentile(sorted, 90);
-    s.p99_s = percentile(sorted, 99);
+    std::vector<double> sorted = s.rtts_s;  // rtts_s keeps the probes' order
+    s.p50_s = percentile_linear(sorted, 50);
+    s.p90_s = percentile_linear(sorted, 90);
+    s.p99_s = percentile_linear(sorted, 99);
   }
   std::vector<FlowTally> tallies;
   for (const auto& [port, t] : by_port) tallies.push_back(t);
