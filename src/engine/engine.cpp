@@ -89,6 +89,8 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
   std::span<const uint32_t> tokens;  // the runner's: stable (and only read) until the next prepare()
   {
     std::lock_guard lock(mu_);
+    runner_.set_options(
+        {.reply_details = events != nullptr, .icmp_error_resolves = settings.icmp_error_resolves});
     tokens = runner_.prepare(plan, ++iteration_);
   }
 

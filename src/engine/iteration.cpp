@@ -45,6 +45,9 @@ std::span<const uint32_t> IterationRunner::prepare(const Plan& plan, uint64_t it
   stale_resets_.clear();
   expire_cursor_ = 0;
   sent_end_ = 0;
+  details_on_ = options_.reply_details;
+  details_.clear();
+  if (details_on_) details_.resize(n);
 
   // Destinations: one per (type, address), shared by every template (group, target) probing it, since
   // replies carry no more than the address, the port and the token.
@@ -163,6 +166,7 @@ void IterationRunner::resolve(uint32_t slot, State state) {
 void IterationRunner::on_packet(const CapturedPacket& packet) {
   if (!plan_) return;
   const Classification c = classify(packet.ip, packet.direction);
+  current_packet_ = packet.ip;
   switch (c.verdict) {
     case Verdict::kOwnProbe:
       on_own_probe(c, packet.timestamp);
@@ -171,7 +175,7 @@ void IterationRunner::on_packet(const CapturedPacket& packet) {
       on_answer(c, packet.timestamp);
       break;
     case Verdict::kIcmpError:
-      on_icmp_error(c);
+      on_icmp_error(c, packet.timestamp);
       break;
     case Verdict::kTcpPureAck:
       on_pure_ack(c, packet.timestamp);
@@ -250,6 +254,7 @@ void IterationRunner::account_answer(uint32_t slot, Nanos at) {
   auto bucket = [&]() -> BucketStats& { return bucket_stats_[plan_->bucket_of(p)]; };
   const bool first_reply = !(s.flags & kReplied);
   s.flags |= kReplied;
+  if (details_on_) record_reply(slot, first_reply, at);
   switch (s.state) {
     case State::kUnsent:
       break;  // the kernel refused it: nothing to account
@@ -392,7 +397,7 @@ void IterationRunner::on_pure_ack(const Classification& c, Nanos at) {
   stale_resets_.push_back({slot, c.proof - 1});  // the earlier probe's seq: the RST's seq is the ack
 }
 
-void IterationRunner::on_icmp_error(const Classification& c) {
+void IterationRunner::on_icmp_error(const Classification& c, Nanos at) {
   uint32_t dest;
   bool indexed;
   const uint32_t slot = matched_slot(c, &dest, &indexed);
@@ -414,6 +419,8 @@ void IterationRunner::on_icmp_error(const Classification& c) {
   s.flags |= kIcmpError;
   s.icmp_type = c.icmp_type;
   s.icmp_code = c.icmp_code;
+  if (details_on_) record_error(slot, at);
+  if (options_.icmp_error_resolves) resolve(slot, State::kLost);
   BucketStats& b = bucket_stats_[plan_->bucket_of(p)];
   const auto type_code = uint16_t(c.icmp_type << 8 | c.icmp_code);
   for (IcmpErrorCount& e : b.icmp_errors) {
@@ -424,6 +431,22 @@ void IterationRunner::on_icmp_error(const Classification& c) {
     }
   }
   ++b.icmp_errors_overflow;
+}
+
+void IterationRunner::record_reply(uint32_t slot, bool first, Nanos at) {
+  Details& d = details_[slot];
+  if (!first) {
+    if (d.duplicates < UINT16_MAX) ++d.duplicates;
+    return;
+  }
+  d.reply = describe_reply(current_packet_);
+  d.reply_at = at.count();
+}
+
+void IterationRunner::record_error(uint32_t slot, Nanos at) {
+  Details& d = details_[slot];
+  d.error = describe_reply(current_packet_);
+  d.error_at = at.count();
 }
 
 void IterationRunner::mark_unsent(uint32_t slot, size_t reason) {
@@ -452,7 +475,7 @@ size_t IterationRunner::memory_bytes() const noexcept {
   return huge_page_rounded(previous_book_.tuples.capacity() * sizeof(Tuple)) +
          huge_page_rounded(tokens_.capacity() * sizeof(uint32_t)) +
          huge_page_rounded(by_ordinal_.capacity() * sizeof(uint32_t)) +
-         huge_page_rounded(slots_.capacity() * sizeof(Slot));
+         huge_page_rounded(slots_.capacity() * sizeof(Slot)) + details_.capacity() * sizeof(Details);
 }
 
 std::string_view to_string(ProbeEvent::State state) {
@@ -483,6 +506,22 @@ void IterationRunner::probe_events(std::vector<ProbeEvent>& out) const {
     e.icmp_error = s.flags & kIcmpError;
     e.icmp_type = s.icmp_type;
     e.icmp_code = s.icmp_code;
+    if (details_on_) {
+      const Details& d = details_[slot];
+      // The send time is known once the probe's own copy was captured or the sender stamped it.
+      const bool sent_time = s.time != 0 && !(s.flags & kRttPending);
+      e.duplicates = d.duplicates;
+      if (d.reply_at != 0) {
+        e.has_reply = true;
+        e.reply = d.reply;
+        if (sent_time && d.reply_at >= s.time) e.reply_rtt_s = double(d.reply_at - s.time) * 1e-9;
+      }
+      if (d.error_at != 0) {
+        e.has_error = true;
+        e.error = d.error;
+        if (sent_time && d.error_at >= s.time) e.error_rtt_s = double(d.error_at - s.time) * 1e-9;
+      }
+    }
     switch (s.state) {
       case State::kAnswered:
         e.state = ProbeEvent::State::kAnswered;

@@ -13,6 +13,7 @@
 #include "match/destination_index.h"
 #include "match/huge_pages.h"
 #include "match/token_permutation.h"
+#include "probes/reply_info.h"
 #include "sched/plan.h"
 
 namespace netprobe {
@@ -35,12 +36,32 @@ struct ProbeEvent {
   uint8_t icmp_code = 0;
   bool icmp_error = false;
   double rtt_s = -1;  // kAnswered only; -1 otherwise
+  // What the replies looked like (IterationRunner::Options::reply_details; all empty without it).
+  uint16_t duplicates = 0;  // answers after the first
+  bool has_reply = false;   // the first answer (in time or late): `reply`, `reply_rtt_s`
+  ReplyInfo reply;
+  double reply_rtt_s = -1;  // -1: no usable send time
+  bool has_error = false;   // the first ICMP error quoting it: `error`, `error_rtt_s` (traceroute's hop)
+  ReplyInfo error;
+  double error_rtt_s = -1;
 };
 std::string_view to_string(ProbeEvent::State state);
 
 class IterationRunner {
  public:
   explicit IterationRunner(uint64_t secret, KeySlice slice = {}) : secret_(secret), slice_(slice) {}
+
+  // For the one-shot commands; the daemon leaves both off. Read at prepare().
+  struct Options {
+    // Keep, per probe, the first answer's and the first ICMP error's fields and arrival times, and count
+    // duplicates (probe_events()): about 150 bytes per probe.
+    bool reply_details = false;
+    // An ICMP error quoting a probe resolves it (as lost, with its error) instead of leaving it pending
+    // until its deadline: `netprobe ping` reports a refused probe at once, `netprobe trace` takes a Time
+    // Exceeded as its hop's answer and ends the iteration as soon as every probe has one.
+    bool icmp_error_resolves = false;
+  };
+  void set_options(const Options& options) { options_ = options; }
 
   // Chooses the token of every planned probe and resets the iteration's state. `plan` must outlive the
   // iteration. Returns the tokens, indexed like plan.probes, valid until the next prepare(); a token of
@@ -125,6 +146,16 @@ class IterationRunner {
     kRttPending = 8,  // answered before its send time was known: `time` is the answer's
   };
   static void set_send_time(Slot& s, int64_t at) noexcept;
+  // Options::reply_details: per probe, what its first answer and first ICMP error looked like.
+  struct Details {
+    ReplyInfo reply;
+    ReplyInfo error;
+    int64_t reply_at = 0;  // packet timestamp base, 0 = none
+    int64_t error_at = 0;
+    uint16_t duplicates = 0;
+  };
+  void record_reply(uint32_t slot, bool first, Nanos at);
+  void record_error(uint32_t slot, Nanos at);
   // One per (probe type, destination address) of the plan.
   struct Destination {
     uint32_t first = 0;  // its probes' slots are by_ordinal_[first, first + count)
@@ -151,7 +182,7 @@ class IterationRunner {
   uint32_t slot_of(const MatchKey& key, uint32_t* dest) const noexcept;
   void on_own_probe(const Classification& c, Nanos at);
   void on_answer(const Classification& c, Nanos at);
-  void on_icmp_error(const Classification& c);
+  void on_icmp_error(const Classification& c, Nanos at);
   // The accounting of an answer to `slot` at `at` (in time, late, duplicate), shared by every answer kind.
   void account_answer(uint32_t slot, Nanos at);
 
@@ -231,6 +262,10 @@ class IterationRunner {
   uint32_t sent_end_ = 0;  // slots below it were handed to the sender (probes leave in slot order)
   TupleBook previous_book_;
   std::vector<StaleReset> stale_resets_;
+  Options options_;
+  bool details_on_ = false;                  // options_.reply_details as of prepare()
+  std::vector<Details> details_;             // per slot, with details_on_
+  std::span<const uint8_t> current_packet_;  // the packet on_packet() is matching (for the details)
 };
 
 // Label of an ICMP error for the *_icmp_errors_total family, e.g. "unreachable:13", "time_exceeded:0".

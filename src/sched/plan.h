@@ -160,6 +160,8 @@ struct IterationSettings {
   double interval_s = 30;
   double max_packets_per_second = 0;
   Nanos hard_timeout{Nanos::max()};  // global.timeout: the iteration is cut short after this
+  // One-shot commands: an ICMP error quoting a probe resolves it at once (IterationRunner::Options).
+  bool icmp_error_resolves = false;
 };
 
 // The send window of an iteration: a share of what the interval leaves after the longest timeout (the

@@ -197,5 +197,79 @@ TEST(SessionComponent, ReportsOneEventPerProbeWithItsState) {
   }
 }
 
+// What each reply looked like (`netprobe ping`'s reply lines, `netprobe trace`'s hops): the answer's
+// sender, TTL, IP ID, DF, TCP flags and window with its RTT; the ICMP error's sender and RTT; duplicates.
+// With icmp_error_resolves, an ICMP error ends its probe's wait at once.
+TEST(SessionComponent, EventsCarryWhatEachReplyLookedLike) {
+  SessionLab lab;
+  lab.config.targets.erase("unresolved");
+  lab.config.targets.erase("down");
+  lab.add("err", ProbeType::kTcpSyn, "198.51.100.3", 443);
+  lab.config.targets["err"].timeout_s = 3;
+  lab.link.set_responder([](std::span<const uint8_t> p) -> std::vector<ScriptedReply> {
+    if (p[19] == 3) {
+      auto e = testing::reply_to(p, testing::ReplyKind::kIcmpError, 11, 0);
+      e[8] = 250;                                      // TTL
+      e[12] = 203, e[13] = 0, e[14] = 113, e[15] = 9;  // from a router, 203.0.113.9
+      return {{e, microseconds(700)}};
+    }
+    auto r = testing::reply_to(p);
+    r[4] = 0x12, r[5] = 0x34;  // IP ID
+    r[6] = 0x40;               // DF
+    r[8] = 57;                 // TTL
+    const size_t ihl = size_t(r[0] & 0x0f) * 4;
+    r[ihl + 14] = 0x72, r[ihl + 15] = 0x10;                   // window 29200
+    return {{r, microseconds(200)}, {r, microseconds(300)}};  // and a duplicate
+  });
+  TargetPlan tp = lab.plan();
+  ASSERT_TRUE(tp.plan);
+  const Plan& plan = *tp.plan;
+  std::map<bool, Nanos> took;
+  for (const bool resolves : {false, true}) {
+    SCOPED_TRACE(resolves ? "icmp_error_resolves" : "default");
+    Session session(lab.clock, lab.link.sink(), lab.link.source(), 0x5eed, fake_options());
+    IterationSettings settings;
+    settings.interval_s = 10;
+    settings.icmp_error_resolves = resolves;
+    std::vector<ProbeEvent> seen;
+    const Nanos t0 = lab.clock.monotonic();
+    Nanos ended{0};
+    session.run(
+        plan, settings, 1, [&](int, const IterationReport&) { ended = lab.clock.monotonic() - t0; },
+        [&](int, std::span<const ProbeEvent> events) { seen.assign(events.begin(), events.end()); });
+    ASSERT_EQ(seen.size(), plan.probes.size());
+    for (const ProbeEvent& e : seen) {
+      const std::string& target = plan.buckets[plan.bucket_of(plan.probes[e.slot])].target;
+      SCOPED_TRACE(target);
+      if (target == "up") {
+        EXPECT_EQ(e.state, ProbeEvent::State::kAnswered);
+        ASSERT_TRUE(e.has_reply);
+        EXPECT_FALSE(e.has_error);
+        EXPECT_EQ(e.reply.from, *IpAddress::parse("198.51.100.1"));
+        EXPECT_EQ(e.reply.ttl, 57);
+        EXPECT_EQ(e.reply.ip_id, 0x1234);
+        EXPECT_TRUE(e.reply.dont_fragment);
+        EXPECT_EQ(e.reply.tcp_flags, 0x12);
+        EXPECT_EQ(e.reply.tcp_window, 29200);
+        EXPECT_NEAR(e.reply_rtt_s, 200e-6, 1e-6);
+        EXPECT_EQ(e.duplicates, 1);
+      } else {
+        EXPECT_EQ(e.state, ProbeEvent::State::kIcmpError);
+        EXPECT_FALSE(e.has_reply);
+        ASSERT_TRUE(e.has_error);
+        EXPECT_EQ(e.error.from, *IpAddress::parse("203.0.113.9"));
+        EXPECT_EQ(e.error.ttl, 250);
+        EXPECT_EQ(e.error.icmp_type, 11);
+        EXPECT_NEAR(e.error_rtt_s, 700e-6, 1e-6);
+      }
+    }
+    took[resolves] = ended;
+  }
+  // Without it the last ICMP error's probe holds the iteration for its 3 s timeout; with it the iteration
+  // ends with the last answer (the "up" probes, sent last, are answered within 0.3 ms): the fake clock
+  // shows the 3 s less the spacing of the send window (~0.7 s between the last "err" and "up" probes).
+  EXPECT_GE(took[false] - took[true], Nanos(2'000'000'000));
+}
+
 }  // namespace
 }  // namespace netprobe
