@@ -8,6 +8,7 @@ namespace netprobe {
 class IcmpEchoProbe final : public Probe {
  public:
   ProbeType type() const override;
+  std::string_view metric_prefix() const noexcept override { return "icmp"; }
   int token_bits(AddressFamily af) const noexcept override {
     (void)af;
     return 32;

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/net.h"
@@ -158,6 +159,8 @@ class Probe {
  public:
   virtual ~Probe() = default;
   virtual ProbeType type() const = 0;
+  // The prefix of its netprobify metric families ("tcpsyn" -> tcpsyn_loss_ratio, ...).
+  virtual std::string_view metric_prefix() const noexcept = 0;
   // Token layout (see above): index bits and check bits of the wire token for family `af`.
   virtual int token_bits(AddressFamily af) const noexcept = 0;
   virtual int check_bits(AddressFamily af) const noexcept = 0;

@@ -10,6 +10,7 @@ namespace netprobe {
 class TcpSynProbe final : public Probe {
  public:
   ProbeType type() const override;
+  std::string_view metric_prefix() const noexcept override { return "tcpsyn"; }
   int token_bits(AddressFamily af) const noexcept override {
     (void)af;
     return 32 - kTcpSeqShift;

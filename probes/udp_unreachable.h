@@ -10,6 +10,7 @@ namespace netprobe {
 class UdpUnreachableProbe final : public Probe {
  public:
   ProbeType type() const override;
+  std::string_view metric_prefix() const noexcept override { return "udp_unreachable"; }
   int token_bits(AddressFamily af) const noexcept override {
     (void)af;
     return af == AddressFamily::kV4 ? 16 : 20;

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "metrics/target_series.h"
+#include "probes/probe.h"
 
 namespace netprobe {
 
@@ -18,17 +19,7 @@ std::string label_or_empty(const Labels& labels, const char* name) {
 
 }  // namespace
 
-std::string_view metric_prefix(ProbeType type) {
-  switch (type) {
-    case ProbeType::kTcpSyn:
-      return "tcpsyn";
-    case ProbeType::kIcmpPing:
-      return "icmp";
-    case ProbeType::kUdpUnreachable:
-      return "udp_unreachable";
-  }
-  return "unknown";
-}
+std::string_view metric_prefix(ProbeType type) { return probe_for(type).metric_prefix(); }
 
 // Steps of at most 2.5x from 2.5 us to 10 ms, where veth labs (3-9 us), racks and datacenters (10-500 us) and
 // their tails live; steps of about 3x from 10 ms to 3 s for the WAN. 17 bounds, as many as the old set
