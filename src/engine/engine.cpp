@@ -85,7 +85,6 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
                                       std::vector<ProbeEvent>* events) {
   const Nanos start = clock_.monotonic();
   progress_.store(start.count(), std::memory_order_relaxed);
-  const size_t n = plan.probes.size();
   std::span<const uint32_t> tokens;  // the runner's: stable (and only read) until the next prepare()
   {
     std::lock_guard lock(mu_);
@@ -93,7 +92,30 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
         {.reply_details = events != nullptr, .icmp_error_resolves = settings.icmp_error_resolves});
     tokens = runner_.prepare(plan, ++iteration_);
   }
+  const Nanos hard_deadline =
+      settings.hard_timeout == Nanos::max() ? Nanos::max() : start + settings.hard_timeout;
+  bool timed_out = !send_probes(plan, tokens, settings, start, hard_deadline);
+  timed_out = !wait_for_answers(plan, tokens, hard_deadline) || timed_out;
 
+  IterationReport report;
+  {
+    std::lock_guard lock(mu_);
+    report = runner_.report();
+    if (events) {
+      events->clear();
+      runner_.probe_events(*events);
+    }
+    runner_.finish();  // the worker may replace the plan before the next iteration: never read it again
+  }
+  add_capture_stats(report);
+  report.timed_out = timed_out;
+  report.duration_s = std::chrono::duration<double>(clock_.monotonic() - start).count();
+  return report;
+}
+
+bool Engine::send_probes(const Plan& plan, std::span<const uint32_t> tokens,
+                         const IterationSettings& settings, Nanos start, Nanos hard_deadline) {
+  const size_t n = plan.probes.size();
   size_t max_len = 0;
   for (const auto& t : plan.templates) max_len = std::max(max_len, t.bytes.size());
   const size_t batch = std::max<size_t>(1, options_.batch);
@@ -103,17 +125,15 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
   std::vector<uint32_t> slots(batch);  // the probe of each packet of the batch
   Pacer pacer(plan, send_window(plan, settings.interval_s), settings.max_packets_per_second);
   Nanos due = pacer.next();  // of probe i
-  const Nanos hard_deadline =
-      settings.hard_timeout == Nanos::max() ? Nanos::max() : start + settings.hard_timeout;
-  bool timed_out = false;
+  bool in_time = true;
 
-  // Send: every packet whose time has come, in batches; sleep until the next one is due.
+  // Every packet whose time has come, in batches; sleep until the next one is due.
   size_t i = 0;
   while (i < n && !stop_) {
     const Nanos now = clock_.monotonic() - start;
     progress_.store((start + now).count(), std::memory_order_relaxed);
     if (start + now >= hard_deadline) {
-      timed_out = true;
+      in_time = false;
       break;
     }
     if (due > now) {
@@ -152,12 +172,12 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
     }
     if (resets) send_resets(plan, tokens);
   }
-  {
-    std::lock_guard lock(mu_);
-    for (size_t j = i; j < n; ++j) runner_.mark_unsent(uint32_t(j), IterationRunner::kUnsentCutShort);
-  }
+  std::lock_guard lock(mu_);
+  for (size_t j = i; j < n; ++j) runner_.mark_unsent(uint32_t(j), IterationRunner::kUnsentCutShort);
+  return in_time;
+}
 
-  // Wait for answers until every probe is answered or past its deadline.
+bool Engine::wait_for_answers(const Plan& plan, std::span<const uint32_t> tokens, Nanos hard_deadline) {
   while (!stop_) {
     progress_.store(clock_.monotonic().count(), std::memory_order_relaxed);
     if (!options_.capture_thread) poll_once(Nanos(0));
@@ -167,24 +187,14 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
       std::lock_guard lock(mu_);
       done = runner_.expire(clock_.realtime() - options_.capture_grace);
     }
-    if (done) break;
-    if (clock_.monotonic() >= hard_deadline) {
-      timed_out = true;
-      break;
-    }
+    if (done) return true;
+    if (clock_.monotonic() >= hard_deadline) return false;
     clock_.sleep_until(std::min(hard_deadline, clock_.monotonic() + options_.poll_wait));
   }
+  return true;
+}
 
-  IterationReport report;
-  {
-    std::lock_guard lock(mu_);
-    report = runner_.report();
-    if (events) {
-      events->clear();
-      runner_.probe_events(*events);
-    }
-    runner_.finish();  // the worker may replace the plan before the next iteration: never read it again
-  }
+void Engine::add_capture_stats(IterationReport& report) {
   const CaptureStats stats = source_.stats();
   report.capture_received = stats.received - std::min(stats.received, last_stats_.received);
   report.capture_dropped = stats.dropped - std::min(stats.dropped, last_stats_.dropped);
@@ -194,9 +204,6 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
   if (const uint64_t d = stats.truncated - std::min(stats.truncated, last_stats_.truncated))
     report.rejected["truncated_frame"] += d;
   last_stats_ = stats;
-  report.timed_out = timed_out;
-  report.duration_s = std::chrono::duration<double>(clock_.monotonic() - start).count();
-  return report;
 }
 
 }  // namespace netprobe

@@ -58,6 +58,13 @@ class Engine {
   void capture_loop();
   int poll_once(Nanos wait);  // PacketSource::poll()'s result
   void send_resets(const Plan& plan, std::span<const uint32_t> tokens);
+  // The send phase, paced over the send window; false if the hard timeout cut it short.
+  bool send_probes(const Plan& plan, std::span<const uint32_t> tokens, const IterationSettings& settings,
+                   Nanos start, Nanos hard_deadline);
+  // Until every probe is answered or past its deadline; false if the hard timeout came first.
+  bool wait_for_answers(const Plan& plan, std::span<const uint32_t> tokens, Nanos hard_deadline);
+  // The capture's counters since the previous iteration.
+  void add_capture_stats(IterationReport& report);
 
   Clock& clock_;
   PacketSink& sink_;

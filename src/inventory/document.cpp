@@ -181,11 +181,12 @@ std::optional<Nanos> parse_rfc3339(std::string_view s) {
   return std::chrono::seconds(secs) + Nanos(frac_ns);
 }
 
-Result<InventoryDocument> parse_inventory_document(std::string_view text, const std::string& plugin,
-                                                   const DocumentOptions& options) {
-  // JSON first (what most plug-ins write, and much faster than YAML), then YAML read as PyYAML would.
-  // nlohmann's parser is iterative, but the validator and the converter recurse once per level: a value
-  // nested deeper than YAML's limit (64) is dropped while parsing and the document refused.
+namespace {
+
+// JSON first (what most plug-ins write, and much faster than YAML), then YAML read as PyYAML would.
+// nlohmann's parser is iterative, but the validator and the converter recurse once per level: a value
+// nested deeper than YAML's limit (64) is dropped while parsing and the document refused.
+Result<Json> read_json_or_yaml(std::string_view text, const std::string& plugin) {
   constexpr int kMaxDepth = 64;
   bool too_deep = false;
   const Json::parser_callback_t depth_guard = [&](int depth, Json::parse_event_t event, Json&) {
@@ -198,34 +199,118 @@ Result<InventoryDocument> parse_inventory_document(std::string_view text, const 
   };
   Json doc = Json::parse(text, depth_guard, /*allow_exceptions=*/false);
   if (too_deep) return Error{fmt::format("JSON nested deeper than {} levels", kMaxDepth)};
-  if (doc.is_discarded()) {
-    YamlToJsonResult yaml;
-    try {
-      yaml = parse_yaml_to_json(text, plugin);
-    } catch (const std::exception& e) {
-      return Error{fmt::format("not JSON nor YAML: {}", e.what())};
-    }
-    if (!yaml.errors.empty()) return Error{fmt::format("not JSON nor YAML: {}", yaml.errors.front())};
-    doc = std::move(yaml.value);
+  if (!doc.is_discarded()) return doc;
+  YamlToJsonResult yaml;
+  try {
+    yaml = parse_yaml_to_json(text, plugin);
+  } catch (const std::exception& e) {
+    return Error{fmt::format("not JSON nor YAML: {}", e.what())};
   }
-  if (!doc.is_object())
-    return Error{fmt::format("expected a mapping with a `targets` list, got {}", describe_type(doc))};
+  if (!yaml.errors.empty()) return Error{fmt::format("not JSON nor YAML: {}", yaml.errors.front())};
+  return std::move(yaml.value);
+}
 
+// Schema errors by target index; an error about the document's shape itself is returned as the Error.
+Result<std::map<size_t, std::vector<std::string>>> schema_errors_by_target(const Json& doc) {
   std::string schema_error;
   const SchemaValidator* validator = inventory_schema_validator(&schema_error);
   if (!validator) return Error{"internal error: the inventory schema cannot be used: " + schema_error};
   std::vector<std::string> errors;
   validator->validate(doc, &errors);
-  std::map<size_t, std::vector<std::string>> target_errors;
+  std::map<size_t, std::vector<std::string>> by_target;
   for (const auto& e : errors) {
-    if (auto split = split_target_error(e))
-      target_errors[split->first].push_back(split->second);
-    else
-      return Error{e};  // the document's shape itself is wrong: nothing to salvage
+    auto split = split_target_error(e);
+    if (!split) return Error{e};  // the document's shape itself is wrong: nothing to salvage
+    by_target[split->first].push_back(split->second);
   }
+  return by_target;
+}
+
+// The static-target rules (destination syntax, dst_port for TCPsyn/UDPunreachable, key-space limits)
+// live in the config loader: a dynamic target is checked as the one target "t" of a configuration.
+Json one_target_config(const Json& t, const DocumentOptions& options) {
+  Json st = t;
+  for (auto key : kDynamicOnlyKeys) st.erase(std::string(key));
+  st["auto_register_to_groups"] = false;
+  st["explicit_groups"] = Json{{"register_to", t["groups"]}};
+  Json groups = Json::object();
+  int port = 1024;
+  for (const auto& g : t["groups"]) {  // distinct ports: the real groups' ranges are checked by the plan
+    groups[g.get<std::string>()] = Json{{"src_port_a", port}, {"src_port_z", port + 1}};
+    port += 2;
+  }
+  return Json{{"global",
+               {{"probe_name", "inventory"},
+                {"interval", 30},
+                {"nb_proc", 1},
+                {"logging_level", "INFO"},
+                {"prometheus_port", 0},
+                {"dns_update_interval", options.default_dns_update_interval_s}}},
+              {"groups", groups},
+              {"targets", {{"t", st}}}};
+}
+
+// lifetime and creation_date, checked again here (the schema allows 10 years) so that Nanos never overflow.
+void read_dates(const Json& t, DynamicTarget& dt, std::vector<std::string>& problems) {
+  if (const Json* lt = t.contains("lifetime") ? &t["lifetime"] : nullptr) {
+    if (lt->is_string())
+      dt.lifetime = parse_lifetime(lt->get<std::string>());
+    else if (lt->is_number_integer() && lt->get<int64_t>() > 0 && lt->get<int64_t>() <= kMaxLifetimeSeconds)
+      dt.lifetime = std::chrono::seconds(lt->get<int64_t>());
+    if (!dt.lifetime)
+      problems.push_back(fmt::format("lifetime: {} is not a duration", escape_for_log(lt->dump(), 64)));
+  }
+  if (const Json* cd = t.contains("creation_date") ? &t["creation_date"] : nullptr) {
+    if (cd->is_string())
+      dt.creation_date = parse_rfc3339(cd->get<std::string>());
+    else if (std::isfinite(cd->get<double>()) && cd->get<double>() >= 0 &&
+             cd->get<double>() <= double(kMaxCreationSeconds))
+      dt.creation_date = Nanos(int64_t(cd->get<double>() * 1e9));
+    if (!dt.creation_date)
+      problems.push_back(fmt::format("creation_date: {} is not a date", escape_for_log(cd->dump(), 64)));
+  }
+}
+
+// One schema-valid target: the loader's checks, its dates, and its configuration under its dynamic name.
+// Returns the reasons it is rejected, if any; warnings go to `out`.
+std::optional<std::string> read_target(const Json& t, const std::string& hostname, const std::string& plugin,
+                                       const std::string& who, const DocumentOptions& options,
+                                       InventoryDocument& out) {
+  LoadedConfig loaded = load_config_json(one_target_config(t, options), plugin);
+  std::vector<std::string> problems;
+  for (const auto& e : loaded.diagnostics.errors) problems.push_back(strip_synthetic(e));
+  for (const auto& w : loaded.diagnostics.warnings)
+    out.warnings.push_back(fmt::format("{}: {}", who, strip_synthetic(w)));
+  DynamicTarget dt;
+  dt.hostname = hostname;
+  read_dates(t, dt, problems);
+  if (!problems.empty() || !loaded.ok()) return join_messages(problems);
+  dt.config = std::move(loaded.config->targets.at("t"));
+  dt.config.name = plugin + "_" + hostname;
+  dt.config.description = "from_" + plugin;
+  dt.config.is_dynamic = true;
+  dt.config.auto_register_to_groups = false;
+  dt.config.register_to.clear();
+  dt.config.groups = t["groups"].get<std::vector<std::string>>();
+  std::sort(dt.config.groups.begin(), dt.config.groups.end());
+  dt.canonical = t.dump();  // nlohmann's object keeps keys sorted: a canonical form
+  out.targets.push_back(std::move(dt));
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<InventoryDocument> parse_inventory_document(std::string_view text, const std::string& plugin,
+                                                   const DocumentOptions& options) {
+  Result<Json> doc = read_json_or_yaml(text, plugin);
+  if (!doc) return doc.error();
+  if (!doc->is_object())
+    return Error{fmt::format("expected a mapping with a `targets` list, got {}", describe_type(*doc))};
+  auto target_errors = schema_errors_by_target(*doc);
+  if (!target_errors) return target_errors.error();
 
   InventoryDocument out;
-  const Json& targets = doc.at("targets");
+  const Json& targets = doc->at("targets");
   std::map<std::string, size_t> seen;  // hostname -> first index
   for (size_t i = 0; i < targets.size(); ++i) {
     const Json& t = targets[i];
@@ -235,7 +320,7 @@ Result<InventoryDocument> parse_inventory_document(std::string_view text, const 
     const std::string who =
         fmt::format("{}: targets[{}]{}", plugin, i,
                     hostname.empty() ? "" : fmt::format(" (hostname {})", escape_for_log(hostname, 64)));
-    if (auto it = target_errors.find(i); it != target_errors.end()) {
+    if (auto it = target_errors->find(i); it != target_errors->end()) {
       out.rejected.push_back(fmt::format("{}: {}", who, join_messages(it->second)));
       continue;
     }
@@ -244,68 +329,8 @@ Result<InventoryDocument> parse_inventory_document(std::string_view text, const 
           "{}: hostname: duplicate of targets[{}] (target names must be unique)", who, it->second));
       continue;
     }
-
-    // The static-target rules (destination syntax, dst_port for TCPsyn/UDPunreachable, key-space limits)
-    // live in the config loader: run it on a one-target configuration rather than duplicating them.
-    Json st = t;
-    for (auto key : kDynamicOnlyKeys) st.erase(std::string(key));
-    st["auto_register_to_groups"] = false;
-    st["explicit_groups"] = Json{{"register_to", t["groups"]}};
-    Json groups = Json::object();
-    int port = 1024;
-    for (const auto& g : t["groups"]) {  // distinct ports: the real groups' ranges are checked by the plan
-      groups[g.get<std::string>()] = Json{{"src_port_a", port}, {"src_port_z", port + 1}};
-      port += 2;
-    }
-    const Json synthetic{{"global",
-                          {{"probe_name", "inventory"},
-                           {"interval", 30},
-                           {"nb_proc", 1},
-                           {"logging_level", "INFO"},
-                           {"prometheus_port", 0},
-                           {"dns_update_interval", options.default_dns_update_interval_s}}},
-                         {"groups", groups},
-                         {"targets", {{"t", st}}}};
-    LoadedConfig loaded = load_config_json(synthetic, plugin);
-    std::vector<std::string> problems;
-    for (const auto& e : loaded.diagnostics.errors) problems.push_back(strip_synthetic(e));
-    for (const auto& w : loaded.diagnostics.warnings)
-      out.warnings.push_back(fmt::format("{}: {}", who, strip_synthetic(w)));
-
-    DynamicTarget dt;
-    dt.hostname = hostname;
-    if (const Json* lt = t.contains("lifetime") ? &t["lifetime"] : nullptr) {
-      // The schema allows 10 years; checked again here so that Nanos never overflow.
-      if (lt->is_string())
-        dt.lifetime = parse_lifetime(lt->get<std::string>());
-      else if (lt->is_number_integer() && lt->get<int64_t>() > 0 && lt->get<int64_t>() <= kMaxLifetimeSeconds)
-        dt.lifetime = std::chrono::seconds(lt->get<int64_t>());
-      if (!dt.lifetime)
-        problems.push_back(fmt::format("lifetime: {} is not a duration", escape_for_log(lt->dump(), 64)));
-    }
-    if (const Json* cd = t.contains("creation_date") ? &t["creation_date"] : nullptr) {
-      if (cd->is_string())
-        dt.creation_date = parse_rfc3339(cd->get<std::string>());
-      else if (std::isfinite(cd->get<double>()) && cd->get<double>() >= 0 &&
-               cd->get<double>() <= double(kMaxCreationSeconds))
-        dt.creation_date = Nanos(int64_t(cd->get<double>() * 1e9));
-      if (!dt.creation_date)
-        problems.push_back(fmt::format("creation_date: {} is not a date", escape_for_log(cd->dump(), 64)));
-    }
-    if (!problems.empty() || !loaded.ok()) {
-      out.rejected.push_back(fmt::format("{}: {}", who, join_messages(problems)));
-      continue;
-    }
-    dt.config = std::move(loaded.config->targets.at("t"));
-    dt.config.name = plugin + "_" + hostname;
-    dt.config.description = "from_" + plugin;
-    dt.config.is_dynamic = true;
-    dt.config.auto_register_to_groups = false;
-    dt.config.register_to.clear();
-    dt.config.groups = t["groups"].get<std::vector<std::string>>();
-    std::sort(dt.config.groups.begin(), dt.config.groups.end());
-    dt.canonical = t.dump();  // nlohmann's object keeps keys sorted: a canonical form
-    out.targets.push_back(std::move(dt));
+    if (auto why = read_target(t, hostname, plugin, who, options, out))
+      out.rejected.push_back(fmt::format("{}: {}", who, *why));
   }
   return out;
 }

@@ -89,6 +89,112 @@ Status confine(const LauncherConfinement& c, pid_t supervisor) {
   return install_seccomp(ProcessKind::kLauncher);
 }
 
+// Checked although the supervisor is trusted: this process is privileged, the supervisor parses HTTP.
+bool well_formed(const LaunchRequest& req) {
+  return req.op == LaunchRequest::kSpawn && req.slice_bits >= 0 && req.slice_bits <= 16 &&
+         req.index < (uint32_t(1) << req.slice_bits) && (req.types_mask >> kProbeTypeCount) == 0 &&
+         req.capture_buffer_mib >= 1 && req.capture_buffer_mib <= 1024;
+}
+
+// The launcher's loop once confined: spawn and kill workers on the supervisor's requests, report their
+// exits. SIGINT/SIGTERM/SIGHUP stay blocked (inherited): the launcher stops when the supervisor says so,
+// or dies with it. SIGCHLD is read through a signalfd.
+class Launcher {
+ public:
+  Launcher(int sup_fd, WorkerEntry entry, uint32_t slice_key)
+      : sup_fd_(sup_fd), entry_(std::move(entry)), slice_key_(slice_key) {
+    sigemptyset(&chld_);
+    sigaddset(&chld_, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld_, nullptr);
+    sfd_ = signalfd(-1, &chld_, SFD_CLOEXEC | SFD_NONBLOCK);
+  }
+
+  // Until the supervisor's socket closes or sends something malformed.
+  void run() {
+    for (;;) {
+      pollfd fds[2] = {{sup_fd_, POLLIN, 0}, {sfd_, POLLIN, 0}};
+      if (poll(fds, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        return;
+      }
+      if (fds[1].revents & POLLIN) {
+        signalfd_siginfo info;
+        while (read(sfd_, &info, sizeof info) == ssize_t(sizeof info)) {
+        }
+        reap();
+      }
+      if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      LaunchRequest req{};
+      const ssize_t n = recv(sup_fd_, &req, sizeof req, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n != ssize_t(sizeof req)) return;  // EOF (supervisor stopping or gone) or a malformed record
+      if (req.op == LaunchRequest::kKill) {
+        if (children_.count(req.pid)) ::kill(req.pid, SIGKILL);  // unreaped: the pid cannot have been reused
+        continue;
+      }
+      if (!well_formed(req)) {
+        spdlog::error("launcher: rejected a malformed request");
+        return;
+      }
+      spawn(req);
+    }
+  }
+
+  // The workers were asked to stop by the supervisor already; whatever is left is killed now.
+  void kill_children() {
+    for (const auto& [pid, index] : children_) ::kill(pid, SIGKILL);
+    for (const auto& [pid, index] : children_) waitpid(pid, nullptr, 0);
+  }
+
+ private:
+  void reap() {
+    int status = 0;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+      auto it = children_.find(pid);
+      if (it == children_.end()) continue;
+      send_event(sup_fd_, EventRecord{LaunchEvent::kExited, it->second, pid, status}, -1);
+      children_.erase(it);
+    }
+  }
+
+  // Forks the worker with one end of a new socket pair and passes the other end to the supervisor.
+  void spawn(const LaunchRequest& req) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+      send_event(sup_fd_, EventRecord{LaunchEvent::kSpawnFailed, req.index, -1, errno}, -1);
+      return;
+    }
+    const pid_t pid = fork();
+    if (pid < 0) {
+      const int err = errno;
+      close(sv[0]);
+      close(sv[1]);
+      send_event(sup_fd_, EventRecord{LaunchEvent::kSpawnFailed, req.index, -1, err}, -1);
+      return;
+    }
+    if (pid == 0) {
+      close(sup_fd_);
+      close(sfd_);
+      close(sv[0]);
+      sigprocmask(SIG_UNBLOCK, &chld_, nullptr);
+      _exit(entry_(sv[1], WorkerSpawn{req.index, keyed_slice(KeySlice{req.slice_bits, req.index}, slice_key_),
+                                      req.types_mask, req.capture_buffer_mib}));
+    }
+    close(sv[1]);
+    children_[pid] = req.index;
+    send_event(sup_fd_, EventRecord{LaunchEvent::kSpawned, req.index, pid, 0}, sv[0]);
+    close(sv[0]);
+  }
+
+  int sup_fd_;
+  WorkerEntry entry_;
+  uint32_t slice_key_;
+  sigset_t chld_;
+  int sfd_ = -1;
+  std::map<pid_t, uint32_t> children_;
+};
+
 [[noreturn]] void launcher_main(int sup_fd, pid_t supervisor, WorkerEntry entry,
                                 const LauncherConfinement& c) {
   // Die with the supervisor (which forked us from its main thread, the one that lives until exit).
@@ -108,85 +214,9 @@ Status confine(const LauncherConfinement& c, pid_t supervisor) {
   uint32_t slice_key = 0;
   if (getrandom(&slice_key, sizeof slice_key, 0) != ssize_t(sizeof slice_key)) _exit(EX_OSERR);
   if (!send_event(sup_fd, EventRecord{kReady, 0, getpid(), 0}, -1)) _exit(0);
-
-  // SIGINT/SIGTERM/SIGHUP stay blocked (inherited): the launcher stops when the supervisor says so, or
-  // dies with it. SIGCHLD is read through a signalfd.
-  sigset_t chld;
-  sigemptyset(&chld);
-  sigaddset(&chld, SIGCHLD);
-  sigprocmask(SIG_BLOCK, &chld, nullptr);
-  const int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-  std::map<pid_t, uint32_t> children;
-
-  auto reap = [&] {
-    int status = 0;
-    pid_t pid;
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-      auto it = children.find(pid);
-      if (it == children.end()) continue;
-      send_event(sup_fd, EventRecord{LaunchEvent::kExited, it->second, pid, status}, -1);
-      children.erase(it);
-    }
-  };
-
-  for (;;) {
-    pollfd fds[2] = {{sup_fd, POLLIN, 0}, {sfd, POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    if (fds[1].revents & POLLIN) {
-      signalfd_siginfo info;
-      while (read(sfd, &info, sizeof info) == ssize_t(sizeof info)) {
-      }
-      reap();
-    }
-    if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-    LaunchRequest req{};
-    const ssize_t n = recv(sup_fd, &req, sizeof req, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n != ssize_t(sizeof req)) break;  // EOF (supervisor stopping or gone) or a malformed record
-    if (req.op == LaunchRequest::kKill) {
-      if (children.count(req.pid)) ::kill(req.pid, SIGKILL);  // unreaped: the pid cannot have been reused
-      continue;
-    }
-    // Checked although the supervisor is trusted: this process is privileged, the supervisor parses HTTP.
-    if (req.op != LaunchRequest::kSpawn || req.slice_bits < 0 || req.slice_bits > 16 ||
-        req.index >= (uint32_t(1) << req.slice_bits) || (req.types_mask >> kProbeTypeCount) != 0 ||
-        req.capture_buffer_mib < 1 || req.capture_buffer_mib > 1024) {
-      spdlog::error("launcher: rejected a malformed request");
-      break;
-    }
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-      send_event(sup_fd, EventRecord{LaunchEvent::kSpawnFailed, req.index, -1, errno}, -1);
-      continue;
-    }
-    const pid_t pid = fork();
-    if (pid < 0) {
-      const int err = errno;
-      close(sv[0]);
-      close(sv[1]);
-      send_event(sup_fd, EventRecord{LaunchEvent::kSpawnFailed, req.index, -1, err}, -1);
-      continue;
-    }
-    if (pid == 0) {
-      close(sup_fd);
-      close(sfd);
-      close(sv[0]);
-      sigprocmask(SIG_UNBLOCK, &chld, nullptr);
-      _exit(entry(sv[1], WorkerSpawn{req.index, keyed_slice(KeySlice{req.slice_bits, req.index}, slice_key),
-                                     req.types_mask, req.capture_buffer_mib}));
-    }
-    close(sv[1]);
-    children[pid] = req.index;
-    send_event(sup_fd, EventRecord{LaunchEvent::kSpawned, req.index, pid, 0}, sv[0]);
-    close(sv[0]);
-  }
-
-  // Stop: the workers were asked to stop by the supervisor already; whatever is left is killed now.
-  for (const auto& [pid, index] : children) ::kill(pid, SIGKILL);
-  for (const auto& [pid, index] : children) waitpid(pid, nullptr, 0);
+  Launcher launcher(sup_fd, std::move(entry), slice_key);
+  launcher.run();
+  launcher.kill_children();
   _exit(0);
 }
 
