@@ -98,6 +98,7 @@ std::span<const uint32_t> IterationRunner::prepare(const Plan& plan, uint64_t it
       slots_[slot].state = State::kUnsent;
       --unresolved_;
       ++unsent_[kUnsentNoToken];
+      slots_[slot].flags = uint8_t((1 + kUnsentNoToken) << kSendErrorShift);
       continue;
     }
     const uint32_t index = apply_slice(perm.encode(ordinal), d.type_bits, slice_);
@@ -449,10 +450,28 @@ void IterationRunner::record_error(uint32_t slot, Nanos at) {
   d.error_at = at.count();
 }
 
+namespace {
+bool refusal_is_about_destination(size_t reason) {
+  if (reason >= size_t(SendError::kCount)) return false;
+  switch (SendError(reason)) {
+    case SendError::kUnreachable:  // no route to it
+    case SendError::kPermission:   // a firewall rule refuses it
+    case SendError::kTooBig:       // larger than its path MTU
+      return true;
+    default:  // full buffers, no socket for the family, a malformed packet: this host's problem
+      return false;
+  }
+}
+}  // namespace
+
 void IterationRunner::mark_unsent(uint32_t slot, size_t reason) {
-  if (slots_[slot].state != State::kPending) return;
-  resolve(slot, State::kUnsent);
+  Slot& s = slots_[slot];
+  if (s.state != State::kPending) return;
   ++unsent_[std::min(reason, unsent_.size() - 1)];
+  s.flags = uint8_t((s.flags & 0x0f) | (1 + std::min(reason, size_t(kUnsentNoToken))) << kSendErrorShift);
+  // A refusal that concerns the destination is what the operator must see as loss: a target behind a
+  // local firewall rule or without a route reads 100 % loss, not "nothing sent" (docs/architecture.md).
+  resolve(slot, refusal_is_about_destination(reason) ? State::kLost : State::kUnsent);
 }
 
 bool IterationRunner::expire(Nanos now) {
@@ -506,6 +525,7 @@ void IterationRunner::probe_events(std::vector<ProbeEvent>& out) const {
     e.icmp_error = s.flags & kIcmpError;
     e.icmp_type = s.icmp_type;
     e.icmp_code = s.icmp_code;
+    e.send_error = uint8_t(s.flags >> kSendErrorShift);
     if (details_on_) {
       const Details& d = details_[slot];
       // The send time is known once the probe's own copy was captured or the sender stamped it.

@@ -35,6 +35,10 @@ struct ProbeEvent {
   uint8_t icmp_type = 0;  // the first ICMP error quoting it, if any (also set when answered)
   uint8_t icmp_code = 0;
   bool icmp_error = false;
+  // 1 + the reason the kernel refused it (a SendError; IterationRunner::kUnsentCutShort, kUnsentNoToken),
+  // 0 if it was sent. A refusal about the destination (no route, a firewall rule, too big) is kLost, a
+  // local one (full buffers, ...) kUnsent.
+  uint8_t send_error = 0;
   double rtt_s = -1;  // kAnswered only; -1 otherwise
   // What the replies looked like (IterationRunner::Options::reply_details; all empty without it).
   uint16_t duplicates = 0;  // answers after the first
@@ -76,8 +80,9 @@ class IterationRunner {
 
   // A captured packet: our own probe leaving (send time), an answer, an ICMP error, or something to reject.
   void on_packet(const CapturedPacket& packet);
-  // The probe was not sent (it is not accounted as sent): `reason` is a SendError, or one of the runner's
-  // own reasons below.
+  // The probe was not sent: `reason` is a SendError, or one of the runner's own reasons below. It counts
+  // in the report's send_errors, and as sent and lost when the refusal is about its destination (no route,
+  // a firewall rule, too big for the path), else not as sent.
   static constexpr size_t kUnsentCutShort = size_t(SendError::kCount);  // the iteration ended first
   static constexpr size_t kUnsentNoToken = kUnsentCutShort + 1;         // no token left (prepare())
   void mark_unsent(uint32_t slot, size_t reason);
@@ -144,7 +149,10 @@ class IterationRunner {
     kReplied = 2,     // some answer came (in time, late or duplicate)
     kIcmpError = 4,   // an ICMP error quoting it was counted
     kRttPending = 8,  // answered before its send time was known: `time` is the answer's
+    // The top 4 bits: 1 + the mark_unsent() reason when the kernel refused it (reasons < 15).
+    kSendErrorShift = 4,
   };
+  static_assert(kUnsentNoToken + 1 < 16);
   static void set_send_time(Slot& s, int64_t at) noexcept;
   // Options::reply_details: per probe, what its first answer and first ICMP error looked like.
   struct Details {

@@ -12,9 +12,10 @@ void FakeLink::set_responder(Responder responder) {
   responder_ = std::move(responder);
 }
 
-void FakeLink::set_send_filter(SendFilter filter) {
+void FakeLink::set_send_filter(SendFilter filter, SendError error) {
   std::lock_guard lock(mu_);
   send_filter_ = std::move(filter);
+  send_error_ = error;
 }
 
 void FakeLink::push_locked(Nanos at, Direction direction, std::vector<uint8_t> bytes) {
@@ -33,16 +34,18 @@ size_t FakeLink::send(std::span<const OutPacket> batch, std::span<uint8_t> faile
   if (failed.size() < batch.size()) failed = {};
   Responder responder;
   SendFilter filter;
+  SendError error;
   {
     std::lock_guard lock(mu_);
     responder = responder_;
     filter = send_filter_;
+    error = send_error_;
   }
   size_t accepted = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
     const OutPacket& p = batch[i];
     const bool ok = !filter || filter(p.bytes);
-    if (!failed.empty()) failed[i] = ok ? 0 : uint8_t(1 + uint8_t(SendError::kOther));
+    if (!failed.empty()) failed[i] = ok ? 0 : uint8_t(1 + uint8_t(error));
     if (!ok) {
       std::lock_guard lock(mu_);
       ++failed_;

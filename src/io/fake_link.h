@@ -51,7 +51,8 @@ class FakeLink {
   PacketSource& source() { return source_; }
 
   void set_responder(Responder responder);
-  void set_send_filter(SendFilter filter);
+  // Refused packets fail with `error` (what the kernel's errno would have been).
+  void set_send_filter(SendFilter filter, SendError error = SendError::kOther);
   // Queues a packet that nobody sent (foreign traffic, spoofed replies), delivered at `at` (realtime).
   void inject(std::vector<uint8_t> ip_bytes, Nanos at, Direction direction = Direction::kIncoming);
 
@@ -114,6 +115,7 @@ class FakeLink {
   bool interrupted_ = false;
   Responder responder_;
   SendFilter send_filter_;
+  SendError send_error_ = SendError::kOther;
   std::priority_queue<Queued, std::vector<Queued>, Later> queue_;
   uint64_t seq_ = 0;
   uint64_t sent_ = 0;

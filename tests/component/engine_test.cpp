@@ -282,6 +282,32 @@ TEST(EngineComponent, ProbesTheKernelRefusedAreNotAccountedAsSent) {
   EXPECT_EQ(report.at("tcp").sent, 20u);
 }
 
+// A refusal about the destination (a local firewall rule, no route, larger than the path MTU) is what the
+// operator must see as loss; a local shortage (full buffers, no socket) is not the path's fault.
+TEST(EngineComponent, RefusalsAboutTheDestinationAreLossLocalOnesAreNot) {
+  const struct {
+    SendError error;
+    bool counts_as_loss;
+  } cases[] = {{SendError::kPermission, true}, {SendError::kUnreachable, true}, {SendError::kTooBig, true},
+               {SendError::kNoBuffer, false},  {SendError::kNoSocket, false},   {SendError::kInvalid, false},
+               {SendError::kOther, false}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(std::string(to_string(c.error)));
+    Lab lab;
+    lab.link.set_send_filter([](std::span<const uint8_t> p) { return protocol_of(p) != 17; }, c.error);
+    lab.link.set_responder([](std::span<const uint8_t> p) {
+      return std::vector<ScriptedReply>{{testing::reply_to(p), microseconds(100)}};
+    });
+    const auto raw = lab.run();
+    EXPECT_EQ(raw.send_errors, (std::map<std::string, uint64_t>{{std::string(to_string(c.error)), 40}}));
+    const auto report = by_target(raw);
+    EXPECT_EQ(report.at("udp").sent, c.counts_as_loss ? 20u : 0u);
+    EXPECT_EQ(report.at("udp").lost, c.counts_as_loss ? 20u : 0u);
+    EXPECT_EQ(report.at("tcp").sent, 20u);
+    EXPECT_EQ(report.at("tcp").lost, 0u);
+  }
+}
+
 TEST(EngineComponent, PacketsAreSpreadOverTheSendWindow) {
   Lab lab;
   std::vector<Nanos> sent_at;

@@ -14,7 +14,7 @@ Scenario `enforced`: the rules are not only valid, they are enough. A prober nam
 and output chains drop everything but loopback gets convert-fw's rules for its configuration (every probe
 type, IPv4 and IPv6, a listening and a closed TCP port); netprobe then measures zero loss on every target,
 while a target added to the configuration after the export (so without rules) is refused by the output
-chain (its probes fail with EPERM: netprobe_send_errors_total{reason="permission"}).
+chain (its probes fail with EPERM: netprobe_send_errors_total{reason="permission"}) and reads 100 % loss.
 
 Scenario `enforced_iptables`: the same with the iptables/ip6tables commands and DROP policies.
 
@@ -311,8 +311,10 @@ def run_enforced(backend):
         for name, (type_, _, _) in ENFORCED_TARGETS.items():
             loss = harness.value(m, f"{prefix[type_]}_loss_ratio", destination=name)
             assert loss == 0.0, f"{name}: loss {loss} behind convert-fw's rules\n{output()}"
-        # The control: the output chain refuses the unlisted target's probes (EPERM at sendmmsg).
-        assert not harness.value(m, "tcpsyn_sent_total", destination="unlisted_v4"), output()
+        # The control: the output chain refuses the unlisted target's probes (EPERM at sendmmsg), and a
+        # refusal about the destination reads as loss: the target is unreachable from here.
+        assert harness.value(m, "tcpsyn_sent_total", destination="unlisted_v4"), output()
+        assert harness.value(m, "tcpsyn_loss_ratio", destination="unlisted_v4") == 1.0, output()
         print(f"enforced ({backend}): {len(ENFORCED_TARGETS)} targets lose nothing behind default-drop chains with "
               f"convert-fw's rules; the unlisted target's probes are refused by the output chain")
         proc.terminate()
