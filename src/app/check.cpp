@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -18,6 +19,9 @@
 #include "app/stop_signals.h"
 #include "config/loader.h"
 #include "config/tag_selection.h"
+#include "inventory/manager.h"
+#include "inventory/merge.h"
+#include "inventory/snapshot.h"
 #include "sched/target_plan.h"
 #include "session/check_result.h"
 #include "session/session.h"
@@ -80,11 +84,20 @@ int run_check(const CheckOptions& options) {
                                    loaded.diagnostics.errors.size()));
   }
   Config config = std::move(*loaded.config);
-  select_targets(*selection, config.targets);
-  std::erase_if(config.targets, [](const auto& kv) { return kv.second.groups.empty(); });  // never probed
-  if (config.targets.empty())
+  // The dynamic inventory's targets are checked too, unless --no-inventory: its plug-ins run once, after
+  // the capability drop below, so the probe types are not known before it: the capture takes them all.
+  const bool with_inventory =
+      !options.no_inventory && std::filesystem::is_directory(inventory_directory(config));
+  auto select = [&]() -> bool {
+    select_targets(*selection, config.targets);
+    std::erase_if(config.targets, [](const auto& kv) { return kv.second.groups.empty(); });  // never probed
+    return !config.targets.empty();
+  };
+  const auto nothing_to_check = [&] {
     return usage_error(
         fmt::format("no target to check in {} (tags: {})", options.config_path, describe(*selection)));
+  };
+  if (!with_inventory && !select()) return nothing_to_check();
 
   // SIGINT/SIGTERM end the run early and print what was measured (blocked before any thread exists).
   StopSignals stop_signals;
@@ -92,6 +105,8 @@ int run_check(const CheckOptions& options) {
   SessionOptions session_options;
   std::set<ProbeType> types;
   for (const auto& [name, t] : config.targets) types.insert(t.type);
+  if (with_inventory)
+    for (size_t t = 0; t < kProbeTypeCount; ++t) types.insert(ProbeType(t));
   session_options.types.assign(types.begin(), types.end());
   ProbeIoError error;
   auto session = Session::open(session_options, error);
@@ -100,6 +115,22 @@ int run_check(const CheckOptions& options) {
     return error.exit_code;
   }
   for (const auto& w : session->warnings()) spdlog::warn("{}", w);
+
+  if (with_inventory) {
+    SystemClock clock;
+    const auto timeout =
+        std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(options.inventory_timeout_s));
+    InventorySnapshot inventory = collect_inventory_once(config, timeout, clock);
+    if (!inventory.errors.empty()) {
+      for (const auto& e : inventory.errors) std::fprintf(stderr, "%s\n", e.c_str());
+      return usage_error(
+          fmt::format("{} inventory plug-in(s) gave no targets: the check would be incomplete "
+                      "(--no-inventory checks the static targets only)",
+                      inventory.errors.size()));
+    }
+    config = with_dynamic_targets(config, inventory.targets);
+    if (!select()) return nothing_to_check();
+  }
 
   // Capabilities are gone: now the network (DNS first).
   auto resolver = make_system_resolver();

@@ -11,8 +11,10 @@ struct CheckOptions {
   std::optional<std::string> include_tags;
   std::optional<std::string> exclude_tags;
   int count = 1;
-  std::string format = "text";  // text | json
-  bool unbuffered = false;      // -U: text lines as each iteration ends, in plan order
+  std::string format = "text";      // text | json
+  bool unbuffered = false;          // -U: text lines as each iteration ends, in plan order
+  bool no_inventory = false;        // only the configuration's own targets
+  double inventory_timeout_s = 30;  // for every plug-in's first document
 };
 
 // Nagios plug-in exit codes (so CI pipelines and deploy gates can use them as they use conn-check).

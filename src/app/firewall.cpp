@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 #include "config/loader.h"
@@ -14,6 +15,9 @@
 #include "dns/cares_resolver.h"
 #include "firewall/convert.h"
 #include "firewall/export.h"
+#include "inventory/manager.h"
+#include "inventory/merge.h"
+#include "inventory/snapshot.h"
 
 namespace netprobe {
 
@@ -24,13 +28,21 @@ void add_firewall_commands(CLI::App& app, FirewallCli& cli) {
       "export-fw",
       "print the egress firewall rules CONFIG's probes need (conn-check's YAML, plus source ports and "
       "the returning traffic; docs/firewall.md)");
-  cli.export_fw->footer("Exit codes: 0 ok, 64 usage, 65 invalid CONFIG, 73 cannot write the output file");
+  cli.export_fw->footer(
+      "Exit codes: 0 ok, 64 usage, 65 invalid CONFIG, 69 an inventory plug-in gave no targets, 73 cannot "
+      "write the output file");
   cli.export_fw->add_option("config", cli.config_path, "configuration file")->required();
   cli.export_fw->add_option("-o,--output", cli.output_path, "write the YAML to this file instead of stdout");
   cli.export_fw->add_option("--from-host", cli.from_host,
                             "the prober's name in from_host (default: the host name)");
   cli.export_fw->add_option("--include-tags", cli.include_tags, "only the targets sharing a tag (a,b)");
   cli.export_fw->add_option("--exclude-tags", cli.exclude_tags, "not the targets sharing a tag (a,b)");
+  cli.export_fw->add_flag("--no-inventory", cli.no_inventory,
+                          "leave out the dynamic inventory plug-ins' targets (run once by default)");
+  cli.export_fw
+      ->add_option("--inventory-timeout", cli.inventory_timeout_s,
+                   "seconds for every inventory plug-in's first document (default 30)")
+      ->check(CLI::Range(1.0, 3600.0));
 
   cli.convert_fw = app.add_subcommand(
       "convert-fw",
@@ -59,7 +71,24 @@ int export_fw(const FirewallCli& cli) {
   for (const auto& e : loaded.diagnostics.errors)
     std::fprintf(stderr, "%s: error: %s\n", cli.config_path.c_str(), e.c_str());
   if (!loaded.ok()) return EX_DATAERR;
-  const Config& config = *loaded.config;
+  Config config = *loaded.config;
+  // The dynamic inventory's targets need rules too: its plug-ins run once (src/inventory/snapshot.h). A
+  // plug-in that gives nothing would leave its targets without rules: an error, not a warning.
+  if (!cli.no_inventory && std::filesystem::is_directory(inventory_directory(config))) {
+    SystemClock clock;
+    const auto timeout =
+        std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(cli.inventory_timeout_s));
+    InventorySnapshot inventory = collect_inventory_once(config, timeout, clock);
+    for (const auto& e : inventory.errors) std::fprintf(stderr, "export-fw: %s\n", e.c_str());
+    if (!inventory.errors.empty()) {
+      std::fprintf(stderr,
+                   "export-fw: %zu inventory plug-in(s) gave no targets: the rules would be incomplete "
+                   "(--no-inventory exports the static targets only)\n",
+                   inventory.errors.size());
+      return EX_UNAVAILABLE;
+    }
+    config = with_dynamic_targets(config, inventory.targets);
+  }
 
   std::string from_host = cli.from_host;
   if (from_host.empty()) {

@@ -19,6 +19,8 @@ struct FirewallCli {
   std::string output_path;                                // "" or "-": stdout
   std::string from_host;                                  // "": gethostname()
   std::optional<std::string> include_tags, exclude_tags;  // as on `netprobe check` (config/tag_selection.h)
+  bool no_inventory = false;                              // as on `netprobe check`
+  double inventory_timeout_s = 30;
   // convert-fw
   std::string backend;
   std::vector<std::string> files;

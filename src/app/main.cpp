@@ -92,6 +92,12 @@ int main(int argc, char** argv) {
   one_shot->add_option("--format", check_options.format, "text or json (default text)");
   one_shot->add_flag("-U,--unbuffered", check_options.unbuffered,
                      "text lines as each iteration ends, instead of failures first at the end");
+  one_shot->add_flag("--no-inventory", check_options.no_inventory,
+                     "leave out the dynamic inventory plug-ins' targets (run once by default)");
+  one_shot
+      ->add_option("--inventory-timeout", check_options.inventory_timeout_s,
+                   "seconds for every inventory plug-in's first document (default 30)")
+      ->check(CLI::Range(1.0, 3600.0));
 
   // netprobe ping: hping3's job, one target (src/app/ping.cpp).
   netprobe::PingOptions ping_options;

@@ -38,6 +38,7 @@ struct InventoryManager::Plugin {
   Backoff backoff;
   uint64_t runs = 0;
   uint64_t failures = 0;
+  uint64_t documents = 0;  // accepted documents (unchanged repeats included)
   std::string last_error;
   std::map<std::string, TimedTarget> targets;
 };
@@ -271,6 +272,7 @@ void InventoryManager::handle_document(Plugin& p, std::string_view text) {
   if (blank(text)) return;    // e.g. a `---` before the first document
   if (text == p.last_text) {  // unchanged: nothing to parse or log again
     p.documents_this_run = true;
+    ++p.documents;
     return;
   }
   DocumentOptions doc_options;
@@ -285,6 +287,7 @@ void InventoryManager::handle_document(Plugin& p, std::string_view text) {
     return;
   }
   p.documents_this_run = true;
+  ++p.documents;
   p.last_text = std::string(text);
   for (const auto& r : doc->rejected) spdlog::error("inventory target rejected: {}", escape_for_log(r));
   for (const auto& w : doc->warnings) spdlog::warn("inventory target: {}", escape_for_log(w));
@@ -472,6 +475,7 @@ std::vector<InventoryStatus> InventoryManager::status() const {
     s.pid = p->proc ? p->proc->pid() : -1;
     s.runs = p->runs;
     s.failures = p->failures;
+    s.documents = p->documents;
     s.targets = p->targets.size();
     s.last_error = p->last_error;
     out.push_back(std::move(s));

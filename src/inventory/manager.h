@@ -64,6 +64,7 @@ struct InventoryStatus {
   pid_t pid = -1;  // -1 when not running
   uint64_t runs = 0;
   uint64_t failures = 0;
+  uint64_t documents = 0;  // documents accepted
   size_t targets = 0;
   std::string last_error;  // "" if the last run was fine
 };

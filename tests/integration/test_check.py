@@ -6,7 +6,7 @@ unreachable answers it), a TCP port whose SYNs nftables drops in the target (FAI
 
   check     exit codes 0 / 2 / 3 (bad configuration, both tag options, bad --count), 77 without CAP_NET_RAW, tag
             selection through the CLI, the text output (failures first, a summary), the JSON document with RTTs
-            masked, -U
+            masked, -U, the dynamic inventory's targets (and --no-inventory, and a failing plug-in: 3)
   run_tags  `netprobe run --exclude-tags broken`: the excluded configuration and plug-in targets have no
             series, netprobe_target_info carries the others' tags; a reload that tags a target "broken" removes it
 """
@@ -214,6 +214,33 @@ def scenario_check():
             f"#1 TCPsyn {T4}:{OPEN_PORT} OK <RTT> ms [web/lab]"]), f"-U: first iteration {lines[:3]}")
         expect(len(lines) == 7 and all(l.startswith("#2 ") for l in lines[3:6]), f"-U: second iteration {lines}")
         expect(lines[-1:] == [ "FAILED: 3 check(s), 2 OK, 1 FAILED (2 iteration(s), tags: all)"], "-U: summary")
+
+        # The dynamic inventory's targets are checked too (its plug-ins run once, with tags); --no-inventory
+        # leaves them out; a plug-in that gives nothing makes the check UNKNOWN rather than silently smaller.
+        inv = os.path.join(tmp, "inv")
+        os.makedirs(os.path.join(inv, "plugins"))
+        inv_path = os.path.join(inv, "lab.yaml")
+        with open(inv_path, "w") as fh:
+            fh.write(config_text(inventory_dir="plugins"))
+        tagger = os.path.join(inv, "plugins", "tagger")
+        with open(tagger, "w") as fh:
+            fh.write(TAGGER)
+        os.chmod(tagger, 0o755)
+        r = check(p, inv_path, "--exclude-tags", "broken")
+        seen = set(re.findall(r"\[(\w+)/lab\]", r.stdout))
+        expect(r.returncode == 0 and seen == {"web", "dns_udp", "tagger_keep"},
+               f"inventory: exit {r.returncode}, targets {sorted(seen)}")
+        expect(f"ICMPping {T4} OK" in r.stdout, "inventory: the plug-in's ICMP target answered")
+        r = check(p, inv_path, "--exclude-tags", "broken", "--no-inventory")
+        seen = set(re.findall(r"\[(\w+)/lab\]", r.stdout))
+        expect(r.returncode == 0 and seen == {"web", "dns_udp"}, f"--no-inventory: {sorted(seen)}")
+        broken = os.path.join(inv, "plugins", "zbroken")
+        with open(broken, "w") as fh:
+            fh.write("#!/bin/sh\necho 'CMDB unreachable' >&2\nexit 1\n")
+        os.chmod(broken, 0o755)
+        r = check(p, inv_path, "--exclude-tags", "broken")
+        expect(r.returncode == 3 and "inventory zbroken" in r.stderr and "OK" not in r.stdout,
+               f"failing plug-in: exit {r.returncode}, stderr {r.stderr[-300:]!r}")
 
         if failures:
             raise AssertionError("\n".join(failures))

@@ -123,6 +123,27 @@ def run_parse():
             assert "203.0.113.10" in r.stdout and "api.fw.test" not in r.stdout, r.stdout
             r = netprobe("export-fw", "--from-host", "prober.fw.test", "--exclude-tags", "front", config)
             assert "203.0.113.10" not in r.stdout and "api.fw.test" in r.stdout, r.stdout
+            # The dynamic inventory's targets need rules too: its plug-ins run once (unless --no-inventory);
+            # a plug-in that gives nothing is an error (69), not a smaller rule set.
+            plugins = os.path.join(work, "inventories")
+            os.makedirs(plugins)
+            plugin = os.path.join(plugins, "cmdb")
+            with open(plugin, "w") as f:
+                f.write("#!/bin/sh\nprintf '%s\\n---\\n' '{\"targets\": [{\"hostname\": \"db1\", "
+                        "\"destination\": \"198.51.100.77\", \"type\": \"TCPsyn\", \"dst_port\": 5432, "
+                        "\"groups\": [\"plain\"]}]}'\n")
+            os.chmod(plugin, 0o755)
+            r = netprobe("export-fw", "--from-host", "prober.fw.test", config)
+            assert r.returncode == 0 and "to_host: 198.51.100.77" in r.stdout, f"inventory: {r.returncode} {r.stderr}"
+            r = netprobe("export-fw", "--from-host", "prober.fw.test", "--no-inventory", config)
+            assert r.returncode == 0 and "198.51.100.77" not in r.stdout, f"--no-inventory: {r.stdout}"
+            with open(plugin, "w") as f:
+                f.write("#!/bin/sh\nexit 2\n")
+            r = netprobe("export-fw", "--from-host", "prober.fw.test", config)
+            assert r.returncode == 69 and "inventory cmdb" in r.stderr, f"failing plug-in: {r.returncode} {r.stderr}"
+            shutil.rmtree(plugins)
+            print("export-fw: the inventory plug-in's target exported, --no-inventory leaves it out, a failing "
+                  "plug-in is an error")
 
             outputs = {}
             for backend in ("nftables", "iptables", "ufw", "aws", "neutron"):
