@@ -9,9 +9,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <span>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -29,158 +32,123 @@ enum class Cond {
   kForeignTgkill,   // tgkill() to another process than the caller
 };
 
+// System calls denied alike (same condition, action and reason).
 struct Rule {
-  const char* name;
   Cond cond;
   DenyAction action;  // in the launcher and the workers; the supervisor turns kKill into kErrno
   const char* why;
+  std::array<const char*, 16> names;  // the first nullptr ends the list
 };
 
 constexpr DenyAction kKill = DenyAction::kKill;
 constexpr DenyAction kErrno = DenyAction::kErrno;
 constexpr DenyAction kNosys = DenyAction::kNosys;
 
-constexpr const char* kWhyMemory = "reads or writes another process's memory";
-constexpr const char* kWhyKernel =
-    "a kernel interface netprobe never uses, and a frequent way into the kernel";
-constexpr const char* kWhyMount = "changes the filesystem view";
-constexpr const char* kWhyNamespace =
-    "creates or joins namespaces (an unprivileged user namespace exposes kernel code meant for root)";
-constexpr const char* kWhyAdmin = "administers the host";
-constexpr const char* kWhyHandle = "opens files by handle, around path permissions";
-
 // Every process: the kernel attack surface and host administration that no netprobe process (nor an
 // inventory plug-in) needs.
 constexpr Rule kCommon[] = {
-    {"ptrace", Cond::kAlways, kKill, kWhyMemory},
-    {"process_vm_readv", Cond::kAlways, kKill, kWhyMemory},
-    {"process_vm_writev", Cond::kAlways, kKill, kWhyMemory},
-    {"perf_event_open", Cond::kAlways, kKill, kWhyKernel},
-    {"bpf", Cond::kAlways, kKill, kWhyKernel},
-    {"userfaultfd", Cond::kAlways, kKill, kWhyKernel},
-    {"io_uring_setup", Cond::kAlways, kKill, "a second system call interface that seccomp cannot see into"},
-    {"io_uring_enter", Cond::kAlways, kKill, "a second system call interface that seccomp cannot see into"},
-    {"io_uring_register", Cond::kAlways, kKill,
-     "a second system call interface that seccomp cannot see into"},
-    {"mount", Cond::kAlways, kKill, kWhyMount},
-    {"umount2", Cond::kAlways, kKill, kWhyMount},
-    {"pivot_root", Cond::kAlways, kKill, kWhyMount},
-    {"chroot", Cond::kAlways, kKill, kWhyMount},
-    {"fsopen", Cond::kAlways, kKill, kWhyMount},
-    {"fsconfig", Cond::kAlways, kKill, kWhyMount},
-    {"fsmount", Cond::kAlways, kKill, kWhyMount},
-    {"fspick", Cond::kAlways, kKill, kWhyMount},
-    {"move_mount", Cond::kAlways, kKill, kWhyMount},
-    {"open_tree", Cond::kAlways, kKill, kWhyMount},
-    {"mount_setattr", Cond::kAlways, kKill, kWhyMount},
-    {"unshare", Cond::kAlways, kKill, kWhyNamespace},
-    {"setns", Cond::kAlways, kKill, kWhyNamespace},
-    {"clone", Cond::kCloneNamespace, kKill, kWhyNamespace},
-    {"clone3", Cond::kAlways, kNosys,
-     "its flags are in memory that seccomp cannot read; glibc falls back to clone(), whose flags are "
-     "checked"},
-    {"init_module", Cond::kAlways, kKill, kWhyAdmin},
-    {"finit_module", Cond::kAlways, kKill, kWhyAdmin},
-    {"delete_module", Cond::kAlways, kKill, kWhyAdmin},
-    {"kexec_load", Cond::kAlways, kKill, kWhyAdmin},
-    {"kexec_file_load", Cond::kAlways, kKill, kWhyAdmin},
-    {"reboot", Cond::kAlways, kKill, kWhyAdmin},
-    {"swapon", Cond::kAlways, kKill, kWhyAdmin},
-    {"swapoff", Cond::kAlways, kKill, kWhyAdmin},
-    {"acct", Cond::kAlways, kKill, kWhyAdmin},
-    {"quotactl", Cond::kAlways, kKill, kWhyAdmin},
-    {"quotactl_fd", Cond::kAlways, kKill, kWhyAdmin},
-    {"syslog", Cond::kAlways, kKill, kWhyAdmin},
-    {"iopl", Cond::kAlways, kKill, kWhyAdmin},
-    {"ioperm", Cond::kAlways, kKill, kWhyAdmin},
-    {"uselib", Cond::kAlways, kKill, kWhyAdmin},
-    {"vhangup", Cond::kAlways, kKill, kWhyAdmin},
-    {"lookup_dcookie", Cond::kAlways, kKill, kWhyAdmin},
-    {"settimeofday", Cond::kAlways, kKill, kWhyAdmin},
-    {"clock_settime", Cond::kAlways, kKill, kWhyAdmin},
-    {"sethostname", Cond::kAlways, kKill, kWhyAdmin},
-    {"setdomainname", Cond::kAlways, kKill, kWhyAdmin},
-    {"open_by_handle_at", Cond::kAlways, kKill, kWhyHandle},
-    {"name_to_handle_at", Cond::kAlways, kKill, kWhyHandle},
+    {Cond::kAlways,
+     kKill,
+     "reads or writes another process's memory",
+     {"ptrace", "process_vm_readv", "process_vm_writev"}},
+    {Cond::kAlways,
+     kKill,
+     "a kernel interface netprobe never uses, and a frequent way into the kernel",
+     {"perf_event_open", "bpf", "userfaultfd"}},
+    {Cond::kAlways,
+     kKill,
+     "a second system call interface that seccomp cannot see into",
+     {"io_uring_setup", "io_uring_enter", "io_uring_register"}},
+    {Cond::kAlways,
+     kKill,
+     "changes the filesystem view",
+     {"mount", "umount2", "pivot_root", "chroot", "fsopen", "fsconfig", "fsmount", "fspick", "move_mount",
+      "open_tree", "mount_setattr"}},
+    {Cond::kAlways,
+     kKill,
+     "creates or joins namespaces (an unprivileged user namespace exposes kernel code meant for root)",
+     {"unshare", "setns"}},
+    {Cond::kCloneNamespace,
+     kKill,
+     "creates or joins namespaces (an unprivileged user namespace exposes kernel code meant for root)",
+     {"clone"}},
+    {Cond::kAlways,
+     kNosys,
+     "its flags are in memory that seccomp cannot read; glibc falls back to clone(), whose flags are checked",
+     {"clone3"}},
+    {Cond::kAlways,
+     kKill,
+     "administers the host",
+     {"init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load", "reboot", "swapon",
+      "swapoff", "acct", "quotactl", "quotactl_fd", "syslog", "iopl", "ioperm", "uselib", "vhangup"}},
+    {Cond::kAlways,
+     kKill,
+     "administers the host",
+     {"lookup_dcookie", "settimeofday", "clock_settime", "sethostname", "setdomainname"}},
+    {Cond::kAlways,
+     kKill,
+     "opens files by handle, around path permissions",
+     {"open_by_handle_at", "name_to_handle_at"}},
 };
-
-constexpr const char* kWhyExec = "the launcher and the workers never run a program";
-constexpr const char* kWhyKeys = "kernel keyrings: never used by the launcher and the workers";
-constexpr const char* kWhyIds = "their identity is fixed once started";
-constexpr const char* kWhyServe = "they serve nothing: only the supervisor listens (/metrics)";
-constexpr const char* kWhyWrite = "they write no file (their root is an empty read-only tmpfs anyway)";
 
 // The launcher, and every worker through it (filters are inherited across fork).
+constexpr const char* kWhyWrite = "they write no file (their root is an empty read-only tmpfs anyway)";
 constexpr Rule kLauncher[] = {
-    {"execve", Cond::kAlways, kKill, kWhyExec},
-    {"execveat", Cond::kAlways, kKill, kWhyExec},
-    {"keyctl", Cond::kAlways, kKill, kWhyKeys},
-    {"add_key", Cond::kAlways, kKill, kWhyKeys},
-    {"request_key", Cond::kAlways, kKill, kWhyKeys},
-    {"setuid", Cond::kAlways, kKill, kWhyIds},
-    {"setgid", Cond::kAlways, kKill, kWhyIds},
-    {"setreuid", Cond::kAlways, kKill, kWhyIds},
-    {"setregid", Cond::kAlways, kKill, kWhyIds},
-    {"setresuid", Cond::kAlways, kKill, kWhyIds},
-    {"setresgid", Cond::kAlways, kKill, kWhyIds},
-    {"setgroups", Cond::kAlways, kKill, kWhyIds},
-    {"setfsuid", Cond::kAlways, kKill, kWhyIds},
-    {"setfsgid", Cond::kAlways, kKill, kWhyIds},
-    {"listen", Cond::kAlways, kKill, kWhyServe},
-    {"accept", Cond::kAlways, kKill, kWhyServe},
-    {"accept4", Cond::kAlways, kKill, kWhyServe},
+    {Cond::kAlways, kKill, "the launcher and the workers never run a program", {"execve", "execveat"}},
+    {Cond::kAlways,
+     kKill,
+     "kernel keyrings: never used by the launcher and the workers",
+     {"keyctl", "add_key", "request_key"}},
+    {Cond::kAlways,
+     kKill,
+     "their identity is fixed once started",
+     {"setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setgroups", "setfsuid",
+      "setfsgid"}},
+    {Cond::kAlways,
+     kKill,
+     "they serve nothing: only the supervisor listens (/metrics)",
+     {"listen", "accept", "accept4"}},
     // EPERM rather than a kill: a library may try to open or create a file and cope with a refusal.
-    {"open", Cond::kOpenForWrite, kErrno, kWhyWrite},
-    {"openat", Cond::kOpenForWrite, kErrno, kWhyWrite},
-    {"openat2", Cond::kAlways, kNosys,
-     "its flags are in memory that seccomp cannot read; glibc uses openat()"},
-    {"creat", Cond::kAlways, kErrno, kWhyWrite},
-    {"truncate", Cond::kAlways, kErrno, kWhyWrite},
-    {"unlink", Cond::kAlways, kErrno, kWhyWrite},
-    {"unlinkat", Cond::kAlways, kErrno, kWhyWrite},
-    {"rename", Cond::kAlways, kErrno, kWhyWrite},
-    {"renameat", Cond::kAlways, kErrno, kWhyWrite},
-    {"renameat2", Cond::kAlways, kErrno, kWhyWrite},
-    {"mkdir", Cond::kAlways, kErrno, kWhyWrite},
-    {"mkdirat", Cond::kAlways, kErrno, kWhyWrite},
-    {"rmdir", Cond::kAlways, kErrno, kWhyWrite},
-    {"link", Cond::kAlways, kErrno, kWhyWrite},
-    {"linkat", Cond::kAlways, kErrno, kWhyWrite},
-    {"symlink", Cond::kAlways, kErrno, kWhyWrite},
-    {"symlinkat", Cond::kAlways, kErrno, kWhyWrite},
-    {"chmod", Cond::kAlways, kErrno, kWhyWrite},
-    {"fchmodat", Cond::kAlways, kErrno, kWhyWrite},
-    {"chown", Cond::kAlways, kErrno, kWhyWrite},
-    {"lchown", Cond::kAlways, kErrno, kWhyWrite},
-    {"fchownat", Cond::kAlways, kErrno, kWhyWrite},
-    {"mknod", Cond::kAlways, kErrno, kWhyWrite},
-    {"mknodat", Cond::kAlways, kErrno, kWhyWrite},
-    {"setxattr", Cond::kAlways, kErrno, kWhyWrite},
-    {"lsetxattr", Cond::kAlways, kErrno, kWhyWrite},
-    {"removexattr", Cond::kAlways, kErrno, kWhyWrite},
-    {"lremovexattr", Cond::kAlways, kErrno, kWhyWrite},
-    {"utime", Cond::kAlways, kErrno, kWhyWrite},
-    {"utimes", Cond::kAlways, kErrno, kWhyWrite},
-    {"utimensat", Cond::kAlways, kErrno, kWhyWrite},
-    {"futimesat", Cond::kAlways, kErrno, kWhyWrite},
+    {Cond::kOpenForWrite, kErrno, kWhyWrite, {"open", "openat"}},
+    {Cond::kAlways,
+     kNosys,
+     "its flags are in memory that seccomp cannot read; glibc uses openat()",
+     {"openat2"}},
+    {Cond::kAlways,
+     kErrno,
+     kWhyWrite,
+     {"creat", "truncate", "unlink", "unlinkat", "rename", "renameat", "renameat2", "mkdir", "mkdirat",
+      "rmdir", "link", "linkat", "symlink", "symlinkat", "chmod", "fchmodat"}},
+    {Cond::kAlways,
+     kErrno,
+     kWhyWrite,
+     {"chown", "lchown", "fchownat", "mknod", "mknodat", "setxattr", "lsetxattr", "removexattr",
+      "lremovexattr", "utime", "utimes", "utimensat", "futimesat"}},
 };
-
-constexpr const char* kWhyProcess = "a worker starts no process (it has its threads already)";
-constexpr const char* kWhySignal = "a worker signals only itself (abort, its own threads)";
 
 // A worker, on top of its launcher's rules, once its sockets are open and its capabilities dropped.
+constexpr const char* kWhySignal = "a worker signals only itself (abort, its own threads)";
 constexpr Rule kWorker[] = {
-    {"fork", Cond::kAlways, kKill, kWhyProcess},
-    {"vfork", Cond::kAlways, kKill, kWhyProcess},
-    {"clone", Cond::kCloneProcess, kKill, kWhyProcess},
-    {"capset", Cond::kAlways, kKill, "its capabilities are dropped for good"},
-    {"kill", Cond::kAlways, kKill, kWhySignal},
-    {"tkill", Cond::kAlways, kKill, kWhySignal},
-    {"tgkill", Cond::kForeignTgkill, kKill, kWhySignal},
-    {"pidfd_open", Cond::kAlways, kKill, kWhySignal},
-    {"pidfd_send_signal", Cond::kAlways, kKill, kWhySignal},
-    {"pidfd_getfd", Cond::kAlways, kKill, kWhyMemory},
+    {Cond::kAlways, kKill, "a worker starts no process (it has its threads already)", {"fork", "vfork"}},
+    {Cond::kCloneProcess, kKill, "a worker starts no process (it has its threads already)", {"clone"}},
+    {Cond::kAlways, kKill, "its capabilities are dropped for good", {"capset"}},
+    {Cond::kAlways, kKill, kWhySignal, {"kill", "tkill", "pidfd_open", "pidfd_send_signal"}},
+    {Cond::kForeignTgkill, kKill, kWhySignal, {"tgkill"}},
+    {Cond::kAlways, kKill, "reads or writes another process's memory", {"pidfd_getfd"}},
 };
+
+// The rule tables a process installs itself (a worker inherits its launcher's too).
+std::vector<std::span<const Rule>> own_rules(ProcessKind kind) {
+  switch (kind) {
+    case ProcessKind::kSupervisor:
+      return {kCommon};
+    case ProcessKind::kLauncher:
+      return {kCommon, kLauncher};
+    case ProcessKind::kWorker:
+      return {kWorker};
+  }
+  return {};
+}
 
 // Supervisor: the common rules only, and every one fails with EPERM instead of killing. It runs inventory
 // plug-ins (exec stays allowed) and they inherit its filter: arbitrary programs may probe a call and
@@ -190,28 +158,20 @@ DenyAction for_kind(ProcessKind kind, DenyAction a) {
   return kind == ProcessKind::kSupervisor && a == kKill ? kErrno : a;
 }
 
-template <size_t N>
-void append(std::vector<DeniedSyscall>& out, const Rule (&rules)[N], ProcessKind kind) {
-  for (const auto& r : rules) {
-    std::string cond;
-    switch (r.cond) {
-      case Cond::kAlways:
-        break;
-      case Cond::kOpenForWrite:
-        cond = "flags include O_WRONLY, O_RDWR, O_CREAT, O_TRUNC or O_APPEND";
-        break;
-      case Cond::kCloneNamespace:
-        cond = "flags include a CLONE_NEW* namespace";
-        break;
-      case Cond::kCloneProcess:
-        cond = "flags lack CLONE_THREAD (a new process)";
-        break;
-      case Cond::kForeignTgkill:
-        cond = "the target is another process";
-        break;
-    }
-    out.push_back(DeniedSyscall{r.name, std::move(cond), for_kind(kind, r.action), r.why});
+const char* condition_text(Cond cond) {
+  switch (cond) {
+    case Cond::kAlways:
+      return "";
+    case Cond::kOpenForWrite:
+      return "flags include O_WRONLY, O_RDWR, O_CREAT, O_TRUNC or O_APPEND";
+    case Cond::kCloneNamespace:
+      return "flags include a CLONE_NEW* namespace";
+    case Cond::kCloneProcess:
+      return "flags lack CLONE_THREAD (a new process)";
+    case Cond::kForeignTgkill:
+      return "the target is another process";
   }
+  return "";
 }
 
 uint32_t scmp_action(DenyAction a) {
@@ -254,14 +214,15 @@ int add_rule(scmp_filter_ctx ctx, uint32_t action, int nr, Cond cond, pid_t self
   return -EINVAL;
 }
 
-template <size_t N>
-Status add_rules(scmp_filter_ctx ctx, const Rule (&rules)[N], ProcessKind kind, pid_t self) {
-  for (const auto& r : rules) {
-    const int nr = seccomp_syscall_resolve_name(r.name);
-    if (nr == __NR_SCMP_ERROR || nr < 0) continue;  // not a system call of this architecture
-    if (int rc = add_rule(ctx, scmp_action(for_kind(kind, r.action)), nr, r.cond, self); rc != 0)
-      return Error{fmt::format("seccomp rule for {}: {}", r.name, std::strerror(-rc))};
-  }
+Status add_rules(scmp_filter_ctx ctx, std::span<const Rule> rules, ProcessKind kind, pid_t self) {
+  for (const Rule& r : rules)
+    for (const char* name : r.names) {
+      if (!name) break;
+      const int nr = seccomp_syscall_resolve_name(name);
+      if (nr == __NR_SCMP_ERROR || nr < 0) continue;  // not a system call of this architecture
+      if (int rc = add_rule(ctx, scmp_action(for_kind(kind, r.action)), nr, r.cond, self); rc != 0)
+        return Error{fmt::format("seccomp rule for {}: {}", name, std::strerror(-rc))};
+    }
   return {};
 }
 
@@ -315,18 +276,12 @@ Status enter_empty_root() {
 
 std::vector<DeniedSyscall> seccomp_deny_list(ProcessKind kind) {
   std::vector<DeniedSyscall> out;
-  switch (kind) {
-    case ProcessKind::kSupervisor:
-      append(out, kCommon, kind);
-      break;
-    case ProcessKind::kLauncher:
-      append(out, kCommon, kind);
-      append(out, kLauncher, kind);
-      break;
-    case ProcessKind::kWorker:
-      append(out, kWorker, kind);
-      break;
-  }
+  for (std::span<const Rule> rules : own_rules(kind))
+    for (const Rule& r : rules)
+      for (const char* name : r.names) {
+        if (!name) break;
+        out.push_back(DeniedSyscall{name, condition_text(r.cond), for_kind(kind, r.action), r.why});
+      }
   return out;
 }
 
@@ -347,20 +302,8 @@ Status install_seccomp(ProcessKind kind) {
   seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
   seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_TSYNC, 1);
   const pid_t self = getpid();
-  Status s;
-  switch (kind) {
-    case ProcessKind::kSupervisor:
-      s = add_rules(ctx.get(), kCommon, kind, self);
-      break;
-    case ProcessKind::kLauncher:
-      s = add_rules(ctx.get(), kCommon, kind, self);
-      if (s.ok()) s = add_rules(ctx.get(), kLauncher, kind, self);
-      break;
-    case ProcessKind::kWorker:
-      s = add_rules(ctx.get(), kWorker, kind, self);
-      break;
-  }
-  if (!s.ok()) return s;
+  for (std::span<const Rule> rules : own_rules(kind))
+    if (Status s = add_rules(ctx.get(), rules, kind, self); !s.ok()) return s;
   if (int rc = seccomp_load(ctx.get()); rc != 0)
     return Error{
         fmt::format("loading the {} seccomp filter: {}", process_kind_name(kind), std::strerror(-rc))};
