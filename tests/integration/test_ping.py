@@ -47,8 +47,10 @@ RULES = f"""table inet lab {{
 }}
 """
 
-LINE = re.compile(r"^seq=(\d+)(?: sport=(\d+))? (rtt=(\d+\.\d{3}) ms|timeout|late|icmp \S+)$")
-SUMMARY = re.compile(r"^(\d+) sent, (\d+) received, (\d+\.\d\d)% loss, (\d+) late, (\d+) icmp error\(s\)$")
+LINE = re.compile(r"^seq=(\d+)(?: sport=(\d+))? (.*)$")
+STATE = re.compile(r"^(timeout|late|unsent|icmp \S+)|.* (rtt=\d+\.\d{3} ms)(?: dup=\d+)?$")
+SUMMARY = re.compile(r"^(\d+) sent, (\d+) received, (\d+\.\d\d)% loss, (\d+) late, (\d+) duplicate\(s\), "
+                     r"(\d+) icmp error\(s\)$")
 RTT = re.compile(r"^rtt min/avg/max/mdev = (\d+\.\d{3})/(\d+\.\d{3})/(\d+\.\d{3})/(\d+\.\d{3}) ms$")
 ROW = re.compile(r"^(\d+)\s+(\d+)\s+(\d+)\s+(\d+\.\d)%\s*(\S*)$")
 
@@ -77,10 +79,10 @@ def parse(text):
     """Per-probe lines, the summary's numbers, the RTT line's, the table rows {sport: (sent, lost, flag)}."""
     probes, summary, rtt, rows = [], None, None, {}
     for line in text.splitlines():
-        if m := LINE.match(line):
-            probes.append((int(m[1]), int(m[2]) if m[2] else None, m[3]))
+        if (m := LINE.match(line)) and (st := STATE.match(m[3])):
+            probes.append((int(m[1]), int(m[2]) if m[2] else None, st[1] or st[2]))
         elif m := SUMMARY.match(line):
-            summary = (int(m[1]), int(m[2]), float(m[3]), int(m[4]), int(m[5]))
+            summary = (int(m[1]), int(m[2]), float(m[3]), int(m[4]), int(m[6]))
         elif m := RTT.match(line):
             rtt = tuple(float(x) for x in m.groups())
         elif m := ROW.match(line):
@@ -105,7 +107,7 @@ def scenario_modes():
             ("udp_v4", T4, ["-2", "-p", str(UDP_PORT)], True),
             ("udp_v6", T6, ["-2"], True),
         ]:
-            r = ping(p, *args, "-c", "4", "-i", "0.1", "-W", "0.5", addr)
+            r = ping(p, *args, "-c", "4", "-i", "0.1", "-W", "0.5", "--per-port", addr)
             probes, summary, rtt, rows = parse(r.stdout)
             expect(r.returncode == 0, f"{name}: exit {r.returncode}")
             expect([x[0] for x in probes] == [0, 1, 2, 3], f"{name}: probe lines {probes}")
@@ -150,7 +152,7 @@ def scenario_modes():
 
         # SIGINT (Ctrl-C) ends the run early with the summary of what was measured, as ping does.
         proc = subprocess.Popen(["ip", "netns", "exec", p, harness.netprobe_bin(), "ping", "-p", str(OPEN_PORT),
-                                 "-c", "1000", "-i", "0.1", T4], stdout=subprocess.PIPE, text=True)
+                                 "-k", "-c", "1000", "-i", "0.1", T4], stdout=subprocess.PIPE, text=True)
         first = proc.stdout.readline() + proc.stdout.readline()  # the header and the first probe's line
         proc.send_signal(signal.SIGINT)
         try:
@@ -191,7 +193,7 @@ def scenario_lossy():
                 failures.append(what)
 
         # 16 source ports, 4 probes each: 65003's are all dropped (4 of 64 = 6.25 % loss).
-        base = ["-p", str(OPEN_PORT), "-c", "64", "-i", "0.02", "-W", "0.3"]
+        base = ["-p", str(OPEN_PORT), "-c", "64", "-i", "0.02", "-W", "0.3", "--per-port"]
         for max_loss, code in ((None, 0), ("5", 1), ("10", 0)):
             extra = ["--max-loss", max_loss] if max_loss else []
             r = ping(p, *base, *extra, T4)
