@@ -354,10 +354,6 @@ int run_ping(const PingOptions& o) {
   }
 
   // ---- Probe, in chunks (see the top of this file).
-  const int chunk_size =
-      spacing >= o.timeout_s ? 1
-      : spacing > 0 ? int(std::min<double>(kMaxChunk, std::ceil(kChunkSpanTimeouts * o.timeout_s / spacing)))
-                    : kMaxChunk;
   IterationSettings settings;
   settings.interval_s = 0;  // no spreading over a window: the rate cap alone spaces the probes
   settings.max_packets_per_second = pps;
@@ -375,7 +371,7 @@ int run_ping(const PingOptions& o) {
   int plan_probes = 0;
   const Nanos t0 = clock.monotonic();
   for (int first = 0; first < o.count && !stopped;) {
-    const int n = std::min(chunk_size, o.count - first);
+    const int n = ping_chunk_size(spacing, o.timeout_s, o.count - first);
     if (!plan || plan_probes != n) {
       config.targets[target.name].nb_packets = n;
       TargetPlan tp = plan_targets(config, hosts, source_for);

@@ -141,6 +141,13 @@ std::string loss_text(double pct) {
 
 }  // namespace
 
+int ping_chunk_size(double spacing_s, double timeout_s, int remaining) {
+  if (remaining < 1) return 0;
+  if (spacing_s >= timeout_s) return 1;
+  const double n = spacing_s > 0 ? std::ceil(kChunkSpanTimeouts * timeout_s / spacing_s) : kMaxPingChunk;
+  return int(std::min<double>({n, double(kMaxPingChunk), double(remaining)}));
+}
+
 std::string icmp_error_name(AddressFamily af, uint8_t type, uint8_t code) {
   if (af == AddressFamily::kV4) {
     if (type == 3) {

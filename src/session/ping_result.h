@@ -40,6 +40,15 @@ struct PingSummary {
 // `events`: every probe sent (unsent ones are skipped), `sport` from each event.
 PingSummary summarize_ping(std::span<const ProbeEvent> events);
 
+// Probes per engine iteration (`netprobe ping` runs them in chunks: an iteration waits for all its probes,
+// so one probe per iteration would hold the next back by up to -W when it is lost): one when the timeout is
+// at most the spacing (the probe is resolved before the next is due), else enough to span
+// kChunkSpanTimeouts timeouts, so that the wait at the end of a chunk costs at most a fifth of the rate;
+// at most `remaining` and kMaxPingChunk. `spacing_s` 0: no rate cap (--flood), kMaxPingChunk.
+inline constexpr int kMaxPingChunk = 1000;  // ProbeEvents of a chunk: ~150 bytes each
+inline constexpr double kChunkSpanTimeouts = 4;
+int ping_chunk_size(double spacing_s, double timeout_s, int remaining);
+
 // ---- The lines, pure so that their format is table-tested (tests/unit/session/ping_result_test.cpp).
 struct PingLineContext {
   ProbeType type = ProbeType::kTcpSyn;

@@ -9,6 +9,16 @@ over a veth pair, IPv4 and IPv6. Scenarios (argv[1]):
             (black-holed) in the per-source-port table; the exit code follows --max-loss; a black-holed
             target (every SYN dropped): exit 1, 100.00% loss; an ICMP error per probe (IPv4, IPv6): its line
             (`icmp unreachable:13`), counted in the summary, exit 1
+  golden    text, hping and json outputs against a listening port, a closed port, a filtered port (ICMP
+            error), a dropped port, ICMP echo and a closed UDP port, IPv4 and IPv6, equal to
+            tests/fixtures/ping/*.golden once the unstable fields (RTTs, IP IDs, the veth's name) are masked
+            (NETPROBE_UPDATE_GOLDEN=1 rewrites them)
+  options   the exit codes in a table (0, 1, 64, 68); -t, --dscp, -d and --no-df as the target sees them
+            (an nftables counter matching exactly those header fields); --fast, --faster, --flood --rate; a
+            lost probe does not hold the next ones back (20 probes at --fast with -W 1 all lost, in one run)
+  forger    a process in the target namespace floods the prober's source ports with SYN-ACKs and echo
+            replies from a silent address, with random sequence numbers, ids and payloads, while ping runs:
+            none counts (0 received, exit 1)
 """
 import json
 import os
@@ -17,6 +27,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "lib"))
 import harness  # noqa: E402
@@ -26,6 +37,8 @@ P4, T4 = "198.18.0.1", "198.18.0.2"
 P6, T6 = "fd00:13::1", "fd00:13::2"
 OPEN_PORT, DROPPED_PORT, REJECTED_PORT, UDP_PORT = 8080, 8082, 8083, 33434
 LOSSY_SPORT = 65007  # not among the first 4 ports that the "modes" scenario sweeps
+SILENT4, SILENT6 = "198.18.0.3", "fd00:13::3"  # the target's addresses that drop everything (forger)
+GOLDEN_DIR = os.path.join(os.path.dirname(__file__), "..", "fixtures", "ping")
 
 LISTENER = """
 import socket, time
@@ -43,6 +56,13 @@ RULES = f"""table inet lab {{
     tcp dport {DROPPED_PORT} drop
     tcp dport {REJECTED_PORT} reject with icmpx type admin-prohibited
     tcp sport {LOSSY_SPORT} drop
+    ip daddr {SILENT4} drop
+    ip6 daddr {SILENT6} drop
+  }}
+}}
+table ip wire {{
+  chain in {{ type filter hook input priority -10;
+    tcp dport {OPEN_PORT} ip ttl 3 ip dscp 10 ip length 140 ip frag-off & 0x4000 == 0 counter
   }}
 }}
 """
@@ -57,7 +77,7 @@ ROW = re.compile(r"^(\d+)\s+(\d+)\s+(\d+)\s+(\d+\.\d)%\s*(\S*)$")
 
 def build_lab(lab):
     p, t = lab.ns("p"), lab.ns("t")
-    lab.link(p, t, [f"{P4}/24", f"{P6}/64"], [f"{T4}/24", f"{T6}/64"])
+    lab.link(p, t, [f"{P4}/24", f"{P6}/64"], [f"{T4}/24", f"{T6}/64", f"{SILENT4}/24", f"{SILENT6}/64"])
     lab.popen(t, ["python3", "-c", LISTENER])
     harness.wait_until(lambda: netns.sh("ss", "-ltnH", ns=t, capture=True).count(f":{OPEN_PORT} ") >= 2, 10,
                        "the target's TCP listeners")
@@ -227,10 +247,221 @@ def scenario_lossy():
         print("OK: the black-holed source port alone is flagged; --max-loss; a black-holed target exits 1")
 
 
+GOLDEN_CASES = [  # name, address, arguments
+    ("tcp_open_v4", T4, ["-p", str(OPEN_PORT)]),
+    ("tcp_open_v6", T6, ["-p", str(OPEN_PORT)]),
+    ("tcp_closed_v4", T4, ["-p", "8081"]),
+    ("tcp_closed_v6", T6, ["-p", "8081"]),
+    ("tcp_filtered_v4", T4, ["-p", str(REJECTED_PORT)]),
+    ("tcp_filtered_v6", T6, ["-p", str(REJECTED_PORT)]),
+    ("tcp_dropped_v4", T4, ["-p", str(DROPPED_PORT)]),
+    ("icmp_v4", T4, ["-1"]),
+    ("icmp_v6", T6, ["-1"]),
+    ("udp_closed_v4", T4, ["-2", "-p", str(UDP_PORT)]),
+    ("udp_closed_v6", T6, ["-2", "-p", str(UDP_PORT)]),
+]
+
+MASKS = [  # the fields that change from run to run
+    (re.compile(r"rtt=\d+\.\d+ ms"), "rtt=* ms"),
+    (re.compile(r"\bid=\d+"), "id=*"),
+    (re.compile(r"^(HPING \S+ \()\S+", re.M), r"\1IFACE"),
+    (re.compile(r"= [\d./]+ ms$", re.M), "= * ms"),
+]
+JSON_MASKED = {"rtt_ms", "icmp_rtt_ms", "ip_id"}
+
+
+def mask(fmt, stdout, stderr):
+    if fmt == "json":
+        def clean(x):
+            if isinstance(x, dict):
+                return {k: ("*" if k in JSON_MASKED and v is not None else clean(v)) for k, v in x.items()}
+            return x
+        lines = [json.dumps(clean(json.loads(x)), sort_keys=True) for x in stdout.splitlines()]
+        return "\n".join(lines) + "\n"
+    text = stdout + ("--- stderr ---\n" + stderr if stderr else "")
+    for pattern, repl in MASKS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def scenario_golden():
+    update = os.environ.get("NETPROBE_UPDATE_GOLDEN") == "1"
+    with netns.Lab() as lab:
+        p, _ = build_lab(lab)
+        failures = []
+        for name, addr, args in GOLDEN_CASES:
+            for fmt in ("text", "hping", "json"):
+                r = ping(p, *args, "-c", "3", "-i", "0.05", "-W", "0.3", "--format", fmt, addr)
+                got = mask(fmt, r.stdout, r.stderr) + f"exit {r.returncode}\n"
+                path = os.path.join(GOLDEN_DIR, f"{name}.{fmt}.golden")
+                if update:
+                    os.makedirs(GOLDEN_DIR, exist_ok=True)
+                    with open(path, "w") as fh:
+                        fh.write(got)
+                    continue
+                try:
+                    with open(path) as fh:
+                        want = fh.read()
+                except OSError as e:
+                    failures.append(f"{name}.{fmt}: {e}")
+                    continue
+                if got != want:
+                    failures.append(f"{name}.{fmt}: differs from {path}:\n{got}")
+        if failures:
+            sys.exit("FAIL:\n  " + "\n  ".join(failures))
+        print("OK: text, hping and json outputs equal their golden files" + (" (rewritten)" if update else ""))
+
+
+def scenario_options():
+    with netns.Lab() as lab:
+        p, t = build_lab(lab)
+        failures = []
+
+        def expect(cond, what):
+            if not cond:
+                failures.append(what)
+
+        ok = ["-p", str(OPEN_PORT), "-k", "-c", "2", "-i", "0.05", "-W", "0.3"]
+        veth = next(x.split()[1].split("@")[0] for x in netns.sh("ip", "-o", "-4", "addr", "show", ns=p,
+                                                                    capture=True).splitlines() if f" {P4}/" in x)
+        dropped = ["-p", str(DROPPED_PORT), "-c", "2", "-i", "0.05", "-W", "0.3"]
+        cases = [  # arguments, exit code
+            (ok + [T4], 0),
+            (ok + ["-1", T6], 0),
+            (dropped + [T4], 1),
+            (dropped + ["--max-loss", "100", T4], 0),
+            (ok + ["--max-rtt", "0.0001", T4], 1),
+            (ok + ["--format", "hping", T4], 0),
+            (dropped + ["--format", "hping", T4], 1),
+            (ok + ["-a", P4, T4], 0),
+            (ok + ["-I", veth, T4], 0),
+            (ok + ["-I", veth, "-a", P4, T6], 64),  # -a not of the target's family
+            (ok + ["-I", "lo", "-a", P4, T4], 64),  # -a not on -I's interface
+            (ok + ["-n", "-y", "--dscp", "46", "-t", "64", "-d", "0", T4], 0),
+            (ok + ["--fast", T4], 64),
+            (["--fast", "--flood", T4], 64),
+            (["-t", "0", T4], 64),
+            (["-t", "256", T4], 64),
+            (["-o", "0x11", T4], 64),
+            (["-o", "zz", T4], 64),
+            (["-o", "0x10", "--dscp", "4", T4], 64),
+            (["--dscp", "64", T4], 64),
+            (["-d", "-1", T4], 64),
+            (["-d", "70000", T4], 64),
+            (["-y", "--no-df", T4], 64),
+            (["-a", "10.9.9.9", T4], 64),
+            (["-a", "not-an-address", T4], 64),
+            (["-a", P6, T4], 64),
+            (["-I", "nosuchif0", T4], 64),
+            (["--rate", "0", T4], 64),
+            (["--format", "xml", T4], 64),
+            (["-c", "1", "ghost.invalid"], 68),
+        ]
+        for args, code in cases:
+            r = ping(p, *args)
+            expect(r.returncode == code, f"{args}: exit {r.returncode}, expected {code}")
+            if code == 64:
+                expect(not r.stdout and r.stderr.startswith("netprobe ping:") or "Run with --help" in r.stderr,
+                       f"{args}: a usage error says why on stderr: {r.stderr!r}")
+
+        # -t, --dscp, -d and --no-df on the wire: the target's counter matches TTL 3, DSCP 10, 140 bytes
+        # (20 IP + 20 TCP + 100 data), DF clear. The replies still come back (TTL 3 is enough on one link).
+        r = ping(p, "-p", str(OPEN_PORT), "-c", "3", "-i", "0.05", "-t", "3", "--dscp", "10", "-d", "100",
+                 "--no-df", T4)
+        counted = netns.sh("nft", "list", "table", "ip", "wire", ns=t, capture=True)
+        m = re.search(r"counter packets (\d+)", counted)
+        expect(r.returncode == 0 and m and int(m[1]) == 3, f"-t -d --dscp --no-df on the wire: {counted}")
+        r = ping(p, "-p", str(OPEN_PORT), "-c", "2", "-i", "0.05", "-t", "3", "--dscp", "10", "-d", "100", T4)
+        m = re.search(r"counter packets (\d+)", netns.sh("nft", "list", "table", "ip", "wire", ns=t, capture=True))
+        expect(r.returncode == 0 and m and int(m[1]) == 3, "DF set by default: not counted by the DF-clear rule")
+        r = ping(p, "-p", str(OPEN_PORT), "-c", "2", "-i", "0.05", "-o", "28", "-d", "100", "--no-df", "-t", "3",
+                 T4)
+        m = re.search(r"counter packets (\d+)", netns.sh("nft", "list", "table", "ip", "wire", ns=t, capture=True))
+        expect(r.returncode == 0 and m and int(m[1]) == 5, "-o 28 (hex TOS) is DSCP 10")
+
+        # The rates: every probe answered at --fast, --faster and --flood capped by --rate.
+        for args in (["--fast", "-c", "10"], ["--faster", "-c", "50"], ["--flood", "--rate", "2000", "-c", "400"],
+                     ["--flood", "-c", "300"]):
+            r = ping(p, "-p", str(OPEN_PORT), "-k", "-q", *args, T4)
+            _, summary, _, _ = parse(r.stdout)
+            n = int(args[-1])
+            expect(r.returncode == 0 and summary is not None and summary[:2] == (n, n), f"{args}: {summary}")
+
+        # 20 probes at --fast (0.1 s apart) with -W 1, all dropped: every one reported lost. They go in one
+        # iteration (ping_chunk_size(), table-tested in tests/unit/session), not 20 waits of a second each:
+        # the log shows the run's duration (a figure, not an assertion).
+        started = time.monotonic()
+        r = ping(p, "-p", str(DROPPED_PORT), "--fast", "-c", "20", "-W", "1", T4)
+        print(f"--fast -c 20 -W 1 against a black hole took {time.monotonic() - started:.2f} s", flush=True)
+        probes, summary, _, _ = parse(r.stdout)
+        expect(r.returncode == 1 and summary is not None and summary[:2] == (20, 0) and len(probes) == 20,
+               f"--fast against a black hole: {summary}")
+
+        if failures:
+            sys.exit("FAIL:\n  " + "\n  ".join(failures))
+        print("OK: exit codes, header fields on the wire, rates")
+
+
+FORGER = """
+import os, random, socket, struct, sys, time
+src, dst, dport, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+def csum(b):
+    if len(b) % 2: b += b"\\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+def ip4(proto, payload):
+    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), random.getrandbits(16), 0x4000, 64, proto, 0,
+                    socket.inet_aton(src), socket.inet_aton(dst))
+    return h[:10] + struct.pack("!H", csum(h)) + h[12:] + payload
+def synack(sport):
+    t = struct.pack("!HHIIBBHHH", dport, sport, random.getrandbits(32), random.getrandbits(32), 5 << 4, 0x12,
+                    64240, 0, 0)
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(t))
+    return ip4(6, t[:16] + struct.pack("!H", csum(pseudo + t)) + t[18:])
+def echo_reply():
+    body = os.urandom(random.choice((0, 8, 16, 56)))
+    i = struct.pack("!BBHHH", 0, 0, 0, random.getrandbits(16), random.getrandbits(16)) + body
+    return ip4(1, i[:2] + struct.pack("!H", csum(i)) + i[4:])
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+end, sent = time.monotonic() + seconds, 0
+while time.monotonic() < end and sent < 200000:
+    for sport in range(65000, 65016):
+        s.sendto(synack(sport), (dst, 0)); s.sendto(echo_reply(), (dst, 0)); sent += 2
+    time.sleep(0.002)
+print("forged", sent, flush=True)
+"""
+
+
+def scenario_forger():
+    with netns.Lab() as lab:
+        p, t = build_lab(lab)
+        failures = []
+
+        def expect(cond, what):
+            if not cond:
+                failures.append(what)
+
+        for args in (["-p", str(OPEN_PORT)], ["-1"]):
+            forger = lab.popen(t, ["python3", "-c", FORGER, SILENT4, P4, str(OPEN_PORT), "6"],
+                               stdout=subprocess.PIPE, text=True)
+            r = ping(p, *args, "-c", "40", "-i", "0.1", "-W", "0.5", "--per-port", SILENT4)
+            out = forger.communicate(timeout=30)[0]
+            print(out, flush=True)
+            probes, summary, rtt, _ = parse(r.stdout)
+            expect(out.startswith("forged ") and int(out.split()[1]) > 1000, f"{args}: the forger ran: {out!r}")
+            expect(r.returncode == 1 and summary is not None and summary[:2] == (40, 0) and rtt is None,
+                   f"{args}: forged replies counted: {summary}")
+            expect(all(x[2] == "timeout" for x in probes), f"{args}: {probes}")
+        if failures:
+            sys.exit("FAIL:\n  " + "\n  ".join(failures))
+        print("OK: forged SYN-ACKs and echo replies never count")
+
+
 def main():
     harness.require_root("netprobe ping needs raw sockets and network namespaces")
     scenario = sys.argv[1] if len(sys.argv) > 1 else "modes"
-    {"modes": scenario_modes, "lossy": scenario_lossy}[scenario]()
+    {"modes": scenario_modes, "lossy": scenario_lossy, "golden": scenario_golden, "options": scenario_options,
+     "forger": scenario_forger}[scenario]()
 
 
 if __name__ == "__main__":

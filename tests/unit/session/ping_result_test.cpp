@@ -244,5 +244,29 @@ TEST(session_PingResult, HpingHeaderAndStatistics) {
   EXPECT_NE(ping_statistics_hping("x", summarize_ping(third)).find(" 33.33% packet loss"), std::string::npos);
 }
 
+// Probes per iteration: one when a probe is resolved before the next is due, else 4 timeouts' worth.
+TEST(session_PingResult, ChunkSize) {
+  struct Case {
+    double spacing, timeout;
+    int remaining, want;
+  };
+  const std::vector<Case> cases = {
+      {1, 1, 5, 1},          // the default: -W equal to -i
+      {2, 1, 5, 1},          // -W below -i
+      {0.1, 1, 100, 40},     // --fast, -W 1: 4 s of probes
+      {0.1, 1, 20, 20},      // ... at most what is left
+      {0.01, 1, 1000, 400},  // --faster
+      {0.001, 1, 100000, kMaxPingChunk},
+      {0, 1, 100000, kMaxPingChunk},  // --flood without --rate
+      {0, 1, 7, 7},
+      {0.5, 1, 3, 3},
+      {0.3, 1, 100, 14},  // ceil(4 / 0.3)
+      {1, 1, 0, 0},
+  };
+  for (const Case& c : cases)
+    EXPECT_EQ(ping_chunk_size(c.spacing, c.timeout, c.remaining), c.want)
+        << c.spacing << " " << c.timeout << " " << c.remaining;
+}
+
 }  // namespace
 }  // namespace netprobe
