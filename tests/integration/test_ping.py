@@ -56,8 +56,8 @@ RULES = f"""table inet lab {{
     tcp dport {DROPPED_PORT} drop
     tcp dport {REJECTED_PORT} reject with icmpx type admin-prohibited
     tcp sport {LOSSY_SPORT} drop
-    ip daddr {SILENT4} drop
-    ip6 daddr {SILENT6} drop
+    ip daddr {SILENT4} counter drop
+    ip6 daddr {SILENT6} counter drop
   }}
 }}
 table ip wire {{
@@ -226,6 +226,18 @@ def scenario_lossy():
             expect(all(v == (4, 0, "") for v in others.values()), f"table: the other ports not flagged: {others}")
             lost = [x for x in probes if x[2] == "timeout"]
             expect(len(lost) == 4 and all(x[1] == LOSSY_SPORT for x in lost), f"timeouts: {lost}")
+
+        # Without --per-port the text names the flagged port in one line; JSON always has the table.
+        r = ping(p, *[a for a in base if a != "--per-port"], T4)
+        expect(f"flagged source port(s): {LOSSY_SPORT} black-holed" in r.stdout and "sport  sent" not in r.stdout,
+               "text without --per-port: the flagged port's line only")
+        r = ping(p, *[a for a in base if a != "--per-port"], "--format", "json", T4)
+        try:
+            ports = json.loads(r.stdout.splitlines()[-1])["ports"]
+            flagged = {x["sport"]: x["flag"] for x in ports if x["flag"]}
+            expect(len(ports) == 16 and flagged == {LOSSY_SPORT: "black-holed"}, f"json ports: {flagged}")
+        except (ValueError, KeyError, IndexError) as e:
+            failures.append(f"json ports: {e!r}")
 
         # A black-holed target: every SYN dropped.
         r = ping(p, "-p", str(DROPPED_PORT), "-c", "3", "-i", "0.05", "-W", "0.3", T4)
@@ -405,24 +417,30 @@ def scenario_options():
 FORGER = """
 import os, random, socket, struct, sys, time
 src, dst, dport, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+v6 = ":" in src
+af = socket.AF_INET6 if v6 else socket.AF_INET
+S, D = socket.inet_pton(af, src), socket.inet_pton(af, dst)
 def csum(b):
-    if len(b) % 2: b += b"\\0"
+    if len(b) % 2: b += bytes(1)
     s = sum(struct.unpack("!%dH" % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
     return ~s & 0xffff
-def ip4(proto, payload):
-    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), random.getrandbits(16), 0x4000, 64, proto, 0,
-                    socket.inet_aton(src), socket.inet_aton(dst))
+def pseudo(proto, n):
+    return S + D + (struct.pack("!IxxxB", n, proto) if v6 else struct.pack("!BBH", 0, proto, n))
+def ip(proto, payload):
+    if v6:
+        return struct.pack("!IHBB", 6 << 28, len(payload), proto, 64) + S + D + payload
+    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), random.getrandbits(16), 0x4000, 64, proto, 0, S, D)
     return h[:10] + struct.pack("!H", csum(h)) + h[12:] + payload
 def synack(sport):
     t = struct.pack("!HHIIBBHHH", dport, sport, random.getrandbits(32), random.getrandbits(32), 5 << 4, 0x12,
                     64240, 0, 0)
-    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(t))
-    return ip4(6, t[:16] + struct.pack("!H", csum(pseudo + t)) + t[18:])
+    return ip(6, t[:16] + struct.pack("!H", csum(pseudo(6, len(t)) + t)) + t[18:])
 def echo_reply():
     body = os.urandom(random.choice((0, 8, 16, 56)))
-    i = struct.pack("!BBHHH", 0, 0, 0, random.getrandbits(16), random.getrandbits(16)) + body
-    return ip4(1, i[:2] + struct.pack("!H", csum(i)) + i[4:])
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    i = struct.pack("!BBHHH", 129 if v6 else 0, 0, 0, random.getrandbits(16), random.getrandbits(16)) + body
+    c = csum((pseudo(58, len(i)) if v6 else b"") + i)
+    return ip(58 if v6 else 1, i[:2] + struct.pack("!H", c) + i[4:])
+s = socket.socket(af, socket.SOCK_RAW, socket.IPPROTO_RAW)
 end, sent = time.monotonic() + seconds, 0
 while time.monotonic() < end and sent < 200000:
     for sport in range(65000, 65016):
@@ -441,20 +459,31 @@ def scenario_forger():
             if not cond:
                 failures.append(what)
 
-        for args in (["-p", str(OPEN_PORT)], ["-1"]):
-            forger = lab.popen(t, ["python3", "-c", FORGER, SILENT4, P4, str(OPEN_PORT), "6"],
+        seen = {}
+        for silent, prober, args in ((SILENT4, P4, ["-p", str(OPEN_PORT)]), (SILENT4, P4, ["-1"]),
+                                     (SILENT6, P6, ["-p", str(OPEN_PORT)]), (SILENT6, P6, ["-1"])):
+            forger = lab.popen(t, ["python3", "-c", FORGER, silent, prober, str(OPEN_PORT), "6"],
                                stdout=subprocess.PIPE, text=True)
-            r = ping(p, *args, "-c", "40", "-i", "0.1", "-W", "0.5", "--per-port", SILENT4)
+            r = ping(p, *args, "-c", "40", "-i", "0.1", "-W", "0.5", "--per-port", silent)
             out = forger.communicate(timeout=30)[0]
             print(out, flush=True)
             probes, summary, rtt, _ = parse(r.stdout)
-            expect(out.startswith("forged ") and int(out.split()[1]) > 1000, f"{args}: the forger ran: {out!r}")
+            what = f"{silent} {args}"
+            if args[0] == "-p":
+                # The forged SYN-ACKs reached the prober's host: its kernel answered them with RSTs, which
+                # the target's drop rule counts (with the 40 probes).
+                rules = netns.sh("nft", "list", "chain", "inet", "lab", "in", ns=t, capture=True)
+                m = re.search(rf"daddr {re.escape(silent)} counter packets (\d+)", rules)
+                dropped = int(m[1]) if m else 0
+                expect(dropped > 500 + seen.get(silent, 0), f"{what}: the prober got the forgeries: {rules}")
+                seen[silent] = dropped
+            expect(out.startswith("forged ") and int(out.split()[1]) > 1000, f"{what}: the forger ran: {out!r}")
             expect(r.returncode == 1 and summary is not None and summary[:2] == (40, 0) and rtt is None,
-                   f"{args}: forged replies counted: {summary}")
-            expect(all(x[2] == "timeout" for x in probes), f"{args}: {probes}")
+                   f"{what}: forged replies counted: {summary}")
+            expect(all(x[2] == "timeout" for x in probes), f"{what}: {probes}")
         if failures:
             sys.exit("FAIL:\n  " + "\n  ".join(failures))
-        print("OK: forged SYN-ACKs and echo replies never count")
+        print("OK: forged SYN-ACKs and echo replies never count (IPv4 and IPv6)")
 
 
 def main():
