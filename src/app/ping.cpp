@@ -398,6 +398,8 @@ int run_ping(const PingOptions& o) {
       for (const ProbeEvent& e : events) {
         const int seq = base + int(e.slot);
         if (e.state == ProbeEvent::State::kUnsent) {
+          // Not counted (the kernel refused it, or the run was cut short); hping3 prints nothing either.
+          if (!o.quiet && json) out(ping_probe_json(seq, e, line_context).dump() + "\n");
           if (!o.quiet && !json && !hping) out(ping_line_text(seq, e, line_context) + "\n");
           continue;
         }
