@@ -16,6 +16,8 @@ over a veth pair, IPv4 and IPv6. Scenarios (argv[1]):
   options   the exit codes in a table (0, 1, 64, 68); -t, --dscp, -d and --no-df as the target sees them
             (an nftables counter matching exactly those header fields); --fast, --faster, --flood --rate; a
             lost probe does not hold the next ones back (20 probes at --fast with -W 1 all lost, in one run)
+  ttl       through a router namespace: -t 1 gets the router's Time Exceeded on every probe (its line, the
+            hping3 wording, exit 1), -t 2 reaches the target (a reply with TTL 63), IPv4 and IPv6
   forger    a process in the target namespace floods the prober's source ports with SYN-ACKs and echo
             replies from a silent address, with random sequence numbers, ids and payloads, while ping runs:
             none counts (0 received, exit 1)
@@ -486,11 +488,49 @@ def scenario_forger():
         print("OK: forged SYN-ACKs and echo replies never count (IPv4 and IPv6)")
 
 
+def scenario_ttl():
+    with netns.Lab() as lab:
+        p, r, t = lab.ns("p"), lab.ns("r"), lab.ns("t")
+        lab.link(p, r, ["198.19.1.1/24", "fd00:14:1::1/64"], ["198.19.1.2/24", "fd00:14:1::2/64"])
+        lab.link(r, t, ["198.19.2.1/24", "fd00:14:2::1/64"], ["198.19.2.2/24", "fd00:14:2::2/64"])
+        for key in ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"):
+            netns.sh("sysctl", "-qw", f"{key}=1", ns=r)
+        for ns, v4, v6, gw4, gw6 in ((p, "198.19.2.0/24", "fd00:14:2::/64", "198.19.1.2", "fd00:14:1::2"),
+                                     (t, "198.19.1.0/24", "fd00:14:1::/64", "198.19.2.1", "fd00:14:2::1")):
+            netns.sh("ip", "route", "add", v4, "via", gw4, ns=ns)
+            netns.sh("ip", "-6", "route", "add", v6, "via", gw6, ns=ns)
+        failures = []
+
+        def expect(cond, what):
+            if not cond:
+                failures.append(what)
+
+        for target, router, label in (("198.19.2.2", "198.19.1.2", "icmp time_exceeded:0"),
+                                      ("fd00:14:2::2", "fd00:14:1::2", "icmp time_exceeded:0")):
+            base = ["-p", "81", "-c", "3", "-i", "0.05", "-W", "0.5"]
+            res = ping(p, *base, "-t", "1", target)
+            probes, summary, _, _ = parse(res.stdout)
+            expect(res.returncode == 1 and [x[2] for x in probes] == [label] * 3, f"-t 1 {target}: {probes}")
+            expect(all(f"from={router} " in line for line in res.stdout.splitlines() if line.startswith("seq=")),
+                   f"-t 1 {target}: the router is the sender")
+            expect(summary == (3, 0, 100.0, 0, 3), f"-t 1 {target}: summary {summary}")
+            res = ping(p, *base, "-t", "1", "--format", "hping", target)
+            expect(res.stdout.count(f"TTL 0 during transit from ip={router}\n") == 3, f"-t 1 {target}: hping lines")
+            res = ping(p, *base, "-t", "2", target)
+            probes, summary, _, _ = parse(res.stdout)
+            expect(res.returncode == 0 and summary is not None and summary[:2] == (3, 3), f"-t 2 {target}: {summary}")
+            expect(all(" ttl=63 " in line and "flags=RA" in line for line in res.stdout.splitlines()
+                       if line.startswith("seq=")), f"-t 2 {target}: replies routed back (TTL 63), RST-ACK")
+        if failures:
+            sys.exit("FAIL:\n  " + "\n  ".join(failures))
+        print("OK: -t 1 gets the router's Time Exceeded, -t 2 the target's answer (IPv4 and IPv6)")
+
+
 def main():
     harness.require_root("netprobe ping needs raw sockets and network namespaces")
     scenario = sys.argv[1] if len(sys.argv) > 1 else "modes"
     {"modes": scenario_modes, "lossy": scenario_lossy, "golden": scenario_golden, "options": scenario_options,
-     "forger": scenario_forger}[scenario]()
+     "forger": scenario_forger, "ttl": scenario_ttl}[scenario]()
 
 
 if __name__ == "__main__":
