@@ -9,7 +9,7 @@ over a veth pair, IPv4 and IPv6. Scenarios (argv[1]):
             (black-holed) in the per-source-port table; the exit code follows --max-loss; a black-holed
             target (every SYN dropped): exit 1, 100.00% loss; an ICMP error per probe (IPv4, IPv6): its line
             (`icmp unreachable:13`), counted in the summary, exit 1
-  golden    text, hping and json outputs against a listening port, a closed port, a filtered port (ICMP
+  golden    text, hping and json outputs against a listening port, one whose replies come twice, a closed port, a filtered port (ICMP
             error), a dropped port, ICMP echo and a closed UDP port, IPv4 and IPv6, equal to
             tests/fixtures/ping/*.golden once the unstable fields (RTTs, IP IDs, the veth's name) are masked
             (NETPROBE_UPDATE_GOLDEN=1 rewrites them)
@@ -38,20 +38,23 @@ import netns  # noqa: E402
 P4, T4 = "198.18.0.1", "198.18.0.2"
 P6, T6 = "fd00:13::1", "fd00:13::2"
 OPEN_PORT, DROPPED_PORT, REJECTED_PORT, UDP_PORT = 8080, 8082, 8083, 33434
+DUP_PORT = 8084  # listening, and the target's nftables sends each of its SYN-ACKs twice
 LOSSY_SPORT = 65007  # not among the first 4 ports that the "modes" scenario sweeps
 SILENT4, SILENT6 = "198.18.0.3", "fd00:13::3"  # the target's addresses that drop everything (forger)
 GOLDEN_DIR = os.path.join(os.path.dirname(__file__), "..", "fixtures", "ping")
 
 LISTENER = """
 import socket, time
-for af, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
-    s = socket.socket(af, socket.SOCK_STREAM)
-    if af == socket.AF_INET6:
-        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    s.bind((addr, %d)); s.listen(64)
-    globals()["keep_" + str(af)] = s
+keep = []
+for port in (%d, %d):
+    for af, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        s = socket.socket(af, socket.SOCK_STREAM)
+        if af == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s.bind((addr, port)); s.listen(64)
+        keep.append(s)
 time.sleep(600)
-""" % OPEN_PORT
+""" % (OPEN_PORT, DUP_PORT)
 
 RULES = f"""table inet lab {{
   chain in {{ type filter hook input priority 0;
@@ -79,12 +82,16 @@ ROW = re.compile(r"^(\d+)\s+(\d+)\s+(\d+)\s+(\d+\.\d)%\s*(\S*)$")
 
 def build_lab(lab):
     p, t = lab.ns("p"), lab.ns("t")
-    lab.link(p, t, [f"{P4}/24", f"{P6}/64"], [f"{T4}/24", f"{T6}/64", f"{SILENT4}/24", f"{SILENT6}/64"])
+    _, veth = lab.link(p, t, [f"{P4}/24", f"{P6}/64"], [f"{T4}/24", f"{T6}/64", f"{SILENT4}/24", f"{SILENT6}/64"])
     lab.popen(t, ["python3", "-c", LISTENER])
-    harness.wait_until(lambda: netns.sh("ss", "-ltnH", ns=t, capture=True).count(f":{OPEN_PORT} ") >= 2, 10,
+    harness.wait_until(lambda: netns.sh("ss", "-ltnH", ns=t, capture=True).count(f":{DUP_PORT} ") >= 2, 10,
                        "the target's TCP listeners")
+    # Duplicated replies: every SYN-ACK from DUP_PORT sent twice.
+    dup = "".join(f"table {fam} dupl {{\n  chain out {{ type filter hook output priority 0;\n"
+                  f"    {fam} daddr {addr} tcp sport {DUP_PORT} dup to {addr} device {veth}\n  }}\n}}\n"
+                  for fam, addr in (("ip", P4), ("ip6", P6)))
     with tempfile.NamedTemporaryFile("w", suffix=".nft", delete=False) as fh:
-        fh.write(RULES)
+        fh.write(RULES + dup)
     netns.sh("nft", "-f", fh.name, ns=t)
     os.unlink(fh.name)
     return p, t
@@ -264,6 +271,8 @@ def scenario_lossy():
 GOLDEN_CASES = [  # name, address, arguments
     ("tcp_open_v4", T4, ["-p", str(OPEN_PORT)]),
     ("tcp_open_v6", T6, ["-p", str(OPEN_PORT)]),
+    ("tcp_duplicated_v4", T4, ["-p", str(DUP_PORT)]),
+    ("tcp_duplicated_v6", T6, ["-p", str(DUP_PORT)]),
     ("tcp_closed_v4", T4, ["-p", "8081"]),
     ("tcp_closed_v6", T6, ["-p", "8081"]),
     ("tcp_filtered_v4", T4, ["-p", str(REJECTED_PORT)]),
