@@ -16,6 +16,9 @@ over a veth pair, IPv4 and IPv6. Scenarios (argv[1]):
   options   the exit codes in a table (0, 1, 64, 68); -t, --dscp, -d and --no-df as the target sees them
             (an nftables counter matching exactly those header fields); --fast, --faster, --flood --rate; a
             lost probe does not hold the next ones back (20 probes at --fast with -W 1 all lost, in one run)
+  late      a responder in the target answers SYNs 0.6 s late: with -W 1.5 they are answered; with -W 0.3
+            those that come while their chunk still waits are `late` with their RTT, counted late and not
+            received, the others timeouts
   ttl       through a router namespace: -t 1 gets the router's Time Exceeded on every probe (its line, the
             hping3 wording, exit 1), -t 2 reaches the target (a reply with TTL 63), IPv4 and IPv6
   forger    a process in the target namespace floods the prober's source ports with SYN-ACKs and echo
@@ -39,6 +42,7 @@ P4, T4 = "198.18.0.1", "198.18.0.2"
 P6, T6 = "fd00:13::1", "fd00:13::2"
 OPEN_PORT, DROPPED_PORT, REJECTED_PORT, UDP_PORT = 8080, 8082, 8083, 33434
 DUP_PORT = 8084  # listening, and the target's nftables sends each of its SYN-ACKs twice
+SLOW_PORT = 8085  # dropped by the target's kernel; SLOW_RESPONDER answers its SYNs 0.6 s late
 LOSSY_SPORT = 65007  # not among the first 4 ports that the "modes" scenario sweeps
 SILENT4, SILENT6 = "198.18.0.3", "fd00:13::3"  # the target's addresses that drop everything (forger)
 GOLDEN_DIR = os.path.join(os.path.dirname(__file__), "..", "fixtures", "ping")
@@ -60,6 +64,7 @@ RULES = f"""table inet lab {{
   chain in {{ type filter hook input priority 0;
     tcp dport {DROPPED_PORT} drop
     tcp dport {REJECTED_PORT} reject with icmpx type admin-prohibited
+    tcp dport {SLOW_PORT} drop
     tcp sport {LOSSY_SPORT} drop
     ip daddr {SILENT4} counter drop
     ip6 daddr {SILENT6} counter drop
@@ -461,6 +466,80 @@ print("forged", sent, flush=True)
 """
 
 
+SLOW_RESPONDER = """
+import heapq, socket, struct, sys, time
+ifname, port, delay, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+def csum(b):
+    if len(b) % 2: b += bytes(1)
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+def synack(src, dst, sport, dport, seq):
+    t = struct.pack("!HHIIBBHHH", sport, dport, 12345, (seq + 1) & 0xffffffff, 5 << 4, 0x12, 1000, 0, 0)
+    t = t[:16] + struct.pack("!H", csum(src + dst + struct.pack("!BBH", 0, 6, len(t)) + t)) + t[18:]
+    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 0, 0x4000, 64, 6, 0, src, dst)
+    return h[:10] + struct.pack("!H", csum(h)) + h[12:] + t
+rx = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
+rx.bind((ifname, 0x0800))
+tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+end, due, answered = time.monotonic() + seconds, [], 0
+while time.monotonic() < end:
+    now = time.monotonic()
+    while due and due[0][0] <= now:
+        _, packet, dst = heapq.heappop(due)
+        tx.sendto(packet, (dst, 0)); answered += 1
+    rx.settimeout(max(0.001, min(0.05, due[0][0] - now if due else 0.05)))
+    try:
+        p = rx.recv(2048)
+    except socket.timeout:
+        continue
+    ihl = (p[0] & 15) * 4
+    if len(p) < ihl + 20 or p[9] != 6:
+        continue
+    sport, dport, seq = struct.unpack("!HHI", p[ihl:ihl + 8])
+    if dport == port and p[ihl + 13] & 0x12 == 0x02:
+        heapq.heappush(due, (time.monotonic() + delay, synack(p[16:20], p[12:16], dport, sport, seq), socket.inet_ntoa(p[12:16])))
+print("answered late", answered, flush=True)
+"""
+
+
+def scenario_late():
+    with netns.Lab() as lab:
+        p, t = build_lab(lab)
+        failures = []
+
+        def expect(cond, what):
+            if not cond:
+                failures.append(what)
+
+        veth = next(x.split()[1].split("@")[0] for x in netns.sh("ip", "-o", "-4", "addr", "show", ns=t,
+                                                                    capture=True).splitlines() if f" {T4}/" in x)
+        slow = lab.popen(t, ["python3", "-c", SLOW_RESPONDER, veth, str(SLOW_PORT), "0.6", "6"],
+                         stdout=subprocess.PIPE, text=True)
+        time.sleep(0.5)  # its packet socket open (a probe sent before would only be lost, not late)
+        r = ping(p, "-p", str(SLOW_PORT), "-c", "3", "-i", "0.1", "-W", "1.5", T4)
+        probes, _, _, _ = parse(r.stdout)
+        expect(r.returncode == 0 and len(probes) == 3 and all(x[2].startswith("rtt=") for x in probes),
+               f"answered within -W 1.5: {probes}")
+        # 20 probes 50 ms apart, -W 0.3: one iteration, which waits until the last probe's deadline (1.25 s);
+        # the replies to the first ones (0.6 s after each) come while it waits: `late`, with their RTT. The
+        # last ones' come after it ended: timeouts (README: late replies are seen while their chunk waits).
+        r = ping(p, "-p", str(SLOW_PORT), "-c", "20", "-i", "0.05", "-W", "0.3", T4)
+        out = slow.communicate(timeout=30)[0]
+        print(out, flush=True)
+        probes, summary, rtt, _ = parse(r.stdout)
+        states = [x[2] for x in probes]
+        late_rtts = [float(m[1]) for m in re.finditer(r"^seq=\d+ sport=\d+ late from=\S+ .* rtt=(\d+\.\d{3}) ms$",
+                                                      r.stdout, re.M)]
+        n_late = states.count("late")
+        expect(r.returncode == 1 and summary is not None and summary[:2] == (20, 0) and summary[3] == n_late
+               and rtt is None, f"late: summary {summary}")
+        expect(n_late >= 1 and states == ["late"] * n_late + ["timeout"] * (20 - n_late), f"late: {states}")
+        expect(len(late_rtts) == n_late and all(550 <= x < 5000 for x in late_rtts), f"late RTTs: {late_rtts}")
+        if failures:
+            sys.exit("FAIL:\n  " + "\n  ".join(failures))
+        print("OK: late answers: their line and RTT, counted late, not received")
+
+
 def scenario_forger():
     with netns.Lab() as lab:
         p, t = build_lab(lab)
@@ -539,7 +618,8 @@ def main():
     harness.require_root("netprobe ping needs raw sockets and network namespaces")
     scenario = sys.argv[1] if len(sys.argv) > 1 else "modes"
     {"modes": scenario_modes, "lossy": scenario_lossy, "golden": scenario_golden, "options": scenario_options,
-     "forger": scenario_forger, "ttl": scenario_ttl}[scenario]()
+     "forger": scenario_forger, "ttl": scenario_ttl,
+     "late": scenario_late}[scenario]()
 
 
 if __name__ == "__main__":
