@@ -122,9 +122,24 @@ int main(int argc, char** argv) {
   ping->add_option("-c,--count", ping_options.count, "probes (default 5)");
   ping->add_option("-i,--interval", ping_options.interval,
                    "seconds between probes, or uN microseconds (default 1)");
+  ping->add_flag("--fast", ping_options.fast, "10 probes per second");
+  ping->add_flag("--faster", ping_options.faster, "100 probes per second");
+  ping->add_flag("--flood", ping_options.flood, "as fast as --rate allows (uncapped without it)");
+  ping->add_option("--rate", ping_options.rate, "at most PPS probes per second");
+  ping->add_option("-t,--ttl", ping_options.ttl, "IP TTL / hop limit (default 64)");
+  ping->add_option("-o,--tos", ping_options.tos, "TOS byte in hex (its DSCP bits)");
+  ping->add_option("--dscp", ping_options.dscp, "DSCP 0-63");
+  ping->add_option("-d,--data", ping_options.data_bytes, "data bytes after the TCP/UDP/ICMP header");
+  ping->add_flag("-y,--dontfrag", ping_options.df, "set DF (the default)");
+  ping->add_flag("--no-df", ping_options.no_df, "clear DF (IPv4)");
+  ping->add_option("-a,--spoof", ping_options.src_addr, "source address (must be one of this host's)");
+  ping->add_option("-I,--interface", ping_options.iface, "source address of this interface");
+  ping->add_flag("-n,--numeric", ping_options.numeric, "numeric output (always: no reverse lookups)");
+  ping->add_flag("--per-port", ping_options.per_port, "the per-source-port table in text too");
   ping->add_option("-W,--timeout", ping_options.timeout_s, "seconds to wait for each answer (default 1)");
   ping->add_flag("-q,--quiet", ping_options.quiet, "summary and port table only");
-  ping->add_option("--format", ping_options.format, "text or json (one object per line)");
+  ping->add_option("--format", ping_options.format,
+                   "text, hping (hping3's lines) or json (one object per line)");
   ping->add_option("--max-loss", ping_options.max_loss_pct, "exit 1 above this loss percentage");
   ping->add_option("--max-rtt", ping_options.max_rtt_ms, "exit 1 when the p99 RTT is above this (ms)");
   ping->add_flag("-4", ping_options.ipv4, "IPv4 address of a name");

@@ -108,5 +108,165 @@ TEST(session_PingResult, FlagsTheBlackHoledAndLossyPortsOnly) {
   for (const PingPort& r : summarize_ping(uniform).ports) EXPECT_EQ(r.flag, "") << r.sport;
 }
 
+// Duplicates are summed over the probes.
+TEST(session_PingResult, CountsDuplicates) {
+  std::vector<ProbeEvent> events = {ev(S::kAnswered, 1, 1e-3), ev(S::kAnswered, 1, 1e-3), ev(S::kLate, 1)};
+  events[0].duplicates = 2;
+  events[2].duplicates = 1;
+  EXPECT_EQ(summarize_ping(events).duplicates, 3u);
+}
+
+ProbeEvent reply_ev(S state, const char* from, uint8_t proto, double rtt_s) {
+  ProbeEvent e = ev(state, 65001, state == S::kAnswered ? rtt_s : -1);
+  e.has_reply = true;
+  e.reply_rtt_s = rtt_s;
+  e.reply.from = *IpAddress::parse(from);
+  e.reply.ttl = 64;
+  e.reply.ip_id = 4321;
+  e.reply.dont_fragment = true;
+  e.reply.protocol = proto;
+  e.reply.length = proto == 6 ? 44 : 28;
+  if (proto == 6) e.reply.tcp_flags = 0x12, e.reply.tcp_window = 64240;
+  return e;
+}
+
+ProbeEvent error_ev(const char* from, uint8_t type, uint8_t code) {
+  ProbeEvent e = ev(S::kIcmpError, 65002, -1, true);
+  e.icmp_type = type;
+  e.icmp_code = code;
+  e.has_error = true;
+  e.error.from = *IpAddress::parse(from);
+  e.error.icmp_type = type;
+  e.error.icmp_code = code;
+  e.error_rtt_s = 52e-6;
+  return e;
+}
+
+// netprobe's line and hping3's lines per probe: every state, TCP, ICMP and UDP, IPv4 and IPv6.
+TEST(session_PingResult, ProbeLines) {
+  const PingLineContext tcp4{ProbeType::kTcpSyn, AddressFamily::kV4, 443};
+  const PingLineContext tcp6{ProbeType::kTcpSyn, AddressFamily::kV6, 443};
+  const PingLineContext icmp4{ProbeType::kIcmpPing, AddressFamily::kV4, 0};
+  const PingLineContext udp4{ProbeType::kUdpUnreachable, AddressFamily::kV4, 33434};
+  const PingLineContext udp6{ProbeType::kUdpUnreachable, AddressFamily::kV6, 33434};
+  ProbeEvent dup = reply_ev(S::kAnswered, "10.0.0.2", 6, 41.5e-6);
+  dup.duplicates = 1;
+  ProbeEvent rst = reply_ev(S::kAnswered, "10.0.0.2", 6, 0.1234e-3);
+  rst.reply.tcp_flags = 0x14, rst.reply.tcp_window = 0, rst.reply.dont_fragment = false;
+  ProbeEvent v6 = reply_ev(S::kAnswered, "fd00::2", 6, 1.5e-3);
+  v6.reply.ip_id = 0, v6.reply.dont_fragment = false, v6.reply.length = 64;
+  ProbeEvent echo = reply_ev(S::kAnswered, "10.0.0.2", 1, 2e-3);
+  ProbeEvent unreach = reply_ev(S::kAnswered, "10.0.0.2", 1, 3e-3);
+  unreach.reply.icmp_type = 3, unreach.reply.icmp_code = 3, unreach.reply.length = 56;
+  ProbeEvent unreach6 = reply_ev(S::kAnswered, "fd00::2", 58, 3e-3);
+  unreach6.reply.icmp_type = 1, unreach6.reply.icmp_code = 4, unreach6.reply.length = 96;
+  unreach6.reply.ip_id = 0, unreach6.reply.dont_fragment = false;
+  const ProbeEvent late = reply_ev(S::kLate, "10.0.0.2", 6, 1.2045);
+  ProbeEvent no_send_time = reply_ev(S::kAnswered, "10.0.0.2", 6, -1);
+  struct Case {
+    const char* name;
+    int seq;
+    ProbeEvent e;
+    PingLineContext c;
+    std::string text, hping;
+  };
+  const std::vector<Case> cases = {
+      {"syn-ack, a duplicate", 0, dup, tcp4,
+       "seq=0 sport=65001 from=10.0.0.2 ttl=64 id=4321 DF flags=SA win=64240 len=44 rtt=0.042 ms dup=1",
+       "len=44 ip=10.0.0.2 ttl=64 DF id=4321 sport=443 flags=SA seq=0 win=64240 rtt=0.0 ms\n"
+       "DUP! len=44 ip=10.0.0.2 ttl=64 DF id=4321 sport=443 flags=SA seq=0 win=64240 rtt=0.0 ms\n"},
+      {"rst-ack", 3, rst, tcp4,
+       "seq=3 sport=65001 from=10.0.0.2 ttl=64 id=4321 flags=RA win=0 len=44 rtt=0.123 ms",
+       "len=44 ip=10.0.0.2 ttl=64 id=4321 sport=443 flags=RA seq=3 win=0 rtt=0.1 ms\n"},
+      {"ipv6 syn-ack", 1, v6, tcp6,
+       "seq=1 sport=65001 from=fd00::2 ttl=64 flags=SA win=64240 len=64 rtt=1.500 ms",
+       "len=64 ip=fd00::2 ttl=64 id=0 sport=443 flags=SA seq=1 win=64240 rtt=1.5 ms\n"},
+      {"echo reply", 2, echo, icmp4, "seq=2 from=10.0.0.2 ttl=64 id=4321 DF len=28 rtt=2.000 ms",
+       "len=28 ip=10.0.0.2 ttl=64 DF id=4321 icmp_seq=2 rtt=2.0 ms\n"},
+      {"port unreachable answers UDP", 4, unreach, udp4,
+       "seq=4 sport=65001 from=10.0.0.2 ttl=64 id=4321 DF icmp=unreachable:3 len=56 rtt=3.000 ms",
+       "ICMP Port Unreachable from ip=10.0.0.2\n"},
+      {"ICMPv6 port unreachable answers UDP", 4, unreach6, udp6,
+       "seq=4 sport=65001 from=fd00::2 ttl=64 icmp=unreachable:4 len=96 rtt=3.000 ms",
+       "ICMP Port Unreachable from ip=fd00::2\n"},
+      {"late", 5, late, tcp4,
+       "seq=5 sport=65001 late from=10.0.0.2 ttl=64 id=4321 DF flags=SA win=64240 len=44 rtt=1204.500 ms",
+       "len=44 ip=10.0.0.2 ttl=64 DF id=4321 sport=443 flags=SA seq=5 win=64240 rtt=1204.5 ms\n"},
+      {"no usable send time", 6, no_send_time, tcp4,
+       "seq=6 sport=65001 from=10.0.0.2 ttl=64 id=4321 DF flags=SA win=64240 len=44 rtt=unknown",
+       "len=44 ip=10.0.0.2 ttl=64 DF id=4321 sport=443 flags=SA seq=6 win=64240 rtt=0.0 ms\n"},
+      {"timeout", 7, ev(S::kLost, 65003), tcp4, "seq=7 sport=65003 timeout", ""},
+      {"timeout, ICMP", 7, ev(S::kLost, 0), icmp4, "seq=7 timeout", ""},
+      {"unsent", 8, ev(S::kUnsent, 65003), tcp4, "seq=8 sport=65003 unsent", ""},
+      {"admin prohibited", 9, error_ev("10.0.0.1", 3, 13), tcp4,
+       "seq=9 sport=65002 icmp unreachable:13 admin-prohibited from=10.0.0.1 rtt=0.052 ms",
+       "ICMP Packet filtered from ip=10.0.0.1\n"},
+      {"ICMPv6 admin prohibited", 9, error_ev("fd00::1", 1, 1), tcp6,
+       "seq=9 sport=65002 icmp unreachable:1 admin-prohibited from=fd00::1 rtt=0.052 ms",
+       "ICMP Packet filtered from ip=fd00::1\n"},
+      {"time exceeded", 10, error_ev("10.9.9.9", 11, 0), tcp4,
+       "seq=10 sport=65002 icmp time_exceeded:0 ttl-exceeded from=10.9.9.9 rtt=0.052 ms",
+       "TTL 0 during transit from ip=10.9.9.9\n"},
+      {"unreachable code without hping wording", 11, error_ev("10.0.0.1", 3, 9), tcp4,
+       "seq=11 sport=65002 icmp unreachable:9 net-prohibited from=10.0.0.1 rtt=0.052 ms",
+       "ICMP Unreachable type=9 from ip=10.0.0.1\n"},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(ping_line_text(c.seq, c.e, c.c), c.text) << c.name;
+    EXPECT_EQ(ping_lines_hping(c.seq, c.e, c.c), c.hping) << c.name;
+  }
+}
+
+// hping3's header and statistics block (statistics.c), with netprobe's loss (two decimals at most).
+TEST(session_PingResult, HpingHeaderAndStatistics) {
+  EXPECT_EQ(ping_header_hping("web", "eth0", *IpAddress::parse("10.0.0.2"),
+                              {ProbeType::kTcpSyn, AddressFamily::kV4, 443}, 0),
+            "HPING web (eth0 10.0.0.2): S set, 40 headers + 0 data bytes\n");
+  EXPECT_EQ(ping_header_hping("web", "veth0", *IpAddress::parse("fd00::2"),
+                              {ProbeType::kIcmpPing, AddressFamily::kV6, 0}, 56),
+            "HPING web (veth0 fd00::2): icmp mode set, 48 headers + 56 data bytes\n");
+  EXPECT_EQ(ping_header_hping("h", "lo", *IpAddress::parse("127.0.0.1"),
+                              {ProbeType::kUdpUnreachable, AddressFamily::kV4, 33434}, 0),
+            "HPING h (lo 127.0.0.1): udp mode set, 28 headers + 0 data bytes\n");
+  std::vector<ProbeEvent> events;
+  for (int i = 0; i < 15; ++i) events.push_back(ev(S::kAnswered, 1, (i + 1) * 1e-4));
+  events.push_back(ev(S::kLost));
+  EXPECT_EQ(ping_statistics_hping("web", summarize_ping(events)),
+            "\n--- web hping statistic ---\n16 packets tramitted, 15 packets received, 6.25% packet loss\n"
+            "round-trip min/avg/max = 0.1/0.8/1.5 ms\n");
+  EXPECT_EQ(ping_statistics_hping("web", summarize_ping(std::vector<ProbeEvent>{ev(S::kAnswered, 1, 2e-3)})),
+            "\n--- web hping statistic ---\n1 packets tramitted, 1 packets received, 0% packet loss\n"
+            "round-trip min/avg/max = 2.0/2.0/2.0 ms\n");
+  EXPECT_EQ(ping_statistics_hping("web", summarize_ping(std::vector<ProbeEvent>{ev(S::kLost), ev(S::kLost)})),
+            "\n--- web hping statistic ---\n2 packets tramitted, 0 packets received, 100% packet loss\n"
+            "round-trip min/avg/max = 0.0/0.0/0.0 ms\n");
+  std::vector<ProbeEvent> third = {ev(S::kAnswered, 1, 1e-3), ev(S::kAnswered, 1, 1e-3), ev(S::kLost)};
+  EXPECT_NE(ping_statistics_hping("x", summarize_ping(third)).find(" 33.33% packet loss"), std::string::npos);
+}
+
+// Probes per iteration: one when a probe is resolved before the next is due, else 4 timeouts' worth.
+TEST(session_PingResult, ChunkSize) {
+  struct Case {
+    double spacing, timeout;
+    int remaining, want;
+  };
+  const std::vector<Case> cases = {
+      {1, 1, 5, 1},          // the default: -W equal to -i
+      {2, 1, 5, 1},          // -W below -i
+      {0.1, 1, 100, 40},     // --fast, -W 1: 4 s of probes
+      {0.1, 1, 20, 20},      // ... at most what is left
+      {0.01, 1, 1000, 400},  // --faster
+      {0.001, 1, 100000, kMaxPingChunk},
+      {0, 1, 100000, kMaxPingChunk},  // --flood without --rate
+      {0, 1, 7, 7},
+      {0.5, 1, 3, 3},
+      {0.3, 1, 100, 14},  // ceil(4 / 0.3)
+      {1, 1, 0, 0},
+  };
+  for (const Case& c : cases)
+    EXPECT_EQ(ping_chunk_size(c.spacing, c.timeout, c.remaining), c.want)
+        << c.spacing << " " << c.timeout << " " << c.remaining;
+}
+
 }  // namespace
 }  // namespace netprobe
