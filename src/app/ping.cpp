@@ -139,6 +139,7 @@ nlohmann::json ping_probe_json(int seq, const ProbeEvent& e, const PingLineConte
     j["reply"] = reply;
   }
   if (e.duplicates) j["duplicates"] = e.duplicates;
+  if (e.send_error) j["send_error"] = std::string(send_error_name(e.send_error));
   if (e.icmp_error) {
     j["icmp_error"] = icmp_error_label(c.af, e.icmp_type, e.icmp_code);
     j["icmp_name"] = icmp_error_name(c.af, e.icmp_type, e.icmp_code);

@@ -497,6 +497,15 @@ size_t IterationRunner::memory_bytes() const noexcept {
          huge_page_rounded(slots_.capacity() * sizeof(Slot)) + details_.capacity() * sizeof(Details);
 }
 
+std::string_view send_error_name(uint8_t send_error) {
+  if (send_error == 0) return "";
+  const size_t r = send_error - 1;
+  return r == IterationRunner::kUnsentCutShort  ? "cut_short"
+         : r == IterationRunner::kUnsentNoToken ? "no_token"
+         : r < size_t(SendError::kCount)        ? to_string(SendError(r))
+                                                : "unknown";
+}
+
 std::string_view to_string(ProbeEvent::State state) {
   switch (state) {
     case ProbeEvent::State::kAnswered:
@@ -647,13 +656,8 @@ IterationReport IterationRunner::report() const {
   if (rejected_[kUnprovenAck]) out.rejected["unproven_ack"] = rejected_[kUnprovenAck];
   if (rejected_[kWrongToken]) out.rejected["wrong_token"] = rejected_[kWrongToken];
   if (rejected_[kWrongQuote]) out.rejected["wrong_quote"] = rejected_[kWrongQuote];
-  for (size_t r = 0; r < unsent_.size(); ++r) {
-    if (!unsent_[r]) continue;
-    const std::string_view name = r == kUnsentCutShort  ? "cut_short"
-                                  : r == kUnsentNoToken ? "no_token"
-                                                        : to_string(SendError(r));
-    out.send_errors[std::string(name)] = unsent_[r];
-  }
+  for (size_t r = 0; r < unsent_.size(); ++r)
+    if (unsent_[r]) out.send_errors[std::string(send_error_name(uint8_t(r + 1)))] = unsent_[r];
   return out;
 }
 

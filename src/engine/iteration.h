@@ -50,6 +50,8 @@ struct ProbeEvent {
   double error_rtt_s = -1;
 };
 std::string_view to_string(ProbeEvent::State state);
+// The name of ProbeEvent::send_error's reason ("permission", "no_buffer", "cut_short", ...); "" for 0.
+std::string_view send_error_name(uint8_t send_error);
 
 class IterationRunner {
  public:

@@ -194,10 +194,13 @@ std::string ping_line_text(int seq, const ProbeEvent& e, const PingLineContext& 
       break;
     }
     case ProbeEvent::State::kLost:
-      line += " timeout";
+      // A refusal about the destination (a local firewall rule, no route) is loss, with its reason.
+      line +=
+          e.send_error ? fmt::format(" refused {}", send_error_name(e.send_error)) : std::string(" timeout");
       break;
     case ProbeEvent::State::kUnsent:
       line += " unsent";
+      if (e.send_error) line += fmt::format(" {}", send_error_name(e.send_error));
       break;
   }
   if (e.duplicates) line += fmt::format(" dup={}", e.duplicates);

@@ -18,6 +18,11 @@ ProbeEvent ev(S state, uint16_t sport = 65000, double rtt_s = -1, bool icmp = fa
   e.icmp_error = icmp;
   return e;
 }
+ProbeEvent refused(S state, SendError why) {
+  ProbeEvent e = ev(state);
+  e.send_error = uint8_t(1 + uint8_t(why));
+  return e;
+}
 
 TEST(session_PingResult, ExitCodes) {
   struct Case {
@@ -198,6 +203,10 @@ TEST(session_PingResult, ProbeLines) {
       {"timeout", 7, ev(S::kLost, 65003), tcp4, "seq=7 sport=65003 timeout", ""},
       {"timeout, ICMP", 7, ev(S::kLost, 0), icmp4, "seq=7 timeout", ""},
       {"unsent", 8, ev(S::kUnsent, 65003), tcp4, "seq=8 sport=65003 unsent", ""},
+      {"unsent, full buffers", 8, refused(S::kUnsent, SendError::kNoBuffer), tcp4,
+       "seq=8 sport=65000 unsent no_buffer", ""},
+      {"refused by a local firewall rule: lost", 8, refused(S::kLost, SendError::kPermission), tcp4,
+       "seq=8 sport=65000 refused permission", ""},
       {"admin prohibited", 9, error_ev("10.0.0.1", 3, 13), tcp4,
        "seq=9 sport=65002 icmp unreachable:13 admin-prohibited from=10.0.0.1 rtt=0.052 ms",
        "ICMP Packet filtered from ip=10.0.0.1\n"},
