@@ -233,6 +233,11 @@ void ProberMetrics::set_host_resolution_status(const std::string& target, Addres
   targets_->set_resolution_status(target, af, status);
 }
 
+void ProberMetrics::set_target_health(const std::string& target, const TargetHealth& health,
+                                      const HealthSettings& settings) {
+  targets_->set_health(target, health, settings);
+}
+
 void ProberMetrics::inc_host_resolution_change(const std::string& target, AddressFamily af) {
   targets_->inc_resolution_change(target, af);
 }

@@ -35,6 +35,7 @@
 #include "core/measurement.h"
 #include "core/net.h"
 #include "core/percentile.h"  // percentile_linear, used by the metrics
+#include "health/target_health.h"
 #include "metrics/exposition.h"
 
 namespace netprobe {
@@ -99,6 +100,9 @@ class ProberMetrics {
   // own family; netprobify forked one process per target and had no such event). Exists at 0 from the start.
   void inc_worker_restarts();
   void set_host_resolution_status(const std::string& target, AddressFamily af, int status);
+  // netprobe_target_failing and its companions (TargetSeries::set_health, docs/alerting.md).
+  void set_target_health(const std::string& target, const TargetHealth& health,
+                         const HealthSettings& settings);
   void inc_host_resolution_change(const std::string& target, AddressFamily af);
   void inc_target_name_dup(const std::string& target_name);
 
