@@ -154,6 +154,7 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
     std::lock_guard lock(mu_);
     for (size_t j = i; j < n; ++j) runner_.mark_unsent(uint32_t(j), IterationRunner::kUnsentCutShort);
   }
+  const Nanos sent_at = clock_.monotonic();
 
   // Wait for answers until every probe is answered or past its deadline.
   while (!stop_) {
@@ -194,6 +195,7 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
   last_stats_ = stats;
   report.timed_out = timed_out;
   report.duration_s = std::chrono::duration<double>(clock_.monotonic() - start).count();
+  report.send_window_s = std::chrono::duration<double>(sent_at - start).count();
   return report;
 }
 

@@ -178,6 +178,7 @@ class Supervisor {
     }
     next_dns_pass_ = clock_.monotonic() + std::chrono::seconds(std::max(1, next.global.interval_s));
     config_ = std::move(next);
+    metrics_.set_interval(config_.global.interval_s);
     for (const auto& [name, t] : config_.targets) {
       if (t.groups.empty()) {
         spdlog::warn("target={} disabled: not associated to any group", name);
@@ -354,6 +355,7 @@ class Supervisor {
 
   void reshard() {
     ++generation_;
+    metrics_.set_worker_count(nb_workers());
     const Nanos silence = Nanos(int64_t((config_.global.interval_s + config_.global.timeout_s) * 1e9));
     pool_.update(nb_workers(), silence);
   }
@@ -410,8 +412,8 @@ class Supervisor {
       metrics_.inc_process_timed_out();
     }
     log_report(worker, report);
-    // app_iteration_time_seconds: the duration of the latest iteration of any worker.
-    metrics_.record(report);
+    // app_iteration_time_seconds: the longest latest iteration of the workers (netprobify's round).
+    metrics_.record(report, worker);
     record_health(report);
     report = {};
     release_free_memory();  // the decoded report (1M RTTs are 8 MB, their CBOR as much again)
