@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Lint of netprobe's mixin (ctest mixin.dashboards_lint): the checked-in dashboards_out/*.json are exactly
 what `jsonnet -m dashboards_out dashboards.jsonnet` generates; every dashboard has a Prometheus datasource
-variable that every panel and query uses; every panel sets a unit; every query is valid PromQL (each one,
+variable that every panel and query uses; every panel sets a unit; every query (panels, and the series of
+the label_values() variables) is valid PromQL (each one,
 with the dashboard variables replaced, becomes a recording rule that `promtool check rules` must accept).
 Exit 0, or 1 with every problem found."""
 import json
@@ -39,7 +40,7 @@ def main():
             if not os.path.exists(path) or open(path).read() != fresh:
                 problems.append(f"{name}: out of date, run `make -C mixin` (jsonnet -m dashboards_out dashboards.jsonnet)")
 
-        rules = []
+        rules = []  # (where, PromQL)
         for name in generated:
             d = json.load(open(os.path.join(tmp, name)))
             variables = {v["name"]: v for v in d.get("templating", {}).get("list", [])}
@@ -47,8 +48,19 @@ def main():
             if not ds or ds.get("type") != "datasource" or ds.get("query") != "prometheus":
                 problems.append(f"{name}: no Prometheus datasource variable named 'datasource'")
             for v in variables.values():
-                if v.get("type") == "query" and v.get("datasource", {}).get("uid") != "${datasource}":
+                if v.get("type") != "query":
+                    continue
+                if v.get("datasource", {}).get("uid") != "${datasource}":
                     problems.append(f"{name}: variable {v['name']} does not use ${{datasource}}")
+                # label_values(SERIES, LABEL): SERIES must be a valid selector.
+                m = re.fullmatch(r"label_values\((.*), *(\w+)\)", v.get("definition", ""))
+                if not m:
+                    problems.append(f"{name}: variable {v['name']}: expected label_values(series, label)")
+                    continue
+                series = m.group(1)
+                for k, val in VARIABLES.items():
+                    series = series.replace(k, val)
+                rules.append((f"{name}: variable {v['name']}", series))
             for p in panels_of(d):
                 title = f"{name}: panel {p.get('title')!r}"
                 if p.get("type") == "row":
