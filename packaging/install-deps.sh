@@ -15,6 +15,7 @@ packages=(
   # run-time and test tools: namespaces, loss injection, a real Prometheus, DNS, curl, ping, capabilities;
   # iptables: integration.firewall checks convert-fw's output with iptables-restore --test
   iproute2 nftables iptables prometheus dnsmasq-base curl iputils-ping libcap2-bin python3 procps
+  jsonnet  # mixin/: the dashboards are generated from jsonnet (their lint test checks they are up to date)
 )
 
 missing=()

@@ -22,6 +22,20 @@ enum class RttHistogram : uint8_t { kPerTarget, kPerGroup, kNone };
 std::string_view to_string(RttHistogram granularity);  // "per_target", "per_group", "none"
 std::optional<RttHistogram> rtt_histogram_from_string(std::string_view s);
 
+// `health` (global defaults, per-target overrides; docs/alerting.md): when an iteration of a target counts as
+// failed, and how many consecutive failed / passed iterations change its state (netprobe_target_failing).
+// Every field is optional so that a target's block overrides the global one key by key; src/health applies
+// the defaults. A netprobe extension, read by the supervisor only.
+struct HealthConfig {
+  std::optional<double> loss_ratio_above;  // fail_if.loss_ratio_above (ratio, 0..1)
+  std::optional<int> rtt_percentile;       // fail_if.rtt_percentile (0..100)
+  std::optional<double> rtt_above_s;       // fail_if.rtt_above (seconds)
+  std::optional<int> failing_threshold;
+  std::optional<int> passing_threshold;
+  std::optional<int> site_threshold;
+  friend bool operator==(const HealthConfig&, const HealthConfig&) = default;
+};
+
 struct GlobalConfig {
   std::string probe_name;
   int interval_s = 0;             // required
@@ -46,6 +60,7 @@ struct GlobalConfig {
   int path_series_per_target = 4;
   // Read by the supervisor only (it renders the metrics): config_fields.h keeps it out of the workers' copy.
   RttHistogram rtt_histogram = RttHistogram::kPerGroup;
+  HealthConfig health;  // supervisor only, as rtt_histogram
   friend bool operator==(const GlobalConfig&, const GlobalConfig&) = default;
 };
 
@@ -91,6 +106,7 @@ struct TargetConfig {
   std::vector<std::string> exclude_from;
   std::vector<std::string> groups;  // resolved association (sorted), see netprobify's rules
   bool is_dynamic = false;          // from an inventory plug-in
+  HealthConfig health;              // overrides of global.health; supervisor only, as tags
 
   AddressFamily family() const;  // address_family, else detected, else v4
   std::string state_label() const { return state.value_or("None"); }

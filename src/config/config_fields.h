@@ -26,8 +26,9 @@ void for_each_supervisor_only_field(S& g, F&& f) {
   f("rtt_histogram", g.rtt_histogram);
   f("path_window", g.path_window);
   f("path_series_per_target", g.path_series_per_target);
+  f("health", g.health);  // target state (src/health) lives in the supervisor
 }
-inline constexpr int kSupervisorOnlyGlobalFields = 3;
+inline constexpr int kSupervisorOnlyGlobalFields = 4;
 
 template <typename S, typename F>
 requires std::is_same_v<std::remove_cvref_t<S>, GlobalConfig>
@@ -80,8 +81,11 @@ void for_each_field(S& t, F&& f) {
 // netprobe_target_info; a worker never reads them.
 template <typename S, typename F>
 requires std::is_same_v<std::remove_cvref_t<S>, TargetConfig>
-void for_each_supervisor_only_field(S& t, F&& f) { f("tags", t.tags); }
-inline constexpr int kSupervisorOnlyTargetFields = 1;
+void for_each_supervisor_only_field(S& t, F&& f) {
+  f("tags", t.tags);
+  f("health", t.health);
+}
+inline constexpr int kSupervisorOnlyTargetFields = 2;
 
 template <typename S, typename F>
 requires std::is_same_v<std::remove_cvref_t<S>, TargetConfig>

@@ -201,6 +201,22 @@ class Builder {
       if (auto granularity = rtt_histogram_from_string(*v))
         out.rtt_histogram = *granularity;  // anything else: the schema's enum already reported it
     }
+    if (const Json* h = member(g, "health")) out.health = read_health(*h, join(p, "health"));
+  }
+
+  // `health` of global or of a target (ranges: the schema); absent keys stay unset (src/health defaults).
+  HealthConfig read_health(const Json& h, const std::string& path) {
+    HealthConfig out;
+    if (const Json* f = member(h, "fail_if")) {
+      const std::string fp = join(path, "fail_if");
+      out.loss_ratio_above = get_finite(*f, "loss_ratio_above", fp);
+      out.rtt_percentile = get_small_int(*f, "rtt_percentile", fp);
+      out.rtt_above_s = get_finite(*f, "rtt_above", fp);
+    }
+    out.failing_threshold = get_small_int(h, "failing_threshold", path);
+    out.passing_threshold = get_small_int(h, "passing_threshold", path);
+    out.site_threshold = get_small_int(h, "site_threshold", path);
+    return out;
   }
 
   std::optional<IpAddress> parse_source(const Json& g, const std::string& path, std::string_view key,
@@ -298,6 +314,7 @@ class Builder {
     std::sort(out.tags.begin(), out.tags.end());
     out.tags.erase(std::unique(out.tags.begin(), out.tags.end()), out.tags.end());
     if (auto v = get_finite(t, "timeout", path)) out.timeout_s = *v;
+    if (const Json* h = member(t, "health")) out.health = read_health(*h, join(path, "health"));
     out.dns_update_interval_s = cfg_.global.dns_update_interval_s;
     if (auto v = get_small_int(t, "dns_update_interval", path)) out.dns_update_interval_s = *v;
     if (auto v = get_bool(t, "auto_register_to_groups")) out.auto_register_to_groups = *v;

@@ -54,7 +54,8 @@ struct TargetEvents {
 struct IterationReport {
   std::vector<GroupMeasurement> groups;
   std::vector<TargetEvents> targets;
-  double duration_s = 0;
+  double duration_s = 0;          // the whole iteration: first probe sent to last answer or deadline
+  double send_window_s = 0;       // from the iteration's start until its last probe was handed to the kernel
   uint64_t capture_received = 0;  // pcap_stats deltas for this iteration
   uint64_t capture_dropped = 0;
   uint64_t capture_if_dropped = 0;

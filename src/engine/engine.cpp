@@ -95,6 +95,7 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
   const Nanos hard_deadline =
       settings.hard_timeout == Nanos::max() ? Nanos::max() : start + settings.hard_timeout;
   bool timed_out = !send_probes(plan, tokens, settings, start, hard_deadline);
+  const Nanos sent_at = clock_.monotonic();
   timed_out = !wait_for_answers(plan, tokens, hard_deadline) || timed_out;
 
   IterationReport report;
@@ -110,6 +111,7 @@ IterationReport Engine::run_iteration(const Plan& plan, const IterationSettings&
   add_capture_stats(report);
   report.timed_out = timed_out;
   report.duration_s = std::chrono::duration<double>(clock_.monotonic() - start).count();
+  report.send_window_s = std::chrono::duration<double>(sent_at - start).count();
   return report;
 }
 

@@ -344,6 +344,7 @@ nlohmann::json to_json_document(const IterationReport& r) {
   return Json{{"groups", std::move(groups)},
               {"targets", std::move(targets)},
               {"duration_s", r.duration_s},
+              {"send_window_s", r.send_window_s},
               {"capture_received", r.capture_received},
               {"capture_dropped", r.capture_dropped},
               {"capture_if_dropped", r.capture_if_dropped},
@@ -389,6 +390,7 @@ Result<IterationReport> report_from_json_document(const nlohmann::json& doc) {
       r.targets.push_back(std::move(t));
     }
     r.duration_s = doc.at("duration_s").get<double>();
+    r.send_window_s = doc.at("send_window_s").get<double>();
     r.capture_received = doc.at("capture_received").get<uint64_t>();
     r.capture_dropped = doc.at("capture_dropped").get<uint64_t>();
     r.capture_if_dropped = doc.at("capture_if_dropped").get<uint64_t>();

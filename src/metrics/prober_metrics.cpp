@@ -89,7 +89,12 @@ ProberMetrics::ProberMetrics(std::shared_ptr<prometheus::Registry> registry, std
   netprobe_info_ = gauge("netprobe_info", "netprobe version");
   netprobify_info_ =
       gauge("netprobify_info", "Compatibility: netprobify's info gauge (scapy_version is \"none\")");
-  iteration_time_ = gauge("app_iteration_time_seconds", "Wall time of the last iteration");
+  iteration_time_ = gauge("app_iteration_time_seconds",
+                          "Time to finish one round of probing: the longest latest iteration of the workers");
+  send_window_ =
+      gauge("netprobe_iteration_send_seconds",
+            "Time to send every probe of an iteration: the longest latest send window of the workers");
+  interval_ = gauge("netprobe_interval_seconds", "global.interval: the time between two iterations' starts");
   target_name_dup_ = counter("app_target_name_dup_total", "Duplicate target names");
   process_timed_out_ =
       counter("app_process_timed_out_total", "Probing workers terminated for exceeding global.timeout");
@@ -122,6 +127,7 @@ void ProberMetrics::create_process_series() {
   netprobify_info_->get({{"version", version_}, {"scapy_version", "none"}}).Set(1);
   const Labels pn{{"probe_name", probe_name_}};
   reload_failed_status_->get(pn).Set(reload_failed_ ? 1 : 0);
+  if (interval_s_ > 0) interval_->get(pn).Set(interval_s_);
   process_timed_out_->get(pn);
   worker_restarts_->get(pn);
   capture_received_->get(pn);
@@ -139,7 +145,7 @@ void ProberMetrics::remove_if(const std::function<bool(const Labels&)>& pred) {
   for (auto& set : all_) set->remove_if(pred);
 }
 
-void ProberMetrics::record(const IterationReport& report) {
+void ProberMetrics::record(const IterationReport& report, uint32_t worker) {
   for (const GroupMeasurement& gm : report.groups) targets_->record(gm, report.sources);
   for (const TargetEvents& te : report.targets) targets_->record(te);
 
@@ -158,7 +164,25 @@ void ProberMetrics::record(const IterationReport& report) {
         ->get({{"probe_name", probe_name_}, {"reason", bounded_label(rejected_reasons_, reason)}})
         .Increment(static_cast<double>(count));
   }
-  iteration_time_->get(pn).Set(report.duration_s);
+  latest_iteration_[worker] = {report.duration_s, report.send_window_s};
+  set_iteration_gauges();
+}
+
+void ProberMetrics::set_iteration_gauges() {
+  if (latest_iteration_.empty()) return;
+  double duration = 0, send = 0;
+  for (const auto& [w, d] : latest_iteration_) {
+    duration = std::max(duration, d.first);
+    send = std::max(send, d.second);
+  }
+  const Labels pn{{"probe_name", probe_name_}};
+  iteration_time_->get(pn).Set(duration);
+  send_window_->get(pn).Set(send);
+}
+
+void ProberMetrics::set_worker_count(uint32_t workers) {
+  std::erase_if(latest_iteration_, [&](const auto& e) { return e.first >= workers; });
+  set_iteration_gauges();
 }
 
 // Reasons come from a worker, which parses hostile packets: a worker that invented new reasons every
@@ -207,6 +231,11 @@ void ProberMetrics::set_probe_name(std::string probe_name) {
 
 void ProberMetrics::set_rtt_histogram(RttHistogram granularity) { targets_->set_rtt_histogram(granularity); }
 
+void ProberMetrics::set_interval(double seconds) {
+  interval_s_ = seconds;
+  interval_->get({{"probe_name", probe_name_}}).Set(seconds);
+}
+
 void ProberMetrics::set_reload_failed(bool failed) {
   reload_failed_ = failed;
   reload_failed_status_->get({{"probe_name", probe_name_}}).Set(failed ? 1 : 0);
@@ -222,6 +251,11 @@ void ProberMetrics::inc_process_timed_out() {
 
 void ProberMetrics::set_host_resolution_status(const std::string& target, AddressFamily af, int status) {
   targets_->set_resolution_status(target, af, status);
+}
+
+void ProberMetrics::set_target_health(const std::string& target, const TargetHealth& health,
+                                      const HealthSettings& settings) {
+  targets_->set_health(target, health, settings);
 }
 
 void ProberMetrics::inc_host_resolution_change(const std::string& target, AddressFamily af) {

@@ -35,6 +35,7 @@
 #include "core/measurement.h"
 #include "core/net.h"
 #include "core/percentile.h"  // percentile_linear, used by the metrics
+#include "health/target_health.h"
 #include "metrics/exposition.h"
 
 namespace netprobe {
@@ -62,7 +63,15 @@ class ProberMetrics {
   // values, RTTs go into the histograms, TargetEvents increment the *_count gauges once per target
   // (not once per group as netprobify did: docs/netprobify-compatibility.md#d4-event-gauges), capture
   // deltas add.
-  void record(const IterationReport& report);
+  //
+  // app_iteration_time_seconds keeps netprobify's meaning, "time to finish one round of probing" (its
+  // README alerts when it exceeds 90 s): the longest of every worker's latest iteration (workers probe in
+  // parallel, so a round of all targets lasts as long as the slowest), each from its first probe to its
+  // last answer or deadline. netprobe_iteration_send_seconds is the same maximum of the send windows (how
+  // long the pacing took to hand every probe to the kernel). `worker` is the reporting worker's index.
+  void record(const IterationReport& report, uint32_t worker = 0);
+  // global.nb_proc: the latest iterations of workers that no longer exist stop counting.
+  void set_worker_count(uint32_t workers);
 
   // Creates the target's series at 0 for each of its groups so that they exist before its first
   // iteration, and (re)sets its threshold series. Idempotent: counters that already exist keep their
@@ -94,11 +103,16 @@ class ProberMetrics {
   void set_rtt_histogram(RttHistogram granularity);
 
   void set_reload_failed(bool failed);
+  // netprobe_interval_seconds{probe_name}: global.interval, so that rules compare the round time with it.
+  void set_interval(double seconds);
   void inc_process_timed_out();
   // app_worker_restarts_total{probe_name}: a probe worker died unexpectedly and was started again (netprobe's
   // own family; netprobify forked one process per target and had no such event). Exists at 0 from the start.
   void inc_worker_restarts();
   void set_host_resolution_status(const std::string& target, AddressFamily af, int status);
+  // netprobe_target_failing and its companions (TargetSeries::set_health, docs/alerting.md).
+  void set_target_health(const std::string& target, const TargetHealth& health,
+                         const HealthSettings& settings);
   void inc_host_resolution_change(const std::string& target, AddressFamily af);
   void inc_target_name_dup(const std::string& target_name);
 
@@ -151,6 +165,11 @@ class ProberMetrics {
   SeriesSet<prometheus::Gauge>* netprobe_info_ = nullptr;
   SeriesSet<prometheus::Gauge>* netprobify_info_ = nullptr;
   SeriesSet<prometheus::Gauge>* iteration_time_ = nullptr;
+  SeriesSet<prometheus::Gauge>* send_window_ = nullptr;
+  SeriesSet<prometheus::Gauge>* interval_ = nullptr;
+  double interval_s_ = 0;                                           // 0: not set yet, no series
+  std::map<uint32_t, std::pair<double, double>> latest_iteration_;  // worker -> (duration, send window)
+  void set_iteration_gauges();
   SeriesSet<prometheus::Counter>* target_name_dup_ = nullptr;
   SeriesSet<prometheus::Counter>* process_timed_out_ = nullptr;
   SeriesSet<prometheus::Counter>* worker_restarts_ = nullptr;

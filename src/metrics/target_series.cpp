@@ -31,6 +31,12 @@ enum class TargetSeries::Kind : uint8_t {
   kPathLossRatio,
   kPathSent,
   kTargetInfo,
+  kFailing,
+  kConsecutiveFailures,
+  kConsecutiveSuccesses,
+  kStateChanges,
+  kLastChange,
+  kHealthThreshold,
 };
 
 struct TargetSeries::Family {
@@ -130,6 +136,25 @@ TargetSeries::TargetSeries(std::string probe_name, std::vector<int> percentiles)
   // them in PromQL with `* on(destination) group_left(tags) netprobe_target_info`.
   add("netprobe_target_info", "A declared target, with its tags (sorted, comma-joined); always 1", "gauge",
       Kind::kTargetInfo);
+  // Target state with hysteresis (src/health, docs/alerting.md).
+  add("netprobe_target_failing",
+      "1 while the target is failing: failing_threshold consecutive failed iterations, until "
+      "passing_threshold "
+      "consecutive passed ones",
+      "gauge", Kind::kFailing);
+  add("netprobe_target_consecutive_failures", "Failed iterations in a row (0 after a passed one)", "gauge",
+      Kind::kConsecutiveFailures);
+  add("netprobe_target_consecutive_successes", "Passed iterations in a row (0 after a failed one)", "gauge",
+      Kind::kConsecutiveSuccesses);
+  add("netprobe_target_state_changes_total", "Changes of netprobe_target_failing", "counter",
+      Kind::kStateChanges);
+  add("netprobe_target_last_change_timestamp_seconds",
+      "Unix time of the last change of netprobe_target_failing (before any: when the target was first seen)",
+      "gauge", Kind::kLastChange);
+  add("netprobe_target_health_threshold",
+      "The target's health settings: failing_iterations, passing_iterations, sites, loss_ratio, rtt_seconds, "
+      "rtt_percentile",
+      "gauge", Kind::kHealthThreshold);
   add("app_host_resolution_status", "1 after a resolution that changed the address, 0 on failure", "gauge",
       Kind::kResolutionStatus);
   add("app_host_resolution_change_total", "Changes of a target's resolved address", "counter",
@@ -334,6 +359,12 @@ void TargetSeries::declare(const TargetConfig& config, AddressFamily af) {
   std::erase_if(t.resolution, [&](const Resolution& r) { return r.af != af; });
   t.declared = std::move(d);
   create_declared_series(t);
+}
+
+void TargetSeries::set_health(std::string_view name, const TargetHealth& health,
+                              const HealthSettings& settings) {
+  std::lock_guard lock(mutex_);
+  target(name).health = Health{health, settings};
 }
 
 void TargetSeries::clear_target(std::string_view name) {
@@ -620,6 +651,48 @@ class TargetSeries::SampleWriter {
     end(1);
   }
 
+  // address_family, destination, probe_name[, threshold]: once declared and recorded.
+  void health(const Target& t) {
+    if (!t.declared || !t.health) return;
+    const Health& h = *t.health;
+    auto line = [&](double value, const char* threshold = nullptr) {
+      begin();
+      out_ += to_string(t.declared->af);
+      destination();
+      out_ += "\",probe_name=\"";
+      out_ += s_.probe_name_label_;
+      if (threshold) {
+        out_ += "\",threshold=\"";
+        out_ += threshold;
+      }
+      out_ += '"';
+      end(value);
+    };
+    switch (f_.kind) {
+      case Kind::kFailing:
+        return line(h.state.failing ? 1 : 0);
+      case Kind::kConsecutiveFailures:
+        return line(h.state.consecutive_failures);
+      case Kind::kConsecutiveSuccesses:
+        return line(h.state.consecutive_successes);
+      case Kind::kStateChanges:
+        return line(double(h.state.changes));
+      case Kind::kLastChange:
+        return line(h.state.last_change_s);
+      default:
+        break;
+    }
+    // Label values in name order: failing_iterations, loss_ratio, passing_iterations, rtt_percentile, ...
+    line(h.settings.failing_threshold, "failing_iterations");
+    if (h.settings.loss_ratio_above) line(*h.settings.loss_ratio_above, "loss_ratio");
+    line(h.settings.passing_threshold, "passing_iterations");
+    if (h.settings.rtt_above_s) {
+      line(h.settings.rtt_percentile, "rtt_percentile");
+      line(*h.settings.rtt_above_s, "rtt_seconds");
+    }
+    line(h.settings.site_threshold, "sites");
+  }
+
   void resolutions(const Target& t) {
     for (const Resolution& r : t.resolution) {
       if (f_.kind == Kind::kResolutionStatus ? !r.has_status : !r.has_change) continue;
@@ -755,6 +828,13 @@ void TargetSeries::render_target(std::string& out, const Family& f, bool& header
     case Kind::kResolutionStatus:
     case Kind::kResolutionChange:
       return w.resolutions(t);
+    case Kind::kFailing:
+    case Kind::kConsecutiveFailures:
+    case Kind::kConsecutiveSuccesses:
+    case Kind::kStateChanges:
+    case Kind::kLastChange:
+    case Kind::kHealthThreshold:
+      return w.health(t);
     case Kind::kTimeOoo:
     case Kind::kLate:
     case Kind::kDuplicates:

@@ -44,6 +44,7 @@
 #include "config/config.h"
 #include "core/measurement.h"
 #include "core/net.h"
+#include "health/target_health.h"
 #include "metrics/exposition.h"
 #include "paths/path_window.h"
 
@@ -79,6 +80,10 @@ class TargetSeries final : public TextSource {
   void set_path_settings(uint32_t window, uint32_t series_per_target);
   void set_rtt_histogram(RttHistogram granularity);
   void set_resolution_status(std::string_view target, AddressFamily af, double status);
+  // The target's state with hysteresis and its settings (src/health, docs/alerting.md): netprobe_target_*
+  // families, rendered once the target is declared. They stay through clear_measurements() and
+  // mark_stale() (a state, like the thresholds) and go with clear_target().
+  void set_health(std::string_view target, const TargetHealth& health, const HealthSettings& settings);
   void inc_resolution_change(std::string_view target, AddressFamily af);
 
   bool render(std::string& out, size_t flush_at, const TextSink& flush) const override;
@@ -145,12 +150,19 @@ class TargetSeries final : public TextSource {
     std::vector<uint32_t> groups;  // interned
     std::string tags;              // escaped, comma-joined (not interned: often one set per target)
   };
+  struct Health {
+    TargetHealth state;
+    HealthSettings settings;
+  };
   struct Target {
     std::vector<Row> rows;
     std::vector<Events> events;
     std::vector<Resolution> resolution;
     std::optional<Declared> declared;
-    bool empty() const { return rows.empty() && events.empty() && resolution.empty() && !declared; }
+    std::optional<Health> health;
+    bool empty() const {
+      return rows.empty() && events.empty() && resolution.empty() && !declared && !health;
+    }
   };
   enum class Kind : uint8_t;
   struct Family;

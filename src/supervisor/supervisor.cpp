@@ -27,6 +27,7 @@
 #include "core/hash.h"
 #include "core/memory.h"
 #include "dns/target_address_book.h"
+#include "health/target_health.h"
 #include "inventory/manager.h"
 #include "inventory/merge.h"
 #include "ipc/ipc.h"
@@ -177,6 +178,7 @@ class Supervisor {
     }
     next_dns_pass_ = clock_.monotonic() + std::chrono::seconds(std::max(1, next.global.interval_s));
     config_ = std::move(next);
+    metrics_.set_interval(config_.global.interval_s);
     for (const auto& [name, t] : config_.targets) {
       if (t.groups.empty()) {
         spdlog::warn("target={} disabled: not associated to any group", name);
@@ -206,7 +208,17 @@ class Supervisor {
       metrics_.declare_target(t, t.family());
       active_[name] = ActiveTarget{&t, std::move(d), worker_for(name, nb)};
     }
+    // Every configured target has a state, active or not (a target whose name stops resolving keeps it);
+    // settings follow reloads, the state itself is kept (docs/alerting.md).
+    health_settings_.clear();
+    const double now = wall_seconds();
+    for (const auto& [name, t] : config_.targets) {
+      const HealthSettings& s = health_settings_[name] = resolve_health(config_.global, t);
+      metrics_.set_target_health(name, health_.declare(name, now), s);
+    }
   }
+
+  double wall_seconds() const { return double(clock_.realtime().count()) / 1e9; }
 
   // DNS between the other events: answers are applied as they come; a changed address, a failure or a
   // recovery re-shards, so workers probe the new address from their next iteration.
@@ -239,7 +251,7 @@ class Supervisor {
       spdlog::warn("prometheus_address/prometheus_port changed: still serving on {}:{} until a restart",
                    config_.global.prometheus_address, config_.global.prometheus_port);
     for (const auto& [name, t] : config_.targets)
-      if (!c.targets.count(name)) metrics_.clear_target(name);
+      if (!c.targets.count(name)) forget_target(name);
     for (const auto& [name, g] : config_.groups)
       if (!c.groups.count(name)) metrics_.clear_group(name);
     metrics_.set_probe_name(c.global.probe_name);
@@ -291,9 +303,15 @@ class Supervisor {
     if (inventory_->generation() == inventory_generation_) return;
     Config next = with_inventories();
     for (const auto& [name, t] : config_.targets)
-      if (!next.targets.count(name)) metrics_.clear_target(name);
+      if (!next.targets.count(name)) forget_target(name);
     activate(std::move(next));
     reshard();
+  }
+
+  // A target that left the configuration (reload, inventory): every series and its state go.
+  void forget_target(const std::string& name) {
+    metrics_.clear_target(name);
+    health_.forget(name);
   }
 
   uint32_t nb_workers() const { return uint32_t(std::max(1, config_.global.nb_proc)); }
@@ -337,6 +355,7 @@ class Supervisor {
 
   void reshard() {
     ++generation_;
+    metrics_.set_worker_count(nb_workers());
     const Nanos silence = Nanos(int64_t((config_.global.interval_s + config_.global.timeout_s) * 1e9));
     pool_.update(nb_workers(), silence);
   }
@@ -393,10 +412,35 @@ class Supervisor {
       metrics_.inc_process_timed_out();
     }
     log_report(worker, report);
-    // app_iteration_time_seconds: the duration of the latest iteration of any worker.
-    metrics_.record(report);
+    // app_iteration_time_seconds: the longest latest iteration of the workers (netprobify's round).
+    metrics_.record(report, worker);
+    record_health(report);
     report = {};
     release_free_memory();  // the decoded report (1M RTTs are 8 MB, their CBOR as much again)
+  }
+
+  // Each target of the report: failed, passed or nothing sent, then its state (src/health). Only targets
+  // the current configuration has (on_report filtered the rest out).
+  void record_health(const IterationReport& report) {
+    std::vector<std::string> updated;
+    const auto changes = health_.record(
+        report,
+        [&](const std::string& name) -> const HealthSettings* {
+          auto it = health_settings_.find(name);
+          return it == health_settings_.end() ? nullptr : &it->second;
+        },
+        wall_seconds(), &updated);
+    for (const auto& name : updated)
+      metrics_.set_target_health(name, *health_.find(name), health_settings_.at(name));
+    for (const auto& c : changes) {
+      const TargetHealth& h = *health_.find(c.target);
+      if (c.failing)
+        spdlog::warn("target={} failing: {} consecutive failed iteration(s)", c.target,
+                     h.consecutive_failures);
+      else
+        spdlog::info("target={} passing again: {} consecutive passed iteration(s)", c.target,
+                     h.consecutive_successes);
+    }
   }
 
   // ---- launcher events ----
@@ -505,6 +549,8 @@ class Supervisor {
   uint64_t inventory_generation_ = 0;
   Config config_;
   std::map<std::string, ActiveTarget> active_;
+  HealthBook health_;                                      // survives worker restarts and reloads
+  std::map<std::string, HealthSettings> health_settings_;  // of config_'s targets
   uint64_t generation_ = 0;
   uint64_t shards_sent_ = 0;
   uint64_t run_secret_ = random_secret();

@@ -632,6 +632,35 @@ TEST(config_loader, PathKeys) {
   }
 }
 
+// netprobe extension `health` (docs/alerting.md): global defaults, per-target overrides key by key, bounded.
+TEST(config_loader, HealthKeys) {
+  const LoadedConfig all = load_config_file(fixture("good/all_keys.yaml"));
+  ASSERT_TRUE(all.ok());
+  const HealthConfig& g = all.config->global.health;
+  EXPECT_EQ(g.loss_ratio_above, 0.2);
+  EXPECT_EQ(g.rtt_percentile, 99);
+  EXPECT_EQ(g.rtt_above_s, 0.25);
+  EXPECT_EQ(g.failing_threshold, 4);
+  EXPECT_EQ(g.passing_threshold, 5);
+  EXPECT_EQ(g.site_threshold, 3);
+  const HealthConfig& t = all.config->targets.at("web").health;
+  EXPECT_EQ(t.loss_ratio_above, 0.01);
+  EXPECT_EQ(t.failing_threshold, 2);
+  EXPECT_FALSE(t.passing_threshold);
+  EXPECT_FALSE(t.rtt_above_s);
+  EXPECT_EQ(all.config->targets.at("rack").health, HealthConfig{});
+  for (const char* bad :
+       {"health: {failing_threshold: 0}", "health: {passing_threshold: 1001}", "health: {site_threshold: 0}",
+        "health: {fail_if: {loss_ratio_above: 1.5}}", "health: {fail_if: {rtt_percentile: 101}}",
+        "health: {fail_if: {rtt_above: -1}}", "health: {failing: 3}"}) {
+    const LoadedConfig r =
+        load_config_string(std::string(kHeader) + "  " + bad + "\ngroups:\n  g1: {}\n", "x.yaml");
+    EXPECT_FALSE(r.ok()) << bad;
+    ASSERT_FALSE(r.diagnostics.errors.empty()) << bad;
+    EXPECT_EQ(r.diagnostics.errors[0].rfind("global.health", 0), 0u) << r.diagnostics.errors[0];
+  }
+}
+
 // netprobe extension global.rtt_histogram: a closed set of values, reported with the allowed ones.
 TEST(config_loader, RttHistogram) {
   const LoadedConfig all = load_config_file(fixture("good/all_keys.yaml"));

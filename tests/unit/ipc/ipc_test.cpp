@@ -261,6 +261,7 @@ IterationReport full_report() {
   r.groups.push_back(empty);
   r.targets.push_back(TargetEvents{"web", ProbeType::kTcpSyn, AddressFamily::kV6, 8, 9});
   r.duration_s = 1.75;
+  r.send_window_s = 0.5;
   r.capture_received = 10;
   r.capture_dropped = 11;
   r.capture_if_dropped = 12;
@@ -310,6 +311,7 @@ TEST(worker_Ipc, ReportRoundTripIsExact) {
   EXPECT_EQ(b.targets[0].match_ack_fail, 8u);
   EXPECT_EQ(b.targets[0].port_mismatch, 9u);
   EXPECT_EQ(b.duration_s, 1.75);
+  EXPECT_EQ(b.send_window_s, 0.5);
   EXPECT_EQ(b.capture_received, 10u);
   EXPECT_EQ(b.capture_dropped, 11u);
   EXPECT_EQ(b.capture_if_dropped, 12u);

@@ -164,7 +164,11 @@ ProberMetrics::ProberMetrics(std::shared_ptr<prometheus::Registry> registry, std
       gauge("app_host_resolution_status", "1 after a resolution that changed the address, 0 on failure");
   resolution_change_ = counter("app_host_resolution_change_total", "Changes of a target's resolved address");
   time_ooo_ = counter("app_time_ooo_total", "Answers with a negative round-trip time");
-  iteration_time_ = gauge("app_iteration_time_seconds", "Wall time of the last iteration");
+  iteration_time_ = gauge("app_iteration_time_seconds",
+                          "Time to finish one round of probing: the longest latest iteration of the workers");
+  send_window_ =
+      gauge("netprobe_iteration_send_seconds",
+            "Time to send every probe of an iteration: the longest latest send window of the workers");
   target_name_dup_ = counter("app_target_name_dup_total", "Duplicate target names");
   process_timed_out_ =
       counter("app_process_timed_out_total", "Probing workers terminated for exceeding global.timeout");
@@ -302,7 +306,8 @@ void ProberMetrics::record(const IterationReport& report) {
     capture_rejected_->get({{"probe_name", probe_name_}, {"reason", reason}})
         .Increment(static_cast<double>(count));
   }
-  iteration_time_->get(pn).Set(report.duration_s);
+  iteration_time_->get(pn).Set(report.duration_s);  // one worker: its latest iteration is the longest
+  send_window_->get(pn).Set(report.send_window_s);
 }
 
 void ProberMetrics::create_target_series(const TargetConfig& target, AddressFamily af) {

@@ -126,6 +126,7 @@ class ProberMetrics {
   SeriesSet<prometheus::Counter>* resolution_change_ = nullptr;
   SeriesSet<prometheus::Counter>* time_ooo_ = nullptr;
   SeriesSet<prometheus::Gauge>* iteration_time_ = nullptr;
+  SeriesSet<prometheus::Gauge>* send_window_ = nullptr;
   SeriesSet<prometheus::Counter>* target_name_dup_ = nullptr;
   SeriesSet<prometheus::Counter>* process_timed_out_ = nullptr;
   SeriesSet<prometheus::Counter>* worker_restarts_ = nullptr;

@@ -164,6 +164,34 @@ TEST_F(metrics_ProberMetrics, RecordsOneIterationExactly) {
 // The buckets resolve a datacenter (docs/netprobify-compatibility.md#rtt-buckets): veth and intra-rack
 // RTTs of a few microseconds land in buckets of their own, not in the first one (which would read every
 // percentile as half its bound), and WAN RTTs of seconds still have a bound.
+// netprobify's app_iteration_time_seconds is "time to finish one round of probing" (its README alerts when
+// it exceeds 90 s): with workers probing in parallel, the slowest worker's latest iteration, not whichever
+// reported last; netprobe_iteration_send_seconds the same for the send windows.
+TEST_F(metrics_ProberMetrics, IterationTimeIsTheSlowestWorkersRound) {
+  IterationReport r;
+  r.duration_s = 95;
+  r.send_window_s = 24;
+  metrics_.record(r, 1);
+  r.duration_s = 12;  // worker 0 reports last, faster: the round still takes 95 s
+  r.send_window_s = 8;
+  metrics_.record(r, 0);
+  auto lines = scrape();
+  EXPECT_TRUE(lines.count(R"(app_iteration_time_seconds{probe_name="probe1"} 95)"));
+  EXPECT_TRUE(lines.count(R"(netprobe_iteration_send_seconds{probe_name="probe1"} 24)"));
+  r.duration_s = 30;  // worker 1 got faster
+  r.send_window_s = 7;
+  metrics_.record(r, 1);
+  lines = scrape();
+  EXPECT_TRUE(lines.count(R"(app_iteration_time_seconds{probe_name="probe1"} 30)"));
+  EXPECT_TRUE(lines.count(R"(netprobe_iteration_send_seconds{probe_name="probe1"} 8)"));
+  metrics_.set_interval(60);
+  EXPECT_TRUE(scrape().count(R"(netprobe_interval_seconds{probe_name="probe1"} 60)"));
+  metrics_.set_worker_count(1);  // worker 1 is gone: only worker 0's round counts
+  lines = scrape();
+  EXPECT_TRUE(lines.count(R"(app_iteration_time_seconds{probe_name="probe1"} 12)"));
+  EXPECT_TRUE(lines.count(R"(netprobe_iteration_send_seconds{probe_name="probe1"} 8)"));
+}
+
 TEST_F(metrics_ProberMetrics, RttBucketsResolveMicroseconds) {
   const auto& bounds = rtt_buckets();
   ASSERT_FALSE(bounds.empty());

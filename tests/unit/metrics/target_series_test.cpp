@@ -526,5 +526,50 @@ TEST(metrics_TargetSeries, TargetInfoFollowsTheDeclaredTarget) {
   EXPECT_TRUE(info_lines(s).empty());
 }
 
+// The target state families (src/health, docs/alerting.md): per declared target, in label order, kept by
+// clear_measurements() and mark_stale(), gone with clear_target().
+TEST(metrics_TargetSeries, TargetHealthFamilies) {
+  TargetSeries s("p", {50});
+  s.declare(target_config("a", ProbeType::kTcpSyn, {"g"}), AddressFamily::kV4);
+  TargetHealth h;
+  h.failing = true;
+  h.consecutive_failures = 4;
+  h.changes = 1;
+  h.last_change_s = 1700000000;
+  HealthSettings settings;
+  settings.loss_ratio_above = 0.25;
+  settings.rtt_above_s = 0.1;
+  settings.rtt_percentile = 99;
+  s.set_health("a", h, settings);
+  s.set_health("undeclared", h, settings);  // no series until declared
+  auto lines_of = [&] {
+    std::vector<std::string> out;
+    for (const auto& line : all_lines(testing::render_text(s)))
+      if (line.rfind("netprobe_target_", 0) == 0 && line.rfind("netprobe_target_info", 0) != 0)
+        out.push_back(line);
+    return out;
+  };
+  const std::vector<std::string> expected{
+      R"(netprobe_target_failing{address_family="ipv4",destination="a",probe_name="p"} 1)",
+      R"(netprobe_target_consecutive_failures{address_family="ipv4",destination="a",probe_name="p"} 4)",
+      R"(netprobe_target_consecutive_successes{address_family="ipv4",destination="a",probe_name="p"} 0)",
+      R"(netprobe_target_state_changes_total{address_family="ipv4",destination="a",probe_name="p"} 1)",
+      R"(netprobe_target_last_change_timestamp_seconds{address_family="ipv4",destination="a",probe_name="p"} 1700000000)",
+      R"(netprobe_target_health_threshold{address_family="ipv4",destination="a",probe_name="p",threshold="failing_iterations"} 3)",
+      R"(netprobe_target_health_threshold{address_family="ipv4",destination="a",probe_name="p",threshold="loss_ratio"} 0.25)",
+      R"(netprobe_target_health_threshold{address_family="ipv4",destination="a",probe_name="p",threshold="passing_iterations"} 3)",
+      R"(netprobe_target_health_threshold{address_family="ipv4",destination="a",probe_name="p",threshold="rtt_percentile"} 99)",
+      R"(netprobe_target_health_threshold{address_family="ipv4",destination="a",probe_name="p",threshold="rtt_seconds"} 0.1)",
+      R"(netprobe_target_health_threshold{address_family="ipv4",destination="a",probe_name="p",threshold="sites"} 2)",
+  };
+  EXPECT_EQ(lines_of(), expected);
+  EXPECT_EQ(well_formed(testing::render_text(s)), "");
+  s.mark_stale("a");
+  s.clear_measurements("a");
+  EXPECT_EQ(lines_of(), expected);
+  s.clear_target("a");
+  EXPECT_TRUE(lines_of().empty());
+}
+
 }  // namespace
 }  // namespace netprobe
