@@ -72,6 +72,13 @@ int main(int argc, char** argv) {
   run->add_option("--include-tags", run_include, "probe only the targets sharing a tag with this list (a,b)");
   run->add_option("--exclude-tags", run_exclude, "do not probe the targets sharing a tag with this list");
 
+  std::vector<std::string> run_listen;
+  run->add_option("--web.listen-address", run_listen,
+                  "serve /metrics on HOST:PORT, [IPV6]:PORT or :PORT (every address); repeatable; replaces "
+                  "prometheus_address and prometheus_port")
+      ->take_all()
+      ->allow_extra_args(false);
+
   std::string check_path;
   auto* check =
       app.add_subcommand("check-config", "validate CONFIG, print every error with its path, exit 0 or 65");
@@ -154,5 +161,6 @@ int main(int argc, char** argv) {
     return EX_USAGE;
   }
   options.selection = *selection;
+  options.listen_addresses = run_listen;
   return netprobe::run_prober(*run ? run_path : config_path, NETPROBE_VERSION, options);
 }

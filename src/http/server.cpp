@@ -193,6 +193,26 @@ std::optional<ListenAddress> parse_listen_address(std::string_view address, int 
   return out;
 }
 
+std::optional<HostPort> parse_host_port(std::string_view text) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  std::string_view host = text.substr(0, colon);
+  const std::string_view port_text = text.substr(colon + 1);
+  if (port_text.empty() || port_text.size() > 5 ||
+      port_text.find_first_not_of("0123456789") != std::string_view::npos)
+    return std::nullopt;
+  const int port = std::atoi(std::string(port_text).c_str());
+  if (port > 65535) return std::nullopt;
+  if (!host.empty() && host.front() == '[') {
+    if (host.size() < 2 || host.back() != ']') return std::nullopt;
+  } else if (host.find(':') != std::string_view::npos) {
+    return std::nullopt;  // an IPv6 address needs its brackets here
+  }
+  if (host.empty()) host = "::";
+  if (!parse_listen_address(host, port)) return std::nullopt;
+  return HostPort{std::string(host), port};
+}
+
 unsigned long raise_nofile_limit() {
   static std::mutex mutex;
   const std::lock_guard lock(mutex);
@@ -240,7 +260,12 @@ Result<std::unique_ptr<Server>> Server::start(Options options, std::map<std::str
   limits.connections = std::max(limits.connections, 1U);
   limits.threads = std::clamp(limits.threads, 1U, 16U);
 
-  const int fd = socket(listen->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  int fd = socket(listen->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0 && errno == EAFNOSUPPORT && options.address == "::") {
+    // "::" (every address) on a host without IPv6: every IPv4 address.
+    options.address = "0.0.0.0";
+    return start(std::move(options), std::move(routes));
+  }
   if (fd < 0) return Error{fmt::format("cannot listen on {}: {}", listen->text, std::strerror(errno))};
   const int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);

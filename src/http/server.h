@@ -127,6 +127,14 @@ struct ListenAddress {
 };
 std::optional<ListenAddress> parse_listen_address(std::string_view address, int port);
 
+// A --web.listen-address as Go's exporters take it: "host:port", "[ipv6]:port" or ":port" (every address:
+// "::", IPv4 included). The host must be an IPv4 or IPv6 literal (no names), the port a decimal 0-65535.
+struct HostPort {
+  std::string address;  // for Options::address
+  int port = 0;
+};
+std::optional<HostPort> parse_host_port(std::string_view text);
+
 // Raises the soft RLIMIT_NOFILE to the hard limit (once per process); returns the soft limit now in force.
 unsigned long raise_nofile_limit();
 

@@ -186,7 +186,7 @@ Exporter::Exporter(std::vector<std::weak_ptr<prometheus::Collectable>> collectab
 Exporter::~Exporter() {
   // Stops the HTTP threads (no request reaches `this` afterwards) and drops every stream (which cancels its
   // rendering), then waits for the rendering threads, which use sources_.
-  server_.reset();
+  servers_.clear();
   std::unique_lock lock(scrapes_->mutex);
   scrapes_->changed.wait(lock, [&] { return scrapes_->running == 0; });
 }
@@ -196,23 +196,34 @@ Result<std::unique_ptr<Exporter>> Exporter::start(
     std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
     std::vector<std::weak_ptr<const TextSource>> sources) {
   if (port < 0 || port > 65535) return Error{fmt::format("prometheus_port {} is out of range 0-65535", port)};
-  std::unique_ptr<Exporter> exporter(new Exporter(std::move(collectables), std::move(sources)));
   http::Options options;
   options.address = address;
   options.port = port;
   options.auth = std::move(auth);
+  std::vector<http::Options> servers;
+  servers.push_back(std::move(options));
+  return start(std::move(servers), std::move(collectables), std::move(sources));
+}
+
+Result<std::unique_ptr<Exporter>> Exporter::start(
+    std::vector<http::Options> servers, std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
+    std::vector<std::weak_ptr<const TextSource>> sources) {
+  std::unique_ptr<Exporter> exporter(new Exporter(std::move(collectables), std::move(sources)));
   Exporter* self = exporter.get();
-  auto server = http::Server::start(
-      std::move(options),
-      {{"/metrics", [self](const http::Request& request) { return self->serve(request); }}});
-  if (!server.ok()) return Error{fmt::format("cannot serve /metrics: {}", server.error().message)};
-  exporter->server_ = std::move(server).value();
+  for (auto& options : servers) {
+    auto server = http::Server::start(
+        std::move(options),
+        {{"/metrics", [self](const http::Request& request) { return self->serve(request); }}});
+    if (!server.ok()) return Error{fmt::format("cannot serve /metrics: {}", server.error().message)};
+    exporter->servers_.push_back(std::move(server).value());
+  }
   return exporter;
 }
 
 std::vector<int> Exporter::listening_ports() const {
-  if (!server_) return {};
-  return {server_->port()};
+  std::vector<int> ports;
+  for (const auto& server : servers_) ports.push_back(server->port());
+  return ports;
 }
 
 http::Response Exporter::serve(const http::Request& request) {

@@ -28,13 +28,8 @@
 
 #include "core/result.h"
 #include "http/auth.h"
+#include "http/server.h"
 #include "metrics/exposition.h"
-
-namespace netprobe::http {
-class Server;
-class Request;
-struct Response;
-}  // namespace netprobe::http
 
 namespace netprobe {
 
@@ -50,6 +45,12 @@ class Exporter {
       const std::string& address, int port, std::optional<BasicAuth> auth,
       std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
       std::vector<std::weak_ptr<const TextSource>> sources = {});
+  // The same on several servers at once (--web.listen-address, repeatable): one per element of `servers`
+  // (address, port, TLS, authentication; docs/http-server.md). All or nothing: an error on one stops the
+  // others.
+  static Result<std::unique_ptr<Exporter>> start(
+      std::vector<http::Options> servers, std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
+      std::vector<std::weak_ptr<const TextSource>> sources = {});
   ~Exporter();
   Exporter(const Exporter&) = delete;
   Exporter& operator=(const Exporter&) = delete;
@@ -64,7 +65,7 @@ class Exporter {
   std::vector<std::shared_ptr<const TextSource>> adapters_;  // the collectables as sources (owned here)
   std::vector<std::weak_ptr<const TextSource>> sources_;     // adapters_, then the sources given
   std::shared_ptr<ScrapeCounter> scrapes_;                   // rendering threads still running
-  std::unique_ptr<http::Server> server_;
+  std::vector<std::unique_ptr<http::Server>> servers_;
 };
 
 }  // namespace netprobe

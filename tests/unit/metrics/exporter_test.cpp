@@ -242,6 +242,23 @@ TEST_F(metrics_Exporter, BadAddressIsAnError) {
   EXPECT_FALSE(Exporter::start("127.0.0.1", 70000, std::nullopt, {registry_}).ok());
 }
 
+// --web.listen-address given twice: one exporter, two sockets, the same page on both (IPv6 listeners:
+// http_test and integration.web.listen); an error on the second (port in use) fails the whole start.
+TEST_F(metrics_Exporter, SeveralListeners) {
+  std::vector<http::Options> servers(2);
+  servers[0].address = "127.0.0.1";
+  servers[1].address = "127.0.0.1";
+  auto exporter = Exporter::start(servers, {registry_});
+  ASSERT_TRUE(exporter.ok()) << exporter.error().message;
+  const auto ports = (*exporter)->listening_ports();
+  ASSERT_EQ(ports.size(), 2u);
+  EXPECT_EQ(http_get(ports[0], "/metrics").status, 200);
+  EXPECT_NE(ports[0], ports[1]);
+  EXPECT_NE(http_get(ports[1], "/metrics").body.find("tcpsyn_sent_total"), std::string::npos);
+  servers[1].port = ports[0];
+  EXPECT_FALSE(Exporter::start(servers, {registry_}).ok());
+}
+
 TEST_F(metrics_Exporter, ExpiredCollectablesAreSkipped) {
   auto extra = std::make_shared<prometheus::Registry>();
   prometheus::BuildGauge().Name("gone_gauge").Help("h").Register(*extra).Add({}).Set(1);
