@@ -120,6 +120,15 @@ int run_prober(const std::string& path, const std::string& version, const RunOpt
   }
 
   web.env_auth = auth;
+  if (!options.web_config_file.empty()) {
+    // Read as the user netprobe runs as: the certificates are re-read as that user when they change.
+    std::string warning;
+    if (auto s = web::load_web_config(options.web_config_file, web, &warning); !s.ok()) {
+      spdlog::critical("{}", s.error().message);
+      return EX_CONFIG;
+    }
+    if (!warning.empty()) spdlog::warn("{}", warning);
+  }
   run_supervisor(std::move(launcher).value(), std::move(config), path, version, std::move(web),
                  options.selection);  // exits the process
 }

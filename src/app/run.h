@@ -12,6 +12,8 @@ struct RunOptions {
   TagSelection selection;           // --include-tags / --exclude-tags
   // --web.listen-address (repeatable): replaces prometheus_address/prometheus_port (docs/http-server.md)
   std::vector<std::string> listen_addresses;
+  // --web.config.file: the exporter-toolkit web configuration (TLS, users, headers); "" = none
+  std::string web_config_file;
 };
 
 // Runs the prober on the configuration at `path` until SIGTERM or SIGINT. Returns a sysexits code.

@@ -22,6 +22,7 @@
 
 #include "core/result.h"
 #include "http/auth.h"
+#include "http/tls.h"
 
 struct MHD_Daemon;
 struct MHD_Connection;
@@ -83,6 +84,12 @@ struct Options {
       address;   // IPv4 or IPv6 literal ("" = 0.0.0.0; IPv6 with or without brackets; "::" = dual stack)
   int port = 0;  // 0: any free port
   std::optional<BasicAuth> auth;
+  // When set, basic auth is on and this decides (user, password); `auth` is then ignored.
+  std::function<bool(std::string_view user, std::string_view password)> authenticate;
+  // Added to every response (http_server_config.headers).
+  std::vector<std::pair<std::string, std::string>> headers;
+  // HTTPS with this certificate, key and client-certificate policy (http/tls.h); shared by servers.
+  std::shared_ptr<TlsContext> tls;
   Limits limits;
   // Fuzzing: no listening socket and no thread; connections are handed in with add_connection() and served
   // by run() on the caller's thread.
@@ -111,6 +118,7 @@ class Server {
   friend struct ServerAccess;
   bool serve(MHD_Connection* connection, const char* url, const char* method, const char* version);
   bool authorized(const Request& request) const;
+  bool auth_on() const { return options_.auth.has_value() || static_cast<bool>(options_.authenticate); }
 
   Options options_;
   std::map<std::string, Handler> routes_;

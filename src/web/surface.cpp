@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "web/web_config.h"
+
 namespace netprobe::web {
 
 Result<std::vector<http::Options>> server_options(const WebSettings& settings, const std::string& address,
@@ -13,7 +15,15 @@ Result<std::vector<http::Options>> server_options(const WebSettings& settings, c
     http::Options o;
     o.address = host;
     o.port = p;
-    o.auth = settings.env_auth;
+    if (settings.users) {
+      o.authenticate = [users = settings.users](std::string_view user, std::string_view password) {
+        return users->check(user, password);
+      };
+    } else {
+      o.auth = settings.env_auth;
+    }
+    o.tls = settings.tls;
+    o.headers = settings.headers;
     out.push_back(std::move(o));
   };
   if (settings.listen_addresses.empty()) {
@@ -34,6 +44,26 @@ Result<std::vector<http::Options>> server_options(const WebSettings& settings, c
     add(hp->address, hp->port);
   }
   return out;
+}
+
+Status load_web_config(const std::string& path, WebSettings& settings, std::string* warning) {
+  auto config = read_web_config(path);
+  if (!config.ok()) return Error{fmt::format("--web.config.file {}: {}", path, config.error().message)};
+  if (config->tls) {
+    auto tls = http::TlsContext::create(*config->tls);
+    if (!tls.ok()) return Error{fmt::format("--web.config.file {}: {}", path, tls.error().message)};
+    settings.tls = std::move(tls).value();
+  }
+  if (!config->users.empty()) {
+    if (settings.env_auth && warning)
+      *warning = fmt::format(
+          "--web.config.file {} has basic_auth_users: they decide who may read /metrics, and "
+          "PROM_USER/PROM_PASSWORD are ignored",
+          path);
+    settings.users = std::make_shared<UserTable>(std::move(config->users));
+  }
+  settings.headers = std::move(config->headers);
+  return {};
 }
 
 std::string describe_listeners(const std::vector<http::Options>& options) {
