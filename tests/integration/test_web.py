@@ -2,17 +2,103 @@
 configuration (TLS, mutual TLS, bcrypt users), checked with curl against the real binary under its sandbox.
 
 listen: two --web.listen-address at once, IPv4 and IPv6; the configuration's prometheus_port is not used.
+tls: HTTPS with a chain made here by openssl (CA -> server certificate): curl with the CA (200), without it
+  (refused), plain HTTP (no answer); bcrypt users: right (200), wrong password, unknown user, no credentials,
+  another scheme (401); PROM_USER/PROM_PASSWORD set too are ignored; the configured header is sent; the
+  certificate replaced on disk is served from the next connection on (no restart).
+mtls: client_auth_type RequireAndVerifyClientCert: a client certificate from the CA (200), none (handshake
+  refused), one from another CA (refused).
+prometheus: a real Prometheus (Debian's) scrapes over TLS with basic auth: up == 1; wrong password: up == 0.
 
 Every curl call is bounded (-m); netprobe is stopped on exit (harness.Netprobe).
 """
+import json
 import os
+import socket
+import ssl
 import subprocess
 import sys
+import time
+import urllib.parse
+import warnings
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)  # Python's crypt is libxcrypt, as netprobe's bcrypt
+    import crypt
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import harness  # noqa: E402
 
 CURL_TIMEOUT_S = 10
+USER, PASSWORD = "prom_it", "s3cr3t-it"
+PROMETHEUS = os.environ.get("PROMETHEUS_BIN", "/usr/bin/prometheus")
+
+
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+
+def make_ca(work, name):
+    """A self-signed CA: (cert path, key path)."""
+    crt, key = os.path.join(work, f"{name}.crt"), os.path.join(work, f"{name}.key")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+            "-out", crt, "-days", "2", "-subj", f"/CN={name}")
+    return crt, key
+
+
+def make_leaf(work, name, ca, usage, san=None):
+    """A certificate for `name` signed by `ca` for `usage` (serverAuth, clientAuth): (cert path, key path)."""
+    crt, key, csr, ext = (os.path.join(work, f"{name}.{e}") for e in ("crt", "key", "csr", "ext"))
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", csr,
+            "-subj", f"/CN={name}")
+    with open(ext, "w") as f:
+        f.write(f"extendedKeyUsage={usage}\n" + (f"subjectAltName={san}\n" if san else ""))
+    openssl("x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial", "-out", crt, "-days", "2",
+            "-extfile", ext)
+    for path in (crt, key):
+        os.chmod(path, 0o644)  # read by netprobe's unprivileged user (a test key: nothing to protect)
+    return crt, key
+
+
+def bcrypt(password, cost=4):
+    return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=2 ** cost))
+
+
+def write_web_config(work, web, name="web.yml"):
+    path = os.path.join(work, name)
+    with open(path, "w") as f:
+        json.dump(web, f)  # JSON is YAML
+    os.chmod(path, 0o644)
+    return path
+
+
+def tls_lab(client_auth=None):
+    """CA, server certificate (127.0.0.1 and ::1), a client certificate of the CA and one of another CA, and
+    the web configuration: (work dir, files dict, web config path)."""
+    work = harness.tmpdir("netprobe-web-")
+    ca = make_ca(work, "ca")
+    other_ca = make_ca(work, "other-ca")
+    files = {
+        "ca": ca[0],
+        "server": make_leaf(work, "server", ca, "serverAuth", "IP:127.0.0.1,IP:::1,DNS:localhost"),
+        "client": make_leaf(work, "client", ca, "clientAuth"),
+        "stranger": make_leaf(work, "stranger", other_ca, "clientAuth"),
+        "ca_pair": ca,
+    }
+    tls = {"cert_file": "server.crt", "key_file": "server.key"}  # relative: to the web configuration's directory
+    if client_auth:
+        tls.update({"client_auth_type": client_auth, "client_ca_file": "ca.crt"})
+    web = {"tls_server_config": tls, "basic_auth_users": {USER: bcrypt(PASSWORD), "other": bcrypt("other-pw", 5)},
+           "http_server_config": {"headers": {"X-Frame-Options": "deny", "X-Content-Type-Options": "nosniff"}}}
+    return work, files, write_web_config(work, web)
+
+
+def peer_serial(port, cafile):
+    """The serial number of the certificate the server presents on a new connection."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            return tls.getpeercert()["serialNumber"]
 
 
 def config(port):
@@ -57,6 +143,119 @@ def test_listen():
     return 0
 
 
+def test_tls():
+    harness.require_root("netprobe opens raw sockets to probe 127.0.0.1")
+    harness.require_executable("/usr/bin/curl", "curl is not installed")
+    work, files, web = tls_lab()
+    port = harness.free_port()
+    env = {"PROM_USER": "env_user", "PROM_PASSWORD": "env_password"}  # the file's users win
+    with start(port, ["--web.config.file", web], "127.0.0.1", port, env=env) as netprobe:
+        url = f"https://127.0.0.1:{port}/metrics"
+        ca = ["--cacert", files["ca"]]
+        status, rc, body, err = curl(url, *ca, "-u", f"{USER}:{PASSWORD}", "-D", "/dev/stderr")
+        assert status == 200 and "netprobe_info" in body, f"with the CA: {status} rc={rc} {err}"
+        assert "x-frame-options: deny" in err.lower() and "x-content-type-options: nosniff" in err.lower(), err
+        status, rc, _, err = curl(url, "-u", f"{USER}:{PASSWORD}")
+        assert status == 0 and rc == 60, f"without the CA curl must refuse the certificate: {status} rc={rc} {err}"
+        status, rc, _, _ = curl(f"http://127.0.0.1:{port}/metrics", "-u", f"{USER}:{PASSWORD}", timeout_s=3)
+        assert status != 200, f"plain HTTP on the TLS port answered {status}"
+        cases = [
+            ("second user", ["-u", "other:other-pw"], 200),
+            ("wrong password", ["-u", f"{USER}:wrong"], 401),
+            ("unknown user", ["-u", f"nobody-{USER}:{PASSWORD}"], 401),
+            ("PROM_USER (ignored)", ["-u", "env_user:env_password"], 401),
+            ("no credentials", [], 401),
+            ("another scheme", ["-H", "Authorization: Bearer " + PASSWORD], 401),
+            ("password as the user", ["-u", f"{PASSWORD}:{USER}"], 401),
+        ]
+        for what, args, expected in cases:
+            status, rc, _, err = curl(url, *ca, *args, "-D", "/dev/stderr")
+            assert status == expected, f"{what}: HTTP {status}, expected {expected} (rc={rc} {err})"
+            if expected == 401:
+                assert "www-authenticate: basic" in err.lower(), f"{what}: no WWW-Authenticate: {err}"
+        # Renewed on disk: served from the next connection on (checked at most once a second).
+        before = peer_serial(port, files["ca"])
+        renewed = make_leaf(work, "renewed", files["ca_pair"], "serverAuth", "IP:127.0.0.1,IP:::1")
+        os.replace(renewed[0], os.path.join(work, "server.crt"))
+        os.replace(renewed[1], os.path.join(work, "server.key"))
+        after = harness.wait_until(lambda: (lambda s: s if s != before else None)(peer_serial(port, files["ca"])),
+                                   15, "the renewed certificate served")
+        harness.log(f"certificate serial {before} -> {after} without a restart")
+        status, _, body, err = curl(url, *ca, "-u", f"{USER}:{PASSWORD}")
+        assert status == 200 and "netprobe_info" in body, f"after the renewal: {status} {err}"
+        assert netprobe.proc.poll() is None, netprobe.log()
+    return 0
+
+
+def test_mtls():
+    harness.require_root("netprobe opens raw sockets to probe 127.0.0.1")
+    harness.require_executable("/usr/bin/curl", "curl is not installed")
+    if not os.path.exists("/proc/net/if_inet6"):
+        harness.skip("no IPv6 on this host")
+    work, files, web = tls_lab("RequireAndVerifyClientCert")
+    port, port6 = harness.free_port(), harness.free_port()
+    args = ["--web.config.file", web, "--web.listen-address", f"127.0.0.1:{port}",
+            "--web.listen-address", f"[::1]:{port6}"]
+    with start(harness.free_port(), args, "127.0.0.1", port) as netprobe:
+        ca = ["--cacert", files["ca"], "-u", f"{USER}:{PASSWORD}"]
+        for url in (f"https://127.0.0.1:{port}/metrics", f"https://[::1]:{port6}/metrics"):
+            status, rc, body, err = curl(url, *ca, "--cert", files["client"][0], "--key", files["client"][1])
+            assert status == 200 and "netprobe_info" in body, f"{url} with a client certificate: {status} {err}"
+            status, rc, _, err = curl(url, *ca)
+            assert status == 0 and rc != 0, f"{url} without a client certificate: HTTP {status} rc={rc}"
+            harness.log(f"without a client certificate: curl rc={rc} ({err})")
+            status, rc, _, err = curl(url, *ca, "--cert", files["stranger"][0], "--key", files["stranger"][1])
+            assert status == 0 and rc != 0, f"{url} with another CA's certificate: HTTP {status} rc={rc}"
+            harness.log(f"with another CA's client certificate: curl rc={rc} ({err})")
+        assert netprobe.proc.poll() is None, netprobe.log()
+    return 0
+
+
+def prom_query(prom_port, promql):
+    url = f"http://127.0.0.1:{prom_port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    status, _, body = harness.http_get(url, timeout_s=5)
+    if status != 200:
+        raise AssertionError(f"{url} -> {status}: {body[:300]}")
+    return [(r["metric"], float(r["value"][1])) for r in json.loads(body)["data"]["result"]]
+
+
+def test_prometheus():
+    harness.require_root("netprobe opens raw sockets to probe 127.0.0.1")
+    harness.require_executable(PROMETHEUS, f"{PROMETHEUS} not installed (Debian package `prometheus`)")
+    work, files, web = tls_lab()
+    port = harness.free_port()
+    with start(port, ["--web.config.file", web], "127.0.0.1", port) as netprobe:
+        prom_port = harness.free_port()
+        job = {"scrape_interval": "1s", "scrape_timeout": "1s", "scheme": "https",
+               "tls_config": {"ca_file": files["ca"]}, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+        config = {"global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+                  "scrape_configs": [
+                      dict(job, job_name="tls", basic_auth={"username": USER, "password": PASSWORD}),
+                      dict(job, job_name="tls_wrong", basic_auth={"username": USER, "password": "wrong"})]}
+        prom_work = harness.tmpdir("netprobe-prom-")
+        prom_config = harness.write_config(config, prom_work, "prometheus.yml")
+        prometheus = harness.start_process(
+            [PROMETHEUS, f"--config.file={prom_config}", f"--storage.tsdb.path={os.path.join(prom_work, 'tsdb')}",
+             f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"],
+            log_path=os.path.join(prom_work, "prometheus.log"), cwd=prom_work)
+        try:
+            harness.wait_for_port("127.0.0.1", prom_port, 30, proc=prometheus)
+            up = harness.wait_until(lambda: [v for _, v in prom_query(prom_port, 'up{job="tls"}') if v == 1], 60,
+                                    'up{job="tls"} == 1')
+            harness.log(f'up{{job="tls"}} = {up[0]}')
+            harness.wait_until(lambda: [v for _, v in prom_query(prom_port, 'up{job="tls_wrong"}') if v == 0], 60,
+                               'up{job="tls_wrong"} == 0')
+            assert prom_query(prom_port, 'netprobe_info{job="tls"}'), "netprobe_info not ingested over TLS"
+            assert not prom_query(prom_port, 'netprobe_info{job="tls_wrong"}'), "a wrong password was accepted"
+        except BaseException:
+            harness.log("prometheus log:\n" + harness.log_tail(prometheus))
+            harness.log("netprobe log:\n" + netprobe.log())
+            raise
+        harness.stop_process(prometheus)
+    return 0
+
+
 if __name__ == "__main__":
     scenario = sys.argv[1] if len(sys.argv) > 1 else "listen"
-    harness.main({"listen": test_listen}[scenario])
+    harness.main({"listen": test_listen, "tls": test_tls, "mtls": test_mtls,
+                  "prometheus": test_prometheus}[scenario])
