@@ -17,6 +17,7 @@ packages=(
   # iptables: integration.firewall checks convert-fw's output with iptables-restore --test
   iproute2 nftables iptables prometheus dnsmasq-base curl iputils-ping libcap2-bin python3 procps
   openssl  # integration.web.*: certificates made by the tests
+  python3-prometheus-client  # integration.web.formats: its OpenMetrics parser checks ours
 )
 
 missing=()

@@ -3,9 +3,13 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cctype>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <mutex>
+#include <optional>
+#include <string_view>
 #include <thread>
 
 #include <fmt/format.h>
@@ -26,6 +30,7 @@ namespace {
 // The exposition format netprobify's users' Prometheus servers negotiate
 // (docs/netprobify-compatibility.md#d15-content-type).
 constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
+constexpr const char* kOpenMetricsContentType = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 // Text rendered before it is handed on, and the size of the pieces sent to the client.
 constexpr size_t kPiece = 64 * 1024;
 // Pieces rendered ahead of the client at most (memory per scrape: about this many pieces).
@@ -48,7 +53,8 @@ struct Scrape {
 // Renders the sources into `scrape`, gzipped or not, a piece at a time (exporter.h: why and how).
 class Renderer {
  public:
-  Renderer(std::shared_ptr<Scrape> scrape, bool gzip) : scrape_(std::move(scrape)) {
+  Renderer(std::shared_ptr<Scrape> scrape, bool gzip, bool openmetrics) : scrape_(std::move(scrape)) {
+    if (openmetrics) openmetrics_.emplace();
     // gzip (RFC 1952 framing: windowBits 15 + 16). A large target set renders to highly repetitive text:
     // compression cuts it ~40x.
     gzip_ =
@@ -76,6 +82,11 @@ class Renderer {
         }
       }
       if (ok && !text.empty()) ok = write(text);
+      if (ok && openmetrics_) {
+        std::string end;
+        openmetrics_->finish(end);
+        ok = write_converted(end);
+      }
       if (ok && gzip_) ok = deflate_into_pending({}, Z_FINISH);
     } catch (...) {
       ok = false;  // only allocation can throw while rendering
@@ -90,8 +101,16 @@ class Renderer {
  private:
   static constexpr size_t kDeflateStep = 16 * 1024;
 
-  // Appends text to the body; hands a piece on once one is complete. False once the client is gone.
+  // Appends text to the body (in OpenMetrics when asked); hands a piece on once one is complete. False
+  // once the client is gone.
   bool write(std::string_view text) {
+    if (!openmetrics_) return write_converted(text);
+    converted_.clear();
+    openmetrics_->feed(text, converted_);
+    return write_converted(converted_);
+  }
+
+  bool write_converted(std::string_view text) {
     if (gzip_) return deflate_into_pending(text, Z_NO_FLUSH);
     pending_.append(text);
     return pending_.size() < kPiece || hand_on();
@@ -132,6 +151,8 @@ class Renderer {
   bool gzip_ = false;
   z_stream zs_{};
   std::string pending_;  // body bytes (compressed when gzip_) not handed on yet
+  std::optional<OpenMetricsConverter> openmetrics_;
+  std::string converted_;
 };
 
 // The streamed body: the pieces as the renderer hands them on. Waits only for rendering (CPU), never for a
@@ -171,7 +192,59 @@ class ScrapeStream final : public http::BodyStream {
   size_t at_ = 0;
 };
 
+// One media range of an Accept header: its type and its q (1 when absent).
+struct MediaRange {
+  std::string_view type;
+  double q = 1;
+};
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+MediaRange parse_range(std::string_view item) {
+  MediaRange r;
+  const size_t semi = item.find(';');
+  r.type = trim(item.substr(0, semi));
+  std::string_view params = semi == std::string_view::npos ? std::string_view() : item.substr(semi + 1);
+  while (!params.empty()) {
+    const size_t next = params.find(';');
+    const std::string_view p = trim(params.substr(0, next));
+    params = next == std::string_view::npos ? std::string_view() : params.substr(next + 1);
+    if (p.size() > 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+      const std::string value(p.substr(2, 8));
+      char* end = nullptr;
+      const double q = std::strtod(value.c_str(), &end);
+      r.q = end == value.c_str() || !(q >= 0) ? 0 : std::min(q, 1.0);
+    }
+  }
+  return r;
+}
+
 }  // namespace
+
+bool prefers_openmetrics(std::optional<std::string_view> accept) {
+  if (!accept) return false;
+  double openmetrics = 0, text = -1;
+  std::string_view rest = *accept;
+  for (int items = 0; !rest.empty() && items < 64; ++items) {  // bounded: a header is at most 16 KiB anyway
+    const size_t comma = rest.find(',');
+    const MediaRange r = parse_range(rest.substr(0, comma));
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    auto is = [&](std::string_view type) {
+      if (r.type.size() != type.size()) return false;
+      for (size_t i = 0; i < type.size(); ++i)
+        if (std::tolower(static_cast<unsigned char>(r.type[i])) != type[i]) return false;
+      return true;
+    };
+    if (is("application/openmetrics-text")) openmetrics = std::max(openmetrics, r.q);
+    if (is("text/plain")) text = std::max(text, r.q);
+  }
+  // Asked for, and not less wanted than the 0.0.4 text (a tie goes to OpenMetrics, the newer format).
+  return openmetrics > 0 && openmetrics >= text;
+}
 
 Exporter::Exporter(std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
                    std::vector<std::weak_ptr<const TextSource>> sources)
@@ -228,7 +301,8 @@ std::vector<int> Exporter::listening_ports() const {
 
 http::Response Exporter::serve(const http::Request& request) {
   http::Response response;
-  response.headers.emplace_back("Content-Type", kMetricsContentType);
+  const bool openmetrics = prefers_openmetrics(request.header("Accept"));
+  response.headers.emplace_back("Content-Type", openmetrics ? kOpenMetricsContentType : kMetricsContentType);
   const bool gzip = http::accepts_encoding(request.header("Accept-Encoding"), "gzip");
   if (request.method == "HEAD") {
     // The headers a GET would get, without a length (it is not known before rendering).
@@ -242,7 +316,7 @@ http::Response Exporter::serve(const http::Request& request) {
     ++scrapes_->running;
   }
   auto scrape = std::make_shared<Scrape>();
-  auto renderer = std::make_shared<Renderer>(scrape, gzip);
+  auto renderer = std::make_shared<Renderer>(scrape, gzip, openmetrics);
   if (renderer->gzip()) response.headers.emplace_back("Content-Encoding", "gzip");
   try {
     std::thread([renderer, sources = sources_, counter = scrapes_]() {

@@ -2,6 +2,8 @@
 // The /metrics HTTP endpoint, with optional HTTP basic auth (netprobify's PROM_USER / PROM_PASSWORD).
 //
 // Served by src/http (libmicrohttpd; docs/http-server.md says why it replaced CivetWeb, and its limits).
+// OpenMetrics 1.0 text when the Accept header asks for it (prefers_openmetrics(); OpenMetricsConverter in
+// exposition.h), the 0.0.4 text otherwise.
 // Content-Type carries the exposition-format version (docs/netprobify-compatibility.md#d15-content-type):
 // Prometheus 3 needs it to pick the parser without a fallback_scrape_protocol. Only GET/HEAD on exactly
 // /metrics serves metrics; every other path answers 404.
@@ -22,6 +24,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <prometheus/collectable.h>
@@ -34,6 +37,11 @@
 namespace netprobe {
 
 struct ScrapeCounter;
+
+// Content negotiation: true when an Accept header asks for OpenMetrics text (application/openmetrics-text,
+// any version, q > 0) at least as much as for text/plain (Prometheus >= 2.5 sends
+// "application/openmetrics-text;version=1.0.0,...,text/plain;version=0.0.4;q=0.5,*/*;q=0.1").
+bool prefers_openmetrics(std::optional<std::string_view> accept);
 
 class Exporter {
  public:

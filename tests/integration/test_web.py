@@ -9,6 +9,9 @@ tls: HTTPS with a chain made here by openssl (CA -> server certificate): curl wi
 mtls: client_auth_type RequireAndVerifyClientCert: a client certificate from the CA (200), none (handshake
   refused), one from another CA (refused).
 prometheus: a real Prometheus (Debian's) scrapes over TLS with basic auth: up == 1; wrong password: up == 0.
+formats: content negotiation: the 0.0.4 text passes `promtool check metrics` without a warning; OpenMetrics 1.0
+  (Prometheus' Accept header) is accepted by python3-prometheus-client's OpenMetrics parser, ends in # EOF,
+  has no _created series, names counters without _total, and has exactly the series of the 0.0.4 page.
 
 Every curl call is bounded (-m); netprobe is stopped on exit (harness.Netprobe).
 """
@@ -255,7 +258,52 @@ def test_prometheus():
     return 0
 
 
+PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+                     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+OM_CHECK = """
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+families = list(text_string_to_metric_families(sys.stdin.read()))
+print(len(families), sum(len(f.samples) for f in families))
+"""
+
+
+def series(text):
+    """The (name, labels) of every sample line."""
+    return sorted(line.rsplit(" ", 1)[0] for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def test_formats():
+    harness.require_root("netprobe opens raw sockets to probe 127.0.0.1")
+    harness.require_executable("/usr/bin/promtool", "promtool is not installed (Debian package `prometheus`)")
+    port = harness.free_port()
+    with harness.Netprobe(config(port)) as netprobe:
+        harness.wait_until(lambda: "icmp_rtt_seconds_bucket" in curl(netprobe.url)[2], 30, "a first iteration")
+        status, _, text, err = curl(netprobe.url, "-D", "/dev/stderr")
+        assert status == 200 and "content-type: text/plain; version=0.0.4" in err.lower(), err
+        status, _, om, err = curl(netprobe.url, "-H", f"Accept: {PROMETHEUS_ACCEPT}", "-D", "/dev/stderr")
+        assert status == 200 and "content-type: application/openmetrics-text; version=1.0.0" in err.lower(), err
+    lint = subprocess.run(["/usr/bin/promtool", "check", "metrics"], input=text, capture_output=True, text=True,
+                          timeout=60)
+    assert lint.returncode == 0 and not lint.stdout.strip() and not lint.stderr.strip(), \
+        f"promtool check metrics on the 0.0.4 text: rc={lint.returncode} {lint.stdout} {lint.stderr}"
+    assert om.endswith("\n# EOF\n") and om.count("# EOF") == 1, om[-200:]
+    assert "_created" not in om, "OpenMetrics output has _created series"
+    for line in om.splitlines():
+        if line.startswith("# TYPE ") and line.endswith(" counter"):
+            name = line.split()[2]
+            assert not name.endswith("_total"), line
+    assert series(om) == series(text), "OpenMetrics and 0.0.4 pages differ in their series"
+    if subprocess.run(["/usr/bin/python3", "-c", "import prometheus_client"], capture_output=True).returncode != 0:
+        harness.skip("python3-prometheus-client is not installed (packaging/install-deps.sh)")
+    parsed = subprocess.run(["/usr/bin/python3", "-c", OM_CHECK], input=om, capture_output=True, text=True, timeout=60)
+    assert parsed.returncode == 0, f"prometheus_client's OpenMetrics parser refused the page: {parsed.stderr[-2000:]}"
+    harness.log(f"0.0.4: promtool check metrics clean; OpenMetrics: {parsed.stdout.split()[0]} families, "
+                f"{parsed.stdout.split()[1]} samples parsed by prometheus_client, the same {len(series(text))} series")
+    return 0
+
+
 if __name__ == "__main__":
     scenario = sys.argv[1] if len(sys.argv) > 1 else "listen"
     harness.main({"listen": test_listen, "tls": test_tls, "mtls": test_mtls,
-                  "prometheus": test_prometheus}[scenario])
+                  "prometheus": test_prometheus, "formats": test_formats}[scenario])

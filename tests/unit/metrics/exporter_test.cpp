@@ -338,6 +338,53 @@ TEST_F(metrics_ExporterStreaming, LargePagesArriveWhole) {
   }
 }
 
+// OpenMetrics when asked (what Prometheus 2.42 sends): the same page, streamed and gzipped the same way,
+// ending in "# EOF".
+TEST_F(metrics_ExporterStreaming, OpenMetricsWhenAsked) {
+  const int port = start();
+  ASSERT_GT(port, 0);
+  const std::string accept =
+      "Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+      "text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n";
+  for (bool gzip : {false, true}) {
+    const auto r =
+        http_get(port, "/metrics", accept + (gzip ? "Accept-Encoding: gzip\r\n" : ""), "GET", "HTTP/1.1");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.header("Content-Type"), "application/openmetrics-text; version=1.0.0; charset=utf-8");
+    EXPECT_EQ(r.header("Transfer-Encoding"), "chunked");
+    const std::string body = gzip ? gunzip(r.body) : r.body;
+    EXPECT_EQ(body, big_->text() + "# EOF\n") << gzip;
+  }
+  const auto head = http_get(port, "/metrics", accept, "HEAD", "HTTP/1.1");
+  EXPECT_EQ(head.header("Content-Type"), "application/openmetrics-text; version=1.0.0; charset=utf-8");
+}
+
+TEST(metrics_PrefersOpenMetrics, Table) {
+  struct Case {
+    std::optional<std::string_view> accept;
+    bool openmetrics;
+  };
+  for (const auto& c : std::vector<Case>{
+           {std::nullopt, false},
+           {"", false},
+           {"*/*", false},
+           {"text/plain", false},
+           {"text/plain;version=0.0.4;q=0.5,*/*;q=0.1", false},
+           {"application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+            "text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+            true},
+           {"application/openmetrics-text", true},
+           {"Application/OpenMetrics-Text; version=0.0.1", true},
+           {"application/openmetrics-text;q=0", false},
+           {"application/openmetrics-text;q=0.4, text/plain;q=0.5", false},
+           {"text/plain;q=0.5, application/openmetrics-text;q=0.5", true},
+           {"application/openmetrics-text;q=abc", false},
+           {"application/openmetrics-textx", false},
+       }) {
+    EXPECT_EQ(prefers_openmetrics(c.accept), c.openmetrics) << (c.accept ? *c.accept : "(none)");
+  }
+}
+
 TEST_F(metrics_ExporterStreaming, HeadRendersNothing) {
   const int port = start();
   ASSERT_GT(port, 0);
