@@ -364,27 +364,27 @@ void Server::run() {
   if (options_.external_loop) MHD_run(daemon_);
 }
 
-bool Server::authorized(const Request& request) const {
+AuthVerdict Server::authorized(const Request& request) const {
   const std::optional<std::string_view> header = request.header(MHD_HTTP_HEADER_AUTHORIZATION);
-  if (!header) return false;
+  if (!header) return AuthVerdict::kDeny;
   std::string_view value = *header;
   while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
   const size_t space = value.find(' ');
-  if (space == std::string_view::npos || !iequals(value.substr(0, space), "Basic")) return false;
+  if (space == std::string_view::npos || !iequals(value.substr(0, space), "Basic")) return AuthVerdict::kDeny;
   value.remove_prefix(space);
   while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
   while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
   const std::optional<std::string> decoded = base64_decode(value);
-  if (!decoded) return false;
+  if (!decoded) return AuthVerdict::kDeny;
   const size_t colon = decoded->find(':');
-  if (colon == std::string::npos) return false;
+  if (colon == std::string::npos) return AuthVerdict::kDeny;
   const std::string_view user = std::string_view(*decoded).substr(0, colon);
   const std::string_view password = std::string_view(*decoded).substr(colon + 1);
   if (options_.authenticate) return options_.authenticate(user, password);
   // Both comparisons always run (bitwise &), so timing does not tell which of the two was wrong.
   const bool user_ok = constant_time_equal(user, options_.auth->user);
   const bool password_ok = constant_time_equal(password, options_.auth->password);
-  return user_ok & password_ok;
+  return (user_ok & password_ok) ? AuthVerdict::kAllow : AuthVerdict::kDeny;
 }
 
 bool Server::serve(MHD_Connection* connection, const char* url, const char* method, const char* version) {
@@ -400,7 +400,11 @@ bool Server::serve(MHD_Connection* connection, const char* url, const char* meth
     response.headers.emplace_back("Allow", "GET, HEAD");
   } else if (has_body) {
     response = Response::text(413, "Request bodies are not accepted\n");
-  } else if (auth_on() && !authorized(request)) {
+  } else if (const AuthVerdict verdict = auth_on() ? authorized(request) : AuthVerdict::kAllow;
+             verdict == AuthVerdict::kBusy) {
+    response = Response::text(429, "Too many password checks at once: retry\n");
+    response.headers.emplace_back("Retry-After", "1");
+  } else if (verdict == AuthVerdict::kDeny) {
     response = Response::text(401, kUnauthorizedBody);
     response.headers.emplace_back("WWW-Authenticate", kAuthenticate);
   } else {

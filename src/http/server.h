@@ -79,13 +79,17 @@ struct Response {
 
 using Handler = std::function<Response(const Request&)>;
 
+// What an authenticate hook decides: let in, refuse (401), or not now (429: the check is busy; exporter's
+// bcrypt runs one at a time and never makes a server thread wait for another).
+enum class AuthVerdict { kAllow, kDeny, kBusy };
+
 struct Options {
   std::string
       address;   // IPv4 or IPv6 literal ("" = 0.0.0.0; IPv6 with or without brackets; "::" = dual stack)
   int port = 0;  // 0: any free port
   std::optional<BasicAuth> auth;
   // When set, basic auth is on and this decides (user, password); `auth` is then ignored.
-  std::function<bool(std::string_view user, std::string_view password)> authenticate;
+  std::function<AuthVerdict(std::string_view user, std::string_view password)> authenticate;
   // Added to every response (http_server_config.headers).
   std::vector<std::pair<std::string, std::string>> headers;
   // HTTPS with this certificate, key and client-certificate policy (http/tls.h); shared by servers.
@@ -117,7 +121,7 @@ class Server {
   Server(Options options, std::map<std::string, Handler> routes);
   friend struct ServerAccess;
   bool serve(MHD_Connection* connection, const char* url, const char* method, const char* version);
-  bool authorized(const Request& request) const;
+  AuthVerdict authorized(const Request& request) const;
   bool auth_on() const { return options_.auth.has_value() || static_cast<bool>(options_.authenticate); }
 
   Options options_;

@@ -57,30 +57,33 @@ UserTable::UserTable(std::map<std::string, std::string> users) : dummy_hash_(kDu
   }
 }
 
-bool UserTable::bcrypt_matches(const std::string& hash, std::string_view password) {
+std::optional<bool> UserTable::bcrypt_matches(const std::string& hash, std::string_view password) {
   const std::string phrase(password);
+  std::unique_lock lock(bcrypt_mutex_, std::try_to_lock);
+  if (!lock.owns_lock()) return std::nullopt;
   auto data = std::make_unique<crypt_data>();  // ~32 KiB: not on a server thread's stack
-  const std::lock_guard lock(bcrypt_mutex_);
   const char* out = crypt_rn(phrase.c_str(), hash.c_str(), data.get(), sizeof *data);
   return out && out[0] == '$' && constant_time_equal(out, hash);
 }
 
-bool UserTable::check(std::string_view user, std::string_view password) {
+http::AuthVerdict UserTable::check(std::string_view user, std::string_view password) {
   const auto found = hashes_.find(user);
   const bool has_nul = password.find('\0') != std::string_view::npos;
   if (found != hashes_.end() && !has_nul) {
     const std::lock_guard lock(cache_mutex_);
     const auto cached = verified_.find(user);
-    if (cached != verified_.end() && constant_time_equal(cached->second, password)) return true;
+    if (cached != verified_.end() && constant_time_equal(cached->second, password))
+      return http::AuthVerdict::kAllow;
   }
   // Always one bcrypt, whatever is wrong: the dummy for an unknown user or a password crypt cannot take.
   const bool known = found != hashes_.end() && !has_nul;
-  const bool ok =
+  const auto ok =
       bcrypt_matches(known ? found->second : dummy_hash_, has_nul ? std::string_view() : password);
-  if (!known || !ok) return false;
+  if (!ok) return http::AuthVerdict::kBusy;
+  if (!known || !*ok) return http::AuthVerdict::kDeny;
   const std::lock_guard lock(cache_mutex_);
   verified_[found->first] = std::string(password);
-  return true;
+  return http::AuthVerdict::kAllow;
 }
 
 }  // namespace netprobe::web

@@ -5,9 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "http/tls.h"
 #include "web/surface.h"
@@ -25,19 +28,42 @@ std::string hash(const char* password, int cost = 4) {
   return crypt_rn(password, salt, &data, sizeof data);
 }
 
+constexpr auto kAllow = http::AuthVerdict::kAllow;
+constexpr auto kDeny = http::AuthVerdict::kDeny;
+
 TEST(web_Users, RightWrongUnknown) {
   UserTable users({{"alice", hash("a-pw")}, {"bob", hash("b-pw", 5)}});
   for (int round = 0; round < 2; ++round) {  // the second round hits the remembered passwords
-    EXPECT_TRUE(users.check("alice", "a-pw"));
-    EXPECT_TRUE(users.check("bob", "b-pw"));
-    EXPECT_FALSE(users.check("alice", "b-pw"));
-    EXPECT_FALSE(users.check("bob", "a-pw"));
-    EXPECT_FALSE(users.check("carol", "a-pw"));
-    EXPECT_FALSE(users.check("", ""));
-    EXPECT_FALSE(users.check("alice", ""));
-    EXPECT_FALSE(users.check("alice", std::string_view("a-pw\0x", 6)));
-    EXPECT_FALSE(users.check("Alice", "a-pw"));
+    EXPECT_EQ(users.check("alice", "a-pw"), kAllow);
+    EXPECT_EQ(users.check("bob", "b-pw"), kAllow);
+    EXPECT_EQ(users.check("alice", "b-pw"), kDeny);
+    EXPECT_EQ(users.check("bob", "a-pw"), kDeny);
+    EXPECT_EQ(users.check("carol", "a-pw"), kDeny);
+    EXPECT_EQ(users.check("", ""), kDeny);
+    EXPECT_EQ(users.check("alice", ""), kDeny);
+    EXPECT_EQ(users.check("alice", std::string_view("a-pw\0x", 6)), kDeny);
+    EXPECT_EQ(users.check("Alice", "a-pw"), kDeny);
   }
+}
+
+// Wrong passwords in parallel: one bcrypt at a time, the others answered kBusy at once (never a wait); the
+// remembered good password still gets in while a bcrypt runs.
+TEST(web_Users, OneBcryptAtATime) {
+  UserTable users({{"alice", hash("a-pw", 8)}});
+  ASSERT_EQ(users.check("alice", "a-pw"), kAllow);  // remembered from now on
+  std::atomic<int> busy{0}, denied{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&] {
+      for (int j = 0; j < 3; ++j) {
+        const auto v = users.check("alice", "wrong");
+        (v == http::AuthVerdict::kBusy ? busy : denied)++;
+      }
+    });
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(users.check("alice", "a-pw"), kAllow);
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(busy + denied, 12);
+  EXPECT_GE(denied, 1);
 }
 
 TEST(web_Users, HashFormat) {
@@ -147,8 +173,8 @@ TEST(web_Surface, UsersWinOverTheEnvironment) {
   for (const auto& o : *both) {
     EXPECT_FALSE(o.auth);
     ASSERT_TRUE(o.authenticate);
-    EXPECT_TRUE(o.authenticate("file", "pw"));
-    EXPECT_FALSE(o.authenticate("env", "pw"));
+    EXPECT_EQ(o.authenticate("file", "pw"), kAllow);
+    EXPECT_EQ(o.authenticate("env", "pw"), kDeny);
   }
   EXPECT_EQ(describe_listeners(*both), "127.0.0.1:0, [::1]:0");
 }
