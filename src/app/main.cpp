@@ -60,7 +60,8 @@ int main(int argc, char** argv) {
       "every\n"
       "reply to its probe and serves loss and latency on a Prometheus /metrics endpoint.\n\n"
       "Environment:\n"
-      "  PROM_USER, PROM_PASSWORD  when both are set, /metrics requires HTTP basic auth with them\n\n"
+      "  PROM_USER, PROM_PASSWORD  when both are set, /metrics requires HTTP basic auth with them (unless\n"
+      "                           --web.config.file has basic_auth_users, which then win)\n\n"
       "Exit codes: 0 ok, 64 usage, 65 invalid configuration, 69 service unavailable (port in use, capture\n"
       "failure), 77 missing privilege (CAP_NET_RAW), 78 environment misconfigured",
       "netprobe"};
