@@ -18,6 +18,7 @@ packages=(
   iproute2 nftables iptables prometheus dnsmasq-base curl iputils-ping libcap2-bin python3 procps
   openssl  # integration.web.*: certificates made by the tests
   python3-prometheus-client  # integration.web.formats: its OpenMetrics parser checks ours
+  chromium  # integration.web.status_page: renders the status page headless (screenshot, text)
 )
 
 missing=()

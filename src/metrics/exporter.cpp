@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "http/server.h"
+#include "metrics/status.h"
 
 namespace netprobe {
 
@@ -38,6 +39,9 @@ constexpr size_t kPiecesAhead = 2;
 // Scrapes rendered at once (each holds a thread and ~0.5 MB): more answer 503. Only authorized clients
 // get this far.
 constexpr int kMaxScrapes = 4;
+// The status page renders the exposition in memory (at most this much text) and shows the worst rows.
+constexpr size_t kMaxStatusText = 256 * 1024 * 1024;
+constexpr size_t kMaxStatusRows = 2000;
 
 // One scrape's output, between the thread that renders it and the HTTP thread that sends it.
 struct Scrape {
@@ -286,11 +290,56 @@ Result<std::unique_ptr<Exporter>> Exporter::start(
   for (auto& options : servers) {
     auto server = http::Server::start(
         std::move(options),
-        {{"/metrics", [self](const http::Request& request) { return self->serve(request); }}});
+        {{"/metrics", [self](const http::Request& request) { return self->serve(request); }},
+         {"/", [self](const http::Request& request) { return self->serve_status(request, false); }},
+         {"/status.json",
+          [self](const http::Request& request) { return self->serve_status(request, true); }}});
     if (!server.ok()) return Error{fmt::format("cannot serve /metrics: {}", server.error().message)};
     exporter->servers_.push_back(std::move(server).value());
   }
   return exporter;
+}
+
+http::Response Exporter::serve_status(const http::Request&, bool json) {
+  {
+    const std::lock_guard lock(scrapes_->mutex);
+    if (scrapes_->running >= kMaxScrapes) return http::Response::text(503, "Too many scrapes at once\n");
+    ++scrapes_->running;
+  }
+  std::string text;
+  bool complete = true;
+  try {
+    std::string piece;
+    const TextSink sink = [&](std::string_view p) {
+      text.append(p);
+      complete = text.size() <= kMaxStatusText;
+      return complete;
+    };
+    for (const auto& weak : sources_) {
+      if (auto source = weak.lock()) {
+        if (!source->render(piece, kPiece, sink)) break;
+        if (!sink(piece)) break;
+        piece.clear();
+      }
+    }
+  } catch (...) {
+    complete = false;
+  }
+  {
+    const std::lock_guard lock(scrapes_->mutex);
+    --scrapes_->running;
+    scrapes_->changed.notify_all();
+  }
+  StatusSnapshot status = status_from_exposition(text, kMaxStatusRows);
+  http::Response response;
+  response.headers.emplace_back("Content-Type",
+                                json ? "application/json; charset=utf-8" : "text/html; charset=utf-8");
+  response.headers.emplace_back("Cache-Control", "no-store");
+  if (!json)
+    response.headers.emplace_back("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'");
+  response.body = json ? status_json(status) : status_html(status);
+  if (!complete) response.headers.emplace_back("X-Netprobe-Truncated", "1");
+  return response;
 }
 
 std::vector<int> Exporter::listening_ports() const {

@@ -69,6 +69,8 @@ class Exporter {
   Exporter(std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
            std::vector<std::weak_ptr<const TextSource>> sources);
   http::Response serve(const http::Request& request);
+  // The status page (/) or its JSON (/status.json): metrics/status.h.
+  http::Response serve_status(const http::Request& request, bool json);
 
   std::vector<std::shared_ptr<const TextSource>> adapters_;  // the collectables as sources (owned here)
   std::vector<std::weak_ptr<const TextSource>> sources_;     // adapters_, then the sources given

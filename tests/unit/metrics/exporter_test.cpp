@@ -171,7 +171,7 @@ TEST_F(metrics_Exporter, GzipWhenAccepted) {
 TEST_F(metrics_Exporter, OtherPathsServeNoMetrics) {
   const int port = start(std::nullopt);
   ASSERT_GT(port, 0);
-  for (const char* path : {"/", "/metricsx", "/metrics/", "/metrics/x", "/foo", "/index.html"}) {
+  for (const char* path : {"/metricsx", "/metrics/", "/metrics/x", "/foo", "/index.html", "/status.json/"}) {
     const auto r = http_get(port, path);
     EXPECT_EQ(r.status, 404) << path;
     EXPECT_EQ(r.body.find("tcpsyn_sent_total"), std::string::npos) << path;
@@ -224,8 +224,11 @@ TEST_F(metrics_Exporter, BasicAuthMatrix) {
     EXPECT_FALSE(r.header("WWW-Authenticate").empty()) << c.description;
     EXPECT_EQ(r.body.find("tcpsyn_sent_total"), std::string::npos) << c.description;
   }
-  // Another path with valid credentials is still not metrics.
-  EXPECT_EQ(http_get(port, "/", basic("cHJvbTpzM2NyZXQ=")).status, 404);
+  // Another path with valid credentials is still not metrics; the status page takes the same credentials.
+  EXPECT_EQ(http_get(port, "/foo", basic("cHJvbTpzM2NyZXQ=")).status, 404);
+  EXPECT_EQ(http_get(port, "/", basic("cHJvbTpzM2NyZXQ=")).status, 200);
+  EXPECT_EQ(http_get(port, "/").status, 401);
+  EXPECT_EQ(http_get(port, "/status.json").status, 401);
 }
 
 TEST_F(metrics_Exporter, PortInUseIsAnError) {
@@ -257,6 +260,56 @@ TEST_F(metrics_Exporter, SeveralListeners) {
   EXPECT_NE(http_get(ports[1], "/metrics").body.find("tcpsyn_sent_total"), std::string::npos);
   servers[1].port = ports[0];
   EXPECT_FALSE(Exporter::start(servers, {registry_}).ok());
+}
+
+// A fixed exposition as a source: one lossy target, one clean one, process health.
+class FixedSource : public TextSource {
+ public:
+  explicit FixedSource(std::string text) : text_(std::move(text)) {}
+  bool render(std::string& out, size_t, const TextSink&) const override {
+    out += text_;
+    return true;
+  }
+
+ private:
+  std::string text_;
+};
+
+TEST_F(metrics_Exporter, StatusPageAndJson) {
+  auto source = std::make_shared<FixedSource>(
+      "# TYPE icmp_sent_total counter\n"
+      "icmp_sent_total{address_family=\"ipv4\",destination=\"lossy<b>\",group=\"g\",probe_name=\"p\"} 100\n"
+      "icmp_sent_total{address_family=\"ipv4\",destination=\"clean\",group=\"g\",probe_name=\"p\"} 100\n"
+      "icmp_loss_total{address_family=\"ipv4\",destination=\"lossy<b>\",group=\"g\",probe_name=\"p\"} 25\n"
+      "icmp_loss_total{address_family=\"ipv4\",destination=\"clean\",group=\"g\",probe_name=\"p\"} 0\n"
+      "icmp_loss_ratio{address_family=\"ipv4\",destination=\"lossy<b>\",group=\"g\",probe_name=\"p\"} 0.5\n"
+      "icmp_loss_ratio{address_family=\"ipv4\",destination=\"clean\",group=\"g\",probe_name=\"p\"} 0\n"
+      "icmp_round_trip_seconds{address_family=\"ipv4\",destination=\"clean\",group=\"g\",percentile=\"95\","
+      "probe_name=\"p\"} 0.0025\n"
+      "app_worker_restarts_total{probe_name=\"p\"} 2\n"
+      "app_reload_conf_failed_status{probe_name=\"p\"} 1\n");
+  auto exporter = Exporter::start("127.0.0.1", 0, std::nullopt, {}, {source});
+  ASSERT_TRUE(exporter.ok());
+  const int port = (*exporter)->listening_ports().at(0);
+  const auto html = http_get(port, "/");
+  EXPECT_EQ(html.status, 200);
+  EXPECT_EQ(html.header("Content-Type"), "text/html; charset=utf-8");
+  EXPECT_NE(html.body.find("lossy&lt;b&gt;"), std::string::npos);  // escaped
+  EXPECT_EQ(html.body.find("lossy<b>"), std::string::npos);
+  EXPECT_NE(html.body.find("50.00 %"), std::string::npos);
+  EXPECT_NE(html.body.find("25.00 %"), std::string::npos);
+  EXPECT_NE(html.body.find("2.500 ms"), std::string::npos);
+  EXPECT_NE(html.body.find("FAILED"), std::string::npos);
+  EXPECT_LT(html.body.find("lossy&lt;b&gt;"), html.body.find("clean"));  // worst first
+  EXPECT_EQ(html.body.find("<script"), std::string::npos);
+  EXPECT_EQ(html.body.find("http://"), std::string::npos);  // no external request
+  const auto json = http_get(port, "/status.json");
+  EXPECT_EQ(json.status, 200);
+  EXPECT_EQ(json.header("Content-Type"), "application/json; charset=utf-8");
+  EXPECT_NE(json.body.find("\"destination\": \"lossy<b>\""), std::string::npos) << json.body;
+  EXPECT_NE(json.body.find("\"loss_ratio_last_iteration\": 0.5"), std::string::npos) << json.body;
+  EXPECT_NE(json.body.find("\"worker_restarts\": 2"), std::string::npos) << json.body;
+  EXPECT_NE(json.body.find("\"last_reload_failed\": true"), std::string::npos) << json.body;
 }
 
 TEST_F(metrics_Exporter, ExpiredCollectablesAreSkipped) {
