@@ -121,6 +121,19 @@ std::string key_id(gnutls_pubkey_t key) {
   return std::string(reinterpret_cast<char*>(id), size);
 }
 
+// VerifyClientCertIfGiven: no certificate passes; one that was sent must chain to the trust list (the
+// client CA bundle) and be meant for TLS clients. Non-zero fails the handshake.
+int verify_if_given(gnutls_session_t session) {
+  unsigned int count = 0;
+  if (!gnutls_certificate_get_peers(session, &count) || count == 0) return 0;
+  gnutls_typed_vdata_st purpose{};
+  purpose.type = GNUTLS_DT_KEY_PURPOSE_OID;
+  purpose.data = reinterpret_cast<unsigned char*>(const_cast<char*>(GNUTLS_KP_TLS_WWW_CLIENT));
+  unsigned int status = 0;
+  if (gnutls_certificate_verify_peers(session, &purpose, 1, &status) < 0) return -1;
+  return status == 0 ? 0 : -1;
+}
+
 }  // namespace
 
 struct TlsContext::Pair {
@@ -279,10 +292,12 @@ void TlsContext::prepare_session(gnutls_session_t session) const {
       gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUIRE);
       return;
     case ClientAuth::kVerifyIfGiven:
+      // GnuTLS's automatic verification fails a session without a certificate: verify only one given.
+      gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUEST);
+      gnutls_session_set_verify_function(session, &verify_if_given);
+      return;
     case ClientAuth::kRequireAndVerify: {
-      gnutls_certificate_server_set_request(session, settings_.client_auth == ClientAuth::kRequireAndVerify
-                                                         ? GNUTLS_CERT_REQUIRE
-                                                         : GNUTLS_CERT_REQUEST);
+      gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUIRE);
       // Verified during the handshake against the trust list (the client CA bundle): a certificate that
       // does not chain to it, has expired, or is not meant for TLS clients fails the handshake.
       gnutls_typed_vdata_st purpose{};

@@ -7,7 +7,8 @@ tls: HTTPS with a chain made here by openssl (CA -> server certificate): curl wi
   another scheme (401); PROM_USER/PROM_PASSWORD set too are ignored; the configured header is sent; the
   certificate replaced on disk is served from the next connection on (no restart).
 mtls: client_auth_type RequireAndVerifyClientCert: a client certificate from the CA (200), none (handshake
-  refused), one from another CA (refused).
+  refused), one from another CA (refused); VerifyClientCertIfGiven: none (200), the CA's (200), another
+  CA's (refused).
 prometheus: a real Prometheus (Debian's) scrapes over TLS with basic auth: up == 1; wrong password: up == 0.
 formats: content negotiation: the 0.0.4 text passes `promtool check metrics` without a warning; OpenMetrics 1.0
   (Prometheus' Accept header) is accepted by python3-prometheus-client's OpenMetrics parser, ends in # EOF,
@@ -211,6 +212,18 @@ def test_mtls():
             assert status == 0 and rc != 0, f"{url} with another CA's certificate: HTTP {status} rc={rc}"
             harness.log(f"with another CA's client certificate: curl rc={rc} ({err})")
         assert netprobe.proc.poll() is None, netprobe.log()
+    # VerifyClientCertIfGiven: no certificate is fine, a foreign one is refused in the handshake.
+    work, files, web = tls_lab("VerifyClientCertIfGiven")
+    port = harness.free_port()
+    with start(port, ["--web.config.file", web], "127.0.0.1", port) as netprobe:
+        url = f"https://127.0.0.1:{port}/metrics"
+        ca = ["--cacert", files["ca"], "-u", f"{USER}:{PASSWORD}"]
+        status, rc, _, err = curl(url, *ca)
+        assert status == 200, f"VerifyClientCertIfGiven without a certificate: {status} rc={rc} {err}"
+        status, rc, _, err = curl(url, *ca, "--cert", files["client"][0], "--key", files["client"][1])
+        assert status == 200, f"VerifyClientCertIfGiven with the CA's certificate: {status} rc={rc} {err}"
+        status, rc, _, err = curl(url, *ca, "--cert", files["stranger"][0], "--key", files["stranger"][1])
+        assert status == 0 and rc != 0, f"VerifyClientCertIfGiven with another CA's certificate: HTTP {status}"
     return 0
 
 
