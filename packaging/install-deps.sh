@@ -12,10 +12,14 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libseccomp-dev  # per-process system call deny lists (src/sandbox/confine.h)
   libboost-dev    # Boost.Math (header-only): the binomial tail of the per-path loss test (src/paths)
+  libgnutls28-dev libcrypt-dev  # HTTPS of /metrics (libmicrohttpd's GnuTLS) and bcrypt users (src/web)
   # run-time and test tools: namespaces, loss injection, a real Prometheus, DNS, curl, ping, capabilities;
   # iptables: integration.firewall checks convert-fw's output with iptables-restore --test
   iproute2 nftables iptables prometheus dnsmasq-base curl iputils-ping libcap2-bin python3 procps
   jsonnet  # mixin/: the dashboards are generated from jsonnet (their lint test checks they are up to date)
+  openssl  # integration.web.*: certificates made by the tests
+  python3-prometheus-client  # integration.web.formats: its OpenMetrics parser checks ours
+  chromium  # integration.web.status_page: renders the status page headless (screenshot, text)
 )
 
 missing=()

@@ -17,6 +17,8 @@ netprobe_pkg_target(cares libcares)
 netprobe_pkg_target(yaml yaml-0.1)  # libyaml: the only YAML parser of untrusted text
 netprobe_pkg_target(re2 re2)        # RE2: schema patterns in linear time, without recursion
 netprobe_pkg_target(microhttpd libmicrohttpd)  # the HTTP server of src/http (docs/http-server.md)
+netprobe_pkg_target(gnutls gnutls)             # its TLS (src/http/tls.h)
+netprobe_pkg_target(crypt libcrypt)            # bcrypt for basic_auth_users (src/web/users.h)
 
 find_package(Threads REQUIRED)
 find_package(prometheus-cpp CONFIG REQUIRED)

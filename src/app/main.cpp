@@ -14,6 +14,7 @@
 #include "config/loader.h"
 #include "config/tag_selection.h"
 #include "logging/logging.h"
+#include "web/surface.h"
 
 #ifndef NETPROBE_VERSION
 #define NETPROBE_VERSION "0.0.0"
@@ -37,6 +38,18 @@ int check_config(const std::string& path) {
   return EX_OK;
 }
 
+// `promtool check web-config`'s job, with netprobe's reading of the file.
+int check_web_config(const std::string& path) {
+  netprobe::web::WebSettings settings;
+  if (auto s = netprobe::web::load_web_config(path, settings, nullptr); !s.ok()) {
+    std::fprintf(stderr, "%s\n", s.error().message.c_str());
+    return EX_CONFIG;
+  }
+  std::printf("%s: OK (TLS %s, %zu user(s), %zu header(s))\n", path.c_str(), settings.tls ? "on" : "off",
+              settings.users ? settings.users->size() : size_t{0}, settings.headers.size());
+  return EX_OK;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -47,7 +60,8 @@ int main(int argc, char** argv) {
       "every\n"
       "reply to its probe and serves loss and latency on a Prometheus /metrics endpoint.\n\n"
       "Environment:\n"
-      "  PROM_USER, PROM_PASSWORD  when both are set, /metrics requires HTTP basic auth with them\n\n"
+      "  PROM_USER, PROM_PASSWORD  when both are set, /metrics requires HTTP basic auth with them (unless\n"
+      "                           --web.config.file has basic_auth_users, which then win)\n\n"
       "Exit codes: 0 ok, 64 usage, 65 invalid configuration, 69 service unavailable (port in use, capture\n"
       "failure), 77 missing privilege (CAP_NET_RAW), 78 environment misconfigured",
       "netprobe"};
@@ -71,6 +85,21 @@ int main(int argc, char** argv) {
   std::optional<std::string> run_include, run_exclude;
   run->add_option("--include-tags", run_include, "probe only the targets sharing a tag with this list (a,b)");
   run->add_option("--exclude-tags", run_exclude, "do not probe the targets sharing a tag with this list");
+
+  std::vector<std::string> run_listen;
+  run->add_option("--web.listen-address", run_listen,
+                  "serve /metrics on HOST:PORT, [IPV6]:PORT or :PORT (every address); repeatable; replaces "
+                  "prometheus_address and prometheus_port")
+      ->take_all()
+      ->allow_extra_args(false);
+  std::string run_web_config;
+  run->add_option("--web.config.file", run_web_config,
+                  "exporter-toolkit web configuration (TLS, basic_auth_users, headers), as node_exporter's; "
+                  "its users win over PROM_USER/PROM_PASSWORD");
+  std::string web_check_path;
+  auto* web_check = app.add_subcommand(
+      "check-web-config", "validate a --web.config.file (TLS files included), exit 0, or 78 if invalid");
+  web_check->add_option("file", web_check_path, "web configuration file")->required();
 
   std::string check_path;
   auto* check =
@@ -165,6 +194,7 @@ int main(int argc, char** argv) {
     return netprobe::run_ping(ping_options);
   }
   if (*check) return check_config(check_path);
+  if (*web_check) return check_web_config(web_check_path);
   if (firewall.selected()) return netprobe::run_firewall_command(firewall);
   netprobe::setup_logging();
   netprobe::RunOptions options;
@@ -175,5 +205,7 @@ int main(int argc, char** argv) {
     return EX_USAGE;
   }
   options.selection = *selection;
+  options.listen_addresses = run_listen;
+  options.web_config_file = run_web_config;
   return netprobe::run_prober(*run ? run_path : config_path, NETPROBE_VERSION, options);
 }

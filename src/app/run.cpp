@@ -19,6 +19,7 @@
 #include "sandbox/privileges.h"
 #include "sandbox/user.h"
 #include "supervisor/supervisor.h"
+#include "web/surface.h"
 #include "worker/worker_process.h"
 
 namespace netprobe {
@@ -41,8 +42,14 @@ int run_prober(const std::string& path, const std::string& version, const RunOpt
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);  // a worker or scraper that goes away is an error return, not a death
 
-  // First, so that an operator learns at once what to fix, before any process exists: the user (a usage
-  // error), then the capability.
+  // First, so that an operator learns at once what to fix, before any process exists: the listen addresses
+  // and the user (usage errors), then the capability.
+  web::WebSettings web;
+  web.listen_addresses = options.listen_addresses;
+  if (auto servers = web::server_options(web, "", 0); !servers.ok()) {
+    std::fprintf(stderr, "netprobe: %s\n", servers.error().message.c_str());
+    return EX_USAGE;
+  }
   const UserChoice user = choose_user(options.user, geteuid(), lookup_system_user);
   if (user.exit_code != 0) {
     std::fprintf(stderr, "netprobe: %s\n", user.message.c_str());
@@ -112,7 +119,17 @@ int run_prober(const std::string& path, const std::string& version, const RunOpt
     return EX_CONFIG;
   }
 
-  run_supervisor(std::move(launcher).value(), std::move(config), path, version, auth,
+  web.env_auth = auth;
+  if (!options.web_config_file.empty()) {
+    // Read as the user netprobe runs as: the certificates are re-read as that user when they change.
+    std::string warning;
+    if (auto s = web::load_web_config(options.web_config_file, web, &warning); !s.ok()) {
+      spdlog::critical("{}", s.error().message);
+      return EX_CONFIG;
+    }
+    if (!warning.empty()) spdlog::warn("{}", warning);
+  }
+  run_supervisor(std::move(launcher).value(), std::move(config), path, version, std::move(web),
                  options.selection);  // exits the process
 }
 

@@ -1,6 +1,7 @@
 #include "http/server.h"
 
 #include <arpa/inet.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -99,6 +100,29 @@ MHD_Result queue(MHD_Connection* connection, Response response) {
 
 // The bridge from libmicrohttpd's C callback to Server (a friend).
 struct ServerAccess {
+  // A new connection: remembered as this server's (the certificate callback finds it that way), and on TLS
+  // its session told the client-certificate policy before the handshake starts.
+  static void on_connection(void* self, MHD_Connection* connection, void** socket_context,
+                            MHD_ConnectionNotificationCode code) {
+    if (code != MHD_CONNECTION_NOTIFY_STARTED) return;
+    auto* server = static_cast<Server*>(self);
+    *socket_context = server;
+    if (!server->options_.tls) return;
+    const MHD_ConnectionInfo* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (info && info->tls_session)
+      server->options_.tls->prepare_session(static_cast<gnutls_session_t>(info->tls_session));
+  }
+  // GnuTLS asks for the certificate to present (at every handshake, so that a renewed one is served).
+  static int retrieve_certificate(gnutls_session_t session, const gnutls_datum_t*, int,
+                                  const gnutls_pk_algorithm_t*, int, gnutls_pcert_st** pcert,
+                                  unsigned int* pcert_length, gnutls_privkey_t* key) {
+    auto* connection = static_cast<MHD_Connection*>(gnutls_session_get_ptr(session));
+    const MHD_ConnectionInfo* info =
+        connection ? MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT) : nullptr;
+    auto* server = info ? static_cast<Server*>(info->socket_context) : nullptr;
+    if (!server || !server->options_.tls) return -1;
+    return server->options_.tls->retrieve(pcert, pcert_length, key);
+  }
   static MHD_Result on_request(void* self, MHD_Connection* connection, const char* url, const char* method,
                                const char* version, const char*, size_t*, void**) {
     return static_cast<Server*>(self)->serve(connection, url, method, version) ? MHD_YES : MHD_NO;
@@ -193,6 +217,26 @@ std::optional<ListenAddress> parse_listen_address(std::string_view address, int 
   return out;
 }
 
+std::optional<HostPort> parse_host_port(std::string_view text) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  std::string_view host = text.substr(0, colon);
+  const std::string_view port_text = text.substr(colon + 1);
+  if (port_text.empty() || port_text.size() > 5 ||
+      port_text.find_first_not_of("0123456789") != std::string_view::npos)
+    return std::nullopt;
+  const int port = std::atoi(std::string(port_text).c_str());
+  if (port > 65535) return std::nullopt;
+  if (!host.empty() && host.front() == '[') {
+    if (host.size() < 2 || host.back() != ']') return std::nullopt;
+  } else if (host.find(':') != std::string_view::npos) {
+    return std::nullopt;  // an IPv6 address needs its brackets here
+  }
+  if (host.empty()) host = "::";
+  if (!parse_listen_address(host, port)) return std::nullopt;
+  return HostPort{std::string(host), port};
+}
+
 unsigned long raise_nofile_limit() {
   static std::mutex mutex;
   const std::lock_guard lock(mutex);
@@ -240,7 +284,12 @@ Result<std::unique_ptr<Server>> Server::start(Options options, std::map<std::str
   limits.connections = std::max(limits.connections, 1U);
   limits.threads = std::clamp(limits.threads, 1U, 16U);
 
-  const int fd = socket(listen->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  int fd = socket(listen->family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0 && errno == EAFNOSUPPORT && options.address == "::") {
+    // "::" (every address) on a host without IPv6: every IPv4 address.
+    options.address = "0.0.0.0";
+    return start(std::move(options), std::move(routes));
+  }
   if (fd < 0) return Error{fmt::format("cannot listen on {}: {}", listen->text, std::strerror(errno))};
   const int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -268,13 +317,30 @@ Result<std::unique_ptr<Server>> Server::start(Options options, std::map<std::str
   std::unique_ptr<Server> server(new Server(std::move(options), std::move(routes)));
   server->port_ = port;
   const Limits& l = server->options_.limits;
+  std::vector<MHD_OptionItem> items{
+      {MHD_OPTION_LISTEN_SOCKET, fd, nullptr},
+      {MHD_OPTION_THREAD_POOL_SIZE, l.threads, nullptr},
+      {MHD_OPTION_CONNECTION_LIMIT, l.connections, nullptr},
+      {MHD_OPTION_PER_IP_CONNECTION_LIMIT, l.connections_per_ip, nullptr},
+      {MHD_OPTION_CONNECTION_TIMEOUT, l.idle_timeout_s, nullptr},
+      {MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<intptr_t>(l.request_memory), nullptr},
+      {MHD_OPTION_STRICT_FOR_CLIENT, 1, nullptr},
+      {MHD_OPTION_NOTIFY_CONNECTION, reinterpret_cast<intptr_t>(&ServerAccess::on_connection), server.get()},
+  };
+  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC;
+  if (const auto& tls = server->options_.tls) {
+    flags |= MHD_USE_TLS;
+    items.push_back(
+        {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, reinterpret_cast<void*>(&ServerAccess::retrieve_certificate)});
+    items.push_back({MHD_OPTION_HTTPS_PRIORITIES, 0, const_cast<char*>(tls->settings().priorities.c_str())});
+    // The client CA bundle is the trust list that client certificates are verified against.
+    if (!tls->client_ca_pem().empty())
+      items.push_back({MHD_OPTION_HTTPS_MEM_TRUST, 0, const_cast<char*>(tls->client_ca_pem().c_str())});
+  }
+  items.push_back({MHD_OPTION_END, 0, nullptr});
   // No MHD_USE_ERROR_LOG: libmicrohttpd stays quiet; start-up errors come back in the Result.
-  server->daemon_ = MHD_start_daemon(
-      MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC, 0, nullptr, nullptr, &ServerAccess::on_request,
-      server.get(), MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE, l.threads,
-      MHD_OPTION_CONNECTION_LIMIT, l.connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, l.connections_per_ip,
-      MHD_OPTION_CONNECTION_TIMEOUT, l.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, l.request_memory,
-      MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+  server->daemon_ = MHD_start_daemon(flags, 0, nullptr, nullptr, &ServerAccess::on_request, server.get(),
+                                     MHD_OPTION_ARRAY, items.data(), MHD_OPTION_END);
   if (!server->daemon_) {
     close(fd);
     return Error{fmt::format("cannot listen on {}: libmicrohttpd failed to start", listen->text)};
@@ -298,26 +364,27 @@ void Server::run() {
   if (options_.external_loop) MHD_run(daemon_);
 }
 
-bool Server::authorized(const Request& request) const {
+AuthVerdict Server::authorized(const Request& request) const {
   const std::optional<std::string_view> header = request.header(MHD_HTTP_HEADER_AUTHORIZATION);
-  if (!header) return false;
+  if (!header) return AuthVerdict::kDeny;
   std::string_view value = *header;
   while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
   const size_t space = value.find(' ');
-  if (space == std::string_view::npos || !iequals(value.substr(0, space), "Basic")) return false;
+  if (space == std::string_view::npos || !iequals(value.substr(0, space), "Basic")) return AuthVerdict::kDeny;
   value.remove_prefix(space);
   while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
   while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
   const std::optional<std::string> decoded = base64_decode(value);
-  if (!decoded) return false;
+  if (!decoded) return AuthVerdict::kDeny;
   const size_t colon = decoded->find(':');
-  if (colon == std::string::npos) return false;
+  if (colon == std::string::npos) return AuthVerdict::kDeny;
   const std::string_view user = std::string_view(*decoded).substr(0, colon);
   const std::string_view password = std::string_view(*decoded).substr(colon + 1);
+  if (options_.authenticate) return options_.authenticate(user, password);
   // Both comparisons always run (bitwise &), so timing does not tell which of the two was wrong.
   const bool user_ok = constant_time_equal(user, options_.auth->user);
   const bool password_ok = constant_time_equal(password, options_.auth->password);
-  return user_ok & password_ok;
+  return (user_ok & password_ok) ? AuthVerdict::kAllow : AuthVerdict::kDeny;
 }
 
 bool Server::serve(MHD_Connection* connection, const char* url, const char* method, const char* version) {
@@ -333,7 +400,11 @@ bool Server::serve(MHD_Connection* connection, const char* url, const char* meth
     response.headers.emplace_back("Allow", "GET, HEAD");
   } else if (has_body) {
     response = Response::text(413, "Request bodies are not accepted\n");
-  } else if (options_.auth && !authorized(request)) {
+  } else if (const AuthVerdict verdict = auth_on() ? authorized(request) : AuthVerdict::kAllow;
+             verdict == AuthVerdict::kBusy) {
+    response = Response::text(429, "Too many password checks at once: retry\n");
+    response.headers.emplace_back("Retry-After", "1");
+  } else if (verdict == AuthVerdict::kDeny) {
     response = Response::text(401, kUnauthorizedBody);
     response.headers.emplace_back("WWW-Authenticate", kAuthenticate);
   } else {
@@ -350,6 +421,7 @@ bool Server::serve(MHD_Connection* connection, const char* url, const char* meth
     response.stream.reset();
     response.body.clear();
   }
+  for (const auto& header : options_.headers) response.headers.push_back(header);
   return queue(connection, std::move(response)) == MHD_YES;
 }
 

@@ -22,6 +22,7 @@
 
 #include "core/result.h"
 #include "http/auth.h"
+#include "http/tls.h"
 
 struct MHD_Daemon;
 struct MHD_Connection;
@@ -78,11 +79,21 @@ struct Response {
 
 using Handler = std::function<Response(const Request&)>;
 
+// What an authenticate hook decides: let in, refuse (401), or not now (429: the check is busy; exporter's
+// bcrypt runs one at a time and never makes a server thread wait for another).
+enum class AuthVerdict { kAllow, kDeny, kBusy };
+
 struct Options {
   std::string
       address;   // IPv4 or IPv6 literal ("" = 0.0.0.0; IPv6 with or without brackets; "::" = dual stack)
   int port = 0;  // 0: any free port
   std::optional<BasicAuth> auth;
+  // When set, basic auth is on and this decides (user, password); `auth` is then ignored.
+  std::function<AuthVerdict(std::string_view user, std::string_view password)> authenticate;
+  // Added to every response (http_server_config.headers).
+  std::vector<std::pair<std::string, std::string>> headers;
+  // HTTPS with this certificate, key and client-certificate policy (http/tls.h); shared by servers.
+  std::shared_ptr<TlsContext> tls;
   Limits limits;
   // Fuzzing: no listening socket and no thread; connections are handed in with add_connection() and served
   // by run() on the caller's thread.
@@ -110,7 +121,8 @@ class Server {
   Server(Options options, std::map<std::string, Handler> routes);
   friend struct ServerAccess;
   bool serve(MHD_Connection* connection, const char* url, const char* method, const char* version);
-  bool authorized(const Request& request) const;
+  AuthVerdict authorized(const Request& request) const;
+  bool auth_on() const { return options_.auth.has_value() || static_cast<bool>(options_.authenticate); }
 
   Options options_;
   std::map<std::string, Handler> routes_;
@@ -126,6 +138,14 @@ struct ListenAddress {
   std::string text;                     // "127.0.0.1:9100", "[::1]:9100"
 };
 std::optional<ListenAddress> parse_listen_address(std::string_view address, int port);
+
+// A --web.listen-address as Go's exporters take it: "host:port", "[ipv6]:port" or ":port" (every address:
+// "::", IPv4 included). The host must be an IPv4 or IPv6 literal (no names), the port a decimal 0-65535.
+struct HostPort {
+  std::string address;  // for Options::address
+  int port = 0;
+};
+std::optional<HostPort> parse_host_port(std::string_view text);
 
 // Raises the soft RLIMIT_NOFILE to the hard limit (once per process); returns the soft limit now in force.
 unsigned long raise_nofile_limit();

@@ -3,14 +3,19 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cctype>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <mutex>
+#include <optional>
+#include <string_view>
 #include <thread>
 
 #include <fmt/format.h>
 
 #include "http/server.h"
+#include "metrics/status.h"
 
 namespace netprobe {
 
@@ -26,6 +31,7 @@ namespace {
 // The exposition format netprobify's users' Prometheus servers negotiate
 // (docs/netprobify-compatibility.md#d15-content-type).
 constexpr const char* kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
+constexpr const char* kOpenMetricsContentType = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 // Text rendered before it is handed on, and the size of the pieces sent to the client.
 constexpr size_t kPiece = 64 * 1024;
 // Pieces rendered ahead of the client at most (memory per scrape: about this many pieces).
@@ -33,6 +39,9 @@ constexpr size_t kPiecesAhead = 2;
 // Scrapes rendered at once (each holds a thread and ~0.5 MB): more answer 503. Only authorized clients
 // get this far.
 constexpr int kMaxScrapes = 4;
+// The status page renders the exposition in memory (at most this much text) and shows the worst rows.
+constexpr size_t kMaxStatusText = 256 * 1024 * 1024;
+constexpr size_t kMaxStatusRows = 2000;
 
 // One scrape's output, between the thread that renders it and the HTTP thread that sends it.
 struct Scrape {
@@ -48,7 +57,8 @@ struct Scrape {
 // Renders the sources into `scrape`, gzipped or not, a piece at a time (exporter.h: why and how).
 class Renderer {
  public:
-  Renderer(std::shared_ptr<Scrape> scrape, bool gzip) : scrape_(std::move(scrape)) {
+  Renderer(std::shared_ptr<Scrape> scrape, bool gzip, bool openmetrics) : scrape_(std::move(scrape)) {
+    if (openmetrics) openmetrics_.emplace();
     // gzip (RFC 1952 framing: windowBits 15 + 16). A large target set renders to highly repetitive text:
     // compression cuts it ~40x.
     gzip_ =
@@ -76,6 +86,11 @@ class Renderer {
         }
       }
       if (ok && !text.empty()) ok = write(text);
+      if (ok && openmetrics_) {
+        std::string end;
+        openmetrics_->finish(end);
+        ok = write_converted(end);
+      }
       if (ok && gzip_) ok = deflate_into_pending({}, Z_FINISH);
     } catch (...) {
       ok = false;  // only allocation can throw while rendering
@@ -90,8 +105,16 @@ class Renderer {
  private:
   static constexpr size_t kDeflateStep = 16 * 1024;
 
-  // Appends text to the body; hands a piece on once one is complete. False once the client is gone.
+  // Appends text to the body (in OpenMetrics when asked); hands a piece on once one is complete. False
+  // once the client is gone.
   bool write(std::string_view text) {
+    if (!openmetrics_) return write_converted(text);
+    converted_.clear();
+    openmetrics_->feed(text, converted_);
+    return write_converted(converted_);
+  }
+
+  bool write_converted(std::string_view text) {
     if (gzip_) return deflate_into_pending(text, Z_NO_FLUSH);
     pending_.append(text);
     return pending_.size() < kPiece || hand_on();
@@ -132,6 +155,8 @@ class Renderer {
   bool gzip_ = false;
   z_stream zs_{};
   std::string pending_;  // body bytes (compressed when gzip_) not handed on yet
+  std::optional<OpenMetricsConverter> openmetrics_;
+  std::string converted_;
 };
 
 // The streamed body: the pieces as the renderer hands them on. Waits only for rendering (CPU), never for a
@@ -171,7 +196,59 @@ class ScrapeStream final : public http::BodyStream {
   size_t at_ = 0;
 };
 
+// One media range of an Accept header: its type and its q (1 when absent).
+struct MediaRange {
+  std::string_view type;
+  double q = 1;
+};
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+MediaRange parse_range(std::string_view item) {
+  MediaRange r;
+  const size_t semi = item.find(';');
+  r.type = trim(item.substr(0, semi));
+  std::string_view params = semi == std::string_view::npos ? std::string_view() : item.substr(semi + 1);
+  while (!params.empty()) {
+    const size_t next = params.find(';');
+    const std::string_view p = trim(params.substr(0, next));
+    params = next == std::string_view::npos ? std::string_view() : params.substr(next + 1);
+    if (p.size() > 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+      const std::string value(p.substr(2, 8));
+      char* end = nullptr;
+      const double q = std::strtod(value.c_str(), &end);
+      r.q = end == value.c_str() || !(q >= 0) ? 0 : std::min(q, 1.0);
+    }
+  }
+  return r;
+}
+
 }  // namespace
+
+bool prefers_openmetrics(std::optional<std::string_view> accept) {
+  if (!accept) return false;
+  double openmetrics = 0, text = -1;
+  std::string_view rest = *accept;
+  for (int items = 0; !rest.empty() && items < 64; ++items) {  // bounded: a header is at most 16 KiB anyway
+    const size_t comma = rest.find(',');
+    const MediaRange r = parse_range(rest.substr(0, comma));
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    auto is = [&](std::string_view type) {
+      if (r.type.size() != type.size()) return false;
+      for (size_t i = 0; i < type.size(); ++i)
+        if (std::tolower(static_cast<unsigned char>(r.type[i])) != type[i]) return false;
+      return true;
+    };
+    if (is("application/openmetrics-text")) openmetrics = std::max(openmetrics, r.q);
+    if (is("text/plain")) text = std::max(text, r.q);
+  }
+  // Asked for, and not less wanted than the 0.0.4 text (a tie goes to OpenMetrics, the newer format).
+  return openmetrics > 0 && openmetrics >= text;
+}
 
 Exporter::Exporter(std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
                    std::vector<std::weak_ptr<const TextSource>> sources)
@@ -186,7 +263,7 @@ Exporter::Exporter(std::vector<std::weak_ptr<prometheus::Collectable>> collectab
 Exporter::~Exporter() {
   // Stops the HTTP threads (no request reaches `this` afterwards) and drops every stream (which cancels its
   // rendering), then waits for the rendering threads, which use sources_.
-  server_.reset();
+  servers_.clear();
   std::unique_lock lock(scrapes_->mutex);
   scrapes_->changed.wait(lock, [&] { return scrapes_->running == 0; });
 }
@@ -196,28 +273,85 @@ Result<std::unique_ptr<Exporter>> Exporter::start(
     std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
     std::vector<std::weak_ptr<const TextSource>> sources) {
   if (port < 0 || port > 65535) return Error{fmt::format("prometheus_port {} is out of range 0-65535", port)};
-  std::unique_ptr<Exporter> exporter(new Exporter(std::move(collectables), std::move(sources)));
   http::Options options;
   options.address = address;
   options.port = port;
   options.auth = std::move(auth);
+  std::vector<http::Options> servers;
+  servers.push_back(std::move(options));
+  return start(std::move(servers), std::move(collectables), std::move(sources));
+}
+
+Result<std::unique_ptr<Exporter>> Exporter::start(
+    std::vector<http::Options> servers, std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
+    std::vector<std::weak_ptr<const TextSource>> sources) {
+  std::unique_ptr<Exporter> exporter(new Exporter(std::move(collectables), std::move(sources)));
   Exporter* self = exporter.get();
-  auto server = http::Server::start(
-      std::move(options),
-      {{"/metrics", [self](const http::Request& request) { return self->serve(request); }}});
-  if (!server.ok()) return Error{fmt::format("cannot serve /metrics: {}", server.error().message)};
-  exporter->server_ = std::move(server).value();
+  for (auto& options : servers) {
+    auto server = http::Server::start(
+        std::move(options),
+        {{"/metrics", [self](const http::Request& request) { return self->serve(request); }},
+         {"/", [self](const http::Request& request) { return self->serve_status(request, false); }},
+         {"/status.json",
+          [self](const http::Request& request) { return self->serve_status(request, true); }}});
+    if (!server.ok()) return Error{fmt::format("cannot serve /metrics: {}", server.error().message)};
+    exporter->servers_.push_back(std::move(server).value());
+  }
   return exporter;
 }
 
+http::Response Exporter::serve_status(const http::Request&, bool json) {
+  {
+    const std::lock_guard lock(scrapes_->mutex);
+    if (scrapes_->running >= kMaxScrapes) return http::Response::text(503, "Too many scrapes at once\n");
+    ++scrapes_->running;
+  }
+  std::string text;
+  bool complete = true;
+  try {
+    std::string piece;
+    const TextSink sink = [&](std::string_view p) {
+      text.append(p);
+      complete = text.size() <= kMaxStatusText;
+      return complete;
+    };
+    for (const auto& weak : sources_) {
+      if (auto source = weak.lock()) {
+        if (!source->render(piece, kPiece, sink)) break;
+        if (!sink(piece)) break;
+        piece.clear();
+      }
+    }
+  } catch (...) {
+    complete = false;
+  }
+  {
+    const std::lock_guard lock(scrapes_->mutex);
+    --scrapes_->running;
+    scrapes_->changed.notify_all();
+  }
+  StatusSnapshot status = status_from_exposition(text, kMaxStatusRows);
+  http::Response response;
+  response.headers.emplace_back("Content-Type",
+                                json ? "application/json; charset=utf-8" : "text/html; charset=utf-8");
+  response.headers.emplace_back("Cache-Control", "no-store");
+  if (!json)
+    response.headers.emplace_back("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'");
+  response.body = json ? status_json(status) : status_html(status);
+  if (!complete) response.headers.emplace_back("X-Netprobe-Truncated", "1");
+  return response;
+}
+
 std::vector<int> Exporter::listening_ports() const {
-  if (!server_) return {};
-  return {server_->port()};
+  std::vector<int> ports;
+  for (const auto& server : servers_) ports.push_back(server->port());
+  return ports;
 }
 
 http::Response Exporter::serve(const http::Request& request) {
   http::Response response;
-  response.headers.emplace_back("Content-Type", kMetricsContentType);
+  const bool openmetrics = prefers_openmetrics(request.header("Accept"));
+  response.headers.emplace_back("Content-Type", openmetrics ? kOpenMetricsContentType : kMetricsContentType);
   const bool gzip = http::accepts_encoding(request.header("Accept-Encoding"), "gzip");
   if (request.method == "HEAD") {
     // The headers a GET would get, without a length (it is not known before rendering).
@@ -231,7 +365,7 @@ http::Response Exporter::serve(const http::Request& request) {
     ++scrapes_->running;
   }
   auto scrape = std::make_shared<Scrape>();
-  auto renderer = std::make_shared<Renderer>(scrape, gzip);
+  auto renderer = std::make_shared<Renderer>(scrape, gzip, openmetrics);
   if (renderer->gzip()) response.headers.emplace_back("Content-Encoding", "gzip");
   try {
     std::thread([renderer, sources = sources_, counter = scrapes_]() {

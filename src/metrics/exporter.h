@@ -2,6 +2,8 @@
 // The /metrics HTTP endpoint, with optional HTTP basic auth (netprobify's PROM_USER / PROM_PASSWORD).
 //
 // Served by src/http (libmicrohttpd; docs/http-server.md says why it replaced CivetWeb, and its limits).
+// OpenMetrics 1.0 text when the Accept header asks for it (prefers_openmetrics(); OpenMetricsConverter in
+// exposition.h), the 0.0.4 text otherwise.
 // Content-Type carries the exposition-format version (docs/netprobify-compatibility.md#d15-content-type):
 // Prometheus 3 needs it to pick the parser without a fallback_scrape_protocol. Only GET/HEAD on exactly
 // /metrics serves metrics; every other path answers 404.
@@ -22,23 +24,24 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <prometheus/collectable.h>
 
 #include "core/result.h"
 #include "http/auth.h"
+#include "http/server.h"
 #include "metrics/exposition.h"
-
-namespace netprobe::http {
-class Server;
-class Request;
-struct Response;
-}  // namespace netprobe::http
 
 namespace netprobe {
 
 struct ScrapeCounter;
+
+// Content negotiation: true when an Accept header asks for OpenMetrics text (application/openmetrics-text,
+// any version, q > 0) at least as much as for text/plain (Prometheus >= 2.5 sends
+// "application/openmetrics-text;version=1.0.0,...,text/plain;version=0.0.4;q=0.5,*/*;q=0.1").
+bool prefers_openmetrics(std::optional<std::string_view> accept);
 
 class Exporter {
  public:
@@ -50,6 +53,12 @@ class Exporter {
       const std::string& address, int port, std::optional<BasicAuth> auth,
       std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
       std::vector<std::weak_ptr<const TextSource>> sources = {});
+  // The same on several servers at once (--web.listen-address, repeatable): one per element of `servers`
+  // (address, port, TLS, authentication; docs/http-server.md). All or nothing: an error on one stops the
+  // others.
+  static Result<std::unique_ptr<Exporter>> start(
+      std::vector<http::Options> servers, std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
+      std::vector<std::weak_ptr<const TextSource>> sources = {});
   ~Exporter();
   Exporter(const Exporter&) = delete;
   Exporter& operator=(const Exporter&) = delete;
@@ -60,11 +69,13 @@ class Exporter {
   Exporter(std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
            std::vector<std::weak_ptr<const TextSource>> sources);
   http::Response serve(const http::Request& request);
+  // The status page (/) or its JSON (/status.json): metrics/status.h.
+  http::Response serve_status(const http::Request& request, bool json);
 
   std::vector<std::shared_ptr<const TextSource>> adapters_;  // the collectables as sources (owned here)
   std::vector<std::weak_ptr<const TextSource>> sources_;     // adapters_, then the sources given
   std::shared_ptr<ScrapeCounter> scrapes_;                   // rendering threads still running
-  std::unique_ptr<http::Server> server_;
+  std::vector<std::unique_ptr<http::Server>> servers_;
 };
 
 }  // namespace netprobe

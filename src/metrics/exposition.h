@@ -49,4 +49,28 @@ void append_sample_value(std::string& out, double value);
 // A label value: backslash, double quote and newline escaped (\\, \", \n).
 void append_label_value(std::string& out, std::string_view value);
 
+// The 0.0.4 text exposition (as TextSerializer and TargetSeries write it: HELP then TYPE before a family's
+// samples) turned into OpenMetrics 1.0 text as it streams, for scrapers that ask for it (Prometheus >= 2.5
+// does): a counter `x_total` becomes family `x` of type counter (its samples keep the name x_total, so the
+// series do not change); a counter whose name does not end in _total becomes type unknown rather than have
+// its series renamed; untyped becomes unknown; HELP escapes double quotes too; NaN is spelled "NaN"; empty
+// and other comment lines are dropped; no _created series; "# EOF" at the end.
+class OpenMetricsConverter {
+ public:
+  // Appends the OpenMetrics form of every complete line of `text` to `out`; a partial last line waits for
+  // the next call.
+  void feed(std::string_view text, std::string& out);
+  // The rest, then "# EOF\n".
+  void finish(std::string& out);
+
+ private:
+  void line(std::string_view line, std::string& out);
+  void flush_help(std::string& out);
+
+  std::string carry_;      // a partial line
+  std::string help_name_;  // a HELP line waiting for its TYPE line (the family's name depends on it)
+  std::string help_text_;
+  bool has_help_ = false;
+};
+
 }  // namespace netprobe

@@ -575,7 +575,7 @@ class Supervisor {
 }  // namespace
 
 void run_supervisor(LauncherClient launcher, Config config, const std::string& path,
-                    const std::string& version, std::optional<BasicAuth> auth, TagSelection selection) {
+                    const std::string& version, web::WebSettings web, TagSelection selection) {
   // Drop everything here, before the HTTP server's threads exist (capabilities are per thread).
   if (auto s = drop_all_capabilities(); !s.ok()) {
     spdlog::critical("cannot drop capabilities in the supervisor: {}", s.error().message);
@@ -590,11 +590,19 @@ void run_supervisor(LauncherClient launcher, Config config, const std::string& p
   metrics.set_path_settings(config.global.path_window, config.global.path_series_per_target);
   metrics.set_rtt_histogram(config.global.rtt_histogram);
   auto process = std::make_shared<ProcessCollector>();
-  auto exporter = Exporter::start(config.global.prometheus_address, config.global.prometheus_port, auth,
-                                  {registry, process}, {metrics.target_series()});
+  auto servers = web::server_options(web, config.global.prometheus_address, config.global.prometheus_port);
+  if (!servers.ok()) {  // checked before: only a bug gets here
+    spdlog::critical("{}", servers.error().message);
+    launcher.stop(Nanos(200'000'000));
+    exit_now(EX_CONFIG);
+  }
+  const std::string listeners = web::describe_listeners(*servers);
+  const bool any_auth = web.env_auth.has_value();
+  auto exporter = Exporter::start(std::move(servers).value(), {registry, process}, {metrics.target_series()});
   if (!exporter.ok()) {
     spdlog::critical("{}", exporter.error().message);
-    if (config.global.prometheus_port > 0 && config.global.prometheus_port < 1024)
+    if (web.listen_addresses.empty() && config.global.prometheus_port > 0 &&
+        config.global.prometheus_port < 1024)
       spdlog::critical(
           "prometheus_port {} is privileged and the /metrics server deliberately holds no "
           "capability: use a port >= 1024 (or lower net.ipv4.ip_unprivileged_port_start)",
@@ -602,8 +610,7 @@ void run_supervisor(LauncherClient launcher, Config config, const std::string& p
     launcher.stop(Nanos(200'000'000));
     exit_now(EX_UNAVAILABLE);
   }
-  spdlog::info("serving /metrics on {}:{}{}", config.global.prometheus_address, config.global.prometheus_port,
-               auth ? " (basic auth)" : "");
+  spdlog::info("serving /metrics on {}{}", listeners, any_auth ? " (basic auth)" : "");
 
   if (selection.mode != TagSelection::Mode::kAll)
     spdlog::info("targets selected by tags: {}", describe(selection));

@@ -36,6 +36,7 @@
 #include "config/config.h"
 #include "config/tag_selection.h"
 #include "metrics/exporter.h"
+#include "web/surface.h"
 
 #include "launcher/launcher.h"
 
@@ -47,7 +48,7 @@ namespace netprobe {
 // sysexits code (0 after a requested stop). Only the targets `selection` selects are probed (configuration
 // and inventory targets, at every reload).
 [[noreturn]] void run_supervisor(LauncherClient launcher, Config config, const std::string& path,
-                                 const std::string& version, std::optional<BasicAuth> auth,
+                                 const std::string& version, web::WebSettings web,
                                  TagSelection selection = {});
 
 }  // namespace netprobe

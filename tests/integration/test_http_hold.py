@@ -10,6 +10,10 @@ be held (most of the connections still open at the end), or the test proves noth
 
 ipv6: `prometheus_address: "::1"` serves /metrics on [::1].
 
+hold_tls: the same over HTTPS (--web.config.file with a certificate made by openssl, bcrypt users): the 1,000
+idle connections (which never start a handshake) are held while every scrape succeeds. No slow-drip ones: the
+drip bytes are not a TLS record, so GnuTLS drops those connections at their first byte.
+
 Bounded: connections are opened within OPEN_DEADLINE_S, each curl call ends within 10 s, the drip thread
 stops with the test; every socket is closed on exit.
 """
@@ -38,10 +42,13 @@ def config(port, address="127.0.0.1"):
     return harness.base_config(port=port, address=address, probe_name="it_hold", targets=targets)
 
 
+CURL_EXTRA = []  # hold_tls: --cacert
+
+
 def curl(url, timeout_s=SCRAPE_TIMEOUT_S, source=None):
     """(HTTP status or 0, seconds, body) of one GET with basic auth; never raises."""
     cmd = ["curl", "-sg", "-m", str(timeout_s), "-u", f"{USER}:{PASSWORD}", "-w", "\n%{http_code} %{time_total}",
-           url]
+           *CURL_EXTRA, url]
     if source:
         cmd[1:1] = ["--interface", source]
     started = time.monotonic()
@@ -122,7 +129,7 @@ def drip(sockets, stop):
         at += 1
 
 
-def test_hold():
+def test_hold(tls=False):
     harness.require_root("netprobe opens raw sockets to probe 127.0.0.1")
     harness.require_executable("/usr/bin/curl", "curl is not installed")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -131,8 +138,14 @@ def test_hold():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     port = harness.free_port()
-    with harness.Netprobe(config(port), auth=(USER, PASSWORD)) as netprobe:
-        url = f"http://127.0.0.1:{port}/metrics"
+    drip_count, args, auth, scheme = DRIP, [], (USER, PASSWORD), "http"
+    if tls:
+        import test_web  # noqa: E402 (same directory): certificates and bcrypt hashes
+        work, files, web = test_web.tls_lab()
+        CURL_EXTRA[:] = ["--cacert", files["ca"]]
+        drip_count, args, auth, scheme = 0, ["--web.config.file", web], None, "https"
+    with harness.Netprobe(config(port), auth=auth, args=args) as netprobe:
+        url = f"{scheme}://127.0.0.1:{port}/metrics"
         status, seconds, body = curl(url)
         assert status == 200 and "netprobe_info" in body, f"baseline scrape: {status} after {seconds:.2f}s"
 
@@ -140,7 +153,7 @@ def test_hold():
         idle, drips, dripper = [], [], None
         try:
             idle, idle_tried = open_flood(port, IDLE, 1, IDLE // PER_SOURCE)
-            drips, drip_tried = open_flood(port, DRIP, 2, DRIP // PER_SOURCE)
+            drips, drip_tried = open_flood(port, drip_count, 2, DRIP // PER_SOURCE) if drip_count else ([], 0)
             harness.log(f"connected: {len(idle)}/{idle_tried} idle, {len(drips)}/{drip_tried} slow-drip")
             dripper = threading.Thread(target=drip, args=(drips, stop), daemon=True)
             dripper.start()
@@ -161,7 +174,7 @@ def test_hold():
             # The flood was really applied: the connections were open while each scrape ran.
             for status, seconds, ok, held_idle, held_drip in results:
                 assert held_idle >= IDLE * 9 // 10, f"only {held_idle} of {IDLE} idle connections held"
-                assert held_drip >= DRIP * 9 // 10, f"only {held_drip} of {DRIP} slow-drip connections held"
+                assert held_drip >= drip_count * 9 // 10, f"only {held_drip} of {drip_count} slow-drip connections held"
         finally:
             stop.set()
             if dripper:
@@ -191,4 +204,4 @@ def test_ipv6():
 
 if __name__ == "__main__":
     scenario = sys.argv[1] if len(sys.argv) > 1 else "hold"
-    harness.main({"hold": test_hold, "ipv6": test_ipv6}[scenario])
+    harness.main({"hold": test_hold, "ipv6": test_ipv6, "hold_tls": lambda: test_hold(tls=True)}[scenario])

@@ -367,6 +367,45 @@ TEST(http_ParseListenAddress, StrictLiterals) {
   EXPECT_FALSE(parse_listen_address("127.0.0.1", -1));
 }
 
+// --web.listen-address as Go's exporters take it (docs/http-server.md), literals only.
+TEST(http_ParseHostPort, Table) {
+  struct Case {
+    const char* text;
+    const char* address;  // nullptr: rejected
+    int port;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"127.0.0.1:9377", "127.0.0.1", 9377},
+           {"[::1]:9377", "[::1]", 9377},
+           {"[2001:db8::1]:0", "[2001:db8::1]", 0},
+           {":9377", "::", 9377},
+           {"0.0.0.0:65535", "0.0.0.0", 65535},
+           {"127.0.0.1:65536", nullptr, 0},
+           {"127.0.0.1", nullptr, 0},
+           {"::1:9377", nullptr, 0},  // IPv6 needs brackets
+           {"[::1]", nullptr, 0},
+           {"[127.0.0.1]:80", nullptr, 0},
+           {"localhost:9377", nullptr, 0},  // no names
+           {"127.0.0.1:http", nullptr, 0},
+           {"127.0.0.1:", nullptr, 0},
+           {"127.0.0.1:+80", nullptr, 0},
+           {"127.0.0.1:-1", nullptr, 0},
+           {"127.0.0.1:000080", nullptr, 0},
+           {"9301,127.0.0.1:80", nullptr, 0},
+           {"", nullptr, 0},
+           {":", nullptr, 0},
+       }) {
+    const auto parsed = parse_host_port(c.text);
+    if (c.address) {
+      ASSERT_TRUE(parsed) << c.text;
+      EXPECT_EQ(parsed->address, c.address) << c.text;
+      EXPECT_EQ(parsed->port, c.port) << c.text;
+    } else {
+      EXPECT_FALSE(parsed) << c.text;
+    }
+  }
+}
+
 TEST(http_AcceptsEncoding, Table) {
   struct Case {
     std::optional<std::string_view> header;

@@ -171,7 +171,7 @@ TEST_F(metrics_Exporter, GzipWhenAccepted) {
 TEST_F(metrics_Exporter, OtherPathsServeNoMetrics) {
   const int port = start(std::nullopt);
   ASSERT_GT(port, 0);
-  for (const char* path : {"/", "/metricsx", "/metrics/", "/metrics/x", "/foo", "/index.html"}) {
+  for (const char* path : {"/metricsx", "/metrics/", "/metrics/x", "/foo", "/index.html", "/status.json/"}) {
     const auto r = http_get(port, path);
     EXPECT_EQ(r.status, 404) << path;
     EXPECT_EQ(r.body.find("tcpsyn_sent_total"), std::string::npos) << path;
@@ -224,8 +224,11 @@ TEST_F(metrics_Exporter, BasicAuthMatrix) {
     EXPECT_FALSE(r.header("WWW-Authenticate").empty()) << c.description;
     EXPECT_EQ(r.body.find("tcpsyn_sent_total"), std::string::npos) << c.description;
   }
-  // Another path with valid credentials is still not metrics.
-  EXPECT_EQ(http_get(port, "/", basic("cHJvbTpzM2NyZXQ=")).status, 404);
+  // Another path with valid credentials is still not metrics; the status page takes the same credentials.
+  EXPECT_EQ(http_get(port, "/foo", basic("cHJvbTpzM2NyZXQ=")).status, 404);
+  EXPECT_EQ(http_get(port, "/", basic("cHJvbTpzM2NyZXQ=")).status, 200);
+  EXPECT_EQ(http_get(port, "/").status, 401);
+  EXPECT_EQ(http_get(port, "/status.json").status, 401);
 }
 
 TEST_F(metrics_Exporter, PortInUseIsAnError) {
@@ -240,6 +243,73 @@ TEST_F(metrics_Exporter, BadAddressIsAnError) {
   EXPECT_FALSE(Exporter::start("not an address", 0, std::nullopt, {registry_}).ok());
   EXPECT_FALSE(Exporter::start("192.0.2.1", 0, std::nullopt, {registry_}).ok());  // not a local address
   EXPECT_FALSE(Exporter::start("127.0.0.1", 70000, std::nullopt, {registry_}).ok());
+}
+
+// --web.listen-address given twice: one exporter, two sockets, the same page on both (IPv6 listeners:
+// http_test and integration.web.listen); an error on the second (port in use) fails the whole start.
+TEST_F(metrics_Exporter, SeveralListeners) {
+  std::vector<http::Options> servers(2);
+  servers[0].address = "127.0.0.1";
+  servers[1].address = "127.0.0.1";
+  auto exporter = Exporter::start(servers, {registry_});
+  ASSERT_TRUE(exporter.ok()) << exporter.error().message;
+  const auto ports = (*exporter)->listening_ports();
+  ASSERT_EQ(ports.size(), 2u);
+  EXPECT_EQ(http_get(ports[0], "/metrics").status, 200);
+  EXPECT_NE(ports[0], ports[1]);
+  EXPECT_NE(http_get(ports[1], "/metrics").body.find("tcpsyn_sent_total"), std::string::npos);
+  servers[1].port = ports[0];
+  EXPECT_FALSE(Exporter::start(servers, {registry_}).ok());
+}
+
+// A fixed exposition as a source: one lossy target, one clean one, process health.
+class FixedSource : public TextSource {
+ public:
+  explicit FixedSource(std::string text) : text_(std::move(text)) {}
+  bool render(std::string& out, size_t, const TextSink&) const override {
+    out += text_;
+    return true;
+  }
+
+ private:
+  std::string text_;
+};
+
+TEST_F(metrics_Exporter, StatusPageAndJson) {
+  auto source = std::make_shared<FixedSource>(
+      "# TYPE icmp_sent_total counter\n"
+      "icmp_sent_total{address_family=\"ipv4\",destination=\"lossy<b>\",group=\"g\",probe_name=\"p\"} 100\n"
+      "icmp_sent_total{address_family=\"ipv4\",destination=\"clean\",group=\"g\",probe_name=\"p\"} 100\n"
+      "icmp_loss_total{address_family=\"ipv4\",destination=\"lossy<b>\",group=\"g\",probe_name=\"p\"} 25\n"
+      "icmp_loss_total{address_family=\"ipv4\",destination=\"clean\",group=\"g\",probe_name=\"p\"} 0\n"
+      "icmp_loss_ratio{address_family=\"ipv4\",destination=\"lossy<b>\",group=\"g\",probe_name=\"p\"} 0.5\n"
+      "icmp_loss_ratio{address_family=\"ipv4\",destination=\"clean\",group=\"g\",probe_name=\"p\"} 0\n"
+      "icmp_round_trip_seconds{address_family=\"ipv4\",destination=\"clean\",group=\"g\",percentile=\"95\","
+      "probe_name=\"p\"} 0.0025\n"
+      "app_worker_restarts_total{probe_name=\"p\"} 2\n"
+      "app_reload_conf_failed_status{probe_name=\"p\"} 1\n");
+  auto exporter = Exporter::start("127.0.0.1", 0, std::nullopt, {}, {source});
+  ASSERT_TRUE(exporter.ok());
+  const int port = (*exporter)->listening_ports().at(0);
+  const auto html = http_get(port, "/");
+  EXPECT_EQ(html.status, 200);
+  EXPECT_EQ(html.header("Content-Type"), "text/html; charset=utf-8");
+  EXPECT_NE(html.body.find("lossy&lt;b&gt;"), std::string::npos);  // escaped
+  EXPECT_EQ(html.body.find("lossy<b>"), std::string::npos);
+  EXPECT_NE(html.body.find("50.00 %"), std::string::npos);
+  EXPECT_NE(html.body.find("25.00 %"), std::string::npos);
+  EXPECT_NE(html.body.find("2.500 ms"), std::string::npos);
+  EXPECT_NE(html.body.find("FAILED"), std::string::npos);
+  EXPECT_LT(html.body.find("lossy&lt;b&gt;"), html.body.find("clean"));  // worst first
+  EXPECT_EQ(html.body.find("<script"), std::string::npos);
+  EXPECT_EQ(html.body.find("http://"), std::string::npos);  // no external request
+  const auto json = http_get(port, "/status.json");
+  EXPECT_EQ(json.status, 200);
+  EXPECT_EQ(json.header("Content-Type"), "application/json; charset=utf-8");
+  EXPECT_NE(json.body.find("\"destination\": \"lossy<b>\""), std::string::npos) << json.body;
+  EXPECT_NE(json.body.find("\"loss_ratio_last_iteration\": 0.5"), std::string::npos) << json.body;
+  EXPECT_NE(json.body.find("\"worker_restarts\": 2"), std::string::npos) << json.body;
+  EXPECT_NE(json.body.find("\"last_reload_failed\": true"), std::string::npos) << json.body;
 }
 
 TEST_F(metrics_Exporter, ExpiredCollectablesAreSkipped) {
@@ -318,6 +388,53 @@ TEST_F(metrics_ExporterStreaming, LargePagesArriveWhole) {
     const std::string body = c.gzip ? gunzip(r.body) : r.body;
     EXPECT_EQ(body.size(), big_->text().size()) << what;
     EXPECT_TRUE(body == big_->text()) << what;
+  }
+}
+
+// OpenMetrics when asked (what Prometheus 2.42 sends): the same page, streamed and gzipped the same way,
+// ending in "# EOF".
+TEST_F(metrics_ExporterStreaming, OpenMetricsWhenAsked) {
+  const int port = start();
+  ASSERT_GT(port, 0);
+  const std::string accept =
+      "Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+      "text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n";
+  for (bool gzip : {false, true}) {
+    const auto r =
+        http_get(port, "/metrics", accept + (gzip ? "Accept-Encoding: gzip\r\n" : ""), "GET", "HTTP/1.1");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.header("Content-Type"), "application/openmetrics-text; version=1.0.0; charset=utf-8");
+    EXPECT_EQ(r.header("Transfer-Encoding"), "chunked");
+    const std::string body = gzip ? gunzip(r.body) : r.body;
+    EXPECT_EQ(body, big_->text() + "# EOF\n") << gzip;
+  }
+  const auto head = http_get(port, "/metrics", accept, "HEAD", "HTTP/1.1");
+  EXPECT_EQ(head.header("Content-Type"), "application/openmetrics-text; version=1.0.0; charset=utf-8");
+}
+
+TEST(metrics_PrefersOpenMetrics, Table) {
+  struct Case {
+    std::optional<std::string_view> accept;
+    bool openmetrics;
+  };
+  for (const auto& c : std::vector<Case>{
+           {std::nullopt, false},
+           {"", false},
+           {"*/*", false},
+           {"text/plain", false},
+           {"text/plain;version=0.0.4;q=0.5,*/*;q=0.1", false},
+           {"application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+            "text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+            true},
+           {"application/openmetrics-text", true},
+           {"Application/OpenMetrics-Text; version=0.0.1", true},
+           {"application/openmetrics-text;q=0", false},
+           {"application/openmetrics-text;q=0.4, text/plain;q=0.5", false},
+           {"text/plain;q=0.5, application/openmetrics-text;q=0.5", true},
+           {"application/openmetrics-text;q=abc", false},
+           {"application/openmetrics-textx", false},
+       }) {
+    EXPECT_EQ(prefers_openmetrics(c.accept), c.openmetrics) << (c.accept ? *c.accept : "(none)");
   }
 }
 

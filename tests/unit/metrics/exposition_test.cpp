@@ -109,5 +109,41 @@ TEST(metrics_Exposition, CollectableSourceFlushesWholeFamilies) {
   EXPECT_TRUE(out.empty());
 }
 
+// 0.0.4 -> OpenMetrics 1.0, fed whole and one byte at a time (lines cut anywhere).
+TEST(metrics_OpenMetricsConverter, Table) {
+  struct Case {
+    const char* text;
+    const char* openmetrics;
+  };
+  for (const auto& c : std::vector<Case>{
+           {"", "# EOF\n"},
+           {"# HELP a_total Sent\n# TYPE a_total counter\na_total{x=\"1\"} 3\n",
+            "# HELP a Sent\n# TYPE a counter\na_total{x=\"1\"} 3\n# EOF\n"},
+           // A counter without _total keeps its series name: type unknown.
+           {"# HELP b_count Fails\n# TYPE b_count counter\nb_count 2\n",
+            "# HELP b_count Fails\n# TYPE b_count unknown\nb_count 2\n# EOF\n"},
+           {"# TYPE u untyped\nu 1\n", "# TYPE u unknown\nu 1\n# EOF\n"},
+           {"# HELP g say \"hi\" \\\\ \\n\n# TYPE g gauge\ng Nan\ng{l=\"a b\"} +Inf\n",
+            "# HELP g say \\\"hi\\\" \\\\ \\n\n# TYPE g gauge\ng NaN\ng{l=\"a b\"} +Inf\n# EOF\n"},
+           {"# HELP h x\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count "
+            "2\n\n",
+            "# HELP h x\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 3\nh_count "
+            "2\n# EOF\n"},
+           {"# a comment\n# HELP lonely no type\nlonely 1\n", "# HELP lonely no type\nlonely 1\n# EOF\n"},
+           {"no_newline 1", "no_newline 1\n# EOF\n"},
+       }) {
+    OpenMetricsConverter whole;
+    std::string out;
+    whole.feed(c.text, out);
+    whole.finish(out);
+    EXPECT_EQ(out, c.openmetrics) << c.text;
+    OpenMetricsConverter bytes;
+    std::string out2;
+    for (const char* p = c.text; *p; ++p) bytes.feed(std::string_view(p, 1), out2);
+    bytes.finish(out2);
+    EXPECT_EQ(out2, c.openmetrics) << c.text;
+  }
+}
+
 }  // namespace
 }  // namespace netprobe

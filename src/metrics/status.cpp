@@ -1,0 +1,277 @@
+#include "metrics/status.h"
+
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+#include <tuple>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace netprobe {
+namespace {
+
+struct Sample {
+  std::string_view name;
+  std::map<std::string, std::string> labels;
+  double value = 0;
+};
+
+// name{a="b",...} value — the subset of the text format our sources write.
+bool parse_sample(std::string_view line, Sample& out) {
+  const size_t brace = line.find('{');
+  const size_t space = line.rfind(' ');
+  if (space == std::string_view::npos) return false;
+  out.labels.clear();
+  if (brace != std::string_view::npos && brace < space) {
+    out.name = line.substr(0, brace);
+    size_t at = brace + 1;
+    while (at < line.size() && line[at] != '}') {
+      const size_t eq = line.find("=\"", at);
+      if (eq == std::string_view::npos) return false;
+      std::string key(line.substr(at, eq - at)), value;
+      size_t i = eq + 2;
+      for (; i < line.size() && line[i] != '"'; ++i) {
+        if (line[i] == '\\' && i + 1 < line.size()) {
+          ++i;
+          value += line[i] == 'n' ? '\n' : line[i];
+        } else {
+          value += line[i];
+        }
+      }
+      if (i >= line.size()) return false;
+      out.labels.emplace(std::move(key), std::move(value));
+      at = i + 1;
+      if (at < line.size() && line[at] == ',') ++at;
+    }
+  } else {
+    out.name = line.substr(0, space);
+  }
+  const std::string v(line.substr(space + 1));
+  char* end = nullptr;
+  out.value = std::strtod(v.c_str(), &end);
+  if (v == "Nan") out.value = std::nan("");
+  return end != v.c_str();
+}
+
+bool ends_with(std::string_view s, std::string_view suffix, std::string_view* prefix) {
+  if (s.size() <= suffix.size() || s.substr(s.size() - suffix.size()) != suffix) return false;
+  *prefix = s.substr(0, s.size() - suffix.size());
+  return true;
+}
+
+std::string label(const Sample& s, const char* name) {
+  const auto it = s.labels.find(name);
+  return it == s.labels.end() ? std::string() : it->second;
+}
+
+std::string escape_html(std::string_view in) {
+  std::string out;
+  for (char c : in) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+std::string percent(double ratio) {
+  return ratio < 0 || std::isnan(ratio) ? "-" : fmt::format("{:.2f} %", 100 * ratio);
+}
+
+std::string millis(double seconds) {
+  return seconds < 0 || std::isnan(seconds) ? "-" : fmt::format("{:.3f} ms", 1000 * seconds);
+}
+
+// Green (no loss) to red (all lost), for the loss cells.
+std::string loss_colour(double ratio) {
+  if (ratio < 0 || std::isnan(ratio)) return "#eee";
+  const double r = std::clamp(ratio * 5, 0.0, 1.0);  // 20 % loss is already fully red
+  return fmt::format("rgb({},{},{})", static_cast<int>(200 + 55 * r), static_cast<int>(240 - 170 * r),
+                     static_cast<int>(200 - 130 * r));
+}
+
+nlohmann::json number_or_null(double v) {
+  return v < 0 || std::isnan(v) ? nlohmann::json() : nlohmann::json(v);
+}
+
+}  // namespace
+
+StatusSnapshot status_from_exposition(std::string_view text, size_t max_rows) {
+  StatusSnapshot out;
+  std::map<std::tuple<std::string, std::string, std::string, std::string>, StatusRow> rows;
+  Sample s;
+  while (!text.empty()) {
+    const size_t nl = text.find('\n');
+    const std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    if (line.empty() || line.front() == '#' || !parse_sample(line, s)) continue;
+    if (out.probe_name.empty()) out.probe_name = label(s, "probe_name");
+    if (s.name == "netprobe_info") out.version = label(s, "version");
+    if (s.name == "app_worker_restarts_total") out.worker_restarts += s.value;
+    if (s.name == "netprobe_send_errors_total") out.send_errors += s.value;
+    if (s.name == "netprobe_capture_packets_dropped_total") out.capture_dropped += s.value;
+    if (s.name == "app_reload_conf_failed_status") out.reload_failed = s.value;
+    if (s.name == "app_iteration_time_seconds") out.iteration_seconds = s.value;
+    if (!s.labels.count("destination") || !s.labels.count("group")) continue;
+    std::string_view type;
+    const auto key = [&] {
+      return std::make_tuple(std::string(type), label(s, "destination"), label(s, "group"),
+                             label(s, "address_family"));
+    };
+    auto row = [&]() -> StatusRow& {
+      StatusRow& r = rows[key()];
+      if (r.type.empty()) {
+        r.type = std::string(type);
+        r.destination = label(s, "destination");
+        r.group = label(s, "group");
+        r.address_family = label(s, "address_family");
+      }
+      return r;
+    };
+    // Longest suffixes first: _paths_with_loss before _paths, _loss_total before _loss_ratio.
+    if (ends_with(s.name, "_worst_path_loss_ratio", &type)) {
+      row().worst_path_loss = s.value;
+    } else if (ends_with(s.name, "_paths_with_loss", &type)) {
+      row().lossy_paths = s.value;
+    } else if (ends_with(s.name, "_paths", &type)) {
+      row().paths = s.value;
+    } else if (ends_with(s.name, "_sent_total", &type)) {
+      row().sent = s.value;
+    } else if (ends_with(s.name, "_loss_total", &type) &&
+               type.find("icmp_errors") == std::string_view::npos) {
+      row().lost = s.value;
+    } else if (ends_with(s.name, "_loss_ratio", &type) && type.find("path") == std::string_view::npos) {
+      row().last_loss = s.value;
+    } else if (ends_with(s.name, "_round_trip_seconds", &type) && s.labels.count("percentile")) {
+      row().rtt[label(s, "percentile")] = s.value;
+    }
+  }
+  for (auto& [key, row] : rows) {
+    if (row.last_loss >= 1) row.rtt.clear();  // "0 without answer": no round trip to show
+    out.rows.push_back(std::move(row));
+  }
+  std::stable_sort(out.rows.begin(), out.rows.end(), [](const StatusRow& a, const StatusRow& b) {
+    const double al = a.sent > 0 ? a.lost / a.sent : 0, bl = b.sent > 0 ? b.lost / b.sent : 0;
+    return std::make_tuple(a.last_loss, al) > std::make_tuple(b.last_loss, bl);
+  });
+  out.rows_total = out.rows.size();
+  if (out.rows.size() > max_rows) out.rows.resize(max_rows);
+  return out;
+}
+
+std::string status_json(const StatusSnapshot& status) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& r : status.rows) {
+    nlohmann::json rtt = nlohmann::json::object();
+    for (const auto& [p, v] : r.rtt) rtt["p" + p] = v;
+    rows.push_back(
+        {{"type", r.type},
+         {"destination", r.destination},
+         {"group", r.group},
+         {"address_family", r.address_family},
+         {"sent", r.sent},
+         {"lost", r.lost},
+         {"loss_ratio_since_start", r.sent > 0 ? nlohmann::json(r.lost / r.sent) : nlohmann::json()},
+         {"loss_ratio_last_iteration", number_or_null(r.last_loss)},
+         {"rtt_seconds_last_iteration", rtt},
+         {"worst_path_loss_ratio", number_or_null(r.worst_path_loss)},
+         {"paths", number_or_null(r.paths)},
+         {"paths_with_loss", number_or_null(r.lossy_paths)}});
+  }
+  nlohmann::json out = {{"probe_name", status.probe_name},
+                        {"version", status.version},
+                        {"generated_at", static_cast<long long>(std::time(nullptr))},
+                        {"process",
+                         {{"worker_restarts", status.worker_restarts},
+                          {"send_errors", status.send_errors},
+                          {"capture_packets_dropped", status.capture_dropped},
+                          {"last_reload_failed", status.reload_failed != 0},
+                          {"iteration_seconds", number_or_null(status.iteration_seconds)}}},
+                        {"targets_shown", status.rows.size()},
+                        {"targets_total", status.rows_total},
+                        {"targets", rows}};
+  return out.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+std::string status_html(const StatusSnapshot& status) {
+  std::string h;
+  h += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">";
+  h += "<meta name=\"viewport\" content=\"width=device-width\">";
+  h += fmt::format("<title>netprobe {}</title>", escape_html(status.probe_name));
+  h += "<style>body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}"
+       "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+       "td.l,th.l{text-align:left}th{background:#f4f4f4}.bad{color:#b00;font-weight:bold}"
+       "dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}dt{color:#666}</style>";
+  h += "</head><body>\n";
+  h += fmt::format("<h1>netprobe <code>{}</code></h1>\n", escape_html(status.probe_name));
+  char when[64];
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  h += fmt::format(
+      "<p>version {} &middot; {} &middot; <a href=\"/status.json\">JSON</a> &middot; "
+      "<a href=\"/metrics\">metrics</a></p>\n",
+      escape_html(status.version), when);
+  h += "<h2>Process</h2>\n<dl>";
+  h += fmt::format("<dt>worker restarts</dt><dd{}>{:g}</dd>",
+                   status.worker_restarts > 0 ? " class=\"bad\"" : "", status.worker_restarts);
+  h += fmt::format("<dt>send errors</dt><dd{}>{:g}</dd>", status.send_errors > 0 ? " class=\"bad\"" : "",
+                   status.send_errors);
+  h += fmt::format("<dt>capture drops</dt><dd{}>{:g}</dd>",
+                   status.capture_dropped > 0 ? " class=\"bad\"" : "", status.capture_dropped);
+  h += fmt::format("<dt>last reload</dt><dd{}>{}</dd>", status.reload_failed != 0 ? " class=\"bad\"" : "",
+                   status.reload_failed != 0 ? "FAILED" : "ok");
+  h += fmt::format("<dt>iteration time</dt><dd>{}</dd></dl>\n", millis(status.iteration_seconds));
+  h += fmt::format("<h2>Targets</h2>\n<p>{} of {} (target, group) pairs, worst first.</p>\n",
+                   status.rows.size(), status.rows_total);
+  std::vector<std::string> percentiles;
+  for (const auto& r : status.rows)
+    for (const auto& [p, v] : r.rtt)
+      if (std::find(percentiles.begin(), percentiles.end(), p) == percentiles.end()) percentiles.push_back(p);
+  std::sort(percentiles.begin(), percentiles.end(), [](const std::string& a, const std::string& b) {
+    return std::atof(a.c_str()) < std::atof(b.c_str());
+  });
+  h += "<table><tr><th class=\"l\">target</th><th class=\"l\">group</th><th class=\"l\">type</th>"
+       "<th>loss (last iteration)</th><th>loss (since start)</th><th>sent</th>";
+  for (const auto& p : percentiles) h += fmt::format("<th>p{} RTT</th>", escape_html(p));
+  h += "<th>worst path loss</th><th>lossy paths</th></tr>\n";
+  for (const auto& r : status.rows) {
+    const double since = r.sent > 0 ? r.lost / r.sent : -1;
+    h += fmt::format("<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{} {}</td>",
+                     escape_html(r.destination), escape_html(r.group), escape_html(r.type),
+                     escape_html(r.address_family));
+    h += fmt::format("<td style=\"background:{}\">{}</td>", loss_colour(r.last_loss), percent(r.last_loss));
+    h += fmt::format("<td style=\"background:{}\">{}</td><td>{:g}</td>", loss_colour(since), percent(since),
+                     r.sent);
+    for (const auto& p : percentiles) {
+      const auto it = r.rtt.find(p);
+      h += fmt::format("<td>{}</td>", it == r.rtt.end() ? "-" : millis(it->second));
+    }
+    h += fmt::format("<td style=\"background:{}\">{}</td>", loss_colour(r.worst_path_loss),
+                     percent(r.worst_path_loss));
+    h += fmt::format("<td>{}</td></tr>\n",
+                     r.paths < 0 ? std::string("-") : fmt::format("{:g} / {:g}", r.lossy_paths, r.paths));
+  }
+  h += "</table>\n</body></html>\n";
+  return h;
+}
+
+}  // namespace netprobe

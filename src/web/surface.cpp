@@ -1,0 +1,79 @@
+#include "web/surface.h"
+
+#include <set>
+
+#include <fmt/format.h>
+
+#include "web/web_config.h"
+
+namespace netprobe::web {
+
+Result<std::vector<http::Options>> server_options(const WebSettings& settings, const std::string& address,
+                                                  int port) {
+  std::vector<http::Options> out;
+  auto add = [&](const std::string& host, int p) {
+    http::Options o;
+    o.address = host;
+    o.port = p;
+    if (settings.users) {
+      o.authenticate = [users = settings.users](std::string_view user, std::string_view password) {
+        return users->check(user, password);
+      };
+    } else {
+      o.auth = settings.env_auth;
+    }
+    o.tls = settings.tls;
+    o.headers = settings.headers;
+    out.push_back(std::move(o));
+  };
+  if (settings.listen_addresses.empty()) {
+    add(address, port);
+    return out;
+  }
+  std::set<std::string> seen;
+  for (const auto& text : settings.listen_addresses) {
+    const auto hp = http::parse_host_port(text);
+    if (!hp)
+      return Error{fmt::format(
+          "--web.listen-address '{}': expected HOST:PORT with an IPv4 or IPv6 address (IPv6 in brackets: "
+          "[::1]:9377) or :PORT for every address",
+          text)};
+    const auto listen = http::parse_listen_address(hp->address, hp->port);
+    if (!seen.insert(listen->text).second)
+      return Error{fmt::format("--web.listen-address {} is given twice", listen->text)};
+    add(hp->address, hp->port);
+  }
+  return out;
+}
+
+Status load_web_config(const std::string& path, WebSettings& settings, std::string* warning) {
+  auto config = read_web_config(path);
+  if (!config.ok()) return Error{fmt::format("--web.config.file {}: {}", path, config.error().message)};
+  if (config->tls) {
+    auto tls = http::TlsContext::create(*config->tls);
+    if (!tls.ok()) return Error{fmt::format("--web.config.file {}: {}", path, tls.error().message)};
+    settings.tls = std::move(tls).value();
+  }
+  if (!config->users.empty()) {
+    if (settings.env_auth && warning)
+      *warning = fmt::format(
+          "--web.config.file {} has basic_auth_users: they decide who may read /metrics, and "
+          "PROM_USER/PROM_PASSWORD are ignored",
+          path);
+    settings.users = std::make_shared<UserTable>(std::move(config->users));
+  }
+  settings.headers = std::move(config->headers);
+  return {};
+}
+
+std::string describe_listeners(const std::vector<http::Options>& options) {
+  std::string out;
+  for (const auto& o : options) {
+    const auto listen = http::parse_listen_address(o.address, o.port);
+    if (!out.empty()) out += ", ";
+    out += listen ? listen->text : o.address;
+  }
+  return out;
+}
+
+}  // namespace netprobe::web

@@ -1,0 +1,183 @@
+// src/web: bcrypt users (right, wrong, unknown, NUL, the remembered password), the hash format table, the
+// web configuration reader (paths, defaults, the GnuTLS priority string), --web.listen-address settings.
+// The verdicts on whole files are checked against promtool in tests/integration/test_web_config.py.
+#include <crypt.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "http/tls.h"
+#include "web/surface.h"
+#include "web/users.h"
+#include "web/web_config.h"
+
+namespace netprobe::web {
+namespace {
+
+std::string hash(const char* password, int cost = 4) {
+  char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+  EXPECT_NE(crypt_gensalt_rn("$2b$", static_cast<unsigned long>(cost), nullptr, 0, salt, sizeof salt),
+            nullptr);
+  crypt_data data{};
+  return crypt_rn(password, salt, &data, sizeof data);
+}
+
+constexpr auto kAllow = http::AuthVerdict::kAllow;
+constexpr auto kDeny = http::AuthVerdict::kDeny;
+
+TEST(web_Users, RightWrongUnknown) {
+  UserTable users({{"alice", hash("a-pw")}, {"bob", hash("b-pw", 5)}});
+  for (int round = 0; round < 2; ++round) {  // the second round hits the remembered passwords
+    EXPECT_EQ(users.check("alice", "a-pw"), kAllow);
+    EXPECT_EQ(users.check("bob", "b-pw"), kAllow);
+    EXPECT_EQ(users.check("alice", "b-pw"), kDeny);
+    EXPECT_EQ(users.check("bob", "a-pw"), kDeny);
+    EXPECT_EQ(users.check("carol", "a-pw"), kDeny);
+    EXPECT_EQ(users.check("", ""), kDeny);
+    EXPECT_EQ(users.check("alice", ""), kDeny);
+    EXPECT_EQ(users.check("alice", std::string_view("a-pw\0x", 6)), kDeny);
+    EXPECT_EQ(users.check("Alice", "a-pw"), kDeny);
+  }
+}
+
+// Wrong passwords in parallel: one bcrypt at a time, the others answered kBusy at once (never a wait); the
+// remembered good password still gets in while a bcrypt runs.
+TEST(web_Users, OneBcryptAtATime) {
+  UserTable users({{"alice", hash("a-pw", 8)}});
+  ASSERT_EQ(users.check("alice", "a-pw"), kAllow);  // remembered from now on
+  std::atomic<int> busy{0}, denied{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&] {
+      for (int j = 0; j < 3; ++j) {
+        const auto v = users.check("alice", "wrong");
+        (v == http::AuthVerdict::kBusy ? busy : denied)++;
+      }
+    });
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(users.check("alice", "a-pw"), kAllow);
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(busy + denied, 12);
+  EXPECT_GE(denied, 1);
+}
+
+TEST(web_Users, HashFormat) {
+  const std::string good = hash("pw");
+  struct Case {
+    std::string hash;
+    bool ok;
+  };
+  for (const auto& c : std::vector<Case>{
+           {good, true},
+           {"$2a$" + good.substr(4), true},
+           {"$2y$" + good.substr(4), true},
+           {"$2x$" + good.substr(4), false},
+           {"$2$" + good.substr(4), false},
+           {"$2b$03$" + good.substr(7), false},
+           {"$2b$32$" + good.substr(7), false},
+           {"$2b$1a$" + good.substr(7), false},
+           {good.substr(0, 59), false},
+           {good + "x", false},
+           {good.substr(0, 59) + "!", false},
+           {"secret", false},
+           {"", false},
+       }) {
+    std::string why;
+    EXPECT_EQ(valid_bcrypt_hash(c.hash, &why), c.ok) << c.hash << ": " << why;
+    if (!c.ok) {
+      EXPECT_FALSE(why.empty());
+    }
+  }
+}
+
+TEST(web_Config, DefaultsAndPaths) {
+  auto c = parse_web_config(
+      "tls_server_config:\n  cert_file: s.crt\n  key_file: /abs/s.key\n"
+      "http_server_config:\n  headers:\n    X-Frame-Options: deny\n",
+      "/etc/netprobe");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  ASSERT_TRUE(c->tls);
+  EXPECT_EQ(c->tls->cert_file, "/etc/netprobe/s.crt");
+  EXPECT_EQ(c->tls->key_file, "/abs/s.key");
+  EXPECT_EQ(c->tls->client_auth, http::ClientAuth::kNone);
+  // exporter-toolkit's defaults: TLS 1.2 and 1.3, the server's preference.
+  EXPECT_EQ(c->tls->priorities, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SERVER_PRECEDENCE");
+  ASSERT_EQ(c->headers.size(), 1u);
+  EXPECT_EQ(c->headers[0].first, "X-Frame-Options");
+  EXPECT_TRUE(c->users.empty());
+
+  auto none = parse_web_config("http_server_config: {http2: false}\n", "/x");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->tls);
+  EXPECT_FALSE(none->http2);
+}
+
+TEST(web_Config, PriorityStrings) {
+  struct Case {
+    std::vector<std::string> suites, curves;
+    int min, max;
+    bool prefer;
+    const char* expected;  // nullptr: an error
+  };
+  for (const auto& c : std::vector<Case>{
+           {{}, {}, http::kTls13, http::kTls13, false, "NORMAL:-VERS-ALL:+VERS-TLS1.3"},
+           {{"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"},
+            {"X25519"},
+            http::kTls12,
+            http::kTls12,
+            true,
+            "NORMAL:-KX-ALL:-CIPHER-ALL:-MAC-ALL:+ECDHE-RSA:+ECDHE-ECDSA:+AES-128-GCM:+AEAD:-VERS-ALL:+VERS-"
+            "TLS1.2:"
+            "-GROUP-ALL:+GROUP-X25519:%SERVER_PRECEDENCE"},
+           {{"TLS_RSA_WITH_AES_128_CBC_SHA"},
+            {},
+            http::kTls10,
+            http::kTls12,
+            false,
+            "NORMAL:-KX-ALL:-CIPHER-ALL:-MAC-ALL:+RSA:+AES-128-CBC:+SHA1:-VERS-ALL:+VERS-TLS1.2:+VERS-TLS1.1:"
+            "+VERS-"
+            "TLS1.0"},
+           {{"TLS_RSA_WITH_RC4_128_SHA"}, {}, http::kTls12, http::kTls13, false, nullptr},
+           {{}, {"P-256"}, http::kTls12, http::kTls13, false, nullptr},
+           {{}, {}, http::kTls13, http::kTls12, false, nullptr},
+       }) {
+    auto p = http::tls_priorities(c.suites, c.curves, c.min, c.max, c.prefer);
+    if (c.expected) {
+      ASSERT_TRUE(p.ok()) << p.error().message;
+      EXPECT_EQ(*p, c.expected);
+    } else {
+      EXPECT_FALSE(p.ok()) << *p;
+    }
+  }
+}
+
+TEST(web_Surface, UsersWinOverTheEnvironment) {
+  WebSettings settings;
+  settings.env_auth = BasicAuth{"env", "pw"};
+  auto env_only = server_options(settings, "127.0.0.1", 0);
+  ASSERT_TRUE(env_only.ok());
+  ASSERT_EQ(env_only->size(), 1u);
+  EXPECT_TRUE((*env_only)[0].auth);
+  EXPECT_FALSE((*env_only)[0].authenticate);
+
+  settings.users = std::make_shared<UserTable>(std::map<std::string, std::string>{{"file", hash("pw")}});
+  settings.listen_addresses = {"127.0.0.1:0", "[::1]:0"};
+  auto both = server_options(settings, "ignored", 1);
+  ASSERT_TRUE(both.ok());
+  ASSERT_EQ(both->size(), 2u);
+  for (const auto& o : *both) {
+    EXPECT_FALSE(o.auth);
+    ASSERT_TRUE(o.authenticate);
+    EXPECT_EQ(o.authenticate("file", "pw"), kAllow);
+    EXPECT_EQ(o.authenticate("env", "pw"), kDeny);
+  }
+  EXPECT_EQ(describe_listeners(*both), "127.0.0.1:0, [::1]:0");
+}
+
+}  // namespace
+}  // namespace netprobe::web
