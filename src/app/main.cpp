@@ -172,7 +172,7 @@ int main(int argc, char** argv) {
   pathloss->add_option("--sports", pathloss_options.sports, "the flows' source ports, 40001,40007");
   pathloss->add_option("--sport-range", pathloss_options.sport_range, "the flows' source ports A-B");
   pathloss->add_option("--probes-per-hop", pathloss_options.probes_per_hop,
-                       "probes per (flow, TTL), default 300");
+                       "probes per (flow, TTL), default 1000");
   pathloss->add_option("--compare-healthy", pathloss_options.compare_healthy,
                        "reference flows (the next source ports), default 4");
   pathloss->add_option("--first-ttl", pathloss_options.first_ttl, "first TTL (default 1)");

@@ -12,7 +12,7 @@ struct PathlossCliOptions {
   std::optional<int> dst_port;
   std::optional<std::string> sports;       // --sports 40001,40007
   std::optional<std::string> sport_range;  // --sport-range A-B
-  int probes_per_hop = 300;
+  int probes_per_hop = 1000;               // docs/trace.md#power
   int compare_healthy = 4;
   int first_ttl = 1;
   int max_ttl = 30;

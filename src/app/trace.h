@@ -1,6 +1,11 @@
 #pragma once
+#include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+
+#include "session/session.h"
+#include "trace/prober.h"
 
 namespace netprobe {
 
@@ -29,17 +34,8 @@ struct TraceCliOptions {
 int run_trace(const TraceCliOptions& options);
 
 inline constexpr int kTraceDefaultSport = 33434;  // the first source port when none is given
-inline constexpr int kTraceDefaultFlows = 1;      // flows traced without --sport-range or --mda
-
-}  // namespace netprobe
 
 // Shared by `netprobe trace` and `netprobe pathloss` (implemented in trace.cpp).
-#include <memory>
-
-#include "session/session.h"
-#include "trace/prober.h"
-
-namespace netprobe {
 
 // Opens the session (capabilities dropped), resolves `name` (first address of the family asked) and asks the
 // kernel for the source address. Returns 0 and fills `target` and `session`, or an exit code after printing
