@@ -156,20 +156,18 @@ int run_trace(const TraceCliOptions& o) {
   if (dport < 1 || dport > 65535) return usage_error(fmt::format("-p: {} is not a port", dport));
   std::vector<uint16_t> sports;
   if (o.sport_range) {
-    if (!ports) return usage_error("--sport-range: ICMP echo has no ports (one flow)");
     const auto r = parse_port_range(*o.sport_range, kMaxSportRange);
     if (!r)
       return usage_error(
           fmt::format("--sport-range: \"{}\" is not A-B with 1 <= A <= B <= 65535, at most {} ports",
                       o.sport_range->substr(0, 16), kMaxSportRange));
     for (int p = r->first; p <= r->second; ++p) sports.push_back(uint16_t(p));
-  } else if (o.mda && ports) {
+  } else if (o.mda) {
     for (int p = kTraceDefaultSport; p < kTraceDefaultSport + o.max_flows && p <= 65535; ++p)
       sports.push_back(uint16_t(p));
   } else {
     sports.push_back(uint16_t(kTraceDefaultSport));
   }
-  if (!ports) sports.resize(1);  // ICMP echo: one flow (docs/trace.md#icmp)
 
   StopSignals stop_signals;  // before any thread exists
   TraceTarget target;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <map>
 
+#include "probes/icmp_echo.h"
+
 namespace netprobe {
 
 std::string_view to_string(HopReply::Kind kind) {
@@ -76,11 +78,15 @@ Plan build_trace_plan(const TraceTarget& target, std::span<const ProbeSpec> prob
       params.dst = target.dst;
       params.dst_port = target.dst_port;
       params.ttl = s.ttl;
+      // ICMP echo: its checksum is the flow's id (Paris traceroute), held by a payload word.
+      const bool paris = target.type == ProbeType::kIcmpPing;
+      if (paris) params.ip_payload_size = 10;
       plan.templates.push_back(probe.make_template(params));
+      if (paris) make_paris_checksum(plan.templates.back());
       plan.template_buckets.push_back(0);
       plan.template_flows.push_back({0, 0, 1});  // no per-path tally: trace keeps its own per flow
     }
-    plan.probes.push_back({it->second, 0, probe.has_ports() ? s.sport : uint16_t(0)});
+    plan.probes.push_back({it->second, 0, s.sport});  // ICMP echo: the flow's id, its checksum
   }
   return plan;
 }

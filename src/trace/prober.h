@@ -26,7 +26,7 @@ struct TraceTarget {
   uint16_t dst_port = 0;  // 0 for ICMPping
 };
 
-// One TTL-limited probe: a flow (its source port) and a TTL.
+// One TTL-limited probe: a flow (its source port; ICMP echo: its checksum) and a TTL.
 struct ProbeSpec {
   uint16_t sport = 0;
   uint8_t ttl = 0;
@@ -66,7 +66,8 @@ struct AddrLess {
 HopReply hop_reply_of(const ProbeEvent& event, const IpAddress& dst);
 
 // The plan of one batch of probes, in the given order: a template per distinct TTL (probe_for(type)
-// .make_template() with params.ttl set), one bucket and one target, no tracked flows (src/paths is not
+// .make_template() with params.ttl set; ICMP echo with the flow's id as its checksum,
+// make_paris_checksum()), one bucket and one target, no tracked flows (src/paths is not
 // involved), paced at `rate_pps` (the per-target gap and the cap).
 Plan build_trace_plan(const TraceTarget& target, std::span<const ProbeSpec> probes, double timeout_s,
                       double rate_pps);

@@ -59,6 +59,11 @@ const HopNode* node_at(const TraceGraph& g, int ttl, const std::string& addr) {
   return nullptr;
 }
 
+// What tells the flows apart: the source port, or the ICMP echo checksum (docs/trace.md).
+const char* flow_ids(const TraceTarget& t) {
+  return t.type == ProbeType::kIcmpPing ? "checksum(s)" : "source port(s)";
+}
+
 // The start of a suspect link: "2 192.0.2.1", or "prober".
 std::string from_text(int ttl, bool known, const IpAddress& from) {
   return known ? fmt::format("{} {}", ttl - 1, from.to_string()) : std::string("prober");
@@ -85,7 +90,7 @@ std::string trace_text(const TraceReport& r) {
   s += "\n";
   for (size_t p = 0; p < g.paths.size(); ++p) {
     const TracePath& path = g.paths[p];
-    s += fmt::format("path {}: {} flow(s), source port(s) {}\n", p + 1, path.sports.size(),
+    s += fmt::format("path {}: {} flow(s), {} {}\n", p + 1, path.sports.size(), flow_ids(r.target),
                      port_list(path.sports));
     for (size_t i = 0; i < path.hops.size(); ++i) {
       const int ttl = r.options.first_ttl + int(i);
@@ -114,8 +119,8 @@ std::string trace_text(const TraceReport& r) {
   }
   if (!g.links.empty()) s += "links:\n";
   for (const HopLink& l : g.links)
-    s += fmt::format("  {:>2} {} -> {:>2} {}: {} flow(s), source port(s) {}\n", l.ttl, l.from.to_string(),
-                     l.ttl + 1, l.to.to_string(), l.sports.size(), port_list(l.sports));
+    s += fmt::format("  {:>2} {} -> {:>2} {}: {} flow(s), {} {}\n", l.ttl, l.from.to_string(), l.ttl + 1,
+                     l.to.to_string(), l.sports.size(), flow_ids(r.target), port_list(l.sports));
   s += fmt::format("{} probe(s) sent\n", r.probes_sent);
   return s;
 }

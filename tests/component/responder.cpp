@@ -107,7 +107,9 @@ std::vector<uint8_t> network_reply(std::span<const uint8_t> probe,
   if (ttl < 1 || size_t(ttl) > hops.size()) return reply_to(probe);
   const size_t l4 = v6 ? 40 : size_t(probe[0] & 0x0f) * 4;
   const uint8_t proto = v6 ? probe[6] : probe[9];
-  const uint16_t sport = proto == 1 || proto == 58 ? 0 : uint16_t(probe[l4] << 8 | probe[l4 + 1]);
+  // ICMP echo: the flow is its checksum (Paris traceroute), else the source port.
+  const size_t at = proto == 1 || proto == 58 ? l4 + 2 : l4;
+  const uint16_t sport = uint16_t(probe[at] << 8 | probe[at + 1]);
   auto e = icmp_error(probe, v6 ? 3 : 11, 0);
   const std::string from = network_hop(hops, ttl, sport);
   if (!v6) {

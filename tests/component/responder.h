@@ -22,9 +22,9 @@ std::vector<uint8_t> reply_to(std::span<const uint8_t> probe, ReplyKind kind = R
 std::vector<uint8_t> foreign_reply_to(std::span<const uint8_t> probe);
 
 // A scripted multi-hop network for `netprobe trace` / `pathloss`: hop t (1-based) is one router among
-// `hops[t - 1]` (IPv4 or IPv6 literals), chosen per flow by its source port (sport % count: per-flow ECMP);
-// a probe whose TTL / hop limit is t <= hops.size() gets that router's Time Exceeded quoting it, a probe that
-// gets further the destination's natural answer (reply_to()).
+// `hops[t - 1]` (IPv4 or IPv6 literals), chosen per flow by its source port (ICMP echo: its checksum; sport %
+// count: per-flow ECMP); a probe whose TTL / hop limit is t <= hops.size() gets that router's Time Exceeded
+// quoting it, a probe that gets further the destination's natural answer (reply_to()).
 std::vector<uint8_t> network_reply(std::span<const uint8_t> probe,
                                    const std::vector<std::vector<std::string>>& hops);
 // The router network_reply() picks at `ttl` for source port `sport`.
