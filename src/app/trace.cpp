@@ -11,6 +11,7 @@
 #include <charconv>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -59,8 +60,14 @@ std::map<std::string, std::string> reverse_names(const std::vector<IpAddress>& a
       char host[NI_MAXHOST];
       const bool ok = ::getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, host, sizeof host, nullptr, 0,
                                     NI_NAMEREQD) == 0;
+      // A PTR record is anybody's text: keep host-name characters only, or no name.
+      const std::string name(host, strnlen(host, sizeof host));
+      const bool clean =
+          !name.empty() && name.size() <= 253 &&
+          name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") ==
+              std::string::npos;
       std::lock_guard lock(shared->mu);
-      if (ok) shared->names[a.to_string()] = std::string(host).substr(0, 253);
+      if (ok && clean) shared->names[a.to_string()] = name;
     }
     std::lock_guard lock(shared->mu);
     shared->done = true;

@@ -202,6 +202,32 @@ TEST(TraceReport, JsonTextAndDotLayouts) {
   EXPECT_NE(dot.find("\"1/192.0.2.1\" -> \"2/192.0.2.22\" [label=\"1\"];"), std::string::npos) << dot;
 }
 
+// MPLS labels from a router's ICMP extensions (RFC 4950) reach the hop, the JSON, the text and the DOT label.
+TEST(TraceReport, MplsLabelsOfAHop) {
+  ScriptedNetwork net;
+  net.hops = {{"192.0.2.1"}};
+  TraceReport r;
+  r.target = {"target", ProbeType::kUdpUnreachable, ip("198.51.100.1"), ip("192.0.2.100"), 33434};
+  const std::vector<uint16_t> sports = {40000};
+  r.flows = trace_flows(net, sports, r.options);
+  HopReply& h = r.flows[0].hops[0];
+  h.mpls_count = 2;
+  h.mpls[0] = {16004, 0, false, 1};
+  h.mpls[1] = {24001, 5, true, 1};
+  r.names["192.0.2.1"] = "core1.example.net";
+  EXPECT_NE(
+      trace_json(r).find(
+          R"("mpls":[{"bottom":false,"label":16004,"tc":0,"ttl":1},{"bottom":true,"label":24001,"tc":5,"ttl":1}])"),
+      std::string::npos);
+  EXPECT_NE(trace_json(r).find(R"("name":"core1.example.net")"), std::string::npos);
+  const std::string text = trace_text(r);
+  EXPECT_NE(text.find("   1  core1.example.net (192.0.2.1)  1.000 ms  time_exceeded:0  "
+                      "[MPLS L=16004,TC=0,S=0,TTL=1 L=24001,TC=5,S=1,TTL=1]\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(trace_dot(r).find("MPLS L=16004"), std::string::npos);
+}
+
 TEST(PathlossReport, JsonListsTheSuspects) {
   PathlossReport r;
   r.target = {"target", ProbeType::kTcpSyn, ip("198.51.100.1"), ip("192.0.2.100"), 80};
