@@ -8,7 +8,8 @@
             run to run are masked (RTTs, probe counts, which link a port hashes onto, the flows counted
             through a hop); NETPROBE_UPDATE_GOLDEN=1 rewrites them
   mda       `trace --mda` over 128 source ports finds both next hops at hop 2, and every port's path is the
-            link whose nftables counters saw that flow's probes (the router's choice, seen by the link)
+            link whose nftables counters saw that flow's probes (the router's choice, seen by the link); the
+            same for 8 UDP flows (-2); ICMP echo flows (-1) reach the target through the router and a link
   loss      link A drops 20 % of the probes towards the target: `pathloss` on three ports of A and three of B
             (and two reference flows) names the link A -> target for every A flow and nothing for B flows
   ratelimit the router of link A rate-limits its ICMP errors (icmp_ratelimit 1000 ms, Time Exceeded in the
@@ -107,6 +108,22 @@ def main():
             path_link = [link for link, a in link_hop.items() if f["hops"][1]["address"] == a]
             assert seen == set(path_link), f"sport {f['sport']}: trace says {path_link}, counters say {seen}"
             side[f["sport"]] = path_link[0]
+        # UDP flows too (-2, to a closed port): each port's hop 2 is the link that counted it.
+        before = lab.snapshot()
+        r = netprobe(lab, "trace", target, "-n", "-2", "--sport-range", "43000-43007", "--format", "json")
+        assert r.returncode == 0, r.stdout
+        after = lab.snapshot()
+        for f in json.loads(r.stdout)["flows"]:
+            assert f["reached"] and len(f["hops"]) == 3, f
+            flow = ecmp.Flow(family, "udp", prober, target, f["sport"], 33434)
+            seen = {link for link in ecmp.LINKS if ecmp.delta(after[link], before[link], flow) > 0}
+            assert seen == {link for link, a in link_hop.items() if f["hops"][1]["address"] == a}, (f, seen)
+        # ICMP echo (-1, Paris checksums): reaches the target through the router and one of the links.
+        r = netprobe(lab, "trace", target, "-n", "-1", "--sport-range", "1-4", "--format", "json")
+        assert r.returncode == 0, r.stdout
+        for f in json.loads(r.stdout)["flows"]:
+            assert [h["address"] for h in f["hops"]][0::2] == [router_hop, target], f
+            assert f["hops"][1]["address"] in link_hop.values(), f
         a_ports = sorted(p for p, l in side.items() if l == "A")
         b_ports = sorted(p for p, l in side.items() if l == "B")
         harness.log(f"MDA: {len(doc['flows'])} flows, {len(a_ports)} on A, {len(b_ports)} on B")
