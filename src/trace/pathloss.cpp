@@ -130,8 +130,9 @@ std::vector<PathlossFlow> measure_pathloss(HopProber& prober, std::span<const ui
   std::vector<ProbeSpec> round;
   std::vector<std::pair<size_t, size_t>> owner;  // (flow, hop index)
   const int last_all = furthest;
-  for (int ttl = first; ttl <= last_all; ++ttl)
-    for (size_t i = 0; i < sports.size(); ++i) {
+  // Flow after flow, each one's TTLs in turn: each hop answers one probe in every few, evenly.
+  for (size_t i = 0; i < sports.size(); ++i)
+    for (int ttl = first; ttl <= last_all; ++ttl) {
       const int last = traces[i].reached ? traces[i].end_ttl : furthest;
       if (ttl > last) continue;
       round.push_back({sports[i], uint8_t(ttl)});

@@ -54,7 +54,7 @@ struct PathlossOptions {
 };
 // Traces every flow (its hops, where it ends), then sends probes_per_hop rounds of one probe per (flow, TTL)
 // up to each flow's destination (the furthest destination for flows that never reach it), rounds batched
-// kMaxBatch probes at a time, TTL after TTL, flow after flow.
+// kMaxBatch probes at a time, flow after flow, each one's TTLs in turn.
 std::vector<PathlossFlow> measure_pathloss(HopProber& prober, std::span<const uint16_t> sports,
                                            const std::vector<bool>& reference,
                                            const PathlossOptions& options);

@@ -48,8 +48,9 @@ std::vector<FlowTrace> trace_flows(HopProber& prober, std::span<const uint16_t> 
   for (int round = 0; round <= (last - first) / window && !prober.stopped(); ++round) {
     batch.clear();
     owner.clear();
-    for (int off = 0; off < window; ++off)
-      for (size_t i = 0; i < flows.size(); ++i) {
+    // Flow after flow, each one's TTLs in turn: a hop's probes are spread evenly over the batch.
+    for (size_t i = 0; i < flows.size(); ++i)
+      for (int off = 0; off < window; ++off) {
         const int ttl = next[i] + off;
         if (done[i] || ttl > last) continue;
         batch.push_back({flows[i].sport, uint8_t(ttl)});

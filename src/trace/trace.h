@@ -31,8 +31,8 @@ struct FlowTrace {
   int last_ttl() const { return end_ttl > 0 ? end_ttl : int(hops.size()); }
 };
 
-// Traces every flow: rounds of `window` TTLs for the flows not finished (interleaved: TTL after TTL, flow
-// after flow, so that no hop sees a burst), then the silent hops once more. Bounded: at most
+// Traces every flow: rounds of `window` TTLs for the flows not finished (interleaved: flow after flow,
+// each one's TTLs in turn, so that no hop sees a burst), then the silent hops once more. Bounded: at most
 // attempts x (max_ttl - first_ttl + 1) probes per flow.
 std::vector<FlowTrace> trace_flows(HopProber& prober, std::span<const uint16_t> sports,
                                    const TraceOptions& options);
