@@ -42,7 +42,24 @@ size_t IcmpEchoProbe::craft(const PacketTemplate& tmpl, const PacketFields& fiel
     detail::patch_l4_checksum(tmpl, pkt, wire::kProtoIcmpv6, 8, 2, /*pseudo=*/true,
                               /*zero_means_none=*/false);
   }
+  if (tmpl.paris_checksum && tmpl.l4_payload_size >= 2) {
+    // The checksum computed with the word at 0 is ~S; want ~(S + X) = id, i.e. X = ~id + ~S.
+    const uint16_t computed = wire::load_be16(icmp + 2);
+    const uint16_t x =
+        wire::Checksum().add16(static_cast<uint16_t>(~fields.src_port)).add16(computed).sum16();
+    wire::store_be16(icmp + 8, x);
+    wire::store_be16(icmp + 2, fields.src_port);
+  }
   return n;
+}
+
+bool make_paris_checksum(PacketTemplate& t) {
+  if (t.type != ProbeType::kIcmpPing || t.l4_payload_size < 2) return false;
+  uint8_t* payload = t.bytes.data() + t.l4_offset + 8;
+  payload[0] = payload[1] = 0;
+  t.l4_payload_sum = wire::Checksum().add({payload, t.l4_payload_size}).sum16();
+  t.paris_checksum = true;
+  return true;
 }
 
 void IcmpEchoProbe::capture_clauses(const KeySlice& slice, CaptureClauses& out) const {

@@ -24,4 +24,8 @@ class IcmpEchoProbe final : public Probe {
                std::span<uint8_t> out) const noexcept override;
 };
 
+// Turns an ICMPping template built with at least 2 payload bytes (ip_payload_size >= 10) into a Paris one
+// (PacketTemplate::paris_checksum). False, and `t` unchanged, when it has no room for the word.
+bool make_paris_checksum(PacketTemplate& t);
+
 }  // namespace netprobe

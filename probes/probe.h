@@ -105,6 +105,11 @@ struct PacketTemplate {
   // only the headers it patches and its cost does not grow with ip_payload_size. Set by make_template();
   // whoever edits `bytes` after make_template() must update it.
   uint16_t l4_payload_sum = 0;
+  // ICMPping for `netprobe trace` (Paris traceroute): the echo checksum is held at PacketFields::src_port
+  // (the flow's id) by the first payload word, so that a router hashing ICMP on its checksum keeps every
+  // probe of the flow on one path. Needs l4_payload_size >= 2 and that word zero in `bytes` (and so out of
+  // l4_payload_sum): paris_checksum_template() does both. The daemon never sets it.
+  bool paris_checksum = false;
 };
 
 enum class Verdict : uint8_t {

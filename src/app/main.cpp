@@ -9,8 +9,10 @@
 
 #include "app/check.h"
 #include "app/firewall.h"
+#include "app/pathloss.h"
 #include "app/ping.h"
 #include "app/run.h"
+#include "app/trace.h"
 #include "config/loader.h"
 #include "config/tag_selection.h"
 #include "logging/logging.h"
@@ -174,6 +176,63 @@ int main(int argc, char** argv) {
   ping->add_flag("-4", ping_options.ipv4, "IPv4 address of a name");
   ping->add_flag("-6", ping_options.ipv6, "IPv6 address of a name");
 
+  // netprobe trace / pathloss: Paris traceroute, MDA and the hop that drops a flow (src/app/trace.cpp).
+  netprobe::TraceCliOptions trace_options;
+  auto* trace = app.add_subcommand(
+      "trace",
+      "the hops of each flow (source port) to TARGET, keeping its 5-tuple (Paris traceroute); exit 0 "
+      "when the destination answered");
+  trace->add_option("target", trace_options.target, "host name or address")->required();
+  auto* trace_syn = trace->add_flag_callback(
+      "-S", [&] { trace_options.mode = 'S'; }, "TCP SYN (default)");
+  auto* trace_icmp = trace->add_flag_callback(
+      "-1", [&] { trace_options.mode = '1'; }, "ICMP echo (one flow)");
+  auto* trace_udp = trace->add_flag_callback(
+      "-2", [&] { trace_options.mode = '2'; }, "UDP");
+  trace_syn->excludes(trace_icmp, trace_udp);
+  trace_icmp->excludes(trace_udp);
+  trace->add_option("-p,--destport", trace_options.dst_port, "destination port (default 80 TCP, 33434 UDP)");
+  trace->add_option("--sport-range", trace_options.sport_range,
+                    "source ports A-B: one flow each (MDA: the pool)");
+  trace->add_option("--first-ttl", trace_options.first_ttl, "first TTL (default 1)");
+  trace->add_option("--max-ttl", trace_options.max_ttl, "last TTL (default 30)");
+  trace->add_option("--rate", trace_options.rate_pps, "probes per second (default 100)");
+  trace->add_option("-w,--wait", trace_options.wait_s, "seconds to wait for each answer (default 1)");
+  trace->add_flag("-n", trace_options.numeric, "no reverse DNS");
+  trace->add_flag("--mda", trace_options.mda, "Multipath Detection Algorithm: every next hop of every hop");
+  trace->add_option("--confidence", trace_options.confidence, "MDA confidence, 95 or 99 (default 95)");
+  trace->add_option("--max-flows", trace_options.max_flows, "MDA: at most this many flows (default 256)");
+  trace->add_option("--format", trace_options.format, "text, json or dot");
+  trace->add_flag("-4", trace_options.ipv4, "IPv4 address of a name");
+  trace->add_flag("-6", trace_options.ipv6, "IPv6 address of a name");
+
+  netprobe::PathlossCliOptions pathloss_options;
+  auto* pathloss = app.add_subcommand(
+      "pathloss",
+      "which hop drops these flows: TTL-limited probes per (flow, hop), a verdict per flow; exit 1 "
+      "when a suspect link is named");
+  pathloss->add_option("target", pathloss_options.target, "host name or address")->required();
+  auto* pl_syn = pathloss->add_flag_callback(
+      "-S", [&] { pathloss_options.mode = 'S'; }, "TCP SYN (default)");
+  auto* pl_udp = pathloss->add_flag_callback(
+      "-2", [&] { pathloss_options.mode = '2'; }, "UDP");
+  pl_syn->excludes(pl_udp);
+  pathloss->add_option("-p,--destport", pathloss_options.dst_port,
+                       "destination port (default 80 TCP, 33434 UDP)");
+  pathloss->add_option("--sports", pathloss_options.sports, "the flows' source ports, 40001,40007");
+  pathloss->add_option("--sport-range", pathloss_options.sport_range, "the flows' source ports A-B");
+  pathloss->add_option("--probes-per-hop", pathloss_options.probes_per_hop,
+                       "probes per (flow, TTL), default 1000");
+  pathloss->add_option("--compare-healthy", pathloss_options.compare_healthy,
+                       "reference flows (the next source ports), default 4");
+  pathloss->add_option("--first-ttl", pathloss_options.first_ttl, "first TTL (default 1)");
+  pathloss->add_option("--max-ttl", pathloss_options.max_ttl, "last TTL (default 30)");
+  pathloss->add_option("--rate", pathloss_options.rate_pps, "probes per second (default 1000)");
+  pathloss->add_option("-w,--wait", pathloss_options.wait_s, "seconds to wait for each answer (default 1)");
+  pathloss->add_option("--format", pathloss_options.format, "text or json");
+  pathloss->add_flag("-4", pathloss_options.ipv4, "IPv4 address of a name");
+  pathloss->add_flag("-6", pathloss_options.ipv6, "IPv6 address of a name");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -192,6 +251,11 @@ int main(int argc, char** argv) {
     netprobe::setup_logging();
     spdlog::set_level(spdlog::level::warn);
     return netprobe::run_ping(ping_options);
+  }
+  if (*trace || *pathloss) {
+    netprobe::setup_logging();
+    spdlog::set_level(spdlog::level::warn);
+    return *trace ? netprobe::run_trace(trace_options) : netprobe::run_pathloss(pathloss_options);
   }
   if (*check) return check_config(check_path);
   if (*web_check) return check_web_config(web_check_path);

@@ -2,6 +2,8 @@
 
 #include <tins/tins.h>
 
+#include <string>
+
 namespace netprobe::testing {
 namespace {
 
@@ -91,6 +93,35 @@ std::vector<uint8_t> foreign_reply_to(std::span<const uint8_t> probe) {
   else
     copy[4] ^= 0x5a;  // IP-ID
   return reply_to(copy);
+}
+
+std::string network_hop(const std::vector<std::vector<std::string>>& hops, int ttl, uint16_t sport) {
+  const auto& routers = hops[size_t(ttl) - 1];
+  return routers[sport % routers.size()];
+}
+
+std::vector<uint8_t> network_reply(std::span<const uint8_t> probe,
+                                   const std::vector<std::vector<std::string>>& hops) {
+  const bool v6 = (probe[0] >> 4) == 6;
+  const int ttl = v6 ? probe[7] : probe[8];
+  if (ttl < 1 || size_t(ttl) > hops.size()) return reply_to(probe);
+  const size_t l4 = v6 ? 40 : size_t(probe[0] & 0x0f) * 4;
+  const uint8_t proto = v6 ? probe[6] : probe[9];
+  // ICMP echo: the flow is its checksum (Paris traceroute), else the source port.
+  const size_t at = proto == 1 || proto == 58 ? l4 + 2 : l4;
+  const uint16_t sport = uint16_t(probe[at] << 8 | probe[at + 1]);
+  auto e = icmp_error(probe, v6 ? 3 : 11, 0);
+  const std::string from = network_hop(hops, ttl, sport);
+  if (!v6) {
+    Tins::IP ip(e.data(), uint32_t(e.size()));
+    ip.src_addr(Tins::IPv4Address(from));
+    ip.ttl(uint8_t(65 - ttl));
+    return ip.serialize();
+  }
+  Tins::IPv6 ip(e.data(), uint32_t(e.size()));
+  ip.src_addr(Tins::IPv6Address(from));
+  ip.hop_limit(uint8_t(65 - ttl));
+  return ip.serialize();
 }
 
 }  // namespace netprobe::testing

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace netprobe::testing {
@@ -19,5 +20,14 @@ std::vector<uint8_t> reply_to(std::span<const uint8_t> probe, ReplyKind kind = R
 // The same answer with its token damaged (ack / echo id / quoted IP-ID changed): a reply to a probe we
 // never sent.
 std::vector<uint8_t> foreign_reply_to(std::span<const uint8_t> probe);
+
+// A scripted multi-hop network for `netprobe trace` / `pathloss`: hop t (1-based) is one router among
+// `hops[t - 1]` (IPv4 or IPv6 literals), chosen per flow by its source port (ICMP echo: its checksum; sport %
+// count: per-flow ECMP); a probe whose TTL / hop limit is t <= hops.size() gets that router's Time Exceeded
+// quoting it, a probe that gets further the destination's natural answer (reply_to()).
+std::vector<uint8_t> network_reply(std::span<const uint8_t> probe,
+                                   const std::vector<std::vector<std::string>>& hops);
+// The router network_reply() picks at `ttl` for source port `sport`.
+std::string network_hop(const std::vector<std::vector<std::string>>& hops, int ttl, uint16_t sport);
 
 }  // namespace netprobe::testing

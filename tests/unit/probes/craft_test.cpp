@@ -319,5 +319,38 @@ TEST(probes, TcpAckMatches) {
     EXPECT_EQ(tcp_ack_matches(r.seq, r.payload, r.ack, r.flags), r.match) << r.description;
 }
 
+// Paris traceroute's ICMP echo (`netprobe trace -1`): whatever the token, the checksum is the flow's id
+// (PacketFields::src_port), the message still checksums right, and id/seq still carry the token.
+TEST(probes, ParisIcmpChecksumIsTheFlowsIdWhateverTheToken) {
+  for (const AddressFamily af : {AddressFamily::kV4, AddressFamily::kV6}) {
+    const bool v4 = af == AddressFamily::kV4;
+    ProbeParams params;
+    params.af = af;
+    params.src = *IpAddress::parse(v4 ? "192.0.2.1" : "2001:db8::1");
+    params.dst = *IpAddress::parse(v4 ? "198.51.100.1" : "2001:db8::2");
+    params.ip_payload_size = 8;  // bare header: no room for the word
+    const IcmpEchoProbe probe;
+    PacketTemplate bare = probe.make_template(params);
+    EXPECT_FALSE(make_paris_checksum(bare));
+    params.ip_payload_size = 12;
+    PacketTemplate t = probe.make_template(params);
+    ASSERT_TRUE(make_paris_checksum(t));
+    for (const uint16_t flow : {uint16_t(0x1234), uint16_t(0xffff), uint16_t(0)})
+      for (const uint32_t token : {0x00000001u, 0xdeadbeefu, 0x7fff8000u}) {
+        std::vector<uint8_t> out(256);
+        const size_t n = probe.craft(t, PacketFields{params.src, flow, token}, out);
+        ASSERT_GT(n, 0u);
+        const uint8_t* icmp = out.data() + t.l4_offset;
+        EXPECT_EQ(wire::load_be16(icmp + 2), flow);
+        EXPECT_EQ(uint32_t(wire::load_be16(icmp + 4)) << 16 | wire::load_be16(icmp + 6), token);
+        wire::Checksum sum;
+        if (!v4)
+          wire::add_pseudo_header(sum, af, out.data() + 8, out.data() + 24, 58, uint32_t(n - t.l4_offset));
+        sum.add({icmp, n - t.l4_offset});
+        EXPECT_EQ(sum.finish(), 0) << int(v4) << " " << flow << " " << token;
+      }
+  }
+}
+
 }  // namespace
 }  // namespace netprobe
