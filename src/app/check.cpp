@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "app/cli_output.h"
 #include "app/stop_signals.h"
 #include "config/loader.h"
 #include "config/tag_selection.h"
@@ -59,10 +60,7 @@ nlohmann::json to_json(const Check& c) {
   return j;
 }
 
-int usage_error(const std::string& message) {
-  std::fprintf(stderr, "netprobe check: %s\n", message.c_str());
-  return kCheckUnknown;
-}
+int usage_error(const std::string& message) { return command_usage_error("check", message, kCheckUnknown); }
 
 }  // namespace
 
@@ -152,10 +150,7 @@ int run_check(const CheckOptions& options) {
       if (auto it = not_probed.find(name); it != not_probed.end()) c.not_probed = it->second;
     }
 
-  auto print_text = [](const std::string& s) {
-    std::fwrite(s.data(), 1, s.size(), stdout);
-    std::fflush(stdout);
-  };
+  auto print_text = [](const std::string& s) { print_stdout(s); };
   const bool streaming = options.unbuffered && options.format == "text";
   if (streaming)
     for (const auto& [key, c] : checks)

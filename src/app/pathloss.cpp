@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "app/cli_output.h"
 #include "app/stop_signals.h"
 #include "app/trace.h"
 #include "trace/pathloss.h"
@@ -22,10 +23,7 @@ namespace {
 constexpr int kMaxFlows = 256;
 constexpr int kMaxProbesPerHop = 100000;
 
-int usage_error(const std::string& message) {
-  std::fprintf(stderr, "netprobe pathloss: %s\n", message.c_str());
-  return EX_USAGE;
-}
+int usage_error(const std::string& message) { return command_usage_error("pathloss", message, EX_USAGE); }
 
 }  // namespace
 

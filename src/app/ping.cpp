@@ -24,7 +24,9 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "app/cli_output.h"
 #include "app/stop_signals.h"
+#include "core/sockaddr.h"
 #include "engine/iteration.h"
 #include "probes/probe.h"
 #include "probes/reply_info.h"
@@ -46,15 +48,9 @@ constexpr double kChunkSpanTimeouts = 4;  // a chunk spans 4 x -W when -W exceed
 constexpr Nanos kDnsBudget = std::chrono::seconds(10);
 constexpr Nanos kSleepSlice = std::chrono::milliseconds(100);  // a Ctrl-C is seen within it
 
-int usage_error(const std::string& message) {
-  std::fprintf(stderr, "netprobe ping: %s\n", message.c_str());
-  return EX_USAGE;
-}
+int usage_error(const std::string& message) { return command_usage_error("ping", message, EX_USAGE); }
 
-void out(const std::string& s) {
-  std::fwrite(s.data(), 1, s.size(), stdout);
-  std::fflush(stdout);
-}
+void out(const std::string& s) { print_stdout(s); }
 
 std::optional<int> parse_int(std::string_view s) {
   int v = 0;
@@ -89,26 +85,13 @@ std::optional<int> parse_tos(std::string s) {
   return v;
 }
 
-std::optional<IpAddress> address_of(const sockaddr* sa) {
-  if (!sa) return std::nullopt;
-  if (sa->sa_family == AF_INET)
-    return IpAddress::from_bytes(
-        AddressFamily::kV4,
-        reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in*>(sa)->sin_addr));
-  if (sa->sa_family == AF_INET6)
-    return IpAddress::from_bytes(
-        AddressFamily::kV6,
-        reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr));
-  return std::nullopt;
-}
-
 // This host's addresses with their interface (getifaddrs: no privilege, no packet).
 std::vector<std::pair<std::string, IpAddress>> interface_addresses() {
   std::vector<std::pair<std::string, IpAddress>> out;
   ifaddrs* list = nullptr;
   if (getifaddrs(&list) != 0) return out;
   for (ifaddrs* i = list; i; i = i->ifa_next)
-    if (auto a = address_of(i->ifa_addr); a && i->ifa_name) out.emplace_back(i->ifa_name, *a);
+    if (auto a = from_sockaddr(i->ifa_addr); a && i->ifa_name) out.emplace_back(i->ifa_name, *a);
   freeifaddrs(list);
   return out;
 }

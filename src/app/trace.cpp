@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "app/cli_output.h"
 #include "app/stop_signals.h"
 #include "core/sockaddr.h"
 #include "sched/target_plan.h"
@@ -34,15 +35,9 @@ constexpr auto kReverseDnsBudget = std::chrono::seconds(3);
 constexpr size_t kMaxReverseNames = 128;
 constexpr int kMaxSportRange = 4096;
 
-int usage_error(const std::string& message) {
-  std::fprintf(stderr, "netprobe trace: %s\n", message.c_str());
-  return EX_USAGE;
-}
+int usage_error(const std::string& message) { return command_usage_error("trace", message, EX_USAGE); }
 
-void out(const std::string& s) {
-  std::fwrite(s.data(), 1, s.size(), stdout);
-  std::fflush(stdout);
-}
+void out(const std::string& s) { print_stdout(s); }
 
 // Reverse DNS for the hops, on a detached thread so that a slow resolver costs at most the budget.
 std::map<std::string, std::string> reverse_names(const std::vector<IpAddress>& addresses) {
