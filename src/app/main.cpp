@@ -252,6 +252,12 @@ int main(int argc, char** argv) {
   query->add_option("--expiry-window", query_options.expiry_window_s,
                     "fail when a certificate expires within this many seconds");
   query->add_option("--timeout", query_options.timeout_s, "seconds for the whole query (default 5)");
+  query->add_flag("--udp", query_options.udp, "one UDP datagram instead: --payload, --expect, --token");
+  query->add_option("--payload", query_options.payload, "UDP payload: text, hex:..., base64:...");
+  query->add_option("--expect", query_options.expect,
+                    "UDP answer: any (default), exact=BYTES, contains=BYTES, regex=RE");
+  query->add_option("--token", query_options.token,
+                    "OFFSET:LENGTH[:REPLY_OFFSET]: a random token there, echoed by the server (DNS ID: 0:2)");
   query->add_option("--format", query_options.format, "text or metrics (blackbox's names)")
       ->check(CLI::IsMember({"text", "metrics"}));
 

@@ -7,8 +7,65 @@
 
 #include "app/check.h"
 #include "svc/tcp_query.h"
+#include "svc/udp_query.h"
 
 namespace netprobe {
+
+namespace {
+
+int usage(const std::string& what) {
+  fmt::print(stderr, "netprobe query: {}\n", what);
+  return kCheckUnknown;
+}
+
+// OFFSET:LENGTH[:REPLY_OFFSET], each 0 to 65535.
+bool parse_token(const std::string& s, svc::TokenSpec& t) {
+  unsigned a = 0, b = 0, c = 0;
+  char tail = 0;
+  const int n = std::sscanf(s.c_str(), "%5u:%5u:%5u%c", &a, &b, &c, &tail);
+  if ((n != 2 && n != 3) || a > 65535 || b > 65535 || c > 65535) return false;
+  t.offset = uint16_t(a);
+  t.length = uint16_t(b);
+  t.reply_offset = uint16_t(n == 3 ? c : a);
+  return true;
+}
+
+int run_udp(const QueryOptions& o) {
+  svc::UdpQuerySpec spec;
+  spec.host = o.host;
+  spec.port = uint16_t(o.port);
+  spec.timeout = std::chrono::milliseconds(int64_t(o.timeout_s * 1000));
+  std::string why;
+  auto payload = svc::parse_bytes(o.payload, svc::kMaxPayloadBytes, &why);
+  if (!payload) return usage("--payload: " + why);
+  spec.payload = std::move(*payload);
+  const size_t eq = o.expect.find('=');
+  auto expect =
+      svc::parse_expect(o.expect.substr(0, eq), eq == std::string::npos ? "" : o.expect.substr(eq + 1), &why);
+  if (!expect) return usage("--expect: " + why);
+  spec.expect = std::move(*expect);
+  if (!o.token.empty()) {
+    svc::TokenSpec t;
+    if (!parse_token(o.token, t)) return usage("--token: OFFSET:LENGTH[:REPLY_OFFSET] expected");
+    if (!svc::validate_token(t, spec.payload.size(), &why)) return usage("--token: " + why);
+    spec.token = t;
+  }
+  const svc::UdpQueryResult r = svc::run_udp_query(spec);
+  const bool ok = r.outcome == "answered";
+  if (o.format == "metrics") {
+    fmt::print("probe_success {}\nprobe_udp_outcome{{outcome=\"{}\"}} 1\nprobe_udp_not_ours {}\n", ok ? 1 : 0,
+               r.outcome, r.not_ours);
+    if (ok) fmt::print("probe_duration_seconds {:.6f}\n", r.rtt_seconds);
+  } else {
+    fmt::print("{} udp {}:{} {}{}{}\n", ok ? "OK" : "FAILED", o.host, o.port, r.outcome,
+               ok ? fmt::format(" {:.3f} ms", r.rtt_seconds * 1e3) : "",
+               r.detail.empty() ? "" : ": " + r.detail);
+    if (r.not_ours > 0) fmt::print("  {} answer(s) without our token ignored\n", r.not_ours);
+  }
+  return ok ? kCheckOk : kCheckFailed;
+}
+
+}  // namespace
 
 int run_query(const QueryOptions& o) {
   svc::TcpQuerySpec spec;
@@ -26,6 +83,9 @@ int run_query(const QueryOptions& o) {
     fmt::print(stderr, "netprobe query: --timeout must be in (0, 300] s, --expiry-window in [0, 10 years]\n");
     return kCheckUnknown;
   }
+  if (o.udp) return run_udp(o);
+  if (!o.payload.empty() || !o.token.empty() || o.expect != "any")
+    return usage("--payload, --expect and --token are for --udp (TCP uses --step)");
   spec.port = uint16_t(o.port);
   for (size_t i = 0; i < o.steps.size(); ++i) {
     const std::string& s = o.steps[i];

@@ -18,6 +18,11 @@ struct QueryOptions {
   double expiry_window_s = 0;
   double timeout_s = 5;
   std::string format = "text";  // text | metrics
+  // --udp: one datagram (svc::run_udp_query), judged by --expect; --token OFFSET:LENGTH[:REPLY_OFFSET].
+  bool udp = false;
+  std::string payload;
+  std::string expect = "any";
+  std::string token;
 };
 
 // 0 success, 2 failed, 3 usage error.

@@ -4,6 +4,7 @@
 // answer (answered / unexpected / not ours). Control plane parses and validates (bounded sizes, linear-time
 // regex); judge() is what the capture path calls per answer: no exception, bounded work (RE2 runs in
 // linear time within its kMaxRegexProgramBytes budget; the other kinds never allocate).
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -81,5 +82,25 @@ std::string_view to_string(Outcome o);
 // (the match rests on the 5-tuple, one probe in flight per flow).
 Outcome judge(std::span<const uint8_t> answer, const TokenSpec* token, uint32_t wire,
               const Expect& expect) noexcept;
+
+// A one-shot UDP query over a connected kernel socket (`netprobe query --udp`, unprivileged; the daemon's
+// UDPquery over the group's source ports is docs/service-checks.md#udpquery): a random W in the token
+// field, one datagram, then answers judged until one is ours or the timeout. A connected UDP socket
+// reports an ICMP port unreachable as ECONNREFUSED: "closed".
+struct UdpQuerySpec {
+  std::string host;
+  uint16_t port = 0;
+  std::vector<uint8_t> payload;
+  std::optional<TokenSpec> token;
+  Expect expect;
+  std::chrono::milliseconds timeout{2000};
+};
+struct UdpQueryResult {
+  std::string outcome;  // "answered", "unexpected", "closed", "timeout", "error"
+  std::string detail;
+  double rtt_seconds = 0;
+  int not_ours = 0;  // datagrams whose echoed token was not ours (ignored)
+};
+UdpQueryResult run_udp_query(const UdpQuerySpec& spec);
 
 }  // namespace netprobe::svc

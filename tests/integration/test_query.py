@@ -6,6 +6,8 @@ code, from another.
   TLS with a wrong --server-name: exit 2, tls_verify; the expiry is still reported;
   TLS inside --expiry-window: exit 2, tls_expiry_window;
   banner: expect ^220 OK, expect ^500 exit 2 (expect); a closed port: exit 2 (connect).
+  UDP (--udp) against dnsmasq: a DNS query with the token in the ID (0:2) answered with the address;
+  a wrong expect: unexpected; a closed port: closed.
 """
 import calendar
 import os
@@ -85,6 +87,24 @@ def main():
         assert rc == 2 and "connect" in out, out
         rc, out = query(lab, cli, "10.18.0.2", "2525", "--step", "expect=(")
         assert rc == 3, out
+
+        # DNS: svc.test A? (ID 0: the token goes there), answered 10.18.0.9 = 0a120009.
+        lab.popen(srv, ["dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--pid-file=",
+                        "--user=root", "--listen-address=10.18.0.2", "--bind-interfaces", "--port=53",
+                        "--address=/svc.test/10.18.0.9"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        harness.wait_until(lambda: subprocess.run(["ip", "netns", "exec", srv, "ss", "-Hlun", "sport = :53"],
+                                                  capture_output=True, text=True).stdout.strip() != "", 30,
+                           "dnsmasq")
+        dns = "hex:0000 0100 0001 0000 0000 0000 03737663 0474657374 00 0001 0001"
+        rc, out = query(lab, cli, "--udp", "10.18.0.2", "53", "--payload", dns, "--token", "0:2",
+                        "--expect", "contains=hex:0a120009", "--format", "metrics")
+        assert rc == 0 and 'probe_udp_outcome{outcome="answered"} 1' in out, out
+        assert metric(out, "probe_udp_not_ours") == "0", out
+        rc, out = query(lab, cli, "--udp", "10.18.0.2", "53", "--payload", dns, "--token", "0:2",
+                        "--expect", "contains=hex:0a120008", "--format", "metrics")
+        assert rc == 2 and 'outcome="unexpected"' in out, out
+        rc, out = query(lab, cli, "--udp", "10.18.0.2", "5353", "--payload", dns, "--token", "0:2")
+        assert rc == 2 and "closed" in out, out
     harness.log("query: OK")
 
 

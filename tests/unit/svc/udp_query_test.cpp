@@ -1,9 +1,14 @@
 // UDPquery's payload / expect / token pieces (src/svc/udp_query.h): table tests of good and bad rows.
 #include "svc/udp_query.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace netprobe::svc {
@@ -187,6 +192,91 @@ TEST(svc, JudgeReadsAtMostTheCap) {
   EXPECT_EQ(judge(big, nullptr, 0, expect_of("contains", "Z")), Outcome::kUnexpected);
   EXPECT_EQ(judge(big, nullptr, 0, expect_of("regex", "Z")), Outcome::kUnexpected);
   EXPECT_EQ(judge(big, nullptr, 0, expect_of("regex", "^a+$")), Outcome::kAnswered);
+}
+
+// A UDP server on 127.0.0.1 answering one datagram with `answer(request)`.
+class UdpServer {
+ public:
+  template <typename F>
+  explicit UdpServer(F answer) {
+    fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    timeval tv{5, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    thread_ = std::thread([this, answer] {
+      uint8_t b[2048];
+      sockaddr_in peer{};
+      socklen_t pl = sizeof peer;
+      const ssize_t n = ::recvfrom(fd_, b, sizeof b, 0, reinterpret_cast<sockaddr*>(&peer), &pl);
+      if (n < 0) return;
+      for (const auto& reply : answer(std::vector<uint8_t>(b, b + n)))
+        ::sendto(fd_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&peer), pl);
+    });
+  }
+  ~UdpServer() {
+    thread_.join();
+    ::close(fd_);
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+TEST(svc, UdpQueryOverLoopback) {
+  // A forged answer (wrong ID) first, then the echo: the forgery is ignored, the echo answers.
+  UdpServer server([](std::vector<uint8_t> req) {
+    std::vector<uint8_t> forged = req;
+    forged[0] ^= 0xff;
+    return std::vector<std::vector<uint8_t>>{forged, req};
+  });
+  UdpQuerySpec spec;
+  spec.host = "127.0.0.1";
+  spec.port = server.port();
+  spec.payload = B("..hello");
+  spec.token = TokenSpec{0, 2, 0};
+  spec.expect = expect_of("exact", "hex:0000 68656c6c6f");  // the ID bytes are skipped
+  const auto r = run_udp_query(spec);
+  EXPECT_EQ(r.outcome, "answered") << r.detail;
+  EXPECT_EQ(r.not_ours, 1);
+}
+
+TEST(svc, UdpQueryWrongAnswerIsUnexpected) {
+  UdpServer server([](std::vector<uint8_t>) { return std::vector<std::vector<uint8_t>>{B("nope")}; });
+  UdpQuerySpec spec;
+  spec.host = "127.0.0.1";
+  spec.port = server.port();
+  spec.payload = B("ping");
+  spec.expect = expect_of("regex", "^pong");
+  EXPECT_EQ(run_udp_query(spec).outcome, "unexpected");
+}
+
+TEST(svc, UdpQueryClosedPort) {
+  uint16_t port;
+  {
+    UdpServer server([](std::vector<uint8_t>) { return std::vector<std::vector<uint8_t>>{}; });
+    port = server.port();
+    // Wake the server's recvfrom so it exits; then nothing listens on the port.
+    UdpQuerySpec wake;
+    wake.host = "127.0.0.1";
+    wake.port = port;
+    wake.payload = B("x");
+    wake.timeout = std::chrono::milliseconds(50);
+    run_udp_query(wake);
+  }
+  UdpQuerySpec spec;
+  spec.host = "127.0.0.1";
+  spec.port = port;
+  spec.payload = B("ping");
+  EXPECT_EQ(run_udp_query(spec).outcome, "closed");
 }
 
 }  // namespace
