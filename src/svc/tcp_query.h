@@ -5,6 +5,7 @@
 // query_response. Runs in a process without capabilities (never in the raw-socket workers): it parses
 // what a remote server sends. Every read, size and wait is bounded.
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
