@@ -295,14 +295,16 @@ TcpQueryResult run_tcp_query(const TcpQuerySpec& spec) {
       if (!stream.send_all(s.bytes, deadline)) return finish(r, start, "send", fmt::format("step {}", i));
       continue;
     }
-    while (!buffer_satisfies(s, buf)) {
-      const int n = stream.read_some(buf, deadline);
+    // Each read re-runs the match over the buffer: a server dripping one byte at a time is cut off after
+    // kMaxTcpReadsPerExpect reads, so the work stays bounded (at most that many scans of 64 KiB).
+    for (int reads = 0; !buffer_satisfies(s, buf); ++reads) {
+      const int n = reads < kMaxTcpReadsPerExpect ? stream.read_some(buf, deadline) : -1;
       if (n <= 0) {
         const std::string what =
             n == 0 ? "connection closed"
-                   : (left_ms(deadline) == 0
-                          ? "timeout"
-                          : "read error or over " + std::to_string(kMaxTcpReadBytes) + " bytes");
+                   : (left_ms(deadline) == 0 ? "timeout"
+                                             : fmt::format("read error, or over {} bytes or {} reads",
+                                                           kMaxTcpReadBytes, kMaxTcpReadsPerExpect));
         return finish(r, start, "expect", fmt::format("step {}: {}", i, what));
       }
     }

@@ -22,6 +22,7 @@ namespace netprobe::svc {
 // Bytes an expect step buffers at most before giving up (a banner or a reply, not a download).
 inline constexpr size_t kMaxTcpReadBytes = 64 * 1024;
 inline constexpr size_t kMaxTcpSteps = 32;
+inline constexpr int kMaxTcpReadsPerExpect = 1024;
 
 struct TcpStep {
   enum class Kind : uint8_t { kSend, kExpect, kExpectBytes };

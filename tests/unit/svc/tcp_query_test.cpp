@@ -130,6 +130,25 @@ TEST(svc, TcpQueryWrongAnswerFailsItsStep) {
   EXPECT_NE(to_metrics_text(spec, r).find("probe_failed_due_to{reason=\"expect\"} 1"), std::string::npos);
 }
 
+TEST(svc, TcpQueryDripFeedIsCutOff) {
+  // One byte per write, never the expected text: the expect gives up after its read budget, not the timeout.
+  OneShotServer server([](int c) {
+    // Until the client hangs up (bounded: 20000 bytes stay below the 64 KiB buffer cap).
+    for (int i = 0; i < 20000; ++i) {
+      if (::send(c, "x", 1, MSG_NOSIGNAL) != 1) break;
+      usleep(200);
+    }
+  });
+  TcpQuerySpec spec;
+  spec.host = "127.0.0.1";
+  spec.port = server.port();
+  spec.timeout = 30s;
+  spec.steps = {step("expect", "^220")};
+  const auto r = run_tcp_query(spec);
+  EXPECT_EQ(r.failure, "expect");
+  EXPECT_NE(r.detail.find("reads"), std::string::npos) << r.detail;
+}
+
 TEST(svc, TcpQueryClosedPortFailsConnect) {
   uint16_t port;
   {
