@@ -11,6 +11,7 @@
 #include "app/firewall.h"
 #include "app/pathloss.h"
 #include "app/ping.h"
+#include "app/query.h"
 #include "app/run.h"
 #include "app/trace.h"
 #include "config/loader.h"
@@ -233,12 +234,40 @@ int main(int argc, char** argv) {
   pathloss->add_flag("-4", pathloss_options.ipv4, "IPv4 address of a name");
   pathloss->add_flag("-6", pathloss_options.ipv6, "IPv6 address of a name");
 
+  // netprobe query: one TCP query / TLS certificate check, unprivileged (src/app/query.cpp).
+  netprobe::QueryOptions query_options;
+  auto* query = app.add_subcommand(
+      "query",
+      "connect to HOST PORT (TCP, optionally TLS), run --step send=/expect=/expect_bytes= in order; exit 0 "
+      "OK, 2 failed, 3 usage error (docs/service-checks.md)");
+  query->add_option("host", query_options.host, "host name or address")->required();
+  query->add_option("port", query_options.port, "TCP port")->required();
+  query->add_option("--step", query_options.steps,
+                    "KIND=VALUE, repeatable, in order: send=BYTES, expect=REGEX, expect_bytes=BYTES "
+                    "(BYTES: text, hex:..., base64:...)");
+  query->add_flag("--tls", query_options.tls, "TLS handshake after connect (implied by the TLS options)");
+  query->add_option("--server-name", query_options.server_name, "SNI and verified name (default: HOST)");
+  query->add_option("--ca-file", query_options.ca_file, "PEM trust anchors (default: the system store)");
+  query->add_flag("--insecure", query_options.insecure, "report the chain without failing verification");
+  query->add_option("--expiry-window", query_options.expiry_window_s,
+                    "fail when a certificate expires within this many seconds");
+  query->add_option("--timeout", query_options.timeout_s, "seconds for the whole query (default 5)");
+  query->add_flag("--udp", query_options.udp, "one UDP datagram instead: --payload, --expect, --token");
+  query->add_option("--payload", query_options.payload, "UDP payload: text, hex:..., base64:...");
+  query->add_option("--expect", query_options.expect,
+                    "UDP answer: any (default), exact=BYTES, contains=BYTES, regex=RE");
+  query->add_option("--token", query_options.token,
+                    "OFFSET:LENGTH[:REPLY_OFFSET]: a random token there, echoed by the server (DNS ID: 0:2)");
+  query->add_option("--format", query_options.format, "text or metrics (blackbox's names)")
+      ->check(CLI::IsMember({"text", "metrics"}));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     // A usage error of `check` is Nagios' UNKNOWN (3), as its configuration errors are.
-    const bool check_command = argc > 1 && std::string(argv[1]) == "check";
+    const bool check_command =
+        argc > 1 && (std::string(argv[1]) == "check" || std::string(argv[1]) == "query");
     return rc == 0 ? 0 : check_command ? netprobe::kCheckUnknown : EX_USAGE;
   }
   if (*one_shot) {
@@ -246,6 +275,8 @@ int main(int argc, char** argv) {
     spdlog::set_level(spdlog::level::warn);
     return netprobe::run_check(check_options);
   }
+
+  if (*query) return netprobe::run_query(query_options);
 
   if (*ping) {
     netprobe::setup_logging();
