@@ -134,6 +134,8 @@ class Builder {
     if (const Json* targets = member(doc_, "targets"); targets && targets->is_object())
       for (auto it = targets->begin(); it != targets->end(); ++it) build_target(it.key(), it.value());
     check_probe_counts();
+    if (const Json* od = member(doc_, "on_demand"); od && od->is_object())
+      cfg_.on_demand = read_on_demand(*od, "on_demand", cfg_.global.max_packets_per_second, &d_->errors);
     return std::move(cfg_);
   }
 
