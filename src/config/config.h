@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "config/on_demand.h"
 #include "core/net.h"
 
 namespace netprobe {
@@ -126,6 +127,7 @@ struct Config {
   GlobalConfig global;
   std::map<std::string, GroupConfig> groups;    // by name (sorted, stable)
   std::map<std::string, TargetConfig> targets;  // by name
+  std::optional<OnDemandConfig> on_demand;      // absent: on-demand probing off (supervisor only)
   friend bool operator==(const Config&, const Config&) = default;
 };
 

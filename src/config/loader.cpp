@@ -134,6 +134,14 @@ class Builder {
     if (const Json* targets = member(doc_, "targets"); targets && targets->is_object())
       for (auto it = targets->begin(); it != targets->end(); ++it) build_target(it.key(), it.value());
     check_probe_counts();
+    if (const Json* od = member(doc_, "on_demand"); od && od->is_object())
+      cfg_.on_demand = read_on_demand(*od, "on_demand", cfg_.global.max_packets_per_second, &d_->errors);
+    // Checked now so that a configuration written today stays valid, but not served yet: say so rather
+    // than let an operator believe /probe is running (docs/on-demand.md#not-done-yet).
+    if (cfg_.on_demand)
+      d_->warnings.push_back(
+          "on_demand: accepted, but this version does not serve /probe nor /api/v1/tests yet "
+          "(docs/on-demand.md)");
     return std::move(cfg_);
   }
 
