@@ -53,7 +53,7 @@ Policy lab_policy() {
 }
 
 struct Row {
-  const char* target;
+  std::string target;  // owned: some rows are built strings
   Refusal expected;
   const char* pinned = "";  // the first pinned address when allowed
 };
@@ -146,16 +146,16 @@ TEST(ondemand_TargetPolicy, Table) {
       {"under_score.example", Refusal::kSyntax},
       {"[10.2.3.4]", Refusal::kSyntax},
       {"good.example\n", Refusal::kSyntax},
-      {std::string(64, 'a').append(".example").c_str(), Refusal::kSyntax},
-      {std::string(300, 'a').c_str(), Refusal::kSyntax},
+      {std::string(64, 'a').append(".example"), Refusal::kSyntax},
+      {std::string(300, 'a'), Refusal::kSyntax},
   };
   const Policy policy = lab_policy();
   for (const Row& row : rows) {
     SCOPED_TRACE(row.target);
-    const AddressFamily af = std::string(row.target).find(':') != std::string::npos ||
-                                     std::string(row.target).find("mapped") != std::string::npos
-                                 ? AddressFamily::kV6
-                                 : AddressFamily::kV4;
+    const AddressFamily af =
+        row.target.find(':') != std::string::npos || row.target.find("mapped") != std::string::npos
+            ? AddressFamily::kV6
+            : AddressFamily::kV4;
     const Decision d = run(policy, resolver, row.target, af);
     EXPECT_EQ(to_string(d.refusal), to_string(row.expected)) << d.detail;
     if (row.expected == Refusal::kNone) {
