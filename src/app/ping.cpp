@@ -255,6 +255,7 @@ int run_ping(const PingOptions& o) {
   StopSignals stop_signals;  // before any thread exists
   SessionOptions session_options;
   session_options.types = {type};
+  if (o.iface) session_options.bind_device = *o.iface;  // checked above: an interface of this host
   ProbeIoError error;
   auto session = Session::open(session_options, error);
   if (!session) {
@@ -280,8 +281,8 @@ int run_ping(const PingOptions& o) {
   }
   const IpAddress dst = hosts[target.name].front();
 
-  // The source: -a, else -I's address of the target's family, else the kernel's choice (no -I binding:
-  // the packets leave by the route to the target, from that address).
+  // The source: -a, else -I's address of the target's family, else the kernel's choice. With -I the raw
+  // sockets are bound to the interface (SO_BINDTODEVICE): the packets leave by it, whatever the routes say.
   if (src_addr && src_addr->af != dst.af)
     return usage_error("-a: " + src_addr->to_string() + " is not of the family of " + dst.to_string());
   if (o.iface && !src_addr) {

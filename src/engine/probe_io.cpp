@@ -25,7 +25,9 @@ std::string WatchedSource::error() const {
 
 std::unique_ptr<ProbeIo> open_probe_io(const ProbeIoOptions& options, ProbeIoError& error) {
   auto io = std::make_unique<ProbeIo>();
-  auto sink = RawSocketSink::open();
+  RawSocketSink::Options sink_options;
+  sink_options.bind_device = options.bind_device;
+  auto sink = RawSocketSink::open(sink_options);
   if (!sink.ok()) {
     error = {EX_NOPERM, sink.error().message};
     return nullptr;

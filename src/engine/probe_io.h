@@ -45,6 +45,7 @@ struct ProbeIoOptions {
   std::vector<ProbeType> types;  // every probe type the capture must see
   KeySlice slice{};              // the process's share of the token space ({} = all of it)
   uint32_t capture_buffer_mib = 4;
+  std::string bind_device = {};  // RawSocketSink::Options::bind_device ("" = none)
 };
 
 struct ProbeIo {

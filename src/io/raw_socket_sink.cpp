@@ -62,6 +62,14 @@ Result<int> open_raw(int family, const RawSocketSink::Options& options, std::vec
     const int one = 1;
     ::setsockopt(fd, IPPROTO_IPV6, IPV6_HDRINCL, &one, sizeof one);  // implied by IPPROTO_RAW on old kernels
   }
+  if (!options.bind_device.empty() &&
+      ::setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, options.bind_device.data(),
+                   socklen_t(options.bind_device.size())) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return Error::system(err, fmt::format("cannot bind the raw {} socket to interface {}: {}", name,
+                                          options.bind_device, std::strerror(err)));
+  }
   // SO_SNDBUFFORCE ignores net.core.wmem_max but needs CAP_NET_ADMIN; fall back to the capped one.
   const int want = options.sndbuf_bytes;
   if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof want) != 0) {

@@ -47,6 +47,9 @@ class RawSocketSink final : public PacketSink {
     size_t max_batch = 256;                  // messages per sendmmsg
     Nanos blocked_wait = Nanos(20'000'000);  // total POLLOUT wait per send() before giving up
     bool ipv6 = true;                        // also open the IPv6 socket
+    // SO_BINDTODEVICE on both sockets (`netprobe ping -I`): packets leave by this interface whatever the
+    // routing table says. "" = the route's interface.
+    std::string bind_device = {};
   };
 
   // EPERM/EACCES gives the CAP_NET_RAW hint.

@@ -30,7 +30,8 @@ std::unique_ptr<Session> Session::open(const SessionOptions& options, ProbeIoErr
     error = {EX_NOPERM, missing_net_raw_message(self_path())};
     return nullptr;
   }
-  auto io = open_probe_io({options.types, KeySlice{}, options.capture_buffer_mib}, error);
+  auto io =
+      open_probe_io({options.types, KeySlice{}, options.capture_buffer_mib, options.bind_device}, error);
   if (!io) return nullptr;
   // The worker's order: nothing has been read from the network yet, and from here on nothing needs a
   // capability (the open handles keep working).

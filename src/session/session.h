@@ -25,6 +25,7 @@ namespace netprobe {
 struct SessionOptions {
   std::vector<ProbeType> types;  // every probe type the plan will use (the capture filter's clauses)
   uint32_t capture_buffer_mib = 4;
+  std::string bind_device = {};  // send by this interface only (ping -I); "" = the routes'
 };
 
 class Session {

@@ -371,6 +371,31 @@ def scenario_options():
                 expect(not r.stdout and r.stderr.startswith("netprobe ping:") or "Run with --help" in r.stderr,
                        f"{args}: a usage error says why on stderr: {r.stderr!r}")
 
+        # -I binds the sockets to the interface. A second interface (a veth pair inside the prober) has a
+        # default route of its own, less specific than the veth's: unbound probes take the veth and are answered;
+        # bound to side0 they leave by it (counted in its TX packets; a static neighbour, so no ARP) and are not.
+        netns.sh("ip", "link", "add", "side0", "type", "veth", "peer", "name", "side1", ns=p)
+        netns.sh("ip", "addr", "add", "10.77.0.1/24", "dev", "side0", ns=p)
+        for dev in ("side0", "side1"):
+            netns.sh("ip", "link", "set", dev, "up", ns=p)
+        netns.sh("ip", "route", "add", "default", "dev", "side0", "metric", "1000", ns=p)
+        netns.sh("ip", "neigh", "replace", T4, "lladdr", "02:00:00:00:00:01", "dev", "side0", ns=p)
+        netns.sh("ip", "route", "add", "10.77.0.0/24", "via", P4, ns=t)
+
+        def side0_tx():
+            stats = netns.sh("ip", "-s", "-o", "link", "show", "side0", ns=p, capture=True)
+            m = re.search(r"TX:\s+bytes\s+packets[^\\]*\\\s+(\d+)\s+(\d+)", stats)
+            return int(m[2]) if m else -1
+
+        bound = ["-p", str(OPEN_PORT), "-c", "3", "-i", "0.05", "-W", "0.3"]
+        before = side0_tx()
+        r = ping(p, *bound, "-I", "side0", T4)
+        sent_by_side0 = side0_tx() - before
+        expect(r.returncode == 1 and sent_by_side0 >= 3,
+               f"-I side0: exit {r.returncode}, {sent_by_side0} packets left by side0 (expected >= 3)")
+        r = ping(p, *bound, "-a", "10.77.0.1", T4)
+        expect(r.returncode == 0, f"-a 10.77.0.1 (unbound: by the route, answered): exit {r.returncode}")
+
         # -t, --dscp, -d and --no-df on the wire: the target's counter matches TTL 3, DSCP 10, 140 bytes
         # (20 IP + 20 TCP + 100 data), DF clear. The replies still come back (TTL 3 is enough on one link).
         r = ping(p, "-p", str(OPEN_PORT), "-c", "3", "-i", "0.05", "-t", "3", "--dscp", "10", "-d", "100",
