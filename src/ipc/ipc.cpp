@@ -495,6 +495,8 @@ Json job_to_json(const OnDemandJob& job) {
               {"paris", job.paris},
               {"icmp_error_resolves", job.icmp_error_resolves},
               {"timeout_s", job.timeout_s},
+              {"dest_gap_ns", job.dest_gap_ns},
+              {"global_gap_ns", job.global_gap_ns},
               {"probes", std::move(probes)}};
 }
 
@@ -511,6 +513,8 @@ OnDemandJob job_from(const Json& doc) {
   job.icmp_error_resolves = doc.at("icmp_error_resolves").get<bool>();
   job.timeout_s = finite(doc.at("timeout_s"));
   if (!(job.timeout_s > 0 && job.timeout_s <= 60)) throw std::invalid_argument("timeout out of range");
+  job.dest_gap_ns = bounded<int64_t>(doc.at("dest_gap_ns"), 10'000'000'000);
+  job.global_gap_ns = bounded<int64_t>(doc.at("global_gap_ns"), 10'000'000'000);
   const Json& probes = doc.at("probes");
   if (!probes.is_array() || probes.empty() || probes.size() > kMaxJobProbes)
     throw std::invalid_argument("probes: 1 to " + std::to_string(kMaxJobProbes) + " required");

@@ -67,7 +67,12 @@ struct OnDemandJob {
   bool paris = false;                       // ICMPping traces: the echo checksum is the flow's id
   bool icmp_error_resolves = false;         // traces: an ICMP error is the probe's answer
   double timeout_s = 1;                     // per probe, after its send; (0, 60]
-  std::vector<JobProbe> probes;             // 1..kMaxJobProbes
+  // Never two on-demand packets to `dst` closer than this, nor any two closer than `global_gap_ns`, whatever
+  // job sent them (0: no floor). The reserved send times already respect the caps; the floor keeps them
+  // when a late packet would bring its successor closer (docs/on-demand.md#the-on-demand-worker).
+  int64_t dest_gap_ns = 0;
+  int64_t global_gap_ns = 0;
+  std::vector<JobProbe> probes;  // 1..kMaxJobProbes
   friend bool operator==(const OnDemandJob&, const OnDemandJob&) = default;
 };
 using SupervisorMessage = std::variant<Shard, StopRequest, OnDemandJob>;

@@ -82,7 +82,18 @@ std::vector<ProbeEvent> OnDemandWorker::unsent_events(const OnDemandJob& job, si
 
 void OnDemandWorker::run(const ondemand::ProbeJob& job, std::vector<Nanos> send_times,
                          std::function<void(std::vector<ProbeEvent>)> done) {
-  run_job(job_of(job, send_times, clock_.monotonic()), std::move(done));
+  OnDemandJob j = job_of(job, send_times, clock_.monotonic());
+  j.dest_gap_ns = dest_gap_ns_;
+  j.global_gap_ns = global_gap_ns_;
+  run_job(std::move(j), std::move(done));
+}
+
+void OnDemandWorker::set_caps(double per_destination_pps, double global_pps) {
+  const auto gap = [](double pps) -> int64_t {
+    return pps > 0 ? std::min<int64_t>(int64_t(1e9 / pps) + kGapMargin.count(), 10'000'000'000) : 0;
+  };
+  dest_gap_ns_ = gap(per_destination_pps);
+  global_gap_ns_ = gap(global_pps);
 }
 
 void OnDemandWorker::run_job(OnDemandJob job, JobDone done) {

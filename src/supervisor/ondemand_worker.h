@@ -60,6 +60,10 @@ class OnDemandWorker final : public ondemand::ProbeExecutor {
   // must be answered by now + job.timeout_s (blackbox's rule: the whole probe within its timeout).
   void run(const ondemand::ProbeJob& job, std::vector<Nanos> send_times,
            std::function<void(std::vector<ProbeEvent>)> done) override;
+  // The caps /probe jobs keep at the worker whatever their lateness (OnDemandJob::dest_gap_ns): 1/pps plus
+  // kGapMargin, so that the target never counts more than the cap in a one-second window (0: none).
+  void set_caps(double per_destination_pps, double global_pps);
+  static constexpr Nanos kGapMargin{1'000'000};
   // Any job (traces): `done` gets one event per probe, in job order. Sets job.id.
   void run_job(OnDemandJob job, JobDone done);
 
@@ -89,6 +93,7 @@ class OnDemandWorker final : public ondemand::ProbeExecutor {
   Clock& clock_;
   Send send_;
   uint64_t next_id_ = 1;
+  int64_t dest_gap_ns_ = 0, global_gap_ns_ = 0;
   std::map<uint64_t, Pending> pending_;
   uint64_t packets_sent_ = 0;
 };

@@ -396,6 +396,8 @@ class Supervisor {
     if (probe_service_) retired_services_.push_back(std::move(probe_service_));
     probe_service_.reset();
     if (!od_config_) return;
+    od_worker_.set_caps(od_config_->budgets.max_packets_per_second_per_destination,
+                        od_config_->budgets.max_packets_per_second);
     ondemand::Policy policy;
     policy.own_addresses = ondemand::local_addresses();
     probe_service_ = std::make_shared<ondemand::ProbeService>(

@@ -141,14 +141,24 @@ void OnDemandEngine::admit(const Done& done) {
 
 Nanos OnDemandEngine::send_due(Nanos now) {
   Nanos next_due = Nanos::max();
+  // Floors older than any gap (10 s at most) hold nothing: forget them, so that the map stays small.
+  if (last_to_.size() > 1024)
+    std::erase_if(last_to_, [&](const auto& e) { return now - e.second > Nanos(10'000'000'000); });
   for (Lane& lane : lanes_) {
     if (!lane.busy) continue;
     const size_t n = lane.plan.probes.size();
     while (lane.next < n) {
       const size_t i = lane.next;
-      const Nanos due(lane.job.probes[i].send_at_ns);
-      if (due > now) {
-        next_due = std::min(next_due, due);
+      Nanos due(lane.job.probes[i].send_at_ns);
+      // The floors push it later, never earlier; its lateness is still measured from its reserved time.
+      Nanos floor = Nanos::min();
+      if (lane.job.dest_gap_ns > 0)
+        if (auto it = last_to_.find(lane.job.dst); it != last_to_.end())
+          floor = it->second + Nanos(lane.job.dest_gap_ns);
+      if (lane.job.global_gap_ns > 0 && last_any_ != Nanos::min())
+        floor = std::max(floor, last_any_ + Nanos(lane.job.global_gap_ns));
+      if (std::max(due, floor) > now) {
+        next_due = std::min(next_due, std::max(due, floor));
         break;
       }
       ++lane.next;
@@ -167,6 +177,9 @@ Nanos OnDemandEngine::send_due(Nanos now) {
       uint8_t failed = 0;
       sink_.send(std::span<const OutPacket>(&out, 1), std::span<uint8_t>(&failed, 1));
       const Nanos stamp = clock_.realtime();
+      now = clock_.monotonic();
+      last_to_[lane.job.dst] = now;
+      last_any_ = now;
       std::lock_guard lock(mu_);
       if (!failed)
         lane.runner->on_sender_stamp(uint32_t(i), stamp);

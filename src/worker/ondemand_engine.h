@@ -12,7 +12,9 @@
 // Concurrent jobs may probe one destination: each lane's IterationRunner owns a sub-slice of the worker's
 // key slice (kLaneBits more bits), so a reply is matched by its own lane only. A job waits for a free
 // lane; a probe whose send time passed by more than kLateTolerance (a job that waited) is not sent (cut
-// short): sending it later could crowd the next caller's packets to that destination.
+// short): sending it later could crowd the next caller's packets to that destination. A job's gap floors
+// (OnDemandJob::dest_gap_ns, global_gap_ns) hold whatever job sent the previous packet: a probe waits
+// until it is that far from the last one to its destination (and from the last one at all).
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -20,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "core/clock.h"
@@ -88,6 +91,9 @@ class OnDemandEngine {
   std::atomic<int64_t> progress_{0};
   std::thread capture_;
   std::vector<uint8_t> buffer_;
+  // When the last on-demand packet left, per destination and at all (the jobs' gap floors).
+  std::unordered_map<IpAddress, Nanos> last_to_;
+  Nanos last_any_{Nanos::min()};
 };
 
 }  // namespace netprobe

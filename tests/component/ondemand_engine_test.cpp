@@ -123,6 +123,36 @@ TEST(OnDemandEngine, ProbesWhoseTimePassedLongAgoAreNotSent) {
   EXPECT_EQ(lab.link.sent_count(), 1u);
 }
 
+// Reserved times 100 ms apart, but the first packet of a pair left late: its successor to the same
+// destination still waits the floor, whichever job it belongs to; another destination does not wait.
+TEST(OnDemandEngine, GapFloorsHoldAcrossJobsWhateverTheLateness) {
+  Lab lab;
+  std::vector<std::pair<Nanos, uint8_t>> sends;  // (time, last byte of the destination)
+  lab.link.set_responder([&](std::span<const uint8_t> p) -> std::vector<ScriptedReply> {
+    sends.emplace_back(lab.clock.monotonic(), p[19]);
+    return {{testing::reply_to(p), microseconds(100)}};
+  });
+  const Nanos t0 = lab.clock.monotonic() + milliseconds(10);
+  OnDemandJob a = job(1, "198.51.100.7", ProbeType::kTcpSyn, t0, 1, milliseconds(0));
+  OnDemandJob b = job(2, "198.51.100.7", ProbeType::kTcpSyn, t0 + milliseconds(30), 2, milliseconds(30));
+  OnDemandJob c = job(3, "198.51.100.8", ProbeType::kTcpSyn, t0 + milliseconds(30), 1, milliseconds(0));
+  for (OnDemandJob* j : {&a, &b, &c}) j->dest_gap_ns = 101'000'000;
+  lab.engine.submit(a);
+  lab.engine.submit(b);
+  lab.engine.submit(c);
+  lab.run(3);
+  ASSERT_EQ(sends.size(), 4u);
+  std::map<uint8_t, std::vector<Nanos>> by_dest;
+  for (const auto& [at, dst] : sends) by_dest[dst].push_back(at);
+  ASSERT_EQ(by_dest[7].size(), 3u);
+  EXPECT_GE(by_dest[7][1] - by_dest[7][0], milliseconds(101));
+  EXPECT_GE(by_dest[7][2] - by_dest[7][1], milliseconds(101));
+  ASSERT_EQ(by_dest[8].size(), 1u);
+  EXPECT_LT(by_dest[8][0], t0 + milliseconds(40));  // its own destination: on time
+  for (uint64_t id : {1, 2, 3})
+    for (const ProbeEvent& e : lab.results[id].events) EXPECT_EQ(e.state, ProbeEvent::State::kAnswered);
+}
+
 TEST(OnDemandEngine, TraceJobsResolveOnTimeExceededAndKeepTheirTtl) {
   Lab lab;
   const std::vector<std::vector<std::string>> hops = {{"192.0.2.1"}, {"192.0.2.21", "192.0.2.22"}};

@@ -521,6 +521,8 @@ OnDemandJob full_job() {
   j.paris = true;
   j.icmp_error_resolves = true;
   j.timeout_s = 1.5;
+  j.dest_gap_ns = 101'000'000;
+  j.global_gap_ns = 21'000'000;
   j.probes = {{33000, 1, 1'000'000'000}, {33001, 255, 1'100'000'000}};
   return j;
 }
@@ -615,6 +617,8 @@ TEST(worker_Ipc, MalformedOnDemandFramesAreErrors) {
       [](Json& d) { d["ip_payload_size"] = 9000; },
       [](Json& d) { d["timeout_s"] = 0; },
       [](Json& d) { d["timeout_s"] = 61; },
+      [](Json& d) { d["dest_gap_ns"] = 20'000'000'000; },
+      [](Json& d) { d.erase("global_gap_ns"); },
       [](Json& d) { d["dst"] = "not-an-address"; },
       [](Json& d) { d["probe_type"] = "PINGv7"; },
   };
