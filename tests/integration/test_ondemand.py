@@ -13,6 +13,7 @@ a target namespace listens on OPEN_PORT and drops HOLE_PORT (nftables). Scenario
               target's probes keep going, with no loss
   refusals    refused targets (blackbox issue 1639's forms, the prober's own address, outside the prefixes) are
               403 with the reason, bad credentials 401, an unknown module 400, and counted by reason on /metrics
+  reload      on_demand removed by a reload: /probe is a 404 and netprobe-od stops; put back: served again
   worker      the on-demand worker (netprobe-od) killed: /probe still answers at once (probe_success 0, nothing
               sent, never a hang), the worker comes back with backoff, /probe succeeds again
 
@@ -381,7 +382,42 @@ def worker(s):
     print("worker: ok")
 
 
-SCENARIOS = {"prometheus": prometheus, "concurrent": concurrent, "refusals": refusals, "worker": worker}
+# ---- reload ----
+
+def reload(s):
+    harness.wait_until(lambda: od_worker_pid(s), 20, "the on-demand worker (netprobe-od)")
+    cfg = config(s.port)
+    off = dict(cfg)
+    del off["on_demand"]
+    path = os.path.join(s.work, "netprobe.yaml")
+    with open(path, "w") as fh:
+        json.dump(off, fh)
+    netns.sh("kill", "-HUP", str(netprobe_pid(s)), ns=s.p)
+    harness.wait_until(lambda: s.probe(T4, "tcp_open")[0] == 404, 20, "/probe gone (404) after the reload")
+    harness.wait_until(lambda: od_worker_pid(s) is None, 20, "netprobe-od stopped")
+    with open(path, "w") as fh:
+        json.dump(cfg, fh)
+    netns.sh("kill", "-HUP", str(netprobe_pid(s)), ns=s.p)
+    harness.wait_until(lambda: sample(s.probe(T4, "tcp_open")[1], "probe_success") == 1, 30,
+                       "/probe served again after the reload")
+    # The scheduled target kept being measured through both changes of the key slices.
+    harness.wait_until(lambda: sched_counters(s)[0] >= 40, 20, "the scheduled target probed")
+    print("reload: ok")
+
+
+def netprobe_pid(s):
+    for pid in netns.sh("ip", "netns", "pids", s.p, capture=True).split():
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() == "netprobe":
+                    return int(pid)
+        except OSError:
+            pass
+    return None
+
+
+SCENARIOS = {"prometheus": prometheus, "concurrent": concurrent, "refusals": refusals, "worker": worker,
+             "reload": reload}
 
 
 def test():
