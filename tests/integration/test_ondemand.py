@@ -378,7 +378,10 @@ def worker(s):
     harness.wait_until(lambda: (p := od_worker_pid(s)) and p != pid, 20, "the on-demand worker restarted")
     harness.wait_until(lambda: sample(s.probe(T4, "tcp_open")[1], "probe_success") == 1, 20,
                        "/probe served again")
-    assert (harness.value(s.metrics(), "app_worker_restarts_total") or 0) >= 1
+    m = s.metrics()
+    assert (harness.value(m, "app_worker_restarts_total") or 0) >= 1
+    # Its CPU and memory are reported like the workers' (netprobe_process_*{process="ondemand"}).
+    assert harness.select(m, "netprobe_process_cpu_seconds_total", process="ondemand"), "no process series"
     print("worker: ok")
 
 
