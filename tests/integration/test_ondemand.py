@@ -14,7 +14,8 @@ a target namespace listens on OPEN_PORT and drops HOLE_PORT (nftables). Scenario
   refusals    refused targets (blackbox issue 1639's forms, the prober's own address, outside the prefixes) are
               403 with the reason, bad credentials 401, an unknown module 400, and counted by reason on /metrics
   reload      on_demand removed by a reload: /probe is a 404 and netprobe-od stops; put back: served again
-  worker      the on-demand worker (netprobe-od) killed: /probe still answers at once (probe_success 0, nothing
+  worker      the on-demand worker (netprobe-od) holds no capability, has no-new-privs and a seccomp filter,
+              runs as the unprivileged user; killed: /probe still answers at once (probe_success 0, nothing
               sent, never a hang), the worker comes back with backoff, /probe succeeds again
 
 Every wait is bounded; namespaces and processes are removed on any exit (netns.Lab, harness).
@@ -366,6 +367,13 @@ def worker(s):
     status, body = s.probe(T4, "tcp_open")
     assert status == 200 and sample(body, "probe_success") == 1, body
     pid = od_worker_pid(s)
+    # Confined like the workers: no capability left, no-new-privs, a seccomp filter, not root.
+    with open(f"/proc/{pid}/status") as f:
+        status = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+    for key, want in (("CapEff", "0000000000000000"), ("CapPrm", "0000000000000000"), ("NoNewPrivs", "1"),
+                      ("Seccomp", "2")):
+        assert status[key].strip() == want, f"netprobe-od {key}: {status[key].strip()}"
+    assert status["Uid"].split()[0] != "0", "netprobe-od runs as root"
     os.kill(pid, 9)
     # At once: nothing sent, probe_success 0, never a hang (curl gives up after 20 s).
     start = time.time()
