@@ -136,12 +136,11 @@ class Builder {
     check_probe_counts();
     if (const Json* od = member(doc_, "on_demand"); od && od->is_object())
       cfg_.on_demand = read_on_demand(*od, "on_demand", cfg_.global.max_packets_per_second, &d_->errors);
-    // Checked now so that a configuration written today stays valid, but not served yet: say so rather
-    // than let an operator believe /probe is running (docs/on-demand.md#not-done-yet).
+    // /probe is served; /api/v1/tests not yet: say so rather than let an operator believe it runs
+    // (docs/on-demand.md#not-done-yet).
     if (cfg_.on_demand)
       d_->warnings.push_back(
-          "on_demand: accepted, but this version does not serve /probe nor /api/v1/tests yet "
-          "(docs/on-demand.md)");
+          "on_demand: /api/v1/tests is not served by this version yet (docs/on-demand.md)");
     return std::move(cfg_);
   }
 
@@ -468,7 +467,8 @@ class Builder {
     }
     std::vector<std::string> errors;
     for (const auto& [key, ks] : key_spaces_) {
-      const int slice_bits = key_slice_bits(cfg_.global.nb_proc);
+      // The on-demand worker, when configured, takes one more slice (docs/on-demand.md#the-on-demand-worker).
+      const int slice_bits = key_slice_bits(cfg_.global.nb_proc + (member(doc_, "on_demand") ? 1 : 0));
       const uint64_t limit = max_probes_per_key_space(ks.type, ks.af, slice_bits);
       if (ks.probes <= limit) continue;
       std::string who;

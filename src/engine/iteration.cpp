@@ -500,10 +500,11 @@ size_t IterationRunner::memory_bytes() const noexcept {
 std::string_view send_error_name(uint8_t send_error) {
   if (send_error == 0) return "";
   const size_t r = send_error - 1;
-  return r == IterationRunner::kUnsentCutShort  ? "cut_short"
-         : r == IterationRunner::kUnsentNoToken ? "no_token"
-         : r < size_t(SendError::kCount)        ? to_string(SendError(r))
-                                                : "unknown";
+  return r == IterationRunner::kUnsentCutShort   ? "cut_short"
+         : r == IterationRunner::kUnsentNoToken  ? "no_token"
+         : r == IterationRunner::kUnsentNoWorker ? "no_worker"
+         : r < size_t(SendError::kCount)         ? to_string(SendError(r))
+                                                 : "unknown";
 }
 
 std::string_view to_string(ProbeEvent::State state) {

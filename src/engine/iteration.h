@@ -90,6 +90,8 @@ class IterationRunner {
   // a firewall rule, too big for the path), else not as sent.
   static constexpr size_t kUnsentCutShort = size_t(SendError::kCount);  // the iteration ended first
   static constexpr size_t kUnsentNoToken = kUnsentCutShort + 1;         // no token left (prepare())
+  // Events only (never a slot's reason): the on-demand worker was down or did not answer in time.
+  static constexpr size_t kUnsentNoWorker = kUnsentNoToken + 1;
   void mark_unsent(uint32_t slot, size_t reason);
   // The sender's clock right after the sendmmsg() that carried this probe: its send time unless the
   // capture of the outgoing copy (kernel stamp, more exact) gives one.

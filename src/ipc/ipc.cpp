@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -403,8 +404,135 @@ Result<IterationReport> report_from_json_document(const nlohmann::json& doc) {
   }
 }
 
+namespace {
+
+// ---- on-demand jobs and their events: positional arrays, every field checked on decode ----
+
+Json reply_to_json(const ReplyInfo& r) {
+  Json mpls = Json::array();
+  for (size_t i = 0; i < std::min<size_t>(r.mpls_count, r.mpls.size()); ++i)
+    mpls.push_back(Json::array({r.mpls[i].label, r.mpls[i].tc, r.mpls[i].bottom, r.mpls[i].ttl}));
+  return Json::array({r.valid ? r.from.to_string() : std::string(), r.length, r.ttl, r.ip_id, r.dont_fragment,
+                      r.tos, r.protocol, r.tcp_flags, r.tcp_window, r.icmp_type, r.icmp_code, std::move(mpls),
+                      r.valid});
+}
+
+template <typename T>
+T bounded(const Json& v, uint64_t max) {
+  const uint64_t x = v.get<uint64_t>();
+  if (x > max) throw std::invalid_argument("field out of range");
+  return T(x);
+}
+
+double finite(const Json& v) {
+  const double d = v.get<double>();
+  if (!std::isfinite(d)) throw std::invalid_argument("not a finite number");
+  return d;
+}
+
+ReplyInfo reply_from(const Json& j) {
+  if (!j.is_array() || j.size() != 13) throw std::invalid_argument("bad reply");
+  ReplyInfo r;
+  r.valid = j[12].get<bool>();
+  if (r.valid) r.from = ip_from(j[0]);
+  r.length = bounded<uint16_t>(j[1], 0xffff);
+  r.ttl = bounded<uint8_t>(j[2], 0xff);
+  r.ip_id = bounded<uint16_t>(j[3], 0xffff);
+  r.dont_fragment = j[4].get<bool>();
+  r.tos = bounded<uint8_t>(j[5], 0xff);
+  r.protocol = bounded<uint8_t>(j[6], 0xff);
+  r.tcp_flags = bounded<uint8_t>(j[7], 0xff);
+  r.tcp_window = bounded<uint16_t>(j[8], 0xffff);
+  r.icmp_type = bounded<uint8_t>(j[9], 0xff);
+  r.icmp_code = bounded<uint8_t>(j[10], 0xff);
+  if (!j[11].is_array() || j[11].size() > ReplyInfo::kMaxLabels)
+    throw std::invalid_argument("bad MPLS stack");
+  for (const Json& m : j[11]) {
+    if (!m.is_array() || m.size() != 4) throw std::invalid_argument("bad MPLS label");
+    r.mpls[r.mpls_count++] = MplsLabel{bounded<uint32_t>(m[0], 0xfffff), bounded<uint8_t>(m[1], 7),
+                                       m[2].get<bool>(), bounded<uint8_t>(m[3], 0xff)};
+  }
+  return r;
+}
+
+Json event_to_json(const ProbeEvent& e) {
+  return Json::array({e.slot, e.src_port, int(e.state), e.icmp_type, e.icmp_code, e.icmp_error, e.send_error,
+                      e.rtt_s, e.duplicates, e.has_reply, reply_to_json(e.reply), e.reply_rtt_s, e.has_error,
+                      reply_to_json(e.error), e.error_rtt_s});
+}
+
+ProbeEvent event_from(const Json& j) {
+  if (!j.is_array() || j.size() != 15) throw std::invalid_argument("bad probe event");
+  ProbeEvent e;
+  e.slot = bounded<uint32_t>(j[0], kMaxJobProbes - 1);
+  e.src_port = bounded<uint16_t>(j[1], 0xffff);
+  e.state = ProbeEvent::State(bounded<uint8_t>(j[2], uint8_t(ProbeEvent::State::kUnsent)));
+  e.icmp_type = bounded<uint8_t>(j[3], 0xff);
+  e.icmp_code = bounded<uint8_t>(j[4], 0xff);
+  e.icmp_error = j[5].get<bool>();
+  e.send_error = bounded<uint8_t>(j[6], 15);
+  e.rtt_s = finite(j[7]);
+  e.duplicates = bounded<uint16_t>(j[8], 0xffff);
+  e.has_reply = j[9].get<bool>();
+  e.reply = reply_from(j[10]);
+  e.reply_rtt_s = finite(j[11]);
+  e.has_error = j[12].get<bool>();
+  e.error = reply_from(j[13]);
+  e.error_rtt_s = finite(j[14]);
+  return e;
+}
+
+Json job_to_json(const OnDemandJob& job) {
+  Json probes = Json::array();
+  for (const JobProbe& p : job.probes) probes.push_back(Json::array({p.sport, p.ttl, p.send_at_ns}));
+  return Json{{"type", "job"},
+              {"id", job.id},
+              {"probe_type", std::string(to_string(job.type))},
+              {"dst", job.dst.to_string()},
+              {"dst_port", job.dst_port},
+              {"dscp", job.dscp},
+              {"ip_payload_size", job.ip_payload_size ? Json(*job.ip_payload_size) : Json(nullptr)},
+              {"paris", job.paris},
+              {"icmp_error_resolves", job.icmp_error_resolves},
+              {"timeout_s", job.timeout_s},
+              {"dest_gap_ns", job.dest_gap_ns},
+              {"global_gap_ns", job.global_gap_ns},
+              {"probes", std::move(probes)}};
+}
+
+OnDemandJob job_from(const Json& doc) {
+  OnDemandJob job;
+  job.id = doc.at("id").get<uint64_t>();
+  job.type = type_from(doc.at("probe_type"));
+  job.dst = ip_from(doc.at("dst"));
+  job.dst_port = bounded<uint16_t>(doc.at("dst_port"), 0xffff);
+  job.dscp = bounded<uint8_t>(doc.at("dscp"), 63);
+  if (const Json& p = doc.at("ip_payload_size"); !p.is_null())
+    job.ip_payload_size = bounded<uint16_t>(p, 1472);
+  job.paris = doc.at("paris").get<bool>();
+  job.icmp_error_resolves = doc.at("icmp_error_resolves").get<bool>();
+  job.timeout_s = finite(doc.at("timeout_s"));
+  if (!(job.timeout_s > 0 && job.timeout_s <= 60)) throw std::invalid_argument("timeout out of range");
+  job.dest_gap_ns = bounded<int64_t>(doc.at("dest_gap_ns"), 10'000'000'000);
+  job.global_gap_ns = bounded<int64_t>(doc.at("global_gap_ns"), 10'000'000'000);
+  const Json& probes = doc.at("probes");
+  if (!probes.is_array() || probes.empty() || probes.size() > kMaxJobProbes)
+    throw std::invalid_argument("probes: 1 to " + std::to_string(kMaxJobProbes) + " required");
+  job.probes.reserve(probes.size());
+  for (const Json& p : probes) {
+    if (!p.is_array() || p.size() != 3) throw std::invalid_argument("bad probe");
+    const uint8_t ttl = bounded<uint8_t>(p[1], 255);
+    if (ttl == 0) throw std::invalid_argument("ttl 0");
+    job.probes.push_back({bounded<uint16_t>(p[0], 0xffff), ttl, p[2].get<int64_t>()});
+  }
+  return job;
+}
+
+}  // namespace
+
 std::string encode_frame(const SupervisorMessage& message) {
   if (std::holds_alternative<StopRequest>(message)) return frame_of(Json{{"type", "stop"}});
+  if (const auto* job = std::get_if<OnDemandJob>(&message)) return frame_of(job_to_json(*job));
   const Shard& s = std::get<Shard>(message);
   Json hosts = Json::object();
   for (const auto& [name, addrs] : s.hosts) {
@@ -434,6 +562,11 @@ std::string encode_frame(const WorkerMessage& message) {
         } else if constexpr (std::is_same_v<T, WorkerError>) {
           return frame_of(
               Json{{"type", "error"}, {"message", m.message}, {"inactive_targets", m.inactive_targets}});
+        } else if constexpr (std::is_same_v<T, OnDemandResult>) {
+          Json events = Json::array();
+          for (const ProbeEvent& e : m.events) events.push_back(event_to_json(e));
+          return frame_of(
+              Json{{"type", "job_result"}, {"id", m.id}, {"error", m.error}, {"events", std::move(events)}});
         } else {
           static_assert(std::is_same_v<T, WorkerHeartbeat>);
           return frame_of(Json{{"type", "heartbeat"}});
@@ -448,8 +581,12 @@ Result<SupervisorMessage> decode_supervisor_message(std::span<const uint8_t> pay
   try {
     const std::string type = doc->at("type").get<std::string>();
     if (type == "stop") return SupervisorMessage{StopRequest{}};
+    if (type == "job") return SupervisorMessage{job_from(*doc)};
     if (type != "shard") return Error{"IPC: unknown supervisor message \"" + type + "\""};
-    Shard s;
+    // Decoded in place: a Shard moved into a temporary variant made GCC 12 see an OnDemandJob destructor on
+    // uninitialised storage (-Wmaybe-uninitialized, a false positive that -Werror turns into an error).
+    Result<SupervisorMessage> out{SupervisorMessage(std::in_place_type<Shard>)};
+    Shard& s = std::get<Shard>(*out);
     s.generation = doc->at("generation").get<uint64_t>();
     s.index = doc->at("index").get<uint32_t>();
     s.slice.bits = doc->at("slice").at("bits").get<int>();
@@ -465,7 +602,7 @@ Result<SupervisorMessage> decode_supervisor_message(std::span<const uint8_t> pay
       for (const Json& a : list) addrs.push_back(ip_from(a));
       s.hosts[name] = std::move(addrs);
     }
-    return SupervisorMessage{std::move(s)};
+    return out;
   } catch (const std::exception& e) {
     return Error{std::string("IPC: bad supervisor message: ") + e.what()};
   }
@@ -497,6 +634,17 @@ Result<WorkerMessage> decode_worker_message(std::span<const uint8_t> payload) {
       return WorkerMessage{std::move(m)};
     }
     if (type == "heartbeat") return WorkerMessage{WorkerHeartbeat{}};
+    if (type == "job_result") {
+      OnDemandResult m;
+      m.id = doc->at("id").get<uint64_t>();
+      m.error = doc->at("error").get<std::string>();
+      if (m.error.size() > 4096) m.error.resize(4096);
+      const Json& events = doc->at("events");
+      if (!events.is_array() || events.size() > kMaxJobProbes) return Error{"IPC: bad job result: events"};
+      m.events.reserve(events.size());
+      for (const Json& e : events) m.events.push_back(event_from(e));
+      return WorkerMessage{std::move(m)};
+    }
     return Error{"IPC: unknown worker message \"" + type + "\""};
   } catch (const std::exception& e) {
     return Error{std::string("IPC: bad worker message: ") + e.what()};

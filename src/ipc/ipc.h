@@ -7,9 +7,9 @@
 // float64 (memcpy both ways) instead of millions of printed and re-parsed decimals. The document model
 // is plain JSON otherwise (`json::from_cbor(payload).dump()` shows a frame when debugging).
 //
-// Every document has a "type": supervisor -> worker "shard" | "stop"; worker -> supervisor "ready" |
-// "report" | "error" | "heartbeat". Decoding never throws and checks every field: the supervisor reads what
-// workers send, and workers parse packets from the network.
+// Every document has a "type": supervisor -> worker "shard" | "stop" | "job"; worker -> supervisor "ready" |
+// "report" | "error" | "heartbeat" | "job_result". Decoding never throws and checks every field: the
+// supervisor reads what workers send, and workers parse packets from the network.
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -24,6 +24,7 @@
 #include "core/clock.h"
 #include "core/measurement.h"
 #include "core/result.h"
+#include "engine/iteration.h"
 #include "probes/probe.h"
 #include "sched/plan.h"
 
@@ -45,7 +46,36 @@ struct Shard {
   std::map<std::string, std::vector<IpAddress>> hosts;
 };
 struct StopRequest {};
-using SupervisorMessage = std::variant<Shard, StopRequest>;
+// Supervisor -> the on-demand worker (docs/on-demand.md#the-on-demand-worker): one job, tagged with an id
+// (several are in flight at once). The worker builds its plan (one template per distinct TTL, its own
+// source address towards `dst`) and sends each probe at its `send_at` (CLOCK_MONOTONIC, which both
+// processes share), never before: the supervisor's PacketBudget chose those times.
+inline constexpr size_t kMaxJobProbes = 4096;  // decoding refuses more (trace.h kMaxBatch)
+struct JobProbe {
+  uint16_t sport = 0;  // ICMPping: with `paris`, the flow's id (its checksum); else unused
+  uint8_t ttl = 64;
+  int64_t send_at_ns = 0;
+  friend bool operator==(const JobProbe&, const JobProbe&) = default;
+};
+struct OnDemandJob {
+  uint64_t id = 0;
+  ProbeType type = ProbeType::kTcpSyn;
+  IpAddress dst;
+  uint16_t dst_port = 0;
+  uint8_t dscp = 0;                         // 0..63
+  std::optional<uint16_t> ip_payload_size;  // at most 1472
+  bool paris = false;                       // ICMPping traces: the echo checksum is the flow's id
+  bool icmp_error_resolves = false;         // traces: an ICMP error is the probe's answer
+  double timeout_s = 1;                     // per probe, after its send; (0, 60]
+  // Never two on-demand packets to `dst` closer than this, nor any two closer than `global_gap_ns`, whatever
+  // job sent them (0: no floor). The reserved send times already respect the caps; the floor keeps them
+  // when a late packet would bring its successor closer (docs/on-demand.md#the-on-demand-worker).
+  int64_t dest_gap_ns = 0;
+  int64_t global_gap_ns = 0;
+  std::vector<JobProbe> probes;  // 1..kMaxJobProbes
+  friend bool operator==(const OnDemandJob&, const OnDemandJob&) = default;
+};
+using SupervisorMessage = std::variant<Shard, StopRequest, OnDemandJob>;
 
 // Worker -> supervisor.
 struct WorkerReady {
@@ -63,8 +93,15 @@ struct WorkerError {
 // Sent at least every kHeartbeatInterval while the worker's main loop makes progress (also mid-
 // iteration): the supervisor's WorkerPool kills a worker silent for a few seconds (stopped, wedged).
 struct WorkerHeartbeat {};
+// The on-demand worker -> supervisor: a job's outcome, one event per probe in job order (reply details
+// included), or an error (a job it could not run: no route, a bad job) and no events.
+struct OnDemandResult {
+  uint64_t id = 0;
+  std::string error;
+  std::vector<ProbeEvent> events;
+};
 inline constexpr Nanos kHeartbeatInterval{1'000'000'000};
-using WorkerMessage = std::variant<WorkerReady, WorkerReport, WorkerError, WorkerHeartbeat>;
+using WorkerMessage = std::variant<WorkerReady, WorkerReport, WorkerError, WorkerHeartbeat, OnDemandResult>;
 
 // A whole frame (length prefix included), ready to write.
 std::string encode_frame(const SupervisorMessage& message);

@@ -93,7 +93,7 @@ Status confine(const LauncherConfinement& c, pid_t supervisor) {
 bool well_formed(const LaunchRequest& req) {
   return req.op == LaunchRequest::kSpawn && req.slice_bits >= 0 && req.slice_bits <= 16 &&
          req.index < (uint32_t(1) << req.slice_bits) && (req.types_mask >> kProbeTypeCount) == 0 &&
-         req.capture_buffer_mib >= 1 && req.capture_buffer_mib <= 1024;
+         req.capture_buffer_mib >= 1 && req.capture_buffer_mib <= 1024 && req.on_demand <= 1;
 }
 
 // The launcher's loop once confined: spawn and kill workers on the supervisor's requests, report their
@@ -179,7 +179,7 @@ class Launcher {
       close(sv[0]);
       sigprocmask(SIG_UNBLOCK, &chld_, nullptr);
       _exit(entry_(sv[1], WorkerSpawn{req.index, keyed_slice(KeySlice{req.slice_bits, req.index}, slice_key_),
-                                      req.types_mask, req.capture_buffer_mib}));
+                                      req.types_mask, req.capture_buffer_mib, req.on_demand == 1}));
     }
     close(sv[1]);
     children_[pid] = req.index;
@@ -298,6 +298,7 @@ Status LauncherClient::spawn(const WorkerSpawn& spawn) {
   req.slice_bits = spawn.slice.bits;
   req.types_mask = spawn.types_mask;
   req.capture_buffer_mib = spawn.capture_buffer_mib;
+  req.on_demand = spawn.on_demand ? 1 : 0;
   return send_request(fd_, req);
 }
 

@@ -30,6 +30,8 @@ struct WorkerSpawn {
   KeySlice slice{};
   uint32_t types_mask = 0;          // bit (1 << ProbeType) for every probe type its capture must see
   uint32_t capture_buffer_mib = 4;  // kernel capture ring (worker/capture_sizing.h)
+  // The on-demand worker (docs/on-demand.md#the-on-demand-worker): runs jobs, not a shard's iterations.
+  bool on_demand = false;
   friend bool operator==(const WorkerSpawn&, const WorkerSpawn&) = default;
 };
 
@@ -44,7 +46,8 @@ struct LaunchRequest {
   int32_t slice_bits = 0;
   uint32_t types_mask = 0;
   uint32_t capture_buffer_mib = 0;
-  int32_t pid = 0;  // kKill: the worker to SIGKILL (only if it is still an unreaped child)
+  int32_t pid = 0;         // kKill: the worker to SIGKILL (only if it is still an unreaped child)
+  uint32_t on_demand = 0;  // kSpawn: 1 for the on-demand worker
 };
 
 struct LaunchEvent {

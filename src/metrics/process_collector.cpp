@@ -99,7 +99,8 @@ bool is_ours(const ProcessCollector::Child& child, const Stat& st) {
   if (st.state == 'Z' || st.state == 'X') return false;
   if (child.kind == "launcher") return st.comm == "netprobe-launch";
   // A worker is named right after the launcher forked it: until then it still has the launcher's name.
-  return st.comm.rfind("netprobe-w", 0) == 0 || st.comm == "netprobe-launch";
+  // The on-demand worker is netprobe-od (docs/on-demand.md#the-on-demand-worker).
+  return st.comm.rfind("netprobe-w", 0) == 0 || st.comm == "netprobe-od" || st.comm == "netprobe-launch";
 }
 
 }  // namespace

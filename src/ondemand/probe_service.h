@@ -25,7 +25,7 @@
 namespace netprobe::ondemand {
 
 // Runs a job's probes to job.addresses.front() at `send_times` (one per probe) and reports one event per
-// probe. The production one is the on-demand worker (not written yet); tests script it.
+// probe. The production one is the on-demand worker (supervisor/ondemand_worker.h); tests script it.
 class ProbeExecutor {
  public:
   virtual ~ProbeExecutor() = default;

@@ -36,8 +36,10 @@
 #include "logging/logging.h"
 #include "metrics/prober_metrics.h"
 #include "metrics/process_collector.h"
+#include "ondemand/target_policy.h"
 #include "sandbox/privileges.h"
 #include "supervisor/capture_sizing.h"
+#include "supervisor/ondemand_worker.h"
 #include "supervisor/resolution_metrics.h"
 #include "supervisor/sharding.h"
 #include "supervisor/target_resolution.h"
@@ -80,6 +82,43 @@ void log_report(uint32_t worker, const IterationReport& r) {
   }
 }
 
+// netprobe_api_*: the on-demand surface's counters (docs/on-demand.md#metrics). Label values come from
+// fixed sets (endpoints, HTTP codes, refusal reasons).
+class ApiMetrics {
+ public:
+  explicit ApiMetrics(prometheus::Registry& r)
+      : requests_(prometheus::BuildCounter()
+                      .Name("netprobe_api_requests_total")
+                      .Help("On-demand requests answered, by endpoint and HTTP status code")
+                      .Register(r)),
+        rejections_(prometheus::BuildCounter()
+                        .Name("netprobe_api_rejections_total")
+                        .Help("On-demand requests refused, by reason")
+                        .Register(r)),
+        running_(prometheus::BuildGauge()
+                     .Name("netprobe_api_tests_running")
+                     .Help("On-demand tests running now")
+                     .Register(r)
+                     .Add({})),
+        packets_(prometheus::BuildCounter()
+                     .Name("netprobe_api_packets_total")
+                     .Help("Packets sent by the on-demand worker")
+                     .Register(r)
+                     .Add({})) {}
+  void request(const std::string& endpoint, int code, const std::string& reason) {
+    requests_.Add({{"endpoint", endpoint}, {"code", std::to_string(code)}}).Increment();
+    if (!reason.empty()) rejections_.Add({{"reason", reason}}).Increment();
+  }
+  void set_running(int n) { running_.Set(n); }
+  void add_packets(uint64_t n) { packets_.Increment(double(n)); }
+
+ private:
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Family<prometheus::Counter>& rejections_;
+  prometheus::Gauge& running_;
+  prometheus::Counter& packets_;
+};
+
 // The pool's launcher is the real one.
 class LauncherAdapter final : public WorkerLauncher {
  public:
@@ -94,8 +133,10 @@ class LauncherAdapter final : public WorkerLauncher {
 class Supervisor {
  public:
   Supervisor(Config config, std::string path, ProberMetrics& metrics, LauncherClient& launcher,
-             ProcessCollector& process, TagSelection selection)
-      : selection_(std::move(selection)),
+             ProcessCollector& process, TagSelection selection, LoopQueue& loop_queue, ApiMetrics& api)
+      : loop_queue_(loop_queue),
+        api_(api),
+        selection_(std::move(selection)),
         path_(std::move(path)),
         metrics_(metrics),
         process_(process),
@@ -105,7 +146,10 @@ class Supervisor {
 
   std::vector<ProcessRef> processes() const {
     std::vector<ProcessRef> out{{"launcher", 0, launcher_.pid()}};
-    for (auto& p : pool_.processes()) out.push_back(std::move(p));
+    for (auto& p : pool_.processes()) {
+      if (on_demand() && p.index == od_index()) p.kind = "ondemand";
+      out.push_back(std::move(p));
+    }
     return out;
   }
 
@@ -121,6 +165,26 @@ class Supervisor {
     published_ = children;
     process_.set_children(std::move(children));
   }
+
+  // GET /probe, on the loop (posted by an HTTP thread): `respond` once, from here or a later loop turn.
+  void serve_probe(ondemand::ProbeHttpRequest request,
+                   std::function<void(ondemand::ProbeHttpResponse)> respond) {
+    if (!probe_service_) {
+      api_.request("/probe", 404, "not_configured");
+      respond({404, "on-demand probing is not configured\n", "not_configured"});
+      return;
+    }
+    auto service = probe_service_;  // a reload may retire it meanwhile: the request finishes on it
+    service->handle(std::move(request), [this, service, respond](ondemand::ProbeHttpResponse r) {
+      api_.request("/probe", r.status, r.reason);
+      api_.set_running(running_tests());
+      respond(std::move(r));
+    });
+    api_.set_running(running_tests());
+  }
+
+  // trace/pathloss tests of /api/v1/tests: a HopProber per test over the on-demand worker.
+  HopProberFactory hop_prober_factory() { return make_hop_prober_factory(loop_queue_, od_worker_); }
 
   int run() {
     sigset_t signals;
@@ -139,6 +203,8 @@ class Supervisor {
 
     while (!stopping_) {
       std::vector<pollfd> fds{{sfd_, POLLIN, 0}, {launcher_.fd(), POLLIN, 0}};
+      const size_t queue_at = fds.size();
+      fds.push_back({loop_queue_.fd(), POLLIN, 0});
       pool_.add_poll_fds(fds);
       if (inventory_)
         for (int fd : inventory_->fds()) fds.push_back({fd, POLLIN, 0});  // read by on_inventories()
@@ -148,6 +214,7 @@ class Supervisor {
       }
       if (fds[0].revents & POLLIN) read_signals();
       if (fds[1].revents) read_launcher();
+      if (fds[queue_at].revents & POLLIN) loop_queue_.drain();  // /probe requests, trace batches
       pool_.on_poll(fds);
       publish_processes();
       if (pool_.fatal()) fatal_ = true;
@@ -156,6 +223,7 @@ class Supervisor {
       run_timers();
       on_inventories();
       on_dns();
+      if (od_resolver_->pending()) od_resolver_->poll(Nanos(0));
       if (reload_requested_) {
         reload_requested_ = false;
         reload();
@@ -186,6 +254,7 @@ class Supervisor {
       }
     }
     update_active();
+    configure_on_demand();
     if (config_.global.nb_proc > int(std::thread::hardware_concurrency()))
       spdlog::warn(
           "nb_proc {} is more than the {} CPU(s): each worker is one event-driven process with its own "
@@ -316,6 +385,46 @@ class Supervisor {
 
   uint32_t nb_workers() const { return uint32_t(std::max(1, config_.global.nb_proc)); }
 
+  // ---- on-demand probing (docs/on-demand.md#the-on-demand-worker) ----
+
+  // A changed on_demand section gets a new ProbeService (budgets start afresh); the previous one finishes
+  // its requests and is dropped once idle.
+  void configure_on_demand() {
+    std::erase_if(retired_services_, [](const auto& s) { return s->running() == 0; });
+    if (config_.on_demand == od_config_) return;
+    od_config_ = config_.on_demand;
+    if (probe_service_) retired_services_.push_back(std::move(probe_service_));
+    probe_service_.reset();
+    if (!od_config_) return;
+    od_worker_.set_caps(od_config_->budgets.max_packets_per_second_per_destination,
+                        od_config_->budgets.max_packets_per_second);
+    ondemand::Policy policy;
+    policy.own_addresses = ondemand::local_addresses();
+    probe_service_ = std::make_shared<ondemand::ProbeService>(
+        *od_config_, std::move(policy), *od_resolver_, od_worker_, clock_,
+        [](const std::string& line) { spdlog::info("{}", line); });
+    spdlog::info("on-demand: GET /probe served ({} module(s), {} credential(s)) by the on-demand worker",
+                 od_config_->modules.size(), od_config_->credentials.size());
+  }
+
+  int running_tests() const {
+    int n = probe_service_ ? probe_service_->running() : 0;
+    for (const auto& s : retired_services_) n += s->running();
+    return n;
+  }
+
+  void sync_api_packets() {
+    const uint64_t sent = od_worker_.packets_sent();
+    api_.add_packets(sent - api_packets_);
+    api_packets_ = sent;
+  }
+  // The on-demand worker is slot nb_proc of the pool, with its own slice of the token space: the key
+  // slices are cut for nb_proc + 1 slots, so scheduled captures never see on-demand replies.
+  bool on_demand() const { return config_.on_demand.has_value(); }
+  uint32_t od_index() const { return nb_workers(); }
+  uint32_t slots() const { return nb_workers() + (on_demand() ? 1 : 0); }
+  static constexpr uint32_t kAllTypesMask = (uint32_t(1) << kProbeTypeCount) - 1;
+
   // Probe types of every configured target (with a group) sharded to this worker, active or not: a
   // target that loses its DNS answer and gets it back must not change the worker's capture filter, which
   // would restart the worker.
@@ -332,7 +441,10 @@ class Supervisor {
   WorkerPool::Hooks pool_hooks() {
     WorkerPool::Hooks h;
     h.spawn_for = [this](uint32_t index) {
-      return WorkerSpawn{index, key_slice_for(index, nb_workers()), types_of(index), capture_mib_of(index)};
+      // The on-demand worker: every probe type (its modules' and traces'), a small ring.
+      if (on_demand() && index == od_index())
+        return WorkerSpawn{index, key_slice_for(index, slots()), kAllTypesMask, 4, true};
+      return WorkerSpawn{index, key_slice_for(index, slots()), types_of(index), capture_mib_of(index)};
     };
     h.shard_for = [this](uint32_t index) { return shard_for(index); };
     h.on_report = [this](uint32_t index, WorkerReport r) { on_report(index, std::move(r.report)); };
@@ -350,6 +462,13 @@ class Supervisor {
     };
     h.on_restart = [this](uint32_t) { metrics_.inc_worker_restarts(); };
     h.on_stalled = [this](uint32_t) { metrics_.inc_process_timed_out(); };
+    h.on_job_result = [this](uint32_t, OnDemandResult r) {
+      od_worker_.on_result(std::move(r));
+      sync_api_packets();
+    };
+    h.on_down = [this](uint32_t index) {
+      if (on_demand() && index == od_index()) od_worker_.on_down();
+    };
     return h;
   }
 
@@ -357,7 +476,7 @@ class Supervisor {
     ++generation_;
     metrics_.set_worker_count(nb_workers());
     const Nanos silence = Nanos(int64_t((config_.global.interval_s + config_.global.timeout_s) * 1e9));
-    pool_.update(nb_workers(), silence);
+    pool_.update(slots(), silence);
   }
 
   // The capture ring this worker needs for the configured rate of its targets.
@@ -375,7 +494,7 @@ class Supervisor {
     Shard s;
     s.generation = generation_;
     s.index = index;
-    s.slice = key_slice_for(index, nb);
+    s.slice = key_slice_for(index, slots());
     s.secret = splitmix64(run_secret_ ^ splitmix64(uint64_t(index) << 32 | ++shards_sent_));
     s.settings.interval_s = config_.global.interval_s;
     s.settings.max_packets_per_second = config_.global.max_packets_per_second / nb;  // a global cap, shared
@@ -467,6 +586,9 @@ class Supervisor {
     const Nanos now = clock_.monotonic();
     if (const Nanos next = pool_.next_deadline(); next != Nanos::max())
       wait = std::min(wait, std::max(Nanos(0), next - now));
+    if (const Nanos next = od_worker_.next_deadline(); next != Nanos::max())
+      wait = std::min(wait, std::max(Nanos(0), next - now));
+    if (od_resolver_->pending()) wait = std::min(wait, kDnsTick);
     if (inventory_) wait = std::min(wait, std::max(Nanos(0), inventory_->next_deadline() - now));
     return int(std::chrono::duration_cast<std::chrono::milliseconds>(wait).count()) + 1;
   }
@@ -474,6 +596,7 @@ class Supervisor {
   void run_timers() {
     const Nanos now = clock_.monotonic();
     pool_.run_timers();
+    od_worker_.run_timers();
     if (pool_.fatal()) fatal_ = true;
     // netprobify's DNS update pass, once per iteration: dns_update_interval 0 re-resolves at every one.
     if (now >= next_dns_pass_) {
@@ -511,6 +634,8 @@ class Supervisor {
   // Stops every worker within kStopWorkersWithin, then the launcher (which kills leftovers).
   int shutdown(int code) {
     stopping_ = true;
+    loop_queue_.close();
+    od_worker_.on_down();
     if (inventory_) inventory_->terminate();  // no wait: the 1 s budget is the workers'
     const Nanos deadline = clock_.monotonic() + kStopWorkersWithin;
     pool_.stop_all();
@@ -531,6 +656,8 @@ class Supervisor {
     return code;
   }
 
+  LoopQueue& loop_queue_;  // tasks from the HTTP threads and HopProbers
+  ApiMetrics& api_;
   const TagSelection selection_;  // --include-tags / --exclude-tags
   std::string path_;
   ProberMetrics& metrics_;
@@ -559,6 +686,16 @@ class Supervisor {
   bool stopping_ = false;
   bool reload_requested_ = false;
   bool fatal_ = false;
+  // On-demand: its own resolver (the address book's is polled only while the book waits for answers).
+  std::unique_ptr<Resolver> od_resolver_ = make_system_resolver();
+  OnDemandWorker od_worker_{clock_, [this](const OnDemandJob& job) {
+                              return on_demand() &&
+                                     pool_.send_to(od_index(), encode_frame(SupervisorMessage{job}));
+                            }};
+  std::optional<OnDemandConfig> od_config_;
+  std::shared_ptr<ondemand::ProbeService> probe_service_;
+  std::vector<std::shared_ptr<ondemand::ProbeService>> retired_services_;
+  uint64_t api_packets_ = 0;
   WorkerPool pool_;  // last: its hooks use everything above
 };
 
@@ -590,6 +727,8 @@ void run_supervisor(LauncherClient launcher, Config config, const std::string& p
   metrics.set_path_settings(config.global.path_window, config.global.path_series_per_target);
   metrics.set_rtt_histogram(config.global.rtt_histogram);
   auto process = std::make_shared<ProcessCollector>();
+  ApiMetrics api(*registry);
+  LoopQueue loop_queue;
   auto servers = web::server_options(web, config.global.prometheus_address, config.global.prometheus_port);
   if (!servers.ok()) {  // checked before: only a bug gets here
     spdlog::critical("{}", servers.error().message);
@@ -598,7 +737,14 @@ void run_supervisor(LauncherClient launcher, Config config, const std::string& p
   }
   const std::string listeners = web::describe_listeners(*servers);
   const bool any_auth = web.env_auth.has_value();
-  auto exporter = Exporter::start(std::move(servers).value(), {registry, process}, {metrics.target_series()});
+  // GET /probe: answered by the supervisor's loop (its ProbeService, the on-demand worker); 404 there
+  // without an on_demand section. `probe_gateway` is set once the supervisor exists: the loop that runs
+  // posted requests is the supervisor's.
+  auto probe_gateway = std::make_shared<ProbeServe>();
+  std::map<std::string, http::Route> routes;
+  routes.emplace("/probe", make_probe_route(loop_queue, probe_gateway));
+  auto exporter = Exporter::start(std::move(servers).value(), {registry, process}, {metrics.target_series()},
+                                  std::move(routes));
   if (!exporter.ok()) {
     spdlog::critical("{}", exporter.error().message);
     if (web.listen_addresses.empty() && config.global.prometheus_port > 0 &&
@@ -614,7 +760,12 @@ void run_supervisor(LauncherClient launcher, Config config, const std::string& p
 
   if (selection.mode != TagSelection::Mode::kAll)
     spdlog::info("targets selected by tags: {}", describe(selection));
-  Supervisor supervisor(std::move(config), path, metrics, launcher, *process, std::move(selection));
+  Supervisor supervisor(std::move(config), path, metrics, launcher, *process, std::move(selection),
+                        loop_queue, api);
+  *probe_gateway = [&supervisor](ondemand::ProbeHttpRequest request,
+                                 std::function<void(ondemand::ProbeHttpResponse)> respond) {
+    supervisor.serve_probe(std::move(request), std::move(respond));
+  };
   const int code = supervisor.run();
   spdlog::info("stopped");
   exit_now(code);

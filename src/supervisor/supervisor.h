@@ -5,7 +5,8 @@
 //   netprobe (supervisor, no capability)        poll loop: signals, launcher events, worker IPC, timers
 //    └─ netprobe-launch (CAP_NET_RAW only)      forks workers on request, reports their deaths
 //        ├─ netprobe-w0 (no capability)         probes its shard, one report per iteration
-//        └─ netprobe-w1 ...
+//        ├─ netprobe-w1 ...
+//        └─ netprobe-od (no capability)         on_demand only: runs /probe jobs (ondemand_worker.h)
 // All of them run as the unprivileged --user, confined (docs/architecture.md#confinement); the supervisor
 // publishes its children's pids to the ProcessCollector (netprobe_process_* of the whole tree).
 //

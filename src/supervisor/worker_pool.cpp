@@ -20,8 +20,8 @@ double seconds(Nanos n) { return std::chrono::duration<double>(n).count(); }
 }  // namespace
 
 bool needs_new_capture(const WorkerSpawn& has, const WorkerSpawn& wants) {
-  return wants.slice != has.slice || (wants.types_mask & ~has.types_mask) != 0 ||
-         wants.capture_buffer_mib > 2 * has.capture_buffer_mib;
+  return wants.slice != has.slice || wants.on_demand != has.on_demand ||
+         (wants.types_mask & ~has.types_mask) != 0 || wants.capture_buffer_mib > 2 * has.capture_buffer_mib;
 }
 
 WorkerPool::WorkerPool(WorkerLauncher& launcher, Clock& clock, Hooks hooks, Options options)
@@ -153,11 +153,24 @@ void WorkerPool::read_worker(Slot& w) {
   if (eof) close_fd(w);
 }
 
+bool WorkerPool::send_to(uint32_t index, std::string frame) {
+  if (!running(index)) return false;
+  queue(slots_[index], std::move(frame));
+  return true;
+}
+
+bool WorkerPool::running(uint32_t index) const {
+  return index < slots_.size() && slots_[index].state == State::kRunning && slots_[index].fd >= 0 &&
+         !slots_[index].killed && index < count_;
+}
+
 void WorkerPool::close_fd(Slot& w) {
+  const bool was_open = w.fd >= 0;
   if (w.fd >= 0) close(w.fd);
   w.fd = -1;
   w.out.clear();
   w.reader = FrameReader();
+  if (was_open && hooks_.on_down) hooks_.on_down(w.index);
 }
 
 void WorkerPool::handle_frames(Slot& w) {
@@ -177,6 +190,8 @@ void WorkerPool::handle_frames(Slot& w) {
     } else if (auto* report = std::get_if<WorkerReport>(&*msg)) {
       w.last_report = now;
       hooks_.on_report(w.index, std::move(*report));
+    } else if (auto* result = std::get_if<OnDemandResult>(&*msg)) {
+      if (hooks_.on_job_result) hooks_.on_job_result(w.index, std::move(*result));
     } else if (auto* error = std::get_if<WorkerError>(&*msg)) {
       spdlog::error("worker {} (pid {}): {}", w.index, w.pid, error->message);
       hooks_.on_error(w.index, *error);

@@ -72,6 +72,10 @@ class WorkerPool {
     std::function<void(uint32_t index)> on_lost;     // its targets are not being measured any more
     std::function<void(uint32_t index)> on_restart;  // restarted after an unplanned death
     std::function<void(uint32_t index)> on_stalled;  // killed: no heartbeat, or no report in time
+    // The on-demand worker's job results (optional).
+    std::function<void(uint32_t index, OnDemandResult)> on_job_result;
+    // An incarnation is gone (exited, killed, stopped): frames sent to it are lost (optional).
+    std::function<void(uint32_t index)> on_down;
   };
 
   WorkerPool(WorkerLauncher& launcher, Clock& clock, Hooks hooks, Options options);
@@ -99,6 +103,9 @@ class WorkerPool {
 
   // The launcher or the IPC went wrong in a way the pool cannot repair (the supervisor exits).
   bool fatal() const { return fatal_; }
+  // Queues a frame for worker `index` if it is running (ready for frames); false otherwise.
+  bool send_to(uint32_t index, std::string frame);
+  bool running(uint32_t index) const;
   std::vector<ProcessRef> processes() const;
   size_t size() const { return slots_.size(); }
 

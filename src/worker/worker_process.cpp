@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <thread>
 
 #include <fmt/format.h>
@@ -27,6 +28,7 @@
 #include "sandbox/privileges.h"
 #include "sched/plan.h"
 #include "sched/target_plan.h"
+#include "worker/ondemand_engine.h"
 
 namespace netprobe {
 
@@ -95,6 +97,10 @@ class WorkerLoop {
         if (std::holds_alternative<StopRequest>(*msg)) {
           stop = true;
           break;
+        }
+        if (!std::holds_alternative<Shard>(*msg)) {
+          spdlog::error("worker {}: an on-demand job sent to a scheduled worker: ignored", index_);
+          continue;
         }
         std::lock_guard lock(mu_);
         pending_ = std::move(std::get<Shard>(*msg));
@@ -235,6 +241,111 @@ class WorkerLoop {
   uint64_t generation_ = 0;
 };
 
+// The on-demand worker (docs/on-demand.md#the-on-demand-worker): the IPC thread reads jobs into the
+// OnDemandEngine and sends heartbeats; the main thread runs the engine, which sends each job's result.
+class OnDemandLoop {
+ public:
+  OnDemandLoop(int fd, uint32_t index, KeySlice slice, PacketSink& sink, WatchedSource& source)
+      : fd_(fd),
+        index_(index),
+        source_(source),
+        engine_(clock_, sink, source, random_secret(), slice, kernel_source_for) {}
+
+  int run() {
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+    const int sfd = signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK);
+    std::thread reader([this, sfd] { read_loop(sfd); });
+    engine_.run([this](OnDemandResult result) {
+      if (!result.error.empty()) spdlog::warn("on-demand job {}: {}", result.id, result.error);
+      if (!send(WorkerMessage{std::move(result)})) engine_.stop();  // supervisor gone
+      if (source_.failed()) {
+        send(WorkerMessage{WorkerError{"capture failed: " + source_.error(), {}}});
+        exit_code_ = EX_UNAVAILABLE;
+        engine_.stop();
+      }
+    });
+    shutdown(fd_, SHUT_RD);
+    reader.join();
+    if (sfd >= 0) close(sfd);
+    return exit_code_.load();
+  }
+
+ private:
+  static uint64_t random_secret() {
+    std::random_device rd;
+    return (uint64_t(rd()) << 32) ^ rd();
+  }
+
+  bool send(const WorkerMessage& m) {
+    const std::string frame = encode_frame(m);
+    std::lock_guard lock(write_mu_);
+    return write_all(fd_, frame);
+  }
+
+  void read_loop(int sfd) {
+    FrameReader frames;
+    std::vector<uint8_t> buf(1 << 16);
+    Nanos last_heartbeat{0};
+    for (;;) {
+      pollfd fds[2] = {{fd_, POLLIN, 0}, {sfd, POLLIN, 0}};
+      const int ready = ::poll(fds, sfd >= 0 ? 2 : 1, int(kHeartbeatInterval.count() / 1'000'000));
+      if (ready < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      const Nanos now = SystemClock().monotonic();
+      if (now - last_heartbeat >= kHeartbeatInterval) {
+        last_heartbeat = now;
+        // Alive only if the engine's loop goes round (it never sleeps longer than a few ms).
+        if (now - engine_.last_progress() < Nanos(3'000'000'000)) send(WorkerMessage{WorkerHeartbeat{}});
+      }
+      if (sfd >= 0 && (fds[1].revents & POLLIN)) break;
+      if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      const ssize_t n = ::read(fd_, buf.data(), buf.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      frames.feed(std::span<const uint8_t>(buf.data(), size_t(n)));
+      bool stop = false;
+      while (auto payload = frames.next()) {
+        auto msg = decode_supervisor_message(*payload);
+        if (!msg.ok()) {
+          spdlog::error("on-demand worker {}: {}", index_, msg.error().message);
+          exit_code_ = EX_PROTOCOL;
+          stop = true;
+          break;
+        }
+        if (std::holds_alternative<StopRequest>(*msg)) {
+          stop = true;
+          break;
+        }
+        if (auto* shard = std::get_if<Shard>(&*msg)) {
+          spdlog::set_level(log_level_from_config(shard->config.global.logging_level));
+          continue;
+        }
+        engine_.submit(std::move(std::get<OnDemandJob>(*msg)));
+      }
+      if (frames.error()) {
+        exit_code_ = EX_PROTOCOL;
+        stop = true;
+      }
+      if (stop) break;
+    }
+    engine_.stop();
+  }
+
+  int fd_;
+  uint32_t index_;
+  WatchedSource& source_;
+  SystemClock clock_;
+  std::mutex write_mu_;
+  std::atomic<int> exit_code_{0};
+  OnDemandEngine engine_;
+};
+
 }  // namespace
 
 int worker_main(int ipc_fd, const WorkerSpawn& spawn) {
@@ -242,7 +353,8 @@ int worker_main(int ipc_fd, const WorkerSpawn& spawn) {
   const KeySlice slice = spawn.slice;
   prctl(PR_SET_PDEATHSIG, SIGKILL);  // the launcher died between fork and here: getppid() is no longer it
   if (getppid() == 1) return 0;
-  prctl(PR_SET_NAME, fmt::format("netprobe-w{}", index).c_str());
+  prctl(PR_SET_NAME,
+        (spawn.on_demand ? std::string("netprobe-od") : fmt::format("netprobe-w{}", index)).c_str());
   release_free_memory();  // the launcher's free heap, shared copy-on-write since the fork
   signal(SIGPIPE, SIG_IGN);
 
@@ -266,6 +378,10 @@ int worker_main(int ipc_fd, const WorkerSpawn& spawn) {
 
   if (!write_all(ipc_fd, encode_frame(WorkerMessage{WorkerReady{index, io->warnings}}))) return 0;
 
+  if (spawn.on_demand) {
+    OnDemandLoop loop(ipc_fd, index, slice, *io->sink, *io->source);
+    return loop.run();
+  }
   WorkerLoop loop(ipc_fd, index, slice, *io->sink, *io->source);
   return loop.run();
 }

@@ -506,3 +506,155 @@ TEST(worker_Ipc, TruncatedFrameIsAnError) {
 
 }  // namespace
 }  // namespace netprobe
+
+namespace netprobe {
+namespace {
+
+OnDemandJob full_job() {
+  OnDemandJob j;
+  j.id = 42;
+  j.type = ProbeType::kUdpUnreachable;
+  j.dst = *IpAddress::parse("2001:db8::7");
+  j.dst_port = 33434;
+  j.dscp = 46;
+  j.ip_payload_size = 100;
+  j.paris = true;
+  j.icmp_error_resolves = true;
+  j.timeout_s = 1.5;
+  j.dest_gap_ns = 101'000'000;
+  j.global_gap_ns = 21'000'000;
+  j.probes = {{33000, 1, 1'000'000'000}, {33001, 255, 1'100'000'000}};
+  return j;
+}
+
+ProbeEvent full_event() {
+  ProbeEvent e;
+  e.slot = 1;
+  e.src_port = 33001;
+  e.state = ProbeEvent::State::kIcmpError;
+  e.icmp_type = 3;
+  e.icmp_code = 10;
+  e.icmp_error = true;
+  e.send_error = 4;
+  e.rtt_s = 0.25;
+  e.duplicates = 2;
+  e.has_reply = true;
+  e.reply.from = *IpAddress::parse("192.0.2.9");
+  e.reply.valid = true;
+  e.reply.length = 60;
+  e.reply.ttl = 57;
+  e.reply.ip_id = 999;
+  e.reply.dont_fragment = true;
+  e.reply.tos = 8;
+  e.reply.protocol = 6;
+  e.reply.tcp_flags = 0x12;
+  e.reply.tcp_window = 64240;
+  e.reply_rtt_s = 0.001;
+  e.has_error = true;
+  e.error.from = *IpAddress::parse("192.0.2.1");
+  e.error.valid = true;
+  e.error.icmp_type = 11;
+  e.error.mpls_count = 2;
+  e.error.mpls[0] = {16001, 3, false, 254};
+  e.error.mpls[1] = {24, 0, true, 1};
+  e.error_rtt_s = 0.002;
+  return e;
+}
+
+bool same_reply(const ReplyInfo& a, const ReplyInfo& b) {
+  return a.from == b.from && a.length == b.length && a.ttl == b.ttl && a.ip_id == b.ip_id &&
+         a.dont_fragment == b.dont_fragment && a.tos == b.tos && a.protocol == b.protocol &&
+         a.tcp_flags == b.tcp_flags && a.tcp_window == b.tcp_window && a.icmp_type == b.icmp_type &&
+         a.icmp_code == b.icmp_code && a.mpls_count == b.mpls_count && a.mpls == b.mpls && a.valid == b.valid;
+}
+
+TEST(worker_Ipc, OnDemandJobRoundTrip) {
+  const OnDemandJob j = full_job();
+  auto decoded = decode_supervisor_message(payload_of(encode_frame(SupervisorMessage{j})));
+  ASSERT_TRUE(decoded.ok()) << decoded.error().message;
+  ASSERT_TRUE(std::holds_alternative<OnDemandJob>(*decoded));
+  EXPECT_EQ(std::get<OnDemandJob>(*decoded), j);
+}
+
+TEST(worker_Ipc, OnDemandResultRoundTrip) {
+  OnDemandResult r{9, "", {full_event(), ProbeEvent{}}};
+  auto decoded = decode_worker_message(payload_of(encode_frame(WorkerMessage{r})));
+  ASSERT_TRUE(decoded.ok()) << decoded.error().message;
+  const auto& got = std::get<OnDemandResult>(*decoded);
+  EXPECT_EQ(got.id, 9u);
+  ASSERT_EQ(got.events.size(), 2u);
+  const ProbeEvent& a = got.events[0];
+  const ProbeEvent b = full_event();
+  EXPECT_EQ(std::tie(a.slot, a.src_port, a.state, a.icmp_type, a.icmp_code, a.icmp_error, a.send_error,
+                     a.rtt_s, a.duplicates, a.has_reply, a.reply_rtt_s, a.has_error, a.error_rtt_s),
+            std::tie(b.slot, b.src_port, b.state, b.icmp_type, b.icmp_code, b.icmp_error, b.send_error,
+                     b.rtt_s, b.duplicates, b.has_reply, b.reply_rtt_s, b.has_error, b.error_rtt_s));
+  EXPECT_TRUE(same_reply(a.reply, b.reply));
+  EXPECT_TRUE(same_reply(a.error, b.error));
+  EXPECT_FALSE(got.events[1].reply.valid);
+}
+
+// The worker reads jobs and the supervisor reads results: out-of-range fields, too many probes or events,
+// wrong shapes are Errors.
+TEST(worker_Ipc, MalformedOnDemandFramesAreErrors) {
+  using Json = nlohmann::json;
+  const auto job_doc = Json::from_cbor(payload_of(encode_frame(SupervisorMessage{full_job()})));
+  const std::vector<std::function<void(Json&)>> bad_jobs{
+      [](Json& d) { d.erase("probes"); },
+      [](Json& d) { d["probes"] = Json::array(); },
+      [](Json& d) {
+        Json many = Json::array();
+        for (size_t i = 0; i <= kMaxJobProbes; ++i) many.push_back(Json::array({1, 64, 0}));
+        d["probes"] = many;
+      },
+      [](Json& d) { d["probes"][0][1] = 0; },      // TTL 0
+      [](Json& d) { d["probes"][0][1] = 256; },    // TTL beyond a byte
+      [](Json& d) { d["probes"][0][0] = 70000; },  // port
+      [](Json& d) {
+        d["probes"][0] = Json::array({1, 2});
+      },
+      [](Json& d) { d["dscp"] = 64; },
+      [](Json& d) { d["ip_payload_size"] = 9000; },
+      [](Json& d) { d["timeout_s"] = 0; },
+      [](Json& d) { d["timeout_s"] = 61; },
+      [](Json& d) { d["dest_gap_ns"] = 20'000'000'000; },
+      [](Json& d) { d.erase("global_gap_ns"); },
+      [](Json& d) { d["dst"] = "not-an-address"; },
+      [](Json& d) { d["probe_type"] = "PINGv7"; },
+  };
+  for (size_t i = 0; i < bad_jobs.size(); ++i) {
+    Json d = job_doc;
+    bad_jobs[i](d);
+    EXPECT_FALSE(decode_supervisor_message(Json::to_cbor(d)).ok()) << i;
+  }
+  const auto result_doc =
+      Json::from_cbor(payload_of(encode_frame(WorkerMessage{OnDemandResult{1, "", {full_event()}}})));
+  const std::vector<std::function<void(Json&)>> bad_results{
+      [](Json& d) { d["events"][0].erase(0); },
+      [](Json& d) { d["events"][0][0] = kMaxJobProbes; },  // slot
+      [](Json& d) { d["events"][0][2] = 9; },              // state
+      [](Json& d) { d["events"][0][6] = 16; },             // send error
+      [](Json& d) {
+        d["events"][0][10][11] = Json::array({1, 2, 3, 4, 5});
+      },
+      [](Json& d) { d["events"][0][13][0] = "x"; },  // a valid reply's address
+      [](Json& d) {
+        Json many = Json::array();
+        for (size_t i = 0; i <= kMaxJobProbes; ++i) many.push_back(d["events"][0]);
+        d["events"] = many;
+      },
+      [](Json& d) { d["events"] = "none"; },
+  };
+  for (size_t i = 0; i < bad_results.size(); ++i) {
+    Json d = result_doc;
+    bad_results[i](d);
+    EXPECT_FALSE(decode_worker_message(Json::to_cbor(d)).ok()) << i;
+  }
+  // Every truncation of a valid job is rejected cleanly.
+  const std::string frame = encode_frame(SupervisorMessage{full_job()});
+  const auto p = payload_of(frame);
+  for (size_t n = 0; n < p.size(); ++n) EXPECT_FALSE(decode_supervisor_message(p.first(n)).ok()) << n;
+}
+
+}  // namespace
+}  // namespace netprobe

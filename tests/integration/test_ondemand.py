@@ -1,0 +1,442 @@
+#!/usr/bin/env python3
+"""GET /probe served by the on-demand worker, end to end (issue 17, docs/on-demand.md).
+
+The real build/netprobe runs in a prober namespace with an `on_demand:` section and one scheduled TCPsyn target;
+a target namespace listens on OPEN_PORT and drops HOLE_PORT (nftables). Scenarios (argv[1]):
+
+  prometheus  a real Prometheus (Debian `prometheus`) in the prober namespace scrapes /probe with blackbox's
+              relabelling (__param_target, __param_module, a bearer token): probe_success 1 for the listening
+              port, 0 for the black-holed one; netprobe_api_requests_total counts the requests on /metrics
+  concurrent  50 callers at once against one destination: the target (a kernel-timestamped sniffer and an
+              nftables counter) never sees more on-demand SYNs than max_packets_per_second_per_destination in
+              any one-second window (every two of them at least 1/cap apart); meanwhile the scheduled
+              target's probes keep going, with no loss
+  refusals    refused targets (blackbox issue 1639's forms, the prober's own address, outside the prefixes) are
+              403 with the reason, bad credentials 401, an unknown module 400, and counted by reason on /metrics
+  reload      on_demand removed by a reload: /probe is a 404 and netprobe-od stops; put back: served again
+  worker      the on-demand worker (netprobe-od) holds no capability, has no-new-privs and a seccomp filter,
+              runs as the unprivileged user; killed: /probe still answers at once (probe_success 0, nothing
+              sent, never a hang), the worker comes back with backoff, /probe succeeds again
+
+Every wait is bounded; namespaces and processes are removed on any exit (netns.Lab, harness).
+"""
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import harness  # noqa: E402
+import netns  # noqa: E402
+
+P4, T4 = "198.18.9.1", "198.18.9.2"
+OPEN_PORT, HOLE_PORT, SCHED_PORT = 8443, 9999, 8444
+TOKEN = "od-it-token-7f3a"
+PER_DEST_PPS = 10
+PROMETHEUS = os.environ.get("PROMETHEUS_BIN", "/usr/bin/prometheus")
+
+LISTENER = """
+import socket, time
+socks = []
+for port in (%d, %d):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port)); s.listen(1024); socks.append(s)
+time.sleep(600)
+""" % (OPEN_PORT, SCHED_PORT)
+
+# On-demand SYNs reach the target from the modules' source ports (33000-33003); the counter totals them.
+RULES = f"""table inet od_it {{
+  counter od_syns {{ }}
+  chain in {{ type filter hook input priority 0;
+    tcp dport {OPEN_PORT} tcp sport 33000-33003 tcp flags & (syn | ack) == syn counter name od_syns
+    tcp dport {HOLE_PORT} drop
+  }}
+}}
+"""
+
+# Kernel-stamped arrival times of on-demand SYNs to OPEN_PORT, one per line, on an AF_PACKET socket.
+SNIFFER = r"""
+import socket, struct, sys
+out = open(sys.argv[1], "w", buffering=1)
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+s.setsockopt(socket.SOL_SOCKET, 35, 1)  # SO_TIMESTAMPNS
+while True:
+    data, anc, _, addr = s.recvmsg(2048, 64)
+    if addr[2] == socket.PACKET_OUTGOING or len(data) < 14 + 20 + 20:
+        continue
+    ip = data[14:]
+    ihl = (ip[0] & 15) * 4
+    if ip[9] != 6:
+        continue
+    sport, dport = struct.unpack("!HH", ip[ihl:ihl + 4])
+    flags = ip[ihl + 13]
+    if dport != %d or not (33000 <= sport <= 33003) or flags & 0x12 != 0x02:
+        continue
+    for level, kind, value in anc:
+        if level == socket.SOL_SOCKET and kind == 35:
+            sec, nsec = struct.unpack("qq", value[:16])
+            out.write("%%d.%%09d\n" %% (sec, nsec))
+""" % OPEN_PORT
+
+# Runs inside the prober namespace: N concurrent GET requests, the outcome of each as JSON lines.
+CALLERS = r"""
+import json, sys, threading, urllib.request, urllib.error
+url, n, token = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+results = [None] * n
+barrier = threading.Barrier(n)
+def call(i):
+    req = urllib.request.Request(url, headers={"Authorization": "Bearer " + token} if token else {})
+    barrier.wait(timeout=30)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            results[i] = (r.status, r.read().decode())
+    except urllib.error.HTTPError as e:
+        results[i] = (e.code, e.read().decode())
+    except Exception as e:
+        results[i] = (0, repr(e))
+threads = [threading.Thread(target=call, args=(i,)) for i in range(n)]
+for t in threads: t.start()
+for t in threads: t.join(60)
+print(json.dumps(results))
+"""
+
+
+def config(port):
+    return {
+        "global": {"probe_name": "od_it", "interval": 1, "nb_proc": 1, "logging_level": "INFO",
+                   "prometheus_port": port, "prometheus_address": "127.0.0.1", "dns_update_interval": 300,
+                   "max_packets_per_second": 1000},
+        "groups": {"lab": {"src_ipv4": P4, "src_port_a": 65100, "src_port_z": 65103}},
+        "targets": {"sched": {"type": "TCPsyn", "destination": T4, "dst_port": SCHED_PORT, "nb_packets": 20,
+                              "timeout": 0.5}},
+        "on_demand": {
+            "allowed_prefixes": ["198.18.9.0/24"],
+            "modules": {
+                "tcp_open": {"type": "TCPsyn", "dst_port": OPEN_PORT, "nb_packets": 3, "timeout": 2},
+                "tcp_hole": {"type": "TCPsyn", "dst_port": HOLE_PORT, "nb_packets": 3, "timeout": 1},
+            },
+            "credentials": {"prom": {"token_sha256": hashlib.sha256(TOKEN.encode()).hexdigest()}},
+            "budgets": {"max_concurrent_tests": 64, "max_concurrent_tests_per_credential": 64,
+                        "max_packets_per_second_per_destination": PER_DEST_PPS, "max_packets_per_second": 50},
+        },
+    }
+
+
+class Setup:
+    def __init__(self, lab, work):
+        self.lab, self.work = lab, work
+        self.p, self.t = lab.ns("p"), lab.ns("t")
+        lab.link(self.p, self.t, [f"{P4}/24"], [f"{T4}/24"])
+        lab.popen(self.t, ["python3", "-c", LISTENER])
+        harness.wait_until(lambda: f":{OPEN_PORT} " in netns.sh("ss", "-ltnH", ns=self.t, capture=True), 10,
+                           "the target's TCP listener")
+        with tempfile.NamedTemporaryFile("w", suffix=".nft", delete=False) as fh:
+            fh.write(RULES)
+        netns.sh("nft", "-f", fh.name, ns=self.t)
+        os.unlink(fh.name)
+        self.port = harness.free_port()
+        path = os.path.join(work, "netprobe.yaml")
+        with open(path, "w") as fh:
+            json.dump(config(self.port), fh)
+        self.log = open(os.path.join(work, "netprobe.log"), "w+")
+        self.proc = lab.popen(self.p, [harness.netprobe_bin(), "run", path], stdout=self.log, stderr=self.log)
+        harness.wait_until(lambda: self.get("/metrics")[0] == 200, 30, "netprobe's /metrics")
+
+    def get(self, path, token=TOKEN, headers=None):
+        """(status, body) of a request from inside the prober namespace."""
+        args = ["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "20"]
+        if token:
+            args += ["-H", f"Authorization: Bearer {token}"]
+        for h in headers or []:
+            args += ["-H", h]
+        out = netns.sh(*args, f"http://127.0.0.1:{self.port}{path}", ns=self.p, capture=True, check=False) or "\n0"
+        body, _, code = out.rpartition("\n")
+        return int(code or 0), body
+
+    def probe(self, target, module, **extra):
+        q = urllib.parse.urlencode(dict(target=target, module=module, **extra))
+        return self.get(f"/probe?{q}")
+
+    def metrics(self):
+        status, body = self.get("/metrics", token=None)
+        return harness.parse_metrics(body if status == 200 else "")
+
+    def dump_log(self):
+        self.log.seek(0)
+        harness.log("netprobe log:\n" + self.log.read()[-8000:])
+
+
+def run(scenario):
+    with netns.Lab() as lab, tempfile.TemporaryDirectory() as work:
+        os.chmod(work, 0o755)  # netprobe reads its configuration as an unprivileged user
+        s = Setup(lab, work)
+        try:
+            scenario(s)
+        except BaseException:
+            s.dump_log()
+            raise
+
+
+def sample(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+# ---- prometheus ----
+
+def prometheus_config(port):
+    def job(name, module):
+        return {
+            "job_name": name, "metrics_path": "/probe", "params": {"module": [module]},
+            "scrape_interval": "3s", "scrape_timeout": "2500ms",
+            "authorization": {"type": "Bearer", "credentials": TOKEN},
+            "static_configs": [{"targets": [T4]}],
+            "relabel_configs": [
+                {"source_labels": ["__address__"], "target_label": "__param_target"},
+                {"source_labels": ["__param_target"], "target_label": "instance"},
+                {"target_label": "__address__", "replacement": f"127.0.0.1:{port}"},
+            ],
+        }
+    return {"global": {"scrape_interval": "3s", "evaluation_interval": "3s"},
+            "scrape_configs": [job("od_open", "tcp_open"), job("od_hole", "tcp_hole")]}
+
+
+def prometheus(s):
+    harness.require_executable(PROMETHEUS, f"{PROMETHEUS} not installed (Debian package `prometheus`)")
+    # The endpoint itself first.
+    status, body = s.probe(T4, "tcp_open")
+    assert status == 200 and sample(body, "probe_success") == 1, f"{status}: {body}"
+    assert sample(body, "netprobe_probe_packets_sent") == 3, body
+    status, body = s.probe(T4, "tcp_hole")
+    assert status == 200 and sample(body, "probe_success") == 0, f"{status}: {body}"
+    assert sample(body, "netprobe_probe_packets_lost") == 3, body
+
+    prom_port = harness.free_port()
+    prom_config = os.path.join(s.work, "prometheus.yml")
+    with open(prom_config, "w") as fh:
+        json.dump(prometheus_config(s.port), fh)
+    plog = open(os.path.join(s.work, "prometheus.log"), "w+")
+    s.lab.popen(s.p, [PROMETHEUS, f"--config.file={prom_config}", f"--storage.tsdb.path={s.work}/tsdb",
+                      f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"],
+                stdout=plog, stderr=plog, cwd=s.work)
+
+    def value(promql):
+        url = f"http://127.0.0.1:{prom_port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        text = netns.sh("curl", "-sf", url, ns=s.p, capture=True, check=False)
+        if not text:
+            return None
+        result = json.loads(text).get("data", {}).get("result", [])
+        return float(result[0]["value"][1]) if len(result) == 1 else None
+
+    try:
+        harness.wait_until(lambda: value(f'probe_success{{job="od_open",instance="{T4}"}}') == 1, 60,
+                           "probe_success 1 for the listening port in Prometheus")
+        harness.wait_until(lambda: value(f'probe_success{{job="od_hole",instance="{T4}"}}') == 0, 60,
+                           "probe_success 0 for the black-holed port in Prometheus")
+        assert value('up{job="od_open"}') == 1 and value('up{job="od_hole"}') == 1
+        assert value(f'netprobe_probe_packets_received{{job="od_open"}}') == 3
+    except BaseException:
+        plog.seek(0)
+        harness.log("prometheus log:\n" + plog.read()[-4000:])
+        raise
+    m = s.metrics()
+    ok = harness.value(m, "netprobe_api_requests_total", endpoint="/probe", code="200") or 0
+    assert ok >= 4, f"netprobe_api_requests_total 200: {ok}"
+    assert (harness.value(m, "netprobe_api_packets_total") or 0) >= 12
+    print(f"prometheus: ok ({int(ok)} /probe requests answered 200)")
+
+
+# ---- concurrent ----
+
+def busiest_window(stamps, width=1.0):
+    best, j = 0, 0
+    for i in range(len(stamps)):
+        while stamps[i] - stamps[j] >= width:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
+def sched_counters(s):
+    m = s.metrics()
+    sent = harness.value(m, "tcpsyn_sent_total", destination="sched") or 0
+    lost = harness.value(m, "tcpsyn_loss_total", destination="sched") or 0
+    return sent, lost
+
+
+def concurrent(s):
+    stamps_path = os.path.join(s.work, "stamps.txt")
+    s.lab.popen(s.t, ["python3", "-c", SNIFFER, stamps_path])
+    harness.wait_until(lambda: sched_counters(s)[0] >= 40, 30, "the scheduled target probed")
+    time.sleep(0.5)
+    sent0, lost0 = sched_counters(s)
+    n = 50
+    q = urllib.parse.urlencode({"target": T4, "module": "tcp_open"})
+    out = netns.sh("python3", "-c", CALLERS, f"http://127.0.0.1:{s.port}/probe?{q}", str(n), TOKEN, ns=s.p,
+                   capture=True, timeout=120)
+    results = json.loads(out)
+    codes = {}
+    for status, _ in results:
+        codes[status] = codes.get(status, 0) + 1
+    served = [body for status, body in results if status == 200]
+    print(f"50 callers: {codes}", flush=True)
+    assert set(codes) <= {200, 429}, f"unexpected answers: {codes}"
+    assert served, "no caller was served"
+    for body in served:
+        assert sample(body, "probe_success") == 1, body
+    # Let the rest of the scheduled iterations and the sniffer catch up.
+    time.sleep(2.5)
+    sent1, lost1 = sched_counters(s)
+    nft = json.loads(netns.sh("nft", "-j", "list", "counter", "inet", "od_it", "od_syns", ns=s.t, capture=True))
+    counted = next(x["counter"]["packets"] for x in nft["nftables"] if "counter" in x)
+    with open(stamps_path) as fh:
+        stamps = sorted(float(x) for x in fh.read().split())
+    sent_by_callers = sum(int(sample(b, "netprobe_probe_packets_sent") or 0) for b in served)
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    busiest = busiest_window(stamps)
+    print(f"on-demand SYNs at the target: nft {counted}, sniffed {len(stamps)}, reported sent {sent_by_callers}; "
+          f"busiest 1 s window {busiest} (cap {PER_DEST_PPS}); smallest gap {min(gaps) * 1000 if gaps else 0:.1f} ms; "
+          f"scheduled: sent +{sent1 - sent0}, lost +{lost1 - lost0}", flush=True)
+    assert counted == sent_by_callers == len(stamps), (counted, sent_by_callers, len(stamps))
+    # The budget spaces one destination's send times 1/cap apart, the worker never sends early and keeps
+    # 1/cap + 1 ms after the previous packet to the destination whatever its lateness: never more than the
+    # cap in any one-second window at the target.
+    assert not gaps or min(gaps) >= 1.0 / PER_DEST_PPS, f"two on-demand packets {min(gaps)} s apart"
+    assert busiest <= PER_DEST_PPS, f"{busiest} on-demand packets in one second (cap {PER_DEST_PPS})"
+    # Scheduled probing went on, undisturbed: probes sent all along, none lost.
+    assert sent1 - sent0 >= 40, f"scheduled probes sent meanwhile: {sent1 - sent0}"
+    assert lost1 == lost0, f"scheduled probes lost meanwhile: {lost1 - lost0}"
+    print("concurrent: ok")
+
+
+# ---- refusals ----
+
+def refusals(s):
+    cases = [
+        ("169.254.169.254", 403, "link_local"),
+        ("[::ffff:169.254.169.254]", 403, "link_local"),
+        ("127.0.0.1", 403, "loopback"),
+        ("2130706433", 403, "numeric_form"),
+        ("0x7f.1", 403, "numeric_form"),
+        ("0177.0.0.1", 403, "numeric_form"),
+        (P4, 403, "own_address"),
+        ("10.1.2.3", 403, "not_allowed_prefix"),
+        ("http://198.18.9.2/", 403, "syntax"),
+    ]
+    for target, want, reason in cases:
+        status, body = s.probe(target, "tcp_open")
+        assert status == want, f"{target}: {status} {body!r}"
+    status, body = s.probe(T4, "nope")
+    assert status == 400, f"unknown module: {status} {body!r}"
+    status, body = s.probe(T4, "tcp_open", nb_packets="5")
+    assert status == 400, f"an override the module does not list: {status} {body!r}"
+    for token, reason in ((None, "auth_missing"), ("wrong-token", "auth_wrong")):
+        status, body = s.get("/probe?" + urllib.parse.urlencode({"target": T4, "module": "tcp_open"}), token=token)
+        assert status == 401, f"token {token}: {status} {body!r}"
+    m = s.metrics()
+    for _, _, reason in cases:
+        assert (harness.value(m, "netprobe_api_rejections_total", reason=reason) or 0) >= 1, f"reason {reason}"
+    for reason in ("auth_missing", "auth_wrong", "bad_request"):
+        assert (harness.value(m, "netprobe_api_rejections_total", reason=reason) or 0) >= 1, f"reason {reason}"
+    assert (harness.value(m, "netprobe_api_requests_total", endpoint="/probe", code="403") or 0) == len(cases)
+    assert (harness.value(m, "netprobe_api_packets_total") or 0) == 0, "a refused request sent packets"
+    print("refusals: ok")
+
+
+# ---- worker ----
+
+def od_worker_pid(s):
+    for pid in netns.sh("ip", "netns", "pids", s.p, capture=True).split():
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() == "netprobe-od":
+                    return int(pid)
+        except OSError:
+            pass
+    return None
+
+
+def worker(s):
+    harness.wait_until(lambda: od_worker_pid(s), 20, "the on-demand worker (netprobe-od)")
+    status, body = s.probe(T4, "tcp_open")
+    assert status == 200 and sample(body, "probe_success") == 1, body
+    pid = od_worker_pid(s)
+    # Confined like the workers: no capability left, no-new-privs, a seccomp filter, not root.
+    with open(f"/proc/{pid}/status") as f:
+        status = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+    for key, want in (("CapEff", "0000000000000000"), ("CapPrm", "0000000000000000"), ("NoNewPrivs", "1"),
+                      ("Seccomp", "2")):
+        assert status[key].strip() == want, f"netprobe-od {key}: {status[key].strip()}"
+    assert status["Uid"].split()[0] != "0", "netprobe-od runs as root"
+    os.kill(pid, 9)
+    # At once: nothing sent, probe_success 0, never a hang (curl gives up after 20 s).
+    start = time.time()
+    status, body = s.probe(T4, "tcp_open")
+    took = time.time() - start
+    print(f"while the worker is down: {status}, probe_success {sample(body, 'probe_success')}, "
+          f"sent {sample(body, 'netprobe_probe_packets_sent')}, {took:.2f} s", flush=True)
+    assert status == 200 and sample(body, "probe_success") == 0, body
+    # Back after its backoff (1 s), with another pid.
+    harness.wait_until(lambda: (p := od_worker_pid(s)) and p != pid, 20, "the on-demand worker restarted")
+    harness.wait_until(lambda: sample(s.probe(T4, "tcp_open")[1], "probe_success") == 1, 20,
+                       "/probe served again")
+    m = s.metrics()
+    assert (harness.value(m, "app_worker_restarts_total") or 0) >= 1
+    # Its CPU and memory are reported like the workers' (netprobe_process_*{process="ondemand"}).
+    assert harness.select(m, "netprobe_process_cpu_seconds_total", process="ondemand"), "no process series"
+    print("worker: ok")
+
+
+# ---- reload ----
+
+def reload(s):
+    harness.wait_until(lambda: od_worker_pid(s), 20, "the on-demand worker (netprobe-od)")
+    cfg = config(s.port)
+    off = dict(cfg)
+    del off["on_demand"]
+    path = os.path.join(s.work, "netprobe.yaml")
+    with open(path, "w") as fh:
+        json.dump(off, fh)
+    netns.sh("kill", "-HUP", str(netprobe_pid(s)), ns=s.p)
+    harness.wait_until(lambda: s.probe(T4, "tcp_open")[0] == 404, 20, "/probe gone (404) after the reload")
+    harness.wait_until(lambda: od_worker_pid(s) is None, 20, "netprobe-od stopped")
+    with open(path, "w") as fh:
+        json.dump(cfg, fh)
+    netns.sh("kill", "-HUP", str(netprobe_pid(s)), ns=s.p)
+    harness.wait_until(lambda: sample(s.probe(T4, "tcp_open")[1], "probe_success") == 1, 30,
+                       "/probe served again after the reload")
+    # The scheduled target kept being measured through both changes of the key slices.
+    harness.wait_until(lambda: sched_counters(s)[0] >= 40, 20, "the scheduled target probed")
+    print("reload: ok")
+
+
+def netprobe_pid(s):
+    for pid in netns.sh("ip", "netns", "pids", s.p, capture=True).split():
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() == "netprobe":
+                    return int(pid)
+        except OSError:
+            pass
+    return None
+
+
+SCENARIOS = {"prometheus": prometheus, "concurrent": concurrent, "refusals": refusals, "worker": worker,
+             "reload": reload}
+
+
+def test():
+    harness.require_root("netprobe opens raw sockets; the lab needs network namespaces")
+    name = sys.argv[1] if len(sys.argv) > 1 else "prometheus"
+    run(SCENARIOS[name])
+    return 0
+
+
+if __name__ == "__main__":
+    harness.main(test)
