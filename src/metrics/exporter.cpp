@@ -284,8 +284,9 @@ Result<std::unique_ptr<Exporter>> Exporter::start(
 
 Result<std::unique_ptr<Exporter>> Exporter::start(
     std::vector<http::Options> servers, std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
-    std::vector<std::weak_ptr<const TextSource>> sources) {
+    std::vector<std::weak_ptr<const TextSource>> sources, std::shared_ptr<const StatusHistory> history) {
   std::unique_ptr<Exporter> exporter(new Exporter(std::move(collectables), std::move(sources)));
+  exporter->history_ = std::move(history);
   Exporter* self = exporter.get();
   for (auto& options : servers) {
     auto server = http::Server::start(
@@ -330,7 +331,7 @@ http::Response Exporter::serve_status(const http::Request&, bool json) {
     --scrapes_->running;
     scrapes_->changed.notify_all();
   }
-  StatusSnapshot status = status_from_exposition(text, kMaxStatusRows);
+  StatusSnapshot status = status_from_exposition(text, kMaxStatusRows, history_.get());
   http::Response response;
   response.headers.emplace_back("Content-Type",
                                 json ? "application/json; charset=utf-8" : "text/html; charset=utf-8");

@@ -37,6 +37,7 @@
 namespace netprobe {
 
 struct ScrapeCounter;
+class StatusHistory;
 
 // Content negotiation: true when an Accept header asks for OpenMetrics text (application/openmetrics-text,
 // any version, q > 0) at least as much as for text/plain (Prometheus >= 2.5 sends
@@ -58,7 +59,8 @@ class Exporter {
   // others.
   static Result<std::unique_ptr<Exporter>> start(
       std::vector<http::Options> servers, std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
-      std::vector<std::weak_ptr<const TextSource>> sources = {});
+      std::vector<std::weak_ptr<const TextSource>> sources = {},
+      std::shared_ptr<const StatusHistory> history = {});  // the status page's last iterations
   ~Exporter();
   Exporter(const Exporter&) = delete;
   Exporter& operator=(const Exporter&) = delete;
@@ -75,6 +77,7 @@ class Exporter {
   std::vector<std::shared_ptr<const TextSource>> adapters_;  // the collectables as sources (owned here)
   std::vector<std::weak_ptr<const TextSource>> sources_;     // adapters_, then the sources given
   std::shared_ptr<ScrapeCounter> scrapes_;                   // rendering threads still running
+  std::shared_ptr<const StatusHistory> history_;             // may be null
   std::vector<std::unique_ptr<http::Server>> servers_;
 };
 

@@ -598,7 +598,8 @@ void run_supervisor(LauncherClient launcher, Config config, const std::string& p
   }
   const std::string listeners = web::describe_listeners(*servers);
   const bool any_auth = web.env_auth.has_value();
-  auto exporter = Exporter::start(std::move(servers).value(), {registry, process}, {metrics.target_series()});
+  auto exporter = Exporter::start(std::move(servers).value(), {registry, process}, {metrics.target_series()},
+                                  metrics.status_history());
   if (!exporter.ok()) {
     spdlog::critical("{}", exporter.error().message);
     if (web.listen_addresses.empty() && config.global.prometheus_port > 0 &&
