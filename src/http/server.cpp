@@ -110,16 +110,26 @@ struct ServerAccess {
     if (!server->options_.tls) return;
     const MHD_ConnectionInfo* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
     if (info && info->tls_session)
-      server->options_.tls->prepare_session(static_cast<gnutls_session_t>(info->tls_session));
+      server->options_.tls->prepare_session(static_cast<gnutls_session_t>(info->tls_session), &verify_client);
+  }
+  static Server* server_of(gnutls_session_t session) {
+    auto* connection = static_cast<MHD_Connection*>(gnutls_session_get_ptr(session));
+    const MHD_ConnectionInfo* info =
+        connection ? MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT) : nullptr;
+    return info ? static_cast<Server*>(info->socket_context) : nullptr;
+  }
+  // GnuTLS asks whether the client's certificate will do (client_auth_type VerifyClientCertIfGiven and
+  // RequireAndVerifyClientCert): the client CA bundle in force decides (it may have been reloaded).
+  static int verify_client(gnutls_session_t session) {
+    Server* server = server_of(session);
+    if (!server || !server->options_.tls) return -1;
+    return server->options_.tls->verify_client(session);
   }
   // GnuTLS asks for the certificate to present (at every handshake, so that a renewed one is served).
   static int retrieve_certificate(gnutls_session_t session, const gnutls_datum_t*, int,
                                   const gnutls_pk_algorithm_t*, int, gnutls_pcert_st** pcert,
                                   unsigned int* pcert_length, gnutls_privkey_t* key) {
-    auto* connection = static_cast<MHD_Connection*>(gnutls_session_get_ptr(session));
-    const MHD_ConnectionInfo* info =
-        connection ? MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT) : nullptr;
-    auto* server = info ? static_cast<Server*>(info->socket_context) : nullptr;
+    Server* server = server_of(session);
     if (!server || !server->options_.tls) return -1;
     return server->options_.tls->retrieve(pcert, pcert_length, key);
   }
@@ -332,7 +342,7 @@ Result<std::unique_ptr<Server>> Server::start(Options options, std::map<std::str
     flags |= MHD_USE_TLS;
     items.push_back(
         {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, reinterpret_cast<void*>(&ServerAccess::retrieve_certificate)});
-    items.push_back({MHD_OPTION_HTTPS_PRIORITIES, 0, const_cast<char*>(tls->settings().priorities.c_str())});
+    items.push_back({MHD_OPTION_HTTPS_PRIORITIES, 0, const_cast<char*>(tls->start_priorities().c_str())});
     // The client CA bundle is the trust list that client certificates are verified against.
     if (!tls->client_ca_pem().empty())
       items.push_back({MHD_OPTION_HTTPS_MEM_TRUST, 0, const_cast<char*>(tls->client_ca_pem().c_str())});
@@ -421,7 +431,11 @@ bool Server::serve(MHD_Connection* connection, const char* url, const char* meth
     response.stream.reset();
     response.body.clear();
   }
-  for (const auto& header : options_.headers) response.headers.push_back(header);
+  if (options_.headers_now) {
+    for (auto& header : options_.headers_now()) response.headers.push_back(std::move(header));
+  } else {
+    for (const auto& header : options_.headers) response.headers.push_back(header);
+  }
   return queue(connection, std::move(response)) == MHD_YES;
 }
 

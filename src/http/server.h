@@ -92,6 +92,11 @@ struct Options {
   std::function<AuthVerdict(std::string_view user, std::string_view password)> authenticate;
   // Added to every response (http_server_config.headers).
   std::vector<std::pair<std::string, std::string>> headers;
+  // A web configuration re-read while serving (web/reload.h): when set, they decide per request whether
+  // basic auth is on (instead of `auth`/`authenticate` being set) and which headers to add (instead of
+  // `headers`).
+  std::function<bool()> auth_active;
+  std::function<std::vector<std::pair<std::string, std::string>>()> headers_now;
   // HTTPS with this certificate, key and client-certificate policy (http/tls.h); shared by servers.
   std::shared_ptr<TlsContext> tls;
   Limits limits;
@@ -122,7 +127,10 @@ class Server {
   friend struct ServerAccess;
   bool serve(MHD_Connection* connection, const char* url, const char* method, const char* version);
   AuthVerdict authorized(const Request& request) const;
-  bool auth_on() const { return options_.auth.has_value() || static_cast<bool>(options_.authenticate); }
+  bool auth_on() const {
+    if (options_.auth_active) return options_.auth_active();
+    return options_.auth.has_value() || static_cast<bool>(options_.authenticate);
+  }
 
   Options options_;
   std::map<std::string, Handler> routes_;
