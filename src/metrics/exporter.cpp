@@ -284,17 +284,17 @@ Result<std::unique_ptr<Exporter>> Exporter::start(
 
 Result<std::unique_ptr<Exporter>> Exporter::start(
     std::vector<http::Options> servers, std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
-    std::vector<std::weak_ptr<const TextSource>> sources, std::shared_ptr<const StatusHistory> history) {
+    std::vector<std::weak_ptr<const TextSource>> sources, std::map<std::string, http::Route> extra_routes) {
   std::unique_ptr<Exporter> exporter(new Exporter(std::move(collectables), std::move(sources)));
-  exporter->history_ = std::move(history);
   Exporter* self = exporter.get();
   for (auto& options : servers) {
-    auto server = http::Server::start(
-        std::move(options),
-        {{"/metrics", [self](const http::Request& request) { return self->serve(request); }},
-         {"/", [self](const http::Request& request) { return self->serve_status(request, false); }},
-         {"/status.json",
-          [self](const http::Request& request) { return self->serve_status(request, true); }}});
+    std::map<std::string, http::Route> routes = extra_routes;
+    routes["/metrics"] = [self](const http::Request& request) { return self->serve(request); };
+    routes["/"] = [self](const http::Request& request) { return self->serve_status(request, false); };
+    routes["/status.json"] = [self](const http::Request& request) {
+      return self->serve_status(request, true);
+    };
+    auto server = http::Server::start(std::move(options), std::move(routes));
     if (!server.ok()) return Error{fmt::format("cannot serve /metrics: {}", server.error().message)};
     exporter->servers_.push_back(std::move(server).value());
   }
@@ -331,7 +331,12 @@ http::Response Exporter::serve_status(const http::Request&, bool json) {
     --scrapes_->running;
     scrapes_->changed.notify_all();
   }
-  StatusSnapshot status = status_from_exposition(text, kMaxStatusRows, history_.get());
+  std::shared_ptr<const StatusHistory> history;
+  {
+    const std::lock_guard lock(history_mutex_);
+    history = history_;
+  }
+  StatusSnapshot status = status_from_exposition(text, kMaxStatusRows, history.get());
   http::Response response;
   response.headers.emplace_back("Content-Type",
                                 json ? "application/json; charset=utf-8" : "text/html; charset=utf-8");
@@ -341,6 +346,11 @@ http::Response Exporter::serve_status(const http::Request&, bool json) {
   response.body = json ? status_json(status) : status_html(status);
   if (!complete) response.headers.emplace_back("X-Netprobe-Truncated", "1");
   return response;
+}
+
+void Exporter::set_status_history(std::shared_ptr<const StatusHistory> history) {
+  const std::lock_guard lock(history_mutex_);
+  history_ = std::move(history);
 }
 
 std::vector<int> Exporter::listening_ports() const {

@@ -21,7 +21,9 @@
 // threads and rendered on one thread per scrape, concurrently (sources must allow that, as
 // prometheus::Registry, ProcessCollector and TargetSeries do). No netprobe lock is held while a client is
 // written to (TextSource's contract).
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -56,13 +58,16 @@ class Exporter {
       std::vector<std::weak_ptr<const TextSource>> sources = {});
   // The same on several servers at once (--web.listen-address, repeatable): one per element of `servers`
   // (address, port, TLS, authentication; docs/http-server.md). All or nothing: an error on one stops the
-  // others.
+  // others. `extra_routes` are served beside /metrics, / and /status.json on every server (/probe and
+  // /api/v1/tests: docs/on-demand.md); they must outlive the Exporter's servers.
   static Result<std::unique_ptr<Exporter>> start(
       std::vector<http::Options> servers, std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
       std::vector<std::weak_ptr<const TextSource>> sources = {},
-      std::shared_ptr<const StatusHistory> history = {});  // the status page's last iterations
+      std::map<std::string, http::Route> extra_routes = {});
   ~Exporter();
   Exporter(const Exporter&) = delete;
+  // The last iterations the status page shows (metrics/status.h); none until set.
+  void set_status_history(std::shared_ptr<const StatusHistory> history);
   Exporter& operator=(const Exporter&) = delete;
 
   std::vector<int> listening_ports() const;
@@ -77,7 +82,8 @@ class Exporter {
   std::vector<std::shared_ptr<const TextSource>> adapters_;  // the collectables as sources (owned here)
   std::vector<std::weak_ptr<const TextSource>> sources_;     // adapters_, then the sources given
   std::shared_ptr<ScrapeCounter> scrapes_;                   // rendering threads still running
-  std::shared_ptr<const StatusHistory> history_;             // may be null
+  mutable std::mutex history_mutex_;
+  std::shared_ptr<const StatusHistory> history_;  // may be null
   std::vector<std::unique_ptr<http::Server>> servers_;
 };
 

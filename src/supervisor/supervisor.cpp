@@ -598,8 +598,7 @@ void run_supervisor(LauncherClient launcher, Config config, const std::string& p
   }
   const std::string listeners = web::describe_listeners(*servers);
   const bool any_auth = web.env_auth.has_value();
-  auto exporter = Exporter::start(std::move(servers).value(), {registry, process}, {metrics.target_series()},
-                                  metrics.status_history());
+  auto exporter = Exporter::start(std::move(servers).value(), {registry, process}, {metrics.target_series()});
   if (!exporter.ok()) {
     spdlog::critical("{}", exporter.error().message);
     if (web.listen_addresses.empty() && config.global.prometheus_port > 0 &&
@@ -612,6 +611,7 @@ void run_supervisor(LauncherClient launcher, Config config, const std::string& p
     exit_now(EX_UNAVAILABLE);
   }
   spdlog::info("serving /metrics on {}{}", listeners, any_auth ? " (basic auth)" : "");
+  (*exporter)->set_status_history(metrics.status_history());
   // --web.config.file re-read when it changes (web/reload.h); never destroyed (exit_now()).
   std::unique_ptr<web::WebConfigWatcher> web_watcher;
   if (web.live)
