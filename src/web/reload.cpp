@@ -101,6 +101,13 @@ http::AuthVerdict LiveWebConfig::authenticate(std::string_view user, std::string
   return (user_ok & password_ok) ? http::AuthVerdict::kAllow : http::AuthVerdict::kDeny;
 }
 
+std::optional<http::AuthVerdict> LiveWebConfig::authenticate_async(
+    std::string_view user, std::string_view password, std::function<void(http::AuthVerdict)> later) const {
+  const auto current = state();
+  if (current->users) return UserTable::check_async(current->users, user, password, std::move(later));
+  return authenticate(user, password);  // PROM_USER/PROM_PASSWORD or none: no bcrypt
+}
+
 std::vector<std::pair<std::string, std::string>> LiveWebConfig::headers() const { return state()->headers; }
 
 struct WebConfigWatcher::Shared {

@@ -11,6 +11,7 @@
 // the TLS context (http/tls.h).
 //
 // Thread-safety: check() from one thread (the watcher); everything else from the HTTP threads.
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -46,6 +47,9 @@ class LiveWebConfig {
   // For http::Options (web/surface.h: server_options()).
   bool auth_active() const;
   http::AuthVerdict authenticate(std::string_view user, std::string_view password) const;
+  // The same without blocking (http::Options::authenticate_async): bcrypt on the pool (web/users.h).
+  std::optional<http::AuthVerdict> authenticate_async(std::string_view user, std::string_view password,
+                                                      std::function<void(http::AuthVerdict)> later) const;
   std::vector<std::pair<std::string, std::string>> headers() const;
 
  private:

@@ -19,6 +19,10 @@ Result<std::vector<http::Options>> server_options(const WebSettings& settings, c
       o.authenticate = [users = settings.users](std::string_view user, std::string_view password) {
         return users->check(user, password);
       };
+      o.authenticate_async = [users = settings.users](std::string_view user, std::string_view password,
+                                                      std::function<void(http::AuthVerdict)> later) {
+        return UserTable::check_async(users, user, password, std::move(later));
+      };
     } else {
       o.auth = settings.env_auth;
     }
@@ -28,6 +32,10 @@ Result<std::vector<http::Options>> server_options(const WebSettings& settings, c
       o.auth.reset();
       o.authenticate = [live](std::string_view user, std::string_view password) {
         return live->authenticate(user, password);
+      };
+      o.authenticate_async = [live](std::string_view user, std::string_view password,
+                                    std::function<void(http::AuthVerdict)> later) {
+        return live->authenticate_async(user, password, std::move(later));
       };
       o.auth_active = [live] { return live->auth_active(); };
       o.headers_now = [live] { return live->headers(); };

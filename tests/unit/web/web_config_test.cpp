@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -182,6 +184,71 @@ TEST(web_Surface, UsersWinOverTheEnvironment) {
     EXPECT_EQ(o.authenticate("env", "pw"), kDeny);
   }
   EXPECT_EQ(describe_listeners(*both), "127.0.0.1:0, [::1]:0");
+}
+
+// check_async: the remembered password answers at once; otherwise the bcrypt runs on the pool and `done`
+// gets the verdict (unknown users through the dummy hash); a full pool (kBcryptThreads running, kBcryptQueue
+// waiting) answers kBusy at once, and every queued check still gets its verdict.
+TEST(web_Users, ChecksOnThePool) {
+  auto table = std::make_shared<UserTable>(std::map<std::string, std::string>{{"alice", hash("right")}});
+  struct Verdicts {
+    std::mutex mutex;
+    std::condition_variable changed;
+    std::vector<http::AuthVerdict> got;
+    bool hold = false;    // `done` waits while true: the pool threads stay busy
+    unsigned inside = 0;  // pool threads waiting in `done`
+  };
+  auto v = std::make_shared<Verdicts>();
+  auto done = [v](http::AuthVerdict verdict) {
+    std::unique_lock lock(v->mutex);
+    ++v->inside;
+    v->changed.notify_all();
+    v->changed.wait(lock, [&] { return !v->hold; });
+    --v->inside;
+    v->got.push_back(verdict);
+    v->changed.notify_all();
+  };
+  auto wait_for = [&](size_t n) {
+    std::unique_lock lock(v->mutex);
+    return v->changed.wait_for(lock, std::chrono::seconds(30), [&] { return v->got.size() >= n; });
+  };
+  EXPECT_FALSE(UserTable::check_async(table, "alice", "wrong", done));
+  ASSERT_TRUE(wait_for(1));
+  EXPECT_FALSE(UserTable::check_async(table, "nobody", "right", done));  // the dummy hash, on the pool too
+  ASSERT_TRUE(wait_for(2));
+  EXPECT_FALSE(UserTable::check_async(table, "alice", std::string_view("ri\0ght", 6), done));
+  ASSERT_TRUE(wait_for(3));
+  EXPECT_FALSE(UserTable::check_async(table, "alice", "right", done));
+  ASSERT_TRUE(wait_for(4));
+  EXPECT_EQ(v->got, (std::vector<http::AuthVerdict>{kDeny, kDeny, kDeny, kAllow}));
+  // Remembered: answered at once, no bcrypt.
+  EXPECT_EQ(UserTable::check_async(table, "alice", "right", done), kAllow);
+
+  // Saturated: the running checks are held in `done`, the queue fills, the next one is refused at once.
+  {
+    const std::lock_guard lock(v->mutex);
+    v->hold = true;
+    v->got.clear();
+  }
+  for (unsigned i = 0; i < kBcryptThreads; ++i) EXPECT_FALSE(UserTable::check_async(table, "bob", "x", done));
+  {
+    // Both threads inside `done`: the queue is empty and nothing runs a bcrypt.
+    std::unique_lock lock(v->mutex);
+    ASSERT_TRUE(
+        v->changed.wait_for(lock, std::chrono::seconds(30), [&] { return v->inside == kBcryptThreads; }));
+  }
+  EXPECT_EQ(UserTable::bcrypt_pool_load(), kBcryptThreads);
+  for (size_t i = 0; i < kBcryptQueue; ++i)
+    EXPECT_FALSE(UserTable::check_async(table, "bob", "x", done)) << i;
+  EXPECT_EQ(UserTable::check_async(table, "bob", "x", done), http::AuthVerdict::kBusy);
+  EXPECT_EQ(UserTable::check_async(table, "alice", "right", done), kAllow);  // remembered: never busy
+  {
+    const std::lock_guard lock(v->mutex);
+    v->hold = false;
+    v->changed.notify_all();
+  }
+  ASSERT_TRUE(wait_for(kBcryptThreads + kBcryptQueue));
+  EXPECT_EQ(v->got, std::vector<http::AuthVerdict>(kBcryptThreads + kBcryptQueue, kDeny));
 }
 
 // --web.config.file re-read (web/reload.h): users and headers follow the file; a bad file or one turning TLS
