@@ -9,10 +9,22 @@
 #include <nlohmann/json.hpp>
 
 #include "core/net.h"
-#include "core/percentile.h"
 #include "metrics/prober_metrics.h"
 
 namespace netprobe {
+
+double percentile_select(std::vector<double>& values, int p) {
+  if (values.empty()) return 0;
+  // percentile_linear's arithmetic (netprobify's), on the two order statistics it needs: O(n), no sort.
+  const double k = static_cast<double>(values.size() - 1) * (static_cast<double>(p) / 100.0);
+  const double f = std::floor(k);
+  const double c = std::ceil(k);
+  const auto low = values.begin() + static_cast<std::ptrdiff_t>(f);
+  std::nth_element(values.begin(), low, values.end());
+  if (f == c) return *low;
+  const double high = *std::min_element(low + 1, values.end());
+  return *low * (c - k) + high * (k - f);
+}
 
 void StatusHistory::record(const IterationReport& report, std::time_t now) {
   const auto when = static_cast<uint32_t>(std::max<std::time_t>(now, 0));
@@ -30,8 +42,9 @@ void StatusHistory::record(const IterationReport& report, std::time_t now) {
     point.sent = static_cast<uint32_t>(std::min<uint64_t>(m.sent, UINT32_MAX));
     point.loss_ratio = static_cast<float>(static_cast<double>(m.lost) / static_cast<double>(m.sent));
     if (!rtts.empty()) {
-      point.p50 = static_cast<float>(percentile_linear(rtts, 50));
-      point.p95 = static_cast<float>(percentile_linear(rtts, 95));
+      // Selected, not sorted: the supervisor pays O(n) per group (TargetSeries sorts the same RTTs already).
+      point.p50 = static_cast<float>(percentile_select(rtts, 50));
+      point.p95 = static_cast<float>(percentile_select(rtts, 95));
     }
     points.emplace_back(
         Key{std::string(metric_prefix(m.type)), m.target, m.group, std::string(to_string(m.af))}, point);

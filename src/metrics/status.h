@@ -23,6 +23,10 @@
 
 namespace netprobe {
 
+// percentile_linear (core/percentile.h: netprobify's interpolation), the same value bit for bit, by selection
+// instead of a sort; reorders `values`.
+double percentile_select(std::vector<double>& values, int p);
+
 // Iterations kept per (probe type, target, group, address family): the page's history.
 inline constexpr size_t kHistoryIterations = 10;
 

@@ -7,6 +7,9 @@
 
 #include <cmath>
 #include <limits>
+#include <random>
+
+#include "core/percentile.h"
 
 #include <nlohmann/json.hpp>
 
@@ -55,6 +58,22 @@ TEST(StatusHistory, KeepsTheLastIterationsOldestFirstWithLossAndPercentiles) {
   }
   EXPECT_TRUE(h.points({"icmp", "b", "lab", "ipv4"}).empty());
   EXPECT_TRUE(h.points({"tcpsyn", "a", "lab", "ipv4"}).empty());  // another type is another key
+}
+
+TEST(StatusHistory, SelectedPercentilesEqualTheSortedOnes) {
+  std::mt19937 random(15);
+  std::uniform_real_distribution<double> rtt(1e-5, 1e-1);
+  for (size_t n : {1U, 2U, 3U, 7U, 20U, 101U, 1000U}) {
+    std::vector<double> values(n);
+    for (auto& v : values) v = rtt(random);
+    if (n == 20) std::fill(values.begin(), values.begin() + 10, 0.5);  // ties
+    for (int p : {0, 1, 50, 90, 95, 99, 100}) {
+      std::vector<double> a = values, b = values;
+      EXPECT_EQ(percentile_select(a, p), percentile_linear(b, p)) << n << " p" << p;
+    }
+  }
+  std::vector<double> none;
+  EXPECT_EQ(percentile_select(none, 95), 0);
 }
 
 TEST(StatusHistory, NoAnswerNoRttNothingSentNoPointBadRttsIgnored) {
