@@ -110,16 +110,26 @@ struct ServerAccess {
     if (!server->options_.tls) return;
     const MHD_ConnectionInfo* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
     if (info && info->tls_session)
-      server->options_.tls->prepare_session(static_cast<gnutls_session_t>(info->tls_session));
+      server->options_.tls->prepare_session(static_cast<gnutls_session_t>(info->tls_session), &verify_client);
+  }
+  static Server* server_of(gnutls_session_t session) {
+    auto* connection = static_cast<MHD_Connection*>(gnutls_session_get_ptr(session));
+    const MHD_ConnectionInfo* info =
+        connection ? MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT) : nullptr;
+    return info ? static_cast<Server*>(info->socket_context) : nullptr;
+  }
+  // GnuTLS asks whether the client's certificate will do (client_auth_type VerifyClientCertIfGiven and
+  // RequireAndVerifyClientCert): the client CA bundle in force decides (it may have been reloaded).
+  static int verify_client(gnutls_session_t session) {
+    Server* server = server_of(session);
+    if (!server || !server->options_.tls) return -1;
+    return server->options_.tls->verify_client(session);
   }
   // GnuTLS asks for the certificate to present (at every handshake, so that a renewed one is served).
   static int retrieve_certificate(gnutls_session_t session, const gnutls_datum_t*, int,
                                   const gnutls_pk_algorithm_t*, int, gnutls_pcert_st** pcert,
                                   unsigned int* pcert_length, gnutls_privkey_t* key) {
-    auto* connection = static_cast<MHD_Connection*>(gnutls_session_get_ptr(session));
-    const MHD_ConnectionInfo* info =
-        connection ? MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT) : nullptr;
-    auto* server = info ? static_cast<Server*>(info->socket_context) : nullptr;
+    Server* server = server_of(session);
     if (!server || !server->options_.tls) return -1;
     return server->options_.tls->retrieve(pcert, pcert_length, key);
   }
@@ -179,6 +189,8 @@ struct Server::RequestState {
   bool too_large = false;
   bool dispatched = false;
   std::shared_ptr<PendingResponse> pending;  // asynchronous routes
+  // The password check under way (authenticate_async): its answer is a Response, status 0 meaning "let in".
+  std::shared_ptr<PendingResponse> auth;
 };
 
 std::optional<std::string_view> Request::header(const char* name) const {
@@ -439,7 +451,7 @@ Result<std::unique_ptr<Server>> Server::start(Options options, std::map<std::str
     flags |= MHD_USE_TLS;
     items.push_back(
         {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, reinterpret_cast<void*>(&ServerAccess::retrieve_certificate)});
-    items.push_back({MHD_OPTION_HTTPS_PRIORITIES, 0, const_cast<char*>(tls->settings().priorities.c_str())});
+    items.push_back({MHD_OPTION_HTTPS_PRIORITIES, 0, const_cast<char*>(tls->start_priorities().c_str())});
     // The client CA bundle is the trust list that client certificates are verified against.
     if (!tls->client_ca_pem().empty())
       items.push_back({MHD_OPTION_HTTPS_MEM_TRUST, 0, const_cast<char*>(tls->client_ca_pem().c_str())});
@@ -471,22 +483,29 @@ void Server::run() {
   if (options_.external_loop) MHD_run(daemon_);
 }
 
-AuthVerdict Server::authorized(const Request& request) const {
+// (user, password) of an Authorization: Basic header; nullopt when there is none or it does not decode.
+static std::optional<std::pair<std::string, std::string>> basic_credentials(const Request& request) {
   const std::optional<std::string_view> header = request.header(MHD_HTTP_HEADER_AUTHORIZATION);
-  if (!header) return AuthVerdict::kDeny;
+  if (!header) return std::nullopt;
   std::string_view value = *header;
   while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
   const size_t space = value.find(' ');
-  if (space == std::string_view::npos || !iequals(value.substr(0, space), "Basic")) return AuthVerdict::kDeny;
+  if (space == std::string_view::npos || !iequals(value.substr(0, space), "Basic")) return std::nullopt;
   value.remove_prefix(space);
   while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
   while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
   const std::optional<std::string> decoded = base64_decode(value);
-  if (!decoded) return AuthVerdict::kDeny;
+  if (!decoded) return std::nullopt;
   const size_t colon = decoded->find(':');
-  if (colon == std::string::npos) return AuthVerdict::kDeny;
-  const std::string_view user = std::string_view(*decoded).substr(0, colon);
-  const std::string_view password = std::string_view(*decoded).substr(colon + 1);
+  if (colon == std::string::npos) return std::nullopt;
+  return std::make_pair(decoded->substr(0, colon), decoded->substr(colon + 1));
+}
+
+AuthVerdict Server::authorized(const Request& request) const {
+  const auto credentials = basic_credentials(request);
+  if (!credentials) return AuthVerdict::kDeny;
+  const std::string_view user = credentials->first;
+  const std::string_view password = credentials->second;
   if (options_.authenticate) return options_.authenticate(user, password);
   // Both comparisons always run (bitwise &), so timing does not tell which of the two was wrong.
   const bool user_ok = constant_time_equal(user, options_.auth->user);
@@ -530,7 +549,7 @@ std::optional<Response> Server::refusal(const Request& request, const Route* rou
     if (!digits || std::strtoull(std::string(*length).c_str(), nullptr, 10) > route->max_body)
       return Response::text(413, fmt::format("Request body too large: at most {} bytes\n", route->max_body));
   }
-  if (!route->server_auth || !auth_on()) return std::nullopt;
+  if (!route->server_auth || !auth_on() || options_.authenticate_async) return std::nullopt;
   const AuthVerdict verdict = authorized(request);
   if (verdict == AuthVerdict::kBusy) {
     Response response = Response::text(429, "Too many password checks at once: retry\n");
@@ -559,9 +578,37 @@ bool Server::serve(MHD_Connection* connection, const char* url, const char* meth
     fresh->route = route;
     state = fresh.release();
     *state_slot = state;  // freed by on_completed
+    bool handled = false;
+    if (route->server_auth && options_.authenticate_async && auth_on() &&
+        begin_auth(connection, *state, request, &handled))
+      return handled;
     const auto length = request.header(MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (length && *length != "0") return true;  // the body comes in the next calls
     return dispatch(connection, *state, request);
+  }
+  if (state->auth) {
+    // Resumed: the password check is done (or the server is stopping).
+    std::optional<Response> verdict;
+    {
+      const std::lock_guard lock(state->auth->mutex);
+      verdict = std::move(state->auth->response);
+      state->auth->response.reset();
+      state->auth->closed = true;
+    }
+    {
+      const std::lock_guard lock(pending_mutex_);
+      pending_.erase(state->auth);
+    }
+    state->auth.reset();
+    if (!verdict)
+      return finish(connection, head, Response::text(503, "Service Unavailable: the server is stopping\n"));
+    if (verdict->status != 0) return finish(connection, head, std::move(*verdict));
+    if (!upload_size || *upload_size == 0) {
+      const auto length = request.header(MHD_HTTP_HEADER_CONTENT_LENGTH);
+      if (length && *length != "0") return true;  // let in: the body comes in the next calls
+      return dispatch(connection, *state, request);
+    }
+    // A piece of the body already: handled below.
   }
   if (upload_size && *upload_size > 0) {
     // A piece of the body: libmicrohttpd stops at the announced length, which refusal() bounded.
@@ -590,6 +637,87 @@ bool Server::serve(MHD_Connection* connection, const char* url, const char* meth
   }
   if (!response) response = Response::text(503, "Service Unavailable: the server is stopping\n");
   return finish(connection, head, std::move(*response));
+}
+
+namespace {
+Response unauthorized() {
+  Response response = Response::text(401, kUnauthorizedBody);
+  response.headers.emplace_back("WWW-Authenticate", kAuthenticate);
+  return response;
+}
+Response busy() {
+  Response response = Response::text(429, "Too many password checks at once: retry\n");
+  response.headers.emplace_back("Retry-After", "1");
+  return response;
+}
+}  // namespace
+
+bool Server::begin_auth(MHD_Connection* connection, RequestState& state, const Request& request,
+                        bool* handled) {
+  const bool head = request.method == "HEAD";
+  const std::optional<std::pair<std::string, std::string>> credentials = basic_credentials(request);
+  if (!credentials) {
+    *handled = finish(connection, head, unauthorized());
+    return true;
+  }
+  auto pending = std::make_shared<PendingResponse>();
+  pending->connection = connection;
+  {
+    const std::lock_guard lock(pending_mutex_);
+    pending_.insert(pending);
+  }
+  std::optional<AuthVerdict> now;
+  try {
+    now =
+        options_.authenticate_async(credentials->first, credentials->second, [pending](AuthVerdict verdict) {
+          Response answer;
+          answer.status = 0;  // let in
+          if (verdict == AuthVerdict::kDeny) answer = unauthorized();
+          if (verdict == AuthVerdict::kBusy) answer = busy();
+          pending->deliver(std::move(answer));
+        });
+  } catch (...) {
+    now = AuthVerdict::kBusy;  // allocation failure: try again later
+  }
+  auto drop = [&] {
+    {
+      const std::lock_guard lock(pending->mutex);
+      pending->closed = true;
+    }
+    const std::lock_guard lock(pending_mutex_);
+    pending_.erase(pending);
+  };
+  if (now) {
+    drop();
+    if (*now == AuthVerdict::kAllow) return false;
+    *handled = finish(connection, head, *now == AuthVerdict::kBusy ? busy() : unauthorized());
+    return true;
+  }
+  {
+    const std::lock_guard lock(pending->mutex);
+    if (!pending->response && !pending->closed) {
+      // The check runs elsewhere: the connection waits without a thread; serve() goes on when resumed.
+      state.auth = pending;
+      MHD_suspend_connection(connection);
+      pending->suspended = true;
+      *handled = true;
+      return true;
+    }
+  }
+  // Answered during the call (or the server is stopping).
+  std::optional<Response> verdict;
+  {
+    const std::lock_guard lock(pending->mutex);
+    verdict = std::move(pending->response);
+  }
+  drop();
+  if (!verdict) {
+    *handled = finish(connection, head, Response::text(503, "Service Unavailable: the server is stopping\n"));
+    return true;
+  }
+  if (verdict->status == 0) return false;
+  *handled = finish(connection, head, std::move(*verdict));
+  return true;
 }
 
 bool Server::dispatch(MHD_Connection* connection, RequestState& state, const Request& request) {
@@ -636,6 +764,14 @@ bool Server::dispatch(MHD_Connection* connection, RequestState& state, const Req
 }
 
 void Server::forget(RequestState* state) {
+  if (state->auth) {
+    {
+      const std::lock_guard lock(state->auth->mutex);
+      state->auth->closed = true;
+    }
+    const std::lock_guard lock(pending_mutex_);
+    pending_.erase(state->auth);
+  }
   if (state->pending) {
     {
       const std::lock_guard lock(state->pending->mutex);
@@ -654,7 +790,11 @@ bool Server::finish(MHD_Connection* connection, bool head, Response response) co
     response.stream.reset();
     response.body.clear();
   }
-  for (const auto& header : options_.headers) response.headers.push_back(header);
+  if (options_.headers_now) {
+    for (auto& header : options_.headers_now()) response.headers.push_back(std::move(header));
+  } else {
+    for (const auto& header : options_.headers) response.headers.push_back(header);
+  }
   return queue(connection, std::move(response)) == MHD_YES;
 }
 

@@ -145,8 +145,19 @@ struct Options {
   std::optional<BasicAuth> auth;
   // When set, basic auth is on and this decides (user, password); `auth` is then ignored.
   std::function<AuthVerdict(std::string_view user, std::string_view password)> authenticate;
+  // When set, basic auth is on and this decides without blocking a server thread (bcrypt: web/users.h):
+  // a verdict now, or nullopt and `later` called once with it, from any thread, while the connection waits
+  // suspended (no thread held). `authenticate` and `auth` are then ignored.
+  std::function<std::optional<AuthVerdict>(std::string_view user, std::string_view password,
+                                           std::function<void(AuthVerdict)> later)>
+      authenticate_async;
   // Added to every response (http_server_config.headers).
   std::vector<std::pair<std::string, std::string>> headers;
+  // A web configuration re-read while serving (web/reload.h): when set, they decide per request whether
+  // basic auth is on (instead of `auth`/`authenticate` being set) and which headers to add (instead of
+  // `headers`).
+  std::function<bool()> auth_active;
+  std::function<std::vector<std::pair<std::string, std::string>>()> headers_now;
   // HTTPS with this certificate, key and client-certificate policy (http/tls.h); shared by servers.
   std::shared_ptr<TlsContext> tls;
   Limits limits;
@@ -186,7 +197,14 @@ class Server {
   const Route* find_route(std::string_view path) const;
   void forget(RequestState* state);
   AuthVerdict authorized(const Request& request) const;
-  bool auth_on() const { return options_.auth.has_value() || static_cast<bool>(options_.authenticate); }
+  bool auth_on() const {
+    if (options_.auth_active) return options_.auth_active();
+    return options_.auth.has_value() || static_cast<bool>(options_.authenticate) ||
+           static_cast<bool>(options_.authenticate_async);
+  }
+  // The server's basic auth of a request through authenticate_async: true when it is decided or under way
+  // (the connection suspended, or answered 401/429 now); false when the request may go on at once.
+  bool begin_auth(MHD_Connection* connection, RequestState& state, const Request& request, bool* handled);
 
   Options options_;
   std::map<std::string, Route> routes_;

@@ -121,19 +121,6 @@ std::string key_id(gnutls_pubkey_t key) {
   return std::string(reinterpret_cast<char*>(id), size);
 }
 
-// VerifyClientCertIfGiven: no certificate passes; one that was sent must chain to the trust list (the
-// client CA bundle) and be meant for TLS clients. Non-zero fails the handshake.
-int verify_if_given(gnutls_session_t session) {
-  unsigned int count = 0;
-  if (!gnutls_certificate_get_peers(session, &count) || count == 0) return 0;
-  gnutls_typed_vdata_st purpose{};
-  purpose.type = GNUTLS_DT_KEY_PURPOSE_OID;
-  purpose.data = reinterpret_cast<unsigned char*>(const_cast<char*>(GNUTLS_KP_TLS_WWW_CLIENT));
-  unsigned int status = 0;
-  if (gnutls_certificate_verify_peers(session, &purpose, 1, &status) < 0) return -1;
-  return status == 0 ? 0 : -1;
-}
-
 }  // namespace
 
 struct TlsContext::Pair {
@@ -236,40 +223,86 @@ Result<std::shared_ptr<TlsContext::Pair>> TlsContext::load_pair(const std::strin
   return pair;
 }
 
-Result<std::shared_ptr<TlsContext>> TlsContext::create(TlsSettings settings) {
-  std::shared_ptr<TlsContext> context(new TlsContext(std::move(settings)));
-  const TlsSettings& s = context->settings_;
-  gnutls_priority_t check = nullptr;
+struct TlsContext::Live {
+  TlsSettings settings;
+  gnutls_priority_t priority = nullptr;      // GnuTLS counts the sessions using it: deinit is safe meanwhile
+  gnutls_x509_trust_list_t trust = nullptr;  // the client CA bundle; null when there is none
+  Live() = default;
+  Live(const Live&) = delete;
+  Live& operator=(const Live&) = delete;
+  ~Live() {
+    if (priority) gnutls_priority_deinit(priority);
+    if (trust) gnutls_x509_trust_list_deinit(trust, 1);
+  }
+};
+
+Result<std::shared_ptr<const TlsContext::Live>> TlsContext::load_live(TlsSettings settings,
+                                                                      std::string* pem) {
+  auto live = std::make_shared<Live>();
   const char* at = nullptr;
-  if (gnutls_priority_init(&check, s.priorities.c_str(), &at) < 0)
-    return Error{fmt::format("GnuTLS refuses the priority string '{}'", s.priorities)};
-  gnutls_priority_deinit(check);
-  context->stamp_ = context->stamp();
-  auto pair = load_pair(s.cert_file, s.key_file);
+  if (gnutls_priority_init(&live->priority, settings.priorities.c_str(), &at) < 0) {
+    live->priority = nullptr;
+    return Error{fmt::format("GnuTLS refuses the priority string '{}'", settings.priorities)};
+  }
+  if (!settings.client_ca_file.empty()) {
+    auto text = read_small_file(settings.client_ca_file, "client_ca_file");
+    if (!text.ok()) return text.error();
+    int rc = gnutls_x509_trust_list_init(&live->trust, 0);
+    const gnutls_datum_t data = datum(*text);
+    if (rc == 0)
+      rc = gnutls_x509_trust_list_add_trust_mem(live->trust, &data, nullptr, GNUTLS_X509_FMT_PEM, 0, 0);
+    if (rc <= 0)
+      return Error{fmt::format("client_ca_file {}: no PEM certificate in it ({})", settings.client_ca_file,
+                               rc < 0 ? gnutls_strerror(rc) : "empty")};
+    if (pem) *pem = std::move(text).value();
+  }
+  live->settings = std::move(settings);
+  return std::shared_ptr<const Live>(std::move(live));
+}
+
+Result<std::shared_ptr<TlsContext>> TlsContext::create(TlsSettings settings) {
+  std::shared_ptr<TlsContext> context(new TlsContext());
+  auto pair = load_pair(settings.cert_file, settings.key_file);
   if (!pair.ok()) return pair.error();
+  context->start_priorities_ = settings.priorities;
+  auto live = load_live(std::move(settings), &context->client_ca_pem_);
+  if (!live.ok()) return live.error();
+  context->live_ = std::move(live).value();
+  context->stamp_ = stamp(context->live_->settings);
   context->current_ = std::move(pair).value();
   context->checked_ = std::chrono::steady_clock::now();
-  if (!s.client_ca_file.empty()) {
-    auto pem = read_small_file(s.client_ca_file, "client_ca_file");
-    if (!pem.ok()) return pem.error();
-    gnutls_x509_trust_list_t list = nullptr;
-    int rc = gnutls_x509_trust_list_init(&list, 0);
-    const gnutls_datum_t data = datum(*pem);
-    if (rc == 0) rc = gnutls_x509_trust_list_add_trust_mem(list, &data, nullptr, GNUTLS_X509_FMT_PEM, 0, 0);
-    if (list) gnutls_x509_trust_list_deinit(list, 1);
-    if (rc <= 0)
-      return Error{fmt::format("client_ca_file {}: no PEM certificate in it ({})", s.client_ca_file,
-                               rc < 0 ? gnutls_strerror(rc) : "empty")};
-    context->client_ca_pem_ = std::move(pem).value();
-  }
   return context;
+}
+
+Status TlsContext::reload(TlsSettings settings) {
+  // Loaded outside the lock: handshakes meanwhile go on with the settings in force.
+  auto pair = load_pair(settings.cert_file, settings.key_file);
+  if (!pair.ok()) return pair.error();
+  const Stamp new_stamp = stamp(settings);
+  auto live = load_live(std::move(settings), nullptr);
+  if (!live.ok()) return live.error();
+  const std::lock_guard lock(mutex_);
+  live_ = std::move(live).value();
+  retired_.push_back(std::move(current_));
+  if (retired_.size() > kRetiredPairs) retired_.pop_front();
+  current_ = std::move(pair).value();
+  stamp_ = new_stamp;
+  checked_ = std::chrono::steady_clock::now();
+  return {};
 }
 
 TlsContext::~TlsContext() = default;
 
-TlsContext::Stamp TlsContext::stamp() const {
+std::shared_ptr<const TlsContext::Live> TlsContext::live() const {
+  const std::lock_guard lock(mutex_);
+  return live_;
+}
+
+TlsSettings TlsContext::settings() const { return live()->settings; }
+
+TlsContext::Stamp TlsContext::stamp(const TlsSettings& settings) {
   Stamp out;
-  for (const std::string* path : {&settings_.cert_file, &settings_.key_file}) {
+  for (const std::string* path : {&settings.cert_file, &settings.key_file}) {
     struct stat st {};
     if (::stat(path->c_str(), &st) != 0) continue;
     // Folded: a change of either file changes the stamp.
@@ -280,8 +313,10 @@ TlsContext::Stamp TlsContext::stamp() const {
   return out;
 }
 
-void TlsContext::prepare_session(gnutls_session_t session) const {
-  switch (settings_.client_auth) {
+void TlsContext::prepare_session(gnutls_session_t session, gnutls_certificate_verify_function* verify) const {
+  const auto current = live();
+  gnutls_priority_set(session, current->priority);
+  switch (current->settings.client_auth) {
     case ClientAuth::kNone:
       gnutls_certificate_server_set_request(session, GNUTLS_CERT_IGNORE);
       return;
@@ -294,19 +329,45 @@ void TlsContext::prepare_session(gnutls_session_t session) const {
     case ClientAuth::kVerifyIfGiven:
       // GnuTLS's automatic verification fails a session without a certificate: verify only one given.
       gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUEST);
-      gnutls_session_set_verify_function(session, &verify_if_given);
+      gnutls_session_set_verify_function(session, verify);
       return;
-    case ClientAuth::kRequireAndVerify: {
+    case ClientAuth::kRequireAndVerify:
       gnutls_certificate_server_set_request(session, GNUTLS_CERT_REQUIRE);
-      // Verified during the handshake against the trust list (the client CA bundle): a certificate that
-      // does not chain to it, has expired, or is not meant for TLS clients fails the handshake.
-      gnutls_typed_vdata_st purpose{};
-      purpose.type = GNUTLS_DT_KEY_PURPOSE_OID;
-      purpose.data = reinterpret_cast<unsigned char*>(const_cast<char*>(GNUTLS_KP_TLS_WWW_CLIENT));
-      gnutls_session_set_verify_cert2(session, &purpose, 1, 0);
+      gnutls_session_set_verify_function(session, verify);
       return;
-    }
   }
+}
+
+int TlsContext::verify_client(gnutls_session_t session) const {
+  // The client CA bundle in force now (a reload between prepare_session() and here: the newer one).
+  const auto current = live();
+  const ClientAuth mode = current->settings.client_auth;
+  if (mode != ClientAuth::kVerifyIfGiven && mode != ClientAuth::kRequireAndVerify) return 0;
+  unsigned int count = 0;
+  const gnutls_datum_t* peers = gnutls_certificate_get_peers(session, &count);
+  if (!peers || count == 0) return mode == ClientAuth::kVerifyIfGiven ? 0 : -1;
+  if (!current->trust || count > kMaxChain) return -1;
+  std::vector<gnutls_x509_crt_t> chain;
+  int result = -1;
+  for (unsigned i = 0; i < count; ++i) {
+    gnutls_x509_crt_t crt = nullptr;
+    if (gnutls_x509_crt_init(&crt) < 0) break;
+    chain.push_back(crt);
+    if (gnutls_x509_crt_import(crt, &peers[i], GNUTLS_X509_FMT_DER) < 0) break;
+  }
+  if (chain.size() == count) {
+    // Chains to the bundle, within its dates, meant for TLS clients.
+    gnutls_typed_vdata_st purpose{};
+    purpose.type = GNUTLS_DT_KEY_PURPOSE_OID;
+    purpose.data = reinterpret_cast<unsigned char*>(const_cast<char*>(GNUTLS_KP_TLS_WWW_CLIENT));
+    unsigned int status = 0;
+    if (gnutls_x509_trust_list_verify_crt2(current->trust, chain.data(), count, &purpose, 1, 0, &status,
+                                           nullptr) == 0 &&
+        status == 0)
+      result = 0;
+  }
+  for (auto crt : chain) gnutls_x509_crt_deinit(crt);
+  return result;
 }
 
 int TlsContext::retrieve(gnutls_pcert_st** pcert, unsigned int* pcert_length, gnutls_privkey_t* key) {
@@ -314,17 +375,18 @@ int TlsContext::retrieve(gnutls_pcert_st** pcert, unsigned int* pcert_length, gn
   const auto now = std::chrono::steady_clock::now();
   if (now - checked_ >= std::chrono::seconds(1)) {
     checked_ = now;
-    const Stamp current = stamp();
+    const TlsSettings& files = live_->settings;
+    const Stamp current = stamp(files);
     if (!(current == stamp_)) {
       stamp_ = current;
-      auto pair = load_pair(settings_.cert_file, settings_.key_file);
+      auto pair = load_pair(files.cert_file, files.key_file);
       if (pair.ok()) {
         retired_.push_back(std::move(current_));
         if (retired_.size() > kRetiredPairs) retired_.pop_front();
         current_ = std::move(pair).value();
         ++reloads_;
-        spdlog::info("TLS certificate {} and key {} changed: serving the new pair", settings_.cert_file,
-                     settings_.key_file);
+        spdlog::info("TLS certificate {} and key {} changed: serving the new pair", files.cert_file,
+                     files.key_file);
       } else {
         spdlog::warn(
             "TLS certificate or key changed but cannot be loaded ({}): still serving the previous pair",

@@ -5,7 +5,8 @@
 // A TlsContext holds the server certificate chain and key, read from their files at start and re-read when
 // either file changes (checked at most once a second, at a TLS handshake): a renewed certificate is served
 // from the next connection on, without a restart; a renewed pair that cannot be loaded is logged and the
-// previous one kept. The client CA bundle is read once, at start.
+// previous one kept. reload() replaces every setting at once (the web configuration file changed: other
+// files, client CA bundle, client_auth_type, versions, cipher suites, curves), for new connections.
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 
@@ -57,11 +58,24 @@ class TlsContext {
   TlsContext(const TlsContext&) = delete;
   TlsContext& operator=(const TlsContext&) = delete;
 
-  const TlsSettings& settings() const { return settings_; }
+  // The settings in force (a copy: reload() may replace them).
+  TlsSettings settings() const;
+  // The priority string and client CA bundle of create(), for libmicrohttpd's daemon options (every
+  // session then gets the ones in force from prepare_session()).
+  const std::string& start_priorities() const { return start_priorities_; }
   const std::string& client_ca_pem() const { return client_ca_pem_; }
-  // Per connection, before its handshake: asks for (or requires) a client certificate and has GnuTLS
-  // verify it against the client CA bundle (with the TLS client key purpose) as client_auth says.
-  void prepare_session(gnutls_session_t session) const;
+  // Loads and checks everything `settings` names (pair, client CA bundle, priority string) and, only when all
+  // of it is good, puts it in force for the connections that start afterwards; otherwise changes nothing
+  // and says why.
+  Status reload(TlsSettings settings);
+  // Per connection, before its handshake: the priorities in force, and asks for (or requires) a client
+  // certificate as client_auth says; one to verify is verified by `verify` (which must call
+  // verify_client() of this context: GnuTLS's verify callback gets only the session).
+  void prepare_session(gnutls_session_t session, gnutls_certificate_verify_function* verify) const;
+  // The client's chain against the client CA bundle in force (with the TLS client key purpose, dates
+  // checked): 0 to go on with the handshake, -1 to fail it. No certificate passes when client_auth is
+  // VerifyClientCertIfGiven (or asks for none), fails when it is RequireAndVerifyClientCert.
+  int verify_client(gnutls_session_t session) const;
   // The certificate chain and key to present (GnuTLS' retrieve function); re-reads the files first if they
   // changed. Returns 0, or -1 when there is none.
   int retrieve(gnutls_pcert_st** pcert, unsigned int* pcert_length, gnutls_privkey_t* key);
@@ -70,17 +84,22 @@ class TlsContext {
 
  private:
   struct Pair;
+  struct Live;
   struct Stamp {
     long long mtime_ns = 0, size = 0, inode = 0;
     bool operator==(const Stamp&) const = default;
   };
-  explicit TlsContext(TlsSettings settings) : settings_(std::move(settings)) {}
+  TlsContext() = default;
   static Result<std::shared_ptr<Pair>> load_pair(const std::string& cert_file, const std::string& key_file);
-  Stamp stamp() const;
+  // Everything but the pair, loaded and checked; *pem gets the client CA bundle's text.
+  static Result<std::shared_ptr<const Live>> load_live(TlsSettings settings, std::string* pem);
+  static Stamp stamp(const TlsSettings& settings);
+  std::shared_ptr<const Live> live() const;
 
-  TlsSettings settings_;
+  std::string start_priorities_;
   std::string client_ca_pem_;
   mutable std::mutex mutex_;
+  std::shared_ptr<const Live> live_;  // settings, priorities, client CA trust list: replaced whole
   std::shared_ptr<Pair> current_;
   // Pairs replaced recently: GnuTLS may still be sending one in a handshake that started before the change.
   std::deque<std::shared_ptr<Pair>> retired_;

@@ -331,7 +331,12 @@ http::Response Exporter::serve_status(const http::Request&, bool json) {
     --scrapes_->running;
     scrapes_->changed.notify_all();
   }
-  StatusSnapshot status = status_from_exposition(text, kMaxStatusRows);
+  std::shared_ptr<const StatusHistory> history;
+  {
+    const std::lock_guard lock(history_mutex_);
+    history = history_;
+  }
+  StatusSnapshot status = status_from_exposition(text, kMaxStatusRows, history.get());
   http::Response response;
   response.headers.emplace_back("Content-Type",
                                 json ? "application/json; charset=utf-8" : "text/html; charset=utf-8");
@@ -341,6 +346,11 @@ http::Response Exporter::serve_status(const http::Request&, bool json) {
   response.body = json ? status_json(status) : status_html(status);
   if (!complete) response.headers.emplace_back("X-Netprobe-Truncated", "1");
   return response;
+}
+
+void Exporter::set_status_history(std::shared_ptr<const StatusHistory> history) {
+  const std::lock_guard lock(history_mutex_);
+  history_ = std::move(history);
 }
 
 std::vector<int> Exporter::listening_ports() const {

@@ -23,6 +23,7 @@
 // written to (TextSource's contract).
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,6 +39,7 @@
 namespace netprobe {
 
 struct ScrapeCounter;
+class StatusHistory;
 
 // Content negotiation: true when an Accept header asks for OpenMetrics text (application/openmetrics-text,
 // any version, q > 0) at least as much as for text/plain (Prometheus >= 2.5 sends
@@ -64,6 +66,8 @@ class Exporter {
       std::map<std::string, http::Route> extra_routes = {});
   ~Exporter();
   Exporter(const Exporter&) = delete;
+  // The last iterations the status page shows (metrics/status.h); none until set.
+  void set_status_history(std::shared_ptr<const StatusHistory> history);
   Exporter& operator=(const Exporter&) = delete;
 
   std::vector<int> listening_ports() const;
@@ -78,6 +82,8 @@ class Exporter {
   std::vector<std::shared_ptr<const TextSource>> adapters_;  // the collectables as sources (owned here)
   std::vector<std::weak_ptr<const TextSource>> sources_;     // adapters_, then the sources given
   std::shared_ptr<ScrapeCounter> scrapes_;                   // rendering threads still running
+  mutable std::mutex history_mutex_;
+  std::shared_ptr<const StatusHistory> history_;  // may be null
   std::vector<std::unique_ptr<http::Server>> servers_;
 };
 

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ctime>
 
+#include "metrics/status.h"
 #include "metrics/target_series.h"
 #include "probes/probe.h"
 
@@ -69,7 +71,8 @@ ProberMetrics::ProberMetrics(std::shared_ptr<prometheus::Registry> registry, std
       probe_name_(std::move(probe_name)),
       percentiles_(std::move(percentiles)),
       version_(std::move(version)),
-      targets_(std::make_shared<TargetSeries>(probe_name_, percentiles_)) {
+      targets_(std::make_shared<TargetSeries>(probe_name_, percentiles_)),
+      history_(std::make_shared<StatusHistory>()) {
   auto& reg = *registry_;
   auto add = [this]<typename T>(prometheus::Family<T>& family) {
     auto set = std::make_unique<SeriesSet<T>>(family);
@@ -147,6 +150,7 @@ void ProberMetrics::remove_if(const std::function<bool(const Labels&)>& pred) {
 
 void ProberMetrics::record(const IterationReport& report, uint32_t worker) {
   for (const GroupMeasurement& gm : report.groups) targets_->record(gm, report.sources);
+  history_->record(report, std::time(nullptr));
   for (const TargetEvents& te : report.targets) targets_->record(te);
 
   const Labels pn{{"probe_name", probe_name_}};

@@ -47,6 +47,7 @@ std::string_view metric_prefix(ProbeType type);
 const std::vector<double>& rtt_buckets();
 
 class TargetSeries;
+class StatusHistory;
 
 class ProberMetrics {
  public:
@@ -137,6 +138,8 @@ class ProberMetrics {
   // The families labelled with a destination (per-type measurements, threshold, app_host_resolution_*,
   // app_time_ooo_total, late and duplicate replies), for the exporter. Lives as long as the longest holder.
   std::shared_ptr<const TextSource> target_series() const;
+  // The last iterations of every (target, group), for the status page (metrics/status.h).
+  std::shared_ptr<const StatusHistory> status_history() const { return history_; }
 
   // A set of children of one family, kept so that they can be enumerated and removed by label.
   class SeriesSetBase {
@@ -161,6 +164,7 @@ class ProberMetrics {
   bool reload_failed_ = false;
 
   std::shared_ptr<TargetSeries> targets_;
+  std::shared_ptr<StatusHistory> history_;
   std::vector<std::unique_ptr<SeriesSetBase>> all_;  // every set below, for removal by label
   SeriesSet<prometheus::Gauge>* netprobe_info_ = nullptr;
   SeriesSet<prometheus::Gauge>* netprobify_info_ = nullptr;

@@ -757,6 +757,11 @@ void run_supervisor(LauncherClient launcher, Config config, const std::string& p
     exit_now(EX_UNAVAILABLE);
   }
   spdlog::info("serving /metrics on {}{}", listeners, any_auth ? " (basic auth)" : "");
+  (*exporter)->set_status_history(metrics.status_history());
+  // --web.config.file re-read when it changes (web/reload.h); never destroyed (exit_now()).
+  std::unique_ptr<web::WebConfigWatcher> web_watcher;
+  if (web.live)
+    web_watcher = std::make_unique<web::WebConfigWatcher>(web.live, *registry, metrics.probe_name());
 
   if (selection.mode != TagSelection::Mode::kAll)
     spdlog::info("targets selected by tags: {}", describe(selection));

@@ -19,11 +19,27 @@ Result<std::vector<http::Options>> server_options(const WebSettings& settings, c
       o.authenticate = [users = settings.users](std::string_view user, std::string_view password) {
         return users->check(user, password);
       };
+      o.authenticate_async = [users = settings.users](std::string_view user, std::string_view password,
+                                                      std::function<void(http::AuthVerdict)> later) {
+        return UserTable::check_async(users, user, password, std::move(later));
+      };
     } else {
       o.auth = settings.env_auth;
     }
     o.tls = settings.tls;
     o.headers = settings.headers;
+    if (const auto& live = settings.live) {
+      o.auth.reset();
+      o.authenticate = [live](std::string_view user, std::string_view password) {
+        return live->authenticate(user, password);
+      };
+      o.authenticate_async = [live](std::string_view user, std::string_view password,
+                                    std::function<void(http::AuthVerdict)> later) {
+        return live->authenticate_async(user, password, std::move(later));
+      };
+      o.auth_active = [live] { return live->auth_active(); };
+      o.headers_now = [live] { return live->headers(); };
+    }
     out.push_back(std::move(o));
   };
   if (settings.listen_addresses.empty()) {
@@ -63,6 +79,8 @@ Status load_web_config(const std::string& path, WebSettings& settings, std::stri
     settings.users = std::make_shared<UserTable>(std::move(config->users));
   }
   settings.headers = std::move(config->headers);
+  settings.live = std::make_shared<LiveWebConfig>(path, settings.users, settings.headers, settings.tls,
+                                                  settings.env_auth);
   return {};
 }
 

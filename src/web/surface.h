@@ -12,6 +12,7 @@
 #include "http/auth.h"
 #include "http/server.h"
 #include "http/tls.h"
+#include "web/reload.h"
 #include "web/users.h"
 
 namespace netprobe::web {
@@ -25,6 +26,9 @@ struct WebSettings {
   std::shared_ptr<http::TlsContext> tls;                     // HTTPS on every listener
   std::shared_ptr<UserTable> users;                          // basic_auth_users; wins over env_auth
   std::vector<std::pair<std::string, std::string>> headers;  // http_server_config.headers
+  // The same, re-read when the file changes (web/reload.h); set by load_web_config(). When set, the servers
+  // take their users and headers from it.
+  std::shared_ptr<LiveWebConfig> live;
 };
 
 // Reads the exporter-toolkit web configuration at `path` into `settings`: TLS (certificate, key and client

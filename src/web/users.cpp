@@ -3,7 +3,10 @@
 #include <crypt.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
 #include <memory>
+#include <thread>
 
 #include "http/auth.h"
 
@@ -18,6 +21,64 @@ bool bcrypt_base64(char c) {
 }
 
 int cost_of(std::string_view hash) { return (hash[4] - '0') * 10 + (hash[5] - '0'); }
+
+bool bcrypt_equal(const std::string& hash, const std::string& password) {
+  auto data = std::make_unique<crypt_data>();  // ~32 KiB: not on a thread's stack
+  const char* out = crypt_rn(password.c_str(), hash.c_str(), data.get(), sizeof *data);
+  return out && out[0] == '$' && constant_time_equal(out, hash);
+}
+
+// The process-wide bcrypt pool: threads started at the first check (never before a fork), never stopped (the
+// supervisor leaves with _exit; a test process with exit, which does not join them).
+class BcryptPool {
+ public:
+  static BcryptPool& instance() {
+    static BcryptPool* pool = new BcryptPool();  // leaked on purpose: no destructor to join at exit
+    return *pool;
+  }
+  // False when kBcryptQueue checks already wait.
+  bool submit(std::function<void()> task) {
+    const std::lock_guard lock(mutex_);
+    if (queue_.size() >= kBcryptQueue) return false;
+    if (threads_ == 0) {
+      for (unsigned i = 0; i < kBcryptThreads; ++i) std::thread([this] { work(); }).detach();
+      threads_ = kBcryptThreads;
+    }
+    queue_.push_back(std::move(task));
+    wake_.notify_one();
+    return true;
+  }
+  size_t load() {
+    const std::lock_guard lock(mutex_);
+    return queue_.size() + running_;
+  }
+
+ private:
+  void work() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [&] { return !queue_.empty(); });
+      auto task = std::move(queue_.front());
+      queue_.pop_front();
+      ++running_;
+      lock.unlock();
+      try {
+        task();
+      } catch (...) {
+        // A task only throws on allocation failure; its `done` is then never called and the Responder
+        // behind it answers 500 when dropped.
+      }
+      task = nullptr;  // releases the table here, not under the lock
+      lock.lock();
+      --running_;
+    }
+  }
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::function<void()>> queue_;
+  unsigned threads_ = 0;
+  size_t running_ = 0;
+};
 
 }  // namespace
 
@@ -65,6 +126,41 @@ std::optional<bool> UserTable::bcrypt_matches(const std::string& hash, std::stri
   const char* out = crypt_rn(phrase.c_str(), hash.c_str(), data.get(), sizeof *data);
   return out && out[0] == '$' && constant_time_equal(out, hash);
 }
+
+std::optional<http::AuthVerdict> UserTable::quick_check(std::string_view user, std::string_view password) {
+  const auto found = hashes_.find(user);
+  if (found == hashes_.end() || password.find('\0') != std::string_view::npos) return std::nullopt;
+  const std::lock_guard lock(cache_mutex_);
+  const auto cached = verified_.find(user);
+  if (cached != verified_.end() && constant_time_equal(cached->second, password))
+    return http::AuthVerdict::kAllow;
+  return std::nullopt;
+}
+
+http::AuthVerdict UserTable::slow_check(const std::string& user, const std::string& password) {
+  // Always one bcrypt, whatever is wrong: the dummy for an unknown user or a password crypt cannot take.
+  const auto found = hashes_.find(user);
+  const bool has_nul = password.find('\0') != std::string::npos;
+  const bool known = found != hashes_.end() && !has_nul;
+  const bool ok = bcrypt_equal(known ? found->second : dummy_hash_, has_nul ? std::string() : password);
+  if (!known || !ok) return http::AuthVerdict::kDeny;
+  const std::lock_guard lock(cache_mutex_);
+  verified_[found->first] = password;
+  return http::AuthVerdict::kAllow;
+}
+
+std::optional<http::AuthVerdict> UserTable::check_async(std::shared_ptr<UserTable> table,
+                                                        std::string_view user, std::string_view password,
+                                                        std::function<void(http::AuthVerdict)> done) {
+  if (auto quick = table->quick_check(user, password)) return quick;
+  auto task = [table, user = std::string(user), password = std::string(password), done = std::move(done)] {
+    done(table->slow_check(user, password));
+  };
+  if (!BcryptPool::instance().submit(std::move(task))) return http::AuthVerdict::kBusy;
+  return std::nullopt;
+}
+
+size_t UserTable::bcrypt_pool_load() { return BcryptPool::instance().load(); }
 
 http::AuthVerdict UserTable::check(std::string_view user, std::string_view password) {
   const auto found = hashes_.find(user);

@@ -9,6 +9,11 @@ tls: HTTPS with a chain made here by openssl (CA -> server certificate): curl wi
 mtls: client_auth_type RequireAndVerifyClientCert: a client certificate from the CA (200), none (handshake
   refused), one from another CA (refused); VerifyClientCertIfGiven: none (200), the CA's (200), another
   CA's (refused).
+reload: --web.config.file rewritten while netprobe runs (mutual TLS): new users, headers, client CA bundle and
+  min_version take effect without a restart (the old user 401, the old CA's client certificate refused, the
+  new CA's accepted, TLS 1.2 refused once min_version is TLS13); a broken file, one naming a missing client CA
+  bundle and one turning TLS off keep the previous configuration in force, say so in the log and set
+  netprobe_web_config_last_reload_successful to 0; a good file again sets it back to 1.
 prometheus: a real Prometheus (Debian's) scrapes over TLS with basic auth: up == 1; wrong password: up == 0.
 formats: content negotiation: the 0.0.4 text passes `promtool check metrics` without a warning; OpenMetrics 1.0
   (Prometheus' Accept header) is accepted by python3-prometheus-client's OpenMetrics parser, ends in # EOF,
@@ -18,6 +23,7 @@ Every curl call is bounded (-m); netprobe is stopped on exit (harness.Netprobe).
 """
 import json
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -227,6 +233,85 @@ def test_mtls():
     return 0
 
 
+def replace_web_config(work, web):
+    """Rewrites web.yml the way a deployment tool does: a new file renamed over the old one."""
+    tmp = write_web_config(work, web, name="web.yml.new")
+    os.replace(tmp, os.path.join(work, "web.yml"))
+
+
+def test_reload():
+    harness.require_root("netprobe opens raw sockets to probe 127.0.0.1")
+    harness.require_executable("/usr/bin/curl", "curl is not installed")
+    work, files, web = tls_lab("RequireAndVerifyClientCert")
+    shutil.copy(os.path.join(work, "other-ca.crt"), os.path.join(work, "new-ca.crt"))
+    os.chmod(os.path.join(work, "new-ca.crt"), 0o644)
+    port = harness.free_port()
+    url = f"https://127.0.0.1:{port}/metrics"
+    ca = ["--cacert", files["ca"]]
+    client = ["--cert", files["client"][0], "--key", files["client"][1]]
+    stranger = ["--cert", files["stranger"][0], "--key", files["stranger"][1]]
+    new_user, new_password = "rotated", "n3w-s3cr3t"
+
+    def reload_ok(creds):
+        status, _, body, _ = curl(url, *ca, *creds)
+        for line in body.splitlines():
+            if line.startswith("netprobe_web_config_last_reload_successful{"):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+    with start(port, ["--web.config.file", web], "127.0.0.1", port) as netprobe:
+        old = [*client, "-u", f"{USER}:{PASSWORD}"]
+        status, rc, _, err = curl(url, *ca, *old, "-D", "/dev/stderr")
+        assert status == 200 and "x-frame-options: deny" in err.lower(), f"at start: {status} rc={rc} {err}"
+        assert reload_ok(old) == 1
+        status, rc, _, _ = curl(url, *ca, *stranger, "-u", f"{USER}:{PASSWORD}")
+        assert status == 0, f"another CA's client certificate at start: {status} rc={rc}"
+
+        # A new file: other users, header value, client CA bundle and minimum version.
+        tls = {"cert_file": "server.crt", "key_file": "server.key", "client_auth_type": "RequireAndVerifyClientCert",
+               "client_ca_file": "new-ca.crt", "min_version": "TLS13"}
+        good = {"tls_server_config": tls, "basic_auth_users": {new_user: bcrypt(new_password)},
+                "http_server_config": {"headers": {"X-Frame-Options": "sameorigin"}}}
+        replace_web_config(work, good)
+        new = [*stranger, "-u", f"{new_user}:{new_password}"]
+        harness.wait_until(lambda: curl(url, *ca, *new)[0] == 200, 15, "the new user, with the new CA's certificate")
+        status, _, _, err = curl(url, *ca, *new, "-D", "/dev/stderr")
+        assert status == 200 and "x-frame-options: sameorigin" in err.lower(), f"new header: {err}"
+        assert reload_ok(new) == 1
+        cases = [
+            ("old user, new CA's certificate", [*stranger, "-u", f"{USER}:{PASSWORD}"], 401),
+            ("new user, old CA's certificate", [*client, "-u", f"{new_user}:{new_password}"], 0),
+            ("new user, no certificate", ["-u", f"{new_user}:{new_password}"], 0),
+            ("new user over TLS 1.2 (min_version TLS13)", [*new, "--tls-max", "1.2"], 0),
+        ]
+        for what, args, expected in cases:
+            status, rc, _, err = curl(url, *ca, *args)
+            assert status == expected, f"{what}: HTTP {status}, expected {expected} (rc={rc} {err})"
+        harness.log("reloaded: users, header, client CA bundle and min_version in force without a restart")
+
+        # Bad files: each keeps the configuration in force, is logged and sets the gauge to 0.
+        bad_files = [
+            ("an unknown key", dict(good, bogus_key=1), "unknown key 'bogus_key'"),
+            ("a missing client CA bundle",
+             dict(good, tls_server_config=dict(tls, client_ca_file="missing-ca.crt")), "missing-ca.crt"),
+            ("TLS turned off", {"basic_auth_users": {new_user: bcrypt(new_password)}}, "turns TLS off"),
+        ]
+        for what, content, says in bad_files:
+            replace_web_config(work, content)
+            harness.wait_until(lambda: reload_ok(new) == 0, 15, f"the gauge at 0 after {what}")
+            harness.wait_until(lambda: says in netprobe.log(), 5, f"the log naming {what}")
+            assert "the previous web configuration stays in force" in netprobe.log()
+            status, rc, _, err = curl(url, *ca, *new)
+            assert status == 200, f"after {what} the previous configuration must serve: {status} rc={rc} {err}"
+            status, _, _, _ = curl(url, *ca, *stranger, "-u", f"{USER}:{PASSWORD}")
+            assert status == 401, f"after {what}: the old user is back ({status})"
+            replace_web_config(work, good)
+            harness.wait_until(lambda: reload_ok(new) == 1, 15, f"the gauge back at 1 after {what}")
+        harness.log("a broken file, a missing CA bundle and TLS turned off each kept the previous configuration")
+        assert netprobe.proc.poll() is None, netprobe.log()
+    return 0
+
+
 def prom_query(prom_port, promql):
     url = f"http://127.0.0.1:{prom_port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
     status, _, body = harness.http_get(url, timeout_s=5)
@@ -319,4 +404,5 @@ def test_formats():
 if __name__ == "__main__":
     scenario = sys.argv[1] if len(sys.argv) > 1 else "listen"
     harness.main({"listen": test_listen, "tls": test_tls, "mtls": test_mtls,
-                  "prometheus": test_prometheus, "formats": test_formats}[scenario])
+                  "prometheus": test_prometheus, "formats": test_formats,
+                  "reload": test_reload}[scenario])

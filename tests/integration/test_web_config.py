@@ -35,7 +35,8 @@ TLS = {"cert_file": "server.crt", "key_file": "server.key"}
 CA = {"client_ca_file": "ca.crt"}
 OK, BAD = True, False
 
-# (name, file content (dict -> JSON, str -> as is), promtool's verdict, netprobe's verdict)
+# (name, file content (dict -> JSON, str -> as is), promtool's verdict, netprobe's verdict[, what both errors
+# must name])
 CASES = [
     ("empty file", "", OK, OK),
     ("empty mapping", {}, OK, OK),
@@ -107,6 +108,21 @@ CASES = [
     ("repeated key", "basic_auth_users: {}\nbasic_auth_users: {}\n", BAD, BAD),
     ("YAML syntax error", "tls_server_config: [\n", BAD, BAD),
     ("not a mapping", "just text\n", BAD, BAD),
+    # Newer exporter-toolkit keys (rate_limit: v0.11, client_allowed_sans: v0.10, inline cert/key/client_ca:
+    # v0.9): promtool 2.42 (v0.8) rejects them, so netprobe does, naming the key (docs/http-server.md).
+    ("rate_limit", {"rate_limit": {"interval": "1s", "burst": 10}}, BAD, BAD, "rate_limit"),
+    ("rate_limit empty", {"rate_limit": {}}, BAD, BAD, "rate_limit"),
+    ("rate_limit in http_server_config", {"http_server_config": {"rate_limit": {"interval": "1s", "burst": 1}}},
+     BAD, BAD, "rate_limit"),
+    ("client_allowed_sans", {"tls_server_config": dict(TLS, client_auth_type="RequireAndVerifyClientCert",
+                                                       client_allowed_sans=["client.example"], **CA)},
+     BAD, BAD, "client_allowed_sans"),
+    ("client_allowed_sans empty", {"tls_server_config": dict(TLS, client_allowed_sans=[])}, BAD, BAD,
+     "client_allowed_sans"),
+    ("inline key", {"tls_server_config": {"cert_file": "server.crt", "key": "-----BEGIN PRIVATE KEY-----"}},
+     BAD, BAD, "key"),
+    ("inline client_ca", {"tls_server_config": dict(TLS, client_auth_type="RequireAndVerifyClientCert",
+                                                    client_ca="-----BEGIN CERTIFICATE-----")}, BAD, BAD, "client_ca"),
     # Deliberate difference: Go accepts it and then fails every handshake; netprobe says so at start.
     ("min_version above max_version", {"tls_server_config": dict(TLS, min_version="TLS13", max_version="TLS12")},
      OK, BAD),
@@ -134,7 +150,7 @@ def test():
     work = harness.tmpdir("netprobe-webcfg-")
     make_files(work)
     failures = []
-    for i, (name, content, promtool_ok, netprobe_ok) in enumerate(CASES):
+    for i, (name, content, promtool_ok, netprobe_ok, *names) in enumerate(CASES):
         text = content if isinstance(content, str) else json.dumps(content)
         text = text.replace("@/", work + "/")
         path = os.path.join(work, f"case{i:02d}.yml")
@@ -148,6 +164,9 @@ def test():
             failures.append(f"{name}: promtool says {p_rc} (expected {'OK' if promtool_ok else 'rejected'}): {p_out}")
         if (n_rc == 0) != netprobe_ok or (n_rc != 0 and (n_rc != EX_CONFIG or not n_out)):
             failures.append(f"{name}: netprobe exit {n_rc} (expected {'0' if netprobe_ok else EX_CONFIG}): {n_out}")
+        for key in names:  # rejected the same way: both name the key
+            if f"{key} not found" not in p_out or f"unknown key '{key}'" not in n_out:
+                failures.append(f"{name}: both must name {key!r}: promtool {p_out!r}, netprobe {n_out!r}")
     assert not failures, "\n".join(failures)
     same = sum(1 for c in CASES if c[2] == c[3])
     harness.log(f"{len(CASES)} files: {same} with promtool's verdict, {len(CASES) - same} deliberate difference(s)")

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <string>
@@ -450,6 +451,92 @@ TEST(http_Server, AsynchronousAnswers) {
   EXPECT_NE(status_of(last), 200) << last;
   a.parked[0].respond(Response::text(200, "too late"));
   a.parked.clear();
+}
+
+// authenticate_async (bcrypt off the server threads, web/users.h): a check that takes long leaves the only
+// epoll thread free for other requests; its verdict resumes the request (200, 401, 429); a route that does
+// not use the server's auth never asks; a server stopped with a check under way lets the client go and the
+// late verdict is harmless.
+TEST(http_Server, AsynchronousPasswordChecks) {
+  std::mutex mutex;
+  std::vector<std::function<void(AuthVerdict)>> waiting;
+  Options options = loopback();
+  options.limits.threads = 1;  // a blocking check would stall every other request
+  options.authenticate_async = [&](std::string_view user, std::string_view password,
+                                   std::function<void(AuthVerdict)> later) -> std::optional<AuthVerdict> {
+    if (user == "fast") return password == "pw" ? AuthVerdict::kAllow : AuthVerdict::kDeny;
+    if (user == "busy") return AuthVerdict::kBusy;
+    if (user == "inline") {  // answered from within the call
+      later(AuthVerdict::kAllow);
+      return std::nullopt;
+    }
+    const std::lock_guard lock(mutex);
+    waiting.push_back(std::move(later));
+    return std::nullopt;
+  };
+  auto routes = std::map<std::string, Route>{
+      {"/a", [](const Request&) { return Response::text(200, "a\n"); }},
+  };
+  Route open([](const Request&) { return Response::text(200, "open\n"); });
+  open.server_auth = false;
+  routes.emplace("/open", std::move(open));
+  auto started = Server::start(options, routes);
+  ASSERT_TRUE(started.ok());
+  auto server = std::move(started).value();
+  const int port = server->port();
+  auto basic = [](const char* base64) { return std::string("Authorization: Basic ") + base64 + "\r\n"; };
+  const std::string fast = basic("ZmFzdDpwdw=="), fast_wrong = basic("ZmFzdDp4"),
+                    slow = basic("c2xvdzpwdw=="), slow2 = basic("c2xvdzI6cHc="), busy = basic("YnVzeTpwdw=="),
+                    inline_ok = basic("aW5saW5lOnB3");
+  EXPECT_EQ(status_of(get(port, "/a", fast)), 200);
+  const std::string refused = get(port, "/a", fast_wrong);
+  EXPECT_EQ(status_of(refused), 401);
+  EXPECT_NE(refused.find("WWW-Authenticate: Basic"), std::string::npos);
+  EXPECT_EQ(status_of(get(port, "/a")), 401);  // no credentials: no check at all
+  const std::string busy_answer = get(port, "/a", busy);
+  EXPECT_EQ(status_of(busy_answer), 429);
+  EXPECT_NE(busy_answer.find("Retry-After: 1"), std::string::npos);
+  EXPECT_EQ(status_of(get(port, "/a", inline_ok)), 200);
+  EXPECT_EQ(status_of(get(port, "/open")), 200);
+  EXPECT_EQ(status_of(get(port, "/nowhere", slow)), 404);  // refused before any check
+  auto waiting_count = [&] {
+    const std::lock_guard lock(mutex);
+    return waiting.size();
+  };
+
+  // Two slow checks under way: the one epoll thread still serves others, HEAD included.
+  std::string first, second;
+  std::thread a([&] { first = get(port, "/a", slow); });
+  std::thread b([&] { second = get(port, "/a", slow2, "HEAD"); });
+  for (int i = 0; i < 500 && waiting_count() < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(waiting_count(), 2U);
+  EXPECT_EQ(body_of(get(port, "/a", fast)), "a\n");
+  EXPECT_EQ(status_of(get(port, "/open")), 200);
+  std::thread answering([&] {
+    const std::lock_guard lock(mutex);
+    waiting[0](AuthVerdict::kAllow);
+    waiting[0](AuthVerdict::kDeny);  // a second call is ignored
+    waiting[1](AuthVerdict::kDeny);
+  });
+  answering.join();
+  a.join();
+  b.join();
+  // Which request parked first is not known: one got in, the other was refused.
+  std::multiset<int> statuses{status_of(first), status_of(second)};
+  EXPECT_EQ(statuses, (std::multiset<int>{200, 401})) << first << second;
+  waiting.clear();
+
+  // Stopped while a check is under way: the client is let go; the late verdict does nothing.
+  std::string last;
+  std::thread c([&] { last = get(port, "/a", slow); });
+  for (int i = 0; i < 500 && waiting_count() < 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(waiting_count(), 1U);
+  server.reset();
+  c.join();
+  EXPECT_NE(status_of(last), 200) << last;
+  waiting[0](AuthVerdict::kAllow);
 }
 
 TEST(http_ParseListenAddress, StrictLiterals) {

@@ -5,7 +5,13 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -13,6 +19,7 @@
 #include <vector>
 
 #include "http/tls.h"
+#include "web/reload.h"
 #include "web/surface.h"
 #include "web/users.h"
 #include "web/web_config.h"
@@ -177,6 +184,149 @@ TEST(web_Surface, UsersWinOverTheEnvironment) {
     EXPECT_EQ(o.authenticate("env", "pw"), kDeny);
   }
   EXPECT_EQ(describe_listeners(*both), "127.0.0.1:0, [::1]:0");
+}
+
+// check_async: the remembered password answers at once; otherwise the bcrypt runs on the pool and `done`
+// gets the verdict (unknown users through the dummy hash); a full pool (kBcryptThreads running, kBcryptQueue
+// waiting) answers kBusy at once, and every queued check still gets its verdict.
+TEST(web_Users, ChecksOnThePool) {
+  auto table = std::make_shared<UserTable>(std::map<std::string, std::string>{{"alice", hash("right")}});
+  struct Verdicts {
+    std::mutex mutex;
+    std::condition_variable changed;
+    std::vector<http::AuthVerdict> got;
+    bool hold = false;    // `done` waits while true: the pool threads stay busy
+    unsigned inside = 0;  // pool threads waiting in `done`
+  };
+  auto v = std::make_shared<Verdicts>();
+  auto done = [v](http::AuthVerdict verdict) {
+    std::unique_lock lock(v->mutex);
+    ++v->inside;
+    v->changed.notify_all();
+    v->changed.wait(lock, [&] { return !v->hold; });
+    --v->inside;
+    v->got.push_back(verdict);
+    v->changed.notify_all();
+  };
+  auto wait_for = [&](size_t n) {
+    std::unique_lock lock(v->mutex);
+    return v->changed.wait_for(lock, std::chrono::seconds(30), [&] { return v->got.size() >= n; });
+  };
+  EXPECT_FALSE(UserTable::check_async(table, "alice", "wrong", done));
+  ASSERT_TRUE(wait_for(1));
+  EXPECT_FALSE(UserTable::check_async(table, "nobody", "right", done));  // the dummy hash, on the pool too
+  ASSERT_TRUE(wait_for(2));
+  EXPECT_FALSE(UserTable::check_async(table, "alice", std::string_view("ri\0ght", 6), done));
+  ASSERT_TRUE(wait_for(3));
+  EXPECT_FALSE(UserTable::check_async(table, "alice", "right", done));
+  ASSERT_TRUE(wait_for(4));
+  EXPECT_EQ(v->got, (std::vector<http::AuthVerdict>{kDeny, kDeny, kDeny, kAllow}));
+  // Remembered: answered at once, no bcrypt.
+  EXPECT_EQ(UserTable::check_async(table, "alice", "right", done), kAllow);
+
+  // Saturated: the running checks are held in `done`, the queue fills, the next one is refused at once.
+  {
+    const std::lock_guard lock(v->mutex);
+    v->hold = true;
+    v->got.clear();
+  }
+  for (unsigned i = 0; i < kBcryptThreads; ++i) EXPECT_FALSE(UserTable::check_async(table, "bob", "x", done));
+  {
+    // Both threads inside `done`: the queue is empty and nothing runs a bcrypt.
+    std::unique_lock lock(v->mutex);
+    ASSERT_TRUE(
+        v->changed.wait_for(lock, std::chrono::seconds(30), [&] { return v->inside == kBcryptThreads; }));
+  }
+  EXPECT_EQ(UserTable::bcrypt_pool_load(), kBcryptThreads);
+  for (size_t i = 0; i < kBcryptQueue; ++i)
+    EXPECT_FALSE(UserTable::check_async(table, "bob", "x", done)) << i;
+  EXPECT_EQ(UserTable::check_async(table, "bob", "x", done), http::AuthVerdict::kBusy);
+  EXPECT_EQ(UserTable::check_async(table, "alice", "right", done), kAllow);  // remembered: never busy
+  {
+    const std::lock_guard lock(v->mutex);
+    v->hold = false;
+    v->changed.notify_all();
+  }
+  ASSERT_TRUE(wait_for(kBcryptThreads + kBcryptQueue));
+  EXPECT_EQ(v->got, std::vector<http::AuthVerdict>(kBcryptThreads + kBcryptQueue, kDeny));
+}
+
+// --web.config.file re-read (web/reload.h): users and headers follow the file; a bad file or one turning TLS
+// on keeps the previous configuration and fails once per change; PROM_USER/PROM_PASSWORD when the file has
+// no users; no auth when neither.
+TEST(web_Reload, FollowsTheFileAndKeepsTheLastGoodOne) {
+  char dir_template[] = "/tmp/netprobe-web-reload-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template, path = dir + "/web.yml";
+  int version = 0;
+  auto write = [&](const std::string& text) {
+    // A new file renamed over the old one, as deployment tools do: a new inode, whatever the clock.
+    const std::string tmp = path + std::to_string(++version);
+    std::ofstream(tmp) << text;
+    ASSERT_EQ(std::rename(tmp.c_str(), path.c_str()), 0);
+  };
+  const std::string first = hash("first"), second = hash("second");
+  write("basic_auth_users: {alice: '" + first +
+        "'}\nhttp_server_config: {headers: {X-Frame-Options: deny}}\n");
+  WebSettings settings;
+  settings.env_auth = BasicAuth{"env", "pw"};
+  std::string warning;
+  ASSERT_TRUE(load_web_config(path, settings, &warning).ok());
+  ASSERT_TRUE(settings.live);
+  auto servers = server_options(settings, "127.0.0.1", 0);
+  ASSERT_TRUE(servers.ok());
+  const http::Options& o = (*servers)[0];
+  ASSERT_TRUE(o.authenticate && o.auth_active && o.headers_now);
+  LiveWebConfig& live = *settings.live;
+  std::string message;
+  EXPECT_EQ(live.check(&message), LiveWebConfig::Outcome::kUnchanged);
+  EXPECT_TRUE(o.auth_active());
+  EXPECT_EQ(o.authenticate("alice", "first"), kAllow);
+  EXPECT_EQ(o.authenticate("env", "pw"), kDeny);
+  EXPECT_EQ(o.headers_now(), (std::vector<std::pair<std::string, std::string>>{{"X-Frame-Options", "deny"}}));
+
+  write("basic_auth_users: {bob: '" + second +
+        "'}\nhttp_server_config: {headers: {X-Frame-Options: sameorigin}}\n");
+  EXPECT_EQ(live.check(&message), LiveWebConfig::Outcome::kReloaded);
+  EXPECT_NE(message.find("PROM_USER/PROM_PASSWORD are ignored"), std::string::npos) << message;
+  EXPECT_EQ(o.authenticate("bob", "second"), kAllow);
+  EXPECT_EQ(o.authenticate("alice", "first"), kDeny);
+  EXPECT_EQ(o.headers_now()[0].second, "sameorigin");
+  EXPECT_TRUE(live.last_ok());
+
+  const std::vector<std::pair<std::string, std::string>> bad_files{
+      {"basic_auth_users: {bob: 'not a hash'}\n", "not a bcrypt hash"},
+      {"bogus: 1\n", "unknown key 'bogus'"},
+      {"basic_auth_users: [\n", "not valid YAML"},
+      {"tls_server_config: {cert_file: a.crt, key_file: a.key}\n", "turns TLS on, which needs a restart"},
+  };
+  for (const auto& [text, says] : bad_files) {
+    write(text);
+    EXPECT_EQ(live.check(&message), LiveWebConfig::Outcome::kFailed) << text;
+    EXPECT_NE(message.find(says), std::string::npos) << message;
+    EXPECT_NE(message.find("the previous web configuration stays in force"), std::string::npos) << message;
+    EXPECT_FALSE(live.last_ok());
+    EXPECT_EQ(live.check(&message), LiveWebConfig::Outcome::kUnchanged) << "said once per change";
+    EXPECT_EQ(o.authenticate("bob", "second"), kAllow) << text;
+    EXPECT_EQ(o.headers_now()[0].second, "sameorigin");
+  }
+  ASSERT_EQ(std::remove(path.c_str()), 0);
+  EXPECT_EQ(live.check(&message), LiveWebConfig::Outcome::kFailed);
+  EXPECT_EQ(o.authenticate("bob", "second"), kAllow);
+
+  // No users in the file: PROM_USER/PROM_PASSWORD decide again.
+  write("http_server_config: {headers: {X-Content-Type-Options: nosniff}}\n");
+  EXPECT_EQ(live.check(&message), LiveWebConfig::Outcome::kReloaded);
+  EXPECT_TRUE(live.last_ok());
+  EXPECT_TRUE(o.auth_active());
+  EXPECT_EQ(o.authenticate("env", "pw"), kAllow);
+  EXPECT_EQ(o.authenticate("bob", "second"), kDeny);
+  ASSERT_EQ(std::remove(path.c_str()), 0);
+  ASSERT_EQ(rmdir(dir.c_str()), 0);
+
+  // Neither: no authentication.
+  LiveWebConfig open("/nonexistent/web.yml", nullptr, {}, nullptr, std::nullopt);
+  EXPECT_FALSE(open.auth_active());
 }
 
 }  // namespace
