@@ -39,6 +39,7 @@
 #include "sandbox/privileges.h"
 #include "supervisor/capture_sizing.h"
 #include "supervisor/resolution_metrics.h"
+#include "supervisor/service_checks.h"
 #include "supervisor/sharding.h"
 #include "supervisor/target_resolution.h"
 #include "supervisor/worker_pool.h"
@@ -102,6 +103,9 @@ class Supervisor {
         launcher_(launcher),
         pending_config_(std::move(config)),
         pool_(launcher_adapter_, clock_, pool_hooks()) {}
+
+  // TCPquery / TLS targets (service_checks.h): updated at every activation.
+  void set_service_checks(ServiceCheckRunner* runner) { service_checks_ = runner; }
 
   std::vector<ProcessRef> processes() const {
     std::vector<ProcessRef> out{{"launcher", 0, launcher_.pid()}};
@@ -186,6 +190,7 @@ class Supervisor {
       }
     }
     update_active();
+    if (service_checks_) service_checks_->update(config_, selection_);
     if (config_.global.nb_proc > int(std::thread::hardware_concurrency()))
       spdlog::warn(
           "nb_proc {} is more than the {} CPU(s): each worker is one event-driven process with its own "
@@ -559,6 +564,7 @@ class Supervisor {
   bool stopping_ = false;
   bool reload_requested_ = false;
   bool fatal_ = false;
+  ServiceCheckRunner* service_checks_ = nullptr;
   WorkerPool pool_;  // last: its hooks use everything above
 };
 
@@ -598,7 +604,9 @@ void run_supervisor(LauncherClient launcher, Config config, const std::string& p
   }
   const std::string listeners = web::describe_listeners(*servers);
   const bool any_auth = web.env_auth.has_value();
-  auto exporter = Exporter::start(std::move(servers).value(), {registry, process}, {metrics.target_series()});
+  auto service_series = std::make_shared<ServiceCheckSeries>(config.global.probe_name);
+  auto exporter = Exporter::start(std::move(servers).value(), {registry, process},
+                                  {metrics.target_series(), service_series});
   if (!exporter.ok()) {
     spdlog::critical("{}", exporter.error().message);
     if (web.listen_addresses.empty() && config.global.prometheus_port > 0 &&
@@ -615,6 +623,8 @@ void run_supervisor(LauncherClient launcher, Config config, const std::string& p
   if (selection.mode != TagSelection::Mode::kAll)
     spdlog::info("targets selected by tags: {}", describe(selection));
   Supervisor supervisor(std::move(config), path, metrics, launcher, *process, std::move(selection));
+  ServiceCheckRunner service_checks(service_series);  // threads of this process: no capability
+  supervisor.set_service_checks(&service_checks);
   const int code = supervisor.run();
   spdlog::info("stopped");
   exit_now(code);
