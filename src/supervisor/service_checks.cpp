@@ -118,6 +118,8 @@ std::string service_check_line(const ServiceCheckOutcome& o) {
     detail = fmt::format("{:.2f} ms", r.connect_seconds * 1e3);
   else
     detail = r.failure + (r.detail.empty() ? "" : ": " + escape_for_log(r.detail));
+  while (!detail.empty() && (detail.back() == ' ' || detail.back() == '.'))
+    detail.pop_back();  // GnuTLS's ". "
   if (!r.tls_version.empty()) detail += ", " + r.tls_version;
   if (r.earliest_cert_expiry) {
     const time_t t = time_t(*r.earliest_cert_expiry);
