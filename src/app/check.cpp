@@ -23,9 +23,11 @@
 #include "inventory/manager.h"
 #include "inventory/merge.h"
 #include "inventory/snapshot.h"
+#include "sandbox/privileges.h"
 #include "sched/target_plan.h"
 #include "session/check_result.h"
 #include "session/session.h"
+#include "supervisor/service_checks.h"
 #include "supervisor/target_resolution.h"
 
 namespace netprobe {
@@ -60,7 +62,61 @@ nlohmann::json to_json(const Check& c) {
   return j;
 }
 
+// A TCPquery / TLS result in the JSON document: the fields of the raw types that apply, plus the reason.
+nlohmann::json to_json(const ServiceCheckOutcome& o) {
+  const ServiceCheckConfig& c = *o.check;
+  const svc::TcpQueryResult& r = o.result;
+  nlohmann::json j{{"target", c.name},
+                   {"group", o.group},
+                   {"type", std::string(to_string(c.type))},
+                   {"destination", c.destination},
+                   {"port", c.dst_port},
+                   {"tags", c.tags},
+                   {"status", r.success ? "OK" : "FAILED"},
+                   {"connect_ms", std::round(r.connect_seconds * 1e6) / 1e3},
+                   {"duration_ms", std::round(r.duration_seconds * 1e6) / 1e3}};
+  if (!r.success) j["failure"] = {{"reason", r.failure}, {"detail", r.detail}};
+  if (!r.tls_version.empty()) {
+    j["tls"] = {{"version", r.tls_version}, {"verified", r.tls_verified}};
+    if (r.earliest_cert_expiry) j["tls"]["earliest_cert_expiry"] = *r.earliest_cert_expiry;
+    if (r.last_chain_expiry) j["tls"]["last_chain_expiry"] = *r.last_chain_expiry;
+  }
+  return j;
+}
+
 int usage_error(const std::string& message) { return command_usage_error("check", message, kCheckUnknown); }
+
+// Only TCPquery / TLS targets: no raw socket, so no Session (and no CAP_NET_RAW needed); capabilities a
+// root caller holds are dropped first, as the daemon's supervisor does.
+int run_service_checks_only(const CheckOptions& options, const Config& config,
+                            const std::vector<const ServiceCheckConfig*>& checks,
+                            const std::string& selection) {
+  if (auto s = drop_all_capabilities(); !s.ok()) {
+    std::fprintf(stderr, "check: cannot drop capabilities: %s\n", s.error().message.c_str());
+    return kCheckUnknown;
+  }
+  const auto outcomes = run_service_checks_once(config, checks);
+  const auto failed = size_t(
+      std::count_if(outcomes.begin(), outcomes.end(), [](const auto& o) { return !o.result.success; }));
+  const int code = failed ? kCheckFailed : kCheckOk;
+  if (options.format == "json") {
+    nlohmann::json doc{
+        {"config", options.config_path},
+        {"selection", selection},
+        {"iterations", 0},
+        {"results", nlohmann::json::array()},
+        {"summary", {{"checks", outcomes.size()}, {"ok", outcomes.size() - failed}, {"failed", failed}}},
+        {"exit_code", code}};
+    for (const auto& o : outcomes) doc["results"].push_back(to_json(o));
+    print_stdout(doc.dump(2) + "\n");
+    return code;
+  }
+  for (const auto& o : outcomes) print_stdout(service_check_line(o) + "\n");
+  print_stdout(fmt::format("{}: {} check(s), {} OK, {} FAILED (tags: {})\n",
+                           code == kCheckOk ? "OK" : "FAILED", outcomes.size(), outcomes.size() - failed,
+                           failed, selection));
+  return code;
+}
 
 }  // namespace
 
@@ -82,6 +138,9 @@ int run_check(const CheckOptions& options) {
                                    loaded.diagnostics.errors.size()));
   }
   Config config = std::move(*loaded.config);
+  // TCPquery / TLS targets (docs/service-checks.md): kernel sockets, no capability, after the raw probes.
+  auto service_checks = selected_service_checks(config, *selection);
+  std::erase_if(service_checks, [](const ServiceCheckConfig* c) { return c->groups.empty(); });
   // The dynamic inventory's targets are checked too, unless --no-inventory: its plug-ins run once, after
   // the capability drop below, so the probe types are not known before it: the capture takes them all.
   const bool with_inventory =
@@ -95,7 +154,10 @@ int run_check(const CheckOptions& options) {
     return usage_error(
         fmt::format("no target to check in {} (tags: {})", options.config_path, describe(*selection)));
   };
-  if (!with_inventory && !select()) return nothing_to_check();
+  if (!with_inventory && !select()) {
+    if (service_checks.empty()) return nothing_to_check();
+    return run_service_checks_only(options, config, service_checks, describe(*selection));
+  }
 
   // SIGINT/SIGTERM end the run early and print what was measured (blocked before any thread exists).
   StopSignals stop_signals;
@@ -127,7 +189,7 @@ int run_check(const CheckOptions& options) {
                       inventory.errors.size()));
     }
     config = with_dynamic_targets(config, inventory.targets);
-    if (!select()) return nothing_to_check();
+    if (!select() && service_checks.empty()) return nothing_to_check();
   }
 
   // Capabilities are gone: now the network (DNS first).
@@ -183,6 +245,7 @@ int run_check(const CheckOptions& options) {
     stop_signals.finish();
   }
 
+  const auto outcomes = run_service_checks_once(config, service_checks);
   std::vector<const Check*> results;
   for (const auto& [key, c] : checks) results.push_back(&c);
   // Failures first, grouped by destination (the order a reader acts in).
@@ -190,27 +253,32 @@ int run_check(const CheckOptions& options) {
     if (a->ok() != b->ok()) return !a->ok();
     return a->target->destination < b->target->destination;
   });
+  const auto svc_failed = size_t(
+      std::count_if(outcomes.begin(), outcomes.end(), [](const auto& o) { return !o.result.success; }));
   const auto failed =
-      size_t(std::count_if(results.begin(), results.end(), [](const Check* c) { return !c->ok(); }));
+      size_t(std::count_if(results.begin(), results.end(), [](const Check* c) { return !c->ok(); })) +
+      svc_failed;
+  const size_t total = results.size() + outcomes.size();
   const int code = failed || !capture_error.empty() ? kCheckFailed : kCheckOk;
-  const std::string summary = fmt::format("{}: {} check(s), {} OK, {} FAILED ({} iteration(s), tags: {}){}",
-                                          code == kCheckOk ? "OK" : "FAILED", results.size(),
-                                          results.size() - failed, failed, iterations, describe(*selection),
-                                          capture_error.empty() ? "" : "; capture failed: " + capture_error);
+  const std::string summary =
+      fmt::format("{}: {} check(s), {} OK, {} FAILED ({} iteration(s), tags: {}){}",
+                  code == kCheckOk ? "OK" : "FAILED", total, total - failed, failed, iterations,
+                  describe(*selection), capture_error.empty() ? "" : "; capture failed: " + capture_error);
   if (options.format == "json") {
-    nlohmann::json doc{
-        {"config", options.config_path},
-        {"selection", describe(*selection)},
-        {"iterations", iterations},
-        {"results", nlohmann::json::array()},
-        {"summary", {{"checks", results.size()}, {"ok", results.size() - failed}, {"failed", failed}}},
-        {"exit_code", code}};
+    nlohmann::json doc{{"config", options.config_path},
+                       {"selection", describe(*selection)},
+                       {"iterations", iterations},
+                       {"results", nlohmann::json::array()},
+                       {"summary", {{"checks", total}, {"ok", total - failed}, {"failed", failed}}},
+                       {"exit_code", code}};
     for (const Check* c : results) doc["results"].push_back(to_json(*c));
+    for (const auto& o : outcomes) doc["results"].push_back(to_json(o));
     if (!capture_error.empty()) doc["capture_error"] = capture_error;
     print_text(doc.dump(2) + "\n");
   } else {
     if (!streaming)
       for (const Check* c : results) print_text(c->line() + "\n");
+    for (const auto& o : outcomes) print_text(service_check_line(o) + "\n");
     print_text(summary + "\n");
   }
   return code;

@@ -108,15 +108,29 @@ int export_fw(const FirewallCli& cli) {
   std::vector<const TargetConfig*> selected;
   for (const TargetConfig* t : firewall::all_targets(config))
     if (tags_selected(selection.value(), t->tags)) selected.push_back(t);
-  const auto rules = firewall::export_rules(config, selected, from_host);
+  auto rules = firewall::export_rules(config, selected, from_host);
   if (!rules) {
     std::fprintf(stderr, "%s: error: %s\n", cli.config_path.c_str(), rules.error().message.c_str());
     return EX_DATAERR;
   }
+  // TCPquery / TLS targets: kernel TCP connections (docs/service-checks.md#firewall).
+  std::vector<const ServiceCheckConfig*> checks;
+  for (const auto& [name, c] : config.service_checks)
+    if (tags_selected(selection.value(), c.tags)) checks.push_back(&c);
+  auto check_rules = firewall::export_service_check_rules(config, checks, from_host);
+  if (!check_rules) {
+    std::fprintf(stderr, "%s: error: %s\n", cli.config_path.c_str(), check_rules.error().message.c_str());
+    return EX_DATAERR;
+  }
+  if (!checks.empty()) {
+    auto all = std::move(rules).value();
+    for (auto& r : check_rules.value()) all.push_back(std::move(r));
+    rules = firewall::merge_rules(std::move(all));
+  }
   const std::string text = firewall::render_yaml(
       rules.value(),
-      {"netprobe export-fw: the egress rules of the probes of " + std::to_string(selected.size()) +
-           " target(s) (docs/firewall.md)",
+      {"netprobe export-fw: the egress rules of the probes of " +
+           std::to_string(selected.size() + checks.size()) + " target(s) (docs/firewall.md)",
        "conn-check-export-fw's shape; from_cidr, src_ports, returning and targets are netprobe's."});
   if (cli.output_path.empty() || cli.output_path == "-") {
     std::fwrite(text.data(), 1, text.size(), stdout);

@@ -69,3 +69,15 @@ int effective_ip_payload_size(const TargetConfig& target, const GroupConfig& gro
 }
 
 }  // namespace netprobe
+
+namespace netprobe {
+
+std::string_view to_string(ServiceCheckType t) { return t == ServiceCheckType::kTls ? "TLS" : "TCPquery"; }
+
+AddressFamily ServiceCheckConfig::family() const {
+  if (address_family) return *address_family;
+  if (auto addr = IpAddress::parse(destination)) return addr->af;
+  return AddressFamily::kV4;
+}
+
+}  // namespace netprobe

@@ -122,12 +122,50 @@ int effective_ip_payload_size(const TargetConfig& target, const GroupConfig& gro
 // Bare L4 header size of a probe type: TCP 20, UDP 8, ICMP/ICMPv6 echo 8.
 int l4_header_size(ProbeType type);
 
+// A TCP query or TLS check (issue 18, docs/service-checks.md): `targets:` entries of type TCPquery or TLS.
+// Run by the supervisor with kernel sockets (src/supervisor/service_checks.h), never sent to the workers,
+// so a struct of its own rather than more TargetConfig fields. Names follow blackbox's tcp module.
+enum class ServiceCheckType : uint8_t { kTcpQuery, kTls };
+std::string_view to_string(ServiceCheckType t);  // "TCPquery", "TLS"
+
+struct QueryStep {
+  std::string kind;   // "send", "expect" (RE2 pattern) or "expect_bytes", in blackbox's query_response order
+  std::string value;  // as written: text, hex:..., base64:... (send, expect_bytes) or a pattern (expect)
+  friend bool operator==(const QueryStep&, const QueryStep&) = default;
+};
+
+struct ServiceCheckConfig {
+  std::string name;
+  ServiceCheckType type = ServiceCheckType::kTcpQuery;
+  std::string destination;  // IP literal or hostname (resolved by the check, in family())
+  std::optional<AddressFamily> address_family;
+  uint16_t dst_port = 0;
+  std::vector<QueryStep> query_response;
+  // TLS only (blackbox's tls_config): the SNI and verified name (default: the destination when it is a
+  // name), PEM trust anchors (default: the system store), report without failing on verification.
+  std::string server_name;
+  std::string ca_file;
+  bool insecure_skip_verify = false;
+  int64_t expiry_window_s = 0;  // fail when a presented certificate expires sooner (0: never)
+  double timeout_s = 5;         // the whole check: connect, handshake and every step
+  Threshold threshold;
+  AlertLevel alert_level = AlertLevel::kNoAlert;
+  std::optional<std::string> state;
+  std::vector<std::string> tags;
+  std::vector<std::string> groups;  // as for TargetConfig; a group's source address is bound
+
+  AddressFamily family() const;  // address_family, else the literal's, else v4
+  std::string state_label() const { return state.value_or("None"); }
+  friend bool operator==(const ServiceCheckConfig&, const ServiceCheckConfig&) = default;
+};
+
 struct Config {
   std::string source_path;
   GlobalConfig global;
   std::map<std::string, GroupConfig> groups;    // by name (sorted, stable)
   std::map<std::string, TargetConfig> targets;  // by name
   std::optional<OnDemandConfig> on_demand;      // absent: on-demand probing off (supervisor only)
+  std::map<std::string, ServiceCheckConfig> service_checks;  // TCPquery / TLS targets (supervisor only)
   friend bool operator==(const Config&, const Config&) = default;
 };
 

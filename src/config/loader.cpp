@@ -19,6 +19,7 @@
 #include "config/schema_validator.h"
 #include "config/yaml_json.h"
 #include "core/token_space.h"
+#include "svc/tcp_query.h"
 
 namespace netprobe {
 namespace {
@@ -296,6 +297,9 @@ class Builder {
     const auto type_text = get_string(t, "type");
     std::optional<ProbeType> type;
     if (type_text) type = probe_type_from_string(*type_text);
+    if (type_text && (*type_text == "TCPquery" || *type_text == "TLS"))
+      return build_service_check(name, t,
+                                 *type_text == "TLS" ? ServiceCheckType::kTls : ServiceCheckType::kTcpQuery);
     if (type) out.type = *type;
     const auto destination = get_string(t, "destination");
     if (destination) out.destination = *destination;
@@ -346,6 +350,120 @@ class Builder {
     associate_groups(path, out);
     if (type && destination_ok) count_probes(path, out);
     cfg_.targets.emplace(name, std::move(out));
+  }
+
+  // A TCPquery or TLS entry of `targets:` (docs/service-checks.md#configuration): blackbox's tcp module
+  // names (query_response, tls_config); types and sizes are the schema's, the rest is checked here.
+  void build_service_check(const std::string& name, const Json& t, ServiceCheckType type) {
+    const std::string path = join("targets", name);
+    const std::string type_name(to_string(type));
+    ServiceCheckConfig out;
+    out.name = name;
+    out.type = type;
+    const auto destination = get_string(t, "destination");
+    if (auto af = get_string(t, "address_family"))
+      out.address_family = *af == "ipv6" ? AddressFamily::kV6 : AddressFamily::kV4;
+    if (auto v = get_int(t, "dst_port"); v && *v >= 1 && *v <= 65535) out.dst_port = uint16_t(*v);
+    if (!member(t, "dst_port")) error(join(path, "dst_port"), "required for " + type_name);
+    if (get_bool(t, "is_subnet").value_or(false))
+      error(join(path, "is_subnet"), type_name + " checks one host: a subnet is not supported");
+    for (const char* key : {"nb_packets", "ip_payload_size", "dont_fragment", "health"})
+      if (member(t, key))
+        warn(join(path, key), "ignored for " + type_name + " (one connection per interval)");
+    // Bounds: one check holds at most a few of these per connection, so they stay small.
+    if (const Json* q = member(t, "query_response"); q && q->is_array()) {
+      const std::string qpath = join(path, "query_response");
+      if (q->empty()) error(qpath, "empty: leave query_response out to check the connection only");
+      for (size_t i = 0; i < q->size(); ++i) {
+        const Json& item = (*q)[i];
+        const std::string ipath = fmt::format("{}[{}]", qpath, i);
+        if (!item.is_object()) continue;  // the schema said so
+        if (member(item, "expect") && member(item, "expect_bytes"))
+          error(ipath, "expect and expect_bytes in one item: write two items");
+        size_t in_item = 0;
+        // blackbox's order inside one item: expect (or expect_bytes), then send.
+        for (const char* kind : {"expect", "expect_bytes", "send"}) {
+          const auto value = get_string(item, kind);
+          if (!value) continue;
+          ++in_item;
+          if (std::string_view(kind) == "expect" && value->size() > 512) continue;  // the schema said so
+          std::string why;
+          if (!svc::parse_tcp_step(kind, *value, &why))
+            error(join(ipath, kind), why);
+          else
+            out.query_response.push_back({kind, *value});
+        }
+        if (in_item == 0 && item.empty()) error(ipath, "empty: one of send, expect or expect_bytes");
+      }
+      if (q->size() <= svc::kMaxTcpSteps && out.query_response.size() > svc::kMaxTcpSteps)  // 2 per item
+        error(qpath, fmt::format("{} steps, more than {}", out.query_response.size(), svc::kMaxTcpSteps));
+    }
+    const Json* tls = member(t, "tls_config");
+    if (tls && type != ServiceCheckType::kTls) error(join(path, "tls_config"), "only for type TLS");
+    if (member(t, "expiry_window") && type != ServiceCheckType::kTls)
+      error(join(path, "expiry_window"), "only for type TLS");
+    if (tls && type == ServiceCheckType::kTls) {
+      const std::string tpath = join(path, "tls_config");
+      out.server_name = get_string(*tls, "server_name").value_or("");
+      if (!out.server_name.empty() && !looks_like_hostname(out.server_name))
+        error(join(tpath, "server_name"),
+              fmt::format("{} is not a DNS name", quoted_excerpt(out.server_name)));
+      out.ca_file = get_string(*tls, "ca_file").value_or("");
+      if (!out.ca_file.empty() && out.ca_file.front() != '/')
+        error(join(tpath, "ca_file"), "must be an absolute path (the daemon's working directory is /)");
+      out.insecure_skip_verify = get_bool(*tls, "insecure_skip_verify").value_or(false);
+    }
+    if (type == ServiceCheckType::kTls) {
+      if (auto n = get_int(t, "expiry_window")) {
+        if (*n >= 0 && *n <= kMaxExpiryWindow) out.expiry_window_s = *n;  // else: the schema said so
+      } else if (auto text = get_string(t, "expiry_window")) {
+        std::string why;
+        if (auto secs = parse_duration_seconds(*text, &why))
+          out.expiry_window_s = *secs;
+        else
+          error(join(path, "expiry_window"), why);
+      }
+      if (out.expiry_window_s < 0 || out.expiry_window_s > kMaxExpiryWindow)
+        error(join(path, "expiry_window"),
+              fmt::format("{} s is outside 0 to {} s (10 years)", out.expiry_window_s, kMaxExpiryWindow));
+    }
+    if (auto v = get_finite(t, "timeout", path)) {
+      out.timeout_s = *v;
+      if (*v <= 0 || *v > kMaxServiceCheckTimeout)
+        error(join(path, "timeout"), fmt::format("{} s: a {} check needs more than 0 and at most {} s", *v,
+                                                 type_name, kMaxServiceCheckTimeout));
+    }
+    if (const Json* th = member(t, "threshold")) {
+      out.threshold.latency = get_finite(*th, "latency", join(path, "threshold"));
+      out.threshold.loss = get_finite(*th, "loss", join(path, "threshold"));
+    }
+    if (auto v = get_string(t, "alert_level"))
+      out.alert_level = alert_level_from_string(*v).value_or(AlertLevel::kNoAlert);
+    out.state = get_string(t, "state");
+    out.tags = get_strings(t, "tags");
+    std::sort(out.tags.begin(), out.tags.end());
+    out.tags.erase(std::unique(out.tags.begin(), out.tags.end()), out.tags.end());
+
+    // Destination and groups through the TargetConfig rules, so both kinds read the same way.
+    TargetConfig like;
+    like.name = name;
+    like.destination = destination.value_or("");
+    like.address_family = out.address_family;
+    if (auto v = get_bool(t, "auto_register_to_groups")) like.auto_register_to_groups = *v;
+    if (const Json* eg = member(t, "explicit_groups")) {
+      like.register_to = get_strings(*eg, "register_to");
+      like.exclude_from = get_strings(*eg, "exclude_from");
+    }
+    if (destination) check_destination(path, like);
+    out.destination = like.destination;
+    associate_groups(path, like);
+    out.groups = std::move(like.groups);
+    if (++service_check_count_ > kMaxServiceChecks) {
+      if (service_check_count_ == kMaxServiceChecks + 1)
+        error(path, fmt::format("more than {} TCPquery/TLS targets", kMaxServiceChecks));
+      return;
+    }
+    cfg_.service_checks.emplace(name, std::move(out));
   }
 
   // Returns false when the destination cannot be probed as written.
@@ -502,6 +620,7 @@ class Builder {
   std::vector<std::pair<uint64_t, std::string>> per_target_;
   uint64_t total_probes_ = 0;
   bool over_limit_ = false;
+  size_t service_check_count_ = 0;
 };
 
 // A document with a million bad targets must not print a million lines (nor hold them).
@@ -516,6 +635,58 @@ void cap_messages(std::vector<std::string>* messages, std::string_view what) {
 }  // namespace
 
 int config_token_bits(ProbeType type, AddressFamily af) { return token_index_bits(type, af); }
+
+std::optional<int64_t> parse_duration_seconds(std::string_view text, std::string* why) {
+  auto fail = [&](std::string msg) -> std::optional<int64_t> {
+    if (why) *why = std::move(msg);
+    return std::nullopt;
+  };
+  const std::string shown = quoted_excerpt(text);
+  if (text.empty() || text.size() > 32)
+    return fail(shown + " is not a duration (e.g. 30d, 720h, 1h30m, 3600)");
+  int64_t total = 0;
+  size_t i = 0;
+  while (i < text.size()) {
+    int64_t n = 0;
+    const size_t digits = i;
+    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
+      if (n > 1'000'000'000'000) return fail(shown + " is too long a duration");
+      n = n * 10 + (text[i++] - '0');
+    }
+    if (i == digits) return fail(shown + " is not a duration (e.g. 30d, 720h, 1h30m, 3600)");
+    int64_t unit = 0;
+    if (i == text.size() && digits == 0)
+      unit = 1;  // a bare number: seconds
+    else if (i < text.size()) {
+      switch (text[i++]) {
+        case 's':
+          unit = 1;
+          break;
+        case 'm':
+          unit = 60;
+          break;
+        case 'h':
+          unit = 3600;
+          break;
+        case 'd':
+          unit = 86400;
+          break;
+        case 'w':
+          unit = 7 * 86400;
+          break;
+        case 'y':
+          unit = 365 * 86400;
+          break;
+        default:
+          break;
+      }
+    }
+    if (unit == 0) return fail(shown + " is not a duration: units are s, m, h, d, w, y (e.g. 30d, 1h30m)");
+    total += n * unit;
+    if (total > int64_t(1) << 40) return fail(shown + " is too long a duration");
+  }
+  return total;
+}
 
 uint64_t max_probes_per_key_space(ProbeType type, AddressFamily af, int slice_bits) {
   const int bits = config_token_bits(type, af) - std::max(0, slice_bits);

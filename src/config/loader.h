@@ -67,4 +67,13 @@ uint64_t max_probes_per_key_space(ProbeType type, AddressFamily af, int slice_bi
 int key_slice_bits(int nb_proc);
 inline constexpr uint64_t kMaxProbesPerIteration = 16'777'216;
 
+// TCPquery / TLS targets (docs/service-checks.md#configuration): how many, the longest timeout and
+// expiry_window accepted.
+inline constexpr size_t kMaxServiceChecks = 4096;
+inline constexpr double kMaxServiceCheckTimeout = 300;
+inline constexpr int64_t kMaxExpiryWindow = int64_t(10) * 365 * 86400;
+// A duration as Prometheus writes them, in seconds: "30d", "720h", "1h30m", "90s", or a bare number of
+// seconds ("3600"). Units s, m, h, d, w, y (365 d). nullopt with *why otherwise.
+std::optional<int64_t> parse_duration_seconds(std::string_view text, std::string* why);
+
 }  // namespace netprobe

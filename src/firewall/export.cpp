@@ -91,4 +91,39 @@ Result<std::vector<EgressRule>> export_rules(const Config& config,
   return merge_rules(std::move(rules));
 }
 
+Result<std::vector<EgressRule>> export_service_check_rules(
+    const Config& config, const std::vector<const ServiceCheckConfig*>& checks,
+    const std::string& from_host) {
+  std::vector<EgressRule> rules;
+  for (const ServiceCheckConfig* c : checks) {
+    if (!c) continue;
+    EgressRule base;
+    base.from_host = from_host;
+    base.targets = {c->name};
+    base.protocol = Protocol::kTcp;
+    base.ports = {{c->dst_port, c->dst_port}};
+    base.returning = kTcpAck | kIcmpErrors;
+    const AddressFamily af = c->family();
+    if (const auto a = IpAddress::parse(c->destination)) {
+      base.to_host = a->to_string();
+    } else {
+      if (!is_valid_host_name(c->destination))
+        return Error::for_target(
+            c->name,
+            fmt::format("target {}: destination \"{}\" is not a valid host name", c->name, c->destination));
+      base.to_host = c->destination;
+      base.address_family = af;  // the check resolves in its family only
+    }
+    for (const auto& group_name : c->groups) {
+      const auto git = config.groups.find(group_name);
+      if (git == config.groups.end()) continue;
+      const auto& fixed = af == AddressFamily::kV4 ? git->second.src_ipv4 : git->second.src_ipv6;
+      EgressRule r = base;
+      if (fixed) r.from_cidr.push_back(IpNetwork{*fixed, af == AddressFamily::kV4 ? 32 : 128});
+      rules.push_back(std::move(r));
+    }
+  }
+  return rules;
+}
+
 }  // namespace netprobe::firewall

@@ -21,4 +21,11 @@ Result<std::vector<EgressRule>> export_rules(const Config& config,
                                              const std::vector<const TargetConfig*>& targets,
                                              const std::string& from_host);
 
+// The rules TCPquery / TLS targets need (docs/service-checks.md#firewall): per check and group, tcp to
+// dst_port from the group's fixed source address of the family (src_ipv4 / src_ipv6: the one the check
+// binds; none when the kernel chooses) and any source port (the kernel's ephemeral one), the connection's
+// own packets back (tcp-ack) and ICMP errors. Not merged: merge_rules() over both kinds of rules.
+Result<std::vector<EgressRule>> export_service_check_rules(
+    const Config& config, const std::vector<const ServiceCheckConfig*>& checks, const std::string& from_host);
+
 }  // namespace netprobe::firewall

@@ -41,6 +41,7 @@
 #include "supervisor/capture_sizing.h"
 #include "supervisor/ondemand_worker.h"
 #include "supervisor/resolution_metrics.h"
+#include "supervisor/service_checks.h"
 #include "supervisor/sharding.h"
 #include "supervisor/target_resolution.h"
 #include "supervisor/worker_pool.h"
@@ -143,6 +144,9 @@ class Supervisor {
         launcher_(launcher),
         pending_config_(std::move(config)),
         pool_(launcher_adapter_, clock_, pool_hooks()) {}
+
+  // TCPquery / TLS targets (service_checks.h): updated at every activation.
+  void set_service_checks(ServiceCheckRunner* runner) { service_checks_ = runner; }
 
   std::vector<ProcessRef> processes() const {
     std::vector<ProcessRef> out{{"launcher", 0, launcher_.pid()}};
@@ -255,6 +259,7 @@ class Supervisor {
     }
     update_active();
     configure_on_demand();
+    if (service_checks_) service_checks_->update(config_, selection_);
     if (config_.global.nb_proc > int(std::thread::hardware_concurrency()))
       spdlog::warn(
           "nb_proc {} is more than the {} CPU(s): each worker is one event-driven process with its own "
@@ -696,6 +701,7 @@ class Supervisor {
   std::shared_ptr<ondemand::ProbeService> probe_service_;
   std::vector<std::shared_ptr<ondemand::ProbeService>> retired_services_;
   uint64_t api_packets_ = 0;
+  ServiceCheckRunner* service_checks_ = nullptr;
   WorkerPool pool_;  // last: its hooks use everything above
 };
 
@@ -737,14 +743,15 @@ void run_supervisor(LauncherClient launcher, Config config, const std::string& p
   }
   const std::string listeners = web::describe_listeners(*servers);
   const bool any_auth = web.env_auth.has_value();
+  auto service_series = std::make_shared<ServiceCheckSeries>(config.global.probe_name);
   // GET /probe: answered by the supervisor's loop (its ProbeService, the on-demand worker); 404 there
   // without an on_demand section. `probe_gateway` is set once the supervisor exists: the loop that runs
   // posted requests is the supervisor's.
   auto probe_gateway = std::make_shared<ProbeServe>();
   std::map<std::string, http::Route> routes;
   routes.emplace("/probe", make_probe_route(loop_queue, probe_gateway));
-  auto exporter = Exporter::start(std::move(servers).value(), {registry, process}, {metrics.target_series()},
-                                  std::move(routes));
+  auto exporter = Exporter::start(std::move(servers).value(), {registry, process},
+                                  {metrics.target_series(), service_series}, std::move(routes));
   if (!exporter.ok()) {
     spdlog::critical("{}", exporter.error().message);
     if (web.listen_addresses.empty() && config.global.prometheus_port > 0 &&
@@ -771,6 +778,8 @@ void run_supervisor(LauncherClient launcher, Config config, const std::string& p
                                  std::function<void(ondemand::ProbeHttpResponse)> respond) {
     supervisor.serve_probe(std::move(request), std::move(respond));
   };
+  ServiceCheckRunner service_checks(service_series);  // threads of this process: no capability
+  supervisor.set_service_checks(&service_checks);
   const int code = supervisor.run();
   spdlog::info("stopped");
   exit_now(code);

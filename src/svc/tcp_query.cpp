@@ -261,12 +261,27 @@ TcpQueryResult run_tcp_query(const TcpQuerySpec& spec) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_NUMERICSERV;
+  hints.ai_family = spec.family;
   addrinfo* res = nullptr;
   const std::string port = std::to_string(spec.port);
   if (::getaddrinfo(spec.host.c_str(), port.c_str(), &hints, &res) != 0 || !res)
     return finish(r, start, "resolve", spec.host);
   Fd fd;
   fd.fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd.fd >= 0 && !spec.source.empty()) {
+    addrinfo shints{};
+    shints.ai_family = res->ai_family;
+    shints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
+    addrinfo* src = nullptr;
+    const bool ok = ::getaddrinfo(spec.source.c_str(), nullptr, &shints, &src) == 0 && src &&
+                    ::bind(fd.fd, src->ai_addr, src->ai_addrlen) == 0;
+    const int bind_errno = errno;
+    if (src) ::freeaddrinfo(src);
+    if (!ok) {
+      ::freeaddrinfo(res);
+      return finish(r, start, "connect", "bind to " + spec.source + ": " + std::strerror(bind_errno));
+    }
+  }
   int crc = fd.fd < 0 ? -1 : ::connect(fd.fd, res->ai_addr, res->ai_addrlen);
   ::freeaddrinfo(res);
   if (fd.fd < 0) return finish(r, start, "connect", std::strerror(errno));

@@ -45,6 +45,8 @@ struct TlsOptions {
 struct TcpQuerySpec {
   std::string host;  // IP literal or name (resolved with getaddrinfo: this runs outside the workers)
   uint16_t port = 0;
+  int family = 0;      // AF_INET / AF_INET6 to resolve and connect in that family only; 0: any
+  std::string source;  // an address literal to bind before connect (a group's source); empty: the kernel's
   std::vector<TcpStep> steps;
   TlsOptions tls;
   std::chrono::milliseconds timeout{5000};  // the whole query: connect, handshake and every step
