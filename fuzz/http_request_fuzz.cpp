@@ -38,7 +38,7 @@ http::Server* server() {
     options.external_loop = true;
     options.auth = BasicAuth{"prom", "s3cret"};
     options.limits.request_memory = 16 * 1024;
-    std::map<std::string, http::Handler> routes;
+    std::map<std::string, http::Route> routes;
     routes["/metrics"] = [](const http::Request& request) {
       http::Response r = http::Response::text(200, "up 1\n");
       if (http::accepts_encoding(request.header("Accept-Encoding"), "gzip")) {
@@ -50,6 +50,19 @@ http::Server* server() {
     routes["/"] = [](const http::Request& request) {
       return http::Response::text(200, std::string(request.path));
     };
+    // A route of every other kind: own authentication, a bounded POST body, a prefix, query parameters,
+    // and an asynchronous answer (given during the call here: the fuzzer has one thread).
+    http::Route api = [](const http::Request& request, http::Responder responder) {
+      std::string text(request.body);
+      for (const auto& [k, v] : request.query_args()) text += k + "=" + v + "\n";
+      if (request.query("q")) text += "q\n";
+      responder.respond(http::Response::text(202, text));
+    };
+    api.methods = {"GET", "POST", "DELETE"};
+    api.server_auth = false;
+    api.max_body = 1024;
+    api.prefix = true;
+    routes["/api"] = std::move(api);
     auto started = http::Server::start(std::move(options), std::move(routes));
     if (!started.ok()) abort();
     return std::move(started).value();

@@ -124,15 +124,107 @@ struct ServerAccess {
     return server->options_.tls->retrieve(pcert, pcert_length, key);
   }
   static MHD_Result on_request(void* self, MHD_Connection* connection, const char* url, const char* method,
-                               const char* version, const char*, size_t*, void**) {
-    return static_cast<Server*>(self)->serve(connection, url, method, version) ? MHD_YES : MHD_NO;
+                               const char* version, const char* upload, size_t* upload_size, void** state) {
+    return static_cast<Server*>(self)->serve(connection, url, method, version, upload, upload_size, state)
+               ? MHD_YES
+               : MHD_NO;
   }
+  // The request is over (answered, failed or the connection closed): its state goes.
+  static void on_completed(void* self, MHD_Connection*, void** state, MHD_RequestTerminationCode) {
+    if (state && *state) static_cast<Server*>(self)->forget(static_cast<Server::RequestState*>(*state));
+    if (state) *state = nullptr;
+  }
+};
+
+// An asynchronous request's answer, shared by its Responders, the server (to resume or abandon it) and the
+// connection's state.
+struct PendingResponse {
+  std::mutex mutex;
+  MHD_Connection* connection = nullptr;
+  bool suspended = false;  // the connection waits in libmicrohttpd for resume
+  bool closed = false;     // the server stopped or the request ended: nothing more to do
+  bool answered = false;   // respond() was called (once counts)
+  std::optional<Response> response;
+
+  void deliver(Response r) {
+    const std::lock_guard lock(mutex);
+    if (answered || closed) return;
+    answered = true;
+    response = std::move(r);
+    if (suspended) {
+      suspended = false;
+      MHD_resume_connection(connection);
+    }
+  }
+};
+
+// The last copy of a Responder: an unanswered request gets a 500 rather than hang until the server stops.
+struct Responder::Guard {
+  std::shared_ptr<PendingResponse> pending;
+  ~Guard() {
+    if (pending) pending->deliver(Response::text(500, "Internal Server Error: the request was dropped\n"));
+  }
+};
+
+Responder::Responder(std::shared_ptr<PendingResponse> pending) : guard_(std::make_shared<Guard>()) {
+  guard_->pending = std::move(pending);  // set in place: a temporary Guard would answer 500 as it dies
+}
+
+void Responder::respond(Response response) const { guard_->pending->deliver(std::move(response)); }
+
+// One request's state across libmicrohttpd's calls (headers, body pieces, end, resume).
+struct Server::RequestState {
+  const Route* route = nullptr;
+  std::string body;
+  bool too_large = false;
+  bool dispatched = false;
+  std::shared_ptr<PendingResponse> pending;  // asynchronous routes
 };
 
 std::optional<std::string_view> Request::header(const char* name) const {
   const char* value = MHD_lookup_connection_value(connection_, MHD_HEADER_KIND, name);
   if (!value) return std::nullopt;
   return std::string_view(value);
+}
+
+namespace {
+MHD_Result collect_argument(void* cls, MHD_ValueKind, const char* key, size_t key_size, const char* value,
+                            size_t value_size) {
+  auto* out = static_cast<std::vector<std::pair<std::string, std::string>>*>(cls);
+  out->emplace_back(std::string(key ? key : "", key ? key_size : 0),
+                    std::string(value ? value : "", value ? value_size : 0));
+  return MHD_YES;
+}
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> Request::query_args() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (connection_) MHD_get_connection_values_n(connection_, MHD_GET_ARGUMENT_KIND, &collect_argument, &out);
+  return out;
+}
+
+std::optional<std::string_view> Request::query(const char* name) const {
+  if (!connection_) return std::nullopt;
+  // Through the length-aware lookup, so that "?a" (no value) reads as "" and not as absent.
+  const char* value = nullptr;
+  size_t size = 0;
+  if (MHD_lookup_connection_value_n(connection_, MHD_GET_ARGUMENT_KIND, name, std::strlen(name), &value,
+                                    &size) != MHD_YES)
+    return std::nullopt;
+  return value ? std::string_view(value, size) : std::string_view();
+}
+
+std::string Request::peer() const {
+  const MHD_ConnectionInfo* info =
+      connection_ ? MHD_get_connection_info(connection_, MHD_CONNECTION_INFO_CLIENT_ADDRESS) : nullptr;
+  if (!info || !info->client_addr) return "";
+  char text[INET6_ADDRSTRLEN] = "";
+  const sockaddr* a = info->client_addr;
+  if (a->sa_family == AF_INET)
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(a)->sin_addr, text, sizeof text);
+  else if (a->sa_family == AF_INET6)
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(a)->sin6_addr, text, sizeof text);
+  return text;
 }
 
 Response Response::text(int status, std::string body) {
@@ -250,20 +342,34 @@ unsigned long raise_nofile_limit() {
   return limit.rlim_cur == RLIM_INFINITY ? 1UL << 20 : static_cast<unsigned long>(limit.rlim_cur);
 }
 
-Server::Server(Options options, std::map<std::string, Handler> routes)
+Server::Server(Options options, std::map<std::string, Route> routes)
     : options_(std::move(options)), routes_(std::move(routes)) {}
 
 Server::~Server() {
+  {
+    // libmicrohttpd refuses to stop with suspended connections: resume each one (it then answers 503 or
+    // closes), and make every late Responder a no-op.
+    const std::lock_guard lock(pending_mutex_);
+    for (const auto& pending : pending_) {
+      const std::lock_guard p(pending->mutex);
+      pending->closed = true;
+      if (pending->suspended) {
+        pending->suspended = false;
+        MHD_resume_connection(pending->connection);
+      }
+    }
+  }
   // Joins libmicrohttpd's threads and closes every connection (and the listening socket).
   if (daemon_) MHD_stop_daemon(daemon_);
 }
 
-Result<std::unique_ptr<Server>> Server::start(Options options, std::map<std::string, Handler> routes) {
+Result<std::unique_ptr<Server>> Server::start(Options options, std::map<std::string, Route> routes) {
   if (options.external_loop) {
     std::unique_ptr<Server> server(new Server(std::move(options), std::move(routes)));
     const Limits& l = server->options_.limits;
     server->daemon_ = MHD_start_daemon(
-        MHD_USE_NO_LISTEN_SOCKET, 0, nullptr, nullptr, &ServerAccess::on_request, server.get(),
+        MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME, 0, nullptr, nullptr, &ServerAccess::on_request,
+        server.get(), MHD_OPTION_NOTIFY_COMPLETED, &ServerAccess::on_completed, server.get(),
         MHD_OPTION_CONNECTION_LIMIT, l.connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, l.connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, l.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, l.request_memory,
         MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
@@ -326,8 +432,9 @@ Result<std::unique_ptr<Server>> Server::start(Options options, std::map<std::str
       {MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<intptr_t>(l.request_memory), nullptr},
       {MHD_OPTION_STRICT_FOR_CLIENT, 1, nullptr},
       {MHD_OPTION_NOTIFY_CONNECTION, reinterpret_cast<intptr_t>(&ServerAccess::on_connection), server.get()},
+      {MHD_OPTION_NOTIFY_COMPLETED, reinterpret_cast<intptr_t>(&ServerAccess::on_completed), server.get()},
   };
-  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC;
+  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME;
   if (const auto& tls = server->options_.tls) {
     flags |= MHD_USE_TLS;
     items.push_back(
@@ -387,35 +494,161 @@ AuthVerdict Server::authorized(const Request& request) const {
   return (user_ok & password_ok) ? AuthVerdict::kAllow : AuthVerdict::kDeny;
 }
 
-bool Server::serve(MHD_Connection* connection, const char* url, const char* method, const char* version) {
-  const Request request(connection, method ? method : "", url ? url : "", version ? version : "");
-  Response response;
-  const auto route = routes_.find(std::string(request.path));
+const Route* Server::find_route(std::string_view path) const {
+  if (const auto exact = routes_.find(std::string(path)); exact != routes_.end()) return &exact->second;
+  const Route* best = nullptr;
+  size_t best_size = 0;
+  for (const auto& [key, route] : routes_) {
+    if (!route.prefix || path.size() <= key.size() + 1 || path.compare(0, key.size(), key) != 0 ||
+        path[key.size()] != '/' || key.size() < best_size)
+      continue;
+    best = &route;
+    best_size = key.size();
+  }
+  return best;
+}
+
+std::optional<Response> Server::refusal(const Request& request, const Route* route) const {
+  if (!route) return Response::text(404, "Not Found\n");
+  if (std::find(route->methods.begin(), route->methods.end(), request.method) == route->methods.end()) {
+    Response response = Response::text(405, "Method Not Allowed\n");
+    std::string allow;
+    for (const auto& m : route->methods) allow += (allow.empty() ? "" : ", ") + m;
+    response.headers.emplace_back("Allow", allow);
+    return response;
+  }
   const auto length = request.header(MHD_HTTP_HEADER_CONTENT_LENGTH);
-  const bool has_body = (length && *length != "0") || request.header(MHD_HTTP_HEADER_TRANSFER_ENCODING);
-  if (route == routes_.end()) {
-    response = Response::text(404, "Not Found\n");
-  } else if (request.method != "GET" && request.method != "HEAD") {
-    response = Response::text(405, "Method Not Allowed\n");
-    response.headers.emplace_back("Allow", "GET, HEAD");
-  } else if (has_body) {
-    response = Response::text(413, "Request bodies are not accepted\n");
-  } else if (const AuthVerdict verdict = auth_on() ? authorized(request) : AuthVerdict::kAllow;
-             verdict == AuthVerdict::kBusy) {
-    response = Response::text(429, "Too many password checks at once: retry\n");
+  if (request.header(MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+    // A body of unannounced length cannot be bounded before it is read.
+    if (route->max_body == 0) return Response::text(413, "Request bodies are not accepted\n");
+    return Response::text(411, "A request body needs a Content-Length\n");
+  }
+  if (length && *length != "0") {
+    if (route->max_body == 0) return Response::text(413, "Request bodies are not accepted\n");
+    const bool digits = !length->empty() && length->size() <= 19 &&
+                        length->find_first_not_of("0123456789") == std::string_view::npos;
+    if (!digits || std::strtoull(std::string(*length).c_str(), nullptr, 10) > route->max_body)
+      return Response::text(413, fmt::format("Request body too large: at most {} bytes\n", route->max_body));
+  }
+  if (!route->server_auth || !auth_on()) return std::nullopt;
+  const AuthVerdict verdict = authorized(request);
+  if (verdict == AuthVerdict::kBusy) {
+    Response response = Response::text(429, "Too many password checks at once: retry\n");
     response.headers.emplace_back("Retry-After", "1");
-  } else if (verdict == AuthVerdict::kDeny) {
-    response = Response::text(401, kUnauthorizedBody);
+    return response;
+  }
+  if (verdict == AuthVerdict::kDeny) {
+    Response response = Response::text(401, kUnauthorizedBody);
     response.headers.emplace_back("WWW-Authenticate", kAuthenticate);
-  } else {
+    return response;
+  }
+  return std::nullopt;
+}
+
+bool Server::serve(MHD_Connection* connection, const char* url, const char* method, const char* version,
+                   const char* upload, size_t* upload_size, void** state_slot) {
+  const Request request(connection, method ? method : "", url ? url : "", version ? version : "");
+  const bool head = request.method == "HEAD";
+  auto* state = static_cast<RequestState*>(*state_slot);
+  if (!state) {
+    // The headers are in: refuse now (before any body is read), or keep a state for what follows.
+    const Route* route = find_route(request.path);
+    if (std::optional<Response> refused = refusal(request, route))
+      return finish(connection, head, std::move(*refused));
+    auto fresh = std::make_unique<RequestState>();
+    fresh->route = route;
+    state = fresh.release();
+    *state_slot = state;  // freed by on_completed
+    const auto length = request.header(MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (length && *length != "0") return true;  // the body comes in the next calls
+    return dispatch(connection, *state, request);
+  }
+  if (upload_size && *upload_size > 0) {
+    // A piece of the body: libmicrohttpd stops at the announced length, which refusal() bounded.
+    if (!state->dispatched) {
+      if (state->body.size() + *upload_size > state->route->max_body) {
+        state->too_large = true;
+      } else {
+        state->body.append(upload, *upload_size);
+      }
+    }
+    *upload_size = 0;
+    return true;
+  }
+  if (!state->dispatched) {
+    if (state->too_large) return finish(connection, head, Response::text(413, "Request body too large\n"));
+    Request with_body = request;
+    with_body.body = state->body;
+    return dispatch(connection, *state, with_body);
+  }
+  // Resumed: the asynchronous answer is in (or the server is stopping).
+  std::optional<Response> response;
+  if (state->pending) {
+    const std::lock_guard lock(state->pending->mutex);
+    response = std::move(state->pending->response);
+    state->pending->response.reset();
+  }
+  if (!response) response = Response::text(503, "Service Unavailable: the server is stopping\n");
+  return finish(connection, head, std::move(*response));
+}
+
+bool Server::dispatch(MHD_Connection* connection, RequestState& state, const Request& request) {
+  state.dispatched = true;
+  const bool head = request.method == "HEAD";
+  const Route& route = *state.route;
+  if (!route.async) {
+    Response response;
     try {
-      response = route->second(request);
+      response = route.handler ? route.handler(request) : Response::text(404, "Not Found\n");
     } catch (...) {
       // Handlers only throw on allocation failure: answer 500 rather than let it cross into C.
       response = Response::text(500, "Internal Server Error\n");
     }
+    return finish(connection, head, std::move(response));
   }
-  if (request.method == "HEAD" && response.stream) {
+  auto pending = std::make_shared<PendingResponse>();
+  pending->connection = connection;
+  {
+    const std::lock_guard lock(pending_mutex_);
+    pending_.insert(pending);
+  }
+  state.pending = pending;
+  try {
+    route.async(request, Responder(pending));
+  } catch (...) {
+    pending->deliver(Response::text(500, "Internal Server Error\n"));
+  }
+  std::optional<Response> ready;
+  {
+    const std::lock_guard lock(pending->mutex);
+    if (pending->response) {
+      ready = std::move(pending->response);  // answered during the call: no suspension
+      pending->response.reset();
+    } else if (pending->closed) {
+      ready = Response::text(503, "Service Unavailable: the server is stopping\n");
+    } else {
+      MHD_suspend_connection(connection);
+      pending->suspended = true;
+      return true;
+    }
+  }
+  return finish(connection, head, std::move(*ready));
+}
+
+void Server::forget(RequestState* state) {
+  if (state->pending) {
+    {
+      const std::lock_guard lock(state->pending->mutex);
+      state->pending->closed = true;
+    }
+    const std::lock_guard lock(pending_mutex_);
+    pending_.erase(state->pending);
+  }
+  delete state;
+}
+
+bool Server::finish(MHD_Connection* connection, bool head, Response response) const {
+  if (head && response.stream) {
     // libmicrohttpd 0.9.75 sends the chunked terminator after the headers of a HEAD response of unknown
     // length, a body HEAD must not have: send no stream (the headers then say Content-Length: 0).
     response.stream.reset();

@@ -1,22 +1,30 @@
 #pragma once
 // A small HTTP/1.1 server on libmicrohttpd (docs/http-server.md: why, and every limit).
 //
-// It listens on one IPv4 or IPv6 literal address (parsed with inet_pton, nothing else accepted), routes
-// exact paths (the query string is not part of the path) to handlers that take GET and HEAD, answers 404 to
-// any other path, 405 to any other method, 413 to a request with a body, and, when basic auth is on, 401 with
-// WWW-Authenticate to a request without the right credentials, in that order.
+// It listens on one IPv4 or IPv6 literal address (parsed with inet_pton, nothing else accepted) and routes
+// paths (the query string is not part of the path; a prefix route also takes "path/...") to routes. In this
+// order: 404 to an unknown path, 405 to a method the route does not take, 413 to a body the route does not
+// take or a Content-Length above its limit (411 to a chunked body: a length must be announced), and, when
+// basic auth is on and the route uses it, 401 with WWW-Authenticate to a request without the right
+// credentials (429 while the password check is busy). A route may authenticate by itself instead (on-demand
+// credentials: docs/on-demand.md).
 //
 // Threading: libmicrohttpd's own epoll threads (Limits::threads) accept, read and write every connection; an
 // idle or slow client costs a file descriptor and a small memory pool, never a thread. Handlers and body
-// streams run on those threads: they must not block on anything but CPU-bound work.
+// streams run on those threads: they must not block on anything but CPU-bound work. A request that needs
+// longer (a probe) takes an asynchronous handler: the connection is suspended, costs no thread, and resumes
+// when the handler's Responder is given the response, from any thread.
 #include <sys/types.h>
 
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -47,14 +55,23 @@ class Request {
       : connection_(connection), method(method), path(path), version(version) {}
   // The value of the first header `name` (case-insensitive), or nullopt.
   std::optional<std::string_view> header(const char* name) const;
+  // The first value of query parameter `name` (URL-decoded; "" for "?name"), or nullopt.
+  std::optional<std::string_view> query(const char* name) const;
+  // Every query parameter in order, repeats included (a handler that wants one value refuses repeats).
+  std::vector<std::pair<std::string, std::string>> query_args() const;
+  // The client's address ("192.0.2.1", "2001:db8::1"), for audit lines.
+  std::string peer() const;
 
  private:
   MHD_Connection* connection_;
 
  public:
-  std::string_view method;   // "GET" or "HEAD"
+  std::string_view method;   // "GET", "HEAD", or a method the route lists
   std::string_view path;     // without the query string
   std::string_view version;  // "HTTP/1.1", "HTTP/1.0"
+  std::string_view body;     // the request body, at most Route::max_body bytes ("" when none)
+  // Every view above, and the Request itself, live only during the handler call: an asynchronous handler
+  // copies what it needs before it returns.
 };
 
 // A body produced while it is sent, for responses too large to build first. read() fills up to `max` bytes of
@@ -79,6 +96,44 @@ struct Response {
 
 using Handler = std::function<Response(const Request&)>;
 
+struct PendingResponse;
+// Completes an asynchronous request: respond() once, from any thread (later calls are ignored). Copies share
+// one request; when the last copy is destroyed without an answer, the client gets a 500. After the server is
+// stopped, respond() does nothing.
+class Responder {
+ public:
+  explicit Responder(std::shared_ptr<PendingResponse> pending);
+  void respond(Response response) const;
+
+ private:
+  struct Guard;
+  std::shared_ptr<Guard> guard_;
+};
+using AsyncHandler = std::function<void(const Request&, Responder)>;
+
+// What serves a path.
+struct Route {
+  Route() = default;
+  // Implicit, so that {"/path", lambda} makes a GET/HEAD route of either kind.
+  template <typename F>
+  requires std::is_invocable_r_v<Response, F, const Request&> Route(F f)
+      : handler(std::move(f)) {}  // NOLINT(google-explicit-constructor)
+  template <typename F>
+  requires(std::is_invocable_v<F, const Request&, Responder> && !std::is_invocable_v<F, const Request&>)
+      Route(F f)
+      : async(std::move(f)) {}  // NOLINT(google-explicit-constructor)
+
+  Handler handler;     // answers at once, or
+  AsyncHandler async;  // answers later through its Responder
+  std::vector<std::string> methods{"GET", "HEAD"};
+  // false: the server's basic auth is not applied; the handler authenticates (Request::header).
+  bool server_auth = true;
+  // Largest request body accepted, in bytes (Content-Length required); 0: a body is refused (413).
+  size_t max_body = 0;
+  // Also serves "<path>/<anything>" (the handler reads the rest from Request::path).
+  bool prefix = false;
+};
+
 // What an authenticate hook decides: let in, refuse (401), or not now (429: the check is busy; exporter's
 // bcrypt runs one at a time and never makes a server thread wait for another).
 enum class AuthVerdict { kAllow, kDeny, kBusy };
@@ -102,10 +157,12 @@ struct Options {
 
 class Server {
  public:
-  // Starts serving `routes` (exact path -> handler). Errors (bad address, port in use, address not local,
+  // Starts serving `routes` (path -> route). Errors (bad address, port in use, address not local,
   // libmicrohttpd failing to start) come back as a Result error naming the address; nothing throws.
-  static Result<std::unique_ptr<Server>> start(Options options, std::map<std::string, Handler> routes);
-  ~Server();  // stops the threads and closes every connection: no handler runs afterwards
+  static Result<std::unique_ptr<Server>> start(Options options, std::map<std::string, Route> routes);
+  // Stops the threads and closes every connection (suspended ones too: their clients get nothing more, and
+  // their Responders turn into no-ops): no handler runs afterwards.
+  ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
@@ -118,15 +175,24 @@ class Server {
   const Limits& limits() const { return options_.limits; }
 
  private:
-  Server(Options options, std::map<std::string, Handler> routes);
+  struct RequestState;
+  Server(Options options, std::map<std::string, Route> routes);
   friend struct ServerAccess;
-  bool serve(MHD_Connection* connection, const char* url, const char* method, const char* version);
+  bool serve(MHD_Connection* connection, const char* url, const char* method, const char* version,
+             const char* upload, size_t* upload_size, void** state);
+  std::optional<Response> refusal(const Request& request, const Route* route) const;
+  bool dispatch(MHD_Connection* connection, RequestState& state, const Request& request);
+  bool finish(MHD_Connection* connection, bool head, Response response) const;
+  const Route* find_route(std::string_view path) const;
+  void forget(RequestState* state);
   AuthVerdict authorized(const Request& request) const;
   bool auth_on() const { return options_.auth.has_value() || static_cast<bool>(options_.authenticate); }
 
   Options options_;
-  std::map<std::string, Handler> routes_;
+  std::map<std::string, Route> routes_;
   MHD_Daemon* daemon_ = nullptr;
+  std::mutex pending_mutex_;
+  std::set<std::shared_ptr<PendingResponse>> pending_;  // suspended or about to be
   int port_ = 0;
 };
 

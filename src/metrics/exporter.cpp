@@ -284,16 +284,17 @@ Result<std::unique_ptr<Exporter>> Exporter::start(
 
 Result<std::unique_ptr<Exporter>> Exporter::start(
     std::vector<http::Options> servers, std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
-    std::vector<std::weak_ptr<const TextSource>> sources) {
+    std::vector<std::weak_ptr<const TextSource>> sources, std::map<std::string, http::Route> extra_routes) {
   std::unique_ptr<Exporter> exporter(new Exporter(std::move(collectables), std::move(sources)));
   Exporter* self = exporter.get();
   for (auto& options : servers) {
-    auto server = http::Server::start(
-        std::move(options),
-        {{"/metrics", [self](const http::Request& request) { return self->serve(request); }},
-         {"/", [self](const http::Request& request) { return self->serve_status(request, false); }},
-         {"/status.json",
-          [self](const http::Request& request) { return self->serve_status(request, true); }}});
+    std::map<std::string, http::Route> routes = extra_routes;
+    routes["/metrics"] = [self](const http::Request& request) { return self->serve(request); };
+    routes["/"] = [self](const http::Request& request) { return self->serve_status(request, false); };
+    routes["/status.json"] = [self](const http::Request& request) {
+      return self->serve_status(request, true);
+    };
+    auto server = http::Server::start(std::move(options), std::move(routes));
     if (!server.ok()) return Error{fmt::format("cannot serve /metrics: {}", server.error().message)};
     exporter->servers_.push_back(std::move(server).value());
   }

@@ -21,6 +21,7 @@
 // threads and rendered on one thread per scrape, concurrently (sources must allow that, as
 // prometheus::Registry, ProcessCollector and TargetSeries do). No netprobe lock is held while a client is
 // written to (TextSource's contract).
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -55,10 +56,12 @@ class Exporter {
       std::vector<std::weak_ptr<const TextSource>> sources = {});
   // The same on several servers at once (--web.listen-address, repeatable): one per element of `servers`
   // (address, port, TLS, authentication; docs/http-server.md). All or nothing: an error on one stops the
-  // others.
+  // others. `extra_routes` are served beside /metrics, / and /status.json on every server (/probe and
+  // /api/v1/tests: docs/on-demand.md); they must outlive the Exporter's servers.
   static Result<std::unique_ptr<Exporter>> start(
       std::vector<http::Options> servers, std::vector<std::weak_ptr<prometheus::Collectable>> collectables,
-      std::vector<std::weak_ptr<const TextSource>> sources = {});
+      std::vector<std::weak_ptr<const TextSource>> sources = {},
+      std::map<std::string, http::Route> extra_routes = {});
   ~Exporter();
   Exporter(const Exporter&) = delete;
   Exporter& operator=(const Exporter&) = delete;

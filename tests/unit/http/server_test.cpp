@@ -14,6 +14,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -103,7 +105,7 @@ class CountingStream : public BodyStream {
   bool fail_;
 };
 
-std::map<std::string, Handler> routes() {
+std::map<std::string, Route> routes() {
   return {
       {"/a", [](const Request& r) { return Response::text(200, "path " + std::string(r.path) + "\n"); }},
       {"/stream",
@@ -326,6 +328,128 @@ TEST(http_Server, StartErrorsNameTheAddress) {
   auto by_name = Server::start(std::move(name), routes());
   ASSERT_FALSE(by_name.ok());
   EXPECT_NE(by_name.error().message.find("not an IPv4 or IPv6 address"), std::string::npos);
+}
+
+// Routes of the other kinds: methods, bodies, prefixes, query parameters, their own authentication, and
+// asynchronous answers (given during the call, later from another thread, never, or after the server stops).
+struct AsyncRoutes {
+  std::mutex mutex;
+  std::vector<Responder> parked;  // /later's requests, answered by the test
+  std::map<std::string, Route> routes() {
+    std::map<std::string, Route> r;
+    Route echo = [](const Request& request) {
+      std::string text = std::string(request.method) + " " + std::string(request.path) + " [" +
+                         std::string(request.body) + "]";
+      for (const auto& [k, v] : request.query_args()) text += " " + k + "=" + v;
+      if (const auto q = request.query("q")) text += " q:" + std::string(*q);
+      text += " peer:" + request.peer();
+      return Response::text(200, text);
+    };
+    echo.methods = {"GET", "POST", "DELETE"};
+    echo.max_body = 16;
+    echo.prefix = true;
+    echo.server_auth = false;  // the handler would authenticate
+    r["/api"] = std::move(echo);
+    r["/now"] = [](const Request&, Responder responder) { responder.respond(Response::text(200, "now")); };
+    r["/later"] = [this](const Request&, Responder responder) {
+      const std::lock_guard lock(mutex);
+      parked.push_back(std::move(responder));
+    };
+    r["/dropped"] = [](const Request&, Responder) {};
+    r["/guarded"] = [](const Request&) { return Response::text(200, "metrics"); };
+    return r;
+  }
+  size_t parked_count() {
+    const std::lock_guard lock(mutex);
+    return parked.size();
+  }
+};
+
+TEST(http_Server, MethodsBodiesPrefixesQueries) {
+  AsyncRoutes a;
+  Options o = loopback();
+  o.auth = BasicAuth{"prom", "s3cret"};
+  auto started = Server::start(std::move(o), a.routes());
+  ASSERT_TRUE(started.ok());
+  const int port = started.value()->port();
+  const std::string post = "Content-Type: application/json\r\n";
+  struct Case {
+    std::string method, path, headers, body;
+    int status;
+    std::string expect;  // in the answer
+  };
+  for (const Case& c : std::vector<Case>{
+           {"POST", "/api", "Content-Length: 5\r\n", "hello", 200, "POST /api [hello] peer:127.0.0.1"},
+           {"DELETE", "/api/tests/abc", "", "", 200, "DELETE /api/tests/abc []"},
+           {"GET", "/api/x?target=a%20b&module=m&target=c", "", "", 200, " target=a b module=m target=c"},
+           {"GET", "/api?q", "", "", 200, " q= q:"},
+           {"GET", "/api?q=1&q=2", "", "", 200, " q:1"},
+           {"PUT", "/api", "", "", 405, "Allow: GET, POST, DELETE"},
+           {"POST", "/api", "Content-Length: 17\r\n", std::string(17, 'x'), 413, "at most 16 bytes"},
+           {"POST", "/api", "Content-Length: 99999999999999999999\r\n", "", 413, ""},
+           {"POST", "/api", "Content-Length: -1\r\n", "", 400, ""},
+           {"POST", "/api", "Transfer-Encoding: chunked\r\n", "3\r\nabc\r\n0\r\n\r\n", 411, ""},
+           {"POST", "/guarded", "Content-Length: 1\r\n", "x", 405, ""},
+           {"GET", "/guarded", "Content-Length: 1\r\n", "x", 413, ""},  // a refused body before auth
+           {"GET", "/guarded", "", "", 401, ""},
+           {"GET", "/apix", "", "", 404, ""},
+           {"GET", "/api/", "", "", 404, ""},
+       }) {
+    const std::string r =
+        raw_exchange(port, c.method + " " + c.path + " HTTP/1.1\r\nHost: t\r\n" + "Connection: close\r\n" +
+                               post + c.headers + "\r\n" + c.body);
+    EXPECT_EQ(status_of(r), c.status) << c.method << " " << c.path << "\n" << r;
+    EXPECT_NE(r.find(c.expect), std::string::npos) << c.method << " " << c.path << "\n" << r;
+  }
+  // The server's basic auth still guards the routes that use it, and only those.
+  EXPECT_EQ(status_of(get(port, "/guarded", "Authorization: Basic cHJvbTpzM2NyZXQ=\r\n")), 200);
+  EXPECT_EQ(status_of(get(port, "/api")), 200);
+}
+
+TEST(http_Server, AsynchronousAnswers) {
+  AsyncRoutes a;
+  auto started = Server::start(loopback(), a.routes());
+  ASSERT_TRUE(started.ok());
+  auto server = std::move(started).value();
+  const int port = server->port();
+  EXPECT_EQ(body_of(get(port, "/now")), "now");
+  // Never answered: the dropped Responder answers 500.
+  EXPECT_EQ(status_of(get(port, "/dropped")), 500);
+  // Answered later from another thread, while other requests are served: a suspended request holds no thread.
+  constexpr int kParked = 8;
+  std::vector<std::thread> clients;
+  std::vector<std::string> answers(kParked);
+  for (int i = 0; i < kParked; ++i) clients.emplace_back([&, i] { answers[i] = get(port, "/later"); });
+  for (int i = 0; i < 500 && a.parked_count() < kParked; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(a.parked_count(), static_cast<size_t>(kParked));
+  EXPECT_EQ(body_of(get(port, "/now")), "now");  // both epoll threads are free
+  std::thread answering([&] {
+    for (int i = 0; i < kParked; ++i) {
+      a.parked[i].respond(Response::text(200, "later " + std::to_string(i)));
+      a.parked[i].respond(Response::text(500, "twice"));  // ignored
+    }
+  });
+  answering.join();
+  for (auto& t : clients) t.join();
+  // Each client got exactly one of the answers (in the order its request was parked, not started).
+  std::set<std::string> bodies;
+  for (const auto& answer : answers) bodies.insert(body_of(answer));
+  std::set<std::string> expected;
+  for (int i = 0; i < kParked; ++i) expected.insert("later " + std::to_string(i));
+  EXPECT_EQ(bodies, expected);
+  a.parked.clear();
+  // A request still waiting when the server stops: the client is let go, and a late answer is harmless.
+  std::string last;
+  std::thread waiting([&] { last = get(port, "/later"); });
+  for (int i = 0; i < 500 && a.parked_count() < 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(a.parked_count(), 1U);
+  server.reset();
+  waiting.join();
+  EXPECT_NE(status_of(last), 200) << last;
+  a.parked[0].respond(Response::text(200, "too late"));
+  a.parked.clear();
 }
 
 TEST(http_ParseListenAddress, StrictLiterals) {
