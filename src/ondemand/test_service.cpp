@@ -486,7 +486,9 @@ TestResponse TestService::handle(const TestRequest& request) {
     response = error_response(busy ? 429 : 401, "auth_" + auth.reason, busy ? "busy, retry" : "unauthorized");
   } else {
     credential = auth.credential;
-    if (request.method == "POST" && !request.receipt) {
+    if (!request.query_error.empty()) {
+      response = error_response(400, "bad_request", request.query_error);
+    } else if (request.method == "POST" && !request.receipt) {
       response = post(request, credential, &summary);
     } else if ((request.method == "GET" || request.method == "HEAD") && request.receipt) {
       response = get(*request.receipt, credential);
@@ -956,6 +958,43 @@ void TestService::execute_trace(Run& run, const std::vector<IpAddress>& pinned) 
     return;
   }
   finish(run, run.cancel ? TestState::kCancelled : TestState::kDone, std::move(result), "");
+}
+
+std::map<std::string, http::Route> api_routes(TestService& service) {
+  http::Route route([&service](const http::Request& r) {
+    TestRequest t;
+    t.method = std::string(r.method);
+    t.peer = r.peer();
+    if (auto a = r.header("Authorization")) t.authorization = std::string(*a);
+    t.body = std::string(r.body);
+    const std::string_view base = kTestsPath;
+    if (r.path.size() > base.size() + 1) t.receipt = std::string(r.path.substr(base.size() + 1, 64));
+    for (const auto& [name, value] : r.query_args()) {
+      if (name != "receipt") {
+        t.query_error = "unknown query parameter \"" + name.substr(0, 32) + "\" (only receipt)";
+      } else if (t.receipt) {
+        t.query_error = "one receipt per request";
+      } else {
+        t.receipt = value.substr(0, 64);
+      }
+    }
+    const TestResponse answer = service.handle(t);
+    http::Response out;
+    out.status = answer.status;
+    out.body = answer.body;
+    out.headers.emplace_back("Content-Type", "application/json");
+    out.headers.emplace_back("Cache-Control", "no-store");
+    if (answer.status == 401)
+      out.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"netprobe on-demand\"");
+    if (answer.status == 429) out.headers.emplace_back("Retry-After", "1");
+    if (answer.status == 405) out.headers.emplace_back("Allow", "GET, HEAD, POST, DELETE");
+    return out;
+  });
+  route.methods = {"GET", "HEAD", "POST", "DELETE"};
+  route.server_auth = false;
+  route.max_body = size_t(std::max(0, service.config().budgets.max_request_bytes));
+  route.prefix = true;
+  return {{kTestsPath, std::move(route)}};
 }
 
 }  // namespace netprobe::ondemand

@@ -55,6 +55,7 @@ struct TestRequest {
   std::string body;
   bool body_too_large = false;  // the server stopped reading it at its limit
   std::string peer;             // for the audit line
+  std::string query_error;      // a refused query string (400), e.g. a repeated receipt
 };
 
 struct TestResponse {
@@ -96,6 +97,7 @@ class TestService {
   // Cancels every test and joins the test threads; handle() answers 503 afterwards. Idempotent.
   void shutdown();
 
+  const OnDemandConfig& config() const { return config_; }
   std::map<std::string, uint64_t> rejections() const;  // reason -> count
   int running() const;                                 // tests admitted and not finished
   size_t receipts() const;                             // stored
@@ -139,5 +141,13 @@ class TestService {
   std::map<std::string, uint64_t> rejections_;
   std::vector<std::thread> threads_;
 };
+
+// The HTTP side (http::Server routes): "/api/v1/tests", a prefix route for "/api/v1/tests/<receipt>", taking
+// POST, GET, HEAD and DELETE, bodies up to max_request_bytes (the server answers 413 above, 411 to a chunked
+// body), authenticated by the service with the on-demand credentials (not the /metrics users); `?receipt=`
+// is Scouter's form of the path's tail. Answers at once (handle() never waits for the network). `service`
+// must outlive the server.
+inline constexpr const char* kTestsPath = "/api/v1/tests";
+std::map<std::string, http::Route> api_routes(TestService& service);
 
 }  // namespace netprobe::ondemand
