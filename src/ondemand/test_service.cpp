@@ -459,6 +459,10 @@ std::map<std::string, uint64_t> TestService::rejections() const {
   std::lock_guard lock(mu_);
   return rejections_;
 }
+std::map<int, uint64_t> TestService::requests() const {
+  std::lock_guard lock(mu_);
+  return requests_;
+}
 int TestService::running() const { return admission_->running(); }
 size_t TestService::receipts() const {
   std::lock_guard lock(mu_);
@@ -494,7 +498,7 @@ TestResponse TestService::handle(const TestRequest& request) {
       response = get(*request.receipt, credential);
     } else if (request.method == "DELETE" && request.receipt) {
       response = remove(*request.receipt, credential);
-    } else if (request.method == "GET" || request.method == "DELETE") {
+    } else if (request.method == "GET" || request.method == "HEAD" || request.method == "DELETE") {
       response =
           error_response(400, "bad_request", "a receipt is required: /api/v1/tests/<receipt> or ?receipt=");
     } else {
@@ -502,6 +506,10 @@ TestResponse TestService::handle(const TestRequest& request) {
     }
   }
   if (!response.reason.empty()) count_rejection(response.reason);
+  {
+    std::lock_guard lock(mu_);
+    ++requests_[response.status];
+  }
   if (audit_) {
     std::string receipt = request.receipt.value_or("-").substr(0, 8);
     if (request.method == "POST" && response.status == 202) {
@@ -842,7 +850,7 @@ void TestService::execute_ping(Run& run, const std::vector<IpAddress>& pinned) {
   job.af = pinned.front().af;
   job.addresses = pinned;  // the probe goes to what was checked, nothing else
   const Nanos now = clock_.monotonic();
-  const Nanos spacing(int64_t(run.spacing_s * 1e9));
+  const Nanos spacing(std::llround(run.spacing_s * 1e9));
   const Nanos span = Nanos(int64_t(
       double(job.nb_packets) *
       std::max(run.spacing_s, 1 / std::max(config_.budgets.max_packets_per_second_per_destination, 1e-3)) *

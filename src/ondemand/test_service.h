@@ -99,6 +99,7 @@ class TestService {
 
   const OnDemandConfig& config() const { return config_; }
   std::map<std::string, uint64_t> rejections() const;  // reason -> count
+  std::map<int, uint64_t> requests() const;            // HTTP status -> count (those the service answered)
   int running() const;                                 // tests admitted and not finished
   size_t receipts() const;                             // stored
   size_t stored_bytes() const;
@@ -139,6 +140,7 @@ class TestService {
   std::vector<std::shared_ptr<Receipt>> receipts_;  // in creation order
   size_t store_bytes_ = 0;
   std::map<std::string, uint64_t> rejections_;
+  std::map<int, uint64_t> requests_;
   std::vector<std::thread> threads_;
 };
 

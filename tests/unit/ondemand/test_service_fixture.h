@@ -74,6 +74,10 @@ class ScriptedExecutor final : public ProbeExecutor {
     lock.unlock();
     done(events);
   }
+  void hold_jobs() {
+    std::lock_guard lock(mu);
+    hold = true;
+  }
   void release() {
     std::vector<std::function<void()>> h;
     {
@@ -105,15 +109,22 @@ struct ProberScript {
     gated = false;
     cv.notify_all();
   }
+  void close(int router_hops = 1) {
+    std::lock_guard lock(mu);
+    gated = true;
+    routers = router_hops;
+  }
 };
 
 class ScriptedProber final : public HopProber {
  public:
   ScriptedProber(ProberScript& s, IpAddress dst) : s_(s), dst_(dst) {}
   std::vector<HopReply> probe(std::span<const ProbeSpec> specs) override {
+    int routers = 0;
     {
       std::unique_lock lock(s_.mu);
       s_.cv.wait_for(lock, std::chrono::seconds(10), [&] { return !s_.gated; });
+      routers = s_.routers;
     }
     ++s_.batches;
     std::vector<HopReply> out(specs.size());
@@ -121,7 +132,7 @@ class ScriptedProber final : public HopProber {
       ++s_.probes;
       HopReply& h = out[i];
       h.rtt_s = 0.001;
-      if (specs[i].ttl <= s_.routers) {
+      if (specs[i].ttl <= routers) {
         h.kind = HopReply::Kind::kTimeExceeded;
         h.from = IpAddress::v4(0xc0000200 + specs[i].ttl);  // 192.0.2.<ttl>
         h.icmp_type = 11;

@@ -101,7 +101,7 @@ const std::string kPing = R"({"type":"ping","target":"10.0.0.1","options":{"coun
 TEST(ondemand_TestsHttp, RoundTrip) {
   HttpFixture f;
   f.serve();
-  f.executor.hold = true;
+  f.executor.hold_jobs();
   const Answer posted = f.request("POST", "/api/v1/tests", "{\"tests\":[" + kPing + "]}");
   ASSERT_EQ(posted.status, 202) << posted.body;
   EXPECT_NE(posted.head.find("Content-Type: application/json"), std::string::npos);
@@ -206,7 +206,7 @@ TEST(ondemand_TestsHttp, Refusals) {
   EXPECT_EQ(f.executor.job_count(), 0u);
   EXPECT_EQ(f.service->receipts(), 0u);
   // Busy: the per-credential limit (2), then 429 with Retry-After.
-  f.executor.hold = true;
+  f.executor.hold_jobs();
   f.post("{\"tests\":[" + kPing + "," + kPing + "]}");
   const Answer busy = f.request("POST", "/api/v1/tests", one);
   EXPECT_EQ(busy.status, 429);
@@ -220,7 +220,7 @@ TEST(ondemand_TestsHttp, ConcurrentCallers) {
   f.config.budgets.max_concurrent_tests = 4;
   f.config.budgets.max_concurrent_tests_per_credential = 4;
   f.serve();
-  f.executor.hold = true;
+  f.executor.hold_jobs();
   std::atomic<int> accepted{0}, busy{0}, other{0};
   std::vector<std::thread> callers;
   for (int i = 0; i < 12; ++i)

@@ -21,7 +21,7 @@ using namespace doubles;  // NOLINT(google-build-using-namespace)
 TEST(ondemand_TestService, PingRoundTripSameSummaryAsTheCommandLine) {
   Fixture f;
   f.start();
-  f.executor.hold = true;
+  f.executor.hold_jobs();
   const std::string receipt = f.post(
       R"({"tests":[{"type":"ping","target":"10.0.0.1","options":{"count":4,"destport":443,"fast":true}}]})");
   ASSERT_EQ(receipt.size(), 32u);
@@ -59,6 +59,78 @@ TEST(ondemand_TestService, PingRoundTripSameSummaryAsTheCommandLine) {
   EXPECT_EQ(f.call("GET", receipt).status, 404);
   EXPECT_EQ(f.service->receipts(), 0u);
   EXPECT_EQ(f.service->running(), 0);
+  const auto requests = f.service->requests();
+  EXPECT_EQ(requests.at(202), 1u);
+  EXPECT_EQ(requests.at(404), 3u);
+  uint64_t total = 0;
+  for (const auto& [code, n] : requests) total += n;
+  std::lock_guard lock(f.audit_mu);
+  EXPECT_EQ(f.audit.size(), total);  // one line per request
+  EXPECT_NE(f.audit.front().find("method=POST receipt=" + receipt.substr(0, 8) +
+                                 " tests=\"ping:10.0.0.1\" "
+                                 "status=202 reason=-"),
+            std::string::npos)
+      << f.audit.front();
+}
+
+TEST(ondemand_TestService, PingOptionsByTheirLongNames) {
+  struct Row {
+    std::string options;
+    std::function<void(const ProbeJob&, const std::vector<Nanos>&)> check;
+  };
+  const std::vector<Row> rows = {
+      {R"({"protocol":"icmp"})",
+       [](const ProbeJob& j, const auto&) {
+         EXPECT_EQ(j.type, ProbeType::kIcmpPing);
+         EXPECT_EQ(j.dst_port, 0);
+         EXPECT_EQ(j.src_port_a, j.src_port_z);
+       }},
+      {R"({"protocol":"udp"})", [](const ProbeJob& j, const auto&) { EXPECT_EQ(j.dst_port, 33434); }},
+      {R"({"baseport":1000,"keep":true})",
+       [](const ProbeJob& j, const auto&) {
+         EXPECT_EQ(j.src_port_a, 1000);
+         EXPECT_EQ(j.src_port_z, 1000);
+       }},
+      {R"({"sport-range":"2000-2003"})",
+       [](const ProbeJob& j, const auto&) {
+         EXPECT_EQ(j.src_port_a, 2000);
+         EXPECT_EQ(j.src_port_z, 2003);
+       }},
+      {R"({"tos":"0x10"})", [](const ProbeJob& j, const auto&) { EXPECT_EQ(j.dscp, 4); }},
+      {R"({"dscp":46})", [](const ProbeJob& j, const auto&) { EXPECT_EQ(j.dscp, 46); }},
+      {R"({"data":10})", [](const ProbeJob& j, const auto&) { EXPECT_EQ(j.ip_payload_size, 20 + 10); }},
+      {R"({"timeout":2.5})", [](const ProbeJob& j, const auto&) { EXPECT_EQ(j.timeout_s, 2.5); }},
+      {R"({"interval":"u200000","count":2})",
+       [](const ProbeJob&, const std::vector<Nanos>& t) {
+         ASSERT_EQ(t.size(), 2u);
+         EXPECT_EQ(t[1] - t[0], milliseconds(200));
+       }},
+      {R"({"interval":0.5,"count":2,"rate":1})",  // --rate lowers the pace
+       [](const ProbeJob&, const std::vector<Nanos>& t) {
+         ASSERT_EQ(t.size(), 2u);
+         EXPECT_EQ(t[1] - t[0], std::chrono::seconds(1));
+       }},
+  };
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.options);
+    Fixture f;
+    f.start();
+    const auto doc = f.wait_done(
+        f.post(R"({"tests":[{"type":"ping","target":"10.0.0.1","options":)" + row.options + "}]}"));
+    EXPECT_EQ(doc["tests"][0]["state"], "done");
+    ASSERT_EQ(f.executor.job_count(), 1u);
+    row.check(f.executor.jobs[0], f.executor.times[0]);
+  }
+  for (const char* bad :
+       {R"({"tos":"0x11"})", R"({"tos":"10","dscp":1})", R"({"fast":true,"faster":true})", R"({"count":"5"})",
+        R"({"destport":0})", R"({"dontfrag":false})", R"({"ipv4":true,"ipv6":true})", R"({"timeout":61})"}) {
+    Fixture f;
+    f.start();
+    const auto r =
+        f.call("POST", std::nullopt,
+               std::string(R"({"tests":[{"type":"ping","target":"10.0.0.1","options":)") + bad + "}]}");
+    EXPECT_EQ(r.status, 400) << bad << " " << r.body;
+  }
 }
 
 TEST(ondemand_TestService, TraceAndPathlossOverTheHopProber) {
@@ -176,7 +248,7 @@ TEST(ondemand_TestService, ANameThatResolvesToADeniedAddressFailsItsTest) {
 TEST(ondemand_TestService, ConcurrencyGlobalAndPerCredential) {
   Fixture f;
   f.start();
-  f.executor.hold = true;
+  f.executor.hold_jobs();
   const std::string ping = R"({"type":"ping","target":"10.0.0.1","options":{"count":1}})";
   const std::string a = f.post("{\"tests\":[" + ping + "," + ping + "]}");
   auto r = f.call("POST", std::nullopt, "{\"tests\":[" + ping + "]}");
@@ -199,7 +271,7 @@ TEST(ondemand_TestService, ConcurrentCallersNeverExceedTheAdmission) {
   Fixture f;
   f.config.budgets.max_concurrent_tests_per_credential = 3;
   f.start();
-  f.executor.hold = true;
+  f.executor.hold_jobs();
   const std::string body = R"({"tests":[{"type":"ping","target":"10.0.0.1","options":{"count":1}}]})";
   std::atomic<int> accepted{0}, busy{0};
   std::vector<std::thread> callers;
@@ -247,7 +319,7 @@ TEST(ondemand_TestService, TheStoreIsBoundedInReceiptsAndBytes) {
   EXPECT_EQ(f.wait_done(third)["state"], "done");
   EXPECT_EQ(f.service->receipts(), 2u);
   // Running receipts are never evicted: a full store of running tests refuses.
-  f.executor.hold = true;
+  f.executor.hold_jobs();
   f.post(ping, "Bearer tok2");
   f.post(ping, "Bearer tok2");
   const auto r = f.call("POST", std::nullopt, ping);
@@ -267,8 +339,7 @@ TEST(ondemand_TestService, TheStoreIsBoundedInReceiptsAndBytes) {
 TEST(ondemand_TestService, DeleteCancelsARunningTraceAndShutdownJoins) {
   Fixture f;
   f.start();
-  f.prober.gated = true;  // every batch waits
-  f.prober.routers = 20;  // 3 rounds of 8 TTLs without cancellation
+  f.prober.close(20);  // every batch waits; 3 rounds of 8 TTLs without cancellation
   const std::string receipt = f.post(R"({"tests":[{"type":"trace","target":"10.0.0.3"}]})");
   ASSERT_TRUE(f.wait_for([&] {
     std::lock_guard lock(f.prober.mu);
@@ -281,7 +352,7 @@ TEST(ondemand_TestService, DeleteCancelsARunningTraceAndShutdownJoins) {
   EXPECT_EQ(f.prober.batches.load(), 1);  // stopped after the batch in flight
 
   // Shutdown with a test blocked in a batch: cancelled, joined.
-  f.prober.gated = true;
+  f.prober.close(20);
   f.post(R"({"tests":[{"type":"trace","target":"10.0.0.3"}]})");
   ASSERT_TRUE(f.wait_for([&] {
     std::lock_guard lock(f.prober.mu);
