@@ -30,6 +30,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "config/on_demand.h"
 #include "core/clock.h"
 #include "dns/resolver.h"
