@@ -384,10 +384,15 @@ int run_ping(const PingOptions& o) {
         const int seq = base + int(e.slot);
         if (e.state == ProbeEvent::State::kUnsent) {
           // Not counted (the kernel refused it, or the run was cut short); hping3 prints nothing either.
+          // Probes a Ctrl-C kept from leaving are not worth a line each.
+          if (e.send_error == 1 + IterationRunner::kUnsentCutShort) continue;
           if (!o.quiet && json) out(ping_probe_json(seq, e, line_context).dump() + "\n");
           if (!o.quiet && !json && !hping) out(ping_line_text(seq, e, line_context) + "\n");
           continue;
         }
+        // Ctrl-C while it was still waiting: unknown, so neither received nor lost (ping would count it
+        // lost and report loss that never happened).
+        if (e.interrupted && e.state == ProbeEvent::State::kLost) continue;
         probed.push_back(e);
         if (o.quiet) continue;
         if (hping) {

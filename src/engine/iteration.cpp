@@ -560,6 +560,7 @@ void IterationRunner::probe_events(std::vector<ProbeEvent>& out) const {
         e.state = ProbeEvent::State::kUnsent;
         break;
       default:  // lost, or pending when cut short
+        e.interrupted = s.state == State::kPending;
         e.state = e.icmp_error           ? ProbeEvent::State::kIcmpError
                   : (s.flags & kReplied) ? ProbeEvent::State::kLate
                                          : ProbeEvent::State::kLost;

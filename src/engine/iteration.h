@@ -39,6 +39,9 @@ struct ProbeEvent {
   // 0 if it was sent. A refusal about the destination (no route, a firewall rule, too big) is kLost, a
   // local one (full buffers, ...) kUnsent.
   uint8_t send_error = 0;
+  // Sent, still within its timeout when the iteration was cut short (stop()): its state says kLost, but
+  // nobody knows; `netprobe ping` counts it neither received nor lost.
+  bool interrupted = false;
   double rtt_s = -1;  // kAnswered only; -1 otherwise
   // What the replies looked like (IterationRunner::Options::reply_details; all empty without it).
   uint16_t duplicates = 0;  // answers after the first

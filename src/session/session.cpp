@@ -70,7 +70,11 @@ std::vector<IterationReport> Session::run(const Plan& plan, const IterationSetti
   for (int i = 0; i < count && !engine_.stopped(); ++i) {
     const Nanos start = clock_.monotonic();
     IterationReport report = engine_.run_iteration(plan, settings, on_probes ? &events : nullptr);
-    if (engine_.stopped() || source_.failed()) break;
+    if (source_.failed()) break;
+    if (engine_.stopped()) {
+      if (on_probes) on_probes(i, events);  // what was sent before the stop still counts
+      break;
+    }
     report.duration_s = std::chrono::duration<double>(clock_.monotonic() - start).count();
     if (on_probes) on_probes(i, events);
     if (on_report) on_report(i, report);

@@ -45,7 +45,10 @@ class Session {
   using ProbeEventHandler = std::function<void(int iteration, std::span<const ProbeEvent> events)>;
   // Runs `count` iterations of `plan`, starting one every settings.interval_s (no wait after the last),
   // and returns their reports in order. Returns fewer when stop() was called (the cut-short iteration is
-  // left out) or when the capture failed (capture_error()).
+  // left out of the reports, but its probes still go to `on_probes`, as ping counts an interrupted run:
+  // answered ones answered, sent ones still waiting ProbeEvent::interrupted, the rest unsent "cut_short")
+  // or when the capture
+  // failed (capture_error(); nothing of that iteration is delivered).
   std::vector<IterationReport> run(const Plan& plan, const IterationSettings& settings, int count,
                                    const ReportHandler& on_report = {},
                                    const ProbeEventHandler& on_probes = {});

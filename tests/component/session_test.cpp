@@ -103,6 +103,45 @@ TEST(SessionComponent, StopEndsTheRunWithoutTheCutShortIteration) {
   EXPECT_TRUE(session.capture_error().empty());
 }
 
+// Ctrl-C in the middle of an iteration (ping's chunk): no report for it, but its probes are delivered, as
+// ping counts an interrupted run: answered ones answered, sent ones still waiting flagged interrupted, the
+// rest unsent ("cut_short").
+TEST(SessionComponent, StopDeliversTheProbesOfTheCutShortIteration) {
+  SessionLab lab;
+  Session* running = nullptr;
+  int udp_seen = 0;
+  lab.link.set_responder([&](std::span<const uint8_t> p) -> std::vector<ScriptedReply> {
+    if (p[9] == 17 && ++udp_seen == 2) running->stop();
+    if (p[9] == 17) return {};
+    return {{testing::reply_to(p), microseconds(200)}};
+  });
+  TargetPlan tp = lab.plan();
+  ASSERT_TRUE(tp.plan);
+  Session session(lab.clock, lab.link.sink(), lab.link.source(), 0x5eed, fake_options());
+  running = &session;
+  IterationSettings settings;
+  settings.interval_s = 5;  // probes spread over the window: earlier ones are answered before the stop
+  std::vector<ProbeEvent> seen;
+  int calls = 0;
+  auto reports = session.run(*tp.plan, settings, 1, {}, [&](int, std::span<const ProbeEvent> events) {
+    ++calls;
+    seen.assign(events.begin(), events.end());
+  });
+  EXPECT_TRUE(reports.empty());
+  EXPECT_EQ(calls, 1);
+  ASSERT_EQ(seen.size(), tp.plan->probes.size());
+  int answered = 0, cut = 0, waiting = 0;
+  for (const ProbeEvent& e : seen) {
+    answered += e.state == ProbeEvent::State::kAnswered;
+    waiting += e.interrupted;
+    EXPECT_FALSE(e.interrupted && e.state != ProbeEvent::State::kLost);
+    cut += e.state == ProbeEvent::State::kUnsent && e.send_error == 1 + IterationRunner::kUnsentCutShort;
+  }
+  EXPECT_GT(answered, 0);
+  EXPECT_GT(cut, 0);
+  EXPECT_GT(waiting, 0);  // the UDP probes sent before the stop (never answered, timeout not reached)
+}
+
 // `netprobe ping`'s line per probe: one event per probe of the plan, in plan order, after each iteration,
 // with the state the report counts (answered with its RTT, lost, late, ICMP error with its type and code).
 TEST(SessionComponent, ReportsOneEventPerProbeWithItsState) {

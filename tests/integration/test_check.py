@@ -100,10 +100,7 @@ def build_lab(lab):
 
 
 def check(ns, *args):
-    cmd = ["ip", "netns", "exec", ns, harness.netprobe_bin(), "check", *args]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    print(f"$ netprobe check {' '.join(args)}  -> {p.returncode}\n{p.stdout}{p.stderr}", flush=True)
-    return p
+    return harness.netprobe_in(ns, "check", *args, timeout_s=60)
 
 
 def masked(text):
@@ -119,11 +116,7 @@ def scenario_check():
         bad = os.path.join(tmp, "bad.yaml")
         with open(bad, "w") as fh:
             fh.write(config_text().replace("type: UDPunreachable", "type: UDP"))
-        failures = []
-
-        def expect(cond, what):
-            if not cond:
-                failures.append(what)
+        expect = harness.Checks()
 
         # Every target: one fails, failures first, then by destination; a summary; Nagios CRITICAL.
         r = check(p, path)
@@ -202,7 +195,7 @@ def scenario_check():
                                       "port": OPEN_PORT, "tags": ["front", "web"], "status": "OK", "sent": 8,
                                       "lost": 0, "loss_ratio": 0.0}, f"json: web {results['web']}")
         except (ValueError, KeyError) as e:
-            failures.append(f"json: unreadable ({e!r})")
+            expect(False, f"json: unreadable ({e!r})")
 
         # -U: lines as each iteration ends (plan order, numbered), then the summary over both iterations.
         r = check(p, path, "-U", "--count", "2")
@@ -242,9 +235,7 @@ def scenario_check():
         expect(r.returncode == 3 and "inventory zbroken" in r.stderr and "OK" not in r.stdout,
                f"failing plug-in: exit {r.returncode}, stderr {r.stderr[-300:]!r}")
 
-        if failures:
-            raise AssertionError("\n".join(failures))
-    print("check: ok")
+        expect.done("check: ok")
 
 
 def scenario_run_tags():

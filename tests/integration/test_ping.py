@@ -103,10 +103,7 @@ def build_lab(lab):
 
 
 def ping(ns, *args):
-    cmd = ["ip", "netns", "exec", ns, harness.netprobe_bin(), "ping", *args]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    print(f"$ netprobe ping {' '.join(args)}  -> {r.returncode}\n{r.stdout}{r.stderr}", flush=True)
-    return r
+    return harness.netprobe_in(ns, "ping", *args)
 
 
 def parse(text):
@@ -127,11 +124,7 @@ def parse(text):
 def scenario_modes():
     with netns.Lab() as lab:
         p, _ = build_lab(lab)
-        failures = []
-
-        def expect(cond, what):
-            if not cond:
-                failures.append(what)
+        expect = harness.Checks()
 
         for name, addr, args, ports in [
             ("tcp_v4", T4, ["-S", "-p", str(OPEN_PORT)], True),
@@ -181,7 +174,7 @@ def scenario_modes():
                    f"json: summary {s}")
             expect(len(s["ports"]) == 3 and all(x["flag"] == "" for x in s["ports"]), "json: ports")
         except (ValueError, KeyError, IndexError) as e:
-            failures.append(f"json: {e!r}")
+            expect(False, f"json: {e!r}")
         expect(r.returncode == 0, f"json: exit {r.returncode}")
 
         # SIGINT (Ctrl-C) ends the run early with the summary of what was measured, as ping does.
@@ -212,19 +205,13 @@ def scenario_modes():
         expect(r.returncode == 77 and "CAP_NET_RAW" in r.stderr and not r.stdout,
                f"unprivileged: exit {r.returncode}, stderr {r.stderr!r}")
 
-        if failures:
-            sys.exit("FAIL:\n  " + "\n  ".join(failures))
-        print("OK: netprobe ping modes, IPv4 and IPv6, JSON, error exit codes")
+        expect.done("OK: netprobe ping modes, IPv4 and IPv6, JSON, error exit codes")
 
 
 def scenario_lossy():
     with netns.Lab() as lab:
         p, _ = build_lab(lab)
-        failures = []
-
-        def expect(cond, what):
-            if not cond:
-                failures.append(what)
+        expect = harness.Checks()
 
         # 16 source ports, 4 probes each: 65003's are all dropped (4 of 64 = 6.25 % loss).
         base = ["-p", str(OPEN_PORT), "-c", "64", "-i", "0.02", "-W", "0.3", "--per-port"]
@@ -251,7 +238,7 @@ def scenario_lossy():
             flagged = {x["sport"]: x["flag"] for x in ports if x["flag"]}
             expect(len(ports) == 16 and flagged == {LOSSY_SPORT: "black-holed"}, f"json ports: {flagged}")
         except (ValueError, KeyError, IndexError) as e:
-            failures.append(f"json ports: {e!r}")
+            expect(False, f"json ports: {e!r}")
 
         # A black-holed target: every SYN dropped.
         r = ping(p, "-p", str(DROPPED_PORT), "-c", "3", "-i", "0.05", "-W", "0.3", T4)
@@ -268,9 +255,7 @@ def scenario_lossy():
             expect([x[2] for x in probes] == [label] * 3, f"rejected {addr}: {probes}")
             expect(summary == (3, 0, 100.0, 0, 3), f"rejected {addr}: summary {summary}")
 
-        if failures:
-            sys.exit("FAIL:\n  " + "\n  ".join(failures))
-        print("OK: the black-holed source port alone is flagged; --max-loss; a black-holed target exits 1")
+        expect.done("OK: the black-holed source port alone is flagged; --max-loss; a black-holed target exits 1")
 
 
 GOLDEN_CASES = [  # name, address, arguments
@@ -316,7 +301,7 @@ def scenario_golden():
     update = os.environ.get("NETPROBE_UPDATE_GOLDEN") == "1"
     with netns.Lab() as lab:
         p, _ = build_lab(lab)
-        failures = []
+        expect = harness.Checks()
         for name, addr, args in GOLDEN_CASES:
             for fmt in ("text", "hping", "json"):
                 r = ping(p, *args, "-c", "3", "-i", "0.05", "-W", "0.3", "--format", fmt, addr)
@@ -331,23 +316,17 @@ def scenario_golden():
                     with open(path) as fh:
                         want = fh.read()
                 except OSError as e:
-                    failures.append(f"{name}.{fmt}: {e}")
+                    expect(False, f"{name}.{fmt}: {e}")
                     continue
                 if got != want:
-                    failures.append(f"{name}.{fmt}: differs from {path}:\n{got}")
-        if failures:
-            sys.exit("FAIL:\n  " + "\n  ".join(failures))
-        print("OK: text, hping and json outputs equal their golden files" + (" (rewritten)" if update else ""))
+                    expect(False, f"{name}.{fmt}: differs from {path}:\n{got}")
+        expect.done("OK: text, hping and json outputs equal their golden files" + (" (rewritten)" if update else ""))
 
 
 def scenario_options():
     with netns.Lab() as lab:
         p, t = build_lab(lab)
-        failures = []
-
-        def expect(cond, what):
-            if not cond:
-                failures.append(what)
+        expect = harness.Checks()
 
         ok = ["-p", str(OPEN_PORT), "-k", "-c", "2", "-i", "0.05", "-W", "0.3"]
         veth = next(x.split()[1].split("@")[0] for x in netns.sh("ip", "-o", "-4", "addr", "show", ns=p,
@@ -425,9 +404,7 @@ def scenario_options():
         expect(r.returncode == 1 and summary is not None and summary[:2] == (20, 0) and len(probes) == 20,
                f"--fast against a black hole: {summary}")
 
-        if failures:
-            sys.exit("FAIL:\n  " + "\n  ".join(failures))
-        print("OK: exit codes, header fields on the wire, rates")
+        expect.done("OK: exit codes, header fields on the wire, rates")
 
 
 FORGER = """
@@ -505,11 +482,7 @@ print("answered late", answered, flush=True)
 def scenario_late():
     with netns.Lab() as lab:
         p, t = build_lab(lab)
-        failures = []
-
-        def expect(cond, what):
-            if not cond:
-                failures.append(what)
+        expect = harness.Checks()
 
         veth = next(x.split()[1].split("@")[0] for x in netns.sh("ip", "-o", "-4", "addr", "show", ns=t,
                                                                     capture=True).splitlines() if f" {T4}/" in x)
@@ -535,19 +508,13 @@ def scenario_late():
                and rtt is None, f"late: summary {summary}")
         expect(n_late >= 1 and states == ["late"] * n_late + ["timeout"] * (20 - n_late), f"late: {states}")
         expect(len(late_rtts) == n_late and all(550 <= x < 5000 for x in late_rtts), f"late RTTs: {late_rtts}")
-        if failures:
-            sys.exit("FAIL:\n  " + "\n  ".join(failures))
-        print("OK: late answers: their line and RTT, counted late, not received")
+        expect.done("OK: late answers: their line and RTT, counted late, not received")
 
 
 def scenario_forger():
     with netns.Lab() as lab:
         p, t = build_lab(lab)
-        failures = []
-
-        def expect(cond, what):
-            if not cond:
-                failures.append(what)
+        expect = harness.Checks()
 
         seen = {}
         for silent, prober, args in ((SILENT4, P4, ["-p", str(OPEN_PORT)]), (SILENT4, P4, ["-1"]),
@@ -571,9 +538,7 @@ def scenario_forger():
             expect(r.returncode == 1 and summary is not None and summary[:2] == (40, 0) and rtt is None,
                    f"{what}: forged replies counted: {summary}")
             expect(all(x[2] == "timeout" for x in probes), f"{what}: {probes}")
-        if failures:
-            sys.exit("FAIL:\n  " + "\n  ".join(failures))
-        print("OK: forged SYN-ACKs and echo replies never count (IPv4 and IPv6)")
+        expect.done("OK: forged SYN-ACKs and echo replies never count (IPv4 and IPv6)")
 
 
 def scenario_ttl():
@@ -587,11 +552,7 @@ def scenario_ttl():
                                      (t, "198.19.1.0/24", "fd00:14:1::/64", "198.19.2.1", "fd00:14:2::1")):
             netns.sh("ip", "route", "add", v4, "via", gw4, ns=ns)
             netns.sh("ip", "-6", "route", "add", v6, "via", gw6, ns=ns)
-        failures = []
-
-        def expect(cond, what):
-            if not cond:
-                failures.append(what)
+        expect = harness.Checks()
 
         for target, router, label in (("198.19.2.2", "198.19.1.2", "icmp time_exceeded:0"),
                                       ("fd00:14:2::2", "fd00:14:1::2", "icmp time_exceeded:0")):
@@ -609,9 +570,7 @@ def scenario_ttl():
             expect(res.returncode == 0 and summary is not None and summary[:2] == (3, 3), f"-t 2 {target}: {summary}")
             expect(all(" ttl=63 " in line and "flags=RA" in line for line in res.stdout.splitlines()
                        if line.startswith("seq=")), f"-t 2 {target}: replies routed back (TTL 63), RST-ACK")
-        if failures:
-            sys.exit("FAIL:\n  " + "\n  ".join(failures))
-        print("OK: -t 1 gets the router's Time Exceeded, -t 2 the target's answer (IPv4 and IPv6)")
+        expect.done("OK: -t 1 gets the router's Time Exceeded, -t 2 the target's answer (IPv4 and IPv6)")
 
 
 def main():

@@ -28,10 +28,8 @@ BANNER = ("import socket\n"
 
 
 def query(lab, ns, *args):
-    p = subprocess.run(["ip", "netns", "exec", ns, harness.netprobe_bin(), "query", *args],
-                       capture_output=True, text=True, timeout=60)
-    harness.log(f"query {' '.join(args)} -> {p.returncode}\n{p.stdout}{p.stderr}")
-    return p.returncode, p.stdout
+    r = harness.netprobe_in(ns, "query", *args, timeout_s=60)
+    return r.returncode, r.stdout
 
 
 def metric(text, name):

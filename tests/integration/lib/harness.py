@@ -46,6 +46,33 @@ def netprobe_bin():
     return os.environ.get("NETPROBE_BIN") or os.path.join(SOURCE_DIR, "build", "netprobe")
 
 
+def netprobe_in(ns, command, *args, timeout_s=120):
+    """Runs `netprobe COMMAND ARGS` in namespace `ns` (as root, with its capabilities), prints the command
+    line, exit code and output for the CI log, and returns the CompletedProcess."""
+    cmd = ["ip", "netns", "exec", ns, netprobe_bin(), command, *args]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    print(f"$ netprobe {command} {' '.join(args)}  -> {r.returncode}\n{r.stdout}{r.stderr}", flush=True)
+    return r
+
+
+class Checks:
+    """Collects failed expectations so that a scenario reports all of them at once:
+    `check(cond, "what was wrong")` ..., then `check.done("OK: what was shown")` exits with every failure."""
+
+    def __init__(self):
+        self.failures = []
+
+    def __call__(self, cond, what):
+        if not cond:
+            self.failures.append(what)
+        return cond
+
+    def done(self, ok_message):
+        if self.failures:
+            sys.exit("FAIL:\n  " + "\n  ".join(self.failures))
+        print(ok_message, flush=True)
+
+
 def log(*args):
     print("[harness]", *args, file=sys.stderr, flush=True)
 
