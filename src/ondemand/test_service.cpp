@@ -899,8 +899,10 @@ void TestService::execute_ping(Run& run, const std::vector<IpAddress>& pinned) {
     return;
   }
   std::vector<ProbeEvent> sent;
+  // As `netprobe ping` counts: unsent probes are not counted, nor those a stop left waiting (unknown).
   for (const ProbeEvent& e : events)
-    if (e.state != ProbeEvent::State::kUnsent) sent.push_back(e);
+    if (e.state != ProbeEvent::State::kUnsent && !(e.interrupted && e.state == ProbeEvent::State::kLost))
+      sent.push_back(e);
   const PingSummary sum = summarize_ping(sent);
   const int code = sum.exit_code(run.max_loss_pct, run.max_rtt_ms);
   finish(run, TestState::kDone, ping_summary_json(sum, job.type != ProbeType::kIcmpPing, false, code, ""),

@@ -53,6 +53,7 @@ class ScriptedExecutor final : public ProbeExecutor {
  public:
   std::mutex mu;
   bool hold = false;
+  bool interrupt_first = false;  // the first probe was still waiting when the run stopped
   std::vector<ProbeJob> jobs;
   std::vector<std::vector<Nanos>> times;
   std::vector<std::function<void()>> held;
@@ -65,6 +66,7 @@ class ScriptedExecutor final : public ProbeExecutor {
       events[i].src_port = uint16_t(job.src_port_a + i % 2);
     }
     std::unique_lock lock(mu);
+    if (!events.empty()) events[0].interrupted = interrupt_first;
     jobs.push_back(job);
     times.push_back(send_times);
     if (hold) {

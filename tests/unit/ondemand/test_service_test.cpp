@@ -133,6 +133,21 @@ TEST(ondemand_TestService, PingOptionsByTheirLongNames) {
   }
 }
 
+TEST(ondemand_TestService, PingCountsAsTheCommandLineAProbeAStopLeftWaiting) {
+  Fixture f;
+  f.start();
+  {
+    std::lock_guard lock(f.executor.mu);
+    f.executor.interrupt_first = true;
+  }
+  const auto doc =
+      f.wait_done(f.post(R"({"tests":[{"type":"ping","target":"10.0.0.1","options":{"count":4}}]})"));
+  const Json& result = doc["tests"][0]["result"];
+  EXPECT_EQ(result["sent"], 3) << result.dump();  // neither received nor lost
+  EXPECT_EQ(result["received"], 3);
+  EXPECT_EQ(result["loss_pct"], 0.0);
+}
+
 TEST(ondemand_TestService, TraceAndPathlossOverTheHopProber) {
   Fixture f;
   f.start();
