@@ -31,6 +31,7 @@
 #include "probes/probe.h"
 #include "probes/reply_info.h"
 #include "sched/target_plan.h"
+#include "session/ping_json.h"
 #include "session/ping_result.h"
 #include "session/session.h"
 #include "supervisor/target_resolution.h"
@@ -421,26 +422,7 @@ int run_ping(const PingOptions& o) {
                                  : !capture_error.empty() ? "capture failed: " + capture_error
                                                           : std::string();
   if (json) {
-    nlohmann::json j{{"event", "summary"},
-                     {"sent", sum.sent},
-                     {"received", sum.received},
-                     {"loss_pct", std::round(sum.loss_pct * 100) / 100},
-                     {"late", sum.late},
-                     {"duplicates", sum.duplicates},
-                     {"icmp_errors", sum.icmp_errors},
-                     {"interrupted", stopped.load()},
-                     {"exit_code", code}};
-    j["rtt_ms"] = sum.rtts_s.empty() ? nlohmann::json()
-                                     : nlohmann::json{{"min", ms(sum.min_s)},  {"avg", ms(sum.avg_s)},
-                                                      {"p50", ms(sum.p50_s)},  {"p90", ms(sum.p90_s)},
-                                                      {"p99", ms(sum.p99_s)},  {"max", ms(sum.max_s)},
-                                                      {"mdev", ms(sum.mdev_s)}};
-    if (ports) {
-      j["ports"] = nlohmann::json::array();
-      for (const PingPort& r : sum.ports)
-        j["ports"].push_back({{"sport", r.sport}, {"sent", r.sent}, {"lost", r.lost}, {"flag", r.flag}});
-    }
-    if (!error_text.empty()) j["error"] = error_text;
+    const nlohmann::json j = ping_summary_json(sum, ports, stopped.load(), code, error_text);
     out(j.dump() + "\n");
   } else if (hping) {
     if (!error_text.empty()) std::fprintf(stderr, "netprobe ping: %s\n", error_text.c_str());

@@ -8,7 +8,6 @@
 #include <sysexits.h>
 
 #include <atomic>
-#include <charconv>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
@@ -33,7 +32,6 @@ namespace {
 constexpr Nanos kDnsBudget = std::chrono::seconds(10);
 constexpr auto kReverseDnsBudget = std::chrono::seconds(3);
 constexpr size_t kMaxReverseNames = 128;
-constexpr int kMaxSportRange = 4096;
 
 int usage_error(const std::string& message) { return command_usage_error("trace", message, EX_USAGE); }
 
@@ -74,21 +72,6 @@ std::map<std::string, std::string> reverse_names(const std::vector<IpAddress>& a
 }
 
 }  // namespace
-
-std::optional<std::pair<int, int>> parse_port_range(const std::string& r, int max_ports) {
-  const auto num = [](std::string_view s) -> std::optional<int> {
-    int v = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-    return v;
-  };
-  if (r.size() > 16) return std::nullopt;
-  const auto dash = r.find('-');
-  const auto a = dash == std::string::npos ? num(r) : num(std::string_view(r).substr(0, dash));
-  const auto z = dash == std::string::npos ? a : num(std::string_view(r).substr(dash + 1));
-  if (!a || !z || *a < 1 || *z > 65535 || *a > *z || *z - *a + 1 > max_ports) return std::nullopt;
-  return std::pair{*a, *z};
-}
 
 int open_trace_session(const std::string& command, const std::string& name, ProbeType type, uint16_t dst_port,
                        bool ipv4, bool ipv6, TraceTarget& target, std::unique_ptr<Session>& session) {
@@ -138,43 +121,15 @@ int open_trace_session(const std::string& command, const std::string& name, Prob
 }
 
 int run_trace(const TraceCliOptions& o) {
-  if (o.format != "text" && o.format != "json" && o.format != "dot")
-    return usage_error("--format: \"" + o.format.substr(0, 16) + "\" is not text, json or dot");
-  if (o.first_ttl < 1 || o.first_ttl > kMaxTtl)
-    return usage_error(fmt::format("--first-ttl: 1 to {}", kMaxTtl));
-  if (o.max_ttl < o.first_ttl || o.max_ttl > kMaxTtl)
-    return usage_error(fmt::format("--max-ttl: from --first-ttl to {}", kMaxTtl));
-  if (!(o.rate_pps >= 1 && o.rate_pps <= 100000)) return usage_error("--rate: 1 to 100000 probes per second");
-  if (!(o.wait_s > 0 && o.wait_s <= 60)) return usage_error("--wait: above 0, at most 60 s");
-  if (o.confidence != 95 && o.confidence != 99) return usage_error("--confidence: 95 or 99");
-  if (o.max_flows < 1 || o.max_flows > kMaxSportRange) return usage_error("--max-flows: 1 to 4096");
-  if (o.ipv4 && o.ipv6) return usage_error("-4 and -6 exclude each other");
-  if (o.target.empty() || o.target.size() > 253) return usage_error("TARGET: a host name or an address");
-  const ProbeType type = o.mode == '1'   ? ProbeType::kIcmpPing
-                         : o.mode == '2' ? ProbeType::kUdpUnreachable
-                                         : ProbeType::kTcpSyn;
-  const bool ports = type != ProbeType::kIcmpPing;
-  const int dport = o.dst_port.value_or(type == ProbeType::kUdpUnreachable ? 33434 : 80);
-  if (dport < 1 || dport > 65535) return usage_error(fmt::format("-p: {} is not a port", dport));
-  std::vector<uint16_t> sports;
-  if (o.sport_range) {
-    const auto r = parse_port_range(*o.sport_range, kMaxSportRange);
-    if (!r)
-      return usage_error(
-          fmt::format("--sport-range: \"{}\" is not A-B with 1 <= A <= B <= 65535, at most {} ports",
-                      o.sport_range->substr(0, 16), kMaxSportRange));
-    for (int p = r->first; p <= r->second; ++p) sports.push_back(uint16_t(p));
-  } else if (o.mda) {
-    for (int p = kTraceDefaultSport; p < kTraceDefaultSport + o.max_flows && p <= 65535; ++p)
-      sports.push_back(uint16_t(p));
-  } else {
-    sports.push_back(uint16_t(kTraceDefaultSport));
-  }
+  OptionError bad;
+  const auto setup = check_trace_options(o, &bad);
+  if (!setup) return usage_error(bad.message);
+  const std::vector<uint16_t>& sports = setup->sports;
 
   StopSignals stop_signals;  // before any thread exists
   TraceTarget target;
   std::unique_ptr<Session> session;
-  if (const int rc = open_trace_session("trace", o.target, type, ports ? uint16_t(dport) : 0, o.ipv4, o.ipv6,
+  if (const int rc = open_trace_session("trace", o.target, setup->type, setup->dst_port, o.ipv4, o.ipv6,
                                         target, session))
     return rc;
   SessionProber prober(*session, target, o.wait_s, o.rate_pps);
@@ -184,12 +139,11 @@ int run_trace(const TraceCliOptions& o) {
   });
   TraceReport report;
   report.target = target;
-  report.options.first_ttl = o.first_ttl;
-  report.options.max_ttl = o.max_ttl;
-  report.mda = o.mda;
-  report.confidence = o.confidence / 100.0;
-  if (o.mda) {
-    auto r = run_mda(prober, sports, report.options, report.confidence, size_t(o.max_flows));
+  report.options = setup->trace;
+  report.mda = setup->mda;
+  report.confidence = setup->confidence;
+  if (setup->mda) {
+    auto r = run_mda(prober, sports, report.options, report.confidence, setup->max_flows);
     report.flows = std::move(r.flows);
     report.mda_complete = r.complete;
     report.mda_stop_reason = r.stop_reason;

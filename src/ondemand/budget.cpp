@@ -60,7 +60,7 @@ void PacketBudget::prune(Nanos now) {
 }
 
 std::optional<std::vector<Nanos>> PacketBudget::reserve(const IpAddress& dest, int count, Nanos now,
-                                                        Nanos latest) {
+                                                        Nanos latest, Nanos min_spacing) {
   std::lock_guard lock(mu_);
   // Callers read the clock before the lock: never go back behind what was already pruned.
   now = std::max(now, watermark_);
@@ -73,6 +73,7 @@ std::optional<std::vector<Nanos>> PacketBudget::reserve(const IpAddress& dest, i
   std::vector<Nanos> out;
   Nanos t = now;
   for (int i = 0; i < count; ++i) {
+    if (i > 0) t = std::max(t, out.back() + min_spacing);
     // Both constraints only push t later: alternate until neither moves it.
     for (;;) {
       const Nanos a = first_free(dest_times, t, dest_gap_);

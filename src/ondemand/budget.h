@@ -39,8 +39,10 @@ class PacketBudget {
  public:
   PacketBudget(double per_destination_pps, double global_pps, size_t max_destinations = 4096);
   // `count` send times for `dest`, each >= now (and >= any earlier call's now), or nullopt (nothing reserved)
-  // when the last would come after `latest` or too many destinations are booked.
-  std::optional<std::vector<Nanos>> reserve(const IpAddress& dest, int count, Nanos now, Nanos latest);
+  // when the last would come after `latest` or too many destinations are booked. Successive send times of
+  // the job are at least `min_spacing` apart (a ping test's interval).
+  std::optional<std::vector<Nanos>> reserve(const IpAddress& dest, int count, Nanos now, Nanos latest,
+                                            Nanos min_spacing = Nanos(0));
   size_t booked() const;  // send times held (for tests)
 
  private:

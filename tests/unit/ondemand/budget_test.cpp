@@ -92,5 +92,18 @@ TEST(ondemand_PacketBudget, ForgetsThePast) {
   EXPECT_TRUE(budget.reserve(IpAddress::v4(0x0a0000ff), 1, seconds(10), seconds(11)));  // old ones pruned
 }
 
+TEST(ondemand_PacketBudget, MinSpacingBetweenAJobsPackets) {
+  PacketBudget budget(10, 100);
+  const IpAddress dest = *IpAddress::parse("10.0.0.1");
+  auto times = budget.reserve(dest, 3, Nanos(0), seconds(5), seconds(1));  // a ping test's -i 1
+  ASSERT_TRUE(times);
+  EXPECT_EQ(*times, (std::vector<Nanos>{Nanos(0), seconds(1), seconds(2)}));
+  // Another caller fits between them (the destination's gap is 100 ms).
+  auto other = budget.reserve(dest, 1, Nanos(0), seconds(1));
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->front(), milliseconds(100));
+  EXPECT_FALSE(budget.reserve(*IpAddress::parse("10.0.0.2"), 3, Nanos(0), seconds(1), seconds(1)));
+}
+
 }  // namespace
 }  // namespace netprobe::ondemand

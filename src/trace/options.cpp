@@ -1,0 +1,322 @@
+#include "trace/options.h"
+
+#include <algorithm>
+#include <charconv>
+#include <set>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace netprobe {
+namespace {
+
+// Sets *error and returns nullopt, for the checks below.
+template <typename T>
+std::optional<T> refuse(OptionError* error, std::string option, std::string message) {
+  if (error) *error = {std::move(option), std::move(message)};
+  return std::nullopt;
+}
+
+ProbeType type_of(char mode) {
+  return mode == '1' ? ProbeType::kIcmpPing : mode == '2' ? ProbeType::kUdpUnreachable : ProbeType::kTcpSyn;
+}
+
+// JSON value -> option, with the key named when the type is wrong.
+using Json = nlohmann::json;
+
+bool fail(OptionError* error, const std::string& key, const std::string& what) {
+  if (error) *error = {key, key + ": " + what};
+  return false;
+}
+
+bool get_int(const Json& v, const std::string& key, int& out, OptionError* error) {
+  if (!v.is_number_integer()) return fail(error, key, "an integer is expected");
+  const auto i = v.get<int64_t>();
+  if (i < -1'000'000'000 || i > 1'000'000'000) return fail(error, key, "out of range");
+  out = int(i);
+  return true;
+}
+bool get_int(const Json& v, const std::string& key, std::optional<int>& out, OptionError* error) {
+  int i = 0;
+  if (!get_int(v, key, i, error)) return false;
+  out = i;
+  return true;
+}
+bool get_double(const Json& v, const std::string& key, double& out, OptionError* error) {
+  if (!v.is_number()) return fail(error, key, "a number is expected");
+  out = v.get<double>();
+  return true;
+}
+bool get_bool(const Json& v, const std::string& key, bool& out, OptionError* error) {
+  if (!v.is_boolean()) return fail(error, key, "true or false is expected");
+  out = v.get<bool>();
+  return true;
+}
+bool get_string(const Json& v, const std::string& key, std::string& out, OptionError* error) {
+  if (!v.is_string()) return fail(error, key, "a string is expected");
+  out = v.get<std::string>().substr(0, 256);
+  return true;
+}
+bool get_string(const Json& v, const std::string& key, std::optional<std::string>& out, OptionError* error) {
+  std::string s;
+  if (!get_string(v, key, s, error)) return false;
+  out = std::move(s);
+  return true;
+}
+// "protocol": tcp, icmp (trace only) or udp -> the mode letter.
+bool get_mode(const Json& v, const std::string& key, char& out, bool icmp, OptionError* error) {
+  std::string s;
+  if (!get_string(v, key, s, error)) return false;
+  if (s == "tcp") {
+    out = 'S';
+  } else if (s == "udp") {
+    out = '2';
+  } else if (s == "icmp" && icmp) {
+    out = '1';
+  } else {
+    return fail(error, key, icmp ? "tcp, icmp or udp" : "tcp or udp");
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::pair<int, int>> parse_port_range(const std::string& r, int max_ports) {
+  const auto num = [](std::string_view s) -> std::optional<int> {
+    int v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+    return v;
+  };
+  if (r.size() > 16) return std::nullopt;
+  const auto dash = r.find('-');
+  const auto a = dash == std::string::npos ? num(r) : num(std::string_view(r).substr(0, dash));
+  const auto z = dash == std::string::npos ? a : num(std::string_view(r).substr(dash + 1));
+  if (!a || !z || *a < 1 || *z > 65535 || *a > *z || *z - *a + 1 > max_ports) return std::nullopt;
+  return std::pair{*a, *z};
+}
+
+std::optional<TraceSetup> check_trace_options(const TraceCliOptions& o, OptionError* error) {
+  using R = TraceSetup;
+  if (o.format != "text" && o.format != "json" && o.format != "dot")
+    return refuse<R>(error, "format",
+                     "--format: \"" + o.format.substr(0, 16) + "\" is not text, json or dot");
+  if (o.first_ttl < 1 || o.first_ttl > kMaxTtl)
+    return refuse<R>(error, "first-ttl", fmt::format("--first-ttl: 1 to {}", kMaxTtl));
+  if (o.max_ttl < o.first_ttl || o.max_ttl > kMaxTtl)
+    return refuse<R>(error, "max-ttl", fmt::format("--max-ttl: from --first-ttl to {}", kMaxTtl));
+  if (!(o.rate_pps >= 1 && o.rate_pps <= 100000))
+    return refuse<R>(error, "rate", "--rate: 1 to 100000 probes per second");
+  if (!(o.wait_s > 0 && o.wait_s <= 60)) return refuse<R>(error, "wait", "--wait: above 0, at most 60 s");
+  if (o.confidence != 95 && o.confidence != 99)
+    return refuse<R>(error, "confidence", "--confidence: 95 or 99");
+  if (o.max_flows < 1 || o.max_flows > kTraceMaxSportRange)
+    return refuse<R>(error, "max-flows", "--max-flows: 1 to 4096");
+  if (o.ipv4 && o.ipv6) return refuse<R>(error, "ipv6", "-4 and -6 exclude each other");
+  if (o.target.empty() || o.target.size() > 253)
+    return refuse<R>(error, "target", "TARGET: a host name or an address");
+  TraceSetup s;
+  s.type = type_of(o.mode);
+  const bool ports = s.type != ProbeType::kIcmpPing;
+  const int dport = o.dst_port.value_or(s.type == ProbeType::kUdpUnreachable ? 33434 : 80);
+  if (dport < 1 || dport > 65535)
+    return refuse<R>(error, "destport", fmt::format("-p: {} is not a port", dport));
+  s.dst_port = ports ? uint16_t(dport) : 0;
+  if (o.sport_range) {
+    const auto r = parse_port_range(*o.sport_range, kTraceMaxSportRange);
+    if (!r)
+      return refuse<R>(
+          error, "sport-range",
+          fmt::format("--sport-range: \"{}\" is not A-B with 1 <= A <= B <= 65535, at most {} ports",
+                      o.sport_range->substr(0, 16), kTraceMaxSportRange));
+    for (int p = r->first; p <= r->second; ++p) s.sports.push_back(uint16_t(p));
+  } else if (o.mda) {
+    for (int p = kTraceDefaultSport; p < kTraceDefaultSport + o.max_flows && p <= 65535; ++p)
+      s.sports.push_back(uint16_t(p));
+  } else {
+    s.sports.push_back(uint16_t(kTraceDefaultSport));
+  }
+  s.trace.first_ttl = o.first_ttl;
+  s.trace.max_ttl = o.max_ttl;
+  s.mda = o.mda;
+  s.confidence = o.confidence / 100.0;
+  s.max_flows = size_t(o.max_flows);
+  s.rate_pps = o.rate_pps;
+  s.wait_s = o.wait_s;
+  return s;
+}
+
+std::optional<PathlossSetup> check_pathloss_options(const PathlossCliOptions& o, OptionError* error) {
+  using R = PathlossSetup;
+  if (o.format != "text" && o.format != "json")
+    return refuse<R>(error, "format", "--format: \"" + o.format.substr(0, 16) + "\" is not text or json");
+  if (o.mode == '1')
+    return refuse<R>(error, "protocol",
+                     "-1: ICMP echo has no ports, so no flows to tell apart (use -S or -2)");
+  if (o.probes_per_hop < 1 || o.probes_per_hop > kPathlossMaxProbesPerHop)
+    return refuse<R>(error, "probes-per-hop",
+                     fmt::format("--probes-per-hop: 1 to {}", kPathlossMaxProbesPerHop));
+  if (o.compare_healthy < 0 || o.compare_healthy > 64)
+    return refuse<R>(error, "compare-healthy", "--compare-healthy: 0 to 64");
+  if (o.first_ttl < 1 || o.first_ttl > kMaxTtl)
+    return refuse<R>(error, "first-ttl", fmt::format("--first-ttl: 1 to {}", kMaxTtl));
+  if (o.max_ttl < o.first_ttl || o.max_ttl > kMaxTtl)
+    return refuse<R>(error, "max-ttl", fmt::format("--max-ttl: from --first-ttl to {}", kMaxTtl));
+  if (!(o.rate_pps >= 1 && o.rate_pps <= 100000))
+    return refuse<R>(error, "rate", "--rate: 1 to 100000 probes per second");
+  if (!(o.wait_s > 0 && o.wait_s <= 60)) return refuse<R>(error, "wait", "--wait: above 0, at most 60 s");
+  if (o.ipv4 && o.ipv6) return refuse<R>(error, "ipv6", "-4 and -6 exclude each other");
+  if (o.target.empty() || o.target.size() > 253)
+    return refuse<R>(error, "target", "TARGET: a host name or an address");
+  if (bool(o.sports) == bool(o.sport_range))
+    return refuse<R>(error, "sports", "one of --sports and --sport-range");
+  PathlossSetup s;
+  s.type = o.mode == '2' ? ProbeType::kUdpUnreachable : ProbeType::kTcpSyn;
+  const int dport = o.dst_port.value_or(s.type == ProbeType::kUdpUnreachable ? 33434 : 80);
+  if (dport < 1 || dport > 65535)
+    return refuse<R>(error, "destport", fmt::format("-p: {} is not a port", dport));
+  s.dst_port = uint16_t(dport);
+  std::vector<uint16_t>& sports = s.sports;
+  if (o.sport_range) {
+    const auto r = parse_port_range(*o.sport_range, kPathlossMaxFlows);
+    if (!r)
+      return refuse<R>(
+          error, "sport-range",
+          fmt::format("--sport-range: \"{}\" is not A-B with 1 <= A <= B <= 65535, at most {} ports",
+                      o.sport_range->substr(0, 16), kPathlossMaxFlows));
+    for (int p = r->first; p <= r->second; ++p) sports.push_back(uint16_t(p));
+  } else {
+    const std::string& text = *o.sports;
+    size_t at = 0;
+    while (at <= text.size()) {
+      const size_t comma = std::min(text.find(',', at), text.size());
+      int v = 0;
+      auto [p, ec] = std::from_chars(text.data() + at, text.data() + comma, v);
+      if (ec != std::errc() || p != text.data() + comma || v < 1 || v > 65535)
+        return refuse<R>(error, "sports",
+                         "--sports: \"" + text.substr(0, 32) + "\" is not a list of ports (40001,40007)");
+      if (std::find(sports.begin(), sports.end(), uint16_t(v)) == sports.end()) sports.push_back(uint16_t(v));
+      if (sports.size() > size_t(kPathlossMaxFlows))
+        return refuse<R>(error, "sports", fmt::format("--sports: at most {}", kPathlossMaxFlows));
+      at = comma + 1;
+    }
+  }
+  // Reference flows: the next free ports after the highest one asked for (wrapping below it if needed).
+  s.reference.assign(sports.size(), false);
+  const std::set<uint16_t> asked(sports.begin(), sports.end());
+  for (int p = *asked.rbegin() + 1, added = 0; added < o.compare_healthy; ++p) {
+    if (p > 65535) p = 1024;
+    if (asked.count(uint16_t(p))) break;  // went all the way round
+    sports.push_back(uint16_t(p));
+    s.reference.push_back(true);
+    ++added;
+  }
+  s.options.trace.first_ttl = o.first_ttl;
+  s.options.trace.max_ttl = o.max_ttl;
+  s.options.probes_per_hop = o.probes_per_hop;
+  s.rate_pps = o.rate_pps;
+  s.wait_s = o.wait_s;
+  return s;
+}
+
+uint64_t max_probes_of(const TraceSetup& s) {
+  // trace_flows: at most attempts x TTLs per flow; MDA traces at most max_flows flows of the pool.
+  const uint64_t ttls = uint64_t(s.trace.max_ttl - s.trace.first_ttl + 1);
+  const uint64_t flows = s.mda ? std::min<uint64_t>(s.sports.size(), s.max_flows) : s.sports.size();
+  return flows * uint64_t(s.trace.attempts) * ttls;
+}
+
+uint64_t max_probes_of(const PathlossSetup& s) {
+  const uint64_t ttls = uint64_t(s.options.trace.max_ttl - s.options.trace.first_ttl + 1);
+  const uint64_t flows = s.sports.size();
+  return flows * ttls * (uint64_t(s.options.trace.attempts) + uint64_t(s.options.probes_per_hop));
+}
+
+bool apply_trace_json(const nlohmann::json& options, TraceCliOptions& o, OptionError* error) {
+  if (!options.is_object()) return fail(error, "options", "an object is expected");
+  for (const auto& [key, v] : options.items()) {
+    bool ok = false;
+    if (key == "protocol")
+      ok = get_mode(v, key, o.mode, true, error);
+    else if (key == "destport")
+      ok = get_int(v, key, o.dst_port, error);
+    else if (key == "sport-range")
+      ok = get_string(v, key, o.sport_range, error);
+    else if (key == "first-ttl")
+      ok = get_int(v, key, o.first_ttl, error);
+    else if (key == "max-ttl")
+      ok = get_int(v, key, o.max_ttl, error);
+    else if (key == "rate")
+      ok = get_double(v, key, o.rate_pps, error);
+    else if (key == "wait")
+      ok = get_double(v, key, o.wait_s, error);
+    else if (key == "mda")
+      ok = get_bool(v, key, o.mda, error);
+    else if (key == "confidence")
+      ok = get_int(v, key, o.confidence, error);
+    else if (key == "max-flows")
+      ok = get_int(v, key, o.max_flows, error);
+    else if (key == "format")
+      ok = get_string(v, key, o.format, error);
+    else if (key == "ipv4")
+      ok = get_bool(v, key, o.ipv4, error);
+    else if (key == "ipv6")
+      ok = get_bool(v, key, o.ipv6, error);
+    else
+      ok = fail(error, key.substr(0, 64), "not an option of trace");
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool apply_pathloss_json(const nlohmann::json& options, PathlossCliOptions& o, OptionError* error) {
+  if (!options.is_object()) return fail(error, "options", "an object is expected");
+  for (const auto& [key, v] : options.items()) {
+    bool ok = false;
+    if (key == "protocol") {
+      ok = get_mode(v, key, o.mode, false, error);
+    } else if (key == "destport") {
+      ok = get_int(v, key, o.dst_port, error);
+    } else if (key == "sports") {
+      if (v.is_array()) {  // [40001, 40007] as well as "40001,40007"
+        if (v.size() > size_t(kPathlossMaxFlows))
+          return fail(error, key, fmt::format("at most {}", kPathlossMaxFlows));
+        std::string joined;
+        for (const auto& p : v) {
+          if (!p.is_number_integer()) return fail(error, key, "a list of ports is expected");
+          joined += (joined.empty() ? "" : ",") + std::to_string(p.get<int64_t>());
+        }
+        o.sports = joined;
+        ok = true;
+      } else {
+        ok = get_string(v, key, o.sports, error);
+      }
+    } else if (key == "sport-range") {
+      ok = get_string(v, key, o.sport_range, error);
+    } else if (key == "probes-per-hop") {
+      ok = get_int(v, key, o.probes_per_hop, error);
+    } else if (key == "compare-healthy") {
+      ok = get_int(v, key, o.compare_healthy, error);
+    } else if (key == "first-ttl") {
+      ok = get_int(v, key, o.first_ttl, error);
+    } else if (key == "max-ttl") {
+      ok = get_int(v, key, o.max_ttl, error);
+    } else if (key == "rate") {
+      ok = get_double(v, key, o.rate_pps, error);
+    } else if (key == "wait") {
+      ok = get_double(v, key, o.wait_s, error);
+    } else if (key == "format") {
+      ok = get_string(v, key, o.format, error);
+    } else if (key == "ipv4") {
+      ok = get_bool(v, key, o.ipv4, error);
+    } else if (key == "ipv6") {
+      ok = get_bool(v, key, o.ipv6, error);
+    } else {
+      ok = fail(error, key.substr(0, 64), "not an option of pathloss");
+    }
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace netprobe
