@@ -333,7 +333,7 @@ TEST(firewall_Rules, CoalesceAndNames) {
   EXPECT_EQ(coalesce({{443, 443}, {80, 80}, {444, 450}, {81, 81}}),
             (std::vector<PortRange>{{80, 81}, {443, 450}}));
   EXPECT_EQ(coalesce({{65535, 65535}, {1, 65535}}), (std::vector<PortRange>{{1, 65535}}));
-  EXPECT_EQ(returning_names(kAllReturning).size(), 4u);
+  EXPECT_EQ(returning_names(kAllReturning).size(), 5u);  // udp-answer: UDPquery
   EXPECT_EQ(*protocol_from_string("icmpv6"), Protocol::kIcmpV6);
   EXPECT_EQ(*backend_from_string("openstack"), Backend::kNeutron);
   EXPECT_FALSE(backend_from_string("nova"));
