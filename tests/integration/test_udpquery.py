@@ -31,8 +31,9 @@ TARGETS = {
     "dns": (S4, 53, DNS, "{offset: 0, length: 2}", f"{{contains: '{ANSWER}'}}", 20),
     "dns_forged": (S4_DROPPED, 53, DNS, "{offset: 0, length: 2}", f"{{contains: '{ANSWER}'}}", 20),
     "echo_exact": (S4, 7, "ping", None, "{exact: ping}", 4),
-    "echo_contains": (S4, 7, "ping", None, "{contains: 'hex:696e'}", 4),
-    "echo_regex": (S4, 7, "ping", None, "{regex: '^p.ng$'}", 4),
+    # Without a token the 5-tuple is the match: each target its own port (docs/service-checks.md#daemon).
+    "echo_contains": (S4, 17, "ping", None, "{contains: 'hex:696e'}", 4),
+    "echo_regex": (S4, 27, "ping", None, "{regex: '^p.ng$'}", 4),
     "wrong": (S4, 8, "ping", None, "{exact: ping}", 4),
     "closed": (S4, 9, "ping", None, None, 4),
 }
@@ -40,7 +41,7 @@ TARGETS = {
 SERVICES = """
 import socket, select, time
 socks = []
-for port, reply in ((7, None), (8, b"nope")):
+for port, reply in ((7, None), (17, None), (27, None), (8, b"nope")):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("%s", port))
     socks.append((s, reply))
@@ -92,7 +93,8 @@ while time.time() < deadline and sent < 100000:
 
 def config_text(port):
     lines = ["global:", "  probe_name: lab", "  interval: 2", "  nb_proc: 1", "  logging_level: INFO",
-             f"  prometheus_port: {port}", "  prometheus_address: 127.0.0.1", "groups:", "  lab:",
+             f"  prometheus_port: {port}", "  prometheus_address: 127.0.0.1", "  dns_update_interval: 300",
+             "groups:", "  lab:",
              f"    src_port_a: {PORTS[0]}", f"    src_port_z: {PORTS[1]}", "targets:"]
     for name, (dst, dport, payload, token, expect, nb) in TARGETS.items():
         lines += [f"  {name}:", "    type: UDPquery", f"    destination: \"{dst}\"", f"    dst_port: {dport}",
@@ -114,7 +116,7 @@ def main():
     with netns.Lab() as lab:
         p, s = lab.ns("p"), lab.ns("s")
         lab.link(p, s, [f"{P4}/24"], [f"{S4}/24", f"{S4_DROPPED}/24"])
-        nft = "table inet lab { chain in { type filter hook input priority 0; ip daddr %s drop; } }" % S4_DROPPED
+        nft = "table inet lab {\n  chain in {\n    type filter hook input priority 0;\n    ip daddr %s drop\n  }\n}\n" % S4_DROPPED
         with tempfile.NamedTemporaryFile("w", suffix=".nft", delete=False) as fh:
             fh.write(nft)
         netns.sh("nft", "-f", fh.name, ns=s)
@@ -124,7 +126,7 @@ def main():
                       "--address=/svc.test/10.18.1.9"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         lab.popen(s, [sys.executable, "-c", SERVICES])
         harness.wait_until(lambda: all(f":{port} " in netns.sh("ss", "-Hlun", ns=s, capture=True)
-                                       for port in (53, 7, 8)), 30, "dnsmasq and the echo services")
+                                       for port in (53, 7, 17, 27, 8)), 30, "dnsmasq and the echo services")
         lab.popen(s, [sys.executable, "-c", FORGER])
 
         port = 9118
