@@ -184,8 +184,16 @@ Classification classify_udp(const IpInfo& ip, Direction dir) noexcept {
   ParseError why;
   const auto udp = UdpView::parse(ip.l4, &why);
   if (!udp) return reject(outer_reason(why));
-  // A UDP probe is answered by ICMP, never by UDP.
-  if (dir == Direction::kIncoming) return reject(RejectReason::kNotAReply);
+  // UDPunreachable is answered by ICMP, never by UDP; a UDPquery answer's token sits at a per-target offset
+  // classify() cannot know: an incoming datagram is a UDPquery answer candidate keyed by its 5-tuple, which
+  // the engine looks up (probes/udp_query.h).
+  if (dir == Direction::kIncoming) {
+    Classification c;
+    c.verdict = Verdict::kAnswer;
+    c.remote_port = udp->src_port();
+    set_key(c, ProbeType::kUdpQuery, ip.af, ip.src, udp->dst_port(), 0, ip.dst);
+    return c;
+  }
   Classification c;
   uint32_t index = 0;
   if (!udp_wire_token(ip, ip.l4, c.proof, index)) return reject(RejectReason::kNotAProbe);

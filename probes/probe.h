@@ -11,6 +11,7 @@
 //                  and reads only within the given bytes: captured packets are untrusted input.
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -20,6 +21,10 @@
 #include "core/token_space.h"
 
 namespace netprobe {
+
+namespace udpquery {
+struct Spec;
+}
 
 // Where a probe's answer is expected. Built from our own outgoing probe and from the reply, so equal keys
 // mean "this reply answers this probe".
@@ -45,6 +50,10 @@ struct MatchKey {
 //                    compensating word in the first 2 payload bytes): both within the 8 quoted bytes.
 //                    IPv6: first 4 payload bytes = W (20 + 12 bits; ICMPv6 errors quote them). The flow
 //                    label stays 0 (ECMP hashes read it: it must not change within a flow).
+//   UDPquery:        W (16 + 16 bits) in the target's token field of the payload (2 or 3 bytes: W's top 16
+//                    bits, the index), echoed by the service; IPv4 IP-ID = the index too (quoted by ICMP).
+//                    Answers are matched by the engine on the 5-tuple, then by the echoed field
+//                    (probes/udp_query.h, docs/service-checks.md#udpquery): classify() cannot find the field.
 // kTcpSeqShift and the index widths: core/token_space.h (the configuration check reads them too).
 int token_bits(ProbeType type, AddressFamily af);
 // Keyed bits after the index in W (never all zero: an IPv4 UDP checksum of 0 means "none").
@@ -85,6 +94,8 @@ struct ProbeParams {
   bool dont_fragment = true;     // IPv4 DF bit
   uint16_t ip_payload_size = 0;  // L4 header + data; smaller than the bare L4 header means "bare header"
   uint8_t ttl = 64;
+  // UDPquery only: payload, token field and expect (probes/udp_query_spec.h); null for the other types.
+  std::shared_ptr<const udpquery::Spec> query;
 };
 
 // Patched into every packet.

@@ -5,6 +5,7 @@
 #include "probes/icmp_echo.h"
 #include "probes/probe.h"
 #include "probes/tcp_syn.h"
+#include "probes/udp_query.h"
 #include "probes/udp_unreachable.h"
 
 namespace netprobe {
@@ -13,6 +14,7 @@ const Probe& probe_for(ProbeType type) {
   static const TcpSynProbe tcp_syn;
   static const IcmpEchoProbe icmp_echo;
   static const UdpUnreachableProbe udp_unreachable;
+  static const UdpQueryProbe udp_query;
   switch (type) {
     case ProbeType::kTcpSyn:
       return tcp_syn;
@@ -20,6 +22,8 @@ const Probe& probe_for(ProbeType type) {
       return icmp_echo;
     case ProbeType::kUdpUnreachable:
       return udp_unreachable;
+    case ProbeType::kUdpQuery:
+      return udp_query;
   }
   throw std::out_of_range("probe_for: unknown probe type");
 }

@@ -47,6 +47,8 @@ nlohmann::json to_json(const Check& c) {
                    {"status", c.ok() ? "OK" : "FAILED"},
                    {"sent", c.sent},
                    {"lost", c.lost},
+                   {"unexpected", c.unexpected},
+                   {"closed", c.closed},
                    {"loss_ratio", c.not_probed.empty() ? nlohmann::json(c.loss_ratio()) : nlohmann::json()}};
   if (c.target->dst_port && c.target->type != ProbeType::kIcmpPing) j["port"] = *c.target->dst_port;
   if (auto m = c.max_loss()) j["max_loss_ratio"] = *m;

@@ -108,6 +108,14 @@ struct TargetConfig {
   std::vector<std::string> groups;  // resolved association (sorted), see netprobify's rules
   bool is_dynamic = false;          // from an inventory plug-in
   HealthConfig health;              // overrides of global.health; supervisor only, as tags
+  // UDPquery (netprobe extension, docs/service-checks.md#udpquery), as written and validated by the loader;
+  // the worker builds probes/udp_query_spec.h's Spec from them (udpquery::make_spec()).
+  std::string payload;
+  std::string expect_kind = "any";  // any, exact, contains, regex
+  std::string expect_value;
+  uint16_t token_offset = 0;
+  uint16_t token_length = 0;  // 0: no token
+  uint16_t token_reply_offset = 0;
 
   AddressFamily family() const;  // address_family, else detected, else v4
   std::string state_label() const { return state.value_or("None"); }

@@ -90,7 +90,7 @@ inline constexpr int kSupervisorOnlyTargetFields = 2;
 template <typename S, typename F>
 requires std::is_same_v<std::remove_cvref_t<S>, TargetConfig>
 void for_each_field(S& t, F&& f) {
-  static_assert(field_count<TargetConfig>() == 20 + kSupervisorOnlyTargetFields,
+  static_assert(field_count<TargetConfig>() == 26 + kSupervisorOnlyTargetFields,
                 "TargetConfig changed: list the new field here (or in for_each_supervisor_only_field)");
   f("name", t.name);
   f("description", t.description);
@@ -112,6 +112,12 @@ void for_each_field(S& t, F&& f) {
   f("exclude_from", t.exclude_from);
   f("groups", t.groups);
   f("is_dynamic", t.is_dynamic);
+  f("payload", t.payload);
+  f("expect_kind", t.expect_kind);
+  f("expect_value", t.expect_value);
+  f("token_offset", t.token_offset);
+  f("token_length", t.token_length);
+  f("token_reply_offset", t.token_reply_offset);
 }
 
 }  // namespace netprobe

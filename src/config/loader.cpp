@@ -19,6 +19,7 @@
 #include "config/schema_validator.h"
 #include "config/yaml_json.h"
 #include "core/token_space.h"
+#include "probes/udp_query_spec.h"
 #include "svc/tcp_query.h"
 
 namespace netprobe {
@@ -336,7 +337,9 @@ class Builder {
 
     // Cross-field checks.
     bool destination_ok = destination.has_value();
-    if (type && (*type == ProbeType::kTcpSyn || *type == ProbeType::kUdpUnreachable) &&
+    if (type &&
+        (*type == ProbeType::kTcpSyn || *type == ProbeType::kUdpUnreachable ||
+         *type == ProbeType::kUdpQuery) &&
         !member(t, "dst_port"))
       error(join(path, "dst_port"), fmt::format("required for {}", to_string(*type)));
     if (destination) destination_ok = check_destination(path, out);
@@ -347,7 +350,10 @@ class Builder {
                 "the sequence-number token leaves)",
                 *out.ip_payload_size, kMaxTcpIpPayload, kMaxTcpIpPayload - kTcpHeader));
 
+    read_udp_query(path, t, type, out);
+
     associate_groups(path, out);
+    if (type && *type == ProbeType::kUdpQuery) check_flows_without_token(path, out);
     if (type && destination_ok) count_probes(path, out);
     cfg_.targets.emplace(name, std::move(out));
   }
@@ -464,6 +470,64 @@ class Builder {
       return;
     }
     cfg_.service_checks.emplace(name, std::move(out));
+  }
+
+  // UDPquery's payload, expect and token (docs/service-checks.md#udpquery): validated here exactly as the
+  // worker will build them (udpquery::make_spec()), each error at its key.
+  void read_udp_query(const std::string& path, const Json& t, std::optional<ProbeType> type,
+                      TargetConfig& out) {
+    const bool query = type && *type == ProbeType::kUdpQuery;
+    for (const char* key : {"payload", "expect", "token"})
+      if (!query && member(t, key)) error(join(path, key), "only for UDPquery targets");
+    if (!query) return;
+    if (auto v = get_string(t, "payload")) out.payload = *v;
+    if (!member(t, "payload")) error(join(path, "payload"), "required for UDPquery");
+    if (const Json* e = member(t, "expect"); e && e->is_object()) {
+      int kinds = 0;
+      for (const char* kind : {"any", "exact", "contains", "regex"}) {
+        const Json* v = member(*e, kind);
+        if (!v) continue;
+        ++kinds;
+        out.expect_kind = kind;
+        out.expect_value = v->is_string() ? v->get<std::string>() : "";
+      }
+      if (kinds > 1 || (kinds == 0 && e->empty())) {  // another key is reported by the schema
+        error(join(path, "expect"), "exactly one of any, exact, contains, regex");
+        out.expect_kind = "any";
+      }
+    }
+    if (const Json* tok = member(t, "token"); tok && tok->is_object()) {
+      auto u16 = [&](const char* key) { return uint16_t(get_int(*tok, key).value_or(0)); };
+      out.token_offset = u16("offset");
+      out.token_length = u16("length");
+      if (out.token_length > udpquery::kMaxTokenBytes) out.token_length = 0;  // reported by the schema
+      out.token_reply_offset = member(*tok, "reply_offset") ? u16("reply_offset") : out.token_offset;
+    }
+    std::string why;
+    if (!member(t, "payload")) return;
+    if (!udpquery::make_spec(out.payload, out.expect_kind, out.expect_value, out.token_offset,
+                             out.token_length, out.token_reply_offset, &why)) {
+      const std::string_view w(why);
+      const char* key = w.starts_with("payload") ? "payload" : w.starts_with("expect") ? "expect" : "token";
+      error(join(path, key), why.substr(why.find(": ") + 2));
+    }
+  }
+
+  // Without a token, an answer is matched by its 5-tuple alone: each flow (source port) may carry one probe
+  // per iteration, so that no two of them are in flight at once.
+  void check_flows_without_token(const std::string& path, const TargetConfig& t) {
+    if (t.token_length != 0) return;
+    for (const auto& name : t.groups) {
+      const auto g = cfg_.groups.find(name);
+      if (g == cfg_.groups.end()) continue;
+      const int ports = g->second.src_port_z - g->second.src_port_a + 1;
+      if (t.nb_packets > ports)
+        error(join(path, "nb_packets"),
+              fmt::format("{} packets but group \"{}\" has {} source port(s): without a token, a UDPquery "
+                          "answer is matched by its 5-tuple, so each flow carries at most one probe per "
+                          "iteration (add a token, more source ports, or fewer packets)",
+                          t.nb_packets, name, ports));
+    }
   }
 
   // Returns false when the destination cannot be probed as written.

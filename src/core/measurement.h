@@ -37,6 +37,10 @@ struct GroupMeasurement {
   uint64_t time_ooo = 0;       // answered with a negative RTT (counted as answered, excluded from rtts)
   uint64_t late = 0;           // answers that arrived after their probe's deadline
   uint64_t duplicates = 0;     // second and later answers to one probe
+  // UDPquery: answers whose token (or 5-tuple) is the probe's but whose content is not what `expect` says,
+  // and ICMP port unreachables quoting a probe; counted in `sent`, neither answered nor lost.
+  uint64_t unexpected = 0;
+  uint64_t closed = 0;
   std::map<std::string, uint64_t> icmp_errors;  // ICMP errors quoting our probes, by "type/code" label
   std::vector<FlowMeasurement> flows;           // the flows probed (sent > 0), in plan order
   std::vector<IpAddress> flow_destinations;     // the hosts FlowMeasurement::dst designates

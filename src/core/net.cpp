@@ -14,6 +14,8 @@ std::string_view to_string(ProbeType t) {
       return "ICMPping";
     case ProbeType::kUdpUnreachable:
       return "UDPunreachable";
+    case ProbeType::kUdpQuery:
+      return "UDPquery";
   }
   return "?";
 }
@@ -22,6 +24,7 @@ std::optional<ProbeType> probe_type_from_string(std::string_view s) {
   if (s == "TCPsyn") return ProbeType::kTcpSyn;
   if (s == "ICMPping") return ProbeType::kIcmpPing;
   if (s == "UDPunreachable") return ProbeType::kUdpUnreachable;
+  if (s == "UDPquery") return ProbeType::kUdpQuery;
   return std::nullopt;
 }
 

@@ -13,11 +13,11 @@ namespace netprobe {
 
 enum class AddressFamily : uint8_t { kV4 = 4, kV6 = 6 };
 
-// The three probe types, spelled as netprobify's `type:` values.
-enum class ProbeType : uint8_t { kTcpSyn = 0, kIcmpPing = 1, kUdpUnreachable = 2 };
-inline constexpr int kProbeTypeCount = 3;
+// The probe types, spelled as netprobify's `type:` values (UDPquery is a netprobe extension, issue 18).
+enum class ProbeType : uint8_t { kTcpSyn = 0, kIcmpPing = 1, kUdpUnreachable = 2, kUdpQuery = 3 };
+inline constexpr int kProbeTypeCount = 4;
 
-std::string_view to_string(ProbeType t);  // "TCPsyn", "ICMPping", "UDPunreachable"
+std::string_view to_string(ProbeType t);  // "TCPsyn", "ICMPping", "UDPunreachable", "UDPquery"
 std::optional<ProbeType> probe_type_from_string(std::string_view s);
 std::string_view to_string(AddressFamily af);  // "ipv4", "ipv6" (the metric label values)
 

@@ -20,6 +20,8 @@ constexpr int token_index_bits(ProbeType type, AddressFamily af) {
       return 32;
     case ProbeType::kUdpUnreachable:
       return af == AddressFamily::kV4 ? 16 : 20;
+    case ProbeType::kUdpQuery:  // W's top 16 bits: what a 2-byte echoed field (the DNS ID) carries
+      return 16;
   }
   return 16;
 }

@@ -5,6 +5,8 @@
 #include <algorithm>
 
 #include "core/hash.h"
+#include "probes/udp_query.h"
+#include "wire/l4.h"
 
 namespace netprobe {
 
@@ -214,6 +216,13 @@ void IterationRunner::on_own_probe(const Classification& c, Nanos at) {
 }
 
 void IterationRunner::on_answer(const Classification& c, Nanos at) {
+  if (c.key.type == ProbeType::kUdpQuery) {
+    // Not UDPquery's (no such destination): the datagram is no answer of any type.
+    if (!on_udp_query(c, at, /*quoted=*/false)) ++rejected_[size_t(RejectReason::kNotAReply)];
+    return;
+  }
+  // A UDP port unreachable: UDPquery's "closed" when it quotes one of its probes.
+  if (c.key.type == ProbeType::kUdpUnreachable && on_udp_query(c, at, /*quoted=*/true)) return;
   uint32_t dest;
   bool indexed;
   const uint32_t slot = matched_slot(c, &dest, &indexed);
@@ -260,6 +269,8 @@ void IterationRunner::account_answer(uint32_t slot, Nanos at) {
     case State::kUnsent:
       break;  // the kernel refused it: nothing to account
     case State::kAnswered:
+    case State::kUnexpected:  // UDPquery: already judged by an earlier answer, or closed
+    case State::kClosed:
       ++bucket().duplicates;
       break;
     case State::kLost:
@@ -399,6 +410,7 @@ void IterationRunner::on_pure_ack(const Classification& c, Nanos at) {
 }
 
 void IterationRunner::on_icmp_error(const Classification& c, Nanos at) {
+  if (c.key.type == ProbeType::kUdpUnreachable && on_udp_query(c, at, /*quoted=*/true)) return;
   uint32_t dest;
   bool indexed;
   const uint32_t slot = matched_slot(c, &dest, &indexed);
@@ -415,6 +427,11 @@ void IterationRunner::on_icmp_error(const Classification& c, Nanos at) {
     ++rejected_[kWrongQuote];
     return;
   }
+  note_icmp_error(slot, c, at);
+}
+
+void IterationRunner::note_icmp_error(uint32_t slot, const Classification& c, Nanos at) {
+  const PlannedProbe& p = plan_->probes[slot];
   Slot& s = slots_[slot];
   if (s.flags & kIcmpError) return;  // count one error per probe
   s.flags |= kIcmpError;
@@ -432,6 +449,87 @@ void IterationRunner::on_icmp_error(const Classification& c, Nanos at) {
     }
   }
   ++b.icmp_errors_overflow;
+}
+
+// ---- UDPquery (probes/udp_query.h, docs/service-checks.md#udpquery) ------------------------------------
+
+bool IterationRunner::on_udp_query(const Classification& c, Nanos at, bool quoted) {
+  const uint32_t dest = destination_index_.find(ProbeType::kUdpQuery, c.key.target);
+  if (dest == DestinationIndex::kNone) return false;
+  udpquery::SeenDatagram seen;
+  if (!udpquery::parse_datagram(current_packet_, quoted, seen)) {
+    ++rejected_[size_t(quoted ? RejectReason::kQuoteTruncated : RejectReason::kTruncated)];
+    return true;
+  }
+  // The destination's probes handed to the sender, latest first, over one timeout at most (older ones are
+  // resolved) and a hard bound: the answer's 5-tuple first, then its token. Without a token the latest
+  // probe on the 5-tuple is the one (the configuration keeps one probe per flow in flight).
+  constexpr uint32_t kMaxWalk = 1u << 16;
+  const Destination& d = destinations_[dest];
+  const uint32_t* begin = by_ordinal_.data() + d.first;
+  uint32_t o = uint32_t(std::lower_bound(begin, begin + d.count, sent_end_) - begin);
+  bool on_tuple = false;
+  udpquery::Outcome outcome = udpquery::Outcome::kNotOurs;
+  uint32_t slot = kNoSlot;
+  for (uint32_t steps = 0; o > 0 && steps < kMaxWalk; ++steps) {
+    --o;
+    const uint32_t e = begin[o];
+    const Slot& s = slots_[e];
+    if (s.time != 0 && !(s.flags & kRttPending) && s.time + timeout_of(e).count() < at.count()) break;
+    if (s.state == State::kUnsent) continue;
+    const PlannedProbe& p = plan_->probes[e];
+    const PacketTemplate& tmpl = plan_->templates[p.tmpl];
+    if (p.src_port != c.key.local_port || tmpl.params.dst_port != c.remote_port ||
+        plan_->source_of(p) != c.local)
+      continue;
+    on_tuple = true;
+    if (quoted) {
+      if (!udpquery::quote_matches(tmpl, tokens_[e], seen.ip_id, seen.payload)) continue;
+    } else {
+      outcome = udpquery::match_answer(tmpl, tokens_[e], seen.payload);
+      if (outcome == udpquery::Outcome::kNotOurs) continue;
+    }
+    slot = e;
+    break;
+  }
+  if (slot == kNoSlot) {
+    // On a probe's 5-tuple with a wrong token: forged, or another prober's; else nothing of ours.
+    ++rejected_[on_tuple ? kWrongToken : quoted ? kUnmatchedIcmpError : kUnmatched];
+    return true;
+  }
+  if (!quoted) {
+    if (outcome == udpquery::Outcome::kAnswered)
+      account_answer(slot, at);
+    else
+      account_other_outcome(slot, State::kUnexpected, at);
+    return true;
+  }
+  const bool port_unreachable = c.key.target.af == AddressFamily::kV4
+                                    ? c.icmp_type == wire::IcmpView::kV4DestUnreachable &&
+                                          c.icmp_code == wire::IcmpView::kV4CodePortUnreachable
+                                    : c.icmp_type == wire::IcmpView::kV6DestUnreachable &&
+                                          c.icmp_code == wire::IcmpView::kV6CodePortUnreachable;
+  note_icmp_error(slot, c, at);
+  if (port_unreachable) account_other_outcome(slot, State::kClosed, at);
+  return true;
+}
+
+void IterationRunner::account_other_outcome(uint32_t slot, State state, Nanos at) {
+  Slot& s = slots_[slot];
+  auto bucket = [&]() -> BucketStats& { return bucket_stats_[plan_->bucket_of(plan_->probes[slot])]; };
+  const bool first_reply = !(s.flags & kReplied);
+  s.flags |= kReplied;
+  if (details_on_) record_reply(slot, first_reply, at);
+  if (s.state != State::kPending) {
+    if (s.state != State::kUnsent) ++(first_reply ? bucket().late : bucket().duplicates);
+    return;
+  }
+  if (s.time != 0 && !(s.flags & kRttPending) && at.count() > s.time + timeout_of(slot).count()) {
+    ++bucket().late;
+    resolve(slot, State::kLost);
+    return;
+  }
+  resolve(slot, state);
 }
 
 void IterationRunner::record_reply(uint32_t slot, bool first, Nanos at) {
@@ -632,6 +730,10 @@ IterationReport IterationRunner::report() const {
     GroupMeasurement& g = out.groups[plan_->bucket_of(p)];
     ++g.sent;
     ++f.sent;
+    if (s.state == State::kUnexpected || s.state == State::kClosed) {
+      ++(s.state == State::kClosed ? g.closed : g.unexpected);  // neither answered nor lost
+      continue;
+    }
     if (s.state != State::kAnswered) {
       ++g.lost;  // lost, or still pending when the iteration was cut short
       ++f.lost;

@@ -136,7 +136,9 @@ class IterationRunner {
   size_t memory_bytes() const noexcept;
 
  private:
-  enum class State : uint8_t { kPending, kAnswered, kLost, kUnsent };
+  // kUnexpected, kClosed: UDPquery's answer that is not what `expect` says, and its ICMP port unreachable;
+  // resolved, neither answered nor lost (docs/service-checks.md#udpquery).
+  enum class State : uint8_t { kPending, kAnswered, kLost, kUnsent, kUnexpected, kClosed };
   // 16 bytes per probe: everything the iteration knows about it besides its plan entry and token.
   // The RTT is a float of nanoseconds: 24 bits of mantissa hold every whole nanosecond below 16.7 ms
   // exactly (so the exported seconds are those of an integer ns count, as before) and are within 60 ns
@@ -198,6 +200,15 @@ class IterationRunner {
   void on_own_probe(const Classification& c, Nanos at);
   void on_answer(const Classification& c, Nanos at);
   void on_icmp_error(const Classification& c, Nanos at);
+  // The ICMP error bookkeeping of a probe once its quote is matched (per (type, code), one per probe).
+  void note_icmp_error(uint32_t slot, const Classification& c, Nanos at);
+  // UDPquery (probes/udp_query.h): an answer datagram, or (`quoted`) an ICMP error quoting a UDP datagram,
+  // looked up on its 5-tuple among the destination's probes of the last timeout, then by the exact echoed
+  // token. Returns false when no UDPquery destination is probed at that address (the packet is then the
+  // other UDP type's to judge).
+  bool on_udp_query(const Classification& c, Nanos at, bool quoted);
+  // Resolves a pending probe as `state` (kUnexpected, kClosed) at `at`; else counts a duplicate or late.
+  void account_other_outcome(uint32_t slot, State state, Nanos at);
   // The accounting of an answer to `slot` at `at` (in time, late, duplicate), shared by every answer kind.
   void account_answer(uint32_t slot, Nanos at);
 

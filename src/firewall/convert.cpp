@@ -226,6 +226,9 @@ void iptables_flow(const Flow& f, Output& out) {
         if (r.protocol == Protocol::kTcp && (r.returning & kTcpAck))
           out.command(fmt::format("{} -A INPUT -p tcp -s {}{} --sport {}{} --tcp-flags ACK ACK -j ACCEPT",
                                   ipt, dst, src_in, dp.to_string(':'), dport));
+        if (r.protocol == Protocol::kUdp && (r.returning & kUdpAnswer))
+          out.command(fmt::format("{} -A INPUT -p udp -s {}{} --sport {}{} -j ACCEPT", ipt, dst, src_in,
+                                  dp.to_string(':'), dport));
       }
   } else {
     out.command(
@@ -280,6 +283,10 @@ void nft_flow(const Flow& f, const std::string& table, Output& out) {
     if (r.protocol == Protocol::kTcp && (r.returning & kTcpAck))
       out.command(fmt::format("{} {} saddr {}{} tcp sport {}{} tcp flags & ack == ack accept", input, ip, dst,
                               src_in, nft_ports(r.ports), dport));
+    if (r.protocol == Protocol::kUdp && (r.returning & kUdpAnswer))
+      out.command(
+          fmt::format("{} {} saddr {}{} udp sport {}{} accept", input, ip, dst, src_in, nft_ports(r.ports),
+                      r.src_ports.empty() ? "" : fmt::format(" udp dport {}", nft_ports(r.src_ports))));
   } else {
     out.command(fmt::format("{}{} {} daddr {} {} type echo-request accept", output, src_out, ip, dst, icmp));
   }

@@ -68,6 +68,10 @@ Result<std::vector<EgressRule>> export_rules(const Config& config,
         base.protocol = Protocol::kUdp;
         base.returning = kPortUnreachable | kIcmpErrors;
         break;
+      case ProbeType::kUdpQuery:  // the service answers in UDP, or with a port unreachable when closed
+        base.protocol = Protocol::kUdp;
+        base.returning = kUdpAnswer | kPortUnreachable | kIcmpErrors;
+        break;
       case ProbeType::kIcmpPing:
         base.protocol = af == AddressFamily::kV4 ? Protocol::kIcmp : Protocol::kIcmpV6;
         base.returning = kEchoReply | kIcmpErrors;

@@ -54,7 +54,8 @@ std::vector<PortRange> coalesce(std::vector<PortRange> ranges) {
 
 namespace {
 
-constexpr std::string_view kReturningNames[] = {"tcp-ack", "echo-reply", "port-unreachable", "icmp-errors"};
+constexpr std::string_view kReturningNames[] = {"tcp-ack", "echo-reply", "port-unreachable", "icmp-errors",
+                                                "udp-answer"};
 
 std::optional<uint8_t> returning_from_string(std::string_view s) {
   for (size_t i = 0; i < std::size(kReturningNames); ++i)

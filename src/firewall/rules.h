@@ -31,9 +31,10 @@ enum Returning : uint8_t {
   kEchoReply = 2,        // "echo-reply": ICMP / ICMPv6 echo reply from to_host
   kPortUnreachable = 4,  // "port-unreachable": ICMP / ICMPv6 port unreachable from to_host
   kIcmpErrors = 8,       // "icmp-errors": destination unreachable, time exceeded, parameter problem
+  kUdpAnswer = 16,       // "udp-answer": UDP from to_host's ports to the source ports (UDPquery)
                          // (ICMPv6: and packet too big), from any router on the path
 };
-inline constexpr uint8_t kAllReturning = kTcpAck | kEchoReply | kPortUnreachable | kIcmpErrors;
+inline constexpr uint8_t kAllReturning = kTcpAck | kEchoReply | kPortUnreachable | kIcmpErrors | kUdpAnswer;
 std::vector<std::string_view> returning_names(uint8_t bits);  // in the order above
 
 struct EgressRule {

@@ -327,6 +327,8 @@ nlohmann::json to_json_document(const IterationReport& r) {
     a[kGroupIcmpErrors] = g.icmp_errors;
     a[kGroupFlows] = flows_to_binary(g);
     a[kGroupFlowDestinations] = addresses_to_binary(g.flow_destinations);
+    a[kGroupUnexpected] = g.unexpected;
+    a[kGroupClosed] = g.closed;
     groups.push_back(std::move(row));
   }
   Json targets = Json::array();
@@ -377,6 +379,11 @@ Result<IterationReport> report_from_json_document(const nlohmann::json& doc) {
       g.duplicates = j[kGroupDuplicates].get<uint64_t>();
       g.icmp_errors = j[kGroupIcmpErrors].get<std::map<std::string, uint64_t>>();
       g.flow_destinations = addresses_from_binary(j[kGroupFlowDestinations]);
+      g.unexpected = j[kGroupUnexpected].get<uint64_t>();
+      g.closed = j[kGroupClosed].get<uint64_t>();
+      if (g.unexpected > g.sent || g.closed > g.sent - g.unexpected ||
+          g.lost > g.sent - g.unexpected - g.closed)
+        throw std::invalid_argument("bad group counts");
       g.flows = flows_from_binary(j[kGroupFlows], g, r.sources.size());
       r.groups.push_back(std::move(g));
     }

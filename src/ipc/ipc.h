@@ -154,6 +154,8 @@ enum ReportGroupField : size_t {
   kGroupIcmpErrors,
   kGroupFlows,             // FlowMeasurement records (ipc.cpp flows_to_binary)
   kGroupFlowDestinations,  // addresses (ipc.cpp addresses_to_binary)
+  kGroupUnexpected,        // UDPquery
+  kGroupClosed,
   kGroupFields
 };
 enum ReportTargetField : size_t {

@@ -37,6 +37,8 @@ enum class TargetSeries::Kind : uint8_t {
   kStateChanges,
   kLastChange,
   kHealthThreshold,
+  kUnexpected,  // UDPquery
+  kClosed,
 };
 
 struct TargetSeries::Family {
@@ -75,7 +77,7 @@ void append_uint(std::string& out, uint64_t v) {
 }  // namespace
 
 void TargetSeries::Row::reset_type_series() {
-  sent = loss = loss_ratio = 0;
+  sent = loss = loss_ratio = unexpected = closed = 0;
   rtt_sum = 0;
   rtt.fill(0);
   std::fill(round_trip.begin(), round_trip.end(), 0.0);
@@ -98,7 +100,8 @@ TargetSeries::TargetSeries(std::string probe_name, std::vector<int> percentiles)
   };
   // Names and HELP texts as ProberMetrics registered them with prometheus-cpp (names and labels:
   // docs/netprobify-compatibility.md#metrics).
-  for (ProbeType type : {ProbeType::kTcpSyn, ProbeType::kIcmpPing, ProbeType::kUdpUnreachable}) {
+  for (ProbeType type :
+       {ProbeType::kTcpSyn, ProbeType::kIcmpPing, ProbeType::kUdpUnreachable, ProbeType::kUdpQuery}) {
     const std::string p(metric_prefix(type));
     const std::string t(to_string(type));
     add(p + "_sent_total", t + " probes sent (answered + lost)", "counter", Kind::kSent, type);
@@ -109,6 +112,14 @@ TargetSeries::TargetSeries(std::string probe_name, std::vector<int> percentiles)
     add(p + "_rtt_seconds", t + " round-trip time of every answered probe", "histogram", Kind::kRtt, type);
     add(p + "_icmp_errors_total", t + " ICMP errors quoting our probes, by type/code", "counter",
         Kind::kIcmpErrors, type);
+    if (type == ProbeType::kUdpQuery) {  // docs/service-checks.md#udpquery
+      add(p + "_unexpected_total",
+          t + " answers that are not what expect says (counted in sent, not in loss)", "counter",
+          Kind::kUnexpected, type);
+      add(p + "_closed_total",
+          t + " probes answered by an ICMP port unreachable (counted in sent, not in loss)", "counter",
+          Kind::kClosed, type);
+    }
     if (type == ProbeType::kTcpSyn) {
       add(p + "_match_ack_fail_count", "TCP answers whose ack matches no probe (gauge used as a counter)",
           "gauge", Kind::kMatchAckFail, type);
@@ -236,6 +247,8 @@ void TargetSeries::record(const GroupMeasurement& m, std::span<const IpAddress> 
   r.stale = false;
   r.sent += static_cast<double>(m.sent);
   r.loss += static_cast<double>(m.lost);
+  r.unexpected += static_cast<double>(m.unexpected);
+  r.closed += static_cast<double>(m.closed);
   r.loss_ratio = m.sent == 0 ? 0.0 : static_cast<double>(m.lost) / static_cast<double>(m.sent);
   for (size_t i = 0; i < percentiles_.size(); ++i)
     r.round_trip[i] = percentile_linear(sorted, percentiles_[i]);
@@ -497,7 +510,11 @@ class TargetSeries::SampleWriter {
       if (r.type != f_.type || (r.stale && f_.kind == Kind::kLossRatio)) continue;
       begin();
       measurement_labels(r);
-      end(f_.kind == Kind::kSent ? r.sent : f_.kind == Kind::kLoss ? r.loss : r.loss_ratio);
+      end(f_.kind == Kind::kSent         ? r.sent
+          : f_.kind == Kind::kLoss       ? r.loss
+          : f_.kind == Kind::kUnexpected ? r.unexpected
+          : f_.kind == Kind::kClosed     ? r.closed
+                                         : r.loss_ratio);
     }
   }
 
@@ -811,6 +828,8 @@ void TargetSeries::render_target(std::string& out, const Family& f, bool& header
     case Kind::kSent:
     case Kind::kLoss:
     case Kind::kLossRatio:
+    case Kind::kUnexpected:
+    case Kind::kClosed:
       return w.measurements(t);
     case Kind::kRoundTrip:
       return w.round_trips(t);

@@ -113,6 +113,8 @@ class TargetSeries final : public TextSource {
     double sent = 0;
     double loss = 0;
     double loss_ratio = 0;
+    double unexpected = 0;  // UDPquery
+    double closed = 0;
     double time_ooo = 0;
     double late = 0;
     double duplicates = 0;

@@ -8,10 +8,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <unordered_map>
 
 #include "config/config.h"
 #include "core/sockaddr.h"
+#include "probes/udp_query_spec.h"
 
 namespace netprobe {
 
@@ -74,6 +76,17 @@ class PlanBuilder {
           Error::for_target(t.name, "target " + t.name + ": no route to " + unroutable->to_string()));
       return Status::success();
     }
+    std::shared_ptr<const udpquery::Spec> query;  // UDPquery: one per target, shared by its templates
+    if (t.type == ProbeType::kUdpQuery) {
+      std::string why;
+      auto spec = udpquery::make_spec(t.payload, t.expect_kind, t.expect_value, t.token_offset,
+                                      t.token_length, t.token_reply_offset, &why);
+      if (!spec) {  // the loader validated it: only a hand-made configuration gets here
+        plan_.skipped_targets.push_back(Error::for_target(t.name, "target " + t.name + ": " + why));
+        return Status::success();
+      }
+      query = std::make_shared<const udpquery::Spec>(std::move(*spec));
+    }
     const auto target_index = uint32_t(plan_.targets.size());
     plan_.targets.push_back(
         {t.name, t.type, af, std::chrono::duration_cast<Nanos>(std::chrono::duration<double>(t.timeout_s))});
@@ -98,6 +111,7 @@ class PlanBuilder {
         params.dscp = uint8_t(g.dscp);
         params.dont_fragment = t.dont_fragment;
         params.ip_payload_size = uint16_t(effective_ip_payload_size(t, g));
+        params.query = query;
         plan_.templates.push_back(probe_for(t.type).make_template(params));
         plan_.template_buckets.push_back(bucket);
         auto indexes = source_indexes(sources, t.type);

@@ -22,6 +22,8 @@ std::string endpoint(const TargetConfig& t) {
 void CheckResult::add(const GroupMeasurement& m) {
   sent += m.sent;
   lost += m.lost;
+  unexpected += m.unexpected;
+  closed += m.closed;
   rtts_s.insert(rtts_s.end(), m.rtts_s.begin(), m.rtts_s.end());
   for (const auto& [code, n] : m.icmp_errors) icmp_errors[code] += n;
 }
@@ -34,6 +36,7 @@ std::optional<double> CheckResult::max_loss() const {
 
 bool CheckResult::ok() const {
   if (!not_probed.empty() || sent == 0) return false;
+  if (unexpected || closed) return false;  // UDPquery: the service answered wrong, or is not there
   if (auto m = max_loss()) return *m == 0 ? lost == 0 : loss_ratio() < *m;
   return lost < sent;
 }
@@ -58,6 +61,8 @@ std::string CheckResult::line() const {
       detail = percent(loss_ratio()) + " loss";
     }
     if (auto m = max_loss()) detail += fmt::format(" (threshold {})", percent(*m));
+    if (unexpected) detail += fmt::format(", {} unexpected", unexpected);
+    if (closed) detail += fmt::format(", {} closed", closed);
     if (!icmp_errors.empty()) {
       std::vector<std::string> errors;
       for (const auto& [code, n] : icmp_errors) errors.push_back(fmt::format("{} x{}", code, n));

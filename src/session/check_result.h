@@ -21,6 +21,8 @@ struct CheckResult {
   std::string group;
   uint64_t sent = 0;
   uint64_t lost = 0;
+  uint64_t unexpected = 0;  // UDPquery: answers not what expect says, port unreachables
+  uint64_t closed = 0;
   std::vector<double> rtts_s;
   std::map<std::string, uint64_t> icmp_errors;
   std::string not_probed;  // why the target could not be probed at all (DNS, route)
@@ -31,8 +33,8 @@ struct CheckResult {
   // The target's threshold.loss, read as a ratio up to 1 and as a percentage above (the schema allows
   // either, "as your alert rules expect"); nullopt without one.
   std::optional<double> max_loss() const;
-  // OK: probed, and its loss below the threshold when the target has one (0: no loss at all), else at least
-  // one answer.
+  // OK: probed, no UDPquery answer unexpected or closed, and its loss below the threshold when the target has
+  // one (0: no loss at all), else at least one answer.
   bool ok() const;
   double median_rtt_s() const;  // 0 without RTT
   // "TCPsyn web.example.net:443 OK 0.41 ms [web/g]", "... FAILED 100 % loss [web/g]".

@@ -28,7 +28,7 @@ void PrintTo(const Case& c, std::ostream* os) { *os << c.file; }
 const std::vector<Case>& bad_cases() {
   static const std::vector<Case> cases = {
       {"bad/type_enum.yaml",
-       {R"(targets.google_ipv4.type: "TCPSYN" is not one of TCPsyn, ICMPping, UDPunreachable, TCPquery, TLS)"},
+       {R"(targets.google_ipv4.type: "TCPSYN" is not one of TCPsyn, ICMPping, UDPunreachable, UDPquery, TCPquery, TLS)"},
        {}},
       {"bad/rtt_histogram_enum.yaml",
        {R"(global.rtt_histogram: "per_destination" is not one of per_group, per_target, none)"},

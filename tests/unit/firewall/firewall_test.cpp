@@ -120,6 +120,59 @@ TEST(firewall_Export, SelectionNarrowsTheRules) {
   EXPECT_FALSE(export_rules(*loaded.config, selected, "bad host\nname").ok());
 }
 
+// UDPquery: a UDP rule to dst_port from the group's source ports; the service's answers come back as UDP
+// (udp-answer), a closed port as a port unreachable.
+TEST(firewall_Export, UdpQueryIsAUdpRuleWithItsAnswers) {
+  const auto loaded = load_config_string(R"(global:
+  probe_name: p
+  interval: 30
+  nb_proc: 1
+  logging_level: INFO
+  prometheus_port: 8000
+  dns_update_interval: 300
+groups:
+  g:
+    src_ipv4: 198.51.100.1
+    src_port_a: 40000
+    src_port_z: 40003
+targets:
+  resolver:
+    type: UDPquery
+    destination: 192.0.2.53
+    dst_port: 53
+    payload: 'hex:0000 0100 0001'
+    token: {offset: 0, length: 2}
+)",
+                                         "q.yaml");
+  ASSERT_TRUE(loaded.ok()) << loaded.diagnostics.errors[0];
+  const std::vector<const TargetConfig*> selected{&loaded.config->targets.at("resolver")};
+  const auto rules = export_rules(*loaded.config, selected, "p");
+  ASSERT_TRUE(rules.ok());
+  ASSERT_EQ(rules.value().size(), 1u);
+  const EgressRule& r = rules.value()[0];
+  EXPECT_EQ(r.protocol, Protocol::kUdp);
+  EXPECT_EQ(r.returning, kUdpAnswer | kPortUnreachable | kIcmpErrors);
+  EXPECT_EQ(r.ports, (std::vector<PortRange>{{53, 53}}));
+  EXPECT_EQ(r.src_ports, (std::vector<PortRange>{{40000, 40003}}));
+  const std::string yaml = render_yaml(rules.value(), {});
+  EXPECT_NE(yaml.find("udp-answer"), std::string::npos) << yaml;
+  auto resolver = golden_resolver();
+  const auto resolved = resolve_names(rules.value(), resolver, std::chrono::seconds(5));
+  ConvertOptions options;
+  options.backend = Backend::kIptables;
+  const std::string ipt = render_commands(rules.value(), resolved, options);
+  EXPECT_NE(
+      ipt.find(
+          "iptables -A INPUT -p udp -s 192.0.2.53 -d 198.51.100.1 --sport 53 --dport 40000:40003 -j ACCEPT"),
+      std::string::npos)
+      << ipt;
+  options.backend = Backend::kNftables;
+  const std::string nft = render_commands(rules.value(), resolved, options);
+  EXPECT_NE(nft.find("ip saddr 192.0.2.53 ip daddr 198.51.100.1 udp sport 53 udp dport 40000-40003 accept"),
+            std::string::npos)
+      << nft;
+}
+
 class firewall_ConvertGolden : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(firewall_ConvertGolden, PerBackend) {
@@ -333,7 +386,7 @@ TEST(firewall_Rules, CoalesceAndNames) {
   EXPECT_EQ(coalesce({{443, 443}, {80, 80}, {444, 450}, {81, 81}}),
             (std::vector<PortRange>{{80, 81}, {443, 450}}));
   EXPECT_EQ(coalesce({{65535, 65535}, {1, 65535}}), (std::vector<PortRange>{{1, 65535}}));
-  EXPECT_EQ(returning_names(kAllReturning).size(), 4u);
+  EXPECT_EQ(returning_names(kAllReturning).size(), 5u);  // udp-answer: UDPquery
   EXPECT_EQ(*protocol_from_string("icmpv6"), Protocol::kIcmpV6);
   EXPECT_EQ(*backend_from_string("openstack"), Backend::kNeutron);
   EXPECT_FALSE(backend_from_string("nova"));

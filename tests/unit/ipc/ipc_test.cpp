@@ -88,6 +88,13 @@ Config full_config() {
   s.destination = "10.0.0.0/29";
   s.is_subnet = true;
   s.groups = {"plain", "transit"};
+  // UDPquery's keys (not valid on ICMPping for the loader; the IPC carries whatever the struct holds).
+  s.payload = "hex:0000 0100";
+  s.expect_kind = "regex";
+  s.expect_value = "^x";
+  s.token_offset = 1;
+  s.token_length = 2;
+  s.token_reply_offset = 3;
   c.targets[s.name] = s;
   return c;
 }

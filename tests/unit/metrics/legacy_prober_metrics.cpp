@@ -388,7 +388,7 @@ void ProberMetrics::declare_target(const TargetConfig& target, AddressFamily af)
   for (auto& set : all_) set->remove_if_destination(target.name, stale);
   // Series of the per-type families of another probe type (the target changed type).
   for (size_t i = 0; i < types_.size(); ++i) {
-    if (i == type_index(target.type)) continue;
+    if (i == type_index(target.type) || !types_[i]) continue;  // no UDPquery here: netprobify's types only
     TypeFamilies& tf = *types_[i];
     auto any = [](const Labels&) { return true; };
     for (SeriesSetBase* set :
@@ -409,6 +409,7 @@ void ProberMetrics::clear_target(const std::string& target) {
 void ProberMetrics::clear_target_measurements(const std::string& target) {
   auto any = [](const Labels&) { return true; };
   for (auto& tf : types_) {
+    if (!tf) continue;  // UDPquery: not a netprobify type
     for (SeriesSetBase* set :
          std::initializer_list<SeriesSetBase*>{tf->sent, tf->loss, tf->loss_ratio, tf->round_trip, tf->rtt,
                                                tf->icmp_errors, tf->match_ack_fail, tf->port_mismatch}) {
@@ -432,6 +433,7 @@ void ProberMetrics::set_percentiles(std::vector<int> percentiles) {
   std::set<std::string> keep;
   for (int p : percentiles) keep.insert(std::to_string(p));
   for (auto& tf : types_) {
+    if (!tf) continue;
     tf->round_trip->remove_if(
         [&](const Labels& labels) { return !keep.count(label_or_empty(labels, "percentile")); });
   }

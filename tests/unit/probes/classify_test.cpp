@@ -238,8 +238,9 @@ std::vector<Row> rows() {
                        icmp_packet(router, us, v4 ? 9 : 134, 0, 0, 0, Bytes(8, 0)), kIn,
                        RejectReason::kNotAReply));
 
-    // --- UDP never answers
-    r.push_back(reject(f + "udp_arriving", udp_packet(them, us, 443, kSport), kIn, RejectReason::kNotAReply));
+    // --- UDP arriving: a UDPquery answer candidate keyed by its 5-tuple (probes/udp_query.h), token 0
+    r.push_back(accept(f + "udp_arriving", udp_packet(them, us, 443, kSport), kIn, Verdict::kAnswer,
+                       MatchKey{ProbeType::kUdpQuery, them, kSport, 0}, af));
 
     // --- malformed / truncated outer packets
     const Bytes synack = tcp_packet(them, us, 443, kSport, kSyn | kAck, 1, kSeq + 1);

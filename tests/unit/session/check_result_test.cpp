@@ -104,3 +104,38 @@ TEST(session_CheckResult, IterationsAddUp) {
 
 }  // namespace
 }  // namespace netprobe
+
+namespace netprobe {
+namespace {
+
+// UDPquery: a wrong answer or a closed port fails the check even without loss, and the line says which.
+TEST(session_CheckResult, UdpQueryUnexpectedAndClosedFail) {
+  const auto t = target(ProbeType::kUdpQuery, "192.0.2.53", 53);
+  struct Row {
+    uint64_t sent, lost, unexpected, closed;
+    bool ok;
+    const char* says;
+  };
+  const Row rows[] = {
+      {4, 0, 0, 0, true, "OK"},
+      {4, 0, 1, 0, false, "1 unexpected"},
+      {4, 0, 0, 4, false, "4 closed"},
+      {4, 2, 2, 0, false, "2 unexpected"},
+  };
+  for (const auto& r : rows) {
+    CheckResult c{&t, "g"};
+    GroupMeasurement m;
+    m.sent = r.sent;
+    m.lost = r.lost;
+    m.unexpected = r.unexpected;
+    m.closed = r.closed;
+    m.rtts_s.assign(r.sent - r.lost - r.unexpected - r.closed, 0.001);
+    c.add(m);
+    EXPECT_EQ(c.ok(), r.ok) << c.line();
+    EXPECT_NE(c.line().find(r.says), std::string::npos) << c.line();
+    EXPECT_EQ(c.line().rfind("UDPquery 192.0.2.53:53 ", 0), 0u) << c.line();
+  }
+}
+
+}  // namespace
+}  // namespace netprobe
