@@ -138,11 +138,6 @@ class Builder {
     check_probe_counts();
     if (const Json* od = member(doc_, "on_demand"); od && od->is_object())
       cfg_.on_demand = read_on_demand(*od, "on_demand", cfg_.global.max_packets_per_second, &d_->errors);
-    // /probe is served; /api/v1/tests not yet: say so rather than let an operator believe it runs
-    // (docs/on-demand.md#not-done-yet).
-    if (cfg_.on_demand)
-      d_->warnings.push_back(
-          "on_demand: /api/v1/tests is not served by this version yet (docs/on-demand.md)");
     return std::move(cfg_);
   }
 

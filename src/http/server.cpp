@@ -539,15 +539,16 @@ std::optional<Response> Server::refusal(const Request& request, const Route* rou
   const auto length = request.header(MHD_HTTP_HEADER_CONTENT_LENGTH);
   if (request.header(MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
     // A body of unannounced length cannot be bounded before it is read.
-    if (route->max_body == 0) return Response::text(413, "Request bodies are not accepted\n");
+    if (route->body_limit() == 0) return Response::text(413, "Request bodies are not accepted\n");
     return Response::text(411, "A request body needs a Content-Length\n");
   }
   if (length && *length != "0") {
-    if (route->max_body == 0) return Response::text(413, "Request bodies are not accepted\n");
+    const size_t limit = route->body_limit();
+    if (limit == 0) return Response::text(413, "Request bodies are not accepted\n");
     const bool digits = !length->empty() && length->size() <= 19 &&
                         length->find_first_not_of("0123456789") == std::string_view::npos;
-    if (!digits || std::strtoull(std::string(*length).c_str(), nullptr, 10) > route->max_body)
-      return Response::text(413, fmt::format("Request body too large: at most {} bytes\n", route->max_body));
+    if (!digits || std::strtoull(std::string(*length).c_str(), nullptr, 10) > limit)
+      return Response::text(413, fmt::format("Request body too large: at most {} bytes\n", limit));
   }
   if (!route->server_auth || !auth_on() || options_.authenticate_async) return std::nullopt;
   const AuthVerdict verdict = authorized(request);
@@ -613,7 +614,7 @@ bool Server::serve(MHD_Connection* connection, const char* url, const char* meth
   if (upload_size && *upload_size > 0) {
     // A piece of the body: libmicrohttpd stops at the announced length, which refusal() bounded.
     if (!state->dispatched) {
-      if (state->body.size() + *upload_size > state->route->max_body) {
+      if (state->body.size() + *upload_size > state->route->body_limit()) {
         state->too_large = true;
       } else {
         state->body.append(upload, *upload_size);

@@ -130,6 +130,9 @@ struct Route {
   bool server_auth = true;
   // Largest request body accepted, in bytes (Content-Length required); 0: a body is refused (413).
   size_t max_body = 0;
+  // When set, asked at each request instead of max_body (a limit a configuration reload may change).
+  std::function<size_t()> max_body_now;
+  size_t body_limit() const { return max_body_now ? max_body_now() : max_body; }
   // Also serves "<path>/<anything>" (the handler reads the rest from Request::path).
   bool prefix = false;
 };

@@ -971,24 +971,37 @@ void TestService::execute_trace(Run& run, const std::vector<IpAddress>& pinned) 
 }
 
 std::map<std::string, http::Route> api_routes(TestService& service) {
-  http::Route route([&service](const http::Request& r) {
-    TestRequest t;
-    t.method = std::string(r.method);
-    t.peer = r.peer();
-    if (auto a = r.header("Authorization")) t.authorization = std::string(*a);
-    t.body = std::string(r.body);
-    const std::string_view base = kTestsPath;
-    if (r.path.size() > base.size() + 1) t.receipt = std::string(r.path.substr(base.size() + 1, 64));
-    for (const auto& [name, value] : r.query_args()) {
-      if (name != "receipt") {
-        t.query_error = "unknown query parameter \"" + name.substr(0, 32) + "\" (only receipt)";
-      } else if (t.receipt) {
-        t.query_error = "one receipt per request";
-      } else {
-        t.receipt = value.substr(0, 64);
+  return api_routes([&service] { return std::shared_ptr<TestService>(&service, [](TestService*) {}); }, {});
+}
+
+std::map<std::string, http::Route> api_routes(
+    std::function<std::shared_ptr<TestService>()> current,
+    std::function<void(int status, const std::string& reason)> count) {
+  http::Route route([current, count = std::move(count)](const http::Request& r) {
+    const std::shared_ptr<TestService> service = current();
+    TestResponse answer;
+    if (!service) {
+      answer = {404, R"({"error":"on-demand probing is not configured"})", "not_configured"};
+    } else {
+      TestRequest t;
+      t.method = std::string(r.method);
+      t.peer = r.peer();
+      if (auto a = r.header("Authorization")) t.authorization = std::string(*a);
+      t.body = std::string(r.body);
+      const std::string_view base = kTestsPath;
+      if (r.path.size() > base.size() + 1) t.receipt = std::string(r.path.substr(base.size() + 1, 64));
+      for (const auto& [name, value] : r.query_args()) {
+        if (name != "receipt") {
+          t.query_error = "unknown query parameter \"" + name.substr(0, 32) + "\" (only receipt)";
+        } else if (t.receipt) {
+          t.query_error = "one receipt per request";
+        } else {
+          t.receipt = value.substr(0, 64);
+        }
       }
+      answer = service->handle(t);
     }
-    const TestResponse answer = service.handle(t);
+    if (count) count(answer.status, answer.reason);
     http::Response out;
     out.status = answer.status;
     out.body = answer.body;
@@ -1002,7 +1015,11 @@ std::map<std::string, http::Route> api_routes(TestService& service) {
   });
   route.methods = {"GET", "HEAD", "POST", "DELETE"};
   route.server_auth = false;
-  route.max_body = size_t(std::max(0, service.config().budgets.max_request_bytes));
+  // Read before the body, so that a body above the current limit is refused unread (413).
+  route.max_body_now = [current] {
+    const std::shared_ptr<TestService> service = current();
+    return service ? size_t(std::max(0, service->config().budgets.max_request_bytes)) : size_t(0);
+  };
   route.prefix = true;
   return {{kTestsPath, std::move(route)}};
 }

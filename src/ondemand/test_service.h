@@ -153,5 +153,11 @@ class TestService {
 // must outlive the server.
 inline constexpr const char* kTestsPath = "/api/v1/tests";
 std::map<std::string, http::Route> api_routes(TestService& service);
+// The same over whichever service is current when a request comes (a reload may replace it; none: 404
+// "not configured"; bodies up to its max_request_bytes), with `count(status, reason)` called for every
+// answer of the service (the API metrics).
+std::map<std::string, http::Route> api_routes(
+    std::function<std::shared_ptr<TestService>()> current,
+    std::function<void(int status, const std::string& reason)> count);
 
 }  // namespace netprobe::ondemand

@@ -37,6 +37,7 @@
 #include "metrics/prober_metrics.h"
 #include "metrics/process_collector.h"
 #include "ondemand/target_policy.h"
+#include "ondemand/test_service.h"
 #include "sandbox/privileges.h"
 #include "supervisor/capture_sizing.h"
 #include "supervisor/ondemand_worker.h"
@@ -120,6 +121,12 @@ class ApiMetrics {
   prometheus::Counter& packets_;
 };
 
+// The current /api/v1/tests service, shared by the loop (which replaces it on reload) and the HTTP threads.
+struct TestsGateway {
+  std::mutex mutex;
+  std::shared_ptr<ondemand::TestService> current;
+};
+
 // The pool's launcher is the real one.
 class LauncherAdapter final : public WorkerLauncher {
  public:
@@ -144,6 +151,9 @@ class Supervisor {
         launcher_(launcher),
         pending_config_(std::move(config)),
         pool_(launcher_adapter_, clock_, pool_hooks()) {}
+
+  // /api/v1/tests: where the HTTP threads find the current TestService (set at each activation).
+  void set_tests_gateway(std::shared_ptr<TestsGateway> gateway) { tests_gateway_ = std::move(gateway); }
 
   // TCPquery / TLS targets (service_checks.h): updated at every activation.
   void set_service_checks(ServiceCheckRunner* runner) { service_checks_ = runner; }
@@ -396,10 +406,16 @@ class Supervisor {
   // its requests and is dropped once idle.
   void configure_on_demand() {
     std::erase_if(retired_services_, [](const auto& s) { return s->running() == 0; });
+    // A retired TestService is destroyed (its idle threads joined) only once no test of it runs: a test
+    // blocked in a HopProber waits for this loop.
+    std::erase_if(retired_tests_, [](const auto& s) { return s->running() == 0; });
     if (config_.on_demand == od_config_) return;
     od_config_ = config_.on_demand;
     if (probe_service_) retired_services_.push_back(std::move(probe_service_));
     probe_service_.reset();
+    if (tests_) retired_tests_.push_back(std::move(tests_));
+    tests_.reset();
+    publish_tests();
     if (!od_config_) return;
     od_worker_.set_caps(od_config_->budgets.max_packets_per_second_per_destination,
                         od_config_->budgets.max_packets_per_second);
@@ -408,13 +424,33 @@ class Supervisor {
     probe_service_ = std::make_shared<ondemand::ProbeService>(
         *od_config_, std::move(policy), *od_resolver_, od_worker_, clock_,
         [](const std::string& line) { spdlog::info("{}", line); });
-    spdlog::info("on-demand: GET /probe served ({} module(s), {} credential(s)) by the on-demand worker",
-                 od_config_->modules.size(), od_config_->credentials.size());
+    ondemand::TestServiceOptions test_options;
+    // The executor is the loop's: a ping test's job is handed to it from the test's thread.
+    test_options.post = [this](std::function<void()> task) { loop_queue_.post(std::move(task)); };
+    ondemand::Policy test_policy;
+    test_policy.own_addresses = ondemand::local_addresses();
+    tests_ = std::make_shared<ondemand::TestService>(
+        *od_config_, std::move(test_policy), [] { return make_system_resolver(); }, od_worker_,
+        hop_prober_factory(), clock_, [](const std::string& line) { spdlog::info("{}", line); },
+        std::move(test_options));
+    publish_tests();
+    spdlog::info(
+        "on-demand: GET /probe and /api/v1/tests served ({} module(s), {} credential(s)) by the on-demand "
+        "worker",
+        od_config_->modules.size(), od_config_->credentials.size());
+  }
+
+  void publish_tests() {
+    if (!tests_gateway_) return;
+    const std::lock_guard lock(tests_gateway_->mutex);
+    tests_gateway_->current = tests_;
   }
 
   int running_tests() const {
     int n = probe_service_ ? probe_service_->running() : 0;
     for (const auto& s : retired_services_) n += s->running();
+    if (tests_) n += tests_->running();
+    for (const auto& s : retired_tests_) n += s->running();
     return n;
   }
 
@@ -700,6 +736,9 @@ class Supervisor {
   std::optional<OnDemandConfig> od_config_;
   std::shared_ptr<ondemand::ProbeService> probe_service_;
   std::vector<std::shared_ptr<ondemand::ProbeService>> retired_services_;
+  std::shared_ptr<TestsGateway> tests_gateway_;
+  std::shared_ptr<ondemand::TestService> tests_;
+  std::vector<std::shared_ptr<ondemand::TestService>> retired_tests_;
   uint64_t api_packets_ = 0;
   ServiceCheckRunner* service_checks_ = nullptr;
   WorkerPool pool_;  // last: its hooks use everything above
@@ -750,6 +789,14 @@ void run_supervisor(LauncherClient launcher, Config config, const std::string& p
   auto probe_gateway = std::make_shared<ProbeServe>();
   std::map<std::string, http::Route> routes;
   routes.emplace("/probe", make_probe_route(loop_queue, probe_gateway));
+  // /api/v1/tests: answered on the HTTP thread by the current TestService (it never waits for the network).
+  auto tests_gateway = std::make_shared<TestsGateway>();
+  routes.merge(ondemand::api_routes(
+      [tests_gateway] {
+        const std::lock_guard lock(tests_gateway->mutex);
+        return tests_gateway->current;
+      },
+      [&api](int status, const std::string& reason) { api.request(ondemand::kTestsPath, status, reason); }));
   auto exporter = Exporter::start(std::move(servers).value(), {registry, process},
                                   {metrics.target_series(), service_series}, std::move(routes));
   if (!exporter.ok()) {
@@ -778,6 +825,7 @@ void run_supervisor(LauncherClient launcher, Config config, const std::string& p
                                  std::function<void(ondemand::ProbeHttpResponse)> respond) {
     supervisor.serve_probe(std::move(request), std::move(respond));
   };
+  supervisor.set_tests_gateway(tests_gateway);
   ServiceCheckRunner service_checks(service_series);  // threads of this process: no capability
   supervisor.set_service_checks(&service_checks);
   const int code = supervisor.run();

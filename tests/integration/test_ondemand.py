@@ -146,9 +146,13 @@ class Setup:
         self.proc = lab.popen(self.p, [harness.netprobe_bin(), "run", path], stdout=self.log, stderr=self.log)
         harness.wait_until(lambda: self.get("/metrics")[0] == 200, 30, "netprobe's /metrics")
 
-    def get(self, path, token=TOKEN, headers=None):
+    def get(self, path, token=TOKEN, headers=None, method=None, data=None):
         """(status, body) of a request from inside the prober namespace."""
         args = ["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "20"]
+        if method:
+            args += ["-X", method]
+        if data is not None:
+            args += ["-H", "Content-Type: application/json", "--data-binary", data]
         if token:
             args += ["-H", f"Authorization: Bearer {token}"]
         for h in headers or []:
@@ -349,6 +353,58 @@ def refusals(s):
     print("refusals: ok")
 
 
+# ---- /api/v1/tests ----
+
+def api(s):
+    """The asynchronous API end to end: a ping and a trace run by the on-demand worker, read back by receipt
+    (both forms), refused to another credential, deleted; refusals counted on /metrics."""
+    tests = {"tests": [
+        {"type": "ping", "target": T4, "options": {"destport": OPEN_PORT, "count": 3, "interval": 0.2}},
+        {"type": "ping", "target": T4, "options": {"destport": HOLE_PORT, "count": 2, "interval": 0.2,
+                                                   "timeout": 0.5}},
+        {"type": "trace", "target": T4, "options": {"destport": OPEN_PORT, "max-ttl": 3}},
+    ]}
+    status, body = s.get("/api/v1/tests", method="POST", data=json.dumps(tests))
+    assert status == 202, f"POST: {status} {body!r}"
+    receipt = json.loads(body)["receipt"]
+    doc = None
+
+    def finished():
+        nonlocal doc
+        code, text = s.get(f"/api/v1/tests/{receipt}")
+        doc = json.loads(text) if code == 200 else None
+        return doc is not None and doc["state"] == "done"
+    harness.wait_until(finished, 60, "the tests to finish")
+    print(json.dumps(doc, indent=1)[:3000], flush=True)
+    ping_open, ping_hole, trace = doc["tests"]
+    # count 3 reports 2 or 3 sent here (the third probe is left unsent: noted on issue 17, not understood yet);
+    # every probe sent to the open port is answered, none to the black hole.
+    assert ping_open["state"] == "done" and ping_open["result"]["sent"] >= 2, ping_open
+    assert ping_open["result"]["received"] == ping_open["result"]["sent"], ping_open
+    assert ping_hole["state"] == "done" and ping_hole["result"]["received"] == 0, ping_hole
+    assert ping_hole["result"]["sent"] >= 1, ping_hole
+    assert trace["state"] == "done", trace
+    assert T4 in json.dumps(trace["result"]), f"the trace reaches the target: {trace}"
+    # Scouter's form reads the same receipt; another credential (or none) cannot.
+    code, text = s.get(f"/api/v1/tests?receipt={receipt}")
+    assert code == 200 and json.loads(text)["tests"][0] == ping_open, (code, text)
+    assert s.get(f"/api/v1/tests/{receipt}", token="wrong-token")[0] == 401
+    # Refused before anything runs: a denied target, a body too large, an option a caller may not use.
+    for body, want in ((json.dumps({"tests": [{"type": "ping", "target": "169.254.169.254"}]}), 403),
+                       ("x" * 20000, 413),
+                       (json.dumps({"tests": [{"type": "ping", "target": T4, "options": {"interface": "lo"}}]}),
+                        400)):
+        code, text = s.get("/api/v1/tests", method="POST", data=body)
+        assert code == want, f"{body[:60]}: {code} {text!r}"
+    assert s.get(f"/api/v1/tests/{receipt}", method="DELETE")[0] in (200, 204)
+    assert s.get(f"/api/v1/tests/{receipt}")[0] == 404
+    m = s.metrics()
+    assert (harness.value(m, "netprobe_api_requests_total", endpoint="/api/v1/tests", code="202") or 0) == 1
+    assert (harness.value(m, "netprobe_api_rejections_total", reason="link_local") or 0) >= 1
+    assert (harness.value(m, "netprobe_api_packets_total") or 0) >= 5, "the tests' packets"
+    print("api: ok")
+
+
 # ---- worker ----
 
 def od_worker_pid(s):
@@ -428,7 +484,7 @@ def netprobe_pid(s):
 
 
 SCENARIOS = {"prometheus": prometheus, "concurrent": concurrent, "refusals": refusals, "worker": worker,
-             "reload": reload}
+             "reload": reload, "api": api}
 
 
 def test():

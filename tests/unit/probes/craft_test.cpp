@@ -149,6 +149,8 @@ TEST_P(CraftTest, FieldsChecksumsAndLibtinsCrossCheck) {
       EXPECT_EQ(wire::l4_checksum(c.af, s, d, wire::kProtoUdp, l4), 0) << "UDP checksum";
       break;
     }
+    case ProbeType::kUdpQuery:  // its token sits in the payload: tests/unit/probes/udp_query_test.cpp
+      FAIL() << "no UDPquery row in this table";
   }
 
   // --- libtins cross-check: an independent parser sees the same fields, and its serializer (which
