@@ -60,20 +60,6 @@ std::optional<int> parse_int(std::string_view s) {
   return v;
 }
 
-// -i: seconds ("0.2"), or hping's microseconds ("u200000").
-std::optional<double> parse_interval(const std::string& s) {
-  if (s.empty() || s.size() > 32) return std::nullopt;
-  const bool micro = s[0] == 'u';
-  try {
-    size_t used = 0;
-    const double v = std::stod(s.substr(micro ? 1 : 0), &used);
-    if (used != s.size() - (micro ? 1 : 0) || !std::isfinite(v)) return std::nullopt;
-    return micro ? v * 1e-6 : v;
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-}
-
 double ms(double s) { return std::round(s * 1e6) / 1e3; }  // to the microsecond
 
 // -o: hping's TOS is hex ("10", "0x10"); decimal with a leading "d" is not hping's, so hex only.
@@ -147,7 +133,7 @@ int run_ping(const PingOptions& o) {
     return usage_error("-i, --fast, --faster and --flood exclude each other");
   double interval = 1;  // seconds between probes; 0: as fast as --rate allows
   if (o.interval) {
-    const auto i = parse_interval(*o.interval);
+    const auto i = parse_ping_interval(*o.interval);
     if (!i || *i < kMinInterval || *i > kMaxInterval)
       return usage_error(fmt::format("-i: \"{}\" is not between {} and {} s (or uN microseconds)",
                                      o.interval->substr(0, 32), kMinInterval, kMaxInterval));

@@ -161,17 +161,7 @@ bool json_int(const Json& v, int& out) {
 std::optional<double> parse_interval(const Json& v) {
   if (v.is_number()) return v.get<double>();
   if (!v.is_string()) return std::nullopt;
-  const std::string s = v.get<std::string>();
-  if (s.empty() || s.size() > 32) return std::nullopt;
-  const bool micro = s[0] == 'u';
-  try {
-    size_t used = 0;
-    const double d = std::stod(s.substr(micro ? 1 : 0), &used);
-    if (used != s.size() - (micro ? 1 : 0) || !std::isfinite(d)) return std::nullopt;
-    return micro ? d * 1e-6 : d;
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
+  return parse_ping_interval(v.get<std::string>());
 }
 
 std::optional<int> parse_tos(std::string s) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <map>
 
 #include <fmt/format.h>
@@ -140,6 +141,19 @@ std::string loss_text(double pct) {
 }
 
 }  // namespace
+
+std::optional<double> parse_ping_interval(const std::string& s) {
+  if (s.empty() || s.size() > 32) return std::nullopt;
+  const bool micro = s[0] == 'u';
+  try {
+    size_t used = 0;
+    const double v = std::stod(s.substr(micro ? 1 : 0), &used);
+    if (used != s.size() - (micro ? 1 : 0) || !std::isfinite(v)) return std::nullopt;
+    return micro ? v * 1e-6 : v;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
 
 int ping_chunk_size(double spacing_s, double timeout_s, int remaining) {
   if (remaining < 1) return 0;

@@ -49,6 +49,10 @@ inline constexpr int kMaxPingChunk = 1000;  // ProbeEvents of a chunk: ~150 byte
 inline constexpr double kChunkSpanTimeouts = 4;
 int ping_chunk_size(double spacing_s, double timeout_s, int remaining);
 
+// -i / the API's `interval`: seconds ("0.2"), or hping's microseconds ("u200000"); nullopt for anything else
+// (not checked for range: the callers bound it).
+std::optional<double> parse_ping_interval(const std::string& text);
+
 // ---- The lines, pure so that their format is table-tested (tests/unit/session/ping_result_test.cpp).
 struct PingLineContext {
   ProbeType type = ProbeType::kTcpSyn;

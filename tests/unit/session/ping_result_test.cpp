@@ -5,6 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <string>
+#include <vector>
+
 namespace netprobe {
 namespace {
 
@@ -22,6 +26,31 @@ ProbeEvent refused(S state, SendError why) {
   ProbeEvent e = ev(state);
   e.send_error = uint8_t(1 + uint8_t(why));
   return e;
+}
+
+// -i and the API's `interval`: seconds or hping's "u" microseconds, nothing else.
+TEST(session_PingResult, ParsesIntervals) {
+  const std::vector<std::pair<std::string, std::optional<double>>> rows = {
+      {"1", 1.0},
+      {"0.2", 0.2},
+      {"u200000", 0.2},
+      {"u1", 1e-6},
+      {"", std::nullopt},
+      {"u", std::nullopt},
+      {"1s", std::nullopt},
+      {"nan", std::nullopt},
+      {"inf", std::nullopt},
+      {"0.2 ", std::nullopt},
+      {std::string(33, '1'), std::nullopt},
+      {"x", std::nullopt},
+  };
+  for (const auto& [text, want] : rows) {
+    const auto got = parse_ping_interval(text);
+    ASSERT_EQ(got.has_value(), want.has_value()) << text;
+    if (want) {
+      EXPECT_DOUBLE_EQ(*got, *want) << text;
+    }
+  }
 }
 
 TEST(session_PingResult, ExitCodes) {
