@@ -377,7 +377,8 @@ def api(s):
     harness.wait_until(finished, 60, "the tests to finish")
     print(json.dumps(doc, indent=1)[:3000], flush=True)
     ping_open, ping_hole, trace = doc["tests"]
-    # count 3 reports 2 or 3 sent here (the third probe is left unsent: noted on issue 17, not understood yet);
+    # count 3 reports 2 or 3 sent here: the trace running beside it moves the worker's per-destination floor
+    # and the last ping probe can come too late and be cut (noted on issue 17);
     # every probe sent to the open port is answered, none to the black hole.
     assert ping_open["state"] == "done" and ping_open["result"]["sent"] >= 2, ping_open
     assert ping_open["result"]["received"] == ping_open["result"]["sent"], ping_open
