@@ -189,11 +189,12 @@ def scenario_check():
             expect([x["target"] for x in doc["results"]] == ["dropped", "dns_udp", "web"], "json: order")
             expect(results["dropped"] == {"target": "dropped", "group": "lab", "type": "TCPsyn", "destination": T4,
                                           "port": DROPPED_PORT, "tags": ["broken", "web"], "status": "FAILED",
-                                          "sent": 8, "lost": 8, "loss_ratio": 1.0},
+                                          "sent": 8, "lost": 8, "loss_ratio": 1.0, "closed": 0, "unexpected": 0},
                    f"json: dropped {results['dropped']}")
             expect(results["web"] == {"target": "web", "group": "lab", "type": "TCPsyn", "destination": T4,
                                       "port": OPEN_PORT, "tags": ["front", "web"], "status": "OK", "sent": 8,
-                                      "lost": 0, "loss_ratio": 0.0}, f"json: web {results['web']}")
+                                      "lost": 0, "loss_ratio": 0.0, "closed": 0, "unexpected": 0},
+                   f"json: web {results['web']}")
         except (ValueError, KeyError) as e:
             expect(False, f"json: unreadable ({e!r})")
 

@@ -450,6 +450,8 @@ def main(test):
         result = test()
         code = result if isinstance(result, int) else 0
     except SystemExit as e:
+        if isinstance(e.code, str):
+            print(e.code, file=sys.stderr, flush=True)  # sys.exit("FAIL: why"): say why
         code = e.code if isinstance(e.code, int) else 1
     except BaseException:  # noqa: BLE001 - any failure is reported, then cleaned up
         traceback.print_exc()
