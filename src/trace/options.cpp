@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <iterator>
 #include <set>
 
 #include <fmt/format.h>
@@ -29,52 +30,92 @@ bool fail(OptionError* error, const std::string& key, const std::string& what) {
   return false;
 }
 
-bool get_int(const Json& v, const std::string& key, int& out, OptionError* error) {
+// One overload per type of option field; the field's type says which JSON type is expected.
+bool get(const Json& v, const std::string& key, int& out, OptionError* error) {
   if (!v.is_number_integer()) return fail(error, key, "an integer is expected");
   const auto i = v.get<int64_t>();
   if (i < -1'000'000'000 || i > 1'000'000'000) return fail(error, key, "out of range");
   out = int(i);
   return true;
 }
-bool get_int(const Json& v, const std::string& key, std::optional<int>& out, OptionError* error) {
-  int i = 0;
-  if (!get_int(v, key, i, error)) return false;
-  out = i;
-  return true;
-}
-bool get_double(const Json& v, const std::string& key, double& out, OptionError* error) {
+bool get(const Json& v, const std::string& key, double& out, OptionError* error) {
   if (!v.is_number()) return fail(error, key, "a number is expected");
   out = v.get<double>();
   return true;
 }
-bool get_bool(const Json& v, const std::string& key, bool& out, OptionError* error) {
+bool get(const Json& v, const std::string& key, bool& out, OptionError* error) {
   if (!v.is_boolean()) return fail(error, key, "true or false is expected");
   out = v.get<bool>();
   return true;
 }
-bool get_string(const Json& v, const std::string& key, std::string& out, OptionError* error) {
+bool get(const Json& v, const std::string& key, std::string& out, OptionError* error) {
   if (!v.is_string()) return fail(error, key, "a string is expected");
   out = v.get<std::string>().substr(0, 256);
   return true;
 }
-bool get_string(const Json& v, const std::string& key, std::optional<std::string>& out, OptionError* error) {
-  std::string s;
-  if (!get_string(v, key, s, error)) return false;
-  out = std::move(s);
+template <typename T>
+bool get(const Json& v, const std::string& key, std::optional<T>& out, OptionError* error) {
+  T t{};
+  if (!get(v, key, t, error)) return false;
+  out = std::move(t);
   return true;
 }
+
+// A JSON key and what sets its option: set<&Options::field> for a plain field, or a function of its own.
+template <typename O>
+struct JsonKey {
+  const char* key;
+  bool (*set)(const Json& v, const std::string& key, O& o, OptionError* error);
+};
+
+template <auto Field, typename O>
+bool set(const Json& v, const std::string& key, O& o, OptionError* error) {
+  return get(v, key, o.*Field, error);
+}
+
 // "protocol": tcp, icmp (trace only) or udp -> the mode letter.
-bool get_mode(const Json& v, const std::string& key, char& out, bool icmp, OptionError* error) {
+template <bool kIcmp, typename O>
+bool set_mode(const Json& v, const std::string& key, O& o, OptionError* error) {
   std::string s;
-  if (!get_string(v, key, s, error)) return false;
+  if (!get(v, key, s, error)) return false;
   if (s == "tcp") {
-    out = 'S';
+    o.mode = 'S';
   } else if (s == "udp") {
-    out = '2';
-  } else if (s == "icmp" && icmp) {
-    out = '1';
+    o.mode = '2';
+  } else if (s == "icmp" && kIcmp) {
+    o.mode = '1';
   } else {
-    return fail(error, key, icmp ? "tcp, icmp or udp" : "tcp or udp");
+    return fail(error, key, kIcmp ? "tcp, icmp or udp" : "tcp or udp");
+  }
+  return true;
+}
+
+// pathloss's "sports": [40001, 40007] as well as the command line's "40001,40007".
+bool set_sports(const Json& v, const std::string& key, PathlossCliOptions& o, OptionError* error) {
+  if (!v.is_array()) return get(v, key, o.sports, error);
+  if (v.size() > size_t(kPathlossMaxFlows))
+    return fail(error, key, fmt::format("at most {}", kPathlossMaxFlows));
+  std::string joined;
+  for (const auto& p : v) {
+    if (!p.is_number_integer()) return fail(error, key, "a list of ports is expected");
+    joined += (joined.empty() ? "" : ",") + std::to_string(p.get<int64_t>());
+  }
+  o.sports = joined;
+  return true;
+}
+
+// The JSON keys of `options`, in order, onto `o` through `keys`; `command` names the command in the refusal
+// of an unknown key.
+template <typename O, size_t N>
+bool apply_json(const Json& options, O& o, const JsonKey<O> (&keys)[N], const char* command,
+                OptionError* error) {
+  if (!options.is_object()) return fail(error, "options", "an object is expected");
+  for (const auto& [key, v] : options.items()) {
+    const auto k = std::find_if(std::begin(keys), std::end(keys),
+                                [&](const JsonKey<O>& entry) { return key == entry.key; });
+    if (k == std::end(keys))
+      return fail(error, key.substr(0, 64), fmt::format("not an option of {}", command));
+    if (!k->set(v, key, o, error)) return false;
   }
   return true;
 }
@@ -233,90 +274,43 @@ uint64_t max_probes_of(const PathlossSetup& s) {
 }
 
 bool apply_trace_json(const nlohmann::json& options, TraceCliOptions& o, OptionError* error) {
-  if (!options.is_object()) return fail(error, "options", "an object is expected");
-  for (const auto& [key, v] : options.items()) {
-    bool ok = false;
-    if (key == "protocol")
-      ok = get_mode(v, key, o.mode, true, error);
-    else if (key == "destport")
-      ok = get_int(v, key, o.dst_port, error);
-    else if (key == "sport-range")
-      ok = get_string(v, key, o.sport_range, error);
-    else if (key == "first-ttl")
-      ok = get_int(v, key, o.first_ttl, error);
-    else if (key == "max-ttl")
-      ok = get_int(v, key, o.max_ttl, error);
-    else if (key == "rate")
-      ok = get_double(v, key, o.rate_pps, error);
-    else if (key == "wait")
-      ok = get_double(v, key, o.wait_s, error);
-    else if (key == "mda")
-      ok = get_bool(v, key, o.mda, error);
-    else if (key == "confidence")
-      ok = get_int(v, key, o.confidence, error);
-    else if (key == "max-flows")
-      ok = get_int(v, key, o.max_flows, error);
-    else if (key == "format")
-      ok = get_string(v, key, o.format, error);
-    else if (key == "ipv4")
-      ok = get_bool(v, key, o.ipv4, error);
-    else if (key == "ipv6")
-      ok = get_bool(v, key, o.ipv6, error);
-    else
-      ok = fail(error, key.substr(0, 64), "not an option of trace");
-    if (!ok) return false;
-  }
-  return true;
+  using T = TraceCliOptions;
+  static constexpr JsonKey<T> kKeys[] = {
+      {"protocol", set_mode<true>},
+      {"destport", set<&T::dst_port>},
+      {"sport-range", set<&T::sport_range>},
+      {"first-ttl", set<&T::first_ttl>},
+      {"max-ttl", set<&T::max_ttl>},
+      {"rate", set<&T::rate_pps>},
+      {"wait", set<&T::wait_s>},
+      {"mda", set<&T::mda>},
+      {"confidence", set<&T::confidence>},
+      {"max-flows", set<&T::max_flows>},
+      {"format", set<&T::format>},
+      {"ipv4", set<&T::ipv4>},
+      {"ipv6", set<&T::ipv6>},
+  };
+  return apply_json(options, o, kKeys, "trace", error);
 }
 
 bool apply_pathloss_json(const nlohmann::json& options, PathlossCliOptions& o, OptionError* error) {
-  if (!options.is_object()) return fail(error, "options", "an object is expected");
-  for (const auto& [key, v] : options.items()) {
-    bool ok = false;
-    if (key == "protocol") {
-      ok = get_mode(v, key, o.mode, false, error);
-    } else if (key == "destport") {
-      ok = get_int(v, key, o.dst_port, error);
-    } else if (key == "sports") {
-      if (v.is_array()) {  // [40001, 40007] as well as "40001,40007"
-        if (v.size() > size_t(kPathlossMaxFlows))
-          return fail(error, key, fmt::format("at most {}", kPathlossMaxFlows));
-        std::string joined;
-        for (const auto& p : v) {
-          if (!p.is_number_integer()) return fail(error, key, "a list of ports is expected");
-          joined += (joined.empty() ? "" : ",") + std::to_string(p.get<int64_t>());
-        }
-        o.sports = joined;
-        ok = true;
-      } else {
-        ok = get_string(v, key, o.sports, error);
-      }
-    } else if (key == "sport-range") {
-      ok = get_string(v, key, o.sport_range, error);
-    } else if (key == "probes-per-hop") {
-      ok = get_int(v, key, o.probes_per_hop, error);
-    } else if (key == "compare-healthy") {
-      ok = get_int(v, key, o.compare_healthy, error);
-    } else if (key == "first-ttl") {
-      ok = get_int(v, key, o.first_ttl, error);
-    } else if (key == "max-ttl") {
-      ok = get_int(v, key, o.max_ttl, error);
-    } else if (key == "rate") {
-      ok = get_double(v, key, o.rate_pps, error);
-    } else if (key == "wait") {
-      ok = get_double(v, key, o.wait_s, error);
-    } else if (key == "format") {
-      ok = get_string(v, key, o.format, error);
-    } else if (key == "ipv4") {
-      ok = get_bool(v, key, o.ipv4, error);
-    } else if (key == "ipv6") {
-      ok = get_bool(v, key, o.ipv6, error);
-    } else {
-      ok = fail(error, key.substr(0, 64), "not an option of pathloss");
-    }
-    if (!ok) return false;
-  }
-  return true;
+  using P = PathlossCliOptions;
+  static constexpr JsonKey<P> kKeys[] = {
+      {"protocol", set_mode<false>},
+      {"destport", set<&P::dst_port>},
+      {"sports", set_sports},
+      {"sport-range", set<&P::sport_range>},
+      {"probes-per-hop", set<&P::probes_per_hop>},
+      {"compare-healthy", set<&P::compare_healthy>},
+      {"first-ttl", set<&P::first_ttl>},
+      {"max-ttl", set<&P::max_ttl>},
+      {"rate", set<&P::rate_pps>},
+      {"wait", set<&P::wait_s>},
+      {"format", set<&P::format>},
+      {"ipv4", set<&P::ipv4>},
+      {"ipv6", set<&P::ipv6>},
+  };
+  return apply_json(options, o, kKeys, "pathloss", error);
 }
 
 }  // namespace netprobe
