@@ -11,15 +11,43 @@
 namespace netprobe {
 namespace {
 
-// Sets *error and returns nullopt, for the checks below.
+// Sets *error and returns false (refused) or nullopt (refuse), for the checks below.
+bool refused(OptionError* error, std::string option, std::string message) {
+  if (error) *error = {std::move(option), std::move(message)};
+  return false;
+}
 template <typename T>
 std::optional<T> refuse(OptionError* error, std::string option, std::string message) {
-  if (error) *error = {std::move(option), std::move(message)};
+  refused(error, std::move(option), std::move(message));
   return std::nullopt;
 }
 
 ProbeType type_of(char mode) {
   return mode == '1' ? ProbeType::kIcmpPing : mode == '2' ? ProbeType::kUdpUnreachable : ProbeType::kTcpSyn;
+}
+
+// The bounds trace and pathloss share: the TTLs, the rate and the wait, in this order.
+template <typename O>
+bool check_ttls_rate_wait(const O& o, OptionError* error) {
+  if (o.first_ttl < 1 || o.first_ttl > kMaxTtl)
+    return refused(error, "first-ttl", fmt::format("--first-ttl: 1 to {}", kMaxTtl));
+  if (o.max_ttl < o.first_ttl || o.max_ttl > kMaxTtl)
+    return refused(error, "max-ttl", fmt::format("--max-ttl: from --first-ttl to {}", kMaxTtl));
+  if (!(o.rate_pps >= 1 && o.rate_pps <= 100000))
+    return refused(error, "rate", "--rate: 1 to 100000 probes per second");
+  if (!(o.wait_s > 0 && o.wait_s <= 60)) return refused(error, "wait", "--wait: above 0, at most 60 s");
+  return true;
+}
+
+// --sport-range's ports (at most `max_ports`) onto `out`.
+bool add_port_range(const std::string& text, int max_ports, std::vector<uint16_t>& out, OptionError* error) {
+  const auto r = parse_port_range(text, max_ports);
+  if (!r)
+    return refused(error, "sport-range",
+                   fmt::format("--sport-range: \"{}\" is not A-B with 1 <= A <= B <= 65535, at most {} ports",
+                               text.substr(0, 16), max_ports));
+  for (int p = r->first; p <= r->second; ++p) out.push_back(uint16_t(p));
+  return true;
 }
 
 // JSON value -> option, with the key named when the type is wrong.
@@ -142,13 +170,7 @@ std::optional<TraceSetup> check_trace_options(const TraceCliOptions& o, OptionEr
   if (o.format != "text" && o.format != "json" && o.format != "dot")
     return refuse<R>(error, "format",
                      "--format: \"" + o.format.substr(0, 16) + "\" is not text, json or dot");
-  if (o.first_ttl < 1 || o.first_ttl > kMaxTtl)
-    return refuse<R>(error, "first-ttl", fmt::format("--first-ttl: 1 to {}", kMaxTtl));
-  if (o.max_ttl < o.first_ttl || o.max_ttl > kMaxTtl)
-    return refuse<R>(error, "max-ttl", fmt::format("--max-ttl: from --first-ttl to {}", kMaxTtl));
-  if (!(o.rate_pps >= 1 && o.rate_pps <= 100000))
-    return refuse<R>(error, "rate", "--rate: 1 to 100000 probes per second");
-  if (!(o.wait_s > 0 && o.wait_s <= 60)) return refuse<R>(error, "wait", "--wait: above 0, at most 60 s");
+  if (!check_ttls_rate_wait(o, error)) return std::nullopt;
   if (o.confidence != 95 && o.confidence != 99)
     return refuse<R>(error, "confidence", "--confidence: 95 or 99");
   if (o.max_flows < 1 || o.max_flows > kTraceMaxSportRange)
@@ -164,13 +186,7 @@ std::optional<TraceSetup> check_trace_options(const TraceCliOptions& o, OptionEr
     return refuse<R>(error, "destport", fmt::format("-p: {} is not a port", dport));
   s.dst_port = ports ? uint16_t(dport) : 0;
   if (o.sport_range) {
-    const auto r = parse_port_range(*o.sport_range, kTraceMaxSportRange);
-    if (!r)
-      return refuse<R>(
-          error, "sport-range",
-          fmt::format("--sport-range: \"{}\" is not A-B with 1 <= A <= B <= 65535, at most {} ports",
-                      o.sport_range->substr(0, 16), kTraceMaxSportRange));
-    for (int p = r->first; p <= r->second; ++p) s.sports.push_back(uint16_t(p));
+    if (!add_port_range(*o.sport_range, kTraceMaxSportRange, s.sports, error)) return std::nullopt;
   } else if (o.mda) {
     for (int p = kTraceDefaultSport; p < kTraceDefaultSport + o.max_flows && p <= 65535; ++p)
       s.sports.push_back(uint16_t(p));
@@ -199,13 +215,7 @@ std::optional<PathlossSetup> check_pathloss_options(const PathlossCliOptions& o,
                      fmt::format("--probes-per-hop: 1 to {}", kPathlossMaxProbesPerHop));
   if (o.compare_healthy < 0 || o.compare_healthy > 64)
     return refuse<R>(error, "compare-healthy", "--compare-healthy: 0 to 64");
-  if (o.first_ttl < 1 || o.first_ttl > kMaxTtl)
-    return refuse<R>(error, "first-ttl", fmt::format("--first-ttl: 1 to {}", kMaxTtl));
-  if (o.max_ttl < o.first_ttl || o.max_ttl > kMaxTtl)
-    return refuse<R>(error, "max-ttl", fmt::format("--max-ttl: from --first-ttl to {}", kMaxTtl));
-  if (!(o.rate_pps >= 1 && o.rate_pps <= 100000))
-    return refuse<R>(error, "rate", "--rate: 1 to 100000 probes per second");
-  if (!(o.wait_s > 0 && o.wait_s <= 60)) return refuse<R>(error, "wait", "--wait: above 0, at most 60 s");
+  if (!check_ttls_rate_wait(o, error)) return std::nullopt;
   if (o.ipv4 && o.ipv6) return refuse<R>(error, "ipv6", "-4 and -6 exclude each other");
   if (o.target.empty() || o.target.size() > 253)
     return refuse<R>(error, "target", "TARGET: a host name or an address");
@@ -219,13 +229,7 @@ std::optional<PathlossSetup> check_pathloss_options(const PathlossCliOptions& o,
   s.dst_port = uint16_t(dport);
   std::vector<uint16_t>& sports = s.sports;
   if (o.sport_range) {
-    const auto r = parse_port_range(*o.sport_range, kPathlossMaxFlows);
-    if (!r)
-      return refuse<R>(
-          error, "sport-range",
-          fmt::format("--sport-range: \"{}\" is not A-B with 1 <= A <= B <= 65535, at most {} ports",
-                      o.sport_range->substr(0, 16), kPathlossMaxFlows));
-    for (int p = r->first; p <= r->second; ++p) sports.push_back(uint16_t(p));
+    if (!add_port_range(*o.sport_range, kPathlossMaxFlows, sports, error)) return std::nullopt;
   } else {
     const std::string& text = *o.sports;
     size_t at = 0;
