@@ -164,15 +164,6 @@ std::optional<double> parse_interval(const Json& v) {
   return parse_ping_interval(v.get<std::string>());
 }
 
-std::optional<int> parse_tos(std::string s) {
-  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) s = s.substr(2);
-  if (s.empty() || s.size() > 2) return std::nullopt;
-  int v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 16);
-  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-  return v;
-}
-
 // Options that make no sense for a remote caller, by test type.
 std::optional<std::string> remote_refusal(const std::string& type, const std::string& key) {
   static const std::map<std::string, std::string> kPing = {
