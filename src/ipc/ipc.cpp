@@ -500,6 +500,7 @@ Json job_to_json(const OnDemandJob& job) {
               {"dscp", job.dscp},
               {"ip_payload_size", job.ip_payload_size ? Json(*job.ip_payload_size) : Json(nullptr)},
               {"paris", job.paris},
+              {"dont_fragment", job.dont_fragment},
               {"icmp_error_resolves", job.icmp_error_resolves},
               {"timeout_s", job.timeout_s},
               {"dest_gap_ns", job.dest_gap_ns},
@@ -517,6 +518,7 @@ OnDemandJob job_from(const Json& doc) {
   if (const Json& p = doc.at("ip_payload_size"); !p.is_null())
     job.ip_payload_size = bounded<uint16_t>(p, 1472);
   job.paris = doc.at("paris").get<bool>();
+  job.dont_fragment = doc.at("dont_fragment").get<bool>();
   job.icmp_error_resolves = doc.at("icmp_error_resolves").get<bool>();
   job.timeout_s = finite(doc.at("timeout_s"));
   if (!(job.timeout_s > 0 && job.timeout_s <= 60)) throw std::invalid_argument("timeout out of range");

@@ -65,6 +65,7 @@ struct OnDemandJob {
   uint8_t dscp = 0;                         // 0..63
   std::optional<uint16_t> ip_payload_size;  // at most 1472
   bool paris = false;                       // ICMPping traces: the echo checksum is the flow's id
+  bool dont_fragment = true;                // IPv4 DF bit
   bool icmp_error_resolves = false;         // traces: an ICMP error is the probe's answer
   double timeout_s = 1;                     // per probe, after its send; (0, 60]
   // Never two on-demand packets to `dst` closer than this, nor any two closer than `global_gap_ns`, whatever

@@ -28,7 +28,9 @@ struct ProbeJob {
   uint16_t src_port_a = 0, src_port_z = 0;
   int dscp = 0;
   std::optional<int> ip_payload_size;
-  double timeout_s = 1;  // wait for answers after the last packet
+  int ttl = 64;               // IP TTL / hop limit, 1..255 (a ping test's -t)
+  bool dont_fragment = true;  // IPv4 DF (a ping test's --no-df clears it)
+  double timeout_s = 1;       // wait for answers after the last packet
   bool debug = false;
 };
 

@@ -173,8 +173,6 @@ std::optional<std::string> remote_refusal(const std::string& type, const std::st
       {"quiet", "the API answers the summary"},
       {"per-port", "the API answers the per-port table"},
       {"flood", "on-demand probing is paced by the packet budget"},
-      {"ttl", "not available on demand"},
-      {"no-df", "not available on demand"},
   };
   if (key == "format") return std::string("the API answers JSON");
   if (type == "ping")
@@ -190,7 +188,9 @@ std::optional<Refused> plan_ping(const Json& options, const OnDemandBudgets& b, 
   char mode = 'S';
   std::optional<int> dport, base_sport, dscp, data;
   std::optional<std::string> sport_range, tos;
-  bool keep = false, fast = false, faster = false, ipv4 = false, ipv6 = false, dontfrag = true;
+  bool keep = false, fast = false, faster = false, ipv4 = false, ipv6 = false, dontfrag = true, no_df = false,
+       dontfrag_given = false;
+  std::optional<int> ttl;
   int count = 5;
   std::optional<double> interval, rate, max_loss, max_rtt;
   double timeout = 1;
@@ -211,8 +211,9 @@ std::optional<Refused> plan_ping(const Json& options, const OnDemandBudgets& b, 
       ok = v.is_string();
       if (ok) (key == "tos" ? tos : sport_range) = v.get<std::string>().substr(0, 32);
     } else if (key == "keep" || key == "fast" || key == "faster" || key == "ipv4" || key == "ipv6" ||
-               key == "dontfrag" || key == "numeric") {
+               key == "dontfrag" || key == "no-df" || key == "numeric") {
       ok = v.is_boolean();
+      dontfrag_given = dontfrag_given || key == "dontfrag";
       bool dummy = false;
       (key == "keep"       ? keep
        : key == "fast"     ? fast
@@ -220,9 +221,12 @@ std::optional<Refused> plan_ping(const Json& options, const OnDemandBudgets& b, 
        : key == "ipv4"     ? ipv4
        : key == "ipv6"     ? ipv6
        : key == "dontfrag" ? dontfrag
+       : key == "no-df"    ? no_df
                            : dummy) = ok && v.get<bool>();
-      if (key == "dontfrag" && ok && !dontfrag)
-        return bad(key, "dontfrag: clearing DF is not available on demand");
+    } else if (key == "ttl") {
+      int i = 0;
+      ok = json_int(v, i);
+      ttl = i;
     } else if (key == "interval") {
       interval = parse_interval(v);
       ok = interval.has_value();
@@ -281,6 +285,10 @@ std::optional<Refused> plan_ping(const Json& options, const OnDemandBudgets& b, 
     ds = *dscp;
   }
   if (data && (*data < 0 || *data > 65000)) return bad("data", "-d: not between 0 and 65000 bytes");
+  if (ttl && (*ttl < 1 || *ttl > 255))
+    return bad("ttl", fmt::format("-t: {} is not between 1 and 255", *ttl));
+  if (no_df && dontfrag_given && dontfrag) return bad("no-df", "-y and --no-df exclude each other");
+  if (no_df) dontfrag = false;
   const ProbeType type = mode == '1'   ? ProbeType::kIcmpPing
                          : mode == '2' ? ProbeType::kUdpUnreachable
                                        : ProbeType::kTcpSyn;
@@ -311,6 +319,8 @@ std::optional<Refused> plan_ping(const Json& options, const OnDemandBudgets& b, 
   job.src_port_a = uint16_t(a);
   job.src_port_z = uint16_t(z);
   job.dscp = ds;
+  job.ttl = ttl.value_or(64);
+  job.dont_fragment = dontfrag;
   if (data) job.ip_payload_size = l4_header_size(type) + *data;
   job.timeout_s = timeout;
   run.af = ipv6 ? AddressFamily::kV6 : AddressFamily::kV4;

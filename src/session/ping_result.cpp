@@ -1,6 +1,7 @@
 #include "session/ping_result.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <exception>
@@ -161,6 +162,9 @@ std::optional<int> parse_tos(const std::string& text) {
   std::string_view s = text;
   if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) s.remove_prefix(2);
   if (s.empty() || s.size() > 2) return std::nullopt;
+  // Hex digits only: from_chars would take a sign ("-4" is not a TOS byte).
+  if (!std::all_of(s.begin(), s.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }))
+    return std::nullopt;
   int v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 16);
   if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;

@@ -57,6 +57,8 @@ OnDemandJob OnDemandWorker::job_of(const ondemand::ProbeJob& job, const std::vec
   if (!job.addresses.empty()) j.dst = job.addresses.front();
   j.dst_port = job.dst_port;
   j.dscp = uint8_t(std::clamp(job.dscp, 0, 63));
+  j.dont_fragment = job.dont_fragment;
+  const auto ttl = uint8_t(std::clamp(job.ttl, 1, 255));
   if (job.ip_payload_size) j.ip_payload_size = uint16_t(std::clamp(*job.ip_payload_size, 0, 1472));
   // The whole probe within its timeout (blackbox's rule): the last packet waits what is left, at least a
   // tenth of the timeout (the budget placed every send time within it).
@@ -65,7 +67,7 @@ OnDemandJob OnDemandWorker::job_of(const ondemand::ProbeJob& job, const std::vec
   j.timeout_s = std::clamp(std::max(left, job.timeout_s / 10), 0.001, 60.0);
   const uint32_t ports = job.src_port_z >= job.src_port_a ? uint32_t(job.src_port_z - job.src_port_a) + 1 : 1;
   for (size_t i = 0; i < send_times.size(); ++i)
-    j.probes.push_back({uint16_t(job.src_port_a + i % ports), 64, send_times[i].count()});
+    j.probes.push_back({uint16_t(job.src_port_a + i % ports), ttl, send_times[i].count()});
   return j;
 }
 

@@ -41,6 +41,7 @@ Result<Plan> build_job_plan(const OnDemandJob& job, const SourceResolver& source
       params.dst = job.dst;
       params.dst_port = job.dst_port;
       params.dscp = job.dscp;
+      params.dont_fragment = job.dont_fragment;
       params.ttl = p.ttl;
       if (job.ip_payload_size) params.ip_payload_size = *job.ip_payload_size;
       if (paris) params.ip_payload_size = std::max<uint16_t>(params.ip_payload_size, 10);

@@ -176,6 +176,27 @@ TEST(OnDemandEngine, TraceJobsResolveOnTimeExceededAndKeepTheirTtl) {
   EXPECT_EQ(events[2].reply.from.to_string(), "198.51.100.1");
 }
 
+// A ping test's -t and --no-df reach the wire: the job's DF bit and each probe's TTL are the packet's.
+TEST(OnDemandEngine, JobsCarryTheirTtlAndDfBit) {
+  for (const bool df : {true, false}) {
+    Lab lab;
+    std::vector<std::pair<uint8_t, bool>> seen;  // (TTL, DF) of every packet sent
+    lab.link.set_responder([&](std::span<const uint8_t> p) -> std::vector<ScriptedReply> {
+      seen.emplace_back(p[8], (p[6] & 0x40) != 0);
+      return {{testing::reply_to(p), microseconds(100)}};
+    });
+    OnDemandJob j = job(5, "198.51.100.1", ProbeType::kTcpSyn, lab.clock.monotonic(), 0, milliseconds(1));
+    j.dont_fragment = df;
+    for (const uint8_t ttl : {uint8_t(3), uint8_t(64)})
+      j.probes.push_back({33000, ttl, (lab.clock.monotonic() + milliseconds(ttl)).count()});
+    lab.engine.submit(j);
+    lab.run(1);
+    ASSERT_EQ(seen.size(), 2u);
+    EXPECT_EQ(seen[0], std::make_pair(uint8_t(3), df));
+    EXPECT_EQ(seen[1], std::make_pair(uint8_t(64), df));
+  }
+}
+
 TEST(OnDemandEngine, NoRouteIsAnErrorResult) {
   FakeClock clock;
   FakeLink link{clock};

@@ -51,8 +51,10 @@ time.sleep(600)
 # On-demand SYNs reach the target from the modules' source ports (33000-33003); the counter totals them.
 RULES = f"""table inet od_it {{
   counter od_syns {{ }}
+  counter od_ttl1_nodf {{ }}
   chain in {{ type filter hook input priority 0;
     tcp dport {OPEN_PORT} tcp sport 33000-33003 tcp flags & (syn | ack) == syn counter name od_syns
+    tcp dport {OPEN_PORT} ip ttl 1 ip frag-off & 0x4000 == 0 counter name od_ttl1_nodf
     tcp dport {HOLE_PORT} drop
   }}
 }}
@@ -363,6 +365,9 @@ def api(s):
         {"type": "ping", "target": T4, "options": {"destport": HOLE_PORT, "count": 2, "interval": 0.2,
                                                    "timeout": 0.5}},
         {"type": "trace", "target": T4, "options": {"destport": OPEN_PORT, "max-ttl": 3}},
+        # The CLI's -t and --no-df: counted at the target by TTL and DF bit.
+        {"type": "ping", "target": T4, "options": {"destport": OPEN_PORT, "count": 2, "interval": 0.2,
+                                                   "ttl": 1, "no-df": True}},
     ]}
     status, body = s.get("/api/v1/tests", method="POST", data=json.dumps(tests))
     assert status == 202, f"POST: {status} {body!r}"
@@ -376,7 +381,7 @@ def api(s):
         return doc is not None and doc["state"] == "done"
     harness.wait_until(finished, 60, "the tests to finish")
     print(json.dumps(doc, indent=1)[:3000], flush=True)
-    ping_open, ping_hole, trace = doc["tests"]
+    ping_open, ping_hole, trace, ping_ttl = doc["tests"]
     # Every probe leaves although a trace to the same destination runs beside the pings (its batches are
     # sent at the times they reserved, so the worker's floors never push a ping probe out of its time);
     # every one to the open port is answered, none to the black hole.
@@ -386,6 +391,11 @@ def api(s):
     assert ping_hole["result"]["sent"] == 2, ping_hole
     assert trace["state"] == "done", trace
     assert T4 in json.dumps(trace["result"]), f"the trace reaches the target: {trace}"
+    assert ping_ttl["state"] == "done" and ping_ttl["result"]["received"] == 2, ping_ttl
+    nft = json.loads(netns.sh("nft", "-j", "list", "counter", "inet", "od_it", "od_ttl1_nodf", ns=s.t,
+                              capture=True))
+    ttl1 = next(o["counter"]["packets"] for o in nft["nftables"] if "counter" in o)
+    assert ttl1 == 2, f"{ttl1} packets with TTL 1 and DF clear at the target, 2 expected"
     # Scouter's form reads the same receipt; another credential (or none) cannot.
     code, text = s.get(f"/api/v1/tests?receipt={receipt}")
     assert code == 200 and json.loads(text)["tests"][0] == ping_open, (code, text)

@@ -526,6 +526,7 @@ OnDemandJob full_job() {
   j.dscp = 46;
   j.ip_payload_size = 100;
   j.paris = true;
+  j.dont_fragment = false;
   j.icmp_error_resolves = true;
   j.timeout_s = 1.5;
   j.dest_gap_ns = 101'000'000;
@@ -626,6 +627,7 @@ TEST(worker_Ipc, MalformedOnDemandFramesAreErrors) {
       [](Json& d) { d["timeout_s"] = 61; },
       [](Json& d) { d["dest_gap_ns"] = 20'000'000'000; },
       [](Json& d) { d.erase("global_gap_ns"); },
+      [](Json& d) { d["dont_fragment"] = 1; },
       [](Json& d) { d["dst"] = "not-an-address"; },
       [](Json& d) { d["probe_type"] = "PINGv7"; },
   };

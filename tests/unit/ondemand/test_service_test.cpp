@@ -100,6 +100,17 @@ TEST(ondemand_TestService, PingOptionsByTheirLongNames) {
       {R"({"dscp":46})", [](const ProbeJob& j, const auto&) { EXPECT_EQ(j.dscp, 46); }},
       {R"({"data":10})", [](const ProbeJob& j, const auto&) { EXPECT_EQ(j.ip_payload_size, 20 + 10); }},
       {R"({"timeout":2.5})", [](const ProbeJob& j, const auto&) { EXPECT_EQ(j.timeout_s, 2.5); }},
+      {R"({})",
+       [](const ProbeJob& j, const auto&) {
+         EXPECT_EQ(j.ttl, 64);
+         EXPECT_TRUE(j.dont_fragment);
+       }},
+      {R"({"ttl":3,"no-df":true})",
+       [](const ProbeJob& j, const auto&) {
+         EXPECT_EQ(j.ttl, 3);
+         EXPECT_FALSE(j.dont_fragment);
+       }},
+      {R"({"dontfrag":false})", [](const ProbeJob& j, const auto&) { EXPECT_FALSE(j.dont_fragment); }},
       {R"({"interval":"u200000","count":2})",
        [](const ProbeJob&, const std::vector<Nanos>& t) {
          ASSERT_EQ(t.size(), 2u);
@@ -123,7 +134,8 @@ TEST(ondemand_TestService, PingOptionsByTheirLongNames) {
   }
   for (const char* bad :
        {R"({"tos":"0x11"})", R"({"tos":"10","dscp":1})", R"({"fast":true,"faster":true})", R"({"count":"5"})",
-        R"({"destport":0})", R"({"dontfrag":false})", R"({"ipv4":true,"ipv6":true})", R"({"timeout":61})"}) {
+        R"({"destport":0})", R"({"ttl":0})", R"({"ttl":256})", R"({"dontfrag":true,"no-df":true})",
+        R"({"ipv4":true,"ipv6":true})", R"({"timeout":61})", R"({"tos":"-4"})"}) {
     Fixture f;
     f.start();
     const auto r =

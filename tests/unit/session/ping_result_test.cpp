@@ -75,6 +75,8 @@ TEST(session_PingResult, ParsesTos) {
       {" 10", std::nullopt},
       {"10 ", std::nullopt},
       {"+1", std::nullopt},
+      {"-4", std::nullopt},  // from_chars alone takes the sign
+      {"0x-4", std::nullopt},
   };
   for (const auto& [text, want] : rows) EXPECT_EQ(parse_tos(text), want) << text;
 }
