@@ -6,6 +6,7 @@
 #include <climits>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <set>
 #include <unordered_map>
 
@@ -348,7 +349,7 @@ class Builder {
     read_udp_query(path, t, type, out);
 
     associate_groups(path, out);
-    if (type && *type == ProbeType::kUdpQuery) check_flows_without_token(path, out);
+    if (type && *type == ProbeType::kUdpQuery) check_flows_without_token(path, name, out);
     if (type && destination_ok) count_probes(path, out);
     cfg_.targets.emplace(name, std::move(out));
   }
@@ -510,11 +511,35 @@ class Builder {
 
   // Without a token, an answer is matched by its 5-tuple alone: each flow (source port) may carry one probe
   // per iteration, so that no two of them are in flight at once.
-  void check_flows_without_token(const std::string& path, const TargetConfig& t) {
+  // Two such targets on one 5-tuple (the same destination as written and port, from groups with the same
+  // source addresses and overlapping source ports) could not be told apart: the second is refused.
+  void check_flows_without_token(const std::string& path, const std::string& target_name,
+                                 const TargetConfig& t) {
     if (t.token_length != 0) return;
+    std::string dest = t.destination;
+    if (auto a = IpAddress::parse(dest)) dest = a->to_string();
+    std::transform(dest.begin(), dest.end(), dest.begin(), [](unsigned char c) { return std::tolower(c); });
     for (const auto& name : t.groups) {
       const auto g = cfg_.groups.find(name);
       if (g == cfg_.groups.end()) continue;
+      if (!t.is_subnet) {
+        for (const auto& [other, other_group] : tokenless_flows_[{dest, t.dst_port.value_or(0)}]) {
+          const GroupConfig& o = cfg_.groups.at(other_group);
+          const bool same_sources = o.src_ipv4 == g->second.src_ipv4 && o.src_ipv6 == g->second.src_ipv6;
+          const bool ports_overlap =
+              o.src_port_a <= g->second.src_port_z && g->second.src_port_a <= o.src_port_z;
+          if (other != target_name && same_sources && ports_overlap) {
+            error(
+                join(path, "destination"),
+                fmt::format("UDPquery without a token to the same destination, port and source ports (group "
+                            "\"{}\") as target \"{}\" (group \"{}\"): their answers could not be told apart "
+                            "(add a token to one, or give the groups distinct source ports)",
+                            name, other, other_group));
+            return;
+          }
+        }
+        tokenless_flows_[{dest, t.dst_port.value_or(0)}].emplace_back(target_name, name);
+      }
       const int ports = g->second.src_port_z - g->second.src_port_a + 1;
       if (t.nb_packets > ports)
         error(join(path, "nb_packets"),
@@ -680,6 +705,9 @@ class Builder {
   uint64_t total_probes_ = 0;
   bool over_limit_ = false;
   size_t service_check_count_ = 0;
+  // Token-less UDPquery targets by (destination as written, port): (target, group) pairs.
+  std::map<std::pair<std::string, uint16_t>, std::vector<std::pair<std::string, std::string>>>
+      tokenless_flows_;
 };
 
 // A document with a million bad targets must not print a million lines (nor hold them).

@@ -139,6 +139,24 @@ TEST(config_udpquery, GoodAndBadRows) {
        "    type: UDPquery\n    destination: 192.0.2.7\n    dst_port: 7\n    payload: pingpong\n"
        "    nb_packets: 50\n    token: {offset: 0, length: 4}\n",
        ""},
+      {"two token-less targets on one 5-tuple",
+       "    type: UDPquery\n    destination: 192.0.2.7\n    dst_port: 7\n    payload: ping\n"
+       "  r:\n    type: UDPquery\n    destination: 192.0.2.7\n    dst_port: 7\n    payload: pong\n",
+       "targets.r.destination: UDPquery without a token to the same destination, port and source ports "
+       "(group \"g\") as target \"q\""},
+      {"the same, written another way",
+       "    type: UDPquery\n    destination: '2001:DB8::7'\n    dst_port: 7\n    payload: ping\n"
+       "  r:\n    type: UDPquery\n    destination: '2001:db8:0::7'\n    dst_port: 7\n    payload: pong\n",
+       "as target \"q\""},
+      {"another port",
+       "    type: UDPquery\n    destination: 192.0.2.7\n    dst_port: 7\n    payload: ping\n"
+       "  r:\n    type: UDPquery\n    destination: 192.0.2.7\n    dst_port: 8\n    payload: pong\n",
+       ""},
+      {"one of them with a token",
+       "    type: UDPquery\n    destination: 192.0.2.7\n    dst_port: 7\n    payload: ping\n"
+       "  r:\n    type: UDPquery\n    destination: 192.0.2.7\n    dst_port: 7\n    payload: pong\n"
+       "    token: {offset: 0, length: 2}\n",
+       ""},
   };
   for (const Row& r : rows) {
     const LoadedConfig c = load_target(r.target);
