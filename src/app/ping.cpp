@@ -62,16 +62,6 @@ std::optional<int> parse_int(std::string_view s) {
 
 double ms(double s) { return std::round(s * 1e6) / 1e3; }  // to the microsecond
 
-// -o: hping's TOS is hex ("10", "0x10"); decimal with a leading "d" is not hping's, so hex only.
-std::optional<int> parse_tos(std::string s) {
-  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) s = s.substr(2);
-  if (s.empty() || s.size() > 2) return std::nullopt;
-  int v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 16);
-  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-  return v;
-}
-
 // This host's addresses with their interface (getifaddrs: no privilege, no packet).
 std::vector<std::pair<std::string, IpAddress>> interface_addresses() {
   std::vector<std::pair<std::string, IpAddress>> out;

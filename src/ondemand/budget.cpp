@@ -3,10 +3,18 @@
 #include <algorithm>
 #include <cmath>
 
+#include "config/on_demand.h"
+
 namespace netprobe::ondemand {
 namespace {
 
-Nanos gap_of(double pps) { return Nanos(int64_t(std::ceil(1e9 / std::max(pps, 1e-3)))); }
+constexpr Nanos kMaxMargin{1'000'000};
+constexpr Nanos kMaxFloor{10'000'000'000};  // what a job frame carries at most (ipc.cpp)
+
+Nanos period(double pps) {
+  return std::min(Nanos(int64_t(std::ceil(1e9 / std::max(pps, 1e-3)))), kMaxFloor - kMaxMargin);
+}
+Nanos margin(double pps) { return std::min(kMaxMargin, period(pps) / 100); }
 
 // The earliest t' >= t with no booked time closer than `gap` (bounded by the size of `booked`).
 Nanos first_free(const std::multiset<Nanos>& booked, Nanos t, Nanos gap) {
@@ -15,6 +23,14 @@ Nanos first_free(const std::multiset<Nanos>& booked, Nanos t, Nanos gap) {
 }
 
 }  // namespace
+
+Nanos floor_gap(double pps) { return period(pps) + margin(pps); }
+Nanos reserve_gap(double pps) { return period(pps) + 2 * margin(pps); }
+
+SharedLimits SharedLimits::of(const OnDemandBudgets& b) {
+  return {std::make_shared<Admission>(b.max_concurrent_tests, b.max_concurrent_tests_per_credential),
+          std::make_shared<PacketBudget>(b.max_packets_per_second_per_destination, b.max_packets_per_second)};
+}
 
 bool Admission::try_acquire(const std::string& credential, std::string* reason) {
   std::lock_guard lock(mu_);
@@ -46,8 +62,8 @@ int Admission::running() const {
 }
 
 PacketBudget::PacketBudget(double per_destination_pps, double global_pps, size_t max_destinations)
-    : dest_gap_(gap_of(per_destination_pps)),
-      global_gap_(gap_of(global_pps)),
+    : dest_gap_(reserve_gap(per_destination_pps)),
+      global_gap_(reserve_gap(global_pps)),
       max_destinations_(max_destinations) {}
 
 void PacketBudget::prune(Nanos now) {

@@ -9,7 +9,7 @@
 namespace netprobe::ondemand {
 
 ProbeService::ProbeService(OnDemandConfig config, Policy policy, Resolver& resolver, ProbeExecutor& executor,
-                           Clock& clock, std::function<void(const std::string&)> audit)
+                           Clock& clock, std::function<void(const std::string&)> audit, SharedLimits limits)
     : config_(std::move(config)),
       policy_(std::move(policy)),
       resolver_(resolver),
@@ -17,9 +17,11 @@ ProbeService::ProbeService(OnDemandConfig config, Policy policy, Resolver& resol
       clock_(clock),
       audit_(std::move(audit)),
       credentials_(config_.credentials),
-      admission_(config_.budgets.max_concurrent_tests, config_.budgets.max_concurrent_tests_per_credential),
-      budget_(config_.budgets.max_packets_per_second_per_destination,
-              config_.budgets.max_packets_per_second) {
+      admission_(std::move(limits.admission)),
+      budget_(std::move(limits.budget)) {
+  const SharedLimits own = SharedLimits::of(config_.budgets);
+  if (!admission_) admission_ = own.admission;
+  if (!budget_) budget_ = own.budget;
   policy_.allowed_prefixes = config_.allowed_prefixes;
   policy_.allowed_targets = config_.allowed_targets;
 }
@@ -42,6 +44,11 @@ void ProbeService::finish(const ProbeHttpRequest& request, const std::string& cr
   done(std::move(response));
 }
 
+void ProbeService::release(const std::string& credential) {
+  admission_->release(credential);
+  --running_;
+}
+
 void ProbeService::handle(ProbeHttpRequest request, std::function<void(ProbeHttpResponse)> done) {
   const AuthResult auth = credentials_.check(
       request.authorization ? std::optional<std::string_view>(*request.authorization) : std::nullopt);
@@ -57,10 +64,11 @@ void ProbeService::handle(ProbeHttpRequest request, std::function<void(ProbeHttp
     return;
   }
   std::string why;
-  if (!admission_.try_acquire(auth.credential, &why)) {
+  if (!admission_->try_acquire(auth.credential, &why)) {
     finish(request, auth.credential, {429, "too many tests running (" + why + ")\n", why}, done);
     return;
   }
+  ++running_;
   job->credential = auth.credential;
   const Nanos start = clock_.monotonic();
   const OnDemandModule& module = config_.modules.at(job->module);
@@ -73,7 +81,7 @@ void ProbeService::handle(ProbeHttpRequest request, std::function<void(ProbeHttp
       [this, shared, done, start, &module, job = std::move(*job)](ParsedTarget parsed, Decision d) mutable {
         const std::string credential = job.credential;
         if (!d.allowed()) {
-          admission_.release(credential);
+          release(credential);
           if (d.refusal == Refusal::kResolveFailed) {  // as blackbox: a probe that failed, not a refusal
             finish(*shared, credential,
                    {200,
@@ -89,17 +97,17 @@ void ProbeService::handle(ProbeHttpRequest request, std::function<void(ProbeHttp
         job.addresses = std::move(d.pinned);  // the probe goes to what was checked, nothing else
         // Every packet must leave within the job's timeout, else the caller waits for a budget it lacks.
         const Nanos now = clock_.monotonic();
-        auto times = budget_.reserve(job.addresses.front(), job.nb_packets, now,
-                                     now + Nanos(int64_t(job.timeout_s * 1e9)));
+        auto times = budget_->reserve(job.addresses.front(), job.nb_packets, now,
+                                      now + Nanos(int64_t(job.timeout_s * 1e9)));
         if (!times) {
-          admission_.release(credential);
+          release(credential);
           finish(*shared, credential,
                  {429, "packet budget exhausted for this destination, retry later\n", "packet_budget"}, done);
           return;
         }
         executor_.run(job, std::move(*times),
                       [this, shared, done, start, &module, job](std::vector<ProbeEvent> events) {
-                        admission_.release(job.credential);
+                        release(job.credential);
                         const double duration = double((clock_.monotonic() - start).count()) / 1e9;
                         finish(*shared, job.credential,
                                {200,

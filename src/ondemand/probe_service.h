@@ -4,6 +4,7 @@
 // budget (send times reserved) -> executor -> page. Every refusal is counted by reason and every request
 // gives one audit line. Runs on the caller's loop: `done` is called once, from handle() or from the
 // resolver's poll() or the executor's completion.
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -48,13 +49,15 @@ struct ProbeHttpResponse {
 
 class ProbeService {
  public:
+  // `limits`: the admission and packet budget shared with /api/v1/tests (either left null: its own).
   ProbeService(OnDemandConfig config, Policy policy, Resolver& resolver, ProbeExecutor& executor,
-               Clock& clock, std::function<void(const std::string&)> audit);
+               Clock& clock, std::function<void(const std::string&)> audit, SharedLimits limits = {});
   void handle(ProbeHttpRequest request, std::function<void(ProbeHttpResponse)> done);
   std::map<std::string, uint64_t> rejections() const;  // reason -> count
-  int running() const { return admission_.running(); }
+  int running() const { return running_; }
 
  private:
+  void release(const std::string& credential);
   void finish(const ProbeHttpRequest& request, const std::string& credential, ProbeHttpResponse response,
               const std::function<void(ProbeHttpResponse)>& done);
 
@@ -65,8 +68,9 @@ class ProbeService {
   Clock& clock_;
   std::function<void(const std::string&)> audit_;
   CredentialTable credentials_;
-  Admission admission_;
-  PacketBudget budget_;
+  std::shared_ptr<Admission> admission_;
+  std::shared_ptr<PacketBudget> budget_;
+  std::atomic<int> running_{0};  // this service's requests in flight (the admission may be shared)
   mutable std::mutex mu_;
   std::map<std::string, uint64_t> rejections_;
 };

@@ -164,15 +164,6 @@ std::optional<double> parse_interval(const Json& v) {
   return parse_ping_interval(v.get<std::string>());
 }
 
-std::optional<int> parse_tos(std::string s) {
-  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) s = s.substr(2);
-  if (s.empty() || s.size() > 2) return std::nullopt;
-  int v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 16);
-  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-  return v;
-}
-
 // Options that make no sense for a remote caller, by test type.
 std::optional<std::string> remote_refusal(const std::string& type, const std::string& key) {
   static const std::map<std::string, std::string> kPing = {
@@ -330,18 +321,20 @@ std::optional<Refused> plan_ping(const Json& options, const OnDemandBudgets& b, 
 }
 
 // Over the factory's prober: stops on cancellation, at the probe budget and at the test's deadline, and
-// takes each batch's send times from the packet budget (the batch leaves at its first one, at a rate
-// capped at the per-destination budget), so trace and pathloss count against the caps like /probe.
+// takes each batch's send times from the packet budget, no closer than the test's own rate, and has the
+// prober send each probe at its time (probe_at), so trace and pathloss count against the caps like /probe
+// and a ping beside them keeps its reserved times.
 class GuardedProber final : public HopProber {
  public:
   GuardedProber(HopProber& inner, const std::atomic<bool>& cancel, PacketBudget& budget, Clock& clock,
-                IpAddress dst, double pps, uint64_t max_probes, Steady::time_point deadline)
+                IpAddress dst, double pps, double rate, uint64_t max_probes, Steady::time_point deadline)
       : inner_(inner),
         cancel_(cancel),
         budget_(budget),
         clock_(clock),
         dst_(dst),
-        pps_(std::max(pps, 1e-3)),
+        pps_(std::max(std::min(pps, rate > 0 ? rate : pps), 1e-3)),
+        spacing_(rate > 0 ? Nanos(int64_t(1e9 / rate)) : Nanos(0)),
         max_probes_(max_probes),
         deadline_(deadline) {}
 
@@ -355,21 +348,22 @@ class GuardedProber final : public HopProber {
     // Room for the whole batch at the budget's pace, and a minute of other callers' probes.
     const Nanos now = clock_.monotonic();
     const Nanos horizon = std::chrono::seconds(60) + Nanos(int64_t(double(probes.size()) / pps_ * 1e9));
-    auto times = budget_.reserve(dst_, int(probes.size()), now, now + horizon);
+    auto times = budget_.reserve(dst_, int(probes.size()), now, now + horizon, spacing_);
     if (!times) {
       why_ = "packet budget exhausted for this destination";
       return silence;
     }
     // Real sleeps, never the shared clock's sleep_until() (it would take a wake() meant for its owner's
     // loop); the wait is measured once, so a fake clock cannot make it endless.
-    if (!times->empty() && times->front() > now) {
-      const auto until = Steady::now() + (times->front() - now);
+    // Woken a little before the first time: the batch must reach the worker before it is due.
+    if (!times->empty() && times->front() - kHandOver > now) {
+      const auto until = Steady::now() + (times->front() - kHandOver - now);
       while (!cancel_ && Steady::now() < until)
         std::this_thread::sleep_for(std::min<Steady::duration>(until - Steady::now(), kSlice));
     }
     if (cancel_) return silence;
     sent_ += probes.size();
-    return inner_.probe(probes);
+    return inner_.probe_at(probes, *times);
   }
   bool stopped() const override {
     return cancel_ || !why_.empty() || inner_.stopped() || Steady::now() >= deadline_;
@@ -389,7 +383,9 @@ class GuardedProber final : public HopProber {
   PacketBudget& budget_;
   Clock& clock_;
   IpAddress dst_;
-  double pps_;  // the slower of the destination's and the global on-demand cap
+  double pps_;     // the slowest of the destination's and the global on-demand cap and the test's rate
+  Nanos spacing_;  // 1/the test's rate
+  static constexpr Nanos kHandOver{20'000'000};
   uint64_t max_probes_;
   Steady::time_point deadline_;
   uint64_t sent_ = 0;
@@ -410,16 +406,14 @@ TestService::TestService(OnDemandConfig config, Policy policy, ResolverFactory r
       audit_(std::move(audit)),
       options_(std::move(options)),
       credentials_(config_.credentials),
-      admission_(options_.admission),
-      budget_(options_.budget) {
+      admission_(options_.limits.admission),
+      budget_(options_.limits.budget) {
   policy_.allowed_prefixes = config_.allowed_prefixes;
   policy_.allowed_targets = config_.allowed_targets;
   const OnDemandBudgets& b = config_.budgets;
-  if (!admission_)
-    admission_ = std::make_shared<Admission>(b.max_concurrent_tests, b.max_concurrent_tests_per_credential);
-  if (!budget_)
-    budget_ =
-        std::make_shared<PacketBudget>(b.max_packets_per_second_per_destination, b.max_packets_per_second);
+  const SharedLimits own = SharedLimits::of(b);
+  if (!admission_) admission_ = own.admission;
+  if (!budget_) budget_ = own.budget;
   if (!options_.source_for) options_.source_for = [](const IpAddress& d) { return kernel_source_for(d); };
   const int threads = std::clamp(b.max_concurrent_tests, 1, 256);
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { worker(); });
@@ -458,7 +452,7 @@ std::map<int, uint64_t> TestService::requests() const {
   std::lock_guard lock(mu_);
   return requests_;
 }
-int TestService::running() const { return admission_->running(); }
+int TestService::running() const { return running_.load(); }
 size_t TestService::receipts() const {
   std::lock_guard lock(mu_);
   return receipts_.size();
@@ -662,6 +656,7 @@ TestResponse TestService::post(const TestRequest& request, const std::string& cr
     queue_.push_back(run);
   }
   receipts_.push_back(receipt);
+  running_ += int(runs.size());
   cv_.notify_all();
   return {202, Json{{"receipt", *id}, {"tests", runs.size()}}.dump() + "\n", ""};
 }
@@ -753,6 +748,7 @@ void TestService::worker() {
       finish(*run, TestState::kFailed, std::nullopt, std::string("internal error: ") + e.what());
     }
     admission_->release(run->credential);
+    --running_;
   }
 }
 
@@ -923,7 +919,7 @@ void TestService::execute_trace(Run& run, const std::vector<IpAddress>& pinned) 
                                             std::chrono::duration<double>(options_.max_test_duration_s));
   const double pps = std::min(config_.budgets.max_packets_per_second_per_destination,
                               config_.budgets.max_packets_per_second);
-  GuardedProber prober(*inner, run.cancel, *budget_, clock_, target.dst, pps,
+  GuardedProber prober(*inner, run.cancel, *budget_, clock_, target.dst, pps, rate,
                        uint64_t(std::max(0, config_.budgets.max_probes_per_test)), deadline);
   std::string text;
   if (trace) {

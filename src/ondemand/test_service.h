@@ -73,9 +73,8 @@ struct TestServiceOptions {
   int max_json_depth = 8;              // of a request body
   double max_test_duration_s = 600;    // a test's probing stops after this
   double resolve_timeout_s = 5;        // a name's one resolution
-  // Shared with /probe so that the caps hold across both; null: the service's own.
-  std::shared_ptr<PacketBudget> budget;
-  std::shared_ptr<Admission> admission;
+  // Shared with /probe so that the caps hold across both; either null: the service's own.
+  SharedLimits limits = {};
   // Where the executor's run() is called: null -> on the test's thread.
   std::function<void(std::function<void()>)> post;
   // The kernel's source address towards a destination (TraceTarget::src); null -> kernel_source_for().
@@ -138,6 +137,8 @@ class TestService {
   CredentialTable credentials_;
   std::shared_ptr<Admission> admission_;
   std::shared_ptr<PacketBudget> budget_;
+  std::atomic<int> running_{
+      0};  // this service's tests admitted and not finished (the admission may be shared)
 
   mutable std::mutex mu_;
   std::condition_variable cv_;  // the queue

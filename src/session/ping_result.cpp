@@ -1,9 +1,11 @@
 #include "session/ping_result.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <exception>
 #include <map>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -153,6 +155,16 @@ std::optional<double> parse_ping_interval(const std::string& s) {
   } catch (const std::exception&) {
     return std::nullopt;
   }
+}
+
+std::optional<int> parse_tos(const std::string& text) {
+  std::string_view s = text;
+  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) s.remove_prefix(2);
+  if (s.empty() || s.size() > 2) return std::nullopt;
+  int v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 16);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
 }
 
 int ping_chunk_size(double spacing_s, double timeout_s, int remaining) {

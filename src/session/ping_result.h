@@ -53,6 +53,10 @@ int ping_chunk_size(double spacing_s, double timeout_s, int remaining);
 // (not checked for range: the callers bound it).
 std::optional<double> parse_ping_interval(const std::string& text);
 
+// -o / the API's `tos`: the TOS byte in hex, as hping takes it ("10", "0x10"); nullopt for anything else
+// (not checked for the ECN bits: the callers refuse them).
+std::optional<int> parse_tos(const std::string& text);
+
 // ---- The lines, pure so that their format is table-tested (tests/unit/session/ping_result_test.cpp).
 struct PingLineContext {
   ProbeType type = ProbeType::kTcpSyn;

@@ -82,22 +82,19 @@ std::vector<ProbeEvent> OnDemandWorker::unsent_events(const OnDemandJob& job, si
 
 void OnDemandWorker::run(const ondemand::ProbeJob& job, std::vector<Nanos> send_times,
                          std::function<void(std::vector<ProbeEvent>)> done) {
-  OnDemandJob j = job_of(job, send_times, clock_.monotonic());
-  j.dest_gap_ns = dest_gap_ns_;
-  j.global_gap_ns = global_gap_ns_;
-  run_job(std::move(j), std::move(done));
+  run_job(job_of(job, send_times, clock_.monotonic()), std::move(done));
 }
 
 void OnDemandWorker::set_caps(double per_destination_pps, double global_pps) {
-  const auto gap = [](double pps) -> int64_t {
-    return pps > 0 ? std::min<int64_t>(int64_t(1e9 / pps) + kGapMargin.count(), 10'000'000'000) : 0;
-  };
+  const auto gap = [](double pps) -> int64_t { return pps > 0 ? ondemand::floor_gap(pps).count() : 0; };
   dest_gap_ns_ = gap(per_destination_pps);
   global_gap_ns_ = gap(global_pps);
 }
 
 void OnDemandWorker::run_job(OnDemandJob job, JobDone done) {
   job.id = next_id_++;
+  job.dest_gap_ns = dest_gap_ns_;
+  job.global_gap_ns = global_gap_ns_;
   if (job.probes.empty() || job.probes.size() > kMaxJobProbes) {
     done(unsent_events(job, IterationRunner::kUnsentNoToken));
     return;
@@ -164,12 +161,27 @@ constexpr Nanos kStartLead{20'000'000};  // the first probe leaves this long aft
 }
 
 std::vector<HopReply> WorkerHopProber::probe(std::span<const ProbeSpec> probes) {
+  const double rate = rate_pps_ > 0 ? rate_pps_ : 100;
+  const Nanos start = SystemClock().monotonic() + kStartLead;
+  std::vector<Nanos> send_at(probes.size());
+  for (size_t i = 0; i < probes.size(); ++i) send_at[i] = start + Nanos(int64_t(double(i) * 1e9 / rate));
+  return probe_at(probes, send_at);
+}
+
+std::vector<HopReply> WorkerHopProber::probe_at(std::span<const ProbeSpec> probes,
+                                                std::span<const Nanos> send_at) {
   std::lock_guard lock(mu_);
   std::vector<HopReply> out(probes.size());
-  const double rate = rate_pps_ > 0 ? rate_pps_ : 100;
+  if (send_at.size() != probes.size()) {
+    failed_ = true;
+    return out;
+  }
   const double timeout = std::clamp(timeout_s_, 0.01, 60.0);
-  for (size_t at = 0; at < probes.size() && !failed_; at += kMaxJobProbes) {
-    const auto batch = probes.subspan(at, std::min(kMaxJobProbes, probes.size() - at));
+  // Every job of the batch is handed over before waiting for any: a later one's send times must not pass
+  // while an earlier one is still out.
+  std::vector<std::pair<size_t, std::future<std::vector<ProbeEvent>>>> jobs;
+  for (size_t at = 0; at < probes.size(); at += kMaxJobProbes) {
+    const size_t n = std::min(kMaxJobProbes, probes.size() - at);
     OnDemandJob job;
     job.type = target_.type;
     job.dst = target_.dst;
@@ -177,10 +189,8 @@ std::vector<HopReply> WorkerHopProber::probe(std::span<const ProbeSpec> probes) 
     job.paris = target_.type == ProbeType::kIcmpPing;
     job.icmp_error_resolves = true;
     job.timeout_s = timeout;
-    const Nanos start = SystemClock().monotonic() + kStartLead;
-    for (size_t i = 0; i < batch.size(); ++i)
-      job.probes.push_back({batch[i].sport, std::max<uint8_t>(1, batch[i].ttl),
-                            (start + Nanos(int64_t(double(i) * 1e9 / rate))).count()});
+    for (size_t i = at; i < at + n; ++i)
+      job.probes.push_back({probes[i].sport, std::max<uint8_t>(1, probes[i].ttl), send_at[i].count()});
     auto promise = std::make_shared<std::promise<std::vector<ProbeEvent>>>();
     auto future = promise->get_future();
     OnDemandWorker& worker = worker_;
@@ -192,18 +202,28 @@ std::vector<HopReply> WorkerHopProber::probe(std::span<const ProbeSpec> probes) 
       failed_ = true;
       break;
     }
-    // The loop answers within the batch's sending, its timeout and the executor's grace; a little more
-    // for the loop itself.
-    const double bound_s = kStartLead.count() / 1e9 + double(batch.size()) / rate + timeout +
-                           std::chrono::duration<double>(OnDemandWorker::kResultGrace).count() + 3;
-    if (future.wait_for(std::chrono::duration<double>(bound_s)) != std::future_status::ready) {
-      failed_ = true;
+    jobs.emplace_back(at, std::move(future));
+  }
+  // The loop answers within the last send time, the timeout and the executor's grace; a little more for
+  // the loop itself. One bound for the whole batch, so waiting stays bounded whatever the job count.
+  const Nanos last = *std::max_element(send_at.begin(), send_at.end());
+  const double until_last_s =
+      std::max(0.0, std::chrono::duration<double>(last - SystemClock().monotonic()).count());
+  using Steady = std::chrono::steady_clock;
+  const double bound_s =
+      until_last_s + timeout + std::chrono::duration<double>(OnDemandWorker::kResultGrace).count() + 3;
+  const auto bound =
+      Steady::now() + std::chrono::duration_cast<Steady::duration>(std::chrono::duration<double>(bound_s));
+  for (auto& [at, future] : jobs) {
+    if (future.wait_until(bound) != std::future_status::ready) {
+      failed_ = true;  // the loop still owns the promise: it is answered into the void later
       break;
     }
     for (const ProbeEvent& e : future.get()) {
       // The worker down: later batches would read as silence too.
       if (e.send_error == IterationRunner::kUnsentNoWorker + 1) failed_ = true;
-      if (e.slot >= batch.size() || e.state == ProbeEvent::State::kUnsent) continue;
+      if (at + e.slot >= out.size() || e.slot >= kMaxJobProbes || e.state == ProbeEvent::State::kUnsent)
+        continue;
       ++sent_;
       out[at + e.slot] = hop_reply_of(e, target_.dst);
     }

@@ -60,11 +60,10 @@ class OnDemandWorker final : public ondemand::ProbeExecutor {
   // must be answered by now + job.timeout_s (blackbox's rule: the whole probe within its timeout).
   void run(const ondemand::ProbeJob& job, std::vector<Nanos> send_times,
            std::function<void(std::vector<ProbeEvent>)> done) override;
-  // The caps /probe jobs keep at the worker whatever their lateness (OnDemandJob::dest_gap_ns): 1/pps plus
-  // kGapMargin, so that the target never counts more than the cap in a one-second window (0: none).
+  // The caps every job keeps at the worker whatever its lateness (OnDemandJob::dest_gap_ns): floor_gap()
+  // of budget.h, so that the target never counts more than the cap in a one-second window (0: none).
   void set_caps(double per_destination_pps, double global_pps);
-  static constexpr Nanos kGapMargin{1'000'000};
-  // Any job (traces): `done` gets one event per probe, in job order. Sets job.id.
+  // Any job (traces): `done` gets one event per probe, in job order. Sets job.id and the caps' floors.
   void run_job(OnDemandJob job, JobDone done);
 
   // From the pool.
@@ -110,7 +109,10 @@ class WorkerHopProber final : public HopProber {
         target_(std::move(target)),
         timeout_s_(timeout_s),
         rate_pps_(rate_pps) {}
+  // At the prober's rate from now (the trace and pathloss CLIs' pace).
   std::vector<HopReply> probe(std::span<const ProbeSpec> probes) override;
+  // At the given times (the on-demand budget's), kept by the worker like /probe's (floors included).
+  std::vector<HopReply> probe_at(std::span<const ProbeSpec> probes, std::span<const Nanos> send_at) override;
   bool stopped() const override { return failed_.load(); }
   uint64_t sent() const { return sent_.load(); }
 

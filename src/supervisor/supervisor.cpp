@@ -404,8 +404,8 @@ class Supervisor {
 
   // ---- on-demand probing (docs/on-demand.md#the-on-demand-worker) ----
 
-  // A changed on_demand section gets a new ProbeService (budgets start afresh); the previous one finishes
-  // its requests and is dropped once idle.
+  // A changed on_demand section gets a new ProbeService and TestService (budgets start afresh); the
+  // previous ones finish their requests and are dropped once idle.
   void configure_on_demand() {
     std::erase_if(retired_services_, [](const auto& s) { return s->running() == 0; });
     // A retired TestService is destroyed (its idle threads joined) only once no test of it runs: a test
@@ -421,12 +421,16 @@ class Supervisor {
     if (!od_config_) return;
     od_worker_.set_caps(od_config_->budgets.max_packets_per_second_per_destination,
                         od_config_->budgets.max_packets_per_second);
+    // One admission and one packet budget for /probe and /api/v1/tests: a caller of both is held by
+    // the same caps.
+    const auto limits = ondemand::SharedLimits::of(od_config_->budgets);
     ondemand::Policy policy;
     policy.own_addresses = ondemand::local_addresses();
     probe_service_ = std::make_shared<ondemand::ProbeService>(
         *od_config_, std::move(policy), *od_resolver_, od_worker_, clock_,
-        [](const std::string& line) { spdlog::info("{}", line); });
+        [](const std::string& line) { spdlog::info("{}", line); }, limits);
     ondemand::TestServiceOptions test_options;
+    test_options.limits = limits;
     // The executor is the loop's: a ping test's job is handed to it from the test's thread.
     test_options.post = [this](std::function<void()> task) { loop_queue_.post(std::move(task)); };
     test_options.on_test_rejection = [this](const std::string& reason) { api_.rejection(reason); };

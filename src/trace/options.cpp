@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <iterator>
 #include <set>
 
 #include <fmt/format.h>
@@ -10,15 +11,43 @@
 namespace netprobe {
 namespace {
 
-// Sets *error and returns nullopt, for the checks below.
+// Sets *error and returns false (refused) or nullopt (refuse), for the checks below.
+bool refused(OptionError* error, std::string option, std::string message) {
+  if (error) *error = {std::move(option), std::move(message)};
+  return false;
+}
 template <typename T>
 std::optional<T> refuse(OptionError* error, std::string option, std::string message) {
-  if (error) *error = {std::move(option), std::move(message)};
+  refused(error, std::move(option), std::move(message));
   return std::nullopt;
 }
 
 ProbeType type_of(char mode) {
   return mode == '1' ? ProbeType::kIcmpPing : mode == '2' ? ProbeType::kUdpUnreachable : ProbeType::kTcpSyn;
+}
+
+// The bounds trace and pathloss share: the TTLs, the rate and the wait, in this order.
+template <typename O>
+bool check_ttls_rate_wait(const O& o, OptionError* error) {
+  if (o.first_ttl < 1 || o.first_ttl > kMaxTtl)
+    return refused(error, "first-ttl", fmt::format("--first-ttl: 1 to {}", kMaxTtl));
+  if (o.max_ttl < o.first_ttl || o.max_ttl > kMaxTtl)
+    return refused(error, "max-ttl", fmt::format("--max-ttl: from --first-ttl to {}", kMaxTtl));
+  if (!(o.rate_pps >= 1 && o.rate_pps <= 100000))
+    return refused(error, "rate", "--rate: 1 to 100000 probes per second");
+  if (!(o.wait_s > 0 && o.wait_s <= 60)) return refused(error, "wait", "--wait: above 0, at most 60 s");
+  return true;
+}
+
+// --sport-range's ports (at most `max_ports`) onto `out`.
+bool add_port_range(const std::string& text, int max_ports, std::vector<uint16_t>& out, OptionError* error) {
+  const auto r = parse_port_range(text, max_ports);
+  if (!r)
+    return refused(error, "sport-range",
+                   fmt::format("--sport-range: \"{}\" is not A-B with 1 <= A <= B <= 65535, at most {} ports",
+                               text.substr(0, 16), max_ports));
+  for (int p = r->first; p <= r->second; ++p) out.push_back(uint16_t(p));
+  return true;
 }
 
 // JSON value -> option, with the key named when the type is wrong.
@@ -29,52 +58,92 @@ bool fail(OptionError* error, const std::string& key, const std::string& what) {
   return false;
 }
 
-bool get_int(const Json& v, const std::string& key, int& out, OptionError* error) {
+// One overload per type of option field; the field's type says which JSON type is expected.
+bool get(const Json& v, const std::string& key, int& out, OptionError* error) {
   if (!v.is_number_integer()) return fail(error, key, "an integer is expected");
   const auto i = v.get<int64_t>();
   if (i < -1'000'000'000 || i > 1'000'000'000) return fail(error, key, "out of range");
   out = int(i);
   return true;
 }
-bool get_int(const Json& v, const std::string& key, std::optional<int>& out, OptionError* error) {
-  int i = 0;
-  if (!get_int(v, key, i, error)) return false;
-  out = i;
-  return true;
-}
-bool get_double(const Json& v, const std::string& key, double& out, OptionError* error) {
+bool get(const Json& v, const std::string& key, double& out, OptionError* error) {
   if (!v.is_number()) return fail(error, key, "a number is expected");
   out = v.get<double>();
   return true;
 }
-bool get_bool(const Json& v, const std::string& key, bool& out, OptionError* error) {
+bool get(const Json& v, const std::string& key, bool& out, OptionError* error) {
   if (!v.is_boolean()) return fail(error, key, "true or false is expected");
   out = v.get<bool>();
   return true;
 }
-bool get_string(const Json& v, const std::string& key, std::string& out, OptionError* error) {
+bool get(const Json& v, const std::string& key, std::string& out, OptionError* error) {
   if (!v.is_string()) return fail(error, key, "a string is expected");
   out = v.get<std::string>().substr(0, 256);
   return true;
 }
-bool get_string(const Json& v, const std::string& key, std::optional<std::string>& out, OptionError* error) {
-  std::string s;
-  if (!get_string(v, key, s, error)) return false;
-  out = std::move(s);
+template <typename T>
+bool get(const Json& v, const std::string& key, std::optional<T>& out, OptionError* error) {
+  T t{};
+  if (!get(v, key, t, error)) return false;
+  out = std::move(t);
   return true;
 }
+
+// A JSON key and what sets its option: set<&Options::field> for a plain field, or a function of its own.
+template <typename O>
+struct JsonKey {
+  const char* key;
+  bool (*set)(const Json& v, const std::string& key, O& o, OptionError* error);
+};
+
+template <auto Field, typename O>
+bool set(const Json& v, const std::string& key, O& o, OptionError* error) {
+  return get(v, key, o.*Field, error);
+}
+
 // "protocol": tcp, icmp (trace only) or udp -> the mode letter.
-bool get_mode(const Json& v, const std::string& key, char& out, bool icmp, OptionError* error) {
+template <bool kIcmp, typename O>
+bool set_mode(const Json& v, const std::string& key, O& o, OptionError* error) {
   std::string s;
-  if (!get_string(v, key, s, error)) return false;
+  if (!get(v, key, s, error)) return false;
   if (s == "tcp") {
-    out = 'S';
+    o.mode = 'S';
   } else if (s == "udp") {
-    out = '2';
-  } else if (s == "icmp" && icmp) {
-    out = '1';
+    o.mode = '2';
+  } else if (s == "icmp" && kIcmp) {
+    o.mode = '1';
   } else {
-    return fail(error, key, icmp ? "tcp, icmp or udp" : "tcp or udp");
+    return fail(error, key, kIcmp ? "tcp, icmp or udp" : "tcp or udp");
+  }
+  return true;
+}
+
+// pathloss's "sports": [40001, 40007] as well as the command line's "40001,40007".
+bool set_sports(const Json& v, const std::string& key, PathlossCliOptions& o, OptionError* error) {
+  if (!v.is_array()) return get(v, key, o.sports, error);
+  if (v.size() > size_t(kPathlossMaxFlows))
+    return fail(error, key, fmt::format("at most {}", kPathlossMaxFlows));
+  std::string joined;
+  for (const auto& p : v) {
+    if (!p.is_number_integer()) return fail(error, key, "a list of ports is expected");
+    joined += (joined.empty() ? "" : ",") + std::to_string(p.get<int64_t>());
+  }
+  o.sports = joined;
+  return true;
+}
+
+// The JSON keys of `options`, in order, onto `o` through `keys`; `command` names the command in the refusal
+// of an unknown key.
+template <typename O, size_t N>
+bool apply_json(const Json& options, O& o, const JsonKey<O> (&keys)[N], const char* command,
+                OptionError* error) {
+  if (!options.is_object()) return fail(error, "options", "an object is expected");
+  for (const auto& [key, v] : options.items()) {
+    const auto k = std::find_if(std::begin(keys), std::end(keys),
+                                [&](const JsonKey<O>& entry) { return key == entry.key; });
+    if (k == std::end(keys))
+      return fail(error, key.substr(0, 64), fmt::format("not an option of {}", command));
+    if (!k->set(v, key, o, error)) return false;
   }
   return true;
 }
@@ -101,13 +170,7 @@ std::optional<TraceSetup> check_trace_options(const TraceCliOptions& o, OptionEr
   if (o.format != "text" && o.format != "json" && o.format != "dot")
     return refuse<R>(error, "format",
                      "--format: \"" + o.format.substr(0, 16) + "\" is not text, json or dot");
-  if (o.first_ttl < 1 || o.first_ttl > kMaxTtl)
-    return refuse<R>(error, "first-ttl", fmt::format("--first-ttl: 1 to {}", kMaxTtl));
-  if (o.max_ttl < o.first_ttl || o.max_ttl > kMaxTtl)
-    return refuse<R>(error, "max-ttl", fmt::format("--max-ttl: from --first-ttl to {}", kMaxTtl));
-  if (!(o.rate_pps >= 1 && o.rate_pps <= 100000))
-    return refuse<R>(error, "rate", "--rate: 1 to 100000 probes per second");
-  if (!(o.wait_s > 0 && o.wait_s <= 60)) return refuse<R>(error, "wait", "--wait: above 0, at most 60 s");
+  if (!check_ttls_rate_wait(o, error)) return std::nullopt;
   if (o.confidence != 95 && o.confidence != 99)
     return refuse<R>(error, "confidence", "--confidence: 95 or 99");
   if (o.max_flows < 1 || o.max_flows > kTraceMaxSportRange)
@@ -123,13 +186,7 @@ std::optional<TraceSetup> check_trace_options(const TraceCliOptions& o, OptionEr
     return refuse<R>(error, "destport", fmt::format("-p: {} is not a port", dport));
   s.dst_port = ports ? uint16_t(dport) : 0;
   if (o.sport_range) {
-    const auto r = parse_port_range(*o.sport_range, kTraceMaxSportRange);
-    if (!r)
-      return refuse<R>(
-          error, "sport-range",
-          fmt::format("--sport-range: \"{}\" is not A-B with 1 <= A <= B <= 65535, at most {} ports",
-                      o.sport_range->substr(0, 16), kTraceMaxSportRange));
-    for (int p = r->first; p <= r->second; ++p) s.sports.push_back(uint16_t(p));
+    if (!add_port_range(*o.sport_range, kTraceMaxSportRange, s.sports, error)) return std::nullopt;
   } else if (o.mda) {
     for (int p = kTraceDefaultSport; p < kTraceDefaultSport + o.max_flows && p <= 65535; ++p)
       s.sports.push_back(uint16_t(p));
@@ -158,13 +215,7 @@ std::optional<PathlossSetup> check_pathloss_options(const PathlossCliOptions& o,
                      fmt::format("--probes-per-hop: 1 to {}", kPathlossMaxProbesPerHop));
   if (o.compare_healthy < 0 || o.compare_healthy > 64)
     return refuse<R>(error, "compare-healthy", "--compare-healthy: 0 to 64");
-  if (o.first_ttl < 1 || o.first_ttl > kMaxTtl)
-    return refuse<R>(error, "first-ttl", fmt::format("--first-ttl: 1 to {}", kMaxTtl));
-  if (o.max_ttl < o.first_ttl || o.max_ttl > kMaxTtl)
-    return refuse<R>(error, "max-ttl", fmt::format("--max-ttl: from --first-ttl to {}", kMaxTtl));
-  if (!(o.rate_pps >= 1 && o.rate_pps <= 100000))
-    return refuse<R>(error, "rate", "--rate: 1 to 100000 probes per second");
-  if (!(o.wait_s > 0 && o.wait_s <= 60)) return refuse<R>(error, "wait", "--wait: above 0, at most 60 s");
+  if (!check_ttls_rate_wait(o, error)) return std::nullopt;
   if (o.ipv4 && o.ipv6) return refuse<R>(error, "ipv6", "-4 and -6 exclude each other");
   if (o.target.empty() || o.target.size() > 253)
     return refuse<R>(error, "target", "TARGET: a host name or an address");
@@ -178,13 +229,7 @@ std::optional<PathlossSetup> check_pathloss_options(const PathlossCliOptions& o,
   s.dst_port = uint16_t(dport);
   std::vector<uint16_t>& sports = s.sports;
   if (o.sport_range) {
-    const auto r = parse_port_range(*o.sport_range, kPathlossMaxFlows);
-    if (!r)
-      return refuse<R>(
-          error, "sport-range",
-          fmt::format("--sport-range: \"{}\" is not A-B with 1 <= A <= B <= 65535, at most {} ports",
-                      o.sport_range->substr(0, 16), kPathlossMaxFlows));
-    for (int p = r->first; p <= r->second; ++p) sports.push_back(uint16_t(p));
+    if (!add_port_range(*o.sport_range, kPathlossMaxFlows, sports, error)) return std::nullopt;
   } else {
     const std::string& text = *o.sports;
     size_t at = 0;
@@ -233,90 +278,43 @@ uint64_t max_probes_of(const PathlossSetup& s) {
 }
 
 bool apply_trace_json(const nlohmann::json& options, TraceCliOptions& o, OptionError* error) {
-  if (!options.is_object()) return fail(error, "options", "an object is expected");
-  for (const auto& [key, v] : options.items()) {
-    bool ok = false;
-    if (key == "protocol")
-      ok = get_mode(v, key, o.mode, true, error);
-    else if (key == "destport")
-      ok = get_int(v, key, o.dst_port, error);
-    else if (key == "sport-range")
-      ok = get_string(v, key, o.sport_range, error);
-    else if (key == "first-ttl")
-      ok = get_int(v, key, o.first_ttl, error);
-    else if (key == "max-ttl")
-      ok = get_int(v, key, o.max_ttl, error);
-    else if (key == "rate")
-      ok = get_double(v, key, o.rate_pps, error);
-    else if (key == "wait")
-      ok = get_double(v, key, o.wait_s, error);
-    else if (key == "mda")
-      ok = get_bool(v, key, o.mda, error);
-    else if (key == "confidence")
-      ok = get_int(v, key, o.confidence, error);
-    else if (key == "max-flows")
-      ok = get_int(v, key, o.max_flows, error);
-    else if (key == "format")
-      ok = get_string(v, key, o.format, error);
-    else if (key == "ipv4")
-      ok = get_bool(v, key, o.ipv4, error);
-    else if (key == "ipv6")
-      ok = get_bool(v, key, o.ipv6, error);
-    else
-      ok = fail(error, key.substr(0, 64), "not an option of trace");
-    if (!ok) return false;
-  }
-  return true;
+  using T = TraceCliOptions;
+  static constexpr JsonKey<T> kKeys[] = {
+      {"protocol", set_mode<true>},
+      {"destport", set<&T::dst_port>},
+      {"sport-range", set<&T::sport_range>},
+      {"first-ttl", set<&T::first_ttl>},
+      {"max-ttl", set<&T::max_ttl>},
+      {"rate", set<&T::rate_pps>},
+      {"wait", set<&T::wait_s>},
+      {"mda", set<&T::mda>},
+      {"confidence", set<&T::confidence>},
+      {"max-flows", set<&T::max_flows>},
+      {"format", set<&T::format>},
+      {"ipv4", set<&T::ipv4>},
+      {"ipv6", set<&T::ipv6>},
+  };
+  return apply_json(options, o, kKeys, "trace", error);
 }
 
 bool apply_pathloss_json(const nlohmann::json& options, PathlossCliOptions& o, OptionError* error) {
-  if (!options.is_object()) return fail(error, "options", "an object is expected");
-  for (const auto& [key, v] : options.items()) {
-    bool ok = false;
-    if (key == "protocol") {
-      ok = get_mode(v, key, o.mode, false, error);
-    } else if (key == "destport") {
-      ok = get_int(v, key, o.dst_port, error);
-    } else if (key == "sports") {
-      if (v.is_array()) {  // [40001, 40007] as well as "40001,40007"
-        if (v.size() > size_t(kPathlossMaxFlows))
-          return fail(error, key, fmt::format("at most {}", kPathlossMaxFlows));
-        std::string joined;
-        for (const auto& p : v) {
-          if (!p.is_number_integer()) return fail(error, key, "a list of ports is expected");
-          joined += (joined.empty() ? "" : ",") + std::to_string(p.get<int64_t>());
-        }
-        o.sports = joined;
-        ok = true;
-      } else {
-        ok = get_string(v, key, o.sports, error);
-      }
-    } else if (key == "sport-range") {
-      ok = get_string(v, key, o.sport_range, error);
-    } else if (key == "probes-per-hop") {
-      ok = get_int(v, key, o.probes_per_hop, error);
-    } else if (key == "compare-healthy") {
-      ok = get_int(v, key, o.compare_healthy, error);
-    } else if (key == "first-ttl") {
-      ok = get_int(v, key, o.first_ttl, error);
-    } else if (key == "max-ttl") {
-      ok = get_int(v, key, o.max_ttl, error);
-    } else if (key == "rate") {
-      ok = get_double(v, key, o.rate_pps, error);
-    } else if (key == "wait") {
-      ok = get_double(v, key, o.wait_s, error);
-    } else if (key == "format") {
-      ok = get_string(v, key, o.format, error);
-    } else if (key == "ipv4") {
-      ok = get_bool(v, key, o.ipv4, error);
-    } else if (key == "ipv6") {
-      ok = get_bool(v, key, o.ipv6, error);
-    } else {
-      ok = fail(error, key.substr(0, 64), "not an option of pathloss");
-    }
-    if (!ok) return false;
-  }
-  return true;
+  using P = PathlossCliOptions;
+  static constexpr JsonKey<P> kKeys[] = {
+      {"protocol", set_mode<false>},
+      {"destport", set<&P::dst_port>},
+      {"sports", set_sports},
+      {"sport-range", set<&P::sport_range>},
+      {"probes-per-hop", set<&P::probes_per_hop>},
+      {"compare-healthy", set<&P::compare_healthy>},
+      {"first-ttl", set<&P::first_ttl>},
+      {"max-ttl", set<&P::max_ttl>},
+      {"rate", set<&P::rate_pps>},
+      {"wait", set<&P::wait_s>},
+      {"format", set<&P::format>},
+      {"ipv4", set<&P::ipv4>},
+      {"ipv6", set<&P::ipv6>},
+  };
+  return apply_json(options, o, kKeys, "pathloss", error);
 }
 
 }  // namespace netprobe

@@ -78,6 +78,13 @@ class HopProber {
  public:
   virtual ~HopProber() = default;
   virtual std::vector<HopReply> probe(std::span<const ProbeSpec> probes) = 0;
+  // The same, each probe leaving at its time (`send_at`: the monotonic clock, one per probe) rather than at
+  // the prober's own pace: for a caller that reserved the times from a budget (on-demand tests). A prober
+  // that cannot schedule ignores them.
+  virtual std::vector<HopReply> probe_at(std::span<const ProbeSpec> probes, std::span<const Nanos> send_at) {
+    (void)send_at;
+    return probe(probes);
+  }
   // True once the user interrupted the run: the algorithms stop asking.
   virtual bool stopped() const { return false; }
 };

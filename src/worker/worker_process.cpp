@@ -34,18 +34,70 @@ namespace netprobe {
 
 namespace {
 
+// Blocks SIGINT and SIGTERM (before the threads, so that all of them block) and returns a signalfd that
+// reads them, -1 if none could be made.
+int block_stop_signals() {
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+  return signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+// What ended read_supervisor().
+enum class IpcEnd {
+  kClosed,    // EOF or a read or poll error: the supervisor is gone (or shut us down)
+  kSignal,    // SIGINT or SIGTERM on `sfd`
+  kStop,      // a StopRequest
+  kProtocol,  // an undecodable message or an oversized frame (logged): exit with EX_PROTOCOL
+};
+
+// The IPC thread of both workers: reads the supervisor's frames from `fd` until EOF, a stop signal on
+// `sfd` (-1: none) or a StopRequest, calling `tick(timed_out)` after every wake-up of its poll (which waits
+// at most kHeartbeatInterval: heartbeats) and `on_message(msg)` for every other message, in order. `who`
+// ("worker 3") prefixes the log lines of protocol errors.
+template <typename Tick, typename OnMessage>
+IpcEnd read_supervisor(int fd, int sfd, const std::string& who, Tick&& tick, OnMessage&& on_message) {
+  FrameReader frames;
+  std::vector<uint8_t> buf(1 << 16);
+  for (;;) {
+    pollfd fds[2] = {{fd, POLLIN, 0}, {sfd, POLLIN, 0}};
+    const int ready = ::poll(fds, sfd >= 0 ? 2 : 1, int(kHeartbeatInterval.count() / 1'000'000));
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      return IpcEnd::kClosed;
+    }
+    tick(ready == 0);
+    if (sfd >= 0 && (fds[1].revents & POLLIN)) return IpcEnd::kSignal;
+    if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return IpcEnd::kClosed;
+    frames.feed(std::span<const uint8_t>(buf.data(), size_t(n)));
+    while (auto payload = frames.next()) {
+      auto msg = decode_supervisor_message(*payload);
+      if (!msg.ok()) {
+        spdlog::error("{}: {}", who, msg.error().message);
+        return IpcEnd::kProtocol;
+      }
+      if (std::holds_alternative<StopRequest>(*msg)) return IpcEnd::kStop;
+      on_message(std::move(*msg));
+    }
+    if (frames.error()) {
+      spdlog::error("{}: oversized IPC frame", who);
+      return IpcEnd::kProtocol;
+    }
+  }
+}
+
 class WorkerLoop {
  public:
   WorkerLoop(int fd, uint32_t index, KeySlice slice, PacketSink& sink, WatchedSource& source)
       : fd_(fd), index_(index), slice_(slice), sink_(sink), source_(source) {}
 
   int run() {
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    sigprocmask(SIG_BLOCK, &stop_signals, nullptr);  // before the threads, so that all of them block
-    const int sfd = signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK);
+    const int sfd = block_stop_signals();
     std::thread reader([this, sfd] { read_loop(sfd); });
     const int rc = iterate();
     request_stop();
@@ -66,53 +118,22 @@ class WorkerLoop {
   }
 
   void read_loop(int sfd) {
-    FrameReader frames;
-    std::vector<uint8_t> buf(1 << 16);
-    for (;;) {
-      pollfd fds[2] = {{fd_, POLLIN, 0}, {sfd, POLLIN, 0}};
-      const int ready = ::poll(fds, sfd >= 0 ? 2 : 1, int(kHeartbeatInterval.count() / 1'000'000));
-      if (ready < 0) {
-        if (errno == EINTR) continue;
-        break;
-      }
-      if (ready == 0 || SystemClock().monotonic() - last_heartbeat_ >= kHeartbeatInterval) heartbeat();
-      if (sfd >= 0 && (fds[1].revents & POLLIN)) {
-        spdlog::info("worker {}: signal received, stopping", index_);
-        break;
-      }
-      if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      const ssize_t n = ::read(fd_, buf.data(), buf.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;  // the supervisor is gone (or shut us down): stop
-      frames.feed(std::span<const uint8_t>(buf.data(), size_t(n)));
-      bool stop = false;
-      while (auto payload = frames.next()) {
-        auto msg = decode_supervisor_message(*payload);
-        if (!msg.ok()) {
-          spdlog::error("worker {}: {}", index_, msg.error().message);
-          exit_code_ = EX_PROTOCOL;
-          stop = true;
-          break;
-        }
-        if (std::holds_alternative<StopRequest>(*msg)) {
-          stop = true;
-          break;
-        }
-        if (!std::holds_alternative<Shard>(*msg)) {
-          spdlog::error("worker {}: an on-demand job sent to a scheduled worker: ignored", index_);
-          continue;
-        }
-        std::lock_guard lock(mu_);
-        pending_ = std::move(std::get<Shard>(*msg));
-        cv_.notify_all();
-      }
-      if (frames.error()) {
-        spdlog::error("worker {}: oversized IPC frame", index_);
-        exit_code_ = EX_PROTOCOL;
-        stop = true;
-      }
-      if (stop) break;
-    }
+    const IpcEnd end = read_supervisor(
+        fd_, sfd, fmt::format("worker {}", index_),
+        [this](bool timed_out) {
+          if (timed_out || SystemClock().monotonic() - last_heartbeat_ >= kHeartbeatInterval) heartbeat();
+        },
+        [this](SupervisorMessage msg) {
+          if (!std::holds_alternative<Shard>(msg)) {
+            spdlog::error("worker {}: an on-demand job sent to a scheduled worker: ignored", index_);
+            return;
+          }
+          std::lock_guard lock(mu_);
+          pending_ = std::move(std::get<Shard>(msg));
+          cv_.notify_all();
+        });
+    if (end == IpcEnd::kSignal) spdlog::info("worker {}: signal received, stopping", index_);
+    if (end == IpcEnd::kProtocol) exit_code_ = EX_PROTOCOL;
     request_stop();
   }
 
@@ -252,12 +273,7 @@ class OnDemandLoop {
         engine_(clock_, sink, source, random_secret(), slice, kernel_source_for) {}
 
   int run() {
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGINT);
-    sigaddset(&stop_signals, SIGTERM);
-    sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
-    const int sfd = signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK);
+    const int sfd = block_stop_signals();
     std::thread reader([this, sfd] { read_loop(sfd); });
     engine_.run([this](OnDemandResult result) {
       if (!result.error.empty()) spdlog::warn("on-demand job {}: {}", result.id, result.error);
@@ -287,53 +303,23 @@ class OnDemandLoop {
   }
 
   void read_loop(int sfd) {
-    FrameReader frames;
-    std::vector<uint8_t> buf(1 << 16);
     Nanos last_heartbeat{0};
-    for (;;) {
-      pollfd fds[2] = {{fd_, POLLIN, 0}, {sfd, POLLIN, 0}};
-      const int ready = ::poll(fds, sfd >= 0 ? 2 : 1, int(kHeartbeatInterval.count() / 1'000'000));
-      if (ready < 0) {
-        if (errno == EINTR) continue;
-        break;
-      }
-      const Nanos now = SystemClock().monotonic();
-      if (now - last_heartbeat >= kHeartbeatInterval) {
-        last_heartbeat = now;
-        // Alive only if the engine's loop goes round (it never sleeps longer than a few ms).
-        if (now - engine_.last_progress() < Nanos(3'000'000'000)) send(WorkerMessage{WorkerHeartbeat{}});
-      }
-      if (sfd >= 0 && (fds[1].revents & POLLIN)) break;
-      if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      const ssize_t n = ::read(fd_, buf.data(), buf.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      frames.feed(std::span<const uint8_t>(buf.data(), size_t(n)));
-      bool stop = false;
-      while (auto payload = frames.next()) {
-        auto msg = decode_supervisor_message(*payload);
-        if (!msg.ok()) {
-          spdlog::error("on-demand worker {}: {}", index_, msg.error().message);
-          exit_code_ = EX_PROTOCOL;
-          stop = true;
-          break;
-        }
-        if (std::holds_alternative<StopRequest>(*msg)) {
-          stop = true;
-          break;
-        }
-        if (auto* shard = std::get_if<Shard>(&*msg)) {
-          spdlog::set_level(log_level_from_config(shard->config.global.logging_level));
-          continue;
-        }
-        engine_.submit(std::move(std::get<OnDemandJob>(*msg)));
-      }
-      if (frames.error()) {
-        exit_code_ = EX_PROTOCOL;
-        stop = true;
-      }
-      if (stop) break;
-    }
+    const IpcEnd end = read_supervisor(
+        fd_, sfd, fmt::format("on-demand worker {}", index_),
+        [&](bool) {
+          const Nanos now = SystemClock().monotonic();
+          if (now - last_heartbeat < kHeartbeatInterval) return;
+          last_heartbeat = now;
+          // Alive only if the engine's loop goes round (it never sleeps longer than a few ms).
+          if (now - engine_.last_progress() < Nanos(3'000'000'000)) send(WorkerMessage{WorkerHeartbeat{}});
+        },
+        [this](SupervisorMessage msg) {
+          if (auto* shard = std::get_if<Shard>(&msg))
+            spdlog::set_level(log_level_from_config(shard->config.global.logging_level));
+          else
+            engine_.submit(std::move(std::get<OnDemandJob>(msg)));
+        });
+    if (end == IpcEnd::kProtocol) exit_code_ = EX_PROTOCOL;
     engine_.stop();
   }
 

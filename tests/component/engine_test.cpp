@@ -11,6 +11,7 @@
 #include "wire/bytes.h"
 
 #include "io/fake_link.h"
+#include "lab.h"
 #include "responder.h"
 
 namespace netprobe {
@@ -20,21 +21,11 @@ using std::chrono::microseconds;
 using std::chrono::milliseconds;
 using testing::ReplyKind;
 
-struct Lab {
-  FakeClock clock;
-  FakeLink link{clock};
-  Config config;
-  std::vector<ResolvedTarget> resolved;
-  Plan plan;
-  bool sources_local = true;  // the prober's kernel resets half-open connections itself
+using testing::by_target;
 
-  Lab() {
-    GroupConfig g;
-    g.name = "g";
-    g.src_port_a = 65000;
-    g.src_port_z = 65003;
-    config.groups["g"] = g;
-    config.global.interval_s = 10;
+// Six targets (TCP, ICMP and UDP, IPv4 and IPv6) of 20 probes over 4 source ports.
+struct Lab : testing::EngineLab {
+  Lab() : EngineLab(65000, 65003) {
     add("tcp", ProbeType::kTcpSyn, "198.51.100.1", 80);
     add("icmp", ProbeType::kIcmpPing, "198.51.100.2", 0);
     add("udp", ProbeType::kUdpUnreachable, "198.51.100.3", 33434);
@@ -43,45 +34,10 @@ struct Lab {
     add("udp6", ProbeType::kUdpUnreachable, "2001:db8::3", 33434);
   }
   void add(const std::string& name, ProbeType type, const char* dst, uint16_t port) {
-    TargetConfig t;
-    t.name = name;
-    t.type = type;
-    t.destination = dst;
-    if (port) t.dst_port = port;
-    t.nb_packets = 20;
-    t.timeout_s = 1;
-    t.groups = {"g"};
-    config.targets[name] = t;
+    testing::add_target(config, name, type, dst, port, 20);
   }
   IterationReport run(EngineOptions options = {}) { return runs(1, options).front(); }
-  // `n` iterations of one engine (tokens change, the engine remembers the previous iteration).
-  std::vector<IterationReport> runs(int n, EngineOptions options = {}) {
-    resolved.clear();
-    for (auto& [name, t] : config.targets) resolved.push_back({&t, {*IpAddress::parse(t.destination)}});
-    auto p = build_plan(
-        config, resolved,
-        [](const IpAddress& dst) {
-          return IpAddress::parse(dst.af == AddressFamily::kV4 ? "192.0.2.10" : "2001:db8:ff::10");
-        },
-        [this](const IpAddress&) { return sources_local; });
-    EXPECT_TRUE(p.ok());
-    plan = std::move(p).value();
-    options.capture_thread = false;
-    options.capture_grace = Nanos(0);
-    Engine engine(clock, link.sink(), link.source(), 0x5eed, options);
-    IterationSettings settings;
-    settings.interval_s = config.global.interval_s;
-    std::vector<IterationReport> out;
-    for (int i = 0; i < n; ++i) out.push_back(engine.run_iteration(plan, settings));
-    return out;
-  }
 };
-
-std::map<std::string, GroupMeasurement> by_target(const IterationReport& r) {
-  std::map<std::string, GroupMeasurement> out;
-  for (const auto& g : r.groups) out[g.target] = g;
-  return out;
-}
 
 uint8_t protocol_of(std::span<const uint8_t> p) { return (p[0] >> 4) == 6 ? p[6] : p[9]; }
 
@@ -249,18 +205,8 @@ TEST(EngineComponent, WithoutOwnProbeCopiesTheSenderStampIsUsed) {
   link.set_responder([](std::span<const uint8_t> p) {
     return std::vector<ScriptedReply>{{testing::reply_to(p), microseconds(120)}};
   });
-  lab.resolved.clear();
-  for (auto& [name, t] : lab.config.targets) lab.resolved.push_back({&t, {*IpAddress::parse(t.destination)}});
-  auto plan = build_plan(
-      lab.config, lab.resolved,
-      [](const IpAddress& dst) {
-        return IpAddress::parse(dst.af == AddressFamily::kV4 ? "192.0.2.10" : "2001:db8:ff::10");
-      },
-      [](const IpAddress&) { return true; });
-  EngineOptions options;
-  options.capture_thread = false;
-  options.capture_grace = Nanos(0);
-  Engine engine(lab.clock, link.sink(), link.source(), 7, options);
+  auto plan = lab.make_plan();
+  Engine engine(lab.clock, link.sink(), link.source(), 7, testing::fake_engine_options());
   const auto report = engine.run_iteration(*plan, IterationSettings{10, 0, Nanos::max()});
   for (const auto& g : report.groups) {
     EXPECT_EQ(g.lost, 0u) << g.target;
@@ -487,16 +433,7 @@ TEST(EngineComponent, EachProbeHasItsOwnTargetsTimeout) {
 // reply after a new shard read freed memory).
 TEST(EngineComponent, TheCaptureLetsGoOfThePlanWhenTheIterationEnds) {
   Lab lab;
-  lab.resolved.clear();
-  for (auto& [name, t] : lab.config.targets) lab.resolved.push_back({&t, {*IpAddress::parse(t.destination)}});
-  auto plan = std::make_unique<Plan>(
-      build_plan(
-          lab.config, lab.resolved,
-          [](const IpAddress& dst) {
-            return IpAddress::parse(dst.af == AddressFamily::kV4 ? "192.0.2.10" : "2001:db8:ff::10");
-          },
-          [](const IpAddress&) { return true; })
-          .value());
+  auto plan = std::make_unique<Plan>(lab.make_plan().value());
   IterationRunner runner(0x5eed);
   runner.prepare(*plan, 1);
   ASSERT_EQ(runner.probe_count(), plan->probes.size());
@@ -519,14 +456,7 @@ TEST(EngineComponent, TheCaptureLetsGoOfThePlanWhenTheIterationEnds) {
 TEST(EngineComponent, PerProbeStateStaysWithinBudget) {
   Lab lab;
   for (auto& [name, t] : lab.config.targets) t.nb_packets = 20000;  // 120,000 probes
-  lab.resolved.clear();
-  for (auto& [name, t] : lab.config.targets) lab.resolved.push_back({&t, {*IpAddress::parse(t.destination)}});
-  auto plan = build_plan(
-      lab.config, lab.resolved,
-      [](const IpAddress& dst) {
-        return IpAddress::parse(dst.af == AddressFamily::kV4 ? "192.0.2.10" : "2001:db8:ff::10");
-      },
-      [](const IpAddress&) { return true; });
+  auto plan = lab.make_plan();
   ASSERT_TRUE(plan.ok());
   const size_t n = plan->probes.size();
   ASSERT_EQ(n, 120000u);
@@ -545,14 +475,7 @@ TEST(EngineComponent, PreviousIterationsBookCostsEightBytesPerTcpProbe) {
   // TCP probes (a third of this plan), 8 bytes each, on top of the per-probe budget above.
   Lab lab;
   for (auto& [name, t] : lab.config.targets) t.nb_packets = 20000;  // 120,000 probes, 40,000 TCP
-  lab.resolved.clear();
-  for (auto& [name, t] : lab.config.targets) lab.resolved.push_back({&t, {*IpAddress::parse(t.destination)}});
-  auto plan = build_plan(
-      lab.config, lab.resolved,
-      [](const IpAddress& dst) {
-        return IpAddress::parse(dst.af == AddressFamily::kV4 ? "192.0.2.10" : "2001:db8:ff::10");
-      },
-      [](const IpAddress&) { return true; });
+  auto plan = lab.make_plan();
   ASSERT_TRUE(plan.ok());
   const size_t n = plan->probes.size();
   IterationRunner runner(0x5eed);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "io/fake_link.h"
+#include "lab.h"
 #include "responder.h"
 #include "sched/target_plan.h"
 
@@ -12,6 +13,7 @@ namespace netprobe {
 namespace {
 
 using std::chrono::microseconds;
+using testing::fake_engine_options;
 
 struct SessionLab {
   FakeClock clock;
@@ -20,38 +22,19 @@ struct SessionLab {
   std::map<std::string, std::vector<IpAddress>> hosts;
 
   SessionLab() {
-    GroupConfig g;
-    g.name = "g";
-    g.src_port_a = 65000;
-    g.src_port_z = 65001;
-    config.groups["g"] = g;
+    testing::add_group(config, 65000, 65001);
     add("up", ProbeType::kTcpSyn, "198.51.100.1", 443);
     add("down", ProbeType::kUdpUnreachable, "198.51.100.2", 33434);
     add("unresolved", ProbeType::kIcmpPing, "", 0);
   }
   void add(const std::string& name, ProbeType type, const char* dst, uint16_t port) {
-    TargetConfig t;
-    t.name = name;
-    t.type = type;
-    t.destination = dst;
-    if (port) t.dst_port = port;
-    t.nb_packets = 4;
-    t.timeout_s = 1;
-    t.groups = {"g"};
-    config.targets[name] = t;
+    testing::add_target(config, name, type, dst, port, 4);
     if (auto a = IpAddress::parse(dst)) hosts[name] = {*a};
   }
   TargetPlan plan() {
     return plan_targets(config, hosts, [](const IpAddress&) { return IpAddress::parse("192.0.2.10"); });
   }
 };
-
-EngineOptions fake_options() {
-  EngineOptions o;
-  o.capture_thread = false;
-  o.capture_grace = Nanos(0);
-  return o;
-}
 
 TEST(SessionComponent, RunsEachIterationOnceInOrderAndReportsThem) {
   SessionLab lab;
@@ -63,7 +46,7 @@ TEST(SessionComponent, RunsEachIterationOnceInOrderAndReportsThem) {
   ASSERT_TRUE(tp.plan);
   EXPECT_EQ(tp.inactive_targets, std::vector<std::string>{"unresolved"});
   EXPECT_EQ(tp.why, (std::map<std::string, std::string>{{"unresolved", "no address to probe"}}));
-  Session session(lab.clock, lab.link.sink(), lab.link.source(), 0x5eed, fake_options());
+  Session session(lab.clock, lab.link.sink(), lab.link.source(), 0x5eed, fake_engine_options());
   IterationSettings settings;
   settings.interval_s = 5;
   std::vector<int> seen;
@@ -93,7 +76,7 @@ TEST(SessionComponent, StopEndsTheRunWithoutTheCutShortIteration) {
   });
   TargetPlan tp = lab.plan();
   ASSERT_TRUE(tp.plan);
-  Session session(lab.clock, lab.link.sink(), lab.link.source(), 0x5eed, fake_options());
+  Session session(lab.clock, lab.link.sink(), lab.link.source(), 0x5eed, fake_engine_options());
   IterationSettings settings;
   settings.interval_s = 5;
   auto reports = session.run(*tp.plan, settings, 10, [&](int i, const IterationReport&) {
@@ -117,7 +100,7 @@ TEST(SessionComponent, StopDeliversTheProbesOfTheCutShortIteration) {
   });
   TargetPlan tp = lab.plan();
   ASSERT_TRUE(tp.plan);
-  Session session(lab.clock, lab.link.sink(), lab.link.source(), 0x5eed, fake_options());
+  Session session(lab.clock, lab.link.sink(), lab.link.source(), 0x5eed, fake_engine_options());
   running = &session;
   IterationSettings settings;
   settings.interval_s = 5;  // probes spread over the window: earlier ones are answered before the stop
@@ -166,7 +149,7 @@ TEST(SessionComponent, ReportsOneEventPerProbeWithItsState) {
   TargetPlan tp = lab.plan();
   ASSERT_TRUE(tp.plan);
   const Plan& plan = *tp.plan;
-  Session session(lab.clock, lab.link.sink(), lab.link.source(), 0x5eed, fake_options());
+  Session session(lab.clock, lab.link.sink(), lab.link.source(), 0x5eed, fake_engine_options());
   IterationSettings settings;
   settings.interval_s = 5;
   std::vector<std::vector<ProbeEvent>> seen;
@@ -266,7 +249,7 @@ TEST(SessionComponent, EventsCarryWhatEachReplyLookedLike) {
   std::map<bool, Nanos> took;
   for (const bool resolves : {false, true}) {
     SCOPED_TRACE(resolves ? "icmp_error_resolves" : "default");
-    Session session(lab.clock, lab.link.sink(), lab.link.source(), 0x5eed, fake_options());
+    Session session(lab.clock, lab.link.sink(), lab.link.source(), 0x5eed, fake_engine_options());
     IterationSettings settings;
     settings.interval_s = 10;
     settings.icmp_error_resolves = resolves;

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "io/fake_link.h"
+#include "lab.h"
 #include "responder.h"
 #include "session/session.h"
 #include "trace/pathloss.h"
@@ -15,13 +16,7 @@ namespace netprobe {
 namespace {
 
 using std::chrono::microseconds;
-
-EngineOptions fake_options() {
-  EngineOptions o;
-  o.capture_thread = false;
-  o.capture_grace = Nanos(0);
-  return o;
-}
+using testing::fake_engine_options;
 
 struct Case {
   const char* name;
@@ -46,7 +41,7 @@ std::vector<Case> cases() {
 struct TraceLab {
   FakeClock clock;
   FakeLink link{clock};
-  Session session{clock, link.sink(), link.source(), 0x7ace, fake_options()};
+  Session session{clock, link.sink(), link.source(), 0x7ace, fake_engine_options()};
   TraceTarget target;
   explicit TraceLab(const Case& c) {
     target.name = c.name;

@@ -11,6 +11,7 @@
 
 #include "engine/engine.h"
 #include "io/fake_link.h"
+#include "lab.h"
 #include "responder.h"
 
 namespace netprobe {
@@ -19,59 +20,24 @@ namespace {
 using std::chrono::microseconds;
 using Bytes = std::vector<uint8_t>;
 
-struct Lab {
-  FakeClock clock;
-  FakeLink link{clock};
-  Config config;
-  std::vector<ResolvedTarget> resolved;
-  Plan plan;
-
-  Lab() {
-    GroupConfig g;
-    g.name = "g";
-    g.src_port_a = 40000;
-    g.src_port_z = 40003;
-    config.groups["g"] = g;
-    config.global.interval_s = 10;
-  }
+// UDPquery targets over 4 source ports.
+struct Lab : testing::EngineLab {
+  Lab() : EngineLab(40000, 40003) {}
   TargetConfig& add(const std::string& name, const char* dst, uint16_t port, const char* payload,
                     uint16_t token_length, const char* expect_kind = "any", const char* expect_value = "") {
-    TargetConfig t;
-    t.name = name;
-    t.type = ProbeType::kUdpQuery;
-    t.destination = dst;
-    t.dst_port = port;
-    t.nb_packets = token_length ? 20 : 4;  // without a token: one probe per flow (4 source ports)
-    t.timeout_s = 1;
-    t.groups = {"g"};
+    // Without a token: one probe per flow (4 source ports).
+    TargetConfig& t =
+        testing::add_target(config, name, ProbeType::kUdpQuery, dst, port, token_length ? 20 : 4);
     t.payload = payload;
     t.token_length = token_length;
     t.expect_kind = expect_kind;
     t.expect_value = expect_value;
-    return config.targets[name] = t;
+    return t;
   }
   std::map<std::string, GroupMeasurement> run(IterationReport* raw = nullptr) {
-    resolved.clear();
-    for (auto& [name, t] : config.targets) resolved.push_back({&t, {*IpAddress::parse(t.destination)}});
-    auto p = build_plan(
-        config, resolved,
-        [](const IpAddress& dst) {
-          return IpAddress::parse(dst.af == AddressFamily::kV4 ? "192.0.2.10" : "2001:db8:ff::10");
-        },
-        [](const IpAddress&) { return true; });
-    EXPECT_TRUE(p.ok());
-    plan = std::move(p).value();
-    EngineOptions options;
-    options.capture_thread = false;
-    options.capture_grace = Nanos(0);
-    Engine engine(clock, link.sink(), link.source(), 0x5eed, options);
-    IterationSettings settings;
-    settings.interval_s = config.global.interval_s;
-    const IterationReport r = engine.run_iteration(plan, settings);
+    const IterationReport r = runs(1).front();
     if (raw) *raw = r;
-    std::map<std::string, GroupMeasurement> out;
-    for (const auto& g : r.groups) out[g.target] = g;
-    return out;
+    return testing::by_target(r);
   }
 };
 

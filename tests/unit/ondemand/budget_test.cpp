@@ -32,6 +32,25 @@ TEST(ondemand_Admission, GlobalAndPerCredential) {
 // 50 callers, each asking for 10 packets to one destination at random moments: the send times handed out,
 // all callers together, never put two packets to that destination closer than 1/pps, so no one-second
 // window holds more than pps (+1 at its edge); every other destination shares the global cap.
+// The worker's floor is 1/pps and a margin (1 %, at most 1 ms); the budget reserves one margin more, the
+// slack that a packet sent late gives back to the next one.
+TEST(ondemand_Gaps, FloorAboveThePeriodReserveAboveTheFloor) {
+  struct Row {
+    double pps;
+    Nanos floor, reserve;
+  };
+  const Row rows[] = {
+      {10, milliseconds(101), milliseconds(102)},          // 1 ms margin
+      {1000, Nanos(1'010'000), Nanos(1'020'000)},          // 1 % of 1 ms
+      {1, milliseconds(1001), milliseconds(1002)},         // capped at 1 ms
+      {0.01, seconds(10), seconds(10) + milliseconds(1)},  // the floor at most 10 s (a job frame's bound)
+  };
+  for (const Row& r : rows) {
+    EXPECT_EQ(floor_gap(r.pps), r.floor) << r.pps;
+    EXPECT_EQ(reserve_gap(r.pps), r.reserve) << r.pps;
+  }
+}
+
 TEST(ondemand_PacketBudget, FiftyCallersNeverExceedTheDestinationCap) {
   const double per_dest = 10, global = 100;
   PacketBudget budget(per_dest, global);
@@ -51,7 +70,7 @@ TEST(ondemand_PacketBudget, FiftyCallersNeverExceedTheDestinationCap) {
   }
   std::sort(sent.begin(), sent.end());
   ASSERT_FALSE(sent.empty());
-  for (size_t i = 1; i < sent.size(); ++i) EXPECT_GE(sent[i] - sent[i - 1], Nanos(100'000'000) - Nanos(1));
+  for (size_t i = 1; i < sent.size(); ++i) EXPECT_GE(sent[i] - sent[i - 1], reserve_gap(per_dest));
   size_t most = 0;
   for (size_t i = 0, j = 0; i < sent.size(); ++i) {  // the busiest one-second window
     while (sent[i] - sent[j] >= seconds(1)) ++j;
@@ -70,7 +89,7 @@ TEST(ondemand_PacketBudget, GlobalCapAcrossDestinations) {
     all.insert(all.end(), times->begin(), times->end());
   }
   std::sort(all.begin(), all.end());
-  for (size_t i = 1; i < all.size(); ++i) EXPECT_GE(all[i] - all[i - 1], Nanos(50'000'000) - Nanos(1));
+  for (size_t i = 1; i < all.size(); ++i) EXPECT_GE(all[i] - all[i - 1], reserve_gap(20));
   EXPECT_EQ(budget.booked(), 40u);
 }
 
@@ -79,9 +98,10 @@ TEST(ondemand_PacketBudget, RefusalReservesNothing) {
   const IpAddress dest = *IpAddress::parse("10.0.0.1");
   EXPECT_FALSE(budget.reserve(dest, 5, Nanos(0), seconds(2)));  // needs 4 s
   EXPECT_EQ(budget.booked(), 0u);
-  auto ok = budget.reserve(dest, 3, Nanos(0), seconds(2));
+  EXPECT_FALSE(budget.reserve(dest, 3, Nanos(0), seconds(2)));  // 2 s and two slacks
+  auto ok = budget.reserve(dest, 3, Nanos(0), seconds(2) + 2 * (reserve_gap(1) - seconds(1)));
   ASSERT_TRUE(ok);
-  EXPECT_EQ(ok->back(), seconds(2));
+  EXPECT_EQ(ok->back(), 2 * reserve_gap(1));
 }
 
 TEST(ondemand_PacketBudget, ForgetsThePast) {
@@ -98,10 +118,10 @@ TEST(ondemand_PacketBudget, MinSpacingBetweenAJobsPackets) {
   auto times = budget.reserve(dest, 3, Nanos(0), seconds(5), seconds(1));  // a ping test's -i 1
   ASSERT_TRUE(times);
   EXPECT_EQ(*times, (std::vector<Nanos>{Nanos(0), seconds(1), seconds(2)}));
-  // Another caller fits between them (the destination's gap is 100 ms).
+  // Another caller fits between them (the destination's gap is 100 ms and its slack).
   auto other = budget.reserve(dest, 1, Nanos(0), seconds(1));
   ASSERT_TRUE(other);
-  EXPECT_EQ(other->front(), milliseconds(100));
+  EXPECT_EQ(other->front(), reserve_gap(10));
   EXPECT_FALSE(budget.reserve(*IpAddress::parse("10.0.0.2"), 3, Nanos(0), seconds(1), seconds(1)));
 }
 

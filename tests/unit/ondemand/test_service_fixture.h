@@ -105,6 +105,7 @@ struct ProberScript {
   std::atomic<int> batches{0};
   std::vector<TraceTarget> targets;
   std::vector<double> rates;
+  std::vector<Nanos> send_at;  // every probe_at() time, in order
   std::atomic<uint64_t> probes{0};
   void open() {
     std::lock_guard lock(mu);
@@ -144,6 +145,13 @@ class ScriptedProber final : public HopProber {
       }
     }
     return out;
+  }
+  std::vector<HopReply> probe_at(std::span<const ProbeSpec> specs, std::span<const Nanos> send_at) override {
+    {
+      std::lock_guard lock(s_.mu);
+      s_.send_at.insert(s_.send_at.end(), send_at.begin(), send_at.end());
+    }
+    return probe(specs);
   }
 
  private:

@@ -410,14 +410,51 @@ TEST(ondemand_TestService, ReceiptsAreRandomAndOnlyTheirsToRead) {
 
 TEST(ondemand_TestService, TraceProbesAreChargedToTheSharedBudget) {
   Fixture f;
-  f.options.budget = std::make_shared<PacketBudget>(1000, 10000);
+  f.options.limits.budget = std::make_shared<PacketBudget>(1000, 10000);
   f.start();
   const auto doc =
       f.wait_done(f.post(R"({"tests":[{"type":"trace","target":"10.0.0.4","options":{"max-ttl":3}}]})"));
   ASSERT_EQ(doc["tests"][0]["state"], "done");
   EXPECT_EQ(doc["tests"][0]["result"]["probes_sent"], f.prober.probes.load());
   // The prober's probes were booked in the shared budget (those still within its gap are held).
-  EXPECT_GT(f.options.budget->booked(), 0u);
+  EXPECT_GT(f.options.limits.budget->booked(), 0u);
+}
+
+// A trace's probes are handed to the prober with the send times the budget reserved for them: no two closer
+// than the destination's reserve gap nor than the test's own rate, so that the worker can keep them and a
+// ping beside the trace keeps its own.
+TEST(ondemand_TestService, TraceProbesLeaveAtTheirReservedTimes) {
+  Fixture f;
+  f.options.limits.budget = std::make_shared<PacketBudget>(1000, 10000);
+  f.start();
+  const auto doc = f.wait_done(
+      f.post(R"({"tests":[{"type":"trace","target":"10.0.0.4","options":{"max-ttl":3,"rate":200}}]})"));
+  ASSERT_EQ(doc["tests"][0]["state"], "done");
+  std::lock_guard lock(f.prober.mu);
+  ASSERT_EQ(f.prober.send_at.size(), f.prober.probes.load());
+  ASSERT_GE(f.prober.send_at.size(), 2u);
+  for (size_t i = 1; i < f.prober.send_at.size(); ++i)
+    EXPECT_GE(f.prober.send_at[i] - f.prober.send_at[i - 1], std::max(reserve_gap(1000), Nanos(5'000'000)))
+        << i;
+}
+
+// /probe and /api/v1/tests built over one SharedLimits: a test running through one counts against the
+// other's max_concurrent_tests, and the budget's send times are shared.
+TEST(ondemand_TestService, AdmissionSharedWithProbeService) {
+  Fixture f;
+  f.config.budgets.max_concurrent_tests = 1;
+  f.options.limits = SharedLimits::of(f.config.budgets);
+  f.start();
+  std::string why;
+  ASSERT_TRUE(f.options.limits.admission->try_acquire("runbook", &why));  // as a /probe in flight would
+  const auto r = f.call("POST", std::nullopt, R"({"tests":[{"type":"ping","target":"10.0.0.4"}]})");
+  EXPECT_EQ(r.status, 429) << r.body;
+  EXPECT_EQ(f.service->running(), 0);
+  f.options.limits.admission->release("runbook");
+  f.wait_done(f.post(R"({"tests":[{"type":"ping","target":"10.0.0.4"}]})"));
+  // Released just after the result is stored.
+  EXPECT_TRUE(
+      f.wait_for([&] { return f.service->running() == 0 && f.options.limits.admission->running() == 0; }));
 }
 
 }  // namespace

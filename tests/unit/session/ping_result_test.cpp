@@ -53,6 +53,32 @@ TEST(session_PingResult, ParsesIntervals) {
   }
 }
 
+// -o and the API's `tos`: one or two hex digits, with or without 0x; the ECN bits are the callers' to refuse.
+TEST(session_PingResult, ParsesTos) {
+  const std::vector<std::pair<std::string, std::optional<int>>> rows = {
+      {"10", 0x10},
+      {"0x10", 0x10},
+      {"0X10", 0x10},
+      {"b8", 0xb8},
+      {"B8", 0xb8},
+      {"0xff", 0xff},
+      {"0", 0},
+      {"f", 0xf},
+      {"3", 3},
+      {"", std::nullopt},
+      {"0x", std::nullopt},
+      {"100", std::nullopt},
+      {"0x100", std::nullopt},
+      {"d16", std::nullopt},
+      {"1g", std::nullopt},
+      {"x10", std::nullopt},
+      {" 10", std::nullopt},
+      {"10 ", std::nullopt},
+      {"+1", std::nullopt},
+  };
+  for (const auto& [text, want] : rows) EXPECT_EQ(parse_tos(text), want) << text;
+}
+
 TEST(session_PingResult, ExitCodes) {
   struct Case {
     const char* name;

@@ -20,45 +20,28 @@
 #include <string>
 #include <thread>
 
+#include "loopback_server.h"
+
 namespace netprobe::svc {
 namespace {
 
 using namespace std::chrono_literals;
 
 // A listening socket on 127.0.0.1 (port chosen by the kernel) that serves one connection with `serve`.
-class OneShotServer {
+class OneShotServer : public LoopbackServer {
  public:
   template <typename F>
-  explicit OneShotServer(F serve) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  explicit OneShotServer(F serve) : LoopbackServer(SOCK_STREAM) {
     EXPECT_EQ(::listen(fd_, 4), 0);
-    socklen_t len = sizeof a;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
     thread_ = std::thread([this, serve] {
       const int c = ::accept(fd_, nullptr, nullptr);
       if (c < 0) return;
-      timeval tv{5, 0};  // bounded: a client that never speaks does not hold the test
-      ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      set_receive_timeout(c);
       serve(c);
       ::close(c);
     });
   }
-  ~OneShotServer() {
-    ::shutdown(fd_, SHUT_RDWR);  // wakes accept() if nobody connected
-    thread_.join();
-    ::close(fd_);
-  }
-  uint16_t port() const { return port_; }
-
- private:
-  int fd_ = -1;
-  uint16_t port_ = 0;
-  std::thread thread_;
+  ~OneShotServer() { ::shutdown(fd_, SHUT_RDWR); }  // wakes accept() if nobody connected (then joined)
 };
 
 std::string read_line(int fd) {

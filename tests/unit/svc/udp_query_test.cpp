@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include "loopback_server.h"
+
 namespace netprobe::svc {
 namespace {
 
@@ -195,20 +197,11 @@ TEST(svc, JudgeReadsAtMostTheCap) {
 }
 
 // A UDP server on 127.0.0.1 answering one datagram with `answer(request)`.
-class UdpServer {
+class UdpServer : public LoopbackServer {
  public:
   template <typename F>
-  explicit UdpServer(F answer) {
-    fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    socklen_t len = sizeof a;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    timeval tv{5, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  explicit UdpServer(F answer) : LoopbackServer(SOCK_DGRAM) {
+    set_receive_timeout(fd_);
     thread_ = std::thread([this, answer] {
       uint8_t b[2048];
       sockaddr_in peer{};
@@ -219,16 +212,6 @@ class UdpServer {
         ::sendto(fd_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&peer), pl);
     });
   }
-  ~UdpServer() {
-    thread_.join();
-    ::close(fd_);
-  }
-  uint16_t port() const { return port_; }
-
- private:
-  int fd_ = -1;
-  uint16_t port_ = 0;
-  std::thread thread_;
 };
 
 TEST(svc, UdpQueryOverLoopback) {
