@@ -5,6 +5,8 @@
 #include <charconv>
 #include <cmath>
 
+#include "ondemand/target_policy.h"
+
 namespace netprobe::ondemand {
 namespace {
 
@@ -49,7 +51,10 @@ Result<ProbeJob> build_probe_job(const OnDemandConfig& config, const QueryParams
   job.target = target->second;
   job.module = m.name;
   job.type = m.type;
-  job.af = m.address_family;
+  job.af = m.address_family;  // the family a name is resolved in
+  // An IP literal is probed in its own family, whatever the module's (as blackbox, ip_protocol_fallback): the
+  // page's probe_ip_protocol and the debug log's fields follow the address actually probed.
+  if (const auto parsed = parse_target(job.target); parsed && parsed->literal) job.af = parsed->literal->af;
   job.dst_port = m.dst_port.value_or(0);
   job.nb_packets = m.nb_packets;
   job.src_port_a = m.src_port_a;

@@ -449,6 +449,11 @@ void TestService::count_rejection(const std::string& reason) {
   ++rejections_[reason];
 }
 
+void TestService::count_test_rejection(const std::string& reason) {
+  count_rejection(reason);
+  if (options_.on_test_rejection) options_.on_test_rejection(reason);
+}
+
 std::map<std::string, uint64_t> TestService::rejections() const {
   std::lock_guard lock(mu_);
   return rejections_;
@@ -822,7 +827,7 @@ void TestService::execute(Run& run) {
       return;
     }
     if (!decided->allowed()) {
-      count_rejection(std::string(to_string(decided->refusal)));
+      count_test_rejection(std::string(to_string(decided->refusal)));
       finish(run, TestState::kFailed, std::nullopt,
              fmt::format("target refused ({}): {}", to_string(decided->refusal), decided->detail));
       return;
@@ -854,7 +859,7 @@ void TestService::execute_ping(Run& run, const std::vector<IpAddress>& pinned) {
   auto times =
       budget_->reserve(pinned.front(), job.nb_packets, now, now + span + std::chrono::seconds(60), spacing);
   if (!times) {
-    count_rejection("packet_budget");
+    count_test_rejection("packet_budget");
     finish(run, TestState::kFailed, std::nullopt,
            "packet budget exhausted for this destination, retry later");
     return;

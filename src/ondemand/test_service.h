@@ -79,6 +79,9 @@ struct TestServiceOptions {
   std::function<void(std::function<void()>)> post;
   // The kernel's source address towards a destination (TraceTarget::src); null -> kernel_source_for().
   std::function<std::optional<IpAddress>(const IpAddress&)> source_for;
+  // Told each refusal decided on a test's thread (a name's answer refused by the policy, the packet budget):
+  // no HTTP answer carries those, so /metrics (netprobe_api_rejections_total) learns them here.
+  std::function<void(const std::string& reason)> on_test_rejection = {};
 };
 
 enum class TestState { kQueued, kRunning, kDone, kFailed, kCancelled };
@@ -116,6 +119,7 @@ class TestService {
   void prune_locked(Nanos now);
   bool evict_finished_locked(const Receipt* keep);
   void count_rejection(const std::string& reason);
+  void count_test_rejection(const std::string& reason);  // count_rejection() + on_test_rejection
   void worker();
   void execute(Run& run);
   void execute_ping(Run& run, const std::vector<IpAddress>& pinned);

@@ -111,6 +111,8 @@ class ApiMetrics {
     requests_.Add({{"endpoint", endpoint}, {"code", std::to_string(code)}}).Increment();
     if (!reason.empty()) rejections_.Add({{"reason", reason}}).Increment();
   }
+  // A refusal no HTTP answer carried (an /api/v1/tests test refused on its thread, after resolution).
+  void rejection(const std::string& reason) { rejections_.Add({{"reason", reason}}).Increment(); }
   void set_running(int n) { running_.Set(n); }
   void add_packets(uint64_t n) { packets_.Increment(double(n)); }
 
@@ -431,6 +433,7 @@ class Supervisor {
     test_options.limits = limits;
     // The executor is the loop's: a ping test's job is handed to it from the test's thread.
     test_options.post = [this](std::function<void()> task) { loop_queue_.post(std::move(task)); };
+    test_options.on_test_rejection = [this](const std::string& reason) { api_.rejection(reason); };
     ondemand::Policy test_policy;
     test_policy.own_addresses = ondemand::local_addresses();
     tests_ = std::make_shared<ondemand::TestService>(

@@ -17,12 +17,20 @@ a target namespace listens on OPEN_PORT and drops HOLE_PORT (nftables). Scenario
   worker      the on-demand worker (netprobe-od) holds no capability, has no-new-privs and a seccomp filter,
               runs as the unprivileged user; killed: /probe still answers at once (probe_success 0, nothing
               sent, never a hang), the worker comes back with backoff, /probe succeeds again
+  names       through dnsmasq in the prober namespace: names of 127.0.0.1, 169.254.169.254, and of an allowed address
+              with 169.254.169.254, refused (403 on /probe, a failed test on /api/v1/tests); DNS rebinding (a
+              server answering the target's address once, then 127.0.0.1): every SYN goes to the first answer and
+              none to loopback (nftables counters), the next request is refused
+  debug       /probe?debug=true: netprobe ping's line per probe (answered, black-holed) above the page
+  ipv6        /probe and /api/v1/tests pings to an IPv6 target (listening, black-holed), probe_ip_protocol 6, an
+              IP literal reported in its own family; the refused IPv6 forms (::1, fe80::, ff02::1, ::ffff:...) 403
 
 Every wait is bounded; namespaces and processes are removed on any exit (netns.Lab, harness).
 """
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -33,6 +41,7 @@ import harness  # noqa: E402
 import netns  # noqa: E402
 
 P4, T4 = "198.18.9.1", "198.18.9.2"
+P6, T6 = "fd00:19::1", "fd00:19::2"
 OPEN_PORT, HOLE_PORT, SCHED_PORT = 8443, 9999, 8444
 TOKEN = "od-it-token-7f3a"
 PER_DEST_PPS = 10
@@ -116,10 +125,14 @@ def config(port):
         "targets": {"sched": {"type": "TCPsyn", "destination": T4, "dst_port": SCHED_PORT, "nb_packets": 20,
                               "timeout": 0.5}},
         "on_demand": {
-            "allowed_prefixes": ["198.18.9.0/24"],
+            "allowed_prefixes": ["198.18.9.0/24", "fd00:19::/64"],
             "modules": {
                 "tcp_open": {"type": "TCPsyn", "dst_port": OPEN_PORT, "nb_packets": 3, "timeout": 2},
                 "tcp_hole": {"type": "TCPsyn", "dst_port": HOLE_PORT, "nb_packets": 3, "timeout": 1},
+                "tcp6_open": {"type": "TCPsyn", "address_family": "ipv6", "dst_port": OPEN_PORT, "nb_packets": 3,
+                              "timeout": 2},
+                "tcp6_hole": {"type": "TCPsyn", "address_family": "ipv6", "dst_port": HOLE_PORT, "nb_packets": 3,
+                              "timeout": 1},
             },
             "credentials": {"prom": {"token_sha256": hashlib.sha256(TOKEN.encode()).hexdigest()}},
             "budgets": {"max_concurrent_tests": 64, "max_concurrent_tests_per_credential": 64,
@@ -129,10 +142,10 @@ def config(port):
 
 
 class Setup:
-    def __init__(self, lab, work):
+    def __init__(self, lab, work, prepare=None):
         self.lab, self.work = lab, work
         self.p, self.t = lab.ns("p"), lab.ns("t")
-        lab.link(self.p, self.t, [f"{P4}/24"], [f"{T4}/24"])
+        lab.link(self.p, self.t, [f"{P4}/24", f"{P6}/64"], [f"{T4}/24", f"{T6}/64"])
         lab.popen(self.t, ["python3", "-c", LISTENER])
         harness.wait_until(lambda: f":{OPEN_PORT} " in netns.sh("ss", "-ltnH", ns=self.t, capture=True), 10,
                            "the target's TCP listener")
@@ -140,6 +153,8 @@ class Setup:
             fh.write(RULES)
         netns.sh("nft", "-f", fh.name, ns=self.t)
         os.unlink(fh.name)
+        if prepare:  # what netprobe must find when it starts (a resolv.conf, a DNS server)
+            prepare(self)
         self.port = harness.free_port()
         path = os.path.join(work, "netprobe.yaml")
         with open(path, "w") as fh:
@@ -179,7 +194,7 @@ class Setup:
 def run(scenario):
     with netns.Lab() as lab, tempfile.TemporaryDirectory() as work:
         os.chmod(work, 0o755)  # netprobe reads its configuration as an unprivileged user
-        s = Setup(lab, work)
+        s = Setup(lab, work, getattr(scenario, "prepare", None))
         try:
             scenario(s)
         except BaseException:
@@ -494,8 +509,333 @@ def netprobe_pid(s):
     return None
 
 
+# ---- names ----
+
+DNSMASQ = "/usr/sbin/dnsmasq"
+DOMAIN = "netprobe.test"
+# dnsmasq's hosts: the name forms of the refused-target table, and a good name as a control.
+NAME_HOSTS = [(T4, "web"), ("127.0.0.1", "lo"), ("169.254.169.254", "meta"), (T4, "mixed"),
+              ("169.254.169.254", "mixed")]
+REBIND_PORT = 5353
+
+# A DNS server whose answer changes (rebinding), behind dnsmasq (--server=/rebind.netprobe.test/...): the
+# first A query of each name is answered with the allowed target, every later one with 127.0.0.1, TTL 0;
+# AAAA gets no answer. Every query is logged ("name type answer"), so the test counts the resolutions.
+REBINDER = r"""
+import socket, struct, sys
+first, later, log = sys.argv[2], "127.0.0.1", open(sys.argv[3], "w", buffering=1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+seen = {}
+while True:
+    q, peer = s.recvfrom(4096)
+    if len(q) < 12:
+        continue
+    i, labels = 12, []
+    while i < len(q) and q[i]:
+        labels.append(q[i + 1:i + 1 + q[i]].decode("ascii", "replace").lower())
+        i += 1 + q[i]
+    i += 1
+    qtype = struct.unpack("!H", q[i:i + 2])[0]
+    question = q[12:i + 4]
+    name = ".".join(labels)
+    answers = b""
+    if qtype == 1:
+        seen[name] = seen.get(name, 0) + 1
+        addr = first if seen[name] == 1 else later
+        answers = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 0, 4) + socket.inet_aton(addr)
+    log.write("%s %d %s\n" % (name, qtype, addr if qtype == 1 else "-"))
+    flags = 0x8400 | (struct.unpack("!H", q[2:4])[0] & 0x0100)  # response, authoritative, RD copied
+    s.sendto(q[:2] + struct.pack("!HHHHH", flags, 1, 1 if answers else 0, 0, 0) + question + answers, peer)
+"""
+
+# Packets the prober's kernel sends (raw sockets included: output hook): the on-demand SYNs to the allowed
+# target's listening port, and anything TCP or ICMP echo to loopback other than the HTTP requests of the test.
+# (Two rules that accept the HTTP port, not `tcp sport != P tcp dport != P`: nft 1.0.6 merges those into one
+# 4-byte `!=` on both ports together, which counts the HTTP packets.)
+def prober_rules(http_port):
+    return f"""table inet od_names {{
+  counter to_target {{ }}
+  counter to_loopback {{ }}
+  chain out {{ type filter hook output priority 0;
+    ip daddr {T4} tcp dport {OPEN_PORT} tcp flags & (syn | ack) == syn counter name to_target
+    ip daddr 127.0.0.0/8 tcp dport {http_port} accept
+    ip daddr 127.0.0.0/8 tcp sport {http_port} accept
+    ip daddr 127.0.0.0/8 meta l4proto tcp counter name to_loopback
+    ip daddr 127.0.0.0/8 icmp type echo-request counter name to_loopback
+  }}
+}}
+"""
+
+
+# One TCP SYN from a raw socket (the kernel adds the IP header), as the prober's workers send them.
+RAW_SYN = r"""
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+s.sendto(struct.pack("!HHIIBBHHH", 33000, int(sys.argv[2]), 1, 0, 5 << 4, 0x02, 1024, 0, 0), (sys.argv[1], 0))
+"""
+
+
+def nft_counter(ns, table, name):
+    out = json.loads(netns.sh("nft", "-j", "list", "counter", "inet", table, name, ns=ns, capture=True))
+    return next(x["counter"]["packets"] for x in out["nftables"] if "counter" in x)
+
+
+def names_prepare(s):
+    harness.require_executable(DNSMASQ, "dnsmasq is not installed (apt-get install dnsmasq-base)")
+    # `ip netns exec` bind-mounts /etc/netns/<ns>/* over /etc: the prober's resolv.conf names dnsmasq.
+    etc = f"/etc/netns/{s.p}"
+    os.makedirs(etc, exist_ok=True)
+    harness.register_cleanup(lambda: shutil.rmtree(etc, ignore_errors=True))
+    with open(os.path.join(etc, "resolv.conf"), "w") as fh:
+        fh.write("nameserver 127.0.0.1\noptions timeout:1 attempts:2\n")
+    hosts = os.path.join(s.work, "hosts")
+    with open(hosts, "w") as fh:
+        fh.write("".join(f"{addr} {name}.{DOMAIN}\n" for addr, name in NAME_HOSTS))
+    s.rebind_log = os.path.join(s.work, "rebinder.log")
+    s.lab.popen(s.p, ["python3", "-c", REBINDER, str(REBIND_PORT), T4, s.rebind_log])
+    s.dns_log = open(os.path.join(s.work, "dnsmasq.log"), "w+")
+    # No cache (--cache-size=0): every query of a rebinding name reaches the rebinder.
+    s.lab.popen(s.p, [DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null", "--pid-file=", "--user=root",
+                      "--no-resolv", "--no-hosts", "--listen-address=127.0.0.1", "--bind-interfaces", "--port=53",
+                      f"--local=/{DOMAIN}/", f"--server=/rebind.{DOMAIN}/127.0.0.1#{REBIND_PORT}",
+                      f"--addn-hosts={hosts}", "--cache-size=0", "--no-negcache", "--log-queries",
+                      "--log-facility=-"], stdout=s.dns_log, stderr=s.dns_log)
+    harness.wait_until(lambda: all(f"127.0.0.1:{port} " in netns.sh("ss", "-lunH", ns=s.p, capture=True)
+                                   for port in (53, REBIND_PORT)), 10, "dnsmasq and the rebinding server")
+
+
+def rebind_queries(s, name):
+    """(qtype 1 answers) the rebinding server gave for `name`, in order."""
+    with open(s.rebind_log) as fh:
+        rows = [line.split() for line in fh.read().splitlines()]
+    return [r[2] for r in rows if len(r) == 3 and r[0] == name and r[1] == "1"]
+
+
+def post_tests(s, tests):
+    status, body = s.get("/api/v1/tests", method="POST", data=json.dumps({"tests": tests}))
+    return status, (json.loads(body) if body.startswith("{") else body)
+
+
+def wait_tests(s, receipt, what, timeout_s=20):
+    doc = {}
+
+    def finished():
+        code, text = s.get(f"/api/v1/tests/{receipt}")
+        doc["v"] = json.loads(text) if code == 200 else None
+        return doc["v"] is not None and doc["v"]["state"] == "done"
+    harness.wait_until(finished, timeout_s, what, interval_s=0.2)
+    return doc["v"]["tests"]
+
+
+def names(s):
+    """The name forms of the refused-target table through a real DNS server (dnsmasq), and DNS rebinding."""
+    try:
+        names_body(s)
+    except BaseException:
+        s.dns_log.seek(0)
+        harness.log("dnsmasq log:\n" + "\n".join(s.dns_log.read().splitlines()[-40:]))
+        with open(s.rebind_log) as fh:
+            harness.log("rebinding server log:\n" + fh.read())
+        raise
+
+
+def names_body(s):
+    with tempfile.NamedTemporaryFile("w", suffix=".nft", delete=False) as fh:
+        fh.write(prober_rules(s.port))
+    netns.sh("nft", "-f", fh.name, ns=s.p)
+    os.unlink(fh.name)
+    web, nx = f"web.{DOMAIN}", f"nx.{DOMAIN}"
+    # The control: a name of an allowed address is probed, a name that does not resolve is blackbox's failed
+    # probe (200, probe_success 0, nothing sent), not a refusal.
+    status, body = s.probe(web, "tcp_open")
+    assert status == 200 and sample(body, "probe_success") == 1, f"{web}: {status} {body!r}"
+    status, body = s.probe(nx, "tcp_open")
+    assert status == 200 and sample(body, "probe_success") == 0, f"{nx}: {status} {body!r}"
+    assert sample(body, "netprobe_probe_packets_sent") == 0, body
+    # (a) Names of refused addresses: 403 with the policy's reason, the name and the address in the body. A name
+    # with one allowed and one refused address is refused as a whole.
+    refused = [(f"lo.{DOMAIN}", "127.0.0.1", "loopback"), (f"meta.{DOMAIN}", "169.254.169.254", "link_local"),
+               (f"mixed.{DOMAIN}", "169.254.169.254", "link_local")]
+    sent_before = nft_counter(s.p, "od_names", "to_target")
+    for name, addr, reason in refused:
+        status, body = s.probe(name, "tcp_open")
+        assert status == 403, f"/probe {name}: {status} {body!r}"
+        assert body.strip() == f"{name}: {addr} is refused ({reason})", f"/probe {name}: {body!r}"
+    # /api/v1/tests: a name is resolved on the test's thread (not by the POST): 202, then the test fails with
+    # the reason, and nothing is sent.
+    status, doc = post_tests(s, [{"type": "ping", "target": name, "options": {"destport": OPEN_PORT, "count": 2}}
+                                 for name, _, _ in refused])
+    assert status == 202, f"POST: {status} {doc!r}"
+    runs = wait_tests(s, doc["receipt"], "the refused names' tests to end")
+    for run, (name, addr, reason) in zip(runs, refused):
+        assert run["state"] == "failed", run
+        assert run["error"] == f"target refused ({reason}): {name}: {addr} is refused ({reason})", run
+        assert "result" not in run, run
+    assert nft_counter(s.p, "od_names", "to_target") == sent_before, "a refused name was probed"
+    m = s.metrics()
+    assert (harness.value(m, "netprobe_api_rejections_total", reason="loopback") or 0) == 2, "loopback x2"
+    assert (harness.value(m, "netprobe_api_rejections_total", reason="link_local") or 0) == 4, "link_local x4"
+    print("names: refused names ok", flush=True)
+
+    # (b) DNS rebinding: the rebinding server answers the target's address once, then 127.0.0.1. The service
+    # resolves once, checks and pins: every probe goes to the first answer, none to loopback. The next request
+    # resolves anew, gets loopback and is refused.
+    netns.sh("nft", "reset", "counters", "table", "inet", "od_names", ns=s.p, capture=True)
+    netns.sh("nft", "reset", "counters", "table", "inet", "od_it", ns=s.t, capture=True)
+    rb = f"probe.rebind.{DOMAIN}"
+    status, body = s.probe(rb, "tcp_open")
+    assert status == 200 and sample(body, "probe_success") == 1, f"{rb}: {status} {body!r}"
+    assert sample(body, "netprobe_probe_packets_sent") == 3, body
+    assert rebind_queries(s, rb) == [T4], f"one resolution: {rebind_queries(s, rb)}"
+    status, body = s.probe(rb, "tcp_open")
+    assert status == 403 and body.strip() == f"{rb}: 127.0.0.1 is refused (loopback)", f"{status} {body!r}"
+    assert rebind_queries(s, rb) == [T4, "127.0.0.1"], rebind_queries(s, rb)
+    probe_sent = (nft_counter(s.p, "od_names", "to_target"), nft_counter(s.t, "od_it", "od_syns"))
+    assert probe_sent == (3, 3), f"/probe's SYNs at the prober's output and at the target: {probe_sent}"
+
+    rb = f"api.rebind.{DOMAIN}"
+    status, doc = post_tests(s, [{"type": "ping", "target": rb,
+                                  "options": {"destport": OPEN_PORT, "count": 3, "interval": 0.2}}])
+    assert status == 202, f"POST: {status} {doc!r}"
+    (run,) = wait_tests(s, doc["receipt"], "the rebinding name's ping")
+    assert run["state"] == "done" and run["address"] == T4, run
+    assert run["result"]["sent"] == 3 and run["result"]["received"] == 3, run
+    assert rebind_queries(s, rb) == [T4], f"one resolution: {rebind_queries(s, rb)}"
+    status, doc = post_tests(s, [{"type": "ping", "target": rb, "options": {"destport": OPEN_PORT, "count": 2}}])
+    assert status == 202, f"POST: {status} {doc!r}"
+    (run,) = wait_tests(s, doc["receipt"], "the rebound name's ping")
+    assert run["state"] == "failed" and "target refused (loopback)" in run["error"], run
+    assert rebind_queries(s, rb) == [T4, "127.0.0.1"], rebind_queries(s, rb)
+    to_target, to_loopback = nft_counter(s.p, "od_names", "to_target"), nft_counter(s.p, "od_names", "to_loopback")
+    print(f"rebinding: SYNs to {T4}:{OPEN_PORT} {to_target} (/probe 3 + ping 3), to loopback {to_loopback}",
+          flush=True)
+    assert to_target == 6, f"SYNs to the first answer: {to_target}"
+    assert to_loopback == 0, f"{to_loopback} packets to loopback"
+    # The counter does see a raw socket's SYN to loopback (what a probe to the rebound answer would be).
+    netns.sh("python3", "-c", RAW_SYN, "127.0.0.1", str(OPEN_PORT), ns=s.p)
+    assert nft_counter(s.p, "od_names", "to_loopback") >= 1, "the loopback counter missed a raw SYN"
+    # Both rebound requests' refusals on /metrics, beside the two of lo.netprobe.test.
+    got = harness.value(s.metrics(), "netprobe_api_rejections_total", reason="loopback")
+    assert got == 4, f"loopback refusals on /metrics: {got}"
+    print("names: ok")
+
+
+names.prepare = names_prepare
+
+
+# ---- debug ----
+
+def probe_log(body):
+    """The lines of the debug page's log and the metrics it would have returned."""
+    head, sep, metrics = body.partition("\n\n\n\nMetrics that would have been returned:\n")
+    assert sep and head.startswith("Logs for the probe:\n"), f"not blackbox's debug layout: {body!r}"
+    return head.splitlines()[1:], metrics
+
+
+def debug(s):
+    """GET /probe?debug=true: the log of every probe (netprobe ping's line) above the metrics."""
+    status, body = s.probe(T4, "tcp_open", debug="true")
+    assert status == 200, f"{status} {body!r}"
+    lines, metrics = probe_log(body)
+    print("answered:\n  " + "\n  ".join(lines), flush=True)
+    assert len(lines) == 3, lines
+    for seq, line in enumerate(lines):
+        # seq=0 sport=33000 from=198.18.9.2 ttl=64 id=0 DF flags=SA win=64240 len=44 rtt=0.041 ms
+        f = line.split()
+        assert f[0] == f"seq={seq}" and f[1] == f"sport={33000 + seq}", line
+        assert f[2] == f"from={T4}" and f[3] == "ttl=64" and f[4].startswith("id="), line
+        assert "flags=SA" in f and any(x.startswith("win=") for x in f) and any(x.startswith("len=") for x in f), line
+        assert f[-1] == "ms" and f[-2].startswith("rtt=") and float(f[-2][4:]) > 0, line
+    assert sample(metrics, "probe_success") == 1 and sample(metrics, "netprobe_probe_packets_received") == 3, metrics
+
+    status, body = s.probe(T4, "tcp_hole", debug="true")
+    assert status == 200, f"{status} {body!r}"
+    lines, metrics = probe_log(body)
+    print("black hole:\n  " + "\n  ".join(lines), flush=True)
+    assert lines == [f"seq={i} sport={33000 + i} timeout" for i in range(3)], lines
+    assert sample(metrics, "probe_success") == 0 and sample(metrics, "netprobe_probe_packets_lost") == 3, metrics
+
+    # debug=false is the plain page; anything else is a 400. No module or credential rule restricts debug
+    # (probe_request.cpp): every module accepts it.
+    status, body = s.probe(T4, "tcp_open", debug="false")
+    assert status == 200 and not body.startswith("Logs") and sample(body, "probe_success") == 1, body
+    for bad in ("1", "yes", ""):
+        status, body = s.probe(T4, "tcp_open", debug=bad)
+        assert status == 400 and "debug must be true or false" in body, f"debug={bad!r}: {status} {body!r}"
+    # A refusal stays a refusal with debug.
+    status, body = s.probe("127.0.0.1", "tcp_open", debug="true")
+    assert status == 403 and "loopback" in body, f"{status} {body!r}"
+    print("debug: ok")
+
+
+# ---- ipv6 ----
+
+LISTENER6 = """
+import socket, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("::", %d)); s.listen(1024)
+time.sleep(600)
+""" % OPEN_PORT
+
+
+def ipv6(s):
+    """/probe and an /api/v1/tests ping over IPv6, and the refused IPv6 forms."""
+    s.lab.popen(s.t, ["python3", "-c", LISTENER6])
+    harness.wait_until(lambda: f"[::]:{OPEN_PORT} " in netns.sh("ss", "-6ltnH", ns=s.t, capture=True), 10,
+                       "the target's IPv6 listener")
+    for target in (T6, f"[{T6}]"):
+        status, body = s.probe(target, "tcp6_open")
+        assert status == 200, f"{target}: {status} {body!r}"
+        assert sample(body, "probe_success") == 1 and sample(body, "probe_ip_protocol") == 6, body
+        assert sample(body, "netprobe_probe_packets_received") == 3, body
+    status, body = s.probe(T6, "tcp6_hole")
+    assert status == 200 and sample(body, "probe_success") == 0 and sample(body, "probe_ip_protocol") == 6, body
+    assert sample(body, "netprobe_probe_packets_lost") == 3, body
+    # The debug log's fields are IPv6's (no IPv4 id, no DF), also when the module is IPv4's: an IP literal is
+    # probed, and reported, in its own family; and an IPv4 literal in an IPv6 module is IPv4.
+    for target, module, proto in ((T6, "tcp6_open", 6), (T6, "tcp_open", 6), (T4, "tcp6_open", 4)):
+        status, body = s.probe(target, module, debug="true")
+        lines, metrics = probe_log(body)
+        assert status == 200 and sample(metrics, "probe_ip_protocol") == proto, f"{target} {module}: {body!r}"
+        assert len(lines) == 3, lines
+        for line in lines:
+            assert f" from={target} " in line and "flags=SA" in line, line
+            assert (" id=" in line) == (proto == 4) and (" DF " in line) == (proto == 4), line
+
+    status, doc = post_tests(s, [
+        {"type": "ping", "target": T6, "options": {"destport": OPEN_PORT, "count": 3, "interval": 0.2}},
+        {"type": "ping", "target": T6, "options": {"destport": HOLE_PORT, "count": 2, "interval": 0.2,
+                                                   "timeout": 0.5}}])
+    assert status == 202, f"POST: {status} {doc!r}"
+    ping_open, ping_hole = wait_tests(s, doc["receipt"], "the IPv6 pings")
+    print(json.dumps([ping_open, ping_hole])[:1500], flush=True)
+    assert ping_open["state"] == "done" and ping_open["address"] == T6, ping_open
+    assert ping_open["result"]["sent"] == 3 and ping_open["result"]["received"] == 3, ping_open
+    assert ping_hole["state"] == "done" and ping_hole["result"]["sent"] == 2, ping_hole
+    assert ping_hole["result"]["received"] == 0, ping_hole
+
+    refused = [("::1", "loopback"), ("[::1]", "loopback"), ("fe80::1", "link_local"), ("ff02::1", "multicast"),
+               ("::ffff:127.0.0.1", "loopback"), ("[::ffff:198.18.9.2]", "embedded_ipv4"), ("::", "unspecified"),
+               (P6, "own_address"), ("2001:db8::1", "not_allowed_prefix"), ("fe80::1%eth0", "syntax")]
+    for target, reason in refused:
+        status, body = s.probe(target, "tcp6_open")
+        assert status == 403, f"/probe {target}: {status} {body!r}"
+        status, body = s.get("/api/v1/tests", method="POST",
+                             data=json.dumps({"tests": [{"type": "ping", "target": target}]}))
+        assert status == 403 and json.loads(body)["reason"] == reason, f"POST {target}: {status} {body!r}"
+    m = s.metrics()
+    for reason in {r for _, r in refused}:
+        n = sum(1 for _, r in refused if r == reason)
+        got = harness.value(m, "netprobe_api_rejections_total", reason=reason) or 0
+        assert got == 2 * n, f"rejections {reason}: {got}, want {2 * n}"
+    print("ipv6: ok")
+
+
 SCENARIOS = {"prometheus": prometheus, "concurrent": concurrent, "refusals": refusals, "worker": worker,
-             "reload": reload, "api": api}
+             "reload": reload, "api": api, "names": names, "debug": debug, "ipv6": ipv6}
 
 
 def test():

@@ -116,5 +116,22 @@ TEST(ondemand_ProbeRequest, ModuleFixesTheRest) {
   EXPECT_TRUE(job->addresses.empty());  // pinned later by the target policy, never from the text
 }
 
+TEST(ondemand_ProbeRequest, AnIpLiteralIsProbedInItsOwnFamily) {
+  OnDemandConfig c = config();
+  c.modules["tcp_443"].address_family = AddressFamily::kV6;
+  const auto v4 = build_probe_job(c, {{"target", "10.0.0.1"}, {"module", "tcp_443"}}, std::nullopt);
+  ASSERT_TRUE(v4.ok());
+  EXPECT_EQ(v4->af, AddressFamily::kV4);
+  for (const char* target : {"2001:db8::1", "[2001:db8::1]"}) {
+    const auto v6 = build_probe_job(config(), {{"target", target}, {"module", "tcp_443"}}, std::nullopt);
+    ASSERT_TRUE(v6.ok()) << target;
+    EXPECT_EQ(v6->af, AddressFamily::kV6) << target;
+  }
+  // A name is resolved in the module's family.
+  const auto name = build_probe_job(c, {{"target", "web.example"}, {"module", "tcp_443"}}, std::nullopt);
+  ASSERT_TRUE(name.ok());
+  EXPECT_EQ(name->af, AddressFamily::kV6);
+}
+
 }  // namespace
 }  // namespace netprobe::ondemand

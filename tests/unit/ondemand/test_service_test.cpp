@@ -3,6 +3,7 @@
 // scripted HopProber. Waits for the test threads are bounded polls (no timed assertion).
 #include "ondemand/test_service.h"
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <thread>
@@ -260,6 +261,12 @@ TEST(ondemand_TestService, Refusals) {
 
 TEST(ondemand_TestService, ANameThatResolvesToADeniedAddressFailsItsTest) {
   Fixture f;
+  std::mutex told_mu;
+  std::vector<std::string> told;  // what /metrics is told (the POST's 202 carries no reason)
+  f.options.on_test_rejection = [&](const std::string& reason) {
+    std::lock_guard lock(told_mu);
+    told.push_back(reason);
+  };
   f.start();
   const std::string receipt = f.post(R"({"tests":[{"type":"ping","target":"loop.example"},)"
                                      R"({"type":"ping","target":"nx.example"}]})");
@@ -270,6 +277,9 @@ TEST(ondemand_TestService, ANameThatResolvesToADeniedAddressFailsItsTest) {
   EXPECT_NE(doc["tests"][1]["error"].get<std::string>().find("NXDOMAIN"), std::string::npos);
   EXPECT_EQ(f.service->rejections()["loopback"], 1u);
   EXPECT_EQ(f.executor.job_count(), 0u);
+  std::lock_guard lock(told_mu);
+  std::sort(told.begin(), told.end());
+  EXPECT_EQ(told, (std::vector<std::string>{"loopback", "resolve_failed"}));
 }
 
 TEST(ondemand_TestService, ConcurrencyGlobalAndPerCredential) {
