@@ -113,7 +113,7 @@ void ProbeService::handle(ProbeHttpRequest request, std::function<void(ProbeHttp
                                {200,
                                 job.debug ? render_probe_debug(job, module, events, duration)
                                           : render_probe_metrics(job, module, events, duration),
-                                ""},
+                                "", job.debug},
                                done);
                       });
       });

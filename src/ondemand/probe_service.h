@@ -45,6 +45,7 @@ struct ProbeHttpResponse {
   int status = 200;
   std::string body;
   std::string reason;  // refusal reason ("" when served): the rejections counter's label
+  bool debug = false;  // the per-probe log (plain text), not a metrics page
 };
 
 class ProbeService {

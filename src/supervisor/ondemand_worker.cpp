@@ -245,7 +245,7 @@ HopProberFactory make_hop_prober_factory(LoopQueue& loop, OnDemandWorker& worker
 namespace {
 http::Response probe_response(const ondemand::ProbeHttpResponse& r) {
   http::Response out = http::Response::text(r.status, r.body);
-  if (r.status == 200)
+  if (r.status == 200 && !r.debug)  // a metrics page; the debug log is plain text, as blackbox's
     for (auto& [name, value] : out.headers)
       if (name == "Content-Type") value = "text/plain; version=0.0.4; charset=utf-8";
   return out;

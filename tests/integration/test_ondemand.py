@@ -756,6 +756,14 @@ def debug(s):
     assert lines == [f"seq={i} sport={33000 + i} timeout" for i in range(3)], lines
     assert sample(metrics, "probe_success") == 0 and sample(metrics, "netprobe_probe_packets_lost") == 3, metrics
 
+    # The log is plain text (as blackbox's), the page the exposition format.
+    def content_type(flag):
+        url = f"http://127.0.0.1:{s.port}/probe?target={T4}&module=tcp_open&debug={flag}"
+        return netns.sh("curl", "-s", "-o", "/dev/null", "-w", "%{content_type}", "-H",
+                        f"Authorization: Bearer {TOKEN}", url, ns=s.p, capture=True).strip()
+    assert content_type("true") == "text/plain; charset=utf-8", content_type("true")
+    assert "version=0.0.4" in content_type("false"), content_type("false")
+
     # debug=false is the plain page; anything else is a 400. No module or credential rule restricts debug
     # (probe_request.cpp): every module accepts it.
     status, body = s.probe(T4, "tcp_open", debug="false")
