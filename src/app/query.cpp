@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "app/check.h"
+#include "supervisor/service_checks.h"
 #include "svc/tcp_query.h"
 #include "svc/udp_query.h"
 
@@ -50,12 +51,14 @@ int run_udp(const QueryOptions& o) {
     if (!svc::validate_token(t, spec.payload.size(), &why)) return usage("--token: " + why);
     spec.token = t;
   }
-  const svc::UdpQueryResult r = svc::run_udp_query(spec);
+  const auto resolver = IpAddress::parse(spec.host) ? nullptr : make_service_check_resolver();
+  const svc::UdpQueryResult r = svc::run_udp_query(spec, resolver.get());
   const bool ok = r.outcome == "answered";
   if (o.format == "metrics") {
     fmt::print("probe_success {}\nprobe_udp_outcome{{outcome=\"{}\"}} 1\nprobe_udp_not_ours {}\n", ok ? 1 : 0,
                r.outcome, r.not_ours);
     if (ok) fmt::print("probe_duration_seconds {:.6f}\n", r.rtt_seconds);
+    fmt::print("probe_dns_lookup_time_seconds {:.6f}\n", r.dns_lookup_seconds);
   } else {
     fmt::print("{} udp {}:{} {}{}{}\n", ok ? "OK" : "FAILED", o.host, o.port, r.outcome,
                ok ? fmt::format(" {:.3f} ms", r.rtt_seconds * 1e3) : "",
@@ -106,7 +109,8 @@ int run_query(const QueryOptions& o) {
   spec.tls.expiry_window = std::chrono::seconds(int64_t(o.expiry_window_s));
   spec.timeout = std::chrono::milliseconds(int64_t(o.timeout_s * 1000));
 
-  const svc::TcpQueryResult r = svc::run_tcp_query(spec);
+  const auto resolver = IpAddress::parse(spec.host) ? nullptr : make_service_check_resolver();
+  const svc::TcpQueryResult r = svc::run_tcp_query(spec, resolver.get());
   if (o.format == "metrics") {
     fmt::print("{}", svc::to_metrics_text(spec, r));
   } else {

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "dns/cares_resolver.h"
 #include "logging/escape.h"
 
 namespace netprobe {
@@ -30,6 +31,8 @@ struct Family {
 constexpr Family kFamilies[] = {
     {"probe_success", "1 when the last service check succeeded (blackbox)", "gauge"},
     {"probe_duration_seconds", "Duration of the last service check (blackbox)", "gauge"},
+    {"probe_dns_lookup_time_seconds",
+     "Time the last service check spent resolving its destination (0 for an IP literal; blackbox)", "gauge"},
     {"probe_tcp_connect_seconds", "Kernel TCP connect time of the last service check: its latency", "gauge"},
     {"probe_failed_due_to", "1 for the reason the last service check failed", "gauge"},
     {"netprobe_service_check_runs_total", "Service checks run", "counter"},
@@ -46,7 +49,44 @@ constexpr Family kFamilies[] = {
      "gauge"},
 };
 
+// The resolver of the calling thread, made by `factory` (or the production one) the first time it is
+// needed, and after a failure again at most once a minute.
+class ThreadResolver {
+ public:
+  explicit ThreadResolver(const ServiceCheckResolverFactory& factory) : factory_(factory) {}
+  Resolver* get() {
+    const auto now = std::chrono::steady_clock::now();
+    if (!resolver_ && (!tried_ || now - last_try_ >= std::chrono::minutes(1))) {
+      tried_ = true;
+      last_try_ = now;
+      resolver_ = factory_ ? factory_() : make_service_check_resolver();
+    }
+    return resolver_.get();
+  }
+
+ private:
+  const ServiceCheckResolverFactory& factory_;
+  std::unique_ptr<Resolver> resolver_;
+  bool tried_ = false;
+  std::chrono::steady_clock::time_point last_try_{};
+};
+
+svc::TcpQueryResult run_check(const svc::TcpQuerySpec& spec, ThreadResolver& resolver) {
+  // An IP literal never needs a resolver (nor creates one).
+  return svc::run_tcp_query(spec, IpAddress::parse(spec.host) ? nullptr : resolver.get());
+}
+
 }  // namespace
+
+std::unique_ptr<Resolver> make_service_check_resolver() {
+  auto cares = CaresResolver::create();
+  if (!cares.ok()) {
+    spdlog::error("service checks: no DNS resolver ({}): checks of host names fail \"resolve\"",
+                  cares.error().message);
+    return nullptr;
+  }
+  return std::move(cares).value();
+}
 
 Result<svc::TcpQuerySpec> service_check_spec(const ServiceCheckConfig& check, const GroupConfig* group) {
   svc::TcpQuerySpec spec;
@@ -81,19 +121,21 @@ std::vector<const ServiceCheckConfig*> selected_service_checks(const Config& con
   return out;
 }
 
-std::vector<ServiceCheckOutcome> run_service_checks_once(
-    const Config& config, const std::vector<const ServiceCheckConfig*>& checks) {
+std::vector<ServiceCheckOutcome> run_service_checks_once(const Config& config,
+                                                         const std::vector<const ServiceCheckConfig*>& checks,
+                                                         const ServiceCheckResolverFactory& resolvers) {
   std::vector<ServiceCheckOutcome> out;
   for (const ServiceCheckConfig* c : checks)
     for (const auto& g : c->groups) out.push_back({c, g, {}});
   std::atomic<size_t> next{0};
   auto work = [&] {
+    ThreadResolver resolver(resolvers);
     for (size_t i = next++; i < out.size(); i = next++) {
       ServiceCheckOutcome& o = out[i];
       const auto git = config.groups.find(o.group);
       auto spec = service_check_spec(*o.check, git == config.groups.end() ? nullptr : &git->second);
       if (spec.ok()) {
-        o.result = svc::run_tcp_query(spec.value());
+        o.result = run_check(spec.value(), resolver);
       } else {
         o.result.failure = "config";
         o.result.detail = spec.error().message;
@@ -237,6 +279,7 @@ bool ServiceCheckSeries::render(std::string& out, size_t flush_at, const TextSin
           if (!row.measured) continue;
           if (name == "probe_success") line(dest, c, group, "", r.success ? 1 : 0);
           if (name == "probe_duration_seconds") line(dest, c, group, "", r.duration_seconds);
+          if (name == "probe_dns_lookup_time_seconds") line(dest, c, group, "", r.dns_lookup_seconds);
           if (name == "probe_tcp_connect_seconds" && r.connect_seconds > 0)
             line(dest, c, group, "", r.connect_seconds);
           if (name == "probe_failed_due_to" && !r.success)
@@ -263,8 +306,9 @@ bool ServiceCheckSeries::render(std::string& out, size_t flush_at, const TextSin
 
 // ---- ServiceCheckRunner ----
 
-ServiceCheckRunner::ServiceCheckRunner(std::shared_ptr<ServiceCheckSeries> series, size_t threads)
-    : series_(std::move(series)) {
+ServiceCheckRunner::ServiceCheckRunner(std::shared_ptr<ServiceCheckSeries> series, size_t threads,
+                                       ServiceCheckResolverFactory resolvers)
+    : series_(std::move(series)), resolvers_(std::move(resolvers)) {
   threads = std::clamp<size_t>(threads, 1, 64);
   for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { loop(); });
 }
@@ -321,6 +365,7 @@ void ServiceCheckRunner::update(const Config& config, const TagSelection& select
 }
 
 void ServiceCheckRunner::loop() {
+  ThreadResolver resolver(resolvers_);  // this thread's: its abandoned queries never leak into another's
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     std::shared_ptr<Entry> pick;
@@ -346,7 +391,7 @@ void ServiceCheckRunner::loop() {
     lock.unlock();
     svc::TcpQueryResult result;
     if (spec) {
-      result = svc::run_tcp_query(*spec);
+      result = run_check(*spec, resolver);
     } else {
       result.failure = "config";
       result.detail = spec_error;

@@ -10,11 +10,12 @@
 //
 // Bounds: kServiceCheckThreads threads (so at most that many connections at once); each check at most once
 // in flight (a check still running when its next turn comes skips that turn, counted); every check's time
-// is bounded by its timeout (connect, handshake, steps; name resolution is the system resolver's, with
-// resolv.conf's timeouts) and its reads by svc::kMaxTcpReadBytes per expect.
+// is bounded by its timeout (name resolution by svc::resolve_host() over the thread's own c-ares resolver,
+// connect, handshake, steps) and its reads by svc::kMaxTcpReadBytes per expect.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -25,12 +26,20 @@
 #include "config/config.h"
 #include "config/tag_selection.h"
 #include "core/result.h"
+#include "dns/resolver.h"
 #include "metrics/exposition.h"
 #include "svc/tcp_query.h"
 
 namespace netprobe {
 
 inline constexpr size_t kServiceCheckThreads = 4;
+
+// Makes the resolver of one checking thread (a Resolver is used from one thread only). Null: a check of a
+// host name fails "resolve" ("no resolver"); IP literals never need one.
+using ServiceCheckResolverFactory = std::function<std::unique_ptr<Resolver>()>;
+// The production one: c-ares with the system's settings (/etc/resolv.conf), as the raw targets' resolver;
+// null (logged) when c-ares cannot start. Also what `netprobe query` uses.
+std::unique_ptr<Resolver> make_service_check_resolver();
 
 // The query of one check from one group: the destination in the check's family, the group's source address
 // of that family bound when it has one (src_ipv4 / src_ipv6; with only a subnet the kernel chooses), the
@@ -42,14 +51,16 @@ std::vector<const ServiceCheckConfig*> selected_service_checks(const Config& con
                                                                const TagSelection& selection);
 
 // `netprobe check`: every (check, group) of `checks` once, at most kServiceCheckThreads at a time, through
-// the daemon's code; results in (name, group) order.
+// the daemon's code (each thread with a resolver from `resolvers`, empty: make_service_check_resolver);
+// results in (name, group) order.
 struct ServiceCheckOutcome {
   const ServiceCheckConfig* check = nullptr;
   std::string group;
   svc::TcpQueryResult result;
 };
-std::vector<ServiceCheckOutcome> run_service_checks_once(
-    const Config& config, const std::vector<const ServiceCheckConfig*>& checks);
+std::vector<ServiceCheckOutcome> run_service_checks_once(const Config& config,
+                                                         const std::vector<const ServiceCheckConfig*>& checks,
+                                                         const ServiceCheckResolverFactory& resolvers = {});
 // One line of `netprobe check`'s text output, as CheckResult::line():
 //   TLS www.example.com:443 OK 12.31 ms, TLS 1.3, expires 2027-03-01T12:00:00Z [web/g1]
 //   TCPquery 192.0.2.25:25 FAILED expect: step 0: connection closed [smtp/g1]
@@ -92,7 +103,9 @@ class ServiceCheckSeries final : public TextSource {
 // stops the threads (a check in flight finishes within its timeout first).
 class ServiceCheckRunner {
  public:
-  ServiceCheckRunner(std::shared_ptr<ServiceCheckSeries> series, size_t threads = kServiceCheckThreads);
+  // Each thread makes its resolver with `resolvers` (empty: make_service_check_resolver) at its first run.
+  ServiceCheckRunner(std::shared_ptr<ServiceCheckSeries> series, size_t threads = kServiceCheckThreads,
+                     ServiceCheckResolverFactory resolvers = {});
   ~ServiceCheckRunner();
   ServiceCheckRunner(const ServiceCheckRunner&) = delete;
   ServiceCheckRunner& operator=(const ServiceCheckRunner&) = delete;
@@ -115,6 +128,7 @@ class ServiceCheckRunner {
   void loop();
 
   std::shared_ptr<ServiceCheckSeries> series_;
+  ServiceCheckResolverFactory resolvers_;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;

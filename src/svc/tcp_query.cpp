@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
-#include <netdb.h>
 #include <poll.h>
 #include <re2/re2.h>
 #include <sys/socket.h>
@@ -16,6 +15,8 @@
 
 #include <fmt/format.h>
 
+#include "core/sockaddr.h"
+#include "svc/resolve.h"
 #include "svc/udp_query.h"
 
 namespace netprobe::svc {
@@ -62,14 +63,7 @@ struct Tls {
   }
 };
 
-bool is_ip_literal(const std::string& host) {
-  addrinfo hints{};
-  hints.ai_flags = AI_NUMERICHOST;
-  addrinfo* res = nullptr;
-  const bool ok = ::getaddrinfo(host.c_str(), nullptr, &hints, &res) == 0;
-  if (res) ::freeaddrinfo(res);
-  return ok;
-}
+bool is_ip_literal(const std::string& host) { return IpAddress::parse(host).has_value(); }
 
 std::string blackbox_version(gnutls_protocol_t v) {
   switch (v) {
@@ -252,39 +246,33 @@ std::optional<TcpStep> parse_tcp_step(std::string_view kind, std::string_view va
   return bad(why, "a step is send, expect or expect_bytes");
 }
 
-TcpQueryResult run_tcp_query(const TcpQuerySpec& spec) {
+TcpQueryResult run_tcp_query(const TcpQuerySpec& spec, Resolver* resolver) {
   const auto start = Clock::now();
   const auto deadline = start + spec.timeout;
   TcpQueryResult r;
   if (spec.steps.size() > kMaxTcpSteps) return finish(r, start, "config", "too many steps");
 
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  hints.ai_family = spec.family;
-  addrinfo* res = nullptr;
-  const std::string port = std::to_string(spec.port);
-  if (::getaddrinfo(spec.host.c_str(), port.c_str(), &hints, &res) != 0 || !res)
-    return finish(r, start, "resolve", spec.host);
+  const HostResolution dst = resolve_host(resolver, spec.host, spec.family, deadline);
+  r.dns_lookup_seconds = dst.seconds;
+  if (!dst.address) return finish(r, start, "resolve", spec.host + ": " + dst.error);
+  sockaddr_storage dst_sa{};
+  const socklen_t dst_len = to_sockaddr(*dst.address, spec.port, dst_sa);
   Fd fd;
-  fd.fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd.fd >= 0 && !spec.source.empty()) {
-    addrinfo shints{};
-    shints.ai_family = res->ai_family;
-    shints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
-    addrinfo* src = nullptr;
-    const bool ok = ::getaddrinfo(spec.source.c_str(), nullptr, &shints, &src) == 0 && src &&
-                    ::bind(fd.fd, src->ai_addr, src->ai_addrlen) == 0;
-    const int bind_errno = errno;
-    if (src) ::freeaddrinfo(src);
-    if (!ok) {
-      ::freeaddrinfo(res);
-      return finish(r, start, "connect", "bind to " + spec.source + ": " + std::strerror(bind_errno));
-    }
-  }
-  int crc = fd.fd < 0 ? -1 : ::connect(fd.fd, res->ai_addr, res->ai_addrlen);
-  ::freeaddrinfo(res);
+  fd.fd = ::socket(dst_sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd.fd < 0) return finish(r, start, "connect", std::strerror(errno));
+  if (!spec.source.empty()) {
+    // A literal only (a group's src_ipv4 / src_ipv6): a source never goes to DNS.
+    const auto src = IpAddress::parse(spec.source);
+    if (!src || src->af != dst.address->af)
+      return finish(r, start, "connect",
+                    "bind to " + spec.source + ": not an address literal of the destination's family");
+    sockaddr_storage src_sa{};
+    const socklen_t src_len = to_sockaddr(*src, 0, src_sa);
+    if (::bind(fd.fd, reinterpret_cast<const sockaddr*>(&src_sa), src_len) != 0)
+      return finish(r, start, "connect", "bind to " + spec.source + ": " + std::strerror(errno));
+  }
+  const auto connect_start = Clock::now();
+  const int crc = ::connect(fd.fd, reinterpret_cast<const sockaddr*>(&dst_sa), dst_len);
   if (crc < 0 && errno != EINPROGRESS) return finish(r, start, "connect", std::strerror(errno));
   if (crc < 0) {
     if (!wait_fd(fd.fd, POLLOUT, deadline)) return finish(r, start, "timeout", "during connect");
@@ -293,7 +281,7 @@ TcpQueryResult run_tcp_query(const TcpQuerySpec& spec) {
     ::getsockopt(fd.fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0) return finish(r, start, "connect", std::strerror(err));
   }
-  r.connect_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  r.connect_seconds = std::chrono::duration<double>(Clock::now() - connect_start).count();
 
   Tls tls;
   if (spec.tls.enabled) {
@@ -333,6 +321,7 @@ std::string to_metrics_text(const TcpQuerySpec& spec, const TcpQueryResult& r) {
   std::string out;
   out += fmt::format("probe_success {}\n", r.success ? 1 : 0);
   out += fmt::format("probe_duration_seconds {:.6f}\n", r.duration_seconds);
+  out += fmt::format("probe_dns_lookup_time_seconds {:.6f}\n", r.dns_lookup_seconds);
   out += fmt::format("probe_tcp_connect_seconds {:.6f}\n", r.connect_seconds);
   if (!r.success) out += fmt::format("probe_failed_due_to{{reason=\"{}\"}} 1\n", r.failure);
   if (!spec.tls.enabled) return out;

@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "dns/resolver.h"
+
 namespace re2 {
 class RE2;
 }
@@ -43,13 +45,13 @@ struct TlsOptions {
 };
 
 struct TcpQuerySpec {
-  std::string host;  // IP literal or name (resolved with getaddrinfo: this runs outside the workers)
+  std::string host;  // IP literal or name (svc::resolve_host(): within the timeout, never by getaddrinfo)
   uint16_t port = 0;
   int family = 0;      // AF_INET / AF_INET6 to resolve and connect in that family only; 0: any
-  std::string source;  // an address literal to bind before connect (a group's source); empty: the kernel's
+  std::string source;  // an address literal (never resolved) to bind before connect; empty: the kernel's
   std::vector<TcpStep> steps;
   TlsOptions tls;
-  std::chrono::milliseconds timeout{5000};  // the whole query: connect, handshake and every step
+  std::chrono::milliseconds timeout{5000};  // the whole query: resolution, connect, handshake, every step
 };
 
 struct TcpQueryResult {
@@ -58,7 +60,8 @@ struct TcpQueryResult {
                         // "tls_expiry_window", "send", "expect", "timeout" (docs/service-checks.md)
   std::string detail;   // human-readable why (verification status, the step that failed)
   int failed_step = -1;
-  double connect_seconds = 0;
+  double dns_lookup_seconds = 0;  // resolving host (0 for an IP literal): blackbox's probe_dns_lookup_time
+  double connect_seconds = 0;     // the kernel's TCP connect alone (not the lookup)
   double duration_seconds = 0;
   // TLS (when enabled and the handshake completed), blackbox's meanings and units:
   std::string tls_version;                      // "TLS 1.2", "TLS 1.3"
@@ -68,12 +71,15 @@ struct TcpQueryResult {
   std::vector<int64_t> chain_not_after;         // per presented certificate, leaf first
 };
 
-TcpQueryResult run_tcp_query(const TcpQuerySpec& spec);
+// `resolver` resolves a host name (svc::resolve_host(), bounded by spec.timeout); it is only used from
+// this call's thread, and may be null when host is an IP literal (a name then fails "resolve").
+TcpQueryResult run_tcp_query(const TcpQuerySpec& spec, Resolver* resolver);
 
 // Prometheus text exposition of a result: probe_success, probe_duration_seconds,
-// probe_tcp_connect_seconds, probe_failed_due_to{reason}, and with TLS probe_ssl_earliest_cert_expiry,
-// probe_ssl_last_chain_expiry_timestamp_seconds, probe_tls_version_info{version},
-// probe_ssl_verified, probe_ssl_expiry_window_seconds (the threshold, like netprobify's `threshold`).
+// probe_dns_lookup_time_seconds, probe_tcp_connect_seconds, probe_failed_due_to{reason}, and with TLS
+// probe_ssl_earliest_cert_expiry, probe_ssl_last_chain_expiry_timestamp_seconds,
+// probe_tls_version_info{version}, probe_ssl_verified, probe_ssl_expiry_window_seconds (the threshold, like
+// netprobify's `threshold`).
 std::string to_metrics_text(const TcpQuerySpec& spec, const TcpQueryResult& r);
 
 }  // namespace netprobe::svc

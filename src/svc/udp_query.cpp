@@ -1,6 +1,5 @@
 #include "svc/udp_query.h"
 
-#include <netdb.h>
 #include <poll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -9,24 +8,26 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/sockaddr.h"
+#include "svc/resolve.h"
+
 namespace netprobe::svc {
 
-UdpQueryResult run_udp_query(const UdpQuerySpec& spec) {
+UdpQueryResult run_udp_query(const UdpQuerySpec& spec, Resolver* resolver) {
   using Clock = std::chrono::steady_clock;
   UdpQueryResult r;
-  addrinfo hints{};
-  hints.ai_socktype = SOCK_DGRAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  const std::string port = std::to_string(spec.port);
-  if (::getaddrinfo(spec.host.c_str(), port.c_str(), &hints, &res) != 0 || !res) {
-    r.outcome = "error";
-    r.detail = "cannot resolve " + spec.host;
+  const auto deadline = Clock::now() + spec.timeout;
+  const HostResolution dst = resolve_host(resolver, spec.host, 0, deadline);
+  r.dns_lookup_seconds = dst.seconds;
+  if (!dst.address) {
+    r.outcome = "resolve";
+    r.detail = spec.host + ": " + dst.error;
     return r;
   }
-  const int fd = ::socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  const bool connected = fd >= 0 && ::connect(fd, res->ai_addr, res->ai_addrlen) == 0;
-  ::freeaddrinfo(res);
+  sockaddr_storage sa{};
+  const socklen_t sa_len = to_sockaddr(*dst.address, spec.port, sa);
+  const int fd = ::socket(sa.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  const bool connected = fd >= 0 && ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sa_len) == 0;
   if (!connected) {
     r.outcome = "error";
     r.detail = std::strerror(errno);
@@ -40,7 +41,6 @@ UdpQueryResult run_udp_query(const UdpQuerySpec& spec) {
   std::vector<uint8_t> payload = spec.payload;
   if (spec.token) write_token(payload, *spec.token, wire);
   const auto start = Clock::now();
-  const auto deadline = start + spec.timeout;
   if (::send(fd, payload.data(), payload.size(), 0) != ssize_t(payload.size())) {
     r.outcome = errno == ECONNREFUSED ? "closed" : "error";
     r.detail = std::strerror(errno);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "dns/resolver.h"
 #include "probes/udp_query_spec.h"
 
 namespace netprobe::svc {
@@ -35,7 +36,9 @@ using udpquery::write_token;
 // A one-shot UDP query over a connected kernel socket (`netprobe query --udp`, unprivileged; the daemon's
 // UDPquery over the group's source ports is docs/service-checks.md#udpquery): a random W in the token
 // field, one datagram, then answers judged until one is ours or the timeout. A connected UDP socket
-// reports an ICMP port unreachable as ECONNREFUSED: "closed".
+// reports an ICMP port unreachable as ECONNREFUSED: "closed". A host name is resolved with
+// svc::resolve_host() within the timeout (which covers resolution and the wait for the answer); one that
+// does not resolve in time is "resolve".
 struct UdpQuerySpec {
   std::string host;
   uint16_t port = 0;
@@ -45,11 +48,13 @@ struct UdpQuerySpec {
   std::chrono::milliseconds timeout{2000};
 };
 struct UdpQueryResult {
-  std::string outcome;  // "answered", "unexpected", "closed", "timeout", "error"
+  std::string outcome;  // "answered", "unexpected", "closed", "timeout", "resolve", "error"
   std::string detail;
   double rtt_seconds = 0;
-  int not_ours = 0;  // datagrams whose echoed token was not ours (ignored)
+  int not_ours = 0;               // datagrams whose echoed token was not ours (ignored)
+  double dns_lookup_seconds = 0;  // 0 for an IP literal
 };
-UdpQueryResult run_udp_query(const UdpQuerySpec& spec);
+// `resolver`: as for run_tcp_query() (used from this thread only; may be null for an IP literal).
+UdpQueryResult run_udp_query(const UdpQuerySpec& spec, Resolver* resolver);
 
 }  // namespace netprobe::svc

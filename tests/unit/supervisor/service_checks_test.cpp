@@ -8,12 +8,15 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
+#include <memory>
 #include <string>
 #include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "../svc/scripted_resolver.h"
 #include "config/loader.h"
 #include "supervisor/service_checks.h"
 
@@ -76,6 +79,22 @@ std::string banner_target(const std::string& name, uint16_t port, const std::str
          "\n    timeout: 3\n    query_response: [{expect: \"" + expect + "\"}]\n";
 }
 
+// A banner check of a host name, with its own timeout (seconds).
+std::string named_target(const std::string& name, const std::string& host, uint16_t port, double timeout) {
+  return "  " + name + ":\n    type: TCPquery\n    destination: " + host +
+         "\n    dst_port: " + std::to_string(port) + "\n    timeout: " + std::to_string(timeout) +
+         "\n    query_response: [{expect: \"^220\"}]\n";
+}
+
+// A resolver per checking thread: banner.test is 127.0.0.1, any other name is never answered.
+ServiceCheckResolverFactory scripted_dns(std::atomic<int>* made) {
+  return [made]() -> std::unique_ptr<Resolver> {
+    ++*made;
+    return std::make_unique<testing_doubles::ScriptedResolver>(
+        testing_doubles::Answers{{"banner.test", {"127.0.0.1"}}});
+  };
+}
+
 std::string render(const ServiceCheckSeries& s) {
   std::string out, all;
   EXPECT_TRUE(s.render(out, 1 << 20, [&](std::string_view piece) {
@@ -125,6 +144,67 @@ TEST(supervisor_service_checks, OneShotRunsEveryCheckAndGroup) {
   EXPECT_THAT(service_check_line(out[0]), testing::StartsWith("TCPquery 127.0.0.1:"));
   EXPECT_THAT(service_check_line(out[0]), HasSubstr(" OK "));
   EXPECT_THAT(service_check_line(out[2]), HasSubstr("FAILED expect: step 0: connection closed [wrong/g1]"));
+}
+
+// Names resolve inside the check, on the thread's own resolver: a name answered is checked, a name never
+// answered fails "resolve" at its own timeout (the other checks unaffected), a literal asks nothing.
+TEST(supervisor_service_checks, OneShotResolvesNamesWithinTheCheck) {
+  BannerServer server("220 ready\r\n");
+  const Config c = load(named_target("blackhole", "blackhole.test", server.port(), 0.2) +
+                        banner_target("literal", server.port(), "^220") +
+                        named_target("named", "banner.test", server.port(), 3));
+  std::atomic<int> made{0};
+  const auto out = run_service_checks_once(c, selected_service_checks(c, {}), scripted_dns(&made));
+  ASSERT_EQ(out.size(), 6u);  // (blackhole, literal, named) x (g1, g2)
+  for (int i : {0, 1}) {
+    EXPECT_EQ(out[i].check->name, "blackhole");
+    EXPECT_EQ(out[i].result.failure, "resolve");
+    EXPECT_THAT(out[i].result.detail, HasSubstr("blackhole.test: timeout after"));
+  }
+  for (int i : {2, 3, 4, 5}) EXPECT_TRUE(out[i].result.success) << i << " " << out[i].result.detail;
+  EXPECT_EQ(out[2].result.dns_lookup_seconds, 0);  // the literal
+  EXPECT_THAT(service_check_line(out[0]), HasSubstr("FAILED resolve: blackhole.test: timeout after"));
+  EXPECT_GE(made.load(), 1);
+  EXPECT_LE(made.load(), int(kServiceCheckThreads));  // one per thread, not per check
+}
+
+// The daemon's runner, one thread: the black-holed name fails "resolve" run after run (each run ends at its
+// 0.2 s timeout) while the named check on the same thread keeps passing; the lookup time is exported.
+// Bounded waits, no timed assertion.
+TEST(supervisor_service_checks, RunnerFailsAnUnresolvedNameAndKeepsTheOthers) {
+  BannerServer server("220 ready\r\n");
+  auto series = std::make_shared<ServiceCheckSeries>("p");
+  std::atomic<int> made{0};
+  ServiceCheckRunner runner(series, 1, scripted_dns(&made));  // one thread: the black hole cannot hide
+  const Config c = load(named_target("blackhole", "blackhole.test", server.port(), 0.2) +
+                            named_target("named", "banner.test", server.port(), 3),
+                        /*interval=*/1);
+  runner.update(c, {});
+  const std::string labels = "group=\"g1\",probe_name=\"p\",state=\"None\",type=\"TCPquery\"";
+  const std::string hole_failures =
+      "netprobe_service_check_failures_total{address_family=\"ipv4\","
+      "destination=\"blackhole\"," +
+      labels + ",reason=\"resolve\"} ";
+  const std::string named_runs =
+      "netprobe_service_check_runs_total{address_family=\"ipv4\",destination=\"named\"," + labels + "} ";
+  std::string text;
+  for (int i = 0; i < 200; ++i) {
+    text = render(*series);
+    if (text.find(hole_failures + "2\n") != std::string::npos &&
+        text.find(named_runs + "0\n") == std::string::npos &&
+        text.find(named_runs + "1\n") == std::string::npos)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_THAT(text, HasSubstr(hole_failures));
+  EXPECT_THAT(text, HasSubstr("probe_failed_due_to{address_family=\"ipv4\",destination=\"blackhole\"," +
+                              labels + ",reason=\"resolve\"} 1\n"));
+  EXPECT_THAT(text,
+              HasSubstr("probe_success{address_family=\"ipv4\",destination=\"named\"," + labels + "} 1\n"));
+  EXPECT_THAT(text,
+              HasSubstr("probe_dns_lookup_time_seconds{address_family=\"ipv4\",destination=\"named\","));
+  EXPECT_THAT(text, Not(HasSubstr(named_runs + "0\n")));
+  EXPECT_EQ(made.load(), 1);
 }
 
 TEST(supervisor_service_checks, TagsSelect) {

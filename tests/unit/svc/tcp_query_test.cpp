@@ -90,7 +90,7 @@ TEST(svc, TcpQueryBannerAndPingPong) {
   spec.port = server.port();
   spec.steps = {step("expect", "^220 "), step("send", "PING\r\n"), step("expect", "^\\+PONG"),
                 step("send", "QUIT\r\n")};
-  const auto r = run_tcp_query(spec);
+  const auto r = run_tcp_query(spec, nullptr);
   EXPECT_TRUE(r.success) << r.failure << ": " << r.detail;
   EXPECT_EQ(r.failed_step, -1);
   EXPECT_GT(r.connect_seconds, 0);
@@ -106,7 +106,7 @@ TEST(svc, TcpQueryWrongAnswerFailsItsStep) {
   spec.port = server.port();
   spec.timeout = 500ms;
   spec.steps = {step("expect_bytes", "220"), step("send", "PING\r\n"), step("expect", "^-ERR")};
-  const auto r = run_tcp_query(spec);
+  const auto r = run_tcp_query(spec, nullptr);
   EXPECT_FALSE(r.success);
   EXPECT_EQ(r.failure, "expect");
   EXPECT_EQ(r.failed_step, 2);
@@ -127,7 +127,7 @@ TEST(svc, TcpQueryDripFeedIsCutOff) {
   spec.port = server.port();
   spec.timeout = 30s;
   spec.steps = {step("expect", "^220")};
-  const auto r = run_tcp_query(spec);
+  const auto r = run_tcp_query(spec, nullptr);
   EXPECT_EQ(r.failure, "expect");
   EXPECT_NE(r.detail.find("reads"), std::string::npos) << r.detail;
 }
@@ -141,7 +141,7 @@ TEST(svc, TcpQueryClosedPortFailsConnect) {
   TcpQuerySpec spec;
   spec.host = "127.0.0.1";
   spec.port = port;
-  const auto r = run_tcp_query(spec);
+  const auto r = run_tcp_query(spec, nullptr);
   EXPECT_FALSE(r.success);
   EXPECT_EQ(r.failure, "connect") << r.detail;
 }
@@ -239,7 +239,7 @@ TEST(svc, TlsVerifiedChainReportsItsNotAfter) {
     spec.tls.server_name = row.server_name;
     spec.tls.ca_file = row.ca_file ? row.ca_file : "";
     spec.tls.expiry_window = std::chrono::seconds(row.window_s);
-    const auto r = run_tcp_query(spec);
+    const auto r = run_tcp_query(spec, nullptr);
     EXPECT_EQ(r.success, row.success) << row.name << ": " << r.failure << " " << r.detail;
     EXPECT_EQ(r.failure, row.failure) << row.name << ": " << r.detail;
     EXPECT_EQ(r.tls_verified, row.verified) << row.name;
@@ -266,7 +266,7 @@ TEST(svc, TlsExpiredChainFailsVerification) {
   spec.host = "127.0.0.1";
   spec.port = server.port();
   spec.tls = {true, "svc.test", ca, false, std::chrono::seconds(0)};
-  const auto r = run_tcp_query(spec);
+  const auto r = run_tcp_query(spec, nullptr);
   EXPECT_FALSE(r.success);
   EXPECT_EQ(r.failure, "tls_verify") << r.detail;
   EXPECT_NE(r.detail.find("expired"), std::string::npos) << r.detail;

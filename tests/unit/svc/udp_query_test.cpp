@@ -227,7 +227,7 @@ TEST(svc, UdpQueryOverLoopback) {
   spec.payload = B("..hello");
   spec.token = TokenSpec{0, 2, 0};
   spec.expect = expect_of("exact", "hex:0000 68656c6c6f");  // the ID bytes are skipped
-  const auto r = run_udp_query(spec);
+  const auto r = run_udp_query(spec, nullptr);
   EXPECT_EQ(r.outcome, "answered") << r.detail;
   EXPECT_EQ(r.not_ours, 1);
 }
@@ -239,7 +239,7 @@ TEST(svc, UdpQueryWrongAnswerIsUnexpected) {
   spec.port = server.port();
   spec.payload = B("ping");
   spec.expect = expect_of("regex", "^pong");
-  EXPECT_EQ(run_udp_query(spec).outcome, "unexpected");
+  EXPECT_EQ(run_udp_query(spec, nullptr).outcome, "unexpected");
 }
 
 TEST(svc, UdpQueryClosedPort) {
@@ -253,13 +253,13 @@ TEST(svc, UdpQueryClosedPort) {
     wake.port = port;
     wake.payload = B("x");
     wake.timeout = std::chrono::milliseconds(50);
-    run_udp_query(wake);
+    run_udp_query(wake, nullptr);
   }
   UdpQuerySpec spec;
   spec.host = "127.0.0.1";
   spec.port = port;
   spec.payload = B("ping");
-  EXPECT_EQ(run_udp_query(spec).outcome, "closed");
+  EXPECT_EQ(run_udp_query(spec, nullptr).outcome, "closed");
 }
 
 }  // namespace
