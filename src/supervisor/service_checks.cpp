@@ -50,7 +50,10 @@ constexpr Family kFamilies[] = {
 };
 
 // The resolver of the calling thread, made by `factory` (or the production one) the first time it is
-// needed, and after a failure again at most once a minute.
+// needed, and after a failure again at most once a minute. A resolver left with a query in flight (one
+// abandoned at a check's deadline) is closed after that check, which cancels the query: abandoned queries
+// never pile up on a black-holed server, and the next one starts on a fresh channel (resolv.conf read
+// again; c-ares only rereads it on a channel with nothing in flight).
 class ThreadResolver {
  public:
   explicit ThreadResolver(const ServiceCheckResolverFactory& factory) : factory_(factory) {}
@@ -63,6 +66,12 @@ class ThreadResolver {
     }
     return resolver_.get();
   }
+  void after_check() {
+    if (resolver_ && resolver_->pending() > 0) {
+      resolver_.reset();
+      tried_ = false;
+    }
+  }
 
  private:
   const ServiceCheckResolverFactory& factory_;
@@ -73,7 +82,9 @@ class ThreadResolver {
 
 svc::TcpQueryResult run_check(const svc::TcpQuerySpec& spec, ThreadResolver& resolver) {
   // An IP literal never needs a resolver (nor creates one).
-  return svc::run_tcp_query(spec, IpAddress::parse(spec.host) ? nullptr : resolver.get());
+  auto result = svc::run_tcp_query(spec, IpAddress::parse(spec.host) ? nullptr : resolver.get());
+  resolver.after_check();
+  return result;
 }
 
 }  // namespace
