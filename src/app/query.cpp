@@ -114,7 +114,9 @@ int run_query(const QueryOptions& o) {
   if (o.format == "metrics") {
     fmt::print("{}", svc::to_metrics_text(spec, r));
   } else {
-    fmt::print("{} {}:{} connect {:.3f} ms, total {:.3f} ms{}\n", r.success ? "OK" : "FAILED", o.host, o.port,
+    fmt::print("{} {}:{} {}connect {:.3f} ms, total {:.3f} ms{}\n", r.success ? "OK" : "FAILED", o.host,
+               o.port,
+               r.dns_lookup_seconds > 0 ? fmt::format("dns {:.3f} ms, ", r.dns_lookup_seconds * 1e3) : "",
                r.connect_seconds * 1e3, r.duration_seconds * 1e3,
                r.success ? "" : fmt::format(": {} {}", r.failure, r.detail));
     if (spec.tls.enabled && !r.tls_version.empty())
