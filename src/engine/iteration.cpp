@@ -49,6 +49,7 @@ std::span<const uint32_t> IterationRunner::prepare(const Plan& plan, uint64_t it
   sent_end_ = 0;
   details_on_ = options_.reply_details;
   details_.clear();
+  duplicate_details_.clear();
   if (details_on_) details_.resize(n);
 
   // Destinations: one per (type, address), shared by every template (group, target) probing it, since
@@ -536,6 +537,8 @@ void IterationRunner::record_reply(uint32_t slot, bool first, Nanos at) {
   Details& d = details_[slot];
   if (!first) {
     if (d.duplicates < UINT16_MAX) ++d.duplicates;
+    if (duplicate_details_.size() < kMaxDuplicateDetails)
+      duplicate_details_.push_back({slot, describe_reply(current_packet_), at.count()});
     return;
   }
   d.reply = describe_reply(current_packet_);
@@ -624,6 +627,13 @@ std::string_view to_string(ProbeEvent::State state) {
 void IterationRunner::probe_events(std::vector<ProbeEvent>& out) const {
   if (!plan_) return;
   out.reserve(out.size() + slots_.size());
+  // Duplicates by slot, each slot's in arrival order (at most kMaxDuplicateDetails).
+  std::vector<const DuplicateDetail*> dups;
+  dups.reserve(duplicate_details_.size());
+  for (const DuplicateDetail& d : duplicate_details_) dups.push_back(&d);
+  std::stable_sort(dups.begin(), dups.end(),
+                   [](const DuplicateDetail* a, const DuplicateDetail* b) { return a->slot < b->slot; });
+  auto dup = dups.begin();
   for (uint32_t slot = 0; slot < slots_.size(); ++slot) {
     const Slot& s = slots_[slot];
     const PlannedProbe& p = plan_->probes[slot];
@@ -639,6 +649,10 @@ void IterationRunner::probe_events(std::vector<ProbeEvent>& out) const {
       // The send time is known once the probe's own copy was captured or the sender stamped it.
       const bool sent_time = s.time != 0 && !(s.flags & kRttPending);
       e.duplicates = d.duplicates;
+      for (; dup != dups.end() && (*dup)->slot <= slot; ++dup)
+        if ((*dup)->slot == slot)
+          e.duplicate_replies.push_back(
+              {(*dup)->reply, sent_time && (*dup)->at >= s.time ? double((*dup)->at - s.time) * 1e-9 : -1.0});
       if (d.reply_at != 0) {
         e.has_reply = true;
         e.reply = d.reply;

@@ -45,7 +45,14 @@ struct ProbeEvent {
   double rtt_s = -1;  // kAnswered only; -1 otherwise
   // What the replies looked like (IterationRunner::Options::reply_details; all empty without it).
   uint16_t duplicates = 0;  // answers after the first
-  bool has_reply = false;   // the first answer (in time or late): `reply`, `reply_rtt_s`
+  // The first duplicates' own fields, in arrival order (at most IterationRunner::kMaxDuplicateDetails per
+  // iteration, all probes together; a duplicate beyond that is only counted).
+  struct Duplicate {
+    ReplyInfo reply;
+    double rtt_s = -1;  // -1: no usable send time
+  };
+  std::vector<Duplicate> duplicate_replies = {};
+  bool has_reply = false;  // the first answer (in time or late): `reply`, `reply_rtt_s`
   ReplyInfo reply;
   double reply_rtt_s = -1;  // -1: no usable send time
   bool has_error = false;   // the first ICMP error quoting it: `error`, `error_rtt_s` (traceroute's hop)
@@ -92,6 +99,9 @@ class IterationRunner {
   static constexpr size_t kUnsentNoToken = kUnsentCutShort + 1;         // no token left (prepare())
   // Events only (never a slot's reason): the on-demand worker was down or did not answer in time.
   static constexpr size_t kUnsentNoWorker = kUnsentNoToken + 1;
+  // Options::reply_details: the fields of at most this many duplicate answers are kept per iteration (a
+  // flood of duplicates is counted, never stored).
+  static constexpr size_t kMaxDuplicateDetails = 256;
   void mark_unsent(uint32_t slot, size_t reason);
   // The sender's clock right after the sendmmsg() that carried this probe: its send time unless the
   // capture of the outgoing copy (kernel stamp, more exact) gives one.
@@ -289,9 +299,15 @@ class IterationRunner {
   TupleBook previous_book_;
   std::vector<StaleReset> stale_resets_;
   Options options_;
-  bool details_on_ = false;                  // options_.reply_details as of prepare()
-  std::vector<Details> details_;             // per slot, with details_on_
-  std::span<const uint8_t> current_packet_;  // the packet on_packet() is matching (for the details)
+  bool details_on_ = false;       // options_.reply_details as of prepare()
+  std::vector<Details> details_;  // per slot, with details_on_
+  struct DuplicateDetail {
+    uint32_t slot = 0;
+    ReplyInfo reply;
+    int64_t at = 0;
+  };
+  std::vector<DuplicateDetail> duplicate_details_;  // with details_on_, bounded
+  std::span<const uint8_t> current_packet_;         // the packet on_packet() is matching (for the details)
 };
 
 // Label of an ICMP error for the *_icmp_errors_total family, e.g. "unreachable:13", "time_exceeded:0".

@@ -278,6 +278,13 @@ std::optional<std::string> read_target(const Json& t, const std::string& hostnam
                                        InventoryDocument& out) {
   LoadedConfig loaded = load_config_json(one_target_config(t, options), plugin);
   std::vector<std::string> problems;
+  // Without a token a UDPquery answer is matched by its 5-tuple alone, which is only safe when no other
+  // target shares it and each flow carries one probe at a time: checks against the real groups and every
+  // other target that a document, read on its own, cannot make.
+  if (t["type"] == "UDPquery" && !t.contains("token"))
+    problems.push_back(
+        "token: required for a UDPquery target from an inventory (without one, answers are matched by their "
+        "5-tuple alone, which cannot be checked against the other targets and the real groups here)");
   for (const auto& e : loaded.diagnostics.errors) problems.push_back(strip_synthetic(e));
   for (const auto& w : loaded.diagnostics.warnings)
     out.warnings.push_back(fmt::format("{}: {}", who, strip_synthetic(w)));

@@ -239,25 +239,31 @@ std::string ping_line_text(int seq, const ProbeEvent& e, const PingLineContext& 
 
 std::string ping_lines_hping(int seq, const ProbeEvent& e, const PingLineContext& c) {
   std::string out;
+  const auto answer_line = [&](const ReplyInfo& r, double rtt_s) {
+    if (icmp_answer(r))
+      return icmp_error_hping(c.af, r.icmp_type, r.icmp_code, r.from.to_string());  // no RTT
+    std::string line = fmt::format("len={} ip={} ttl={} {}id={} ", r.length, r.from.to_string(), r.ttl,
+                                   r.dont_fragment ? "DF " : "", r.ip_id);
+    const std::string rtt = rtt_hping(rtt_s);
+    if (r.protocol == 6)
+      line += fmt::format("sport={} flags={} seq={} win={} rtt={} ms\n", c.dst_port, flags_of(r.tcp_flags),
+                          seq, r.tcp_window, rtt);
+    else if (r.protocol == 1 || r.protocol == 58)
+      line += fmt::format("icmp_seq={} rtt={} ms\n", seq, rtt);
+    else
+      line += fmt::format("seq={} rtt={} ms\n", seq, rtt);
+    return line;
+  };
   if (e.has_reply) {
-    const ReplyInfo& r = e.reply;
-    std::string line;
-    if (icmp_answer(r)) {
-      line = icmp_error_hping(c.af, r.icmp_type, r.icmp_code, r.from.to_string());  // hping3: no RTT
-    } else {
-      line = fmt::format("len={} ip={} ttl={} {}id={} ", r.length, r.from.to_string(), r.ttl,
-                         r.dont_fragment ? "DF " : "", r.ip_id);
-      const std::string rtt = rtt_hping(e.reply_rtt_s);
-      if (r.protocol == 6)
-        line += fmt::format("sport={} flags={} seq={} win={} rtt={} ms\n", c.dst_port, flags_of(r.tcp_flags),
-                            seq, r.tcp_window, rtt);
-      else if (r.protocol == 1 || r.protocol == 58)
-        line += fmt::format("icmp_seq={} rtt={} ms\n", seq, rtt);
-      else
-        line += fmt::format("seq={} rtt={} ms\n", seq, rtt);
-    }
-    out += line;
-    for (int k = 0; k < e.duplicates; ++k) out += "DUP! " + line;
+    const std::string first = answer_line(e.reply, e.reply_rtt_s);
+    out += first;
+    // Each duplicate with its own fields (TTL, IP ID, RTT: another path or a middlebox shows there), as
+    // hping3; past what the engine kept, the first answer's.
+    for (int k = 0; k < e.duplicates; ++k)
+      out += "DUP! " +
+             (size_t(k) < e.duplicate_replies.size()
+                  ? answer_line(e.duplicate_replies[size_t(k)].reply, e.duplicate_replies[size_t(k)].rtt_s)
+                  : first);
   }
   if (e.has_error && e.state == ProbeEvent::State::kIcmpError)
     out += icmp_error_hping(c.af, e.error.icmp_type, e.error.icmp_code, e.error.from.to_string());

@@ -75,8 +75,9 @@ std::string icmp_error_name(AddressFamily af, uint8_t type, uint8_t code);
 std::string ping_line_text(int seq, const ProbeEvent& e, const PingLineContext& c);
 
 // hping3's lines for one probe (waitpacket.c, logicmp.c), newline-terminated, possibly none (a timeout
-// prints nothing, as in hping3) or several (`DUP! ` lines repeat the first answer's fields: the engine
-// keeps one answer's details per probe). The RTT is netprobe's (kernel timestamps) in hping's `%.1f`.
+// prints nothing, as in hping3) or several (`DUP! ` lines, each duplicate with its own fields, as far as
+// the engine kept them: IterationRunner::kMaxDuplicateDetails per iteration). The RTT is netprobe's (kernel
+// timestamps) in hping's `%.1f`.
 std::string ping_lines_hping(int seq, const ProbeEvent& e, const PingLineContext& c);
 
 // hping3's statistics block (statistics.c, printed on stderr as hping3 does), with netprobe's numbers:

@@ -138,7 +138,10 @@ template <typename O, size_t N>
 bool apply_json(const Json& options, O& o, const JsonKey<O> (&keys)[N], const char* command,
                 OptionError* error) {
   if (!options.is_object()) return fail(error, "options", "an object is expected");
-  for (const auto& [key, v] : options.items()) {
+  for (const auto& item : options.items()) {
+    // Not a structured binding: clang 14 cannot capture one in the lambda (the fuzz build is clang's).
+    const std::string& key = item.key();
+    const Json& v = item.value();
     const auto k = std::find_if(std::begin(keys), std::end(keys),
                                 [&](const JsonKey<O>& entry) { return key == entry.key; });
     if (k == std::end(keys))

@@ -240,8 +240,11 @@ TEST(SessionComponent, EventsCarryWhatEachReplyLookedLike) {
     r[6] = 0x40;               // DF
     r[8] = 57;                 // TTL
     const size_t ihl = size_t(r[0] & 0x0f) * 4;
-    r[ihl + 14] = 0x72, r[ihl + 15] = 0x10;                   // window 29200
-    return {{r, microseconds(200)}, {r, microseconds(300)}};  // and a duplicate
+    r[ihl + 14] = 0x72, r[ihl + 15] = 0x10;  // window 29200
+    auto dup = r;                            // a duplicate by another way: its own TTL and IP ID
+    dup[8] = 56;
+    dup[5] = 0x35;
+    return {{r, microseconds(200)}, {dup, microseconds(300)}};
   });
   TargetPlan tp = lab.plan();
   ASSERT_TRUE(tp.plan);
@@ -275,6 +278,10 @@ TEST(SessionComponent, EventsCarryWhatEachReplyLookedLike) {
         EXPECT_EQ(e.reply.tcp_window, 29200);
         EXPECT_NEAR(e.reply_rtt_s, 200e-6, 1e-6);
         EXPECT_EQ(e.duplicates, 1);
+        ASSERT_EQ(e.duplicate_replies.size(), 1u);
+        EXPECT_EQ(e.duplicate_replies[0].reply.ttl, 56);
+        EXPECT_EQ(e.duplicate_replies[0].reply.ip_id, 0x1235);
+        EXPECT_NEAR(e.duplicate_replies[0].rtt_s, 300e-6, 1e-6);
       } else {
         EXPECT_EQ(e.state, ProbeEvent::State::kIcmpError);
         EXPECT_FALSE(e.has_reply);

@@ -291,11 +291,23 @@ def sched_counters(s):
     return sent, lost
 
 
+def sched_rtt(s):
+    """(sum, count) of the scheduled target's RTT histogram (group "lab" has that one target; on-demand
+    probes never count in a group's histogram)."""
+    m = s.metrics()
+    return (harness.value(m, "tcpsyn_rtt_seconds_sum", group="lab", address_family="ipv4") or 0,
+            harness.value(m, "tcpsyn_rtt_seconds_count", group="lab", address_family="ipv4") or 0)
+
+
 def concurrent(s):
     stamps_path = os.path.join(s.work, "stamps.txt")
     s.lab.popen(s.t, ["python3", "-c", SNIFFER, stamps_path])
     harness.wait_until(lambda: sched_counters(s)[0] >= 40, 30, "the scheduled target probed")
-    time.sleep(0.5)
+    # The scheduled target's mean RTT with the on-demand worker idle, then busy (reported, not asserted:
+    # no timed assertions; the loss and the count of measured probes are).
+    rtt_idle0 = sched_rtt(s)
+    time.sleep(3)
+    rtt_idle1 = sched_rtt(s)
     sent0, lost0 = sched_counters(s)
     n = 50
     q = urllib.parse.urlencode({"target": T4, "module": "tcp_open"})
@@ -314,6 +326,14 @@ def concurrent(s):
     # Let the rest of the scheduled iterations and the sniffer catch up.
     time.sleep(2.5)
     sent1, lost1 = sched_counters(s)
+    rtt_busy = sched_rtt(s)
+    idle_n, busy_n = rtt_idle1[1] - rtt_idle0[1], rtt_busy[1] - rtt_idle1[1]
+    assert idle_n > 0 and busy_n > 0, (idle_n, busy_n)
+    assert busy_n == sent1 - sent0, f"every scheduled probe answered and measured: {busy_n} of {sent1 - sent0}"
+    idle_mean = (rtt_idle1[0] - rtt_idle0[0]) / idle_n
+    busy_mean = (rtt_busy[0] - rtt_idle1[0]) / busy_n
+    print(f"scheduled target's mean RTT: idle {idle_mean * 1e6:.0f} us ({idle_n} probes), on-demand busy "
+          f"{busy_mean * 1e6:.0f} us ({busy_n} probes), ratio {busy_mean / idle_mean:.2f}", flush=True)
     nft = json.loads(netns.sh("nft", "-j", "list", "counter", "inet", "od_it", "od_syns", ns=s.t, capture=True))
     counted = next(x["counter"]["packets"] for x in nft["nftables"] if "counter" in x)
     with open(stamps_path) as fh:

@@ -138,9 +138,41 @@ TEST(inventory_document, TargetRules) {
           R"(p: targets[4] (hostname e): lifetime: "2x" does not match ^([0-9]+[wdhms])+$)",
           R"(p: targets[5] (hostname f): creation_date: "2026-02-31T00:00:00Z" is not a date)",
           "p: targets[6] (hostname g): description: unknown key (allowed: address_family, alert_level, "
-          "creation_date, destination, dns_update_interval, dont_fragment, dst_port, groups, hostname, "
-          "ip_payload_size, is_subnet, lifetime, nb_packets, state, tags, threshold, timeout, type)",
+          "creation_date, destination, dns_update_interval, dont_fragment, dst_port, expect, groups, "
+          "hostname, "
+          "ip_payload_size, is_subnet, lifetime, nb_packets, payload, state, tags, threshold, timeout, "
+          "token, "
+          "type)",
           "p: targets[8] (hostname h): hostname: duplicate of targets[7] (target names must be unique)"));
+}
+
+// UDPquery from a plug-in: the configuration's payload/expect/token keys and rules, and a token required
+// (token-less matching by 5-tuple cannot be checked against other targets from one document).
+TEST(inventory_document, UdpQueryTargets) {
+  const auto doc = parse_inventory_document(R"({"targets": [
+    {"hostname": "dns1", "destination": "10.0.0.53", "type": "UDPquery", "dst_port": 53, "groups": ["g"],
+     "payload": "hex:0000 0100 0001 0000 0000 0000 0000 0100 01", "token": {"offset": 0, "length": 2},
+     "expect": {"any": true}, "nb_packets": 10},
+    {"hostname": "echo", "destination": "10.0.0.7", "type": "UDPquery", "dst_port": 7, "groups": ["g"],
+     "payload": "ping"},
+    {"hostname": "nopayload", "destination": "10.0.0.7", "type": "UDPquery", "dst_port": 7, "groups": ["g"],
+     "token": {"offset": 0, "length": 2}},
+    {"hostname": "badtoken", "destination": "10.0.0.7", "type": "UDPquery", "dst_port": 7, "groups": ["g"],
+     "payload": "ping", "token": {"offset": 3, "length": 2}}
+  ]})",
+                                            "p");
+  ASSERT_TRUE(doc.ok()) << doc.error().message;
+  ASSERT_EQ(doc->targets.size(), 1u);
+  const TargetConfig& t = doc->targets[0].config;
+  EXPECT_EQ(t.name, "p_dns1");
+  EXPECT_EQ(t.type, ProbeType::kUdpQuery);
+  EXPECT_EQ(t.token_length, 2);
+  EXPECT_EQ(t.expect_kind, "any");
+  ASSERT_EQ(doc->rejected.size(), 3u);
+  EXPECT_THAT(doc->rejected[0], HasSubstr("(hostname echo): token: required for a UDPquery target from an "
+                                          "inventory"));
+  EXPECT_THAT(doc->rejected[1], HasSubstr("(hostname nopayload): payload: required for UDPquery"));
+  EXPECT_THAT(doc->rejected[2], HasSubstr("(hostname badtoken): token: token field ends past the payload"));
 }
 
 TEST(inventory_document, LifetimeAndDates) {
@@ -196,7 +228,7 @@ TEST(inventory_schema, SharedKeysAreTheConfigurationsTargetKeys) {
     EXPECT_EQ(it.value(), static_props[it.key()]) << it.key();
     shared++;
   }
-  EXPECT_EQ(shared, 14);
+  EXPECT_EQ(shared, 17);
   EXPECT_EQ(inventory["definitions"]["name"], config["definitions"]["name"]);
   // Everything else is netprobify's dynamic-only keys.
   std::vector<std::string> own;

@@ -213,6 +213,12 @@ TEST(session_PingResult, ProbeLines) {
   const PingLineContext udp6{ProbeType::kUdpUnreachable, AddressFamily::kV6, 33434};
   ProbeEvent dup = reply_ev(S::kAnswered, "10.0.0.2", 6, 41.5e-6);
   dup.duplicates = 1;
+  // Three duplicates, the engine kept two: each printed with its own fields, the third as the first.
+  ProbeEvent dups = dup;
+  dups.duplicates = 3;
+  dups.duplicate_replies.push_back({dup.reply, 0.5e-3});
+  dups.duplicate_replies.back().reply.ttl = 60, dups.duplicate_replies.back().reply.ip_id = 99;
+  dups.duplicate_replies.push_back({dup.reply, -1});
   ProbeEvent rst = reply_ev(S::kAnswered, "10.0.0.2", 6, 0.1234e-3);
   rst.reply.tcp_flags = 0x14, rst.reply.tcp_window = 0, rst.reply.dont_fragment = false;
   ProbeEvent v6 = reply_ev(S::kAnswered, "fd00::2", 6, 1.5e-3);
@@ -236,6 +242,12 @@ TEST(session_PingResult, ProbeLines) {
       {"syn-ack, a duplicate", 0, dup, tcp4,
        "seq=0 sport=65001 from=10.0.0.2 ttl=64 id=4321 DF flags=SA win=64240 len=44 rtt=0.042 ms dup=1",
        "len=44 ip=10.0.0.2 ttl=64 DF id=4321 sport=443 flags=SA seq=0 win=64240 rtt=0.0 ms\n"
+       "DUP! len=44 ip=10.0.0.2 ttl=64 DF id=4321 sport=443 flags=SA seq=0 win=64240 rtt=0.0 ms\n"},
+      {"syn-ack, three duplicates, two kept", 0, dups, tcp4,
+       "seq=0 sport=65001 from=10.0.0.2 ttl=64 id=4321 DF flags=SA win=64240 len=44 rtt=0.042 ms dup=3",
+       "len=44 ip=10.0.0.2 ttl=64 DF id=4321 sport=443 flags=SA seq=0 win=64240 rtt=0.0 ms\n"
+       "DUP! len=44 ip=10.0.0.2 ttl=60 DF id=99 sport=443 flags=SA seq=0 win=64240 rtt=0.5 ms\n"
+       "DUP! len=44 ip=10.0.0.2 ttl=64 DF id=4321 sport=443 flags=SA seq=0 win=64240 rtt=0.0 ms\n"
        "DUP! len=44 ip=10.0.0.2 ttl=64 DF id=4321 sport=443 flags=SA seq=0 win=64240 rtt=0.0 ms\n"},
       {"rst-ack", 3, rst, tcp4,
        "seq=3 sport=65001 from=10.0.0.2 ttl=64 id=4321 flags=RA win=0 len=44 rtt=0.123 ms",
