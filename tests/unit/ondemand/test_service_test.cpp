@@ -378,9 +378,11 @@ TEST(ondemand_TestService, DeleteCancelsARunningTraceAndShutdownJoins) {
   f.start();
   f.prober.close(20);  // every batch waits; 3 rounds of 8 TTLs without cancellation
   const std::string receipt = f.post(R"({"tests":[{"type":"trace","target":"10.0.0.3"}]})");
+  // A batch in flight (handed to the prober, held at its gate), not merely the prober made: a DELETE
+  // before the first batch would stop the test with none.
   ASSERT_TRUE(f.wait_for([&] {
     std::lock_guard lock(f.prober.mu);
-    return !f.prober.targets.empty();
+    return !f.prober.targets.empty() && !f.prober.send_at.empty();
   }));
   EXPECT_EQ(Json::parse(f.call("GET", receipt).body)["tests"][0]["state"], "running");
   EXPECT_EQ(f.call("DELETE", receipt).status, 200);
