@@ -311,16 +311,7 @@ class Builder {
     if (auto v = get_int(t, "dst_port"); v && *v >= 1 && *v <= 65535) out.dst_port = uint16_t(*v);
     if (auto v = get_small_int(t, "nb_packets", path)) out.nb_packets = *v;
     if (auto v = get_small_int(t, "ip_payload_size", path)) out.ip_payload_size = *v;
-    if (const Json* th = member(t, "threshold")) {
-      out.threshold.latency = get_finite(*th, "latency", join(path, "threshold"));
-      out.threshold.loss = get_finite(*th, "loss", join(path, "threshold"));
-    }
-    if (auto v = get_string(t, "alert_level"))
-      out.alert_level = alert_level_from_string(*v).value_or(AlertLevel::kNoAlert);
-    out.state = get_string(t, "state");
-    out.tags = get_strings(t, "tags");  // bounded and shaped by the schema
-    std::sort(out.tags.begin(), out.tags.end());
-    out.tags.erase(std::unique(out.tags.begin(), out.tags.end()), out.tags.end());
+    read_labels(t, path, out);
     if (auto v = get_finite(t, "timeout", path)) out.timeout_s = *v;
     if (const Json* h = member(t, "health")) out.health = read_health(*h, join(path, "health"));
     out.dns_update_interval_s = cfg_.global.dns_update_interval_s;
@@ -352,6 +343,22 @@ class Builder {
     if (type && *type == ProbeType::kUdpQuery) check_flows_without_token(path, name, out);
     if (type && destination_ok) count_probes(path, out);
     cfg_.targets.emplace(name, std::move(out));
+  }
+
+  // The keys a raw-socket target and a service check share (threshold, alert_level, state, tags), read the
+  // same way into either.
+  template <typename T>
+  void read_labels(const Json& t, const std::string& path, T& out) {
+    if (const Json* th = member(t, "threshold")) {
+      out.threshold.latency = get_finite(*th, "latency", join(path, "threshold"));
+      out.threshold.loss = get_finite(*th, "loss", join(path, "threshold"));
+    }
+    if (auto v = get_string(t, "alert_level"))
+      out.alert_level = alert_level_from_string(*v).value_or(AlertLevel::kNoAlert);
+    out.state = get_string(t, "state");
+    out.tags = get_strings(t, "tags");  // bounded and shaped by the schema
+    std::sort(out.tags.begin(), out.tags.end());
+    out.tags.erase(std::unique(out.tags.begin(), out.tags.end()), out.tags.end());
   }
 
   // A TCPquery or TLS entry of `targets:` (docs/service-checks.md#configuration): blackbox's tcp module
@@ -435,16 +442,7 @@ class Builder {
         error(join(path, "timeout"), fmt::format("{} s: a {} check needs more than 0 and at most {} s", *v,
                                                  type_name, kMaxServiceCheckTimeout));
     }
-    if (const Json* th = member(t, "threshold")) {
-      out.threshold.latency = get_finite(*th, "latency", join(path, "threshold"));
-      out.threshold.loss = get_finite(*th, "loss", join(path, "threshold"));
-    }
-    if (auto v = get_string(t, "alert_level"))
-      out.alert_level = alert_level_from_string(*v).value_or(AlertLevel::kNoAlert);
-    out.state = get_string(t, "state");
-    out.tags = get_strings(t, "tags");
-    std::sort(out.tags.begin(), out.tags.end());
-    out.tags.erase(std::unique(out.tags.begin(), out.tags.end()), out.tags.end());
+    read_labels(t, path, out);
 
     // Destination and groups through the TargetConfig rules, so both kinds read the same way.
     TargetConfig like;
